@@ -1,0 +1,123 @@
+/*
+ * The SmartKey REST client: the only code in smartkey that knows HTTP, JSON
+ * and SmartKey's wire format (shared/smartkey-api.md). Callers pass and get
+ * C types.
+ *
+ * Thread safety: one sk_client is shared by every thread of the process.
+ * All calls may run concurrently. No lock is held across a network call.
+ * Fork: a child process abandons the parent's connections (never closes
+ * them) and reconnects lazily; a valid session token is reused.
+ */
+#ifndef SMARTKEY_CLIENT_H
+#define SMARTKEY_CLIENT_H
+
+#include <stddef.h>
+
+typedef struct sk_client sk_client;
+
+/* Why a call failed. Mapped to provider reason codes by the provider. */
+typedef enum sk_err_kind {
+    SK_ERR_NONE = 0,
+    SK_ERR_CONFIG,       /* bad endpoint/credentials configuration */
+    SK_ERR_NETWORK,      /* cannot connect / connection lost */
+    SK_ERR_TIMEOUT,      /* connect or request timeout */
+    SK_ERR_TLS,          /* certificate or TLS handshake failure */
+    SK_ERR_AUTH,         /* 401: bad API key, or re-authentication failed */
+    SK_ERR_FORBIDDEN,    /* 403: operation not allowed on the key */
+    SK_ERR_APPROVAL,     /* 403 "This operation requires approval" */
+    SK_ERR_NOT_FOUND,    /* 404: no such key */
+    SK_ERR_BAD_REQUEST,  /* 400 and other 4xx */
+    SK_ERR_THROTTLED,    /* 429 after the retry budget */
+    SK_ERR_SERVER,       /* 5xx after the retry budget */
+    SK_ERR_PROTOCOL,     /* malformed, truncated or unexpected response */
+    SK_ERR_NOMEM,
+} sk_err_kind;
+
+typedef struct sk_error {
+    sk_err_kind kind;
+    long http_status;    /* 0 when there was no HTTP answer */
+    char request[64];    /* e.g. "POST /crypto/v1/keys/info" */
+    char message[512];   /* SmartKey's plain-text body or curl's reason;
+                            never contains a secret */
+} sk_error;
+
+typedef struct sk_client_config {
+    const char *endpoint;       /* "https://host[:port]" (no path) */
+    const char *api_key;        /* copied; zeroised by sk_client_free */
+    const char *ca_file;        /* NULL: system trust store */
+    const char *ca_path;
+    long connect_timeout_ms;    /* 0: default 5000 */
+    long request_timeout_ms;    /* 0: default 30000 */
+    int retries;                /* retries of idempotent calls on 429/5xx/
+                                   network errors; -1: default 2 */
+    int insecure_skip_verify;   /* only by explicit configuration */
+    /* optional debug log sink; never receives secrets */
+    void (*log)(void *arg, int level, const char *msg);
+    void *log_arg;
+} sk_client_config;
+
+/* A key as SmartKey describes it (the subset the provider needs). */
+typedef enum sk_obj_type {
+    SK_OBJ_OTHER = 0,
+    SK_OBJ_RSA,
+    SK_OBJ_EC,
+    SK_OBJ_AES,
+    SK_OBJ_SECRET,
+    SK_OBJ_HMAC,
+} sk_obj_type;
+
+typedef enum sk_curve {
+    SK_CURVE_NONE = 0,
+    SK_CURVE_P256,
+    SK_CURVE_P384,
+    SK_CURVE_P521,
+    SK_CURVE_OTHER,
+} sk_curve;
+
+enum {
+    SK_OP_SIGN = 1u << 0,
+    SK_OP_VERIFY = 1u << 1,
+    SK_OP_ENCRYPT = 1u << 2,
+    SK_OP_DECRYPT = 1u << 3,
+    SK_OP_WRAPKEY = 1u << 4,
+    SK_OP_UNWRAPKEY = 1u << 5,
+    SK_OP_EXPORT = 1u << 6,
+    SK_OP_APPMANAGEABLE = 1u << 7,
+};
+
+typedef struct sk_key_info {
+    char kid[37];
+    char *name;
+    sk_obj_type obj_type;
+    unsigned key_size;          /* bits */
+    sk_curve curve;
+    unsigned key_ops;           /* SK_OP_* */
+    int enabled;
+    int public_only;
+    unsigned char *pub_key;     /* DER SubjectPublicKeyInfo (RSA/EC) */
+    size_t pub_key_len;
+} sk_key_info;
+
+/* Names a key: exactly one of kid or name. */
+typedef struct sk_key_ref {
+    const char *kid;
+    const char *name;
+} sk_key_ref;
+
+/* No network work here: the session is established on first use. */
+sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err);
+void sk_client_free(sk_client *client);
+
+/* POST /crypto/v1/keys/info?show_pub_key=true */
+int sk_client_key_info(sk_client *client, const sk_key_ref *key,
+                       sk_key_info **out, sk_error *err);
+/* GET /crypto/v1/keys (optionally filtered by exact name) */
+int sk_client_list_keys(sk_client *client, const char *name,
+                        sk_key_info ***out, size_t *count, sk_error *err);
+void sk_key_info_free(sk_key_info *info);
+void sk_key_info_list_free(sk_key_info **list, size_t count);
+
+/* One line describing err for users: request, status and SmartKey's text. */
+const char *sk_err_kind_name(sk_err_kind kind);
+
+#endif

@@ -18,39 +18,39 @@ typedef struct sk_client sk_client;
 /* Why a call failed. Mapped to provider reason codes by the provider. */
 typedef enum sk_err_kind {
     SK_ERR_NONE = 0,
-    SK_ERR_CONFIG,       /* bad endpoint/credentials configuration */
-    SK_ERR_NETWORK,      /* cannot connect / connection lost */
-    SK_ERR_TIMEOUT,      /* connect or request timeout */
-    SK_ERR_TLS,          /* certificate or TLS handshake failure */
-    SK_ERR_AUTH,         /* 401: bad API key, or re-authentication failed */
-    SK_ERR_FORBIDDEN,    /* 403: operation not allowed on the key */
-    SK_ERR_APPROVAL,     /* 403 "This operation requires approval" */
-    SK_ERR_NOT_FOUND,    /* 404: no such key */
-    SK_ERR_BAD_REQUEST,  /* 400 and other 4xx */
-    SK_ERR_THROTTLED,    /* 429 after the retry budget */
-    SK_ERR_SERVER,       /* 5xx after the retry budget */
-    SK_ERR_PROTOCOL,     /* malformed, truncated or unexpected response */
+    SK_ERR_CONFIG,      /* bad endpoint/credentials configuration */
+    SK_ERR_NETWORK,     /* cannot connect / connection lost */
+    SK_ERR_TIMEOUT,     /* connect or request timeout */
+    SK_ERR_TLS,         /* certificate or TLS handshake failure */
+    SK_ERR_AUTH,        /* 401: bad API key, or re-authentication failed */
+    SK_ERR_FORBIDDEN,   /* 403: operation not allowed on the key */
+    SK_ERR_APPROVAL,    /* 403 "This operation requires approval" */
+    SK_ERR_NOT_FOUND,   /* 404: no such key */
+    SK_ERR_BAD_REQUEST, /* 400 and other 4xx */
+    SK_ERR_THROTTLED,   /* 429 after the retry budget */
+    SK_ERR_SERVER,      /* 5xx after the retry budget */
+    SK_ERR_PROTOCOL,    /* malformed, truncated or unexpected response */
     SK_ERR_NOMEM,
 } sk_err_kind;
 
 typedef struct sk_error {
     sk_err_kind kind;
-    long http_status;    /* 0 when there was no HTTP answer */
-    char request[64];    /* e.g. "POST /crypto/v1/keys/info" */
-    char message[512];   /* SmartKey's plain-text body or curl's reason;
-                            never contains a secret */
+    long http_status;  /* 0 when there was no HTTP answer */
+    char request[64];  /* e.g. "POST /crypto/v1/keys/info" */
+    char message[512]; /* SmartKey's plain-text body or curl's reason;
+                          never contains a secret */
 } sk_error;
 
 typedef struct sk_client_config {
-    const char *endpoint;       /* "https://host[:port]" (no path) */
-    const char *api_key;        /* copied; zeroised by sk_client_free */
-    const char *ca_file;        /* NULL: system trust store */
+    const char *endpoint; /* "https://host[:port]" (no path) */
+    const char *api_key;  /* copied; zeroised by sk_client_free */
+    const char *ca_file;  /* NULL: system trust store */
     const char *ca_path;
-    long connect_timeout_ms;    /* 0: default 5000 */
-    long request_timeout_ms;    /* 0: default 30000 */
-    int retries;                /* retries of idempotent calls on 429/5xx/
-                                   network errors; -1: default 2 */
-    int insecure_skip_verify;   /* only by explicit configuration */
+    long connect_timeout_ms;  /* 0: default 5000 */
+    long request_timeout_ms;  /* 0: default 30000 */
+    int retries;              /* retries of idempotent calls on 429/5xx/
+                                 network errors; -1: default 2 */
+    int insecure_skip_verify; /* only by explicit configuration */
     /* optional debug log sink; never receives secrets */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;
@@ -89,19 +89,23 @@ typedef struct sk_key_info {
     char kid[37];
     char *name;
     sk_obj_type obj_type;
-    unsigned key_size;          /* bits */
+    unsigned key_size; /* bits */
     sk_curve curve;
-    unsigned key_ops;           /* SK_OP_* */
+    unsigned key_ops; /* SK_OP_* */
     int enabled;
     int public_only;
-    unsigned char *pub_key;     /* DER SubjectPublicKeyInfo (RSA/EC) */
+    unsigned char *pub_key; /* DER SubjectPublicKeyInfo (RSA/EC) */
     size_t pub_key_len;
+    int active; /* state is "Active" (or not reported) */
 } sk_key_info;
 
-/* Names a key: exactly one of kid or name. */
+/* Names a key: exactly one of kid, name or transient_key. */
 typedef struct sk_key_ref {
     const char *kid;
     const char *name;
+    /* the handle of a transient key: valid only inside the session that
+       created it (sk_client_create_transient_public_key) */
+    const char *transient_key;
 } sk_key_ref;
 
 /* No network work here: the session is established on first use. */
@@ -112,12 +116,108 @@ void sk_client_free(sk_client *client);
 int sk_client_key_info(sk_client *client, const sk_key_ref *key,
                        sk_key_info **out, sk_error *err);
 /* GET /crypto/v1/keys (optionally filtered by exact name) */
-int sk_client_list_keys(sk_client *client, const char *name,
-                        sk_key_info ***out, size_t *count, sk_error *err);
+int sk_client_list_keys(sk_client *client, const char *name, sk_key_info ***out,
+                        size_t *count, sk_error *err);
 void sk_key_info_free(sk_key_info *info);
 void sk_key_info_list_free(sk_key_info **list, size_t count);
 
-/* One line describing err for users: request, status and SmartKey's text. */
+/*
+ * Remote operations. Byte buffers returned in *out are OPENSSL_malloc'd
+ * (free with OPENSSL_free, or OPENSSL_clear_free for plaintext). All of them
+ * are retried like the lookups above: they change nothing on the server.
+ */
+
+/* RSA signature padding (SmartKey's "mode"); NONE for ECDSA. */
+typedef enum sk_sig_padding {
+    SK_SIG_NONE = 0,
+    SK_SIG_PKCS1_V15,
+    SK_SIG_PSS, /* salt length = digest length, MGF1 hash = mgf1_hash */
+} sk_sig_padding;
+
+typedef struct sk_sign_request {
+    sk_key_ref key;
+    const char *hash_alg;      /* SmartKey spelling: "SHA256", "SHA3_256" ... */
+    const unsigned char *hash; /* the digest computed locally */
+    size_t hash_len;
+    sk_sig_padding padding;
+    const char *mgf1_hash; /* PSS only; NULL: hash_alg */
+} sk_sign_request;
+
+/* POST /crypto/v1/sign: RSA signature (modulus length) or ECDSA DER. */
+int sk_client_sign(sk_client *client, const sk_sign_request *req,
+                   unsigned char **signature, size_t *signature_len,
+                   sk_error *err);
+
+/* RSA encryption padding (SmartKey's "mode"). */
+typedef enum sk_rsa_padding {
+    SK_RSA_OAEP = 0, /* label hash = MGF1 hash = oaep_hash */
+    SK_RSA_PKCS1_V15,
+    SK_RSA_RAW, /* RAW_DECRYPT */
+} sk_rsa_padding;
+
+typedef struct sk_decrypt_request {
+    sk_key_ref key;
+    sk_rsa_padding padding;
+    const char *oaep_hash;      /* OAEP only; NULL: "SHA1" */
+    const unsigned char *label; /* OAEP label; sent only when non-empty */
+    size_t label_len;
+    const unsigned char *cipher;
+    size_t cipher_len;
+} sk_decrypt_request;
+
+/* POST /crypto/v1/decrypt with alg RSA. */
+int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
+                      unsigned char **plain, size_t *plain_len, sk_error *err);
+
+typedef struct sk_wrapkey_request {
+    sk_key_ref wrapping_key; /* needs WRAPKEY */
+    sk_key_ref wrap_subject; /* the key being wrapped; needs EXPORT */
+    const char *alg;         /* algorithm of the wrapping key: "RSA", "AES" */
+    /* RSA wrapping keys: OAEP with this MGF1 hash (NULL: "SHA1").
+       AES wrapping keys: the cipher mode, e.g. "KW" or "KWP". */
+    const char *oaep_hash;
+    const char *cipher_mode;
+} sk_wrapkey_request;
+
+/* POST /crypto/v1/wrapkey: the subject wrapped inside SmartKey. */
+int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
+                      unsigned char **wrapped, size_t *wrapped_len,
+                      sk_error *err);
+
+typedef struct sk_encrypt_request {
+    sk_key_ref key; /* needs ENCRYPT */
+    sk_rsa_padding padding; /* OAEP or PKCS1_V15 */
+    const char *oaep_hash;  /* OAEP only; NULL: "SHA1" */
+    const unsigned char *label; /* OAEP label; sent only when non-empty */
+    size_t label_len;
+    const unsigned char *plain;
+    size_t plain_len;
+} sk_encrypt_request;
+
+/* POST /crypto/v1/encrypt with alg RSA. */
+int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
+                      unsigned char **cipher, size_t *cipher_len,
+                      sk_error *err);
+
+/*
+ * PUT /crypto/v1/keys with "transient":true: registers a public key (DER
+ * SubjectPublicKeyInfo of type obj_type, e.g. "RSA") for this session only,
+ * allowed to WRAPKEY and ENCRYPT. Nothing persists on the server: the handle
+ * (*transient_key, OPENSSL_malloc'd) dies with the session. Not retried
+ * after a 5xx: it creates an object.
+ */
+int sk_client_create_transient_public_key(sk_client *client,
+                                          const char *obj_type,
+                                          const unsigned char *spki,
+                                          size_t spki_len,
+                                          char **transient_key, sk_error *err);
+
+/* Short stable name of a kind, e.g. "not found". */
 const char *sk_err_kind_name(sk_err_kind kind);
+
+/* One line describing err for users: request, status and SmartKey's text,
+   e.g. "POST /crypto/v1/keys/info: 404 not found: Sobject does not exist".
+   Returns buf. */
+const char *sk_error_string(const sk_error *err, char *buf, size_t len);
 
 #endif

@@ -10,7 +10,7 @@
  *              info, list, get, export, patch, delete, digest)
  *   crypto.c   key material: generate/import/export (em_key_*) and the
  *              crypto endpoints (encrypt, decrypt, sign, verify, wrapkey,
- *              unwrapkey, digest, batch/*)
+ *              unwrapkey, digest, batch/...)
  *
  * The wire facts come from shared/smartkey-api.md; decisions on the points it
  * leaves unconfirmed are listed in docs/local-server.md.
@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -93,6 +94,10 @@ typedef struct em_response {
     char *text;                /* plain-text body (owned, malloc'd) */
 } em_response;
 
+/* SmartKey spellings of the EM_OP_* bits, indexed by bit number. */
+#define EM_OP_COUNT 13
+extern const char *const em_op_names[EM_OP_COUNT];
+
 /* ---- http.c: helpers for handlers ---- */
 
 /* Query argument of the request, or NULL. */
@@ -141,10 +146,15 @@ int em_require_op(const em_obj *obj, unsigned op, int needs_private,
  */
 int em_store_add(const em_request *req, em_obj *obj, int transient,
                  em_response *resp);
-/* Replaces the object with the same kid by `obj` (takes ownership). */
+/* Replaces the object with the same kid by `obj` (takes ownership).
+   Returns 1, 0 when the kid is unknown, -1 when the new name is taken. */
 int em_store_replace(em_obj *obj);
+/* Returns 1 when the object existed. */
 int em_store_delete(const char *kid);
-/* Calls fn for each persisted object (references held during the call). */
+/* Counted reference to a persisted object by kid, or NULL. */
+em_obj *em_store_get(const char *kid);
+/* Calls fn for each persisted object in creation order (references held
+   during the call); stops when fn returns 0. */
 void em_store_foreach(int (*fn)(em_obj *obj, void *arg), void *arg);
 /* Drops transient objects of a session (called when it ends/expires). */
 void em_store_drop_session(const char *session_id);
@@ -225,5 +235,35 @@ unsigned char *em_json_b64(json_t *obj, const char *field, int required,
 const char *em_json_str(json_t *obj, const char *field);
 void em_time_now(char out[17]);    /* YYYYMMDDThhmmssZ, UTC */
 void em_uuid(char out[37]);        /* random lower-case v4 UUID */
+
+/* ---- start-up glue between main.c, http.c and store.c ---- */
+
+typedef struct em_server_options {
+    const char *listen_host;   /* numeric IPv4/IPv6 address or "localhost" */
+    unsigned short listen_port; /* 0 = ephemeral */
+    int use_tls;
+    const char *cert_pem;      /* PEM text (use_tls) */
+    const char *key_pem;
+    unsigned threads;
+    unsigned token_lifetime;   /* idle seconds */
+    int test_controls;
+    unsigned latency_ms;
+    const char *api_key;       /* base64("app-uuid:secret") */
+    const char *app_id;
+    FILE *log;                 /* NULL = no request log */
+} em_server_options;
+
+/* Starts the HTTP(S) daemon; returns the bound port, 0 on failure. */
+unsigned short em_http_start(const em_server_options *opts);
+void em_http_stop(void);
+
+/*
+ * Sets the identity shown in objects (creator app, account and group ids)
+ * and, when persist_path is not NULL, loads it and saves every mutation of
+ * persisted objects to it. Returns 0 with a message on a corrupt file.
+ */
+int em_store_init(const char *app_id, const char *persist_path, char *err,
+                  size_t errlen);
+void em_store_shutdown(void);
 
 #endif

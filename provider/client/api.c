@@ -1,0 +1,564 @@
+/*
+ * The typed calls: each builds its request with jansson, sends it with
+ * sk_http_json() and reads the answer strictly (wrong types, bad Base64 or
+ * a malformed kid are protocol errors, never crashes).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include "internal.h"
+
+static const char info_request[] = "POST /crypto/v1/keys/info";
+static const char list_request[] = "GET /crypto/v1/keys";
+
+static json_t *descriptor(const sk_key_ref *key, const char *request,
+                          sk_error *err)
+{
+    json_t *desc;
+
+    if (key == NULL || (key->kid != NULL) + (key->name != NULL) +
+                               (key->transient_key != NULL) !=
+                           1) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "name a key by exactly one of kid, name and "
+                     "transient_key");
+        return NULL;
+    }
+    if (key->transient_key != NULL) {
+        desc = json_pack("{s:s}", "transient_key", key->transient_key);
+        if (desc == NULL)
+            sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return desc;
+    }
+    if (key->kid != NULL && !sk_is_uuid(key->kid)) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a kid is a UUID like "
+                     "0b5c2f6e-27e5-4d3a-9b8e-3c7f1a2d4e5f");
+        return NULL;
+    }
+    desc = key->kid != NULL ? json_pack("{s:s}", "kid", key->kid)
+                            : json_pack("{s:s}", "name", key->name);
+    if (desc == NULL)
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "the key name is not valid UTF-8");
+    return desc;
+}
+
+/* Enum spellings are SmartKey's, case-sensitive (fact sheet §0). */
+static sk_obj_type obj_type_of(const char *s)
+{
+    static const struct {
+        const char *name;
+        sk_obj_type type;
+    } types[] = {
+        {"RSA", SK_OBJ_RSA},       {"EC", SK_OBJ_EC},     {"AES", SK_OBJ_AES},
+        {"SECRET", SK_OBJ_SECRET}, {"HMAC", SK_OBJ_HMAC},
+    };
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(s, types[i].name) == 0)
+            return types[i].type;
+    return SK_OBJ_OTHER;
+}
+
+static sk_curve curve_of(const char *s)
+{
+    if (strcmp(s, "NistP256") == 0)
+        return SK_CURVE_P256;
+    if (strcmp(s, "NistP384") == 0)
+        return SK_CURVE_P384;
+    if (strcmp(s, "NistP521") == 0)
+        return SK_CURVE_P521;
+    return SK_CURVE_OTHER;
+}
+
+static int key_ops_of(json_t *array, unsigned *ops, const char *request,
+                      sk_error *err)
+{
+    static const struct {
+        const char *name;
+        unsigned op;
+    } names[] = {
+        {"SIGN", SK_OP_SIGN},       {"VERIFY", SK_OP_VERIFY},
+        {"ENCRYPT", SK_OP_ENCRYPT}, {"DECRYPT", SK_OP_DECRYPT},
+        {"WRAPKEY", SK_OP_WRAPKEY}, {"UNWRAPKEY", SK_OP_UNWRAPKEY},
+        {"EXPORT", SK_OP_EXPORT},   {"APPMANAGEABLE", SK_OP_APPMANAGEABLE},
+    };
+    size_t i;
+    json_t *op;
+
+    if (!json_is_array(array)) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "field \"key_ops\" of the response is not an array");
+        return 0;
+    }
+    *ops = 0;
+    json_array_foreach(array, i, op)
+    {
+        if (!json_is_string(op)) {
+            sk_error_set(err, SK_ERR_PROTOCOL, request,
+                         "field \"key_ops\" holds a non-string");
+            return 0;
+        }
+        /* Operations the provider does not use (DERIVEKEY, ...) and new
+           ones are ignored. */
+        for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++)
+            if (strcmp(json_string_value(op), names[n].name) == 0)
+                *ops |= names[n].op;
+    }
+    return 1;
+}
+
+void sk_key_info_free(sk_key_info *info)
+{
+    if (info == NULL)
+        return;
+    OPENSSL_free(info->name);
+    OPENSSL_free(info->pub_key);
+    OPENSSL_free(info);
+}
+
+void sk_key_info_list_free(sk_key_info **list, size_t count)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < count; i++)
+        sk_key_info_free(list[i]);
+    OPENSSL_free(list);
+}
+
+static sk_key_info *parse_sobject(json_t *obj, const char *request,
+                                  sk_error *err)
+{
+    sk_key_info *info;
+    const char *kid, *name = NULL, *obj_type, *curve = NULL, *state = NULL;
+
+    if (!json_is_object(obj)) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "a key description is not a JSON object");
+        return NULL;
+    }
+    info = OPENSSL_zalloc(sizeof(*info));
+    if (info == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return NULL;
+    }
+    if (!sk_json_need_string(obj, "kid", &kid, request, err) ||
+        sk_json_string(obj, "name", &name, request, err) < 0 ||
+        !sk_json_need_string(obj, "obj_type", &obj_type, request, err) ||
+        sk_json_uint(obj, "key_size", &info->key_size, request, err) < 0 ||
+        sk_json_string(obj, "elliptic_curve", &curve, request, err) < 0 ||
+        !key_ops_of(json_object_get(obj, "key_ops"), &info->key_ops, request,
+                    err) ||
+        sk_json_bool(obj, "enabled", &info->enabled, request, err) != 1 ||
+        sk_json_bool(obj, "public_only", &info->public_only, request, err) <
+            0 ||
+        sk_json_string(obj, "state", &state, request, err) < 0 ||
+        sk_json_base64(obj, "pub_key", &info->pub_key, &info->pub_key_len,
+                       request, err) < 0)
+        goto fail;
+    if (!sk_is_uuid(kid)) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "field \"kid\" of the response is not a UUID");
+        goto fail;
+    }
+    memcpy(info->kid, kid, sizeof(info->kid));
+    if (name != NULL && (info->name = OPENSSL_strdup(name)) == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        goto fail;
+    }
+    info->obj_type = obj_type_of(obj_type);
+    info->curve = curve != NULL ? curve_of(curve) : SK_CURVE_NONE;
+    info->active = state == NULL || strcmp(state, "Active") == 0;
+    return info;
+
+fail:
+    /* A missing "enabled" leaves err unset by sk_json_bool. */
+    if (err != NULL && err->kind == SK_ERR_NONE)
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "field \"enabled\" missing from the response");
+    sk_key_info_free(info);
+    return NULL;
+}
+
+int sk_client_key_info(sk_client *client, const sk_key_ref *key,
+                       sk_key_info **out, sk_error *err)
+{
+    json_t *body, *answer = NULL;
+    int ok;
+
+    sk_error_clear(err);
+    *out = NULL;
+    body = descriptor(key, info_request, err);
+    if (body == NULL)
+        return 0;
+    ok = sk_http_json(client, "POST", "/crypto/v1/keys/info?show_pub_key=true",
+                      info_request, body, SK_HTTP_IDEMPOTENT, &answer, err);
+    json_decref(body);
+    if (ok) {
+        *out = parse_sobject(answer, info_request, err);
+        ok = *out != NULL;
+    }
+    json_decref(answer);
+    return ok;
+}
+
+/* RFC 3986 unreserved characters stay; everything else is %XX. */
+static char *url_encode(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = OPENSSL_malloc(len * 3 + 1), *p = out;
+
+    if (out == NULL)
+        return NULL;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            *p++ = (char)c;
+        } else {
+            snprintf(p, 4, "%%%02X", c);
+            p += 3;
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+#define LIST_PAGE  1000
+#define LIST_LIMIT 100000
+
+static int append_page(json_t *page, sk_key_info ***list, size_t *count,
+                       size_t *cap, sk_error *err)
+{
+    size_t i;
+    json_t *item;
+
+    if (!json_is_array(page)) {
+        sk_error_set(err, SK_ERR_PROTOCOL, list_request,
+                     "the answer is not a JSON array");
+        return 0;
+    }
+    json_array_foreach(page, i, item)
+    {
+        sk_key_info *info = parse_sobject(item, list_request, err);
+
+        if (info == NULL)
+            return 0;
+        if (*count == *cap) {
+            size_t new_cap = *cap == 0 ? 16 : *cap * 2;
+            sk_key_info **grown =
+                OPENSSL_realloc(*list, new_cap * sizeof(**list));
+
+            if (grown == NULL) {
+                sk_key_info_free(info);
+                sk_error_set(err, SK_ERR_NOMEM, list_request, "out of memory");
+                return 0;
+            }
+            *list = grown;
+            *cap = new_cap;
+        }
+        (*list)[(*count)++] = info;
+    }
+    return 1;
+}
+
+int sk_client_list_keys(sk_client *client, const char *name, sk_key_info ***out,
+                        size_t *count, sk_error *err)
+{
+    sk_key_info **list = NULL;
+    size_t n = 0, cap = 0;
+    char *name_query = NULL;
+    char path[256];
+    int ok = 1;
+
+    sk_error_clear(err);
+    *out = NULL;
+    *count = 0;
+    if (name != NULL) {
+        name_query = url_encode(name);
+        if (name_query == NULL) {
+            sk_error_set(err, SK_ERR_NOMEM, list_request, "out of memory");
+            return 0;
+        }
+    }
+    for (size_t offset = 0; ok && offset < LIST_LIMIT; offset += LIST_PAGE) {
+        json_t *page = NULL;
+        char *full;
+        size_t before = n, full_len;
+
+        snprintf(path, sizeof(path),
+                 "/crypto/v1/keys?show_pub_key=true&limit=%d&offset=%zu",
+                 LIST_PAGE, offset);
+        full_len = strlen(path) + (name_query ? strlen(name_query) : 0) + 8;
+        full = OPENSSL_malloc(full_len);
+        if (full == NULL) {
+            sk_error_set(err, SK_ERR_NOMEM, list_request, "out of memory");
+            ok = 0;
+            break;
+        }
+        snprintf(full, full_len, "%s%s%s", path, name_query ? "&name=" : "",
+                 name_query ? name_query : "");
+        ok = sk_http_json(client, "GET", full, list_request, NULL,
+                          SK_HTTP_IDEMPOTENT, &page, err) &&
+             append_page(page, &list, &n, &cap, err);
+        OPENSSL_free(full);
+        json_decref(page);
+        /* A short page is the last one. A server that ignores offset
+           would repeat the first page forever: stop on a repeated kid. */
+        if (!ok || n - before < LIST_PAGE ||
+            (before > 0 && strcmp(list[before]->kid, list[0]->kid) == 0))
+            break;
+    }
+    OPENSSL_free(name_query);
+    if (!ok) {
+        sk_key_info_list_free(list, n);
+        return 0;
+    }
+    *out = list;
+    *count = n;
+    return 1;
+}
+
+/* ---- crypto calls ---- */
+
+/* Digest names go into JSON as they are; refuse anything that is not a
+   SmartKey spelling rather than send it. */
+static int valid_alg_name(const char *s)
+{
+    size_t len = s != NULL ? strlen(s) : 0;
+
+    if (len == 0 || len > 16)
+        return 0;
+    for (; *s != '\0'; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return 0;
+    return 1;
+}
+
+static json_t *mgf1(const char *hash)
+{
+    return json_pack("{s:{s:{s:s}}}", "mgf", "mgf1", "hash", hash);
+}
+
+/* Runs the request and returns the Base64 field `field` of the answer. */
+static int call_for_bytes(sk_client *client, const char *path,
+                          const char *request, json_t *body, const char *field,
+                          unsigned char **out, size_t *out_len, sk_error *err)
+{
+    json_t *answer = NULL;
+    int ok = 0;
+
+    if (body == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return 0;
+    }
+    if (sk_http_json(client, "POST", path, request, body, SK_HTTP_IDEMPOTENT,
+                     &answer, err)) {
+        if (!json_is_object(answer))
+            sk_error_set(err, SK_ERR_PROTOCOL, request,
+                         "the answer is not a JSON object");
+        else
+            ok = sk_json_need_base64(answer, field, out, out_len, request, err);
+    }
+    json_decref(body);
+    json_decref(answer);
+    return ok;
+}
+
+int sk_client_sign(sk_client *client, const sk_sign_request *req,
+                   unsigned char **signature, size_t *signature_len,
+                   sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/sign";
+    json_t *key, *body, *mode = NULL;
+    const char *mgf1_hash;
+
+    sk_error_clear(err);
+    *signature = NULL;
+    if (req == NULL || !valid_alg_name(req->hash_alg) || req->hash == NULL ||
+        req->hash_len == 0) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a digest and its algorithm are required");
+        return 0;
+    }
+    mgf1_hash = req->mgf1_hash != NULL ? req->mgf1_hash : req->hash_alg;
+    if (!valid_alg_name(mgf1_hash)) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request, "invalid MGF1 hash");
+        return 0;
+    }
+    key = descriptor(&req->key, request, err);
+    if (key == NULL)
+        return 0;
+    /* "mode" is for RSA only: SmartKey refuses it on EC keys (§3.3). */
+    if (req->padding == SK_SIG_PKCS1_V15)
+        mode = json_pack("{s:{}}", "PKCS1_V15");
+    else if (req->padding == SK_SIG_PSS)
+        mode = json_pack("{s:o}", "PSS", mgf1(mgf1_hash));
+    body = json_pack("{s:o,s:s,s:o}", "key", key, "hash_alg", req->hash_alg,
+                     "hash", sk_json_from_bytes(req->hash, req->hash_len));
+    if (body != NULL && req->padding != SK_SIG_NONE &&
+        (mode == NULL || json_object_set(body, "mode", mode) != 0))
+        json_decref(body), body = NULL;
+    json_decref(mode);
+    return call_for_bytes(client, "/crypto/v1/sign", request, body, "signature",
+                          signature, signature_len, err);
+}
+
+static json_t *rsa_mode(sk_rsa_padding padding, const char *oaep_hash)
+{
+    switch (padding) {
+    case SK_RSA_PKCS1_V15:
+        return json_pack("{s:{}}", "PKCS1_V15");
+    case SK_RSA_RAW:
+        return json_pack("{s:{}}", "RAW_DECRYPT");
+    case SK_RSA_OAEP:
+        break;
+    }
+    return json_pack("{s:o}", "OAEP",
+                     mgf1(oaep_hash != NULL ? oaep_hash : "SHA1"));
+}
+
+int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
+                      unsigned char **plain, size_t *plain_len, sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/decrypt";
+    json_t *key, *body;
+
+    sk_error_clear(err);
+    *plain = NULL;
+    if (req == NULL || req->cipher == NULL || req->cipher_len == 0 ||
+        (req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash))) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a ciphertext (and a valid OAEP hash) are required");
+        return 0;
+    }
+    key = descriptor(&req->key, request, err);
+    if (key == NULL)
+        return 0;
+    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", "cipher",
+                     sk_json_from_bytes(req->cipher, req->cipher_len), "mode",
+                     rsa_mode(req->padding, req->oaep_hash));
+    /* Older servers do not know "label": send it only when there is one. */
+    if (body != NULL && req->padding == SK_RSA_OAEP && req->label_len > 0 &&
+        json_object_set_new(body, "label",
+                            sk_json_from_bytes(req->label, req->label_len)))
+        json_decref(body), body = NULL;
+    return call_for_bytes(client, "/crypto/v1/decrypt", request, body, "plain",
+                          plain, plain_len, err);
+}
+
+int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
+                      unsigned char **wrapped, size_t *wrapped_len,
+                      sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/wrapkey";
+    json_t *key, *subject, *mode;
+    int rsa;
+
+    sk_error_clear(err);
+    *wrapped = NULL;
+    if (req == NULL || !valid_alg_name(req->alg)) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "the wrapping algorithm is required");
+        return 0;
+    }
+    rsa = strcmp(req->alg, "RSA") == 0;
+    if ((rsa && req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash)) ||
+        (!rsa && !valid_alg_name(req->cipher_mode))) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "invalid OAEP hash or cipher mode");
+        return 0;
+    }
+    key = descriptor(&req->wrapping_key, request, err);
+    if (key == NULL)
+        return 0;
+    subject = descriptor(&req->wrap_subject, request, err);
+    if (subject == NULL) {
+        json_decref(key);
+        return 0;
+    }
+    mode = rsa ? rsa_mode(SK_RSA_OAEP, req->oaep_hash)
+               : json_string(req->cipher_mode);
+    return call_for_bytes(client, "/crypto/v1/wrapkey", request,
+                          json_pack("{s:o,s:o,s:s,s:o}", "key", key, "subject",
+                                    subject, "alg", req->alg, "mode", mode),
+                          "wrapped_key", wrapped, wrapped_len, err);
+}
+
+int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
+                      unsigned char **cipher, size_t *cipher_len,
+                      sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/encrypt";
+    json_t *key, *body;
+
+    sk_error_clear(err);
+    *cipher = NULL;
+    if (req == NULL || req->plain == NULL || req->plain_len == 0 ||
+        req->padding == SK_RSA_RAW ||
+        (req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash))) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a plaintext, OAEP or PKCS#1 v1.5 (and a valid OAEP "
+                     "hash) are required");
+        return 0;
+    }
+    key = descriptor(&req->key, request, err);
+    if (key == NULL)
+        return 0;
+    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", "plain",
+                     sk_json_from_bytes(req->plain, req->plain_len), "mode",
+                     rsa_mode(req->padding, req->oaep_hash));
+    /* Older servers do not know "label": send it only when there is one. */
+    if (body != NULL && req->padding == SK_RSA_OAEP && req->label_len > 0 &&
+        json_object_set_new(body, "label",
+                            sk_json_from_bytes(req->label, req->label_len)))
+        json_decref(body), body = NULL;
+    return call_for_bytes(client, "/crypto/v1/encrypt", request, body,
+                          "cipher", cipher, cipher_len, err);
+}
+
+int sk_client_create_transient_public_key(sk_client *client,
+                                          const char *obj_type,
+                                          const unsigned char *spki,
+                                          size_t spki_len,
+                                          char **transient_key, sk_error *err)
+{
+    static const char request[] = "PUT /crypto/v1/keys";
+    json_t *body, *answer = NULL;
+    const char *handle = NULL;
+    int ok = 0;
+
+    sk_error_clear(err);
+    *transient_key = NULL;
+    if (!valid_alg_name(obj_type) || spki == NULL || spki_len == 0) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a key type and a SubjectPublicKeyInfo are required");
+        return 0;
+    }
+    body = json_pack("{s:s,s:o,s:b,s:[s,s]}", "obj_type", obj_type, "value",
+                     sk_json_from_bytes(spki, spki_len), "transient", 1,
+                     "key_ops", "WRAPKEY", "ENCRYPT");
+    if (body == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return 0;
+    }
+    /* not SK_HTTP_IDEMPOTENT: a lost answer must not leave two objects */
+    if (sk_http_json(client, "PUT", "/crypto/v1/keys", request, body, 0,
+                     &answer, err)) {
+        if (!json_is_object(answer))
+            sk_error_set(err, SK_ERR_PROTOCOL, request,
+                         "the answer is not a JSON object");
+        else if (sk_json_need_string(answer, "transient_key", &handle, request,
+                                     err)) {
+            *transient_key = OPENSSL_strdup(handle);
+            if (*transient_key == NULL)
+                sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+            ok = *transient_key != NULL;
+        }
+    }
+    json_decref(body);
+    json_decref(answer);
+    return ok;
+}

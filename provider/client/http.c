@@ -1,0 +1,1014 @@
+/*
+ * HTTP layer: a pool of libcurl easy handles shared by every thread, one
+ * SmartKey session (Bearer token) per process, retries, and fork handling.
+ *
+ * Locking: client->lock guards the pool, the session and the pid; it is
+ * never held across a libcurl call (libcurl's TLS runs in the same OpenSSL
+ * library context and may call back into the provider, notes §7.3).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include "internal.h"
+
+#ifndef SMARTKEY_VERSION
+#define SMARTKEY_VERSION "0.1.0"
+#endif
+
+#define MAX_IDLE_HANDLES   32
+#define RETRY_AFTER_CAP_MS 5000
+#define BACKOFF_BASE_MS    100
+#define BACKOFF_CAP_MS     2000
+/* Re-authenticate when this share of the idle lifetime has passed since
+   the token was last used (fact sheet §1.2: the lifetime slides). */
+#define REAUTH_FRACTION 0.8
+
+struct sk_client {
+    char *endpoint;
+    char *api_key;
+    char *ca_file;
+    char *ca_path;
+    long connect_timeout_ms;
+    long request_timeout_ms;
+    int retries;
+    int insecure_skip_verify;
+    void (*log)(void *arg, int level, const char *msg);
+    void *log_arg;
+
+    pthread_mutex_t lock;
+    pid_t pid;
+    CURL *idle[MAX_IDLE_HANDLES];
+    size_t idle_count;
+    CURLSH *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+    /* the session */
+    char *token;
+    unsigned long generation;    /* bumped by each new token */
+    unsigned long auth_attempts; /* finished authentication attempts */
+    int auth_running;
+    pthread_cond_t auth_done;
+    sk_error auth_error; /* result of the last failed attempt */
+    double expires_in;
+    double last_used;
+
+    sk_client *next; /* in the fork registry */
+};
+
+/* ---- process-wide state: libcurl initialisation and fork handlers ---- */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_init_result = CURLE_FAILED_INIT;
+static int curl_thread_safe;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static sk_client *registry;
+
+/*
+ * Fork: mutexes must not be copied in a locked state into the child, so
+ * every client lock is taken before fork() and released on both sides. The
+ * child then drops its inherited connections lazily (see check_fork).
+ */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (sk_client *c = registry; c != NULL; c = c->next) {
+        pthread_mutex_lock(&c->lock);
+        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+            pthread_mutex_lock(&c->share_locks[i]);
+    }
+}
+
+static void fork_parent(void)
+{
+    for (sk_client *c = registry; c != NULL; c = c->next) {
+        for (int i = CURL_LOCK_DATA_LAST - 1; i >= 0; i--)
+            pthread_mutex_unlock(&c->share_locks[i]);
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void fork_child(void)
+{
+    for (sk_client *c = registry; c != NULL; c = c->next) {
+        for (int i = CURL_LOCK_DATA_LAST - 1; i >= 0; i--)
+            pthread_mutex_unlock(&c->share_locks[i]);
+        /* A thread of the parent that was authenticating does not exist
+           here: nobody would ever finish its attempt. Waiters do not exist
+           either, so the condition variable starts afresh. */
+        if (c->auth_running) {
+            c->auth_running = 0;
+            c->auth_attempts++;
+        }
+        pthread_cond_init(&c->auth_done, NULL);
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void global_init(void)
+{
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+
+    /* Without the "threadsafe" feature curl_global_init races with other
+       users of libcurl in the process; pthread_once only orders our own
+       calls. Reported once per client (debug log) below. */
+    curl_thread_safe =
+        info != NULL && (info->features & CURL_VERSION_THREADSAFE) != 0;
+    global_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+void sk_client_log(sk_client *client, int level, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+
+    if (client == NULL || client->log == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    client->log(client->log_arg, level, msg);
+}
+
+static void free_secret(char *s)
+{
+    if (s != NULL)
+        OPENSSL_clear_free(s, strlen(s));
+}
+
+/* ---- client life cycle ---- */
+
+static char *dup_or_null(const char *s, int *ok)
+{
+    char *copy;
+
+    if (s == NULL || *s == '\0')
+        return NULL;
+    copy = OPENSSL_strdup(s);
+    if (copy == NULL)
+        *ok = 0;
+    return copy;
+}
+
+static int has_control_chars(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s == 0x7f)
+            return 1;
+    return 0;
+}
+
+sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
+{
+    sk_client *c;
+    size_t len;
+    int ok = 1;
+
+    sk_error_clear(err);
+    pthread_once(&global_once, global_init);
+    if (global_init_result != CURLE_OK) {
+        sk_error_set(err, SK_ERR_CONFIG, NULL, "libcurl failed to start: %s",
+                     curl_easy_strerror(global_init_result));
+        return NULL;
+    }
+    if (cfg == NULL || cfg->endpoint == NULL ||
+        (strncmp(cfg->endpoint, "https://", 8) != 0 &&
+         strncmp(cfg->endpoint, "http://", 7) != 0) ||
+        has_control_chars(cfg->endpoint)) {
+        sk_error_set(err, SK_ERR_CONFIG, NULL,
+                     "the API endpoint must be an https:// URL");
+        return NULL;
+    }
+    /* The key goes verbatim into a header: a line break would let it
+       smuggle other headers (and would never authenticate anyway). */
+    if (cfg->api_key == NULL || *cfg->api_key == '\0' ||
+        has_control_chars(cfg->api_key)) {
+        sk_error_set(err, SK_ERR_CONFIG, NULL,
+                     "an API key is required (one line, no spaces)");
+        return NULL;
+    }
+
+    c = OPENSSL_zalloc(sizeof(*c));
+    if (c == NULL)
+        goto nomem;
+    c->endpoint = OPENSSL_strdup(cfg->endpoint);
+    c->api_key = OPENSSL_strdup(cfg->api_key);
+    c->ca_file = dup_or_null(cfg->ca_file, &ok);
+    c->ca_path = dup_or_null(cfg->ca_path, &ok);
+    if (c->endpoint == NULL || c->api_key == NULL || !ok) {
+        free_secret(c->api_key);
+        OPENSSL_free(c->endpoint);
+        OPENSSL_free(c->ca_file);
+        OPENSSL_free(c->ca_path);
+        OPENSSL_free(c);
+        goto nomem;
+    }
+    len = strlen(c->endpoint);
+    while (len > 0 && c->endpoint[len - 1] == '/')
+        c->endpoint[--len] = '\0';
+    c->connect_timeout_ms =
+        cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
+    c->request_timeout_ms =
+        cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : 30000;
+    c->retries = cfg->retries >= 0 ? cfg->retries : 2;
+    c->insecure_skip_verify = cfg->insecure_skip_verify;
+    c->log = cfg->log;
+    c->log_arg = cfg->log_arg;
+    c->pid = getpid();
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->auth_done, NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&c->share_locks[i], NULL);
+
+    pthread_mutex_lock(&registry_lock);
+    c->next = registry;
+    registry = c;
+    pthread_mutex_unlock(&registry_lock);
+    if (!curl_thread_safe)
+        sk_client_log(c, 1,
+                      "libcurl %s lacks the threadsafe feature: initialise "
+                      "it before starting threads",
+                      curl_version_info(CURLVERSION_NOW)->version);
+    return c;
+
+nomem:
+    sk_error_set(err, SK_ERR_NOMEM, NULL, "out of memory");
+    return NULL;
+}
+
+void sk_client_free(sk_client *client)
+{
+    if (client == NULL)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    for (sk_client **p = &registry; *p != NULL; p = &(*p)->next) {
+        if (*p == client) {
+            *p = client->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+
+    /* Handles inherited from a parent process are abandoned: closing them
+       would send a TLS close_notify on the parent's connections. */
+    if (client->pid == getpid()) {
+        for (size_t i = 0; i < client->idle_count; i++)
+            curl_easy_cleanup(client->idle[i]);
+        if (client->share != NULL)
+            curl_share_cleanup(client->share);
+    }
+    free_secret(client->token);
+    free_secret(client->api_key);
+    OPENSSL_free(client->endpoint);
+    OPENSSL_free(client->ca_file);
+    OPENSSL_free(client->ca_path);
+    pthread_cond_destroy(&client->auth_done);
+    pthread_mutex_destroy(&client->lock);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&client->share_locks[i]);
+    OPENSSL_free(client);
+}
+
+/* ---- the handle pool ---- */
+
+static void share_lock(CURL *handle, curl_lock_data data,
+                       curl_lock_access access, void *arg)
+{
+    sk_client *c = arg;
+
+    pthread_mutex_lock(&c->share_locks[data % CURL_LOCK_DATA_LAST]);
+}
+
+static void share_unlock(CURL *handle, curl_lock_data data, void *arg)
+{
+    sk_client *c = arg;
+
+    pthread_mutex_unlock(&c->share_locks[data % CURL_LOCK_DATA_LAST]);
+}
+
+/* Called with c->lock held. */
+static void check_fork(sk_client *c)
+{
+    pid_t pid = getpid();
+
+    if (c->pid == pid)
+        return;
+    /* Deliberately leaked: the parent still owns these connections. */
+    c->idle_count = 0;
+    c->share = NULL;
+    c->pid = pid;
+}
+
+static CURLSH *new_share(sk_client *c)
+{
+    CURLSH *share = curl_share_init();
+
+    if (share == NULL)
+        return NULL;
+    /* DNS answers and TLS sessions are shared so that a new connection by
+       another thread resumes instead of doing a full handshake. */
+    if (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) !=
+            CURLSHE_OK ||
+        curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) !=
+            CURLSHE_OK ||
+        curl_share_setopt(share, CURLSHOPT_USERDATA, c) != CURLSHE_OK ||
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) !=
+            CURLSHE_OK ||
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+            CURLSHE_OK) {
+        curl_share_cleanup(share);
+        return NULL;
+    }
+    return share;
+}
+
+static CURL *take_handle(sk_client *c, CURLSH **share)
+{
+    CURL *handle = NULL;
+    CURLSH *fresh = NULL;
+
+    pthread_mutex_lock(&c->lock);
+    check_fork(c);
+    if (c->idle_count > 0)
+        handle = c->idle[--c->idle_count];
+    *share = c->share;
+    pthread_mutex_unlock(&c->lock);
+    if (handle != NULL)
+        return handle;
+
+    if (*share == NULL) {
+        fresh = new_share(c);
+        pthread_mutex_lock(&c->lock);
+        if (c->share == NULL) {
+            c->share = fresh;
+            fresh = NULL;
+        }
+        *share = c->share;
+        pthread_mutex_unlock(&c->lock);
+        if (fresh != NULL)
+            curl_share_cleanup(fresh);
+    }
+    return curl_easy_init();
+}
+
+static void return_handle(sk_client *c, CURL *handle, int reusable)
+{
+    pthread_mutex_lock(&c->lock);
+    if (reusable && c->pid == getpid() && c->idle_count < MAX_IDLE_HANDLES) {
+        c->idle[c->idle_count++] = handle;
+        handle = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (handle != NULL)
+        curl_easy_cleanup(handle);
+}
+
+/* ---- one HTTP exchange ---- */
+
+typedef struct http_answer {
+    long status;
+    char *body;
+    size_t len;
+    size_t cap;
+    int too_large;
+    long retry_after_ms; /* -1: no Retry-After */
+} http_answer;
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    http_answer *ans = arg;
+    size_t bytes = size * n;
+
+    if (bytes > SK_MAX_RESPONSE - ans->len) {
+        ans->too_large = 1;
+        return 0;
+    }
+    if (ans->len + bytes + 1 > ans->cap) {
+        size_t cap = ans->cap == 0 ? 4096 : ans->cap;
+        char *body;
+
+        while (cap < ans->len + bytes + 1)
+            cap *= 2;
+        body = OPENSSL_clear_realloc(ans->body, ans->cap, cap);
+        if (body == NULL)
+            return 0;
+        ans->body = body;
+        ans->cap = cap;
+    }
+    memcpy(ans->body + ans->len, data, bytes);
+    ans->len += bytes;
+    ans->body[ans->len] = '\0';
+    return bytes;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    http_answer *ans = arg;
+    size_t bytes = size * n;
+    static const char name[] = "retry-after:";
+    char value[16];
+    size_t vlen;
+
+    if (bytes > sizeof(name) - 1 &&
+        strncasecmp(data, name, sizeof(name) - 1) == 0) {
+        vlen = bytes - (sizeof(name) - 1);
+        if (vlen >= sizeof(value))
+            vlen = sizeof(value) - 1;
+        memcpy(value, data + sizeof(name) - 1, vlen);
+        value[vlen] = '\0';
+        /* Only the delta-seconds form; an HTTP date falls back to the
+           backoff schedule. */
+        {
+            char *end;
+            long seconds = strtol(value, &end, 10);
+
+            if (end != value && seconds >= 0)
+                ans->retry_after_ms = seconds > RETRY_AFTER_CAP_MS / 1000
+                                          ? RETRY_AFTER_CAP_MS
+                                          : seconds * 1000;
+        }
+    }
+    return bytes;
+}
+
+static void answer_reset(http_answer *ans)
+{
+    if (ans->body != NULL)
+        OPENSSL_clear_free(ans->body, ans->cap);
+    memset(ans, 0, sizeof(*ans));
+    ans->retry_after_ms = -1;
+}
+
+static sk_err_kind curl_kind(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return SK_ERR_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+        return SK_ERR_TLS;
+    case CURLE_WRITE_ERROR:
+    case CURLE_FILESIZE_EXCEEDED:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+        return SK_ERR_PROTOCOL;
+    case CURLE_OUT_OF_MEMORY:
+        return SK_ERR_NOMEM;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return SK_ERR_CONFIG;
+    default:
+        return SK_ERR_NETWORK;
+    }
+}
+
+/* How safe it is to send a request again after a transport failure. */
+enum resend {
+    RESEND_NEVER = 0,
+    RESEND_IF_IDEMPOTENT, /* it may have been processed; its answer was lost */
+    RESEND_ALWAYS,        /* it never reached SmartKey */
+};
+
+static enum resend curl_resend(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+        return RESEND_ALWAYS;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return RESEND_IF_IDEMPOTENT;
+    default:
+        return RESEND_NEVER;
+    }
+}
+
+static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
+                       const char *url, struct curl_slist *headers,
+                       const char *body, size_t body_len, http_answer *ans,
+                       char *errbuf)
+{
+    CURLcode rc = CURLE_OK;
+
+#define SET(opt, val)                                                          \
+    do {                                                                       \
+        if (rc == CURLE_OK)                                                    \
+            rc = curl_easy_setopt(h, opt, val);                                \
+    } while (0)
+    /* reset keeps the connection cache, the TLS session cache and the
+       share; per-request options never leak into the next request. */
+    curl_easy_reset(h);
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_ERRORBUFFER, errbuf);
+    if (share != NULL)
+        SET(CURLOPT_SHARE, share);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "https,http");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, c->request_timeout_ms);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    SET(CURLOPT_SSL_VERIFYPEER, c->insecure_skip_verify ? 0L : 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, c->insecure_skip_verify ? 0L : 2L);
+    if (c->ca_file != NULL)
+        SET(CURLOPT_CAINFO, c->ca_file);
+    if (c->ca_path != NULL)
+        SET(CURLOPT_CAPATH, c->ca_path);
+    SET(CURLOPT_USERAGENT, "smartkey/" SMARTKEY_VERSION);
+    SET(CURLOPT_HTTPHEADER, headers);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SK_MAX_RESPONSE);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, ans);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, ans);
+    if (strcmp(method, "GET") == 0) {
+        SET(CURLOPT_HTTPGET, 1L);
+    } else {
+        SET(CURLOPT_POST, 1L);
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        SET(CURLOPT_POSTFIELDS, body != NULL ? body : "");
+        if (strcmp(method, "POST") != 0)
+            SET(CURLOPT_CUSTOMREQUEST, method);
+    }
+#undef SET
+    return rc;
+}
+
+/* The Authorization header holds the token or the API key. */
+static void cleanse_headers(struct curl_slist *headers)
+{
+    for (struct curl_slist *h = headers; h != NULL; h = h->next)
+        OPENSSL_cleanse(h->data, strlen(h->data));
+    curl_slist_free_all(headers);
+}
+
+/*
+ * One exchange. Returns 1 when an HTTP answer arrived (any status), 0 on a
+ * transport failure (err filled, *resend set).
+ */
+static int exchange(sk_client *c, const char *method, const char *path,
+                    const char *request, const char *authorization,
+                    const char *body, size_t body_len, http_answer *ans,
+                    enum resend *resend, sk_error *err)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *headers = NULL, *h;
+    CURLSH *share;
+    CURL *handle;
+    char *url;
+    size_t url_len;
+    CURLcode rc;
+    double started = now_seconds();
+    int reusable = 1;
+    /* "Expect:" stops libcurl from waiting for 100-continue on bodies
+       over 1 KiB, which costs a round trip. */
+    const char *lines[] = {
+        authorization,
+        "Accept: application/json",
+        "Expect:",
+        body != NULL ? "Content-Type: application/json" : NULL,
+    };
+
+    *resend = RESEND_NEVER;
+    answer_reset(ans);
+    url_len = strlen(c->endpoint) + strlen(path) + 1;
+    url = OPENSSL_malloc(url_len);
+    if (url == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return 0;
+    }
+    snprintf(url, url_len, "%s%s", c->endpoint, path);
+
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        if (lines[i] == NULL)
+            continue;
+        h = curl_slist_append(headers, lines[i]);
+        if (h == NULL) {
+            cleanse_headers(headers);
+            OPENSSL_free(url);
+            sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+            return 0;
+        }
+        headers = h;
+    }
+
+    handle = take_handle(c, &share);
+    if (handle == NULL) {
+        rc = CURLE_OUT_OF_MEMORY;
+    } else {
+        rc = set_options(c, handle, share, method, url, headers, body, body_len,
+                         ans, errbuf);
+        if (rc == CURLE_OK)
+            rc = curl_easy_perform(handle);
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &ans->status);
+        /* The header list goes away below: the handle must not keep a
+           pointer to it while it sits in the pool. */
+        if (curl_easy_setopt(handle, CURLOPT_HTTPHEADER, NULL) != CURLE_OK)
+            reusable = 0;
+        curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, NULL);
+        return_handle(c, handle, reusable);
+    }
+    cleanse_headers(headers);
+    OPENSSL_free(url);
+
+    if (rc != CURLE_OK) {
+        if (ans->too_large)
+            sk_error_set(err, SK_ERR_PROTOCOL, request,
+                         "response larger than %d bytes", SK_MAX_RESPONSE);
+        else if (rc == CURLE_FILESIZE_EXCEEDED)
+            sk_error_set(err, SK_ERR_PROTOCOL, request,
+                         "response larger than %d bytes", SK_MAX_RESPONSE);
+        else
+            sk_error_set(err, curl_kind(rc), request, "%s",
+                         errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        *resend = ans->too_large ? RESEND_NEVER : curl_resend(rc);
+        sk_client_log(c, 1, "%s: %s", request, err->message);
+        return 0;
+    }
+    sk_client_log(c, 2, "%s: %ld (%ld us)", request, ans->status,
+                  (long)((now_seconds() - started) * 1e6));
+    return 1;
+}
+
+static int is_permission_message(const char *text)
+{
+    /* 403 answers that are about the key or the policy, not the session
+       (fact sheet §1.3): those must not trigger a re-authentication. */
+    return text != NULL && (strstr(text, "not allowed") != NULL ||
+                            strstr(text, "requires approval") != NULL ||
+                            strstr(text, "ermission") != NULL);
+}
+
+static void status_error(const http_answer *ans, const char *request,
+                         sk_error *err)
+{
+    sk_err_kind kind;
+    long s = ans->status;
+
+    if (s == 401)
+        kind = SK_ERR_AUTH;
+    else if (s == 403)
+        kind =
+            ans->body != NULL && strstr(ans->body, "requires approval") != NULL
+                ? SK_ERR_APPROVAL
+                : SK_ERR_FORBIDDEN;
+    else if (s == 404)
+        kind = SK_ERR_NOT_FOUND;
+    else if (s == 429)
+        kind = SK_ERR_THROTTLED;
+    else if (s >= 500)
+        kind = SK_ERR_SERVER;
+    else if (s >= 400)
+        kind = SK_ERR_BAD_REQUEST;
+    else
+        kind = SK_ERR_PROTOCOL;
+    sk_error_set(err, kind, request, "%s", "");
+    err->http_status = s;
+    if (ans->body != NULL && ans->len > 0)
+        sk_error_set_text(err, ans->body, ans->len);
+    else
+        snprintf(err->message, sizeof(err->message), "HTTP status %ld", s);
+}
+
+static long backoff_ms(int attempt, const http_answer *ans)
+{
+    long ms = BACKOFF_BASE_MS << (attempt < 5 ? attempt : 5);
+
+    if (ans->retry_after_ms >= 0)
+        return ans->retry_after_ms;
+    return ms > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : ms;
+}
+
+/*
+ * Sends one request with the retry policy: transport failures, 429 and 5xx
+ * are retried with backoff up to c->retries times (only 429 and refused
+ * connections when the call is not idempotent). Returns 1 with an HTTP
+ * answer in ans (any status except the retried ones), 0 with err filled.
+ */
+static int exchange_with_retries(sk_client *c, const char *method,
+                                 const char *path, const char *request,
+                                 const char *authorization, const char *body,
+                                 size_t body_len, unsigned flags,
+                                 http_answer *ans, sk_error *err)
+{
+    int idempotent = (flags & SK_HTTP_IDEMPOTENT) != 0;
+
+    for (int attempt = 0;; attempt++) {
+        enum resend resend;
+        int last = attempt >= c->retries;
+
+        if (exchange(c, method, path, request, authorization, body, body_len,
+                     ans, &resend, err)) {
+            if (last ||
+                !(ans->status == 429 || (idempotent && ans->status >= 500)))
+                return 1;
+            sk_client_log(c, 1, "%s: %ld, retrying", request, ans->status);
+        } else if (last || resend == RESEND_NEVER ||
+                   (resend == RESEND_IF_IDEMPOTENT && !idempotent)) {
+            return 0;
+        }
+        sleep_ms(backoff_ms(attempt, ans));
+    }
+}
+
+/* ---- the session ---- */
+
+static int authenticate(sk_client *c, char **token, double *expires_in,
+                        sk_error *err)
+{
+    static const char request[] = "POST /sys/v1/session/auth";
+    http_answer ans = {0};
+    json_t *json = NULL, *value;
+    const char *access_token, *token_type = NULL;
+    unsigned lifetime = 0;
+    char *authorization;
+    size_t len = strlen(c->api_key) + sizeof("Authorization: Basic ");
+    int ok = 0;
+
+    authorization = OPENSSL_malloc(len);
+    if (authorization == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return 0;
+    }
+    /* The API key is sent verbatim (fact sheet §1.1). */
+    snprintf(authorization, len, "Authorization: Basic %s", c->api_key);
+    /* Retrying is harmless: an unused extra session just expires. */
+    ok = exchange_with_retries(c, "POST", "/sys/v1/session/auth", request,
+                               authorization, NULL, 0, SK_HTTP_IDEMPOTENT, &ans,
+                               err);
+    OPENSSL_clear_free(authorization, len);
+    if (!ok)
+        goto end;
+    ok = 0;
+    if (ans.status != 200) {
+        status_error(&ans, request, err);
+        if (ans.status == 401 || ans.status == 403)
+            err->kind = SK_ERR_AUTH;
+        goto end;
+    }
+    json = json_loadb(ans.body != NULL ? ans.body : "", ans.len,
+                      JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(json)) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "the answer is not a JSON object");
+        goto end;
+    }
+    if (sk_json_string(json, "token_type", &token_type, request, err) < 0 ||
+        !sk_json_need_string(json, "access_token", &access_token, request,
+                             err) ||
+        sk_json_uint(json, "expires_in", &lifetime, request, err) < 0)
+        goto end;
+    if (token_type != NULL && strcmp(token_type, "Bearer") != 0) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "unsupported token type \"%.32s\"", token_type);
+        goto end;
+    }
+    if (*access_token == '\0' || has_control_chars(access_token)) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request, "invalid access token");
+        goto end;
+    }
+    *token = OPENSSL_strdup(access_token);
+    if (*token == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        goto end;
+    }
+    /* No lifetime: assume the documented default for apps (10 min). */
+    *expires_in = lifetime > 0 ? lifetime : 600;
+    ok = 1;
+end:
+    if (json != NULL) {
+        value = json_object_get(json, "access_token");
+        if (json_is_string(value))
+            OPENSSL_cleanse((char *)json_string_value(value),
+                            json_string_length(value));
+        json_decref(json);
+    }
+    answer_reset(&ans);
+    return ok;
+}
+
+static char *bearer_header(const char *token)
+{
+    size_t len = strlen(token) + sizeof("Authorization: Bearer ");
+    char *header = OPENSSL_malloc(len);
+
+    if (header != NULL)
+        snprintf(header, len, "Authorization: Bearer %s", token);
+    return header;
+}
+
+/* Called with c->lock held. */
+static int token_usable(const sk_client *c)
+{
+    return c->token != NULL &&
+           now_seconds() - c->last_used < REAUTH_FRACTION * c->expires_in;
+}
+
+/*
+ * Returns an "Authorization: Bearer" header for the current session,
+ * authenticating first when there is none (or it is about to expire).
+ * Only one thread authenticates; the others wait for its result.
+ */
+static char *session_header(sk_client *c, unsigned long *generation,
+                            sk_error *err)
+{
+    char *header = NULL, *token = NULL;
+    double expires_in = 0;
+    sk_error auth_err;
+    int ok;
+
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        unsigned long attempt;
+
+        if (token_usable(c)) {
+            header = bearer_header(c->token);
+            *generation = c->generation;
+            pthread_mutex_unlock(&c->lock);
+            if (header == NULL)
+                sk_error_set(err, SK_ERR_NOMEM, NULL, "out of memory");
+            return header;
+        }
+        if (!c->auth_running)
+            break;
+        attempt = c->auth_attempts;
+        while (c->auth_running && c->auth_attempts == attempt)
+            pthread_cond_wait(&c->auth_done, &c->lock);
+        if (c->auth_attempts != attempt && c->token == NULL) {
+            *err = c->auth_error;
+            pthread_mutex_unlock(&c->lock);
+            return NULL;
+        }
+    }
+    c->auth_running = 1;
+    pthread_mutex_unlock(&c->lock);
+
+    sk_error_clear(&auth_err);
+    ok = authenticate(c, &token, &expires_in, &auth_err);
+
+    pthread_mutex_lock(&c->lock);
+    free_secret(c->token);
+    c->token = token;
+    if (ok) {
+        c->generation++;
+        c->expires_in = expires_in;
+        c->last_used = now_seconds();
+        header = bearer_header(c->token);
+        *generation = c->generation;
+        if (header == NULL)
+            sk_error_set(err, SK_ERR_NOMEM, NULL, "out of memory");
+    } else {
+        c->auth_error = auth_err;
+        *err = auth_err;
+    }
+    c->auth_attempts++;
+    c->auth_running = 0;
+    pthread_cond_broadcast(&c->auth_done);
+    pthread_mutex_unlock(&c->lock);
+    if (ok)
+        sk_client_log(c, 2, "new SmartKey session (idle lifetime %.0f s)",
+                      expires_in);
+    return header;
+}
+
+/* SmartKey's idle timer restarts with every authenticated call. */
+static void session_used(sk_client *c, unsigned long generation)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->generation == generation)
+        c->last_used = now_seconds();
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Drops the token that was refused, unless another thread already
+   replaced it (then the next call simply uses the new one). */
+static void session_refused(sk_client *c, unsigned long generation)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->generation == generation && c->token != NULL) {
+        free_secret(c->token);
+        c->token = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the generic JSON call ---- */
+
+int sk_http_json(sk_client *client, const char *method, const char *path,
+                 const char *request, json_t *body, unsigned flags,
+                 json_t **response, sk_error *err)
+{
+    http_answer ans = {0};
+    char *body_text = NULL, *authorization = NULL;
+    size_t body_len = 0;
+    unsigned long generation = 0;
+    json_error_t json_err;
+    int ok = 0;
+
+    sk_error_clear(err);
+    *response = NULL;
+    if (body != NULL) {
+        body_text = json_dumps(body, JSON_COMPACT);
+        if (body_text == NULL) {
+            sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+            return 0;
+        }
+        body_len = strlen(body_text);
+    }
+
+    for (int reauth = 0;; reauth++) {
+        authorization = session_header(client, &generation, err);
+        if (authorization == NULL)
+            goto end;
+        ok = exchange_with_retries(client, method, path, request, authorization,
+                                   body_text, body_len, flags, &ans, err);
+        free_secret(authorization);
+        authorization = NULL;
+        if (!ok)
+            goto end;
+        ok = 0;
+        if (ans.status == 401 ||
+            (ans.status == 403 && !is_permission_message(ans.body))) {
+            session_refused(client, generation);
+            if (reauth == 0) {
+                sk_client_log(client, 2, "%s: %ld, re-authenticating", request,
+                              ans.status);
+                continue;
+            }
+        } else {
+            session_used(client, generation);
+        }
+        break;
+    }
+
+    if (ans.status < 200 || ans.status > 299) {
+        status_error(&ans, request, err);
+        goto end;
+    }
+    if (ans.len > 0) {
+        *response =
+            json_loadb(ans.body, ans.len, JSON_REJECT_DUPLICATES, &json_err);
+        if (*response == NULL) {
+            /* json_err.text may quote the body: only its position. */
+            sk_error_set(err, SK_ERR_PROTOCOL, request,
+                         "invalid JSON in the response (at byte %d)",
+                         json_err.position);
+            err->http_status = ans.status;
+            goto end;
+        }
+    }
+    ok = 1;
+end:
+    if (body_text != NULL) {
+        /* Request bodies may carry plaintext (decrypt answers, wrap
+           material); both are wiped rather than left on the heap. */
+        OPENSSL_cleanse(body_text, body_len);
+        free(body_text);
+    }
+    answer_reset(&ans);
+    if (ok)
+        sk_error_clear(err);
+    return ok;
+}

@@ -1,0 +1,81 @@
+/*
+ * Private interfaces of the REST client.
+ *
+ *   http.c   libcurl: handle pool, session token, retries, fork handling
+ *   json.c   strict readers of SmartKey's JSON and Base64
+ *   api.c    the typed calls of client.h
+ *   error.c  sk_error helpers
+ *
+ * A new typed call only builds its request with jansson, calls
+ * sk_http_json() and reads the answer with the sk_json_* readers.
+ */
+#ifndef SMARTKEY_CLIENT_INTERNAL_H
+#define SMARTKEY_CLIENT_INTERNAL_H
+
+#include <stdarg.h>
+#include <jansson.h>
+#include "client.h"
+
+/* Larger answers are refused: no SmartKey answer the provider needs comes
+   close, and a hostile server must not make us allocate without bound. */
+#define SK_MAX_RESPONSE (1024 * 1024)
+
+/* ---- error.c ---- */
+
+void sk_error_clear(sk_error *err);
+void sk_error_set(sk_error *err, sk_err_kind kind, const char *request,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Copies text into err->message keeping printable ASCII only: the body of
+   an error may be anything a server (or a proxy) chose to send. */
+void sk_error_set_text(sk_error *err, const char *text, size_t len);
+
+/* ---- http.c ---- */
+
+/* The call changes nothing on the server (lookups, sign, decrypt, wrap):
+   it may be sent again after a 5xx or a lost connection. Without it only
+   429 and refused connections (never processed) are retried. */
+#define SK_HTTP_IDEMPOTENT 1u
+
+/*
+ * Sends `body` (may be NULL) to `path` (with its query string) and returns
+ * the parsed JSON answer in *response (NULL for an empty 2xx body).
+ * `request` names the call in errors, e.g. "POST /crypto/v1/keys/info".
+ * Authenticates (re-authenticating once on a refused session) and retries
+ * per `flags` (SK_HTTP_*). Returns 1 on success.
+ */
+int sk_http_json(sk_client *client, const char *method, const char *path,
+                 const char *request, json_t *body, unsigned flags,
+                 json_t **response, sk_error *err);
+
+void sk_client_log(sk_client *client, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- json.c ---- */
+
+/* Each reader returns 1 when the field is present with the right type (and
+   writes *out), 0 when absent or null, -1 when present with a wrong type or
+   value (and fills err as a protocol error). */
+int sk_json_string(json_t *obj, const char *field, const char **out,
+                   const char *request, sk_error *err);
+int sk_json_bool(json_t *obj, const char *field, int *out, const char *request,
+                 sk_error *err);
+int sk_json_uint(json_t *obj, const char *field, unsigned *out,
+                 const char *request, sk_error *err);
+/* Standard padded Base64 only; *out is OPENSSL_malloc'd. */
+int sk_json_base64(json_t *obj, const char *field, unsigned char **out,
+                   size_t *out_len, const char *request, sk_error *err);
+
+/* Same as above but absence is an error too; returns 1 or 0. */
+int sk_json_need_string(json_t *obj, const char *field, const char **out,
+                        const char *request, sk_error *err);
+int sk_json_need_base64(json_t *obj, const char *field, unsigned char **out,
+                        size_t *out_len, const char *request, sk_error *err);
+
+/* Standard padded Base64 of bytes as a JSON string (NULL on no memory). */
+json_t *sk_json_from_bytes(const unsigned char *in, size_t len);
+/* Strict decoder: rejects whitespace, bad padding and the URL alphabet. */
+unsigned char *sk_base64_decode(const char *in, size_t in_len, size_t *out_len);
+/* Lower- or upper-case hyphenated UUID. */
+int sk_is_uuid(const char *s);
+
+#endif

@@ -1,0 +1,178 @@
+#include <ctype.h>
+#include <limits.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include "internal.h"
+
+static int wrong_type(const char *field, const char *expected,
+                      const char *request, sk_error *err)
+{
+    sk_error_set(err, SK_ERR_PROTOCOL, request,
+                 "field \"%s\" of the response is not %s", field, expected);
+    return -1;
+}
+
+/* SmartKey treats null exactly like an absent field (fact sheet §0). */
+static json_t *field_of(json_t *obj, const char *field)
+{
+    json_t *value = json_is_object(obj) ? json_object_get(obj, field) : NULL;
+
+    return json_is_null(value) ? NULL : value;
+}
+
+int sk_json_string(json_t *obj, const char *field, const char **out,
+                   const char *request, sk_error *err)
+{
+    json_t *value = field_of(obj, field);
+
+    if (value == NULL)
+        return 0;
+    if (!json_is_string(value))
+        return wrong_type(field, "a string", request, err);
+    /* An embedded NUL would silently shorten names and kids. */
+    if (strlen(json_string_value(value)) != json_string_length(value))
+        return wrong_type(field, "a string without NUL", request, err);
+    *out = json_string_value(value);
+    return 1;
+}
+
+int sk_json_bool(json_t *obj, const char *field, int *out, const char *request,
+                 sk_error *err)
+{
+    json_t *value = field_of(obj, field);
+
+    if (value == NULL)
+        return 0;
+    if (!json_is_boolean(value))
+        return wrong_type(field, "a boolean", request, err);
+    *out = json_is_true(value);
+    return 1;
+}
+
+int sk_json_uint(json_t *obj, const char *field, unsigned *out,
+                 const char *request, sk_error *err)
+{
+    json_t *value = field_of(obj, field);
+    json_int_t n;
+
+    if (value == NULL)
+        return 0;
+    if (!json_is_integer(value))
+        return wrong_type(field, "an integer", request, err);
+    n = json_integer_value(value);
+    if (n < 0 || n > 1000000)
+        return wrong_type(field, "an integer in range", request, err);
+    *out = (unsigned)n;
+    return 1;
+}
+
+unsigned char *sk_base64_decode(const char *in, size_t in_len, size_t *out_len)
+{
+    size_t padding = 0;
+    unsigned char *out;
+    int n;
+
+    if (in_len % 4 != 0 || in_len > INT_MAX)
+        return NULL;
+    /* EVP_DecodeBlock skips surrounding whitespace and does not report
+       padding, so the alphabet and the '=' positions are checked here. */
+    for (size_t i = 0; i < in_len; i++) {
+        unsigned char c = (unsigned char)in[i];
+
+        if (c == '=') {
+            if (i < in_len - 2)
+                return NULL;
+            padding++;
+        } else if (padding > 0 || !(isalnum(c) || c == '+' || c == '/')) {
+            return NULL;
+        }
+    }
+    out = OPENSSL_malloc(in_len / 4 * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    if (in_len == 0) {
+        *out_len = 0;
+        return out;
+    }
+    n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)in_len);
+    if (n < 0 || (size_t)n < padding) {
+        OPENSSL_free(out);
+        return NULL;
+    }
+    *out_len = (size_t)n - padding;
+    return out;
+}
+
+int sk_json_base64(json_t *obj, const char *field, unsigned char **out,
+                   size_t *out_len, const char *request, sk_error *err)
+{
+    json_t *value = field_of(obj, field);
+    unsigned char *bytes;
+
+    if (value == NULL)
+        return 0;
+    if (!json_is_string(value))
+        return wrong_type(field, "a string", request, err);
+    bytes = sk_base64_decode(json_string_value(value),
+                             json_string_length(value), out_len);
+    if (bytes == NULL)
+        return wrong_type(field, "valid Base64", request, err);
+    *out = bytes;
+    return 1;
+}
+
+int sk_json_need_string(json_t *obj, const char *field, const char **out,
+                        const char *request, sk_error *err)
+{
+    int found = sk_json_string(obj, field, out, request, err);
+
+    if (found == 0)
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "field \"%s\" missing from the response", field);
+    return found == 1;
+}
+
+int sk_json_need_base64(json_t *obj, const char *field, unsigned char **out,
+                        size_t *out_len, const char *request, sk_error *err)
+{
+    int found = sk_json_base64(obj, field, out, out_len, request, err);
+
+    if (found == 0)
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "field \"%s\" missing from the response", field);
+    return found == 1;
+}
+
+json_t *sk_json_from_bytes(const unsigned char *in, size_t len)
+{
+    size_t b64_len = (len + 2) / 3 * 4;
+    char *b64;
+    json_t *value;
+
+    if (len > INT_MAX / 2)
+        return NULL;
+    b64 = OPENSSL_malloc(b64_len + 1);
+    if (b64 == NULL)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)b64, in, (int)len);
+    value = json_stringn(b64, b64_len);
+    /* The bytes may be a plaintext or a digest of one. */
+    OPENSSL_clear_free(b64, b64_len + 1);
+    return value;
+}
+
+int sk_is_uuid(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return 0;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}

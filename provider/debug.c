@@ -1,0 +1,96 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <smartkey/smartkey.h>
+
+#include "debug.h"
+
+int sk_debug_level;
+static FILE *debug_stream;
+static pthread_once_t debug_once = PTHREAD_ONCE_INIT;
+static const char *debug_cnf_value;
+
+/* "1" | "N" | "level:N[,file:PATH]" (the parts in any order) */
+static void parse_debug_setting(const char *setting)
+{
+    int level = 0;
+    const char *path = NULL;
+    char *copy, *part, *save = NULL;
+
+    if (setting == NULL || *setting == '\0')
+        return;
+    copy = strdup(setting);
+    if (copy == NULL)
+        return;
+    for (part = strtok_r(copy, ",", &save); part != NULL;
+         part = strtok_r(NULL, ",", &save)) {
+        if (strncmp(part, "level:", 6) == 0)
+            level = atoi(part + 6);
+        else if (strncmp(part, "file:", 5) == 0)
+            path = setting + (part + 5 - copy);
+        else
+            level = atoi(part);
+    }
+    if (level > 0 && path != NULL) {
+        /* the path ends where the next ",option" begins */
+        size_t len = strcspn(path, ",");
+        char *file_name = strndup(path, len);
+
+        if (file_name != NULL) {
+            debug_stream = fopen(file_name, "a");
+            if (debug_stream == NULL)
+                fprintf(stderr,
+                        "smartkey: cannot open debug log %s (%s); "
+                        "logging to stderr\n",
+                        file_name, strerror(errno));
+            else
+                setvbuf(debug_stream, NULL, _IOLBF, 0);
+            free(file_name);
+        }
+    }
+    free(copy);
+    if (debug_stream == NULL)
+        debug_stream = stderr;
+    sk_debug_level = level;
+}
+
+static void read_debug_setting(void)
+{
+    const char *env = secure_getenv(SMARTKEY_ENV_DEBUG);
+
+    parse_debug_setting(env != NULL ? env : debug_cnf_value);
+}
+
+void sk_debug_init(const char *cnf_value)
+{
+    debug_cnf_value = cnf_value;
+    pthread_once(&debug_once, read_debug_setting);
+    debug_cnf_value = NULL;
+}
+
+void sk_debug_write(int level, const char *file, int line, const char *func,
+                    const char *fmt, ...)
+{
+    char message[1024];
+    va_list args;
+    const char *base = strrchr(file, '/');
+
+    va_start(args, fmt);
+    vsnprintf(message, sizeof(message), fmt, args);
+    va_end(args);
+    /* one fprintf per line so lines of concurrent threads do not mix */
+    fprintf(debug_stream, "smartkey[%ld] %d %s:%d %s: %s\n", (long)getpid(),
+            level, base != NULL ? base + 1 : file, line, func, message);
+}
+
+void sk_debug_client_log(void *arg, int level, const char *msg)
+{
+    if (sk_debug_level >= level)
+        fprintf(debug_stream, "smartkey[%ld] %d client: %s\n", (long)getpid(),
+                level, msg);
+}

@@ -1,0 +1,293 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/decoder.h>
+
+#include "key.h"
+
+/*
+ * Decoding our own pub_key must never pick this provider's keymgmt (it has
+ * no import, and the lookup would recurse into us); any other provider of
+ * the application's libctx will do.
+ */
+#define DECODE_PROPQ "provider!=" SMARTKEY_PROVIDER_NAME
+
+typedef struct cache_entry {
+    SK_KEY *key;
+    double expires; /* CLOCK_MONOTONIC seconds */
+    struct cache_entry *next;
+} cache_entry;
+
+struct sk_key_cache {
+    pthread_mutex_t lock;
+    cache_entry *entries;
+};
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+SK_KEY *sk_key_up_ref(SK_KEY *key)
+{
+    if (key != NULL)
+        atomic_fetch_add(&key->refs, 1);
+    return key;
+}
+
+void sk_key_free(SK_KEY *key)
+{
+    if (key == NULL || atomic_fetch_sub(&key->refs, 1) != 1)
+        return;
+    EVP_PKEY_free(key->public_key);
+    free(key->name);
+    free(key);
+}
+
+void sk_key_ref_describe(const sk_key_ref *ref, char *buf, size_t len)
+{
+    if (ref->kid != NULL)
+        snprintf(buf, len, "key %s", ref->kid);
+    else
+        snprintf(buf, len, "key '%.200s'", ref->name != NULL ? ref->name : "");
+}
+
+sk_key_cache *sk_key_cache_new(void)
+{
+    sk_key_cache *cache = calloc(1, sizeof(*cache));
+
+    if (cache != NULL)
+        pthread_mutex_init(&cache->lock, NULL);
+    return cache;
+}
+
+void sk_key_cache_free(sk_key_cache *cache)
+{
+    cache_entry *entry, *next;
+
+    if (cache == NULL)
+        return;
+    for (entry = cache->entries; entry != NULL; entry = next) {
+        next = entry->next;
+        sk_key_free(entry->key);
+        free(entry);
+    }
+    pthread_mutex_destroy(&cache->lock);
+    free(cache);
+}
+
+void sk_key_cache_lock(sk_key_cache *cache)
+{
+    if (cache != NULL)
+        pthread_mutex_lock(&cache->lock);
+}
+
+void sk_key_cache_unlock(sk_key_cache *cache)
+{
+    if (cache != NULL)
+        pthread_mutex_unlock(&cache->lock);
+}
+
+static int entry_matches(const cache_entry *entry, const sk_key_ref *ref)
+{
+    if (ref->kid != NULL)
+        return strcmp(entry->key->kid, ref->kid) == 0;
+    return ref->name != NULL && entry->key->name != NULL &&
+           strcmp(entry->key->name, ref->name) == 0;
+}
+
+static SK_KEY *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
+{
+    cache_entry **link, *entry;
+    SK_KEY *found = NULL;
+    double now = now_seconds();
+
+    pthread_mutex_lock(&cache->lock);
+    for (link = &cache->entries; (entry = *link) != NULL;) {
+        if (entry->expires <= now) {
+            *link = entry->next;
+            sk_key_free(entry->key);
+            free(entry);
+            continue;
+        }
+        if (found == NULL && entry_matches(entry, ref))
+            found = sk_key_up_ref(entry->key);
+        link = &entry->next;
+    }
+    pthread_mutex_unlock(&cache->lock);
+    return found;
+}
+
+/* A newer description of the same kid replaces the older one (a rename). */
+static void cache_put(SK_PROVCTX *ctx, SK_KEY *key)
+{
+    sk_key_cache *cache = ctx->key_cache;
+    cache_entry **link, *entry, *fresh;
+
+    if (cache == NULL || ctx->settings.cache_lifetime <= 0)
+        return;
+    fresh = calloc(1, sizeof(*fresh));
+    if (fresh == NULL)
+        return;
+    fresh->key = sk_key_up_ref(key);
+    fresh->expires = now_seconds() + ctx->settings.cache_lifetime;
+
+    pthread_mutex_lock(&cache->lock);
+    for (link = &cache->entries; (entry = *link) != NULL;) {
+        if (strcmp(entry->key->kid, key->kid) == 0) {
+            *link = entry->next;
+            sk_key_free(entry->key);
+            free(entry);
+            continue;
+        }
+        link = &entry->next;
+    }
+    fresh->next = cache->entries;
+    cache->entries = fresh;
+    pthread_mutex_unlock(&cache->lock);
+}
+
+static EVP_PKEY *decode_public_key(SK_PROVCTX *ctx, const sk_key_info *info)
+{
+    EVP_PKEY *pkey = NULL;
+    OSSL_DECODER_CTX *decoder;
+    const unsigned char *data = info->pub_key;
+    size_t len = info->pub_key_len;
+
+    decoder = OSSL_DECODER_CTX_new_for_pkey(
+        &pkey, "DER", "SubjectPublicKeyInfo",
+        info->obj_type == SK_OBJ_RSA ? "RSA" : "EC", EVP_PKEY_PUBLIC_KEY,
+        ctx->libctx, DECODE_PROPQ);
+    if (decoder == NULL)
+        return NULL;
+    if (!OSSL_DECODER_from_data(decoder, &data, &len)) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    OSSL_DECODER_CTX_free(decoder);
+    return pkey;
+}
+
+static const char *obj_type_name(sk_obj_type type)
+{
+    switch (type) {
+    case SK_OBJ_RSA:
+        return "an RSA";
+    case SK_OBJ_EC:
+        return "an EC";
+    case SK_OBJ_AES:
+        return "an AES";
+    case SK_OBJ_SECRET:
+        return "a SECRET";
+    case SK_OBJ_HMAC:
+        return "an HMAC";
+    case SK_OBJ_OTHER:
+        break;
+    }
+    return "a non-RSA/EC";
+}
+
+SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info)
+{
+    SK_KEY *key;
+    const char *label = info->name != NULL ? info->name : info->kid;
+
+    if (info->obj_type != SK_OBJ_RSA && info->obj_type != SK_OBJ_EC) {
+        SK_RAISE(ctx, SK_R_UNSUPPORTED_KEY_TYPE,
+                 "key '%.200s' (%s) is %s key; only RSA and EC keys can be "
+                 "used as OpenSSL keys",
+                 label, info->kid, obj_type_name(info->obj_type));
+        return NULL;
+    }
+    if (info->obj_type == SK_OBJ_EC && info->curve != SK_CURVE_P256 &&
+        info->curve != SK_CURVE_P384 && info->curve != SK_CURVE_P521) {
+        SK_RAISE(ctx, SK_R_UNSUPPORTED_KEY_TYPE,
+                 "key '%.200s' (%s) is on a curve other than P-256, P-384 "
+                 "and P-521",
+                 label, info->kid);
+        return NULL;
+    }
+    if (info->pub_key == NULL || info->pub_key_len == 0) {
+        SK_RAISE(ctx, SK_R_BAD_RESPONSE,
+                 "SmartKey sent no public key for key '%.200s' (%s)", label,
+                 info->kid);
+        return NULL;
+    }
+
+    key = calloc(1, sizeof(*key));
+    if (key == NULL ||
+        (info->name != NULL && (key->name = strdup(info->name)) == NULL)) {
+        free(key);
+        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "building key '%.200s'", label);
+        return NULL;
+    }
+    atomic_init(&key->refs, 1);
+    snprintf(key->kid, sizeof(key->kid), "%s", info->kid);
+    key->type = info->obj_type == SK_OBJ_RSA ? SK_KEY_RSA : SK_KEY_EC;
+    key->curve = info->curve;
+    key->key_ops = info->key_ops;
+    key->has_private = !info->public_only;
+
+    key->public_key = decode_public_key(ctx, info);
+    if (key->public_key == NULL ||
+        !EVP_PKEY_is_a(key->public_key,
+                       key->type == SK_KEY_RSA ? "RSA" : "EC")) {
+        SK_RAISE(ctx, SK_R_BAD_RESPONSE,
+                 "the public key SmartKey holds for key '%.200s' (%s) is "
+                 "not a valid %s SubjectPublicKeyInfo",
+                 label, info->kid, key->type == SK_KEY_RSA ? "RSA" : "EC");
+        sk_key_free(key);
+        return NULL;
+    }
+    key->bits = (unsigned)EVP_PKEY_get_bits(key->public_key);
+    key->security_bits = EVP_PKEY_get_security_bits(key->public_key);
+    key->max_size = EVP_PKEY_get_size(key->public_key);
+
+    cache_put(ctx, key);
+    SK_DEBUG(3, "key '%.200s' (%s): %s %u bits%s", label, key->kid,
+             key->type == SK_KEY_RSA ? "RSA" : "EC", key->bits,
+             key->has_private ? "" : ", public only");
+    return key;
+}
+
+SK_KEY *sk_key_fetch(SK_PROVCTX *ctx, const sk_key_ref *ref)
+{
+    SK_KEY *key;
+    sk_client *client;
+    sk_key_info *info = NULL;
+    sk_error err;
+    char subject[256];
+    int ok;
+
+    if (ctx->key_cache != NULL &&
+        (key = cache_lookup(ctx->key_cache, ref)) != NULL) {
+        SK_DEBUG(3, "key %s: from the cache", key->kid);
+        return key;
+    }
+    client = sk_provctx_client(ctx);
+    if (client == NULL)
+        return NULL;
+
+    memset(&err, 0, sizeof(err));
+    /*
+     * libcurl leaves OpenSSL errors of its own TLS (e.g. "shutdown while in
+     * init" after a refused certificate) in this thread's queue; sk_error
+     * already says what happened, in the user's terms.
+     */
+    sk_set_error_mark(ctx);
+    ok = sk_client_key_info(client, ref, &info, &err);
+    sk_pop_error_to_mark(ctx);
+    if (!ok) {
+        sk_key_ref_describe(ref, subject, sizeof(subject));
+        SK_RAISE_CLIENT(ctx, subject, &err);
+        return NULL;
+    }
+    key = sk_key_from_info(ctx, info);
+    sk_key_info_free(info);
+    return key;
+}

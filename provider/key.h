@@ -1,0 +1,81 @@
+/*
+ * A SmartKey key as the provider knows it: identity, type, size and the
+ * public half decoded from SmartKey's pub_key. Immutable once built and
+ * shared between threads and handles through an atomic reference count.
+ * Keys are cached in the provider context (cache_lifetime) by kid and name
+ * so one key costs one key-info request.
+ */
+#ifndef SMARTKEY_KEY_H
+#define SMARTKEY_KEY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "provider.h"
+
+typedef enum sk_key_type {
+    SK_KEY_RSA = 1,
+    SK_KEY_EC,
+} sk_key_type;
+
+typedef struct sk_key {
+    atomic_int refs;
+    char kid[37];
+    char *name;
+    sk_key_type type;
+    unsigned bits;
+    sk_curve curve;
+    unsigned key_ops;     /* SK_OP_* */
+    int has_private;      /* SmartKey holds the private half */
+    EVP_PKEY *public_key; /* in the provider's child libctx */
+    int security_bits;
+    int max_size; /* RSA: modulus bytes; EC: DER ECDSA signature */
+} SK_KEY;
+
+SK_KEY *sk_key_up_ref(SK_KEY *key);
+void sk_key_free(SK_KEY *key);
+
+/* "key 'my key'" or "key <kid>", for error messages. */
+void sk_key_ref_describe(const sk_key_ref *ref, char *buf, size_t len);
+
+/*
+ * The key named by ref: from the cache, or with one key-info request.
+ * NULL with an error raised (unknown key, unsupported type, network...).
+ */
+SK_KEY *sk_key_fetch(SK_PROVCTX *ctx, const sk_key_ref *ref);
+
+/* Builds a key from a listing entry (and caches it); NULL with an error
+   raised when the entry is not an RSA/EC key with a public key. */
+SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info);
+
+sk_key_cache *sk_key_cache_new(void);
+void sk_key_cache_free(sk_key_cache *cache);
+/* For the fork handlers: the cache must not be copied mid-update. */
+void sk_key_cache_lock(sk_key_cache *cache);
+void sk_key_cache_unlock(sk_key_cache *cache);
+
+/*
+ * What the store hands to keymgmt load() through OSSL_OBJECT_PARAM_REFERENCE.
+ * Deliberately not pointer-sized: the default provider's RSA/EC load()
+ * accepts any pointer-sized reference as its own object (notes §1.2).
+ */
+#define SK_KEY_REFERENCE_MAGIC   0x534b5946u /* "SKYF" */
+#define SK_KEY_REFERENCE_VERSION 1u
+typedef struct sk_key_reference {
+    uint32_t magic;
+    uint32_t version;
+    SK_PROVCTX *provctx; /* load() gets no provider context */
+    SK_KEY *key;         /* counted: the store holds one reference */
+    int public_handle;   /* hand out the public half only */
+} sk_key_reference;
+
+/* The keymgmt's key data (the EVP_PKEY's keydata). */
+typedef struct sk_keydata {
+    SK_PROVCTX *provctx;
+    SK_KEY *key;        /* NULL for an empty keydata from new() */
+    int private_handle; /* operations with the private half go to SmartKey */
+} SK_KEYDATA;
+
+#endif

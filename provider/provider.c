@@ -1,0 +1,554 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+#include <openssl/params.h>
+
+#include "key.h"
+#include "provider.h"
+
+/* API keys are a few hundred bytes; anything much larger is not one. */
+#define MAX_API_KEY_LEN 8192
+
+/*
+ * Static tables: query_operation also runs inside libcurl's own TLS
+ * handshakes (same libcrypto), so it must not lock or allocate (notes §7.3).
+ */
+static const OSSL_ALGORITHM keymgmt_algorithms[] = {
+    {SK_NAMES_RSA, SK_PROPS, sk_rsa_keymgmt_functions,
+     "RSA key held in SmartKey"},
+    {SK_NAMES_EC, SK_PROPS, sk_ec_keymgmt_functions, "EC key held in SmartKey"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM encoder_algorithms[] = {
+    {SK_NAMES_RSA, SK_PROPS ",output=text", sk_text_encoder_functions,
+     "Describes an RSA key held in SmartKey"},
+    {SK_NAMES_EC, SK_PROPS ",output=text", sk_text_encoder_functions,
+     "Describes an EC key held in SmartKey"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM store_algorithms[] = {
+    {SMARTKEY_URI_SCHEME, SK_PROPS, sk_store_functions,
+     "Keys held in SmartKey (smartkey: URIs)"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM *query_operation(void *provctx, int operation_id,
+                                             int *no_cache)
+{
+    *no_cache = 0;
+    switch (operation_id) {
+    case OSSL_OP_KEYMGMT:
+        return keymgmt_algorithms;
+    case OSSL_OP_ENCODER:
+        return encoder_algorithms;
+    case OSSL_OP_STORE:
+        return store_algorithms;
+    }
+    return NULL;
+}
+
+static const OSSL_PARAM provider_param_types[] = {
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_NAME, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_VERSION, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_BUILDINFO, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM *gettable_params(void *provctx)
+{
+    return provider_param_types;
+}
+
+static int get_params(void *provctx, OSSL_PARAM params[])
+{
+    OSSL_PARAM *p;
+
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME);
+    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, "SmartKey Provider"))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION);
+    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, SMARTKEY_VERSION))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO);
+    if (p != NULL &&
+        !OSSL_PARAM_set_utf8_ptr(p, "smartkey " SMARTKEY_VERSION
+                                    ", built with " OPENSSL_VERSION_TEXT))
+        return 0;
+    /* "running": SmartKey itself is only contacted on first use */
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS);
+    if (p != NULL && !OSSL_PARAM_set_int(p, 1))
+        return 0;
+    return 1;
+}
+
+static const OSSL_ITEM *get_reason_strings(void *provctx)
+{
+    return sk_reason_strings();
+}
+
+static void settings_clear(sk_settings *settings)
+{
+    free(settings->api_endpoint);
+    if (settings->api_key_source != NULL)
+        OPENSSL_cleanse(settings->api_key_source,
+                        strlen(settings->api_key_source));
+    free(settings->api_key_source);
+    free(settings->ca_file);
+    free(settings->ca_path);
+    memset(settings, 0, sizeof(*settings));
+}
+
+/*
+ * fork() from a multi-threaded program copies our mutexes in whatever state
+ * other threads left them; OpenSSL 3 offers providers no fork hook (notes
+ * §8). Taking every lock around fork() gives the child consistent, unlocked
+ * copies. The REST client has handlers of its own for its connections.
+ */
+static pthread_mutex_t live_contexts_lock = PTHREAD_MUTEX_INITIALIZER;
+static SK_PROVCTX *live_contexts;
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+    SK_PROVCTX *ctx;
+
+    pthread_mutex_lock(&live_contexts_lock);
+    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live)
+        sk_key_cache_lock(ctx->key_cache);
+}
+
+static void fork_release(void)
+{
+    SK_PROVCTX *ctx;
+
+    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live)
+        sk_key_cache_unlock(ctx->key_cache);
+    pthread_mutex_unlock(&live_contexts_lock);
+}
+
+static void install_fork_handlers(void)
+{
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+static void add_live_context(SK_PROVCTX *ctx)
+{
+    pthread_once(&fork_handlers_once, install_fork_handlers);
+    pthread_mutex_lock(&live_contexts_lock);
+    ctx->next_live = live_contexts;
+    live_contexts = ctx;
+    pthread_mutex_unlock(&live_contexts_lock);
+}
+
+static void remove_live_context(SK_PROVCTX *ctx)
+{
+    SK_PROVCTX **link;
+
+    pthread_mutex_lock(&live_contexts_lock);
+    for (link = &live_contexts; *link != NULL; link = &(*link)->next_live) {
+        if (*link == ctx) {
+            *link = ctx->next_live;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&live_contexts_lock);
+}
+
+static void teardown(void *provctx)
+{
+    SK_PROVCTX *ctx = provctx;
+
+    if (ctx == NULL)
+        return;
+    remove_live_context(ctx);
+    /* no network here: this runs from atexit() via OPENSSL_cleanup */
+    sk_client_free(atomic_load(&ctx->client));
+    sk_key_cache_free(ctx->key_cache);
+    OSSL_LIB_CTX_free(ctx->libctx);
+    settings_clear(&ctx->settings);
+    free(ctx);
+}
+
+static const OSSL_DISPATCH provider_functions[] = {
+    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))teardown},
+    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))gettable_params},
+    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))get_params},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))query_operation},
+    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))get_reason_strings},
+    {0, NULL},
+};
+
+/* --- configuration ----------------------------------------------------- */
+
+static const char *env_setting(const char *name, const char *alternative)
+{
+    const char *value = secure_getenv(name);
+
+    if ((value == NULL || *value == '\0') && alternative != NULL)
+        value = secure_getenv(alternative);
+    return value != NULL && *value != '\0' ? value : NULL;
+}
+
+static int set_string(SK_PROVCTX *ctx, char **slot, const char *value,
+                      const char *what)
+{
+    free(*slot);
+    *slot = NULL;
+    if (value == NULL)
+        return 1;
+    *slot = strdup(value);
+    if (*slot == NULL) {
+        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "reading %s", what);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_seconds(SK_PROVCTX *ctx, const char *name, const char *text,
+                         double *out)
+{
+    char *end;
+    double value;
+
+    if (text == NULL)
+        return 1;
+    errno = 0;
+    value = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || value < 0) {
+        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
+                 "%s = '%.64s' in the provider's openssl.cnf section is not "
+                 "a number of seconds",
+                 name, text);
+        return 0;
+    }
+    *out = value;
+    return 1;
+}
+
+static int parse_count(SK_PROVCTX *ctx, const char *name, const char *text,
+                       int *out)
+{
+    char *end;
+    long value;
+
+    if (text == NULL)
+        return 1;
+    errno = 0;
+    value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < 0 || value > 100) {
+        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
+                 "%s = '%.64s' in the provider's openssl.cnf section is not "
+                 "a count between 0 and 100",
+                 name, text);
+        return 0;
+    }
+    *out = (int)value;
+    return 1;
+}
+
+/*
+ * openssl.cnf values (every key of the provider's section arrives as a core
+ * parameter, notes §7.1), then the environment, which wins so scripts can
+ * point an existing configuration at another account.
+ */
+static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
+                         OSSL_FUNC_core_get_params_fn *core_get_params)
+{
+    char *api_endpoint = NULL, *api_key = NULL, *ca_file = NULL;
+    char *ca_path = NULL, *connect_timeout = NULL, *request_timeout = NULL;
+    char *retries = NULL, *cache_lifetime = NULL, *debug = NULL;
+    OSSL_PARAM core_params[] = {
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT, &api_endpoint, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, &api_key, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_FILE, &ca_file, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_PATH, &ca_path, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CONNECT_TIMEOUT, &connect_timeout, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_REQUEST_TIMEOUT, &request_timeout, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_RETRIES, &retries, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CACHE_LIFETIME, &cache_lifetime, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_DEBUG, &debug, 0),
+        OSSL_PARAM_END,
+    };
+    sk_settings *settings = &ctx->settings;
+    const char *env;
+
+    if (core_get_params != NULL && !core_get_params(handle, core_params)) {
+        SK_RAISE(ctx, SK_R_INTERNAL_ERROR,
+                 "cannot read the provider's openssl.cnf section");
+        return 0;
+    }
+    sk_debug_init(debug);
+
+    settings->connect_timeout = SMARTKEY_DEFAULT_CONNECT_TIMEOUT;
+    settings->request_timeout = SMARTKEY_DEFAULT_REQUEST_TIMEOUT;
+    settings->retries = SMARTKEY_DEFAULT_RETRIES;
+    settings->cache_lifetime = SMARTKEY_DEFAULT_CACHE_LIFETIME;
+
+    env = env_setting(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT);
+    if (!set_string(ctx, &settings->api_endpoint,
+                    env != NULL            ? env
+                    : api_endpoint != NULL ? api_endpoint
+                                           : SMARTKEY_DEFAULT_API_ENDPOINT,
+                    SMARTKEY_CFG_API_ENDPOINT))
+        return 0;
+    env = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
+    if (!set_string(ctx, &settings->api_key_source, env != NULL ? env : api_key,
+                    SMARTKEY_CFG_API_KEY))
+        return 0;
+    env = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
+    if (!set_string(ctx, &settings->ca_file, env != NULL ? env : ca_file,
+                    SMARTKEY_CFG_CA_FILE) ||
+        !set_string(ctx, &settings->ca_path, ca_path, SMARTKEY_CFG_CA_PATH))
+        return 0;
+
+    if (!parse_seconds(ctx, SMARTKEY_CFG_CONNECT_TIMEOUT, connect_timeout,
+                       &settings->connect_timeout) ||
+        !parse_seconds(ctx, SMARTKEY_CFG_REQUEST_TIMEOUT, request_timeout,
+                       &settings->request_timeout) ||
+        !parse_seconds(ctx, SMARTKEY_CFG_CACHE_LIFETIME, cache_lifetime,
+                       &settings->cache_lifetime) ||
+        !parse_count(ctx, SMARTKEY_CFG_RETRIES, retries, &settings->retries))
+        return 0;
+
+    SK_DEBUG(3, "endpoint %s, ca_file %s, api key %s", settings->api_endpoint,
+             settings->ca_file != NULL ? settings->ca_file : "(system)",
+             settings->api_key_source == NULL ? "not set"
+             : strncmp(settings->api_key_source, "file:", 5) == 0
+                 ? "from a file"
+             : strncmp(settings->api_key_source, "env:", 4) == 0
+                 ? "from the environment"
+                 : "given literally");
+    return 1;
+}
+
+/* Strips the trailing newline (and spaces) editors leave in key files. */
+static void trim_right(char *text)
+{
+    size_t len = strlen(text);
+
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
+                       text[len - 1] == ' ' || text[len - 1] == '\t'))
+        text[--len] = '\0';
+}
+
+static char *read_api_key_file(SK_PROVCTX *ctx, const char *path)
+{
+    struct stat st;
+    char *key;
+    ssize_t got;
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
+                 "cannot open the API key file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
+                 "the API key file %s is not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    /* the key is a password: refuse it rather than use a leaked one */
+    if ((st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0) {
+        SK_RAISE(ctx, SK_R_API_KEY_FILE_PERMISSIONS,
+                 "the API key file %s has mode %04o, so group or others can "
+                 "read it; run: chmod 600 %s",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        close(fd);
+        return NULL;
+    }
+    key = malloc(MAX_API_KEY_LEN + 1);
+    if (key == NULL) {
+        close(fd);
+        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "reading the API key file");
+        return NULL;
+    }
+    while (len < MAX_API_KEY_LEN &&
+           (got = read(fd, key + len, MAX_API_KEY_LEN - len)) != 0) {
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
+                     "cannot read the API key file %s: %s", path,
+                     strerror(errno));
+            goto fail;
+        }
+        len += (size_t)got;
+    }
+    key[len] = '\0';
+    trim_right(key);
+    if (key[0] == '\0' || len == MAX_API_KEY_LEN) {
+        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key file %s is %s", path,
+                 key[0] == '\0' ? "empty" : "too large to hold an API key");
+        goto fail;
+    }
+    close(fd);
+    return key;
+
+fail:
+    OPENSSL_cleanse(key, MAX_API_KEY_LEN + 1);
+    free(key);
+    close(fd);
+    return NULL;
+}
+
+/* The API key from its source: a literal, file:PATH or env:NAME. */
+static char *resolve_api_key(SK_PROVCTX *ctx)
+{
+    const char *source = ctx->settings.api_key_source;
+    char *key;
+
+    if (source == NULL) {
+        SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
+                 "no SmartKey API key: set %s in the provider's openssl.cnf "
+                 "section (a literal, file:PATH or env:NAME) or the %s "
+                 "environment variable",
+                 SMARTKEY_CFG_API_KEY, SMARTKEY_ENV_API_KEY);
+        return NULL;
+    }
+    if (strncmp(source, "file:", 5) == 0)
+        return read_api_key_file(ctx, source + 5);
+    if (strncmp(source, "env:", 4) == 0) {
+        const char *value = secure_getenv(source + 4);
+
+        if (value == NULL || *value == '\0') {
+            SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
+                     "%s = env:%.64s, but that environment variable is "
+                     "not set",
+                     SMARTKEY_CFG_API_KEY, source + 4);
+            return NULL;
+        }
+        source = value;
+    }
+    key = strdup(source);
+    if (key == NULL) {
+        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "copying the API key");
+        return NULL;
+    }
+    trim_right(key);
+    return key;
+}
+
+sk_client *sk_provctx_client(SK_PROVCTX *ctx)
+{
+    sk_client_config config;
+    sk_client *client, *published = NULL;
+    sk_error err;
+    char *api_key;
+
+    client = atomic_load(&ctx->client);
+    if (client != NULL)
+        return client;
+
+    api_key = resolve_api_key(ctx);
+    if (api_key == NULL)
+        return NULL;
+    memset(&config, 0, sizeof(config));
+    config.endpoint = ctx->settings.api_endpoint;
+    config.api_key = api_key;
+    config.ca_file = ctx->settings.ca_file;
+    config.ca_path = ctx->settings.ca_path;
+    config.connect_timeout_ms = (long)(ctx->settings.connect_timeout * 1000);
+    config.request_timeout_ms = (long)(ctx->settings.request_timeout * 1000);
+    config.retries = ctx->settings.retries;
+    config.log = sk_debug_client_log;
+    config.log_arg = NULL;
+
+    memset(&err, 0, sizeof(err));
+    client = sk_client_new(&config, &err);
+    OPENSSL_cleanse(api_key, strlen(api_key));
+    free(api_key);
+    if (client == NULL) {
+        char subject[300];
+
+        snprintf(subject, sizeof(subject), "SmartKey at %.256s",
+                 ctx->settings.api_endpoint);
+        SK_RAISE_CLIENT(ctx, subject, &err);
+        return NULL;
+    }
+    /* threads racing on first use: one client wins, the others (never
+       used, no connection yet) are dropped */
+    if (!atomic_compare_exchange_strong(&ctx->client, &published, client)) {
+        sk_client_free(client);
+        client = published;
+    }
+    return client;
+}
+
+/* --- entry point ------------------------------------------------------- */
+
+int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                       const OSSL_DISPATCH **out, void **provctx)
+    __attribute__((visibility("default")));
+
+int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                       const OSSL_DISPATCH **out, void **provctx)
+{
+    OSSL_FUNC_core_get_params_fn *core_get_params = NULL;
+    SK_PROVCTX *ctx = calloc(1, sizeof(*ctx));
+    const OSSL_DISPATCH *fn;
+
+    if (ctx == NULL)
+        return 0;
+    ctx->handle = handle;
+    atomic_init(&ctx->client, NULL);
+    for (fn = in; fn->function_id != 0; fn++) {
+        switch (fn->function_id) {
+        case OSSL_FUNC_CORE_GET_PARAMS:
+            core_get_params = OSSL_FUNC_core_get_params(fn);
+            break;
+        case OSSL_FUNC_CORE_NEW_ERROR:
+            ctx->core_new_error = OSSL_FUNC_core_new_error(fn);
+            break;
+        case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
+            ctx->core_set_error_debug = OSSL_FUNC_core_set_error_debug(fn);
+            break;
+        case OSSL_FUNC_CORE_VSET_ERROR:
+            ctx->core_vset_error = OSSL_FUNC_core_vset_error(fn);
+            break;
+        case OSSL_FUNC_CORE_SET_ERROR_MARK:
+            ctx->core_set_error_mark = OSSL_FUNC_core_set_error_mark(fn);
+            break;
+        case OSSL_FUNC_CORE_CLEAR_LAST_ERROR_MARK:
+            ctx->core_clear_last_error_mark =
+                OSSL_FUNC_core_clear_last_error_mark(fn);
+            break;
+        case OSSL_FUNC_CORE_POP_ERROR_TO_MARK:
+            ctx->core_pop_error_to_mark = OSSL_FUNC_core_pop_error_to_mark(fn);
+            break;
+        }
+    }
+    if (ctx->core_new_error == NULL || ctx->core_set_error_debug == NULL ||
+        ctx->core_vset_error == NULL)
+        ctx->core_new_error = NULL; /* fall back to ERR_raise */
+
+    if (!read_settings(ctx, handle, core_get_params))
+        goto fail;
+    ctx->key_cache = sk_key_cache_new();
+    ctx->libctx = OSSL_LIB_CTX_new_child(handle, in);
+    if (ctx->key_cache == NULL || ctx->libctx == NULL) {
+        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "creating the provider context");
+        goto fail;
+    }
+    add_live_context(ctx);
+    *out = provider_functions;
+    *provctx = ctx;
+    return 1;
+
+fail:
+    teardown(ctx);
+    return 0;
+}

@@ -1,0 +1,297 @@
+/*
+ * The "smartkey" store loader: smartkey:name=..., smartkey:kid=...,
+ * smartkey://... and smartkey: (every key). One key per load() call, each
+ * handed to OpenSSL as a reference that this provider's keymgmt load()
+ * turns into a key handle (notes §1).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/core_object.h>
+#include <openssl/params.h>
+#include <openssl/store.h>
+
+#include "key.h"
+#include "uri.h"
+
+typedef struct sk_store_ctx {
+    SK_PROVCTX *provctx;
+    char *uri_text;
+    sk_uri uri;
+    int uri_ok;
+    char uri_error[256];
+    int expect; /* OSSL_STORE_INFO_*; 0 = anything */
+    char *properties;
+    /*
+     * Set after every object and after every failure: OpenSSL's apps loop
+     * "while (!eof) load()", and a failure that left eof at 0 re-issued
+     * the request forever (notes §1.2, E16).
+     */
+    int eof;
+    /* listing (smartkey: without name= or kid=) */
+    int listed;
+    sk_key_info **keys;
+    size_t key_count;
+    size_t next_key;
+} SK_STORE_CTX;
+
+static void *store_open(void *provctx, const char *uri)
+{
+    SK_STORE_CTX *ctx = calloc(1, sizeof(*ctx));
+
+    if (ctx == NULL || (ctx->uri_text = strdup(uri)) == NULL) {
+        free(ctx);
+        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "opening %.200s", uri);
+        return NULL;
+    }
+    ctx->provctx = provctx;
+    /*
+     * A malformed URI is reported by the first load(), not here: a failed
+     * open leaves the file loader's "no such file" error in front of ours
+     * (notes §1.4), a successful one lets OpenSSL drop it.
+     */
+    ctx->uri_ok =
+        sk_uri_parse(uri, &ctx->uri, ctx->uri_error, sizeof(ctx->uri_error));
+    SK_DEBUG(2, "open %s", uri);
+    return ctx;
+}
+
+static const OSSL_PARAM settable_params[] = {
+    OSSL_PARAM_int(OSSL_STORE_PARAM_EXPECT, NULL),
+    OSSL_PARAM_utf8_string(OSSL_STORE_PARAM_PROPERTIES, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_STORE_PARAM_INPUT_TYPE, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM *store_settable_ctx_params(void *provctx)
+{
+    return settable_params;
+}
+
+/* Unknown parameters are ignored: a 0 here makes OSSL_STORE_open fail. */
+static int store_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
+{
+    SK_STORE_CTX *ctx = loaderctx;
+    const OSSL_PARAM *p;
+
+    if (params == NULL)
+        return 1;
+    p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_EXPECT);
+    if (p != NULL && !OSSL_PARAM_get_int(p, &ctx->expect))
+        return 0;
+    p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_PROPERTIES);
+    if (p != NULL) {
+        const char *properties = NULL;
+
+        if (!OSSL_PARAM_get_utf8_string_ptr(p, &properties))
+            return 0;
+        free(ctx->properties);
+        ctx->properties = properties != NULL ? strdup(properties) : NULL;
+    }
+    /* input-type ("PEM" with -keyform PEM) does not apply to SmartKey */
+    return 1;
+}
+
+static int emit_key(SK_STORE_CTX *ctx, SK_KEY *key, OSSL_CALLBACK *object_cb,
+                    void *object_cbarg)
+{
+    int object_type = OSSL_OBJECT_PKEY;
+    char description[300];
+    sk_key_reference reference;
+    OSSL_PARAM params[5];
+
+    if (ctx->uri.type == SK_URI_TYPE_PRIVATE && !key->has_private) {
+        SK_RAISE(ctx->provctx, SK_R_NO_PRIVATE_KEY,
+                 "%.256s: SmartKey holds only the public key of this key "
+                 "(%s); use type=public or -pubin",
+                 ctx->uri_text, key->kid);
+        return 0;
+    }
+    memset(&reference, 0, sizeof(reference));
+    reference.magic = SK_KEY_REFERENCE_MAGIC;
+    reference.version = SK_KEY_REFERENCE_VERSION;
+    reference.provctx = ctx->provctx;
+    reference.key = key;
+    /* -pubin asks for a PUBKEY: a private handle would be dropped (§1.5) */
+    reference.public_handle = ctx->uri.type == SK_URI_TYPE_PUBLIC ||
+                              ctx->expect == OSSL_STORE_INFO_PUBKEY ||
+                              !key->has_private;
+    snprintf(description, sizeof(description), "SmartKey key '%.200s' (%s)",
+             key->name != NULL ? key->name : "", key->kid);
+
+    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
+    params[1] = OSSL_PARAM_construct_utf8_string(
+        OSSL_OBJECT_PARAM_DATA_TYPE, key->type == SK_KEY_RSA ? "RSA" : "EC", 0);
+    params[2] = OSSL_PARAM_construct_octet_string(
+        OSSL_OBJECT_PARAM_REFERENCE, &reference, sizeof(reference));
+    params[3] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DESC,
+                                                 description, 0);
+    params[4] = OSSL_PARAM_construct_end();
+    return object_cb(params, object_cbarg);
+}
+
+static int load_one_key(SK_STORE_CTX *ctx, OSSL_CALLBACK *object_cb,
+                        void *object_cbarg)
+{
+    sk_key_ref ref = {ctx->uri.kid, ctx->uri.name};
+    SK_KEY *key = sk_key_fetch(ctx->provctx, &ref);
+    int ok;
+
+    if (key == NULL)
+        return 0;
+    /*
+     * OpenSSL would drop the public key it gets here and say only "Could
+     * not read private key" (notes §1.5, E2a): say why instead.
+     */
+    if (ctx->expect == OSSL_STORE_INFO_PKEY &&
+        (!key->has_private || ctx->uri.type == SK_URI_TYPE_PUBLIC)) {
+        SK_RAISE(ctx->provctx, SK_R_NO_PRIVATE_KEY,
+                 "%.256s (%s): %s; read it as a public key (-pubin)",
+                 ctx->uri_text, key->kid,
+                 key->has_private ? "type=public gives the public key only"
+                                  : "SmartKey holds only the public key");
+        sk_key_free(key);
+        return 0;
+    }
+    ok = emit_key(ctx, key, object_cb, object_cbarg);
+    sk_key_free(key);
+    return ok;
+}
+
+static int listable(const sk_key_info *info)
+{
+    return info->obj_type == SK_OBJ_RSA ||
+           (info->obj_type == SK_OBJ_EC &&
+            (info->curve == SK_CURVE_P256 || info->curve == SK_CURVE_P384 ||
+             info->curve == SK_CURVE_P521));
+}
+
+static void skip_unlistable(SK_STORE_CTX *ctx)
+{
+    while (ctx->next_key < ctx->key_count &&
+           !listable(ctx->keys[ctx->next_key]))
+        ctx->next_key++;
+}
+
+static int load_next_listed_key(SK_STORE_CTX *ctx, OSSL_CALLBACK *object_cb,
+                                void *object_cbarg)
+{
+    const sk_key_info *info;
+    SK_KEY *key = NULL;
+    int ok;
+
+    if (!ctx->listed) {
+        sk_client *client = sk_provctx_client(ctx->provctx);
+        sk_error err;
+
+        if (client == NULL)
+            return 0;
+        memset(&err, 0, sizeof(err));
+        /* drop what libcurl's TLS leaves in the queue (see key.c) */
+        sk_set_error_mark(ctx->provctx);
+        ok = sk_client_list_keys(client, NULL, &ctx->keys, &ctx->key_count,
+                                 &err);
+        sk_pop_error_to_mark(ctx->provctx);
+        if (!ok) {
+            SK_RAISE_CLIENT(ctx->provctx, "listing keys", &err);
+            return 0;
+        }
+        ctx->listed = 1;
+        SK_DEBUG(2, "%zu objects listed", ctx->key_count);
+        skip_unlistable(ctx);
+    }
+    if (ctx->next_key >= ctx->key_count)
+        return 0; /* nothing (more) to list: eof, not an error */
+
+    info = ctx->keys[ctx->next_key++];
+    if (info->pub_key != NULL && info->pub_key_len > 0) {
+        key = sk_key_from_info(ctx->provctx, info);
+    } else {
+        /* a listing without pub_key: one key-info request for this key */
+        sk_key_ref ref = {info->kid, NULL};
+
+        key = sk_key_fetch(ctx->provctx, &ref);
+    }
+    skip_unlistable(ctx);
+    ctx->eof = ctx->next_key >= ctx->key_count;
+    if (key == NULL)
+        return 0;
+    ok = emit_key(ctx, key, object_cb, object_cbarg);
+    sk_key_free(key);
+    return ok;
+}
+
+static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb,
+                      void *object_cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb,
+                      void *pw_cbarg)
+{
+    SK_STORE_CTX *ctx = loaderctx;
+
+    if (ctx->eof)
+        return 0;
+    ctx->eof = 1;
+    if (!ctx->uri_ok) {
+        SK_RAISE(ctx->provctx, SK_R_MALFORMED_URI, "%.256s: %s", ctx->uri_text,
+                 ctx->uri_error);
+        return 0;
+    }
+    if (ctx->uri.kid == NULL && ctx->uri.name == NULL)
+        return load_next_listed_key(ctx, object_cb, object_cbarg);
+    return load_one_key(ctx, object_cb, object_cbarg);
+}
+
+static int store_eof(void *loaderctx)
+{
+    SK_STORE_CTX *ctx = loaderctx;
+
+    return ctx->eof;
+}
+
+static int store_close(void *loaderctx)
+{
+    SK_STORE_CTX *ctx = loaderctx;
+
+    if (ctx == NULL)
+        return 1;
+    sk_key_info_list_free(ctx->keys, ctx->key_count);
+    sk_uri_clear(&ctx->uri);
+    free(ctx->properties);
+    free(ctx->uri_text);
+    free(ctx);
+    return 1;
+}
+
+/*
+ * Lets another provider's keymgmt take the key when OpenSSL prefers it
+ * (default loaded first). Only public handles: a private handle must stay a
+ * smartkey key, so OpenSSL falls back to our keymgmt load() (notes §1.1).
+ */
+static int store_export_object(void *loaderctx, const void *reference,
+                               size_t reference_size, OSSL_CALLBACK *export_cb,
+                               void *export_cbarg)
+{
+    const sk_key_reference *ref = reference;
+
+    if (ref == NULL || reference_size != sizeof(*ref) ||
+        ref->magic != SK_KEY_REFERENCE_MAGIC ||
+        ref->version != SK_KEY_REFERENCE_VERSION || ref->key == NULL)
+        return 0;
+    if (!ref->public_handle && ref->key->has_private)
+        return 0;
+    return EVP_PKEY_export(ref->key->public_key, EVP_PKEY_PUBLIC_KEY, export_cb,
+                           export_cbarg);
+}
+
+const OSSL_DISPATCH sk_store_functions[] = {
+    {OSSL_FUNC_STORE_OPEN, (void (*)(void))store_open},
+    {OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS,
+     (void (*)(void))store_settable_ctx_params},
+    {OSSL_FUNC_STORE_SET_CTX_PARAMS, (void (*)(void))store_set_ctx_params},
+    {OSSL_FUNC_STORE_LOAD, (void (*)(void))store_load},
+    {OSSL_FUNC_STORE_EOF, (void (*)(void))store_eof},
+    {OSSL_FUNC_STORE_CLOSE, (void (*)(void))store_close},
+    {OSSL_FUNC_STORE_EXPORT_OBJECT, (void (*)(void))store_export_object},
+    {0, NULL},
+};

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The provider can be configured through environment variables alone
+# (SMARTKEY_API_ENDPOINT, SMARTKEY_API_KEY, SMARTKEY_CA_FILE) or with the
+# FORTANIX_* spellings; SMARTKEY_* wins over FORTANIX_*, and the environment
+# overrides openssl.cnf.
+# Usage: env.sh MODULE_DIR EMULATOR
+source "$(dirname "$0")/lib.sh"
+cli_init "$@"
+emulator_start
+
+create_rsa env-rsa 2048 >/dev/null ||
+    fatal "could not create the test keys in the emulator"
+create_ec env-ec NistP256 >/dev/null ||
+    fatal "could not create the test keys in the emulator"
+server_public_key env-rsa "$WORK/rsa.der"
+server_public_key env-ec "$WORK/ec.der"
+
+api_key=$(<"$API_KEY_FILE")
+wrong_key=$(printf '%s' "00000000-0000-0000-0000-000000000000:wrong" |
+    base64 -w0)
+nowhere=https://127.0.0.1:$(closed_port)
+
+clear_env_config
+export SMARTKEY_API_ENDPOINT=$ENDPOINT SMARTKEY_API_KEY=$api_key \
+    SMARTKEY_CA_FILE=$CA_FILE
+check "SMARTKEY_* only: RSA public key" \
+    pubout_matches smartkey:name=env-rsa "$WORK/rsa.der"
+check "SMARTKEY_* only: EC public key" \
+    pubout_matches smartkey://name=env-ec "$WORK/ec.der"
+
+clear_env_config
+export FORTANIX_API_ENDPOINT=$ENDPOINT FORTANIX_API_KEY=$api_key \
+    SMARTKEY_CA_FILE=$CA_FILE
+check "FORTANIX_* spellings: RSA public key" \
+    pubout_matches smartkey:name=env-rsa "$WORK/rsa.der"
+check "FORTANIX_* spellings: EC public key" \
+    pubout_matches smartkey:name=env-ec "$WORK/ec.der"
+
+clear_env_config
+export SMARTKEY_API_ENDPOINT=$ENDPOINT SMARTKEY_API_KEY=$api_key \
+    SMARTKEY_CA_FILE=$CA_FILE \
+    FORTANIX_API_ENDPOINT=$nowhere FORTANIX_API_KEY=$wrong_key
+check "SMARTKEY_* wins over FORTANIX_*" \
+    pubout_matches smartkey:name=env-rsa "$WORK/rsa.der"
+
+# openssl.cnf points at a closed port with a wrong key; the environment
+# redirects it to the emulator.
+clear_env_config
+printf '%s\n' "$wrong_key" >"$WORK/wrong-api-key"
+chmod 600 "$WORK/wrong-api-key"
+make_config "$WORK/openssl.cnf" "api_endpoint=$nowhere" \
+    "api_key=file:$WORK/wrong-api-key" ||
+        fatal "could not generate openssl.cnf from the snippet"
+export OPENSSL_CONF=$WORK/openssl.cnf
+export SMARTKEY_API_ENDPOINT=$ENDPOINT SMARTKEY_API_KEY=$api_key
+RUNNER=ossl_plain
+check "environment overrides openssl.cnf" \
+    pubout_matches smartkey:name=env-ec "$WORK/ec.der"
+
+finish

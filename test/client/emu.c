@@ -1,0 +1,176 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include "emu.h"
+
+int emu_init(emu_env *env)
+{
+    const char *key_file = getenv("SMARTKEY_TEST_API_KEY_FILE");
+    FILE *f;
+
+    memset(env, 0, sizeof(*env));
+    env->endpoint = getenv("SMARTKEY_TEST_ENDPOINT");
+    env->ca_file = getenv("SMARTKEY_TEST_CA");
+    if (env->endpoint == NULL || key_file == NULL) {
+        fprintf(stderr, "run me through with-emulator.sh\n");
+        return 0;
+    }
+    f = fopen(key_file, "r");
+    if (f == NULL || fgets(env->api_key, sizeof(env->api_key), f) == NULL) {
+        fprintf(stderr, "cannot read the emulator's API key\n");
+        if (f != NULL)
+            fclose(f);
+        return 0;
+    }
+    fclose(f);
+    env->api_key[strcspn(env->api_key, "\r\n")] = '\0';
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 1;
+}
+
+typedef struct buffer {
+    char *data;
+    size_t len;
+} buffer;
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    buffer *b = arg;
+    char *grown = realloc(b->data, b->len + size * n + 1);
+
+    if (grown == NULL)
+        return 0;
+    b->data = grown;
+    memcpy(b->data + b->len, data, size * n);
+    b->len += size * n;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+long emu_request(const emu_env *env, const char *method, const char *path,
+                 const char *authorization, const char *body, json_t **answer)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *headers = NULL;
+    buffer b = {NULL, 0};
+    char url[512], header[600];
+    long status = 0;
+
+    if (answer != NULL)
+        *answer = NULL;
+    if (h == NULL)
+        return 0;
+    snprintf(url, sizeof(url), "%s%s", env->endpoint, path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    if (env->ca_file != NULL)
+        curl_easy_setopt(h, CURLOPT_CAINFO, env->ca_file);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (authorization != NULL) {
+        snprintf(header, sizeof(header), "Authorization: %s", authorization);
+        headers = curl_slist_append(headers, header);
+    }
+    if (body != NULL) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (answer != NULL && b.len > 0)
+        *answer = json_loadb(b.data, b.len, 0, NULL);
+    free(b.data);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(h);
+    return status;
+}
+
+int emu_create_key(const emu_env *env, const char *json_request, char kid[37])
+{
+    char authorization[560];
+    json_t *answer = NULL;
+    long status;
+    const char *value;
+
+    snprintf(authorization, sizeof(authorization), "Basic %s", env->api_key);
+    status = emu_request(env, "POST", "/crypto/v1/keys", authorization,
+                         json_request, &answer);
+    value = json_string_value(json_object_get(answer, "kid"));
+    if (status != 201 || value == NULL || strlen(value) != 36) {
+        fprintf(stderr, "key creation failed: HTTP %ld\n", status);
+        json_decref(answer);
+        return 0;
+    }
+    memcpy(kid, value, 37);
+    json_decref(answer);
+    return 1;
+}
+
+void emu_reset_counters(const emu_env *env)
+{
+    emu_request(env, "POST", "/_emulator/counters/reset", NULL, NULL, NULL);
+}
+
+long emu_request_count(const emu_env *env, const char *key)
+{
+    json_t *answer = NULL;
+    long count = -1;
+
+    if (emu_request(env, "GET", "/_emulator/counters", NULL, NULL, &answer) ==
+        200) {
+        json_t *value =
+            json_object_get(json_object_get(answer, "requests"), key);
+
+        count = json_is_integer(value) ? (long)json_integer_value(value) : 0;
+    }
+    json_decref(answer);
+    return count;
+}
+
+long emu_counter(const emu_env *env, const char *name)
+{
+    json_t *answer = NULL;
+    long count = -1;
+
+    if (emu_request(env, "GET", "/_emulator/counters", NULL, NULL, &answer) ==
+        200) {
+        json_t *value = json_object_get(answer, name);
+
+        count = json_is_integer(value) ? (long)json_integer_value(value) : 0;
+    }
+    json_decref(answer);
+    return count;
+}
+
+int emu_add_fault(const emu_env *env, const char *rule)
+{
+    long status =
+        emu_request(env, "POST", "/_emulator/faults", NULL, rule, NULL);
+
+    return status >= 200 && status < 300;
+}
+
+void emu_clear_faults(const emu_env *env)
+{
+    emu_request(env, "DELETE", "/_emulator/faults", NULL, NULL, NULL);
+}
+
+void emu_expire_sessions(const emu_env *env)
+{
+    emu_request(env, "POST", "/_emulator/sessions/expire", NULL, NULL, NULL);
+}
+
+int emu_set_approval(const emu_env *env, int required)
+{
+    long status = emu_request(
+        env, "POST", "/_emulator/approval", NULL,
+        required ? "{\"required\":true}" : "{\"required\":false}", NULL);
+
+    return status >= 200 && status < 300;
+}

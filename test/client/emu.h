@@ -1,0 +1,44 @@
+/*
+ * Test helpers that talk to the smartkey-emulator started by
+ * with-emulator.sh, independently of the client under test (plain libcurl):
+ * test controls (counters, faults, session expiry) and key creation.
+ */
+#ifndef SMARTKEY_TEST_EMU_H
+#define SMARTKEY_TEST_EMU_H
+
+#include <jansson.h>
+
+typedef struct emu_env {
+    const char *endpoint;
+    const char *ca_file;
+    char api_key[512];
+} emu_env;
+
+/* Reads SMARTKEY_TEST_*; returns 0 (with a message on stderr) when the
+   program was not started by with-emulator.sh. */
+int emu_init(emu_env *env);
+
+/*
+ * One request. authorization: NULL (none) or a full header value such as
+ * "Basic ...". body may be NULL. Returns the HTTP status (0 on transport
+ * failure); *answer (if not NULL) gets the parsed JSON answer or NULL.
+ */
+long emu_request(const emu_env *env, const char *method, const char *path,
+                 const char *authorization, const char *body, json_t **answer);
+
+/* Creates a key with the app API key (POST /crypto/v1/keys); writes its
+   kid. Returns 1 on 201. */
+int emu_create_key(const emu_env *env, const char *json_request, char kid[37]);
+
+void emu_reset_counters(const emu_env *env);
+/* A request count, e.g. "POST /sys/v1/session/auth"; -1 on failure. */
+long emu_request_count(const emu_env *env, const char *key);
+/* A top-level counter: "connections", "tls_handshakes", "exports"... */
+long emu_counter(const emu_env *env, const char *name);
+/* POST /_emulator/faults with rule (JSON text). Returns 1 on 2xx. */
+int emu_add_fault(const emu_env *env, const char *rule);
+void emu_clear_faults(const emu_env *env);
+void emu_expire_sessions(const emu_env *env);
+int emu_set_approval(const emu_env *env, int required);
+
+#endif

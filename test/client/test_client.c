@@ -1,0 +1,865 @@
+/*
+ * The REST client against a real smartkey-emulator (started by
+ * with-emulator.sh). Request counts come from the emulator's counters;
+ * nothing here asserts wall-clock times.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <CUnit/Basic.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include "client.h"
+#include "emu.h"
+
+#define AUTH_REQUEST "POST /sys/v1/session/auth"
+#define INFO_REQUEST "POST /crypto/v1/keys/info"
+
+static emu_env env;
+static char rsa_kid[37], ec_kid[37], aes_kid[37];
+
+static sk_client *new_client_with(const char *endpoint, const char *api_key,
+                                  const char *ca_file, int retries)
+{
+    sk_client_config cfg = {0};
+    sk_error err;
+    sk_client *client;
+
+    cfg.endpoint = endpoint;
+    cfg.api_key = api_key;
+    cfg.ca_file = ca_file;
+    cfg.retries = retries;
+    cfg.connect_timeout_ms = 3000;
+    cfg.request_timeout_ms = 10000;
+    client = sk_client_new(&cfg, &err);
+    if (client == NULL)
+        fprintf(stderr, "sk_client_new: %s\n", err.message);
+    return client;
+}
+
+static sk_client *new_client(void)
+{
+    return new_client_with(env.endpoint, env.api_key, env.ca_file, -1);
+}
+
+static int info_by_name(sk_client *client, const char *name, sk_key_info **info,
+                        sk_error *err)
+{
+    sk_key_ref ref = {NULL, name};
+
+    return sk_client_key_info(client, &ref, info, err);
+}
+
+static EVP_PKEY *public_key_of(const sk_key_info *info)
+{
+    const unsigned char *p = info->pub_key;
+
+    return info->pub_key != NULL ? d2i_PUBKEY(NULL, &p, (long)info->pub_key_len)
+                                 : NULL;
+}
+
+static int suite_init(void)
+{
+    if (!emu_init(&env))
+        return 1;
+    if (!emu_create_key(&env,
+                        "{\"name\":\"client-rsa\",\"obj_type\":\"RSA\","
+                        "\"key_size\":2048,\"pub_exponent\":65537,"
+                        "\"key_ops\":[\"SIGN\",\"VERIFY\",\"ENCRYPT\","
+                        "\"DECRYPT\",\"WRAPKEY\",\"UNWRAPKEY\","
+                        "\"APPMANAGEABLE\"],"
+                        "\"rsa\":{\"encryption_policy\":[{\"padding\":"
+                        "{\"OAEP\":{}}}],\"signature_policy\":[{}]}}",
+                        rsa_kid) ||
+        !emu_create_key(&env,
+                        "{\"name\":\"client-ec\",\"obj_type\":\"EC\","
+                        "\"elliptic_curve\":\"NistP256\","
+                        "\"key_ops\":[\"SIGN\",\"VERIFY\",\"APPMANAGEABLE\"]}",
+                        ec_kid) ||
+        !emu_create_key(&env,
+                        "{\"name\":\"client-aes\",\"obj_type\":\"AES\","
+                        "\"key_size\":256,\"key_ops\":[\"ENCRYPT\","
+                        "\"DECRYPT\",\"EXPORT\",\"APPMANAGEABLE\"]}",
+                        aes_kid))
+        return 1;
+    return 0;
+}
+
+/* ---- lookups ---- */
+
+static void test_key_info_by_name_returns_rsa_fields_and_public_key(void)
+{
+    sk_client *client = new_client();
+    sk_key_info *info = NULL;
+    sk_error err;
+    EVP_PKEY *pkey;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_FATAL(info_by_name(client, "client-rsa", &info, &err) == 1);
+    CU_ASSERT_STRING_EQUAL(info->kid, rsa_kid);
+    CU_ASSERT_STRING_EQUAL(info->name, "client-rsa");
+    CU_ASSERT_EQUAL(info->obj_type, SK_OBJ_RSA);
+    CU_ASSERT_EQUAL(info->key_size, 2048);
+    CU_ASSERT_EQUAL(info->curve, SK_CURVE_NONE);
+    CU_ASSERT((info->key_ops & (SK_OP_SIGN | SK_OP_DECRYPT)) ==
+              (SK_OP_SIGN | SK_OP_DECRYPT));
+    CU_ASSERT((info->key_ops & SK_OP_EXPORT) == 0);
+    CU_ASSERT(info->enabled);
+    CU_ASSERT(info->active);
+    CU_ASSERT(!info->public_only);
+    pkey = public_key_of(info);
+    CU_ASSERT_FATAL(pkey != NULL);
+    CU_ASSERT(EVP_PKEY_is_a(pkey, "RSA"));
+    CU_ASSERT_EQUAL(EVP_PKEY_get_bits(pkey), 2048);
+    EVP_PKEY_free(pkey);
+    sk_key_info_free(info);
+    sk_client_free(client);
+}
+
+static void test_key_info_by_kid_returns_ec_curve_and_public_key(void)
+{
+    sk_client *client = new_client();
+    sk_key_ref ref = {ec_kid, NULL};
+    sk_key_info *info = NULL;
+    sk_error err;
+    EVP_PKEY *pkey;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_FATAL(sk_client_key_info(client, &ref, &info, &err) == 1);
+    CU_ASSERT_STRING_EQUAL(info->kid, ec_kid);
+    CU_ASSERT_STRING_EQUAL(info->name, "client-ec");
+    CU_ASSERT_EQUAL(info->obj_type, SK_OBJ_EC);
+    CU_ASSERT_EQUAL(info->curve, SK_CURVE_P256);
+    CU_ASSERT(info->key_ops & SK_OP_SIGN);
+    pkey = public_key_of(info);
+    CU_ASSERT_FATAL(pkey != NULL);
+    CU_ASSERT(EVP_PKEY_is_a(pkey, "EC"));
+    CU_ASSERT_EQUAL(EVP_PKEY_get_bits(pkey), 256);
+    EVP_PKEY_free(pkey);
+    sk_key_info_free(info);
+    sk_client_free(client);
+}
+
+static void test_unknown_key_is_not_found_with_smartkey_message(void)
+{
+    sk_client *client = new_client();
+    sk_key_info *info = NULL;
+    sk_error err;
+    char line[700];
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(info_by_name(client, "no-such-key", &info, &err) == 0);
+    CU_ASSERT(info == NULL);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(err.http_status, 404);
+    CU_ASSERT_STRING_EQUAL(err.request, INFO_REQUEST);
+    CU_ASSERT(err.message[0] != '\0');
+    sk_error_string(&err, line, sizeof(line));
+    CU_ASSERT(strstr(line, "404") != NULL);
+    sk_client_free(client);
+}
+
+static void test_invalid_key_reference_fails_without_network(void)
+{
+    /* A port nobody listens on: any network use would fail differently. */
+    sk_client *client = new_client_with("https://127.0.0.1:1", "key", NULL, 0);
+    sk_key_ref both = {rsa_kid, "client-rsa"}, bad_kid = {"not-a-uuid", NULL};
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(sk_client_key_info(client, &both, &info, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_BAD_REQUEST);
+    CU_ASSERT(sk_client_key_info(client, &bad_kid, &info, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_BAD_REQUEST);
+    sk_client_free(client);
+}
+
+static void test_list_keys_filters_by_exact_name(void)
+{
+    sk_client *client = new_client();
+    sk_key_info **list = NULL;
+    size_t count = 0;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_FATAL(
+        sk_client_list_keys(client, "client-ec", &list, &count, &err) == 1);
+    CU_ASSERT_EQUAL_FATAL(count, 1);
+    CU_ASSERT_STRING_EQUAL(list[0]->kid, ec_kid);
+    sk_key_info_list_free(list, count);
+    CU_ASSERT_FATAL(sk_client_list_keys(client, NULL, &list, &count, &err) ==
+                    1);
+    CU_ASSERT(count >= 3);
+    sk_key_info_list_free(list, count);
+    CU_ASSERT(sk_client_list_keys(client, "no such key;%&=", &list, &count,
+                                  &err) == 1);
+    CU_ASSERT_EQUAL(count, 0);
+    sk_key_info_list_free(list, count);
+    sk_client_free(client);
+}
+
+/* ---- configuration and transport errors ---- */
+
+static void test_bad_api_key_is_an_auth_error(void)
+{
+    /* base64("00000000-0000-0000-0000-000000000000:wrong") */
+    sk_client *client = new_client_with(
+        env.endpoint,
+        "MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwOndyb25n", env.ca_file,
+        -1);
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_AUTH);
+    CU_ASSERT_EQUAL(err.http_status, 401);
+    CU_ASSERT(strstr(err.message, "Ondyb25n") == NULL);
+    sk_client_free(client);
+}
+
+static int closed_port(void)
+{
+    struct sockaddr_in addr = {0};
+    socklen_t len = sizeof(addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+        port = ntohs(addr.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static void test_closed_port_is_a_network_error(void)
+{
+    char endpoint[64];
+    sk_client *client;
+    sk_key_info *info = NULL;
+    sk_error err;
+    int port = closed_port();
+
+    CU_ASSERT_FATAL(port > 0);
+    snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d", port);
+    client = new_client_with(endpoint, env.api_key, env.ca_file, 1);
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_NETWORK);
+    CU_ASSERT_EQUAL(err.http_status, 0);
+    CU_ASSERT(err.message[0] != '\0');
+    sk_client_free(client);
+}
+
+static void test_untrusted_server_certificate_is_a_tls_error(void)
+{
+    /* No ca_file: the emulator's private CA is not in the system store. */
+    sk_client *client = new_client_with(env.endpoint, env.api_key, NULL, -1);
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_TLS);
+    CU_ASSERT(strstr(err.message, "certificate") != NULL);
+    sk_client_free(client);
+}
+
+static void test_insecure_skip_verify_accepts_an_untrusted_server(void)
+{
+    sk_client_config cfg = {0};
+    sk_client *client;
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    cfg.endpoint = env.endpoint;
+    cfg.api_key = env.api_key;
+    cfg.retries = -1;
+    cfg.insecure_skip_verify = 1;
+    client = sk_client_new(&cfg, &err);
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    sk_client_free(client);
+}
+
+static void test_stalled_server_is_a_timeout(void)
+{
+    sk_client_config cfg = {0};
+    sk_client *client;
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    cfg.endpoint = env.endpoint;
+    cfg.api_key = env.api_key;
+    cfg.ca_file = env.ca_file;
+    cfg.retries = 0;
+    cfg.request_timeout_ms = 1000;
+    client = sk_client_new(&cfg, &err);
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/keys/info\","
+                                        "\"count\":1,\"action\":\"stall\","
+                                        "\"seconds\":3}"));
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_TIMEOUT);
+    emu_clear_faults(&env);
+    sk_client_free(client);
+}
+
+/* ---- sessions ---- */
+
+#define THREADS          16
+#define CALLS_PER_THREAD 25
+
+static void *lookup_many(void *arg)
+{
+    sk_client *client = arg;
+    long failures = 0;
+
+    for (int i = 0; i < CALLS_PER_THREAD; i++) {
+        sk_key_info *info = NULL;
+        sk_error err;
+
+        if (!info_by_name(client, i % 2 ? "client-rsa" : "client-ec", &info,
+                          &err))
+            failures++;
+        sk_key_info_free(info);
+    }
+    return (void *)failures;
+}
+
+static void test_sixteen_threads_share_one_session(void)
+{
+    sk_client *client = new_client();
+    pthread_t threads[THREADS];
+    long failures = 0;
+
+    CU_ASSERT_FATAL(client != NULL);
+    emu_reset_counters(&env);
+    for (int i = 0; i < THREADS; i++)
+        CU_ASSERT_FATAL(
+            pthread_create(&threads[i], NULL, lookup_many, client) == 0);
+    for (int i = 0; i < THREADS; i++) {
+        void *result;
+
+        pthread_join(threads[i], &result);
+        failures += (long)result;
+    }
+    CU_ASSERT_EQUAL(failures, 0);
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST),
+                    THREADS * CALLS_PER_THREAD);
+    sk_client_free(client);
+}
+
+static void test_expired_session_is_renewed_transparently(void)
+{
+    sk_client *client = new_client();
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    emu_expire_sessions(&env);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 2);
+    /* the refused call and its retry */
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 3);
+    sk_client_free(client);
+}
+
+/* SmartKey may answer 403 for a dead session (fact sheet §1.3). */
+static void test_unexplained_403_renews_the_session_once(void)
+{
+    sk_client *client = new_client();
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/keys/info\","
+                                        "\"count\":1,\"action\":\"status\","
+                                        "\"status\":403}"));
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 2);
+
+    /* a 403 that persists is reported after one renewal, not looped on */
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/keys/info\","
+                                        "\"count\":5,\"action\":\"status\","
+                                        "\"status\":403}"));
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_FORBIDDEN);
+    CU_ASSERT_EQUAL(err.http_status, 403);
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 2);
+    emu_clear_faults(&env);
+    sk_client_free(client);
+}
+
+static void test_approval_required_is_reported_without_reauthentication(void)
+{
+    sk_client *client = new_client();
+    unsigned char digest[32] = {1}, *signature = NULL;
+    size_t signature_len = 0;
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256",    digest,
+                           sizeof(digest), SK_SIG_NONE, NULL};
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(emu_set_approval(&env, 1));
+    CU_ASSERT(sk_client_sign(client, &req, &signature, &signature_len, &err) ==
+              0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_APPROVAL);
+    CU_ASSERT_EQUAL(err.http_status, 403);
+    CU_ASSERT_STRING_EQUAL(err.message, "This operation requires approval");
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    CU_ASSERT_EQUAL(emu_request_count(&env, "POST /crypto/v1/sign"), 1);
+    emu_set_approval(&env, 0);
+    sk_client_free(client);
+}
+
+/* ---- retries and hostile answers ---- */
+
+static void test_injected_503_is_retried(void)
+{
+    sk_client *client = new_client();
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/keys/info\","
+                                        "\"count\":1,\"action\":\"status\","
+                                        "\"status\":503,\"retry_after\":1}"));
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 2);
+    emu_clear_faults(&env);
+    sk_client_free(client);
+}
+
+static void test_503_beyond_the_retry_budget_is_a_server_error(void)
+{
+    sk_client *client =
+        new_client_with(env.endpoint, env.api_key, env.ca_file, 1);
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/keys/info\","
+                                        "\"count\":10,\"action\":\"status\","
+                                        "\"status\":503}"));
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_SERVER);
+    CU_ASSERT_EQUAL(err.http_status, 503);
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 2);
+    emu_clear_faults(&env);
+    sk_client_free(client);
+}
+
+static void expect_clean_failure(sk_client *client, const char *rule,
+                                 sk_err_kind kind1, sk_err_kind kind2)
+{
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    CU_ASSERT_FATAL(emu_add_fault(&env, rule));
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 0);
+    CU_ASSERT(info == NULL);
+    CU_ASSERT(err.kind == kind1 || err.kind == kind2);
+    if (err.kind != kind1 && err.kind != kind2)
+        fprintf(stderr, "\n  %s -> %s: %s\n", rule, sk_err_kind_name(err.kind),
+                err.message);
+    emu_clear_faults(&env);
+    /* and the client is still usable */
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+}
+
+static void test_hostile_answers_give_clean_errors(void)
+{
+    sk_client *client = new_client();
+
+    CU_ASSERT_FATAL(client != NULL);
+    /* count 5 covers the retries of the retried kinds */
+    expect_clean_failure(client,
+                         "{\"path\":\"/crypto/v1/keys/info\",\"count\":5,"
+                         "\"action\":\"malformed\"}",
+                         SK_ERR_PROTOCOL, SK_ERR_PROTOCOL);
+    expect_clean_failure(client,
+                         "{\"path\":\"/crypto/v1/keys/info\",\"count\":5,"
+                         "\"action\":\"truncate\"}",
+                         SK_ERR_NETWORK, SK_ERR_PROTOCOL);
+    expect_clean_failure(client,
+                         "{\"path\":\"/crypto/v1/keys/info\",\"count\":5,"
+                         "\"action\":\"oversized\",\"bytes\":3000000}",
+                         SK_ERR_PROTOCOL, SK_ERR_PROTOCOL);
+    expect_clean_failure(client,
+                         "{\"path\":\"/crypto/v1/keys/info\",\"count\":5,"
+                         "\"action\":\"wrong_type\"}",
+                         SK_ERR_PROTOCOL, SK_ERR_PROTOCOL);
+    expect_clean_failure(client,
+                         "{\"path\":\"/crypto/v1/keys/info\",\"count\":5,"
+                         "\"action\":\"reset\"}",
+                         SK_ERR_NETWORK, SK_ERR_NETWORK);
+    sk_client_free(client);
+
+    /* a fresh client has to authenticate first */
+    client = new_client();
+    CU_ASSERT_FATAL(client != NULL);
+    expect_clean_failure(client,
+                         "{\"path\":\"/sys/v1/session/auth\",\"count\":5,"
+                         "\"action\":\"wrong_type\"}",
+                         SK_ERR_PROTOCOL, SK_ERR_PROTOCOL);
+    sk_client_free(client);
+    client = new_client();
+    CU_ASSERT_FATAL(client != NULL);
+    expect_clean_failure(client,
+                         "{\"path\":\"/sys/v1/session/auth\",\"count\":5,"
+                         "\"action\":\"truncate\"}",
+                         SK_ERR_NETWORK, SK_ERR_PROTOCOL);
+    sk_client_free(client);
+}
+
+/* ---- logs ---- */
+
+typedef struct log_capture {
+    pthread_mutex_t lock;
+    char text[16384];
+    size_t len;
+    int lines;
+} log_capture;
+
+static void capture_log(void *arg, int level, const char *msg)
+{
+    log_capture *capture = arg;
+    size_t len = strlen(msg);
+
+    pthread_mutex_lock(&capture->lock);
+    if (capture->len + len + 2 < sizeof(capture->text)) {
+        memcpy(capture->text + capture->len, msg, len);
+        capture->len += len;
+        capture->text[capture->len++] = '\n';
+        capture->text[capture->len] = '\0';
+    }
+    capture->lines++;
+    pthread_mutex_unlock(&capture->lock);
+}
+
+static void test_logs_and_errors_never_show_the_api_key(void)
+{
+    static log_capture capture = {PTHREAD_MUTEX_INITIALIZER, "", 0, 0};
+    sk_client_config cfg = {0};
+    sk_client *client;
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    cfg.endpoint = env.endpoint;
+    cfg.api_key = env.api_key;
+    cfg.ca_file = env.ca_file;
+    cfg.retries = 1;
+    cfg.log = capture_log;
+    cfg.log_arg = &capture;
+    client = sk_client_new(&cfg, &err);
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    emu_expire_sessions(&env);
+    CU_ASSERT(info_by_name(client, "no-such-key", &info, &err) == 0);
+    CU_ASSERT(strstr(err.message, env.api_key) == NULL);
+    CU_ASSERT(capture.lines >= 4);
+    CU_ASSERT(strstr(capture.text, "POST /sys/v1/session/auth") != NULL);
+    CU_ASSERT(strstr(capture.text, env.api_key) == NULL);
+    CU_ASSERT(strstr(capture.text, "Bearer") == NULL);
+    CU_ASSERT(strstr(capture.text, "Basic") == NULL);
+    sk_client_free(client);
+}
+
+/* ---- connections and fork ---- */
+
+static void test_sequential_calls_reuse_one_connection(void)
+{
+    sk_client *client = new_client();
+    long before, overhead, after;
+
+    CU_ASSERT_FATAL(client != NULL);
+    /* Reading the counters may itself open a connection: measure that. */
+    overhead = emu_counter(&env, "connections");
+    before = emu_counter(&env, "connections");
+    overhead = before - overhead;
+    for (int i = 0; i < 20; i++) {
+        sk_key_info *info = NULL;
+        sk_error err;
+
+        CU_ASSERT(info_by_name(client, "client-ec", &info, &err) == 1);
+        sk_key_info_free(info);
+    }
+    after = emu_counter(&env, "connections");
+    CU_ASSERT_EQUAL(after - before, 1 + overhead);
+    sk_client_free(client);
+}
+
+static void test_fork_child_reconnects_and_parent_keeps_working(void)
+{
+    sk_client *client = new_client();
+    sk_key_info *info = NULL;
+    sk_error err;
+    int status = -1;
+    pid_t pid;
+
+    CU_ASSERT_FATAL(client != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        int ok = info_by_name(client, "client-ec", &info, &err) == 1 &&
+                 strcmp(info->kid, ec_kid) == 0;
+
+        sk_key_info_free(info);
+        ok = ok && info_by_name(client, "client-rsa", &info, &err) == 1;
+        sk_key_info_free(info);
+        sk_client_free(client);
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    /* the child reused the parent's session */
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 4);
+    sk_client_free(client);
+}
+
+/* ---- crypto calls ---- */
+
+static int verify_locally(const sk_key_info *info, int padding,
+                          const unsigned char *digest,
+                          const unsigned char *signature, size_t len)
+{
+    EVP_PKEY *pkey = public_key_of(info);
+    EVP_PKEY_CTX *ctx = pkey ? EVP_PKEY_CTX_new(pkey, NULL) : NULL;
+    int ok =
+        ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
+        EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
+        (padding == 0 || EVP_PKEY_CTX_set_rsa_padding(ctx, padding) == 1) &&
+        (padding != RSA_PKCS1_PSS_PADDING ||
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_AUTO) == 1) &&
+        EVP_PKEY_verify(ctx, signature, len, digest, 32) == 1;
+
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    return ok;
+}
+
+static void test_signatures_verify_with_the_public_key(void)
+{
+    sk_client *client = new_client();
+    unsigned char digest[32], *signature = NULL;
+    size_t len = 0;
+    sk_key_info *rsa = NULL, *ec = NULL;
+    sk_sign_request req = {{rsa_kid, NULL}, "SHA256",         digest,
+                           sizeof(digest),  SK_SIG_PKCS1_V15, NULL};
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    RAND_bytes(digest, sizeof(digest));
+    CU_ASSERT_FATAL(info_by_name(client, "client-rsa", &rsa, &err) == 1);
+    CU_ASSERT_FATAL(info_by_name(client, "client-ec", &ec, &err) == 1);
+
+    CU_ASSERT(sk_client_sign(client, &req, &signature, &len, &err) == 1);
+    CU_ASSERT_EQUAL(len, 256);
+    CU_ASSERT(verify_locally(rsa, RSA_PKCS1_PADDING, digest, signature, len));
+    OPENSSL_free(signature);
+
+    req.padding = SK_SIG_PSS;
+    CU_ASSERT(sk_client_sign(client, &req, &signature, &len, &err) == 1);
+    CU_ASSERT(
+        verify_locally(rsa, RSA_PKCS1_PSS_PADDING, digest, signature, len));
+    OPENSSL_free(signature);
+
+    req.key.kid = NULL;
+    req.key.name = "client-ec";
+    req.padding = SK_SIG_NONE;
+    CU_ASSERT(sk_client_sign(client, &req, &signature, &len, &err) == 1);
+    CU_ASSERT(verify_locally(ec, 0, digest, signature, len));
+    OPENSSL_free(signature);
+
+    sk_key_info_free(rsa);
+    sk_key_info_free(ec);
+    sk_client_free(client);
+}
+
+static void test_oaep_decrypt_recovers_local_encryption(void)
+{
+    sk_client *client = new_client();
+    const unsigned char message[] = "the quick brown fox";
+    unsigned char cipher[512], *plain = NULL;
+    size_t cipher_len = sizeof(cipher), plain_len = 0;
+    sk_key_info *rsa = NULL;
+    sk_decrypt_request req = {
+        {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, cipher, 0};
+    EVP_PKEY *pkey;
+    EVP_PKEY_CTX *ctx;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_FATAL(info_by_name(client, "client-rsa", &rsa, &err) == 1);
+    pkey = public_key_of(rsa);
+    ctx = EVP_PKEY_CTX_new(pkey, NULL);
+    CU_ASSERT_FATAL(
+        ctx != NULL && EVP_PKEY_encrypt_init(ctx) == 1 &&
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+        EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
+        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1 &&
+        EVP_PKEY_encrypt(ctx, cipher, &cipher_len, message, sizeof(message)) ==
+            1);
+    req.cipher_len = cipher_len;
+    CU_ASSERT(sk_client_decrypt(client, &req, &plain, &plain_len, &err) == 1);
+    CU_ASSERT_EQUAL(plain_len, sizeof(message));
+    CU_ASSERT(plain != NULL && memcmp(plain, message, sizeof(message)) == 0);
+    OPENSSL_clear_free(plain, plain_len);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    sk_key_info_free(rsa);
+    sk_client_free(client);
+}
+
+static void test_wrapkey_under_rsa_unwraps_to_the_aes_key(void)
+{
+    sk_client *client = new_client();
+    unsigned char *wrapped = NULL, *plain = NULL;
+    size_t wrapped_len = 0, plain_len = 0;
+    sk_wrapkey_request wrap = {
+        {rsa_kid, NULL}, {NULL, "client-aes"}, "RSA", "SHA256", NULL};
+    sk_decrypt_request unwrap = {
+        {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, NULL, 0};
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_FATAL(
+        sk_client_wrapkey(client, &wrap, &wrapped, &wrapped_len, &err) == 1);
+    CU_ASSERT_EQUAL(wrapped_len, 256);
+    /* RSA-OAEP wrapping of an AES key is OAEP of its raw bytes. */
+    unwrap.cipher = wrapped;
+    unwrap.cipher_len = wrapped_len;
+    CU_ASSERT(sk_client_decrypt(client, &unwrap, &plain, &plain_len, &err) ==
+              1);
+    CU_ASSERT_EQUAL(plain_len, 32);
+    OPENSSL_clear_free(plain, plain_len);
+    OPENSSL_free(wrapped);
+    sk_client_free(client);
+}
+
+/* Run alone against an emulator started with --token-lifetime 2. */
+static void test_session_is_renewed_before_it_expires(void)
+{
+    sk_client *client = new_client();
+    sk_key_info *info = NULL;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    /* past 80 % of the 2 s idle lifetime */
+    usleep(1800 * 1000);
+    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
+    sk_key_info_free(info);
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 2);
+    /* renewed before use: no call was refused and retried */
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 2);
+    sk_client_free(client);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        CU_TestFunc fn;
+    } tests[] = {
+#define T(f) {#f, f}
+        T(test_key_info_by_name_returns_rsa_fields_and_public_key),
+        T(test_key_info_by_kid_returns_ec_curve_and_public_key),
+        T(test_unknown_key_is_not_found_with_smartkey_message),
+        T(test_invalid_key_reference_fails_without_network),
+        T(test_list_keys_filters_by_exact_name),
+        T(test_bad_api_key_is_an_auth_error),
+        T(test_closed_port_is_a_network_error),
+        T(test_untrusted_server_certificate_is_a_tls_error),
+        T(test_insecure_skip_verify_accepts_an_untrusted_server),
+        T(test_stalled_server_is_a_timeout),
+        T(test_sixteen_threads_share_one_session),
+        T(test_expired_session_is_renewed_transparently),
+        T(test_unexplained_403_renews_the_session_once),
+        T(test_approval_required_is_reported_without_reauthentication),
+        T(test_injected_503_is_retried),
+        T(test_503_beyond_the_retry_budget_is_a_server_error),
+        T(test_hostile_answers_give_clean_errors),
+        T(test_logs_and_errors_never_show_the_api_key),
+        T(test_sequential_calls_reuse_one_connection),
+        T(test_fork_child_reconnects_and_parent_keeps_working),
+        T(test_signatures_verify_with_the_public_key),
+        T(test_oaep_decrypt_recovers_local_encryption),
+        T(test_wrapkey_under_rsa_unwraps_to_the_aes_key),
+#undef T
+    };
+    CU_pSuite suite;
+    unsigned run, failed;
+    size_t count = sizeof(tests) / sizeof(tests[0]);
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    suite = CU_add_suite("client", suite_init, NULL);
+    if (suite == NULL) {
+        CU_cleanup_registry();
+        return 2;
+    }
+    if (argc > 1 && strcmp(argv[1], "short-token-lifetime") == 0) {
+        count = 1;
+        CU_add_test(suite, "test_session_is_renewed_before_it_expires",
+                    test_session_is_renewed_before_it_expires);
+    } else {
+        for (size_t i = 0; i < count; i++)
+            CU_add_test(suite, tests[i].name, tests[i].fn);
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    run = CU_get_number_of_tests_run();
+    failed = CU_get_number_of_tests_failed();
+    if (CU_get_number_of_suites_failed() > 0)
+        failed = (unsigned)count;
+    printf("%u passed, %u failed\n", run - CU_get_number_of_tests_failed(),
+           failed);
+    CU_cleanup_registry();
+    return failed == 0 ? 0 : 1;
+}

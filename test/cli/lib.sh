@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared functions for the CLI tests: they drive the stock `openssl` program
 # as a user would, against a private smartkey-emulator.
 #

@@ -37,7 +37,9 @@
  *  - wrapkey: wrapped content is the raw value for AES/HMAC/SECRET subjects
  *    and PKCS#1 / RFC 5915 (key_format "Default") or PKCS#8 ("Pkcs8") DER for
  *    RSA/EC subjects. A public-only subject cannot be wrapped (403). The
- *    response never carries "kid".
+ *    response never carries "kid". Every subject, transient ones included,
+ *    needs EXPORT; an inline public RSA key ({"inline":{"obj_type":"RSA",
+ *    "value":<SPKI>}}) works as a wrapping key.
  *  - unwrapkey answers 200 with the new Sobject (201 is not observed anywhere).
  *    Without key_ops the new object gets every op valid for its type except
  *    EXPORT, as for generate.
@@ -53,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/decoder.h>
@@ -349,6 +352,19 @@ static EVP_PKEY *decode_der(const char *key_type, int selection,
     return pkey;
 }
 
+/* The key-pair decoders may also accept a bare public key structure. */
+static int has_private_half(const EVP_PKEY *pkey, int is_rsa)
+{
+    BIGNUM *secret = NULL;
+    int found = EVP_PKEY_get_bn_param(
+        pkey, is_rsa ? OSSL_PKEY_PARAM_RSA_D : OSSL_PKEY_PARAM_PRIV_KEY,
+        &secret);
+
+    BN_clear_free(secret);
+    ERR_clear_error();
+    return found;
+}
+
 static int import_asymmetric(em_obj *obj, const unsigned char *value,
                              size_t len, char *err, size_t errlen)
 {
@@ -366,6 +382,8 @@ static int import_asymmetric(em_obj *obj, const unsigned char *value,
         pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_PUBLIC_KEY,
                           "SubjectPublicKeyInfo", value, len);
         public_only = 1;
+    } else {
+        public_only = !has_private_half(pkey, is_rsa);
     }
     ERR_clear_error();
     if (pkey == NULL) {

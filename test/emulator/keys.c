@@ -322,10 +322,17 @@ static int collect(em_obj *obj, void *arg)
         return 1;
     if (l->obj_type != NULL && strcmp(obj->obj_type, l->obj_type) != 0)
         return 1;
-    /* objects without an explicit group are in the app's default group,
-       whose id only the JSON view knows */
-    if (l->group_id != NULL && group != NULL && strcmp(group, l->group_id))
-        return 1;
+    if (l->group_id != NULL) {
+        /* objects without an explicit group are in the app's default group,
+           whose id only the JSON view knows */
+        json_t *j = group == NULL ? em_obj_to_json(obj, 0) : NULL;
+        int other = strcmp(group ? group : em_json_str(j, "group_id"),
+                           l->group_id) != 0;
+
+        json_decref(j);
+        if (other)
+            return 1;
+    }
     if (l->count == l->cap) {
         em_obj **grown;
 

@@ -100,6 +100,14 @@ check "reset fault closes the connection (curl exit 52 or 56)" \
 api POST /crypto/v1/sign "$SIGN"
 check_status "next request after a reset answers normally" 200
 
+add_fault '{"path":"*","count":2,"action":"status","status":502}' "'*' status"
+api POST /crypto/v1/keys/info "{\"kid\":\"$EC_KID\"}"
+check_status "a '*' fault hits keys/info" 502
+request "Basic $APIKEY" POST /sys/v1/session/auth
+check_status "a '*' fault hits session/auth" 502
+api POST /crypto/v1/keys/info "{\"kid\":\"$EC_KID\"}"
+check_status "the '*' fault is used up after its count" 200
+
 add_fault '{"path":"/crypto/v1/sign","count":1,"action":"stall","seconds":1}' stall
 api POST /crypto/v1/sign "$SIGN"
 check_status "stalled request still answers normally" 200

@@ -218,6 +218,15 @@ api POST /crypto/v1/decrypt "{\"key\":{\"kid\":\"$AES_KID\"},\"alg\":\"AES\",\"m
 check_status "AES-CBC decrypt of openssl ciphertext answers 200" 200
 check_eq "AES-CBC decrypt recovers openssl's plaintext" "$PLAIN" "$(field plain)"
 
+api POST /crypto/v1/encrypt "{\"key\":{\"inline\":{\"value\":\"$(b64_file "$WORK/aes.key")\",\"obj_type\":\"AES\"}},\"alg\":\"AES\",\"mode\":\"CBC\",\"plain\":\"$PLAIN\"}"
+check_status "an inline AES key descriptor encrypts" 200
+unb64 "$(field cipher)" "$WORK/inline.bin"
+openssl enc -d -aes-256-cbc -K "$AES_HEX" -iv "$(field iv | base64 -d | xxd -p)" \
+    -in "$WORK/inline.bin" -out "$WORK/p.bin" 2>/dev/null || : >"$WORK/p.bin"
+check "inline AES-CBC: openssl decrypts with the inline key" \
+    cmp -s "$WORK/plain.bin" "$WORK/p.bin"
+check "no kid is echoed for an inline key" json_is '.kid == null'
+
 api POST /crypto/v1/encrypt "{\"key\":{\"kid\":\"$AES_KID\"},\"alg\":\"AES\",\"plain\":\"$PLAIN\"}"
 check_status "AES encrypt without mode is refused with 400" 400
 api POST /crypto/v1/decrypt "$(jq -c 'del(.tag)' <<<"$dec")"

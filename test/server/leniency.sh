@@ -64,6 +64,21 @@ api POST /crypto/v1/sign "{\"key\":{\"kid\":\"$EC_KID\"},\"hash_alg\":\"SHA256\"
 check "URL-safe unpadded base64 in a Blob is refused (400) or decoded alike" \
     eval '[[ "$STATUS" == 400 || "$STATUS" == 200 ]]'
 
+api POST /crypto/v1/no-such-endpoint "$SIGN"
+check_status "an unknown path answers 404" 404
+api GET /crypto/v1/sign
+check "another method on a known path is refused (404/405)" \
+    eval '[[ "$STATUS" == 404 || "$STATUS" == 405 ]]'
+head -c $((9 * 1024 * 1024)) /dev/zero | tr '\0' 'a' >"$WORK/huge"
+bearer_header
+STATUS=$(curl -s -o /dev/null -w '%{http_code}' "${CURL_TLS[@]}" \
+    -H @"$WORK/bearer" --data-binary @"$WORK/huge" \
+    "$ENDPOINT/crypto/v1/sign")
+check "a 9 MiB body is refused with a 4xx (413), not a crash" \
+    eval '[[ "$STATUS" == 4?? ]]'
+api POST /crypto/v1/sign "$SIGN"
+check_status "the emulator still answers after a huge body" 200
+
 # Responses use standard padded base64 (§0).
 api POST /crypto/v1/sign "$SIGN"
 sig=$(field signature)

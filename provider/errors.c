@@ -29,6 +29,9 @@ static const OSSL_ITEM reason_strings[] = {
      "private key stays in SmartKey and cannot be exported"},
     {SK_R_INTERNAL_ERROR, "internal error in the smartkey provider"},
     {SK_R_OUT_OF_MEMORY, "out of memory"},
+    {SK_R_INVALID_PARAMETER, "invalid operation parameter"},
+    {SK_R_BAD_KEY_REFERENCE, "malformed SmartKey key reference file"},
+    {SK_R_KEY_GENERATION_FAILED, "key generation in SmartKey failed"},
     {0, NULL},
 };
 

@@ -1,13 +1,19 @@
 /*
  * Key management for RSA and EC keys held in SmartKey: handles on the key
- * objects the store loads. Only the public half can be exported; there is
- * deliberately no import (notes §2.2, §7.3), so nothing from another
- * provider (libcurl's certificate checks included) can land here.
+ * objects the store loads. Only the public half can be exported. The only
+ * import is of RSA public keys, for wrapping under a cloud's key read from
+ * a file (rsa_import); EC has none (notes §2.2, §7.3).
+ * Generation (genpkey) makes the key inside SmartKey; the private half
+ * never exists anywhere else.
  */
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/core_names.h>
+#include <openssl/bn.h>
 #include <openssl/params.h>
 
 #include "key.h"
@@ -101,7 +107,9 @@ static int keymgmt_match(const void *keydata1, const void *keydata2,
 
     if (a == NULL || b == NULL || a->key == NULL || b->key == NULL)
         return 0;
-    if (a->key == b->key || strcmp(a->key->kid, b->key->kid) == 0)
+    /* keys imported from a file have no kid: compare them by value */
+    if (a->key == b->key ||
+        (a->key->kid[0] != '\0' && strcmp(a->key->kid, b->key->kid) == 0))
         return 1;
     if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
         return EVP_PKEY_eq(a->key->public_key, b->key->public_key) == 1;
@@ -140,6 +148,63 @@ static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
                            cbarg);
 }
 
+/*
+ * The one import: an RSA *public* key of another provider, e.g. a cloud's
+ * wrapping key read from a PEM file or a certificate. OpenSSL exports it
+ * here when the operation is fetched from smartkey (-propquery
+ * '?provider=smartkey'), so the asym cipher can have SmartKey wrap under it
+ * (docs/wrapping.md). OpenSSL asks with the full selection even when it
+ * holds only a public key (notes §9.3), so what is refused is private
+ * material, not the selection bit. The key gets no kid: it is not held in
+ * SmartKey, and the cipher registers it as a transient key when needed.
+ */
+static int rsa_import(void *keydata, int selection, const OSSL_PARAM params[])
+{
+    SK_KEYDATA *handle = keydata;
+    EVP_PKEY_CTX *from_data;
+    EVP_PKEY *public_key = NULL;
+    SK_KEY *key;
+
+    if (handle == NULL || handle->key != NULL ||
+        (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) == 0 ||
+        OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_N) == NULL)
+        return 0;
+    if (OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_D) != NULL) {
+        SK_RAISE(handle->provctx, SK_R_UNSUPPORTED_KEY_TYPE,
+                 "smartkey takes only public keys from other providers; "
+                 "import private keys into SmartKey itself");
+        return 0;
+    }
+    /* the public half lives in the child libctx, never in smartkey */
+    from_data = EVP_PKEY_CTX_new_from_name(handle->provctx->libctx, "RSA",
+                                           "provider!=" SMARTKEY_PROVIDER_NAME);
+    if (from_data == NULL || EVP_PKEY_fromdata_init(from_data) <= 0 ||
+        EVP_PKEY_fromdata(from_data, &public_key, EVP_PKEY_PUBLIC_KEY,
+                          (OSSL_PARAM *)params) <= 0) {
+        EVP_PKEY_CTX_free(from_data);
+        SK_RAISE(handle->provctx, SK_R_UNSUPPORTED_KEY_TYPE,
+                 "cannot take over the RSA public key");
+        return 0;
+    }
+    EVP_PKEY_CTX_free(from_data);
+    key = calloc(1, sizeof(*key));
+    if (key == NULL) {
+        EVP_PKEY_free(public_key);
+        SK_RAISE(handle->provctx, SK_R_OUT_OF_MEMORY, "importing a key");
+        return 0;
+    }
+    atomic_init(&key->refs, 1);
+    key->type = SK_KEY_RSA;
+    key->public_key = public_key;
+    key->key_ops = SK_OP_ENCRYPT | SK_OP_WRAPKEY;
+    key->bits = (unsigned)EVP_PKEY_get_bits(public_key);
+    key->security_bits = EVP_PKEY_get_security_bits(public_key);
+    key->max_size = EVP_PKEY_get_size(public_key);
+    handle->key = key;
+    handle->private_handle = 0;
+    return 1;
+}
+
 static const OSSL_PARAM rsa_public_types[] = {
     OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, NULL, 0),
     OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
@@ -155,6 +220,12 @@ static const OSSL_PARAM ec_public_types[] = {
 };
 
 static const OSSL_PARAM *rsa_export_types(int selection)
+{
+    return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 ? rsa_public_types
+                                                             : NULL;
+}
+
+static const OSSL_PARAM *rsa_import_types(int selection)
 {
     return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 ? rsa_public_types
                                                              : NULL;
@@ -274,6 +345,383 @@ static const char *ec_query_operation_name(int operation_id)
     return NULL;
 }
 
+/* --- key generation in SmartKey (genpkey) ------------------------------ */
+
+#define MAX_KEY_OPS 16
+
+typedef struct sk_genctx {
+    SK_PROVCTX *provctx;
+    sk_key_type type;
+    int selection;
+    size_t bits;                /* RSA */
+    unsigned long pub_exponent; /* RSA; 0: SmartKey's default */
+    sk_curve curve;             /* EC */
+    char *name;
+    char *key_ops;  /* the user's comma list, NULL: SmartKey's default */
+    int exportable; /* -1: not said */
+} SK_GENCTX;
+
+/* SmartKey's default operations, spelled out when EXPORT is added to them
+   (sending key_ops replaces the default as a whole). */
+static const char *const rsa_default_ops[] = {
+    "SIGN",    "VERIFY",    "ENCRYPT",      "DECRYPT",
+    "WRAPKEY", "UNWRAPKEY", "APPMANAGEABLE"};
+static const char *const ec_default_ops[] = {"SIGN", "VERIFY", "AGREEKEY",
+                                             "APPMANAGEABLE"};
+
+static const struct {
+    const char *name;
+    sk_curve curve;
+    const char *smartkey_name;
+} curves[] = {
+    {"P-256", SK_CURVE_P256, "NistP256"},
+    {"prime256v1", SK_CURVE_P256, "NistP256"},
+    {"secp256r1", SK_CURVE_P256, "NistP256"},
+    {"P-384", SK_CURVE_P384, "NistP384"},
+    {"secp384r1", SK_CURVE_P384, "NistP384"},
+    {"P-521", SK_CURVE_P521, "NistP521"},
+    {"secp521r1", SK_CURVE_P521, "NistP521"},
+};
+
+static const char *smartkey_curve_name(sk_curve curve)
+{
+    for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++)
+        if (curves[i].curve == curve)
+            return curves[i].smartkey_name;
+    return NULL;
+}
+
+static void gen_cleanup(void *genctx)
+{
+    SK_GENCTX *gen = genctx;
+
+    if (gen == NULL)
+        return;
+    free(gen->name);
+    free(gen->key_ops);
+    free(gen);
+}
+
+static int set_gen_string(SK_GENCTX *gen, char **slot, const OSSL_PARAM *p)
+{
+    const char *value;
+    char *copy;
+
+    if (!OSSL_PARAM_get_utf8_string_ptr(p, &value)) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER, "%s must be a string",
+                 p->key);
+        return 0;
+    }
+    copy = strdup(value);
+    if (copy == NULL) {
+        SK_RAISE(gen->provctx, SK_R_OUT_OF_MEMORY, "reading %s", p->key);
+        return 0;
+    }
+    free(*slot);
+    *slot = copy;
+    return 1;
+}
+
+static int gen_set_params(void *genctx, const OSSL_PARAM params[])
+{
+    SK_GENCTX *gen = genctx;
+    const OSSL_PARAM *p;
+
+    if (gen == NULL)
+        return 0;
+    if (params == NULL)
+        return 1;
+    for (p = params; p->key != NULL; p++) {
+        if (strcmp(p->key, SMARTKEY_PARAM_KEY_NAME) == 0) {
+            if (!set_gen_string(gen, &gen->name, p))
+                return 0;
+        } else if (strcmp(p->key, SMARTKEY_PARAM_KEY_OPS) == 0) {
+            if (!set_gen_string(gen, &gen->key_ops, p))
+                return 0;
+        } else if (strcmp(p->key, SMARTKEY_PARAM_EXPORTABLE) == 0) {
+            int exportable;
+
+            if (!OSSL_PARAM_get_int(p, &exportable) ||
+                (exportable != 0 && exportable != 1)) {
+                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                         "%s takes 0 or 1", SMARTKEY_PARAM_EXPORTABLE);
+                return 0;
+            }
+            gen->exportable = exportable;
+        } else if (gen->type == SK_KEY_RSA &&
+                   strcmp(p->key, OSSL_PKEY_PARAM_RSA_BITS) == 0) {
+            if (!OSSL_PARAM_get_size_t(p, &gen->bits) || gen->bits < 1024 ||
+                gen->bits > 8192) {
+                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                         "RSA keys in SmartKey have 1024 to 8192 bits");
+                return 0;
+            }
+        } else if (gen->type == SK_KEY_RSA &&
+                   strcmp(p->key, OSSL_PKEY_PARAM_RSA_E) == 0) {
+            BIGNUM *e = NULL;
+            BN_ULONG word;
+
+            if (!OSSL_PARAM_get_BN(p, &e) || (word = BN_get_word(e)) < 3 ||
+                word > 0xffffffffUL || !BN_is_odd(e)) {
+                BN_free(e);
+                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                         "the RSA public exponent must be odd, at least 3 "
+                         "and fit in 32 bits");
+                return 0;
+            }
+            BN_free(e);
+            gen->pub_exponent = (unsigned long)word;
+        } else if (gen->type == SK_KEY_RSA &&
+                   strcmp(p->key, OSSL_PKEY_PARAM_RSA_PRIMES) == 0) {
+            size_t primes;
+
+            if (!OSSL_PARAM_get_size_t(p, &primes) || primes != 2) {
+                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                         "SmartKey makes two-prime RSA keys only");
+                return 0;
+            }
+        } else if (gen->type == SK_KEY_EC &&
+                   strcmp(p->key, OSSL_PKEY_PARAM_GROUP_NAME) == 0) {
+            const char *group;
+            size_t i, n = sizeof(curves) / sizeof(curves[0]);
+
+            if (!OSSL_PARAM_get_utf8_string_ptr(p, &group))
+                return 0;
+            for (i = 0; i < n; i++)
+                if (strcasecmp(group, curves[i].name) == 0)
+                    break;
+            if (i == n) {
+                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                         "curve '%.64s': SmartKey EC keys here are on "
+                         "P-256, P-384 or P-521",
+                         group);
+                return 0;
+            }
+            gen->curve = curves[i].curve;
+        } else if (gen->type == SK_KEY_EC &&
+                   strcmp(p->key, OSSL_PKEY_PARAM_EC_ENCODING) == 0) {
+            const char *encoding;
+
+            /* SmartKey keys always name their curve */
+            if (!OSSL_PARAM_get_utf8_string_ptr(p, &encoding) ||
+                strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) != 0) {
+                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                         "SmartKey EC keys use named curves only");
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[],
+                      sk_key_type type)
+{
+    SK_GENCTX *gen = calloc(1, sizeof(*gen));
+
+    if (gen == NULL) {
+        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "starting key generation");
+        return NULL;
+    }
+    gen->provctx = provctx;
+    gen->type = type;
+    gen->selection = selection;
+    gen->bits = 2048;
+    gen->curve = SK_CURVE_P256;
+    gen->exportable = -1;
+    if (!gen_set_params(gen, params)) {
+        gen_cleanup(gen);
+        return NULL;
+    }
+    return gen;
+}
+
+static void *rsa_gen_init(void *provctx, int selection,
+                          const OSSL_PARAM params[])
+{
+    return gen_init(provctx, selection, params, SK_KEY_RSA);
+}
+
+static void *ec_gen_init(void *provctx, int selection,
+                         const OSSL_PARAM params[])
+{
+    return gen_init(provctx, selection, params, SK_KEY_EC);
+}
+
+static const OSSL_PARAM rsa_gen_settable[] = {
+    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
+    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
+    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
+    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM ec_gen_settable[] = {
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
+    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM *rsa_gen_settable_params(void *genctx, void *provctx)
+{
+    return rsa_gen_settable;
+}
+
+static const OSSL_PARAM *ec_gen_settable_params(void *genctx, void *provctx)
+{
+    return ec_gen_settable;
+}
+
+/*
+ * The operations to send: the user's comma list (upper-cased, checked for
+ * SmartKey's spelling), or SmartKey's default spelled out when EXPORT must
+ * be added to it. *count 0 with success means "send none: default".
+ */
+static int gen_key_ops(SK_GENCTX *gen, char *buf, size_t buf_len,
+                       const char **ops, size_t *count)
+{
+    int has_export = 0;
+    char *token, *save = NULL;
+
+    *count = 0;
+    if (gen->key_ops != NULL) {
+        if (strlen(gen->key_ops) >= buf_len)
+            goto bad;
+        strcpy(buf, gen->key_ops);
+        for (token = strtok_r(buf, ", ", &save); token != NULL;
+             token = strtok_r(NULL, ", ", &save)) {
+            for (char *c = token; *c != '\0'; c++) {
+                if (!isalnum((unsigned char)*c) && *c != '_')
+                    goto bad;
+                *c = (char)toupper((unsigned char)*c);
+            }
+            if (*count == MAX_KEY_OPS)
+                goto bad;
+            has_export |= strcmp(token, "EXPORT") == 0;
+            ops[(*count)++] = token;
+        }
+        if (*count == 0)
+            goto bad;
+    } else if (gen->exportable == 1) {
+        const char *const *defaults =
+            gen->type == SK_KEY_RSA ? rsa_default_ops : ec_default_ops;
+        size_t n = gen->type == SK_KEY_RSA
+                       ? sizeof(rsa_default_ops) / sizeof(rsa_default_ops[0])
+                       : sizeof(ec_default_ops) / sizeof(ec_default_ops[0]);
+
+        for (size_t i = 0; i < n; i++)
+            ops[(*count)++] = defaults[i];
+    }
+    if (has_export && gen->exportable == 0) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "%s lists EXPORT but %s is 0", SMARTKEY_PARAM_KEY_OPS,
+                 SMARTKEY_PARAM_EXPORTABLE);
+        return 0;
+    }
+    if (gen->exportable == 1 && !has_export)
+        ops[(*count)++] = "EXPORT";
+    return 1;
+
+bad:
+    SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+             "%s takes a comma list of at most %d SmartKey operations, e.g. "
+             "SIGN,VERIFY,APPMANAGEABLE",
+             SMARTKEY_PARAM_KEY_OPS, MAX_KEY_OPS);
+    return 0;
+}
+
+/*
+ * One POST /crypto/v1/keys; its answer already holds the public key, so
+ * the handle is complete at once (OpenSSL caches bits and size right
+ * after gen, notes §6).
+ */
+static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
+{
+    SK_GENCTX *gen = genctx;
+    const char *ops[MAX_KEY_OPS + 1];
+    char ops_buf[512];
+    sk_generate_request req;
+    sk_key_info *info = NULL;
+    SK_KEYDATA *keydata;
+    sk_client *client;
+    SK_KEY *key;
+    sk_error err;
+    char subject[256];
+    int ok;
+
+    if (gen == NULL)
+        return NULL;
+    if ((gen->selection & OSSL_KEYMGMT_SELECT_KEYPAIR) == 0) {
+        SK_RAISE(gen->provctx, SK_R_UNSUPPORTED_KEY_TYPE,
+                 "SmartKey generates key pairs only, not parameters");
+        return NULL;
+    }
+    if (gen->name == NULL || gen->name[0] == '\0') {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "a key made in SmartKey needs a name: -pkeyopt %s:NAME",
+                 SMARTKEY_PARAM_KEY_NAME);
+        return NULL;
+    }
+    memset(&req, 0, sizeof(req));
+    req.name = gen->name;
+    if (gen->type == SK_KEY_RSA) {
+        req.obj_type = "RSA";
+        req.key_size = (unsigned)gen->bits;
+        req.pub_exponent = gen->pub_exponent;
+    } else {
+        req.obj_type = "EC";
+        req.elliptic_curve = smartkey_curve_name(gen->curve);
+    }
+    if (!gen_key_ops(gen, ops_buf, sizeof(ops_buf), ops, &req.key_ops_count))
+        return NULL;
+    req.key_ops = req.key_ops_count > 0 ? ops : NULL;
+
+    client = sk_provctx_client(gen->provctx);
+    if (client == NULL)
+        return NULL;
+    memset(&err, 0, sizeof(err));
+    /* libcurl's own TLS errors are summed up in err (as in key.c) */
+    sk_set_error_mark(gen->provctx);
+    ok = sk_client_generate_key(client, &req, &info, &err);
+    sk_pop_error_to_mark(gen->provctx);
+    if (!ok) {
+        snprintf(subject, sizeof(subject), "new %s key '%.200s'", req.obj_type,
+                 gen->name);
+        SK_RAISE_CLIENT(gen->provctx, subject, &err);
+        SK_RAISE(gen->provctx, SK_R_KEY_GENERATION_FAILED,
+                 "SmartKey did not make %s key '%.200s'", req.obj_type,
+                 gen->name);
+        return NULL;
+    }
+    key = sk_key_from_info(gen->provctx, info);
+    sk_key_info_free(info);
+    if (key == NULL)
+        return NULL;
+    if (key->type != gen->type || !key->has_private) {
+        SK_RAISE(gen->provctx, SK_R_BAD_RESPONSE,
+                 "SmartKey answered the generation of '%.200s' with a "
+                 "different kind of key (%s)",
+                 gen->name, key->kid);
+        sk_key_free(key);
+        return NULL;
+    }
+    keydata = keymgmt_new(gen->provctx);
+    if (keydata == NULL) {
+        sk_key_free(key);
+        return NULL;
+    }
+    keydata->key = key;
+    keydata->private_handle = 1;
+    SK_DEBUG(2, "generated %s key '%.200s' (%s) in SmartKey", req.obj_type,
+             gen->name, key->kid);
+    return keydata;
+}
+
 const OSSL_DISPATCH sk_rsa_keymgmt_functions[] = {
     {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))keymgmt_new},
     {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))keymgmt_free},
@@ -283,7 +731,15 @@ const OSSL_DISPATCH sk_rsa_keymgmt_functions[] = {
     {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))keymgmt_export},
     {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))keymgmt_get_params},
     {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))rsa_load},
+    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))rsa_gen_init},
+    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))gen_set_params},
+    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS,
+     (void (*)(void))rsa_gen_settable_params},
+    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))keymgmt_gen},
+    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},
     {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))rsa_export_types},
+    {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))rsa_import},
+    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))rsa_import_types},
     {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))rsa_gettable_params},
     {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,
      (void (*)(void))rsa_query_operation_name},
@@ -299,6 +755,12 @@ const OSSL_DISPATCH sk_ec_keymgmt_functions[] = {
     {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))keymgmt_export},
     {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))keymgmt_get_params},
     {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))ec_load},
+    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))ec_gen_init},
+    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))gen_set_params},
+    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS,
+     (void (*)(void))ec_gen_settable_params},
+    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))keymgmt_gen},
+    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},
     {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))ec_export_types},
     {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))ec_gettable_params},
     {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,

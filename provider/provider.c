@@ -11,6 +11,8 @@
 #include <openssl/opensslv.h>
 #include <openssl/params.h>
 
+#include "byok.h"
+#include "config.h"
 #include "key.h"
 #include "provider.h"
 
@@ -28,11 +30,52 @@ static const OSSL_ALGORITHM keymgmt_algorithms[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+#define SK_KEYREF_ENCODER_PROPS(output)                                        \
+    SK_PROPS ",output=" output ",structure=PrivateKeyInfo"
+
 static const OSSL_ALGORITHM encoder_algorithms[] = {
     {SK_NAMES_RSA, SK_PROPS ",output=text", sk_text_encoder_functions,
      "Describes an RSA key held in SmartKey"},
     {SK_NAMES_EC, SK_PROPS ",output=text", sk_text_encoder_functions,
      "Describes an EC key held in SmartKey"},
+    /* "private key" output of a SmartKey key: a reference file (notes §4) */
+    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("pem"),
+     sk_keyref_pem_encoder_functions, "Reference to an RSA key in SmartKey"},
+    {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("pem"),
+     sk_keyref_pem_encoder_functions, "Reference to an EC key in SmartKey"},
+    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("der"),
+     sk_keyref_der_encoder_functions, "Reference to an RSA key in SmartKey"},
+    {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("der"),
+     sk_keyref_der_encoder_functions, "Reference to an EC key in SmartKey"},
+    {NULL, NULL, NULL, NULL},
+};
+
+/* Key-reference files, in two stages (notes §7.4, decoder.c). */
+static const OSSL_ALGORITHM decoder_algorithms[] = {
+    {"DER", SK_PROPS ",input=pem", sk_keyref_pem_decoder_functions,
+     "SmartKey key reference PEM block"},
+    {SK_NAMES_RSA,
+     SK_PROPS ",input=der,structure=" SMARTKEY_KEY_REFERENCE_STRUCTURE,
+     sk_keyref_rsa_decoder_functions, "RSA key in SmartKey, by reference"},
+    {SK_NAMES_EC,
+     SK_PROPS ",input=der,structure=" SMARTKEY_KEY_REFERENCE_STRUCTURE,
+     sk_keyref_ec_decoder_functions, "EC key in SmartKey, by reference"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM asym_cipher_algorithms[] = {
+    /* byok.c hands everything but the BYOK artifacts to
+       sk_rsa_asym_cipher_functions */
+    {SK_NAMES_RSA, SK_PROPS, sk_rsa_byok_asym_cipher_functions,
+     "RSA decryption and server-side key wrapping in SmartKey"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM signature_algorithms[] = {
+    {SK_NAMES_RSA, SK_PROPS, sk_rsa_signature_functions,
+     "RSA signatures (PKCS#1 v1.5, PSS) made in SmartKey"},
+    {SK_NAMES_ECDSA, SK_PROPS, sk_ecdsa_signature_functions,
+     "ECDSA signatures made in SmartKey"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -51,8 +94,14 @@ static const OSSL_ALGORITHM *query_operation(void *provctx, int operation_id,
         return keymgmt_algorithms;
     case OSSL_OP_ENCODER:
         return encoder_algorithms;
+    case OSSL_OP_DECODER:
+        return decoder_algorithms;
     case OSSL_OP_STORE:
         return store_algorithms;
+    case OSSL_OP_SIGNATURE:
+        return signature_algorithms;
+    case OSSL_OP_ASYM_CIPHER:
+        return asym_cipher_algorithms;
     }
     return NULL;
 }
@@ -95,18 +144,6 @@ static int get_params(void *provctx, OSSL_PARAM params[])
 static const OSSL_ITEM *get_reason_strings(void *provctx)
 {
     return sk_reason_strings();
-}
-
-static void settings_clear(sk_settings *settings)
-{
-    free(settings->api_endpoint);
-    if (settings->api_key_source != NULL)
-        OPENSSL_cleanse(settings->api_key_source,
-                        strlen(settings->api_key_source));
-    free(settings->api_key_source);
-    free(settings->ca_file);
-    free(settings->ca_path);
-    memset(settings, 0, sizeof(*settings));
 }
 
 /*
@@ -176,7 +213,7 @@ static void teardown(void *provctx)
     sk_client_free(atomic_load(&ctx->client));
     sk_key_cache_free(ctx->key_cache);
     OSSL_LIB_CTX_free(ctx->libctx);
-    settings_clear(&ctx->settings);
+    sk_settings_clear(&ctx->settings);
     free(ctx);
 }
 
@@ -200,63 +237,6 @@ static const char *env_setting(const char *name, const char *alternative)
     return value != NULL && *value != '\0' ? value : NULL;
 }
 
-static int set_string(SK_PROVCTX *ctx, char **slot, const char *value,
-                      const char *what)
-{
-    free(*slot);
-    *slot = NULL;
-    if (value == NULL)
-        return 1;
-    *slot = strdup(value);
-    if (*slot == NULL) {
-        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "reading %s", what);
-        return 0;
-    }
-    return 1;
-}
-
-static int parse_seconds(SK_PROVCTX *ctx, const char *name, const char *text,
-                         double *out)
-{
-    char *end;
-    double value;
-
-    if (text == NULL)
-        return 1;
-    errno = 0;
-    value = strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || value < 0) {
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
-                 "%s = '%.64s' in the provider's openssl.cnf section is not "
-                 "a number of seconds",
-                 name, text);
-        return 0;
-    }
-    *out = value;
-    return 1;
-}
-
-static int parse_count(SK_PROVCTX *ctx, const char *name, const char *text,
-                       int *out)
-{
-    char *end;
-    long value;
-
-    if (text == NULL)
-        return 1;
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 0 || value > 100) {
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
-                 "%s = '%.64s' in the provider's openssl.cnf section is not "
-                 "a count between 0 and 100",
-                 name, text);
-        return 0;
-    }
-    *out = (int)value;
-    return 1;
-}
-
 /*
  * openssl.cnf values (every key of the provider's section arrives as a core
  * parameter, notes §7.1), then the environment, which wins so scripts can
@@ -268,6 +248,8 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     char *api_endpoint = NULL, *api_key = NULL, *ca_file = NULL;
     char *ca_path = NULL, *connect_timeout = NULL, *request_timeout = NULL;
     char *retries = NULL, *cache_lifetime = NULL, *debug = NULL;
+    char *insecure_skip_verify = NULL;
+    char *batch_max_size = NULL, *batch_max_wait = NULL;
     OSSL_PARAM core_params[] = {
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT, &api_endpoint, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, &api_key, 0),
@@ -278,10 +260,16 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_RETRIES, &retries, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CACHE_LIFETIME, &cache_lifetime, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_DEBUG, &debug, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_INSECURE_SKIP_VERIFY,
+                            &insecure_skip_verify, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE, &batch_max_size, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT, &batch_max_wait, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;
-    const char *env;
+    sk_settings_text text;
+    char why[256];
+    int reason;
 
     if (core_get_params != NULL && !core_get_params(handle, core_params)) {
         SK_RAISE(ctx, SK_R_INTERNAL_ERROR,
@@ -290,36 +278,30 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     }
     sk_debug_init(debug);
 
-    settings->connect_timeout = SMARTKEY_DEFAULT_CONNECT_TIMEOUT;
-    settings->request_timeout = SMARTKEY_DEFAULT_REQUEST_TIMEOUT;
-    settings->retries = SMARTKEY_DEFAULT_RETRIES;
-    settings->cache_lifetime = SMARTKEY_DEFAULT_CACHE_LIFETIME;
-
-    env = env_setting(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT);
-    if (!set_string(ctx, &settings->api_endpoint,
-                    env != NULL            ? env
-                    : api_endpoint != NULL ? api_endpoint
-                                           : SMARTKEY_DEFAULT_API_ENDPOINT,
-                    SMARTKEY_CFG_API_ENDPOINT))
-        return 0;
-    env = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
-    if (!set_string(ctx, &settings->api_key_source, env != NULL ? env : api_key,
-                    SMARTKEY_CFG_API_KEY))
-        return 0;
-    env = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
-    if (!set_string(ctx, &settings->ca_file, env != NULL ? env : ca_file,
-                    SMARTKEY_CFG_CA_FILE) ||
-        !set_string(ctx, &settings->ca_path, ca_path, SMARTKEY_CFG_CA_PATH))
-        return 0;
-
-    if (!parse_seconds(ctx, SMARTKEY_CFG_CONNECT_TIMEOUT, connect_timeout,
-                       &settings->connect_timeout) ||
-        !parse_seconds(ctx, SMARTKEY_CFG_REQUEST_TIMEOUT, request_timeout,
-                       &settings->request_timeout) ||
-        !parse_seconds(ctx, SMARTKEY_CFG_CACHE_LIFETIME, cache_lifetime,
-                       &settings->cache_lifetime) ||
-        !parse_count(ctx, SMARTKEY_CFG_RETRIES, retries, &settings->retries))
-        return 0;
+    memset(&text, 0, sizeof(text));
+    text.api_endpoint = api_endpoint;
+    text.api_key = api_key;
+    text.ca_file = ca_file;
+    text.ca_path = ca_path;
+    text.connect_timeout = connect_timeout;
+    text.request_timeout = request_timeout;
+    text.retries = retries;
+    text.cache_lifetime = cache_lifetime;
+    text.insecure_skip_verify = insecure_skip_verify;
+    text.batch_max_size = batch_max_size;
+    text.batch_max_wait = batch_max_wait;
+    text.env_api_endpoint =
+        env_setting(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT);
+    text.env_api_key = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
+    text.env_ca_file = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
+    if (!sk_settings_parse(&text, settings, &reason, why, sizeof(why))) {
+        SK_RAISE(ctx, reason, "%s", why);
+        if (reason != SK_R_BAD_CONFIGURATION)
+            return 0;
+        ctx->config_error_reason = reason;
+        snprintf(ctx->config_error, sizeof(ctx->config_error), "%s", why);
+        return 1;
+    }
 
     SK_DEBUG(3, "endpoint %s, ca_file %s, api key %s", settings->api_endpoint,
              settings->ca_file != NULL ? settings->ca_file : "(system)",
@@ -362,7 +344,7 @@ static char *read_api_key_file(SK_PROVCTX *ctx, const char *path)
         return NULL;
     }
     /* the key is a password: refuse it rather than use a leaked one */
-    if ((st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0) {
+    if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
         SK_RAISE(ctx, SK_R_API_KEY_FILE_PERMISSIONS,
                  "the API key file %s has mode %04o, so group or others can "
                  "read it; run: chmod 600 %s",
@@ -409,6 +391,7 @@ fail:
 static char *resolve_api_key(SK_PROVCTX *ctx)
 {
     const char *source = ctx->settings.api_key_source;
+    char why[128];
     char *key;
 
     if (source == NULL) {
@@ -433,12 +416,13 @@ static char *resolve_api_key(SK_PROVCTX *ctx)
         }
         source = value;
     }
-    key = strdup(source);
-    if (key == NULL) {
-        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "copying the API key");
-        return NULL;
-    }
-    trim_right(key);
+    key = sk_api_key_from_text(source, strlen(source), why, sizeof(why));
+    if (key == NULL)
+        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key (%s) %s",
+                 source == ctx->settings.api_key_source
+                     ? "given literally"
+                     : "from the environment",
+                 why);
     return key;
 }
 
@@ -452,6 +436,10 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
     client = atomic_load(&ctx->client);
     if (client != NULL)
         return client;
+    if (ctx->config_error_reason != 0) {
+        SK_RAISE(ctx, ctx->config_error_reason, "%s", ctx->config_error);
+        return NULL;
+    }
 
     api_key = resolve_api_key(ctx);
     if (api_key == NULL)
@@ -464,6 +452,12 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
     config.connect_timeout_ms = (long)(ctx->settings.connect_timeout * 1000);
     config.request_timeout_ms = (long)(ctx->settings.request_timeout * 1000);
     config.retries = ctx->settings.retries;
+    config.insecure_skip_verify = ctx->settings.insecure_skip_verify;
+    config.batch_max_size = (unsigned)ctx->settings.batch_max_size;
+    /* the client reads 0 as "its default": 0 s here means no wait */
+    config.batch_max_wait_us = ctx->settings.batch_max_wait > 0
+                                   ? (long)(ctx->settings.batch_max_wait * 1e6)
+                                   : 1;
     config.log = sk_debug_client_log;
     config.log_arg = NULL;
 

@@ -32,12 +32,22 @@
  */
 #define SK_NAMES_RSA "RSA:rsaEncryption:1.2.840.113549.1.1.1"
 #define SK_NAMES_EC  "EC:id-ecPublicKey:1.2.840.10045.2.1"
+/* Signature algorithm names (keymgmt query_operation_name answers) */
+#define SK_NAMES_ECDSA "ECDSA"
 
 /* Dispatch tables of the operation files */
 extern const OSSL_DISPATCH sk_rsa_keymgmt_functions[];
 extern const OSSL_DISPATCH sk_ec_keymgmt_functions[];
 extern const OSSL_DISPATCH sk_store_functions[];
 extern const OSSL_DISPATCH sk_text_encoder_functions[];
+extern const OSSL_DISPATCH sk_keyref_pem_encoder_functions[];
+extern const OSSL_DISPATCH sk_keyref_der_encoder_functions[];
+extern const OSSL_DISPATCH sk_keyref_pem_decoder_functions[];
+extern const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[];
+extern const OSSL_DISPATCH sk_keyref_ec_decoder_functions[];
+extern const OSSL_DISPATCH sk_rsa_signature_functions[];
+extern const OSSL_DISPATCH sk_ecdsa_signature_functions[];
+extern const OSSL_DISPATCH sk_rsa_asym_cipher_functions[];
 
 /* Reason codes (table of strings in errors.c). */
 enum {
@@ -61,6 +71,9 @@ enum {
     SK_R_PRIVATE_KEY_NOT_EXPORTABLE,
     SK_R_INTERNAL_ERROR,
     SK_R_OUT_OF_MEMORY,
+    SK_R_INVALID_PARAMETER,
+    SK_R_BAD_KEY_REFERENCE,
+    SK_R_KEY_GENERATION_FAILED,
 };
 
 /* Settings after openssl.cnf and the environment were merged. */
@@ -73,6 +86,9 @@ typedef struct sk_settings {
     double request_timeout;
     int retries;
     double cache_lifetime;
+    int insecure_skip_verify; /* only when configured explicitly */
+    int batch_max_size;       /* 0: batching off */
+    double batch_max_wait;    /* seconds */
 } sk_settings;
 
 typedef struct sk_key_cache sk_key_cache;
@@ -89,6 +105,11 @@ typedef struct sk_provctx {
     OSSL_FUNC_core_pop_error_to_mark_fn *core_pop_error_to_mark;
 
     sk_settings settings;
+    /* A bad openssl.cnf value, raised again on first use: errors of a
+       provider activated from openssl.cnf are dropped by OpenSSL (nobody
+       prints them), the user would only see "unregistered scheme". */
+    int config_error_reason;
+    char config_error[256];
 
     /*
      * Created on first use: loading the provider must not touch the

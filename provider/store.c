@@ -23,7 +23,6 @@ typedef struct sk_store_ctx {
     int uri_ok;
     char uri_error[256];
     int expect; /* OSSL_STORE_INFO_*; 0 = anything */
-    char *properties;
     /*
      * Set after every object and after every failure: OpenSSL's apps loop
      * "while (!eof) load()", and a failure that left eof at 0 re-issued
@@ -81,16 +80,14 @@ static int store_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
     p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_EXPECT);
     if (p != NULL && !OSSL_PARAM_get_int(p, &ctx->expect))
         return 0;
+    /*
+     * properties (the app's -propquery) only steer OpenSSL's own keymgmt
+     * fetch for the objects we return; input-type ("PEM" with -keyform PEM)
+     * does not apply to SmartKey. Both are accepted so those options work.
+     */
     p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_PROPERTIES);
-    if (p != NULL) {
-        const char *properties = NULL;
-
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &properties))
-            return 0;
-        free(ctx->properties);
-        ctx->properties = properties != NULL ? strdup(properties) : NULL;
-    }
-    /* input-type ("PEM" with -keyform PEM) does not apply to SmartKey */
+    if (p != NULL && p->data_type != OSSL_PARAM_UTF8_STRING)
+        return 0;
     return 1;
 }
 
@@ -135,7 +132,7 @@ static int emit_key(SK_STORE_CTX *ctx, SK_KEY *key, OSSL_CALLBACK *object_cb,
 static int load_one_key(SK_STORE_CTX *ctx, OSSL_CALLBACK *object_cb,
                         void *object_cbarg)
 {
-    sk_key_ref ref = {ctx->uri.kid, ctx->uri.name};
+    sk_key_ref ref = {.kid = ctx->uri.kid, .name = ctx->uri.name};
     SK_KEY *key = sk_key_fetch(ctx->provctx, &ref);
     int ok;
 
@@ -210,7 +207,7 @@ static int load_next_listed_key(SK_STORE_CTX *ctx, OSSL_CALLBACK *object_cb,
         key = sk_key_from_info(ctx->provctx, info);
     } else {
         /* a listing without pub_key: one key-info request for this key */
-        sk_key_ref ref = {info->kid, NULL};
+        sk_key_ref ref = {.kid = info->kid};
 
         key = sk_key_fetch(ctx->provctx, &ref);
     }
@@ -257,7 +254,6 @@ static int store_close(void *loaderctx)
         return 1;
     sk_key_info_list_free(ctx->keys, ctx->key_count);
     sk_uri_clear(&ctx->uri);
-    free(ctx->properties);
     free(ctx->uri_text);
     free(ctx);
     return 1;

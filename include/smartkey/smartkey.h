@@ -43,6 +43,13 @@
  *
  * api_key takes a literal, file:PATH (the file must not be readable by group
  * or others) or env:NAME. Timeouts are in seconds (decimals allowed).
+ *
+ * api_endpoint may list the nodes of a SmartKey cluster, separated by commas
+ * and/or spaces ("https://a.example, https://b.example"): a node that cannot
+ * be reached (connection refused or timed out, 502/503/504) is skipped for
+ * 30 seconds and the next node answers instead. The session token is shared
+ * by the nodes; a node that does not know it answers 401 and the provider
+ * re-authenticates there transparently.
  */
 #define SMARTKEY_CFG_API_ENDPOINT    "api_endpoint"
 #define SMARTKEY_CFG_API_KEY         "api_key"
@@ -53,6 +60,22 @@
 #define SMARTKEY_CFG_RETRIES         "retries"
 #define SMARTKEY_CFG_CACHE_LIFETIME  "cache_lifetime"
 #define SMARTKEY_CFG_DEBUG           "debug"
+/* "yes" turns off the verification of SmartKey's TLS certificate (tests
+   against a server with a throw-away certificate only: a man in the middle
+   then reads the API key). Never implied; loudly warned about on stderr. */
+#define SMARTKEY_CFG_INSECURE_SKIP_VERIFY "insecure_skip_verify"
+/*
+ * Batching (off by default): when several threads sign or decrypt at once,
+ * e.g. the workers of a busy TLS server, their operations share one
+ * request to SmartKey's batch endpoints. batch_max_size is the most
+ * operations per request (0 or 1: off; at most 1000); batch_max_wait the
+ * longest, in seconds, an operation waits for others (default 0.001; 0:
+ * no wait, a batch takes whatever has queued). An
+ * operation waits only while another one of its kind is on the wire, so a
+ * lone caller is never delayed; each operation fails or succeeds alone.
+ */
+#define SMARTKEY_CFG_BATCH_MAX_SIZE "batch_max_size"
+#define SMARTKEY_CFG_BATCH_MAX_WAIT "batch_max_wait"
 
 /* Defaults */
 #define SMARTKEY_DEFAULT_API_ENDPOINT    "https://apps.smartkey.io"
@@ -60,6 +83,8 @@
 #define SMARTKEY_DEFAULT_REQUEST_TIMEOUT 30.0
 #define SMARTKEY_DEFAULT_RETRIES         2
 #define SMARTKEY_DEFAULT_CACHE_LIFETIME  300.0
+#define SMARTKEY_DEFAULT_BATCH_MAX_SIZE  0
+#define SMARTKEY_DEFAULT_BATCH_MAX_WAIT  0.001
 
 /*
  * Environment variables; they override openssl.cnf so scripts can point an
@@ -74,5 +99,117 @@
 /* "1" or "level:N[,file:PATH]": per-call log (never secrets) to stderr or
    PATH. Levels: 1 errors, 2 requests, 3 details. */
 #define SMARTKEY_ENV_DEBUG "SMARTKEY_DEBUG"
+
+/*
+ * Parameters of the RSA asymmetric cipher on SmartKey keys, besides
+ * OpenSSL's own (pad-mode, digest, mgf1-digest, oaep-label, ...): set them
+ * with `openssl pkeyutl -pkeyopt NAME:VALUE` or EVP_PKEY_CTX_set_params().
+ * They only reach smartkey when smartkey's cipher is the one selected: use
+ * the property query "?provider=smartkey" (pkeyutl -propquery, or the
+ * propq of EVP_PKEY_CTX_new_from_pkey); another provider's cipher rejects
+ * them, so nothing silently happens locally. See docs/wrapping.md.
+ *
+ * SMARTKEY_PARAM_WRAP_SUBJECT (UTF8 string): a smartkey: URI naming the key
+ *   SmartKey wraps, e.g. "smartkey:name=My%20AES". EVP_PKEY_encrypt() with
+ *   empty input then returns SmartKey's wrapped_key: the subject's bytes
+ *   encrypted inside SmartKey with RSA-OAEP under the operation's key (one
+ *   /crypto/v1/wrapkey request). The subject needs the EXPORT permission,
+ *   a SmartKey wrapping key needs WRAPKEY. A wrapping key that is not held
+ *   in SmartKey (a cloud's public key read from a file) is registered as a
+ *   transient key of the session first; nothing persists on the server.
+ *
+ * SMARTKEY_PARAM_REMOTE_ENCRYPT (integer, 0 or 1): 1 encrypts the caller's
+ *   data in SmartKey (/crypto/v1/encrypt, needs ENCRYPT) instead of locally
+ *   with the public key (the default: zero requests).
+ */
+#define SMARTKEY_PARAM_WRAP_SUBJECT   "smartkey-wrap-subject"
+#define SMARTKEY_PARAM_REMOTE_ENCRYPT "smartkey-remote-encrypt"
+
+/*
+ * BYOK artifacts (docs/byok/): with SMARTKEY_PARAM_WRAP_SUBJECT set and
+ * empty input, these choose what EVP_PKEY_encrypt() returns. Every secret
+ * step happens in SmartKey (transient keys of the session); smartkey only
+ * concatenates and encodes.
+ *
+ * SMARTKEY_PARAM_WRAP_FORMAT (UTF8 string), one of:
+ *   "rsa-oaep"          (default) one RSA-OAEP block of the subject's bytes
+ *   "rsa-aes-key-wrap"  CKM_RSA_AES_KEY_WRAP: RSA-OAEP of a transient
+ *                       AES-256 key || RFC 5649 KWP of the subject under it
+ *                       (raw bytes for AES/HMAC/SECRET, PKCS#8 for RSA/EC)
+ *   "azure-byok"        Azure Key Vault's .byok JSON file around
+ *                       rsa-aes-key-wrap with OAEP SHA-1; needs
+ *                       SMARTKEY_PARAM_WRAP_KID (the KEK's key id URL)
+ *   "jwe"               JWE compact serialization (alg RSA-OAEP, enc
+ *                       A256GCM, kid = SMARTKEY_PARAM_WRAP_KID) of the
+ *                       subject's bytes
+ *   "salesforce-cache-only"  the key service's JSON answer
+ *                       {"kid":...,"jwe":...} for Salesforce cache-only keys
+ *   "sha256"            SHA-256 of the subject's value, computed in SmartKey
+ *                       (hash files of Salesforce and Google Cloud Storage)
+ * SMARTKEY_PARAM_WRAP_ENCODING (UTF8 string): "raw" (default), "base64"
+ *   (RFC 4648 §4, padded) or "base64url" (§5, unpadded) for the binary
+ *   formats (rsa-oaep, rsa-aes-key-wrap, sha256); no line break is added.
+ * SMARTKEY_PARAM_WRAP_KID (UTF8 string): the key id the cloud gave its
+ *   wrapping key (Azure's KEK URL, Salesforce's key identifier).
+ * SMARTKEY_PARAM_WRAP_JTI (UTF8 string): Salesforce replay-detection nonce,
+ *   added to the JWE header as "jti" when set.
+ */
+#define SMARTKEY_PARAM_WRAP_FORMAT   "smartkey-wrap-format"
+#define SMARTKEY_PARAM_WRAP_ENCODING "smartkey-wrap-encoding"
+#define SMARTKEY_PARAM_WRAP_KID      "smartkey-wrap-kid"
+#define SMARTKEY_PARAM_WRAP_JTI      "smartkey-wrap-jti"
+
+#define SMARTKEY_WRAP_FORMAT_RSA_OAEP              "rsa-oaep"
+#define SMARTKEY_WRAP_FORMAT_RSA_AES_KEY_WRAP      "rsa-aes-key-wrap"
+#define SMARTKEY_WRAP_FORMAT_AZURE_BYOK            "azure-byok"
+#define SMARTKEY_WRAP_FORMAT_JWE                   "jwe"
+#define SMARTKEY_WRAP_FORMAT_SALESFORCE_CACHE_ONLY "salesforce-cache-only"
+#define SMARTKEY_WRAP_FORMAT_SHA256                "sha256"
+
+/*
+ * Key generation in SmartKey (`openssl genpkey -pkeyopt NAME:VALUE`, or
+ * EVP_PKEY_CTX_set_params() on a keygen context), besides OpenSSL's own
+ * RSA `bits` and `e` and EC `group` (P-256, P-384, P-521):
+ *
+ * SMARTKEY_PARAM_KEY_NAME (UTF8 string, required): the new key's name in
+ *   SmartKey. Because only smartkey knows this parameter, another
+ *   provider's key generator refuses it: a command that sets it can never
+ *   make a key locally by accident.
+ * SMARTKEY_PARAM_KEY_OPS (UTF8 string): the permitted operations as a
+ *   comma list of SmartKey's names, e.g. "SIGN,VERIFY,APPMANAGEABLE".
+ *   Default: SmartKey's (every operation of the key type except EXPORT).
+ * SMARTKEY_PARAM_EXPORTABLE (integer, 0 or 1): 1 adds EXPORT, so the key
+ *   may be read out or wrapped by another key. Default 0.
+ *
+ * The documented command:
+ *   openssl genpkey -provider default -provider smartkey \
+ *       -propquery '?provider=smartkey' -algorithm RSA \
+ *       -pkeyopt bits:3072 -pkeyopt smartkey-name:web-tls -out web-tls.pem
+ */
+#define SMARTKEY_PARAM_KEY_NAME   "smartkey-name"
+#define SMARTKEY_PARAM_KEY_OPS    "smartkey-key-ops"
+#define SMARTKEY_PARAM_EXPORTABLE "smartkey-exportable"
+
+/*
+ * Key-reference files: what `genpkey -out` and `openssl pkey -in
+ * 'smartkey:...' -out FILE` write for a key held in SmartKey. A PEM block
+ * with this label whose DER holds the key's identity only, never a secret:
+ *
+ *   SmartKeyKeyReference ::= SEQUENCE {
+ *       version  INTEGER (1),
+ *       keyType  UTF8String,            -- "RSA" or "EC"
+ *       kid      UTF8String,            -- the key SmartKey operates with
+ *       name     [0] EXPLICIT UTF8String OPTIONAL -- informational
+ *   }
+ *
+ * With the provider active (e.g. through openssl.cnf), programs that take
+ * a key *file* (PEM_read_PrivateKey, SSL_CTX_use_PrivateKey_file,
+ * OSSL_STORE's file: loader, nginx's ssl_certificate_key) load such a file
+ * as the SmartKey key. The account and endpoint come from the provider's
+ * configuration, not from the file.
+ */
+#define SMARTKEY_KEY_REFERENCE_PEM_LABEL "SMARTKEY KEY REFERENCE"
+/* Decoder/encoder structure name of the DER inside that PEM block */
+#define SMARTKEY_KEY_REFERENCE_STRUCTURE "smartkey-ref"
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <openssl/crypto.h>
+#include "batch.h"
 #include "internal.h"
 
 static const char info_request[] = "POST /crypto/v1/keys/info";
@@ -17,19 +18,10 @@ static json_t *descriptor(const sk_key_ref *key, const char *request,
 {
     json_t *desc;
 
-    if (key == NULL || (key->kid != NULL) + (key->name != NULL) +
-                               (key->transient_key != NULL) !=
-                           1) {
+    if (key == NULL || (key->kid == NULL) == (key->name == NULL)) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "name a key by exactly one of kid, name and "
-                     "transient_key");
+                     "name a key by exactly one of kid and name");
         return NULL;
-    }
-    if (key->transient_key != NULL) {
-        desc = json_pack("{s:s}", "transient_key", key->transient_key);
-        if (desc == NULL)
-            sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-        return desc;
     }
     if (key->kid != NULL && !sk_is_uuid(key->kid)) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
@@ -42,6 +34,21 @@ static json_t *descriptor(const sk_key_ref *key, const char *request,
     if (desc == NULL)
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
                      "the key name is not valid UTF-8");
+    return desc;
+}
+
+/* A transient key's handle (when given) names the key instead of `key`. */
+static json_t *descriptor_or_transient(const sk_key_ref *key,
+                                       const char *transient_key,
+                                       const char *request, sk_error *err)
+{
+    json_t *desc;
+
+    if (transient_key == NULL)
+        return descriptor(key, request, err);
+    desc = json_pack("{s:s}", "transient_key", transient_key);
+    if (desc == NULL)
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
     return desc;
 }
 
@@ -342,6 +349,19 @@ static json_t *mgf1(const char *hash)
     return json_pack("{s:{s:{s:s}}}", "mgf", "mgf1", "hash", hash);
 }
 
+static void wipe_strings(json_t *obj)
+{
+    const char *name;
+    json_t *value;
+
+    json_object_foreach(obj, name, value)
+    {
+        if (json_is_string(value))
+            OPENSSL_cleanse((char *)json_string_value(value),
+                            json_string_length(value));
+    }
+}
+
 /* Runs the request and returns the Base64 field `field` of the answer. */
 static int call_for_bytes(sk_client *client, const char *path,
                           const char *request, json_t *body, const char *field,
@@ -354,6 +374,13 @@ static int call_for_bytes(sk_client *client, const char *path,
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;
     }
+    /* sign and decrypt may share a batch request with other threads */
+    ok = sk_batch_call(client, path, body, field, out, out_len, err);
+    if (ok >= 0) {
+        json_decref(body);
+        return ok;
+    }
+    ok = 0;
     if (sk_http_json(client, "POST", path, request, body, SK_HTTP_IDEMPOTENT,
                      &answer, err)) {
         if (!json_is_object(answer))
@@ -362,7 +389,11 @@ static int call_for_bytes(sk_client *client, const char *path,
         else
             ok = sk_json_need_base64(answer, field, out, out_len, request, err);
     }
+    /* An encrypt request and a decrypt answer hold plaintext (Base64) in
+       jansson's strings: wiped before jansson frees them. */
+    wipe_strings(body);
     json_decref(body);
+    wipe_strings(answer);
     json_decref(answer);
     return ok;
 }
@@ -471,7 +502,8 @@ int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
                      "invalid OAEP hash or cipher mode");
         return 0;
     }
-    key = descriptor(&req->wrapping_key, request, err);
+    key = descriptor_or_transient(&req->wrapping_key,
+                                  req->wrapping_transient_key, request, err);
     if (key == NULL)
         return 0;
     subject = descriptor(&req->wrap_subject, request, err);
@@ -488,8 +520,7 @@ int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
 }
 
 int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
-                      unsigned char **cipher, size_t *cipher_len,
-                      sk_error *err)
+                      unsigned char **cipher, size_t *cipher_len, sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/encrypt";
     json_t *key, *body;
@@ -504,7 +535,7 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
                      "hash) are required");
         return 0;
     }
-    key = descriptor(&req->key, request, err);
+    key = descriptor_or_transient(&req->key, req->transient_key, request, err);
     if (key == NULL)
         return 0;
     body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", "plain",
@@ -515,15 +546,15 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
         json_object_set_new(body, "label",
                             sk_json_from_bytes(req->label, req->label_len)))
         json_decref(body), body = NULL;
-    return call_for_bytes(client, "/crypto/v1/encrypt", request, body,
-                          "cipher", cipher, cipher_len, err);
+    return call_for_bytes(client, "/crypto/v1/encrypt", request, body, "cipher",
+                          cipher, cipher_len, err);
 }
 
 int sk_client_create_transient_public_key(sk_client *client,
                                           const char *obj_type,
                                           const unsigned char *spki,
-                                          size_t spki_len,
-                                          char **transient_key, sk_error *err)
+                                          size_t spki_len, char **transient_key,
+                                          sk_error *err)
 {
     static const char request[] = "PUT /crypto/v1/keys";
     json_t *body, *answer = NULL;
@@ -560,5 +591,288 @@ int sk_client_create_transient_public_key(sk_client *client,
     }
     json_decref(body);
     json_decref(answer);
+    return ok;
+}
+
+int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
+                           sk_key_info **out, sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/keys";
+    json_t *body, *ops, *answer = NULL;
+    int ok = 0;
+
+    sk_error_clear(err);
+    *out = NULL;
+    if (req->name == NULL || req->name[0] == '\0' || req->obj_type == NULL ||
+        !valid_alg_name(req->obj_type)) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a new key needs a name and a key type");
+        return 0;
+    }
+    body = json_pack("{s:s,s:s}", "name", req->name, "obj_type", req->obj_type);
+    if (body == NULL) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "the key name is not valid UTF-8");
+        return 0;
+    }
+    if (req->key_size > 0 &&
+        json_object_set_new(body, "key_size", json_integer(req->key_size)))
+        goto nomem;
+    if (req->pub_exponent > 0 &&
+        json_object_set_new(body, "pub_exponent",
+                            json_integer((json_int_t)req->pub_exponent)))
+        goto nomem;
+    if (req->elliptic_curve != NULL &&
+        json_object_set_new(body, "elliptic_curve",
+                            json_string(req->elliptic_curve)))
+        goto nomem;
+    if (req->key_ops != NULL) {
+        ops = json_array();
+        if (ops == NULL || json_object_set_new(body, "key_ops", ops))
+            goto nomem;
+        for (size_t i = 0; i < req->key_ops_count; i++)
+            if (json_array_append_new(ops, json_string(req->key_ops[i])))
+                goto nomem;
+    }
+    if (sk_http_json(client, "POST", "/crypto/v1/keys", request, body, 0,
+                     &answer, err)) {
+        *out = parse_sobject(answer, request, err);
+        ok = *out != NULL;
+    }
+    json_decref(body);
+    json_decref(answer);
+    return ok;
+
+nomem:
+    json_decref(body);
+    sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+    return 0;
+}
+
+/* ---- BYOK building blocks ---- */
+
+int sk_client_generate_transient_aes(sk_client *client, unsigned bits,
+                                     char **transient_key, sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/keys";
+    json_t *body, *answer = NULL;
+    const char *handle = NULL;
+    int ok = 0;
+
+    sk_error_clear(err);
+    *transient_key = NULL;
+    if (bits != 128 && bits != 192 && bits != 256) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "an AES key is 128, 192 or 256 bits");
+        return 0;
+    }
+    body = json_pack("{s:s,s:i,s:b,s:[s,s]}", "obj_type", "AES", "key_size",
+                     (int)bits, "transient", 1, "key_ops", "WRAPKEY", "EXPORT");
+    if (body == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return 0;
+    }
+    /* not SK_HTTP_IDEMPOTENT: it creates an object */
+    if (sk_http_json(client, "POST", "/crypto/v1/keys", request, body, 0,
+                     &answer, err)) {
+        if (!json_is_object(answer))
+            sk_error_set(err, SK_ERR_PROTOCOL, request,
+                         "the answer is not a JSON object");
+        else if (sk_json_need_string(answer, "transient_key", &handle, request,
+                                     err)) {
+            *transient_key = OPENSSL_strdup(handle);
+            if (*transient_key == NULL)
+                sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+            ok = *transient_key != NULL;
+        }
+    }
+    json_decref(body);
+    json_decref(answer);
+    return ok;
+}
+
+void sk_wrapkey_result_clear(sk_wrapkey_result *result)
+{
+    if (result == NULL)
+        return;
+    OPENSSL_free(result->wrapped);
+    OPENSSL_free(result->tag);
+    memset(result, 0, sizeof(*result));
+}
+
+/* Adds the optional fields of a wrapkey body; 0 on no memory. */
+static int add_wrapkey_options(json_t *body, const sk_wrapkey_ex_request *req)
+{
+    if (req->key_format != NULL &&
+        json_object_set_new(body, "key_format", json_string(req->key_format)))
+        return 0;
+    if (req->iv != NULL &&
+        json_object_set_new(body, "iv",
+                            sk_json_from_bytes(req->iv, req->iv_len)))
+        return 0;
+    if (req->ad != NULL &&
+        json_object_set_new(body, "ad",
+                            sk_json_from_bytes(req->ad, req->ad_len)))
+        return 0;
+    if (req->tag_len_bits > 0 &&
+        json_object_set_new(body, "tag_len",
+                            json_integer((json_int_t)req->tag_len_bits)))
+        return 0;
+    return 1;
+}
+
+int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
+                         sk_wrapkey_result *out, sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/wrapkey";
+    json_t *key = NULL, *subject = NULL, *mode, *body, *answer = NULL;
+    int rsa, ok = 0;
+
+    sk_error_clear(err);
+    memset(out, 0, sizeof(*out));
+    if (req == NULL || !valid_alg_name(req->alg)) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "the wrapping algorithm is required");
+        return 0;
+    }
+    rsa = strcmp(req->alg, "RSA") == 0;
+    if ((rsa && req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash)) ||
+        (!rsa && !valid_alg_name(req->cipher_mode)) ||
+        (req->key_format != NULL && !valid_alg_name(req->key_format))) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "invalid OAEP hash, cipher mode or key format");
+        return 0;
+    }
+    key = descriptor_or_transient(&req->wrapping_key,
+                                  req->wrapping_transient_key, request, err);
+    if (key == NULL)
+        return 0;
+    subject = descriptor_or_transient(&req->wrap_subject,
+                                      req->subject_transient_key, request, err);
+    if (subject == NULL) {
+        json_decref(key);
+        return 0;
+    }
+    mode = rsa ? rsa_mode(SK_RSA_OAEP, req->oaep_hash)
+               : json_string(req->cipher_mode);
+    body = json_pack("{s:o,s:o,s:s,s:o}", "key", key, "subject", subject, "alg",
+                     req->alg, "mode", mode);
+    if (body == NULL || !add_wrapkey_options(body, req)) {
+        json_decref(body);
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return 0;
+    }
+    if (sk_http_json(client, "POST", "/crypto/v1/wrapkey", request, body,
+                     SK_HTTP_IDEMPOTENT, &answer, err)) {
+        if (!json_is_object(answer))
+            sk_error_set(err, SK_ERR_PROTOCOL, request,
+                         "the answer is not a JSON object");
+        else if (sk_json_need_base64(answer, "wrapped_key", &out->wrapped,
+                                     &out->wrapped_len, request, err))
+            ok = req->tag_len_bits == 0 ||
+                 sk_json_need_base64(answer, "tag", &out->tag, &out->tag_len,
+                                     request, err);
+    }
+    json_decref(body);
+    json_decref(answer);
+    if (!ok)
+        sk_wrapkey_result_clear(out);
+    return ok;
+}
+
+int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
+                         const char *alg, unsigned char **digest,
+                         size_t *digest_len, sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/keys/digest";
+    json_t *desc;
+
+    sk_error_clear(err);
+    *digest = NULL;
+    if (!valid_alg_name(alg)) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a digest algorithm is required");
+        return 0;
+    }
+    desc = descriptor(key, request, err);
+    if (desc == NULL)
+        return 0;
+    return call_for_bytes(client, "/crypto/v1/keys/digest", request,
+                          json_pack("{s:o,s:s}", "key", desc, "alg", alg),
+                          "digest", digest, digest_len, err);
+}
+
+/* ---- the decoders alone: fuzzing and unit tests feed them a body ---- */
+
+static json_t *load_body(const char *body, size_t len, const char *request,
+                         sk_error *err)
+{
+    /* the same flags as sk_http_json */
+    json_t *json = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+
+    if (json == NULL)
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "invalid JSON in the response");
+    return json;
+}
+
+int sk_decode_key_info(const char *body, size_t len, sk_key_info **out,
+                       sk_error *err)
+{
+    json_t *json;
+
+    sk_error_clear(err);
+    *out = NULL;
+    json = load_body(body, len, info_request, err);
+    if (json == NULL)
+        return 0;
+    *out = parse_sobject(json, info_request, err);
+    json_decref(json);
+    return *out != NULL;
+}
+
+int sk_decode_key_list(const char *body, size_t len, sk_key_info ***out,
+                       size_t *count, sk_error *err)
+{
+    sk_key_info **list = NULL;
+    size_t n = 0, cap = 0;
+    json_t *json;
+    int ok;
+
+    sk_error_clear(err);
+    *out = NULL;
+    *count = 0;
+    json = load_body(body, len, list_request, err);
+    if (json == NULL)
+        return 0;
+    ok = append_page(json, &list, &n, &cap, err);
+    json_decref(json);
+    if (!ok) {
+        sk_key_info_list_free(list, n);
+        return 0;
+    }
+    *out = list;
+    *count = n;
+    return 1;
+}
+
+int sk_decode_bytes(const char *body, size_t len, const char *field,
+                    unsigned char **out, size_t *out_len, sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/sign";
+    json_t *json;
+    int ok = 0;
+
+    sk_error_clear(err);
+    *out = NULL;
+    json = load_body(body, len, request, err);
+    if (json == NULL)
+        return 0;
+    if (!json_is_object(json))
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "the answer is not a JSON object");
+    else
+        ok = sk_json_need_base64(json, field, out, out_len, request, err);
+    json_decref(json);
     return ok;
 }

@@ -42,15 +42,27 @@ typedef struct sk_error {
 } sk_error;
 
 typedef struct sk_client_config {
-    const char *endpoint; /* "https://host[:port]" (no path) */
-    const char *api_key;  /* copied; zeroised by sk_client_free */
-    const char *ca_file;  /* NULL: system trust store */
+    /* "https://host[:port]" (no path), or the nodes of a SmartKey cluster
+       separated by commas and/or spaces: a node that cannot be reached
+       (connection refused or timed out, 502/503/504) is skipped for a
+       cool-down and the next one is used. One session is kept for all
+       nodes; a node that does not know it answers 401 and the client
+       re-authenticates there transparently. */
+    const char *endpoint;
+    const char *api_key; /* copied; zeroised by sk_client_free */
+    const char *ca_file; /* NULL: system trust store */
     const char *ca_path;
     long connect_timeout_ms;  /* 0: default 5000 */
     long request_timeout_ms;  /* 0: default 30000 */
     int retries;              /* retries of idempotent calls on 429/5xx/
                                  network errors; -1: default 2 */
     int insecure_skip_verify; /* only by explicit configuration */
+    /* Batching of concurrent sign and decrypt calls into SmartKey's batch
+       endpoints: at most batch_max_size calls per request (0 or 1: off);
+       a call waits at most batch_max_wait_us (0: 1000) for companions, and
+       only while another call of its kind is on the wire. */
+    unsigned batch_max_size;
+    long batch_max_wait_us;
     /* optional debug log sink; never receives secrets */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;
@@ -99,13 +111,10 @@ typedef struct sk_key_info {
     int active; /* state is "Active" (or not reported) */
 } sk_key_info;
 
-/* Names a key: exactly one of kid, name or transient_key. */
+/* Names a key: exactly one of kid or name. */
 typedef struct sk_key_ref {
     const char *kid;
     const char *name;
-    /* the handle of a transient key: valid only inside the session that
-       created it (sk_client_create_transient_public_key) */
-    const char *transient_key;
 } sk_key_ref;
 
 /* No network work here: the session is established on first use. */
@@ -177,6 +186,9 @@ typedef struct sk_wrapkey_request {
        AES wrapping keys: the cipher mode, e.g. "KW" or "KWP". */
     const char *oaep_hash;
     const char *cipher_mode;
+    /* instead of wrapping_key: the handle of a transient key, valid only
+       in the session that created it (create_transient_public_key) */
+    const char *wrapping_transient_key;
 } sk_wrapkey_request;
 
 /* POST /crypto/v1/wrapkey: the subject wrapped inside SmartKey. */
@@ -185,9 +197,10 @@ int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
                       sk_error *err);
 
 typedef struct sk_encrypt_request {
-    sk_key_ref key; /* needs ENCRYPT */
-    sk_rsa_padding padding; /* OAEP or PKCS1_V15 */
-    const char *oaep_hash;  /* OAEP only; NULL: "SHA1" */
+    sk_key_ref key;             /* needs ENCRYPT */
+    const char *transient_key;  /* instead of key, as for wrapkey */
+    sk_rsa_padding padding;     /* OAEP or PKCS1_V15 */
+    const char *oaep_hash;      /* OAEP only; NULL: "SHA1" */
     const unsigned char *label; /* OAEP label; sent only when non-empty */
     size_t label_len;
     const unsigned char *plain;
@@ -209,8 +222,93 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
 int sk_client_create_transient_public_key(sk_client *client,
                                           const char *obj_type,
                                           const unsigned char *spki,
-                                          size_t spki_len,
-                                          char **transient_key, sk_error *err);
+                                          size_t spki_len, char **transient_key,
+                                          sk_error *err);
+
+/* A new key to generate in SmartKey. */
+typedef struct sk_generate_request {
+    const char *name;           /* required, unique in the account */
+    const char *obj_type;       /* "RSA" or "EC" */
+    unsigned key_size;          /* RSA: modulus bits */
+    unsigned long pub_exponent; /* RSA; 0: SmartKey's default */
+    const char *elliptic_curve; /* EC: "NistP256", "NistP384", "NistP521" */
+    /* permitted operations (SmartKey's names); NULL: SmartKey's default,
+       every operation of the type except EXPORT */
+    const char *const *key_ops;
+    size_t key_ops_count;
+} sk_generate_request;
+
+/*
+ * POST /crypto/v1/keys: generates the key inside SmartKey and returns its
+ * description (kid, public key). Retried only when SmartKey cannot have
+ * acted on it (429, refused connection): after a lost answer the key may
+ * exist, and a retry would fail on its name.
+ */
+int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
+                           sk_key_info **out, sk_error *err);
+
+/*
+ * BYOK building blocks (docs/byok/): the pieces of a cloud's import
+ * artifact that must be made inside SmartKey.
+ */
+
+/*
+ * POST /crypto/v1/keys with "transient":true: a fresh AES key of `bits`
+ * generated inside SmartKey for this session only. It may WRAPKEY and, so
+ * that it can itself be wrapped under a cloud's RSA key, EXPORT: SmartKey
+ * lets a key be a wrapkey subject only with EXPORT. smartkey never reads
+ * its value; the handle (*transient_key, OPENSSL_malloc'd) dies with the
+ * session. Not retried after a 5xx: it creates an object.
+ */
+int sk_client_generate_transient_aes(sk_client *client, unsigned bits,
+                                     char **transient_key, sk_error *err);
+
+/* wrapkey with every field SmartKey has; unset fields are not sent. */
+typedef struct sk_wrapkey_ex_request {
+    sk_key_ref wrapping_key;            /* or wrapping_transient_key */
+    const char *wrapping_transient_key; /* handle of this session */
+    sk_key_ref wrap_subject;            /* or subject_transient_key */
+    const char *subject_transient_key;
+    const char *alg;         /* of the wrapping key: "RSA" or "AES" */
+    const char *oaep_hash;   /* RSA: OAEP with this MGF1 hash (NULL SHA1) */
+    const char *cipher_mode; /* AES: "KWP", "GCM", ... */
+    const char *key_format;  /* NULL (SmartKey's default) or "Pkcs8" */
+    const unsigned char *iv; /* GCM: the caller's IV; NULL: none sent */
+    size_t iv_len;
+    const unsigned char *ad; /* GCM additional data; NULL: none sent */
+    size_t ad_len;
+    unsigned tag_len_bits; /* GCM tag length; 0: not sent */
+} sk_wrapkey_ex_request;
+
+typedef struct sk_wrapkey_result {
+    unsigned char *wrapped; /* OPENSSL_malloc'd */
+    size_t wrapped_len;
+    unsigned char *tag; /* GCM only, else NULL */
+    size_t tag_len;
+} sk_wrapkey_result;
+
+/* POST /crypto/v1/wrapkey; *out is zeroed first and filled on success. */
+int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
+                         sk_wrapkey_result *out, sk_error *err);
+void sk_wrapkey_result_clear(sk_wrapkey_result *result);
+
+/*
+ * POST /crypto/v1/keys/digest: the digest (alg in SmartKey's spelling,
+ * e.g. "SHA256") of a key's value, computed inside SmartKey; the value
+ * itself is not revealed. SmartKey asks EXPORT of the key.
+ */
+int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
+                         const char *alg, unsigned char **digest,
+                         size_t *digest_len, sk_error *err);
+
+/*
+ * Splits an endpoint value (see sk_client_config) into its node URLs,
+ * trailing slashes removed. Returns 1 with *count >= 1 URLs in *urls (free
+ * with sk_endpoints_free), 0 with err filled. No network work.
+ */
+int sk_endpoints_parse(const char *list, char ***urls, size_t *count,
+                       sk_error *err);
+void sk_endpoints_free(char **urls, size_t count);
 
 /* Short stable name of a kind, e.g. "not found". */
 const char *sk_err_kind_name(sk_err_kind kind);

@@ -17,22 +17,36 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include "batch.h"
 #include "internal.h"
 
 #ifndef SMARTKEY_VERSION
 #define SMARTKEY_VERSION "0.1.0"
 #endif
 
-#define MAX_IDLE_HANDLES   32
+/* Idle connections kept for reuse: at least the number of threads that call
+   at once (a TLS server's workers), or each call beyond it pays a new TLS
+   handshake. */
+#define MAX_IDLE_HANDLES   256
 #define RETRY_AFTER_CAP_MS 5000
 #define BACKOFF_BASE_MS    100
 #define BACKOFF_CAP_MS     2000
 /* Re-authenticate when this share of the idle lifetime has passed since
    the token was last used (fact sheet §1.2: the lifetime slides). */
 #define REAUTH_FRACTION 0.8
+/* A cluster node that could not be reached is left alone this long before
+   it is tried again (unless every other node is unreachable too). */
+#define NODE_COOLDOWN_S 30.0
+
+/* One SmartKey cluster node of the endpoint list. */
+typedef struct sk_node {
+    char *url;         /* "https://host[:port]", no trailing '/' */
+    double down_until; /* monotonic seconds; 0: believed reachable */
+} sk_node;
 
 struct sk_client {
-    char *endpoint;
+    sk_node *nodes;
+    size_t node_count;
     char *api_key;
     char *ca_file;
     char *ca_path;
@@ -60,7 +74,8 @@ struct sk_client {
     double expires_in;
     double last_used;
 
-    sk_client *next; /* in the fork registry */
+    sk_client *next;     /* in the fork registry */
+    sk_batcher *batcher; /* NULL: batching off (batch.c) */
 };
 
 /* ---- process-wide state: libcurl initialisation and fork handlers ---- */
@@ -164,6 +179,17 @@ static void free_secret(char *s)
 
 /* ---- client life cycle ---- */
 
+static void free_nodes(sk_client *c)
+{
+    if (c->nodes == NULL)
+        return;
+    for (size_t i = 0; i < c->node_count; i++)
+        OPENSSL_free(c->nodes[i].url);
+    OPENSSL_free(c->nodes);
+    c->nodes = NULL;
+    c->node_count = 0;
+}
+
 static char *dup_or_null(const char *s, int *ok)
 {
     char *copy;
@@ -187,7 +213,8 @@ static int has_control_chars(const char *s)
 sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
 {
     sk_client *c;
-    size_t len;
+    char **urls = NULL;
+    size_t url_count = 0;
     int ok = 1;
 
     sk_error_clear(err);
@@ -197,41 +224,44 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
                      curl_easy_strerror(global_init_result));
         return NULL;
     }
-    if (cfg == NULL || cfg->endpoint == NULL ||
-        (strncmp(cfg->endpoint, "https://", 8) != 0 &&
-         strncmp(cfg->endpoint, "http://", 7) != 0) ||
-        has_control_chars(cfg->endpoint)) {
-        sk_error_set(err, SK_ERR_CONFIG, NULL,
-                     "the API endpoint must be an https:// URL");
+    if (cfg == NULL ||
+        !sk_endpoints_parse(cfg->endpoint, &urls, &url_count, err))
         return NULL;
-    }
     /* The key goes verbatim into a header: a line break would let it
        smuggle other headers (and would never authenticate anyway). */
     if (cfg->api_key == NULL || *cfg->api_key == '\0' ||
         has_control_chars(cfg->api_key)) {
+        sk_endpoints_free(urls, url_count);
         sk_error_set(err, SK_ERR_CONFIG, NULL,
                      "an API key is required (one line, no spaces)");
         return NULL;
     }
 
     c = OPENSSL_zalloc(sizeof(*c));
-    if (c == NULL)
+    if (c == NULL) {
+        sk_endpoints_free(urls, url_count);
         goto nomem;
-    c->endpoint = OPENSSL_strdup(cfg->endpoint);
+    }
+    c->nodes = OPENSSL_zalloc(url_count * sizeof(*c->nodes));
+    if (c->nodes != NULL) {
+        for (size_t i = 0; i < url_count; i++) {
+            c->nodes[i].url = urls[i];
+            urls[i] = NULL;
+        }
+        c->node_count = url_count;
+    }
+    sk_endpoints_free(urls, url_count);
     c->api_key = OPENSSL_strdup(cfg->api_key);
     c->ca_file = dup_or_null(cfg->ca_file, &ok);
     c->ca_path = dup_or_null(cfg->ca_path, &ok);
-    if (c->endpoint == NULL || c->api_key == NULL || !ok) {
+    if (c->nodes == NULL || c->api_key == NULL || !ok) {
         free_secret(c->api_key);
-        OPENSSL_free(c->endpoint);
+        free_nodes(c);
         OPENSSL_free(c->ca_file);
         OPENSSL_free(c->ca_path);
         OPENSSL_free(c);
         goto nomem;
     }
-    len = strlen(c->endpoint);
-    while (len > 0 && c->endpoint[len - 1] == '/')
-        c->endpoint[--len] = '\0';
     c->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
     c->request_timeout_ms =
@@ -240,6 +270,8 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
     c->insecure_skip_verify = cfg->insecure_skip_verify;
     c->log = cfg->log;
     c->log_arg = cfg->log_arg;
+    /* on no memory batching stays off: every call still works alone */
+    c->batcher = sk_batcher_new(cfg->batch_max_size, cfg->batch_max_wait_us);
     c->pid = getpid();
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->auth_done, NULL);
@@ -250,6 +282,17 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
     c->next = registry;
     registry = c;
     pthread_mutex_unlock(&registry_lock);
+    /* Users must not run this by accident: a man in the middle then reads
+       the API key. Said at level 1 and on stderr, whatever the debug
+       setting. */
+    if (c->insecure_skip_verify) {
+        fprintf(stderr, "smartkey: WARNING: TLS certificate verification of "
+                        "SmartKey is OFF (insecure_skip_verify): anyone on "
+                        "the network path can read the API key\n");
+        sk_client_log(c, 1,
+                      "WARNING: TLS certificate verification is OFF "
+                      "(insecure_skip_verify)");
+    }
     if (!curl_thread_safe)
         sk_client_log(c, 1,
                       "libcurl %s lacks the threadsafe feature: initialise "
@@ -283,9 +326,10 @@ void sk_client_free(sk_client *client)
         if (client->share != NULL)
             curl_share_cleanup(client->share);
     }
+    sk_batcher_free(client->batcher);
     free_secret(client->token);
     free_secret(client->api_key);
-    OPENSSL_free(client->endpoint);
+    free_nodes(client);
     OPENSSL_free(client->ca_file);
     OPENSSL_free(client->ca_path);
     pthread_cond_destroy(&client->auth_done);
@@ -293,6 +337,11 @@ void sk_client_free(sk_client *client)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&client->share_locks[i]);
     OPENSSL_free(client);
+}
+
+struct sk_batcher *sk_client_batcher(sk_client *client)
+{
+    return client->batcher;
 }
 
 /* ---- the handle pool ---- */
@@ -398,6 +447,8 @@ typedef struct http_answer {
     size_t cap;
     int too_large;
     long retry_after_ms; /* -1: no Retry-After */
+    CURLcode transport;  /* CURLE_OK when an HTTP answer arrived */
+    long request_bytes;  /* bytes of the request that were sent */
 } http_answer;
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
@@ -524,8 +575,8 @@ static enum resend curl_resend(CURLcode rc)
 
 static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
                        const char *url, struct curl_slist *headers,
-                       const char *body, size_t body_len, http_answer *ans,
-                       char *errbuf)
+                       const char *body, size_t body_len, unsigned flags,
+                       http_answer *ans, char *errbuf)
 {
     CURLcode rc = CURLE_OK;
 
@@ -545,6 +596,12 @@ static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
     SET(CURLOPT_PROTOCOLS_STR, "https,http");
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* libcurl silently sends a request again when a reused connection
+       closes without an answer: it cannot tell a stale keep-alive
+       connection from a server that ran the request. A request that
+       creates an object must never go twice, so it gets a new one. */
+    if (!(flags & SK_HTTP_IDEMPOTENT))
+        SET(CURLOPT_FRESH_CONNECT, 1L);
     SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, c->request_timeout_ms);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -587,9 +644,10 @@ static void cleanse_headers(struct curl_slist *headers)
  * One exchange. Returns 1 when an HTTP answer arrived (any status), 0 on a
  * transport failure (err filled, *resend set).
  */
-static int exchange(sk_client *c, const char *method, const char *path,
-                    const char *request, const char *authorization,
-                    const char *body, size_t body_len, http_answer *ans,
+static int exchange(sk_client *c, const char *base, const char *method,
+                    const char *path, const char *request,
+                    const char *authorization, const char *body,
+                    size_t body_len, unsigned flags, http_answer *ans,
                     enum resend *resend, sk_error *err)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -612,13 +670,13 @@ static int exchange(sk_client *c, const char *method, const char *path,
 
     *resend = RESEND_NEVER;
     answer_reset(ans);
-    url_len = strlen(c->endpoint) + strlen(path) + 1;
+    url_len = strlen(base) + strlen(path) + 1;
     url = OPENSSL_malloc(url_len);
     if (url == NULL) {
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;
     }
-    snprintf(url, url_len, "%s%s", c->endpoint, path);
+    snprintf(url, url_len, "%s%s", base, path);
 
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
         if (lines[i] == NULL)
@@ -638,11 +696,15 @@ static int exchange(sk_client *c, const char *method, const char *path,
         rc = CURLE_OUT_OF_MEMORY;
     } else {
         rc = set_options(c, handle, share, method, url, headers, body, body_len,
-                         ans, errbuf);
+                         flags, ans, errbuf);
         if (rc == CURLE_OK)
             rc = curl_easy_perform(handle);
         if (rc == CURLE_OK)
             curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &ans->status);
+        else if (curl_easy_getinfo(handle, CURLINFO_REQUEST_SIZE,
+                                   &ans->request_bytes) != CURLE_OK)
+            ans->request_bytes = 1; /* unknown: assume it was sent */
+        ans->transport = rc;
         /* The header list goes away below: the handle must not keep a
            pointer to it while it sits in the pool. */
         if (curl_easy_setopt(handle, CURLOPT_HTTPHEADER, NULL) != CURLE_OK)
@@ -722,8 +784,126 @@ static long backoff_ms(int attempt, const http_answer *ans)
 }
 
 /*
+ * The node could not be reached at all, so the request never got there:
+ * sending it to another node is safe whatever it does.
+ */
+static int node_unreachable(const http_answer *ans)
+{
+    switch (ans->transport) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return 1;
+    /* A node that dies while we connect: the kernel may still complete
+       the TCP handshake, then the TLS handshake is reset. Nothing was
+       sent, so this is as good as a refused connection. */
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+        return ans->request_bytes == 0;
+    default:
+        return 0;
+    }
+}
+
+/* Gateway answers of a load balancer or a node going down: the node
+   itself is unhealthy, another one may answer. */
+static int node_unhealthy_status(long status)
+{
+    return status == 502 || status == 503 || status == 504;
+}
+
+/*
+ * The nodes to try, in order: those not cooling down first (list order:
+ * the first node is preferred again once its cool-down ends), then the
+ * cooling ones, so a request is never refused without trying. Returns the
+ * count written to order.
+ */
+static size_t node_order(sk_client *c, size_t *order)
+{
+    double now = now_seconds();
+    size_t n = 0;
+
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->node_count; i++)
+        if (c->nodes[i].down_until <= now)
+            order[n++] = i;
+    for (size_t i = 0; i < c->node_count; i++)
+        if (c->nodes[i].down_until > now)
+            order[n++] = i;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+static void node_down(sk_client *c, size_t i, const char *request,
+                      const char *why)
+{
+    pthread_mutex_lock(&c->lock);
+    c->nodes[i].down_until = now_seconds() + NODE_COOLDOWN_S;
+    pthread_mutex_unlock(&c->lock);
+    if (c->node_count > 1)
+        sk_client_log(c, 1,
+                      "%s: node %s unreachable (%s); skipping it for %.0f s",
+                      request, c->nodes[i].url, why, NODE_COOLDOWN_S);
+}
+
+static void node_up(sk_client *c, size_t i)
+{
+    pthread_mutex_lock(&c->lock);
+    c->nodes[i].down_until = 0;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * One attempt: the request goes to the first reachable node. A node that
+ * refuses the connection (or times out before anything was sent) is
+ * skipped and the next one tried at once; a 502/503/504 as well when the
+ * request may be repeated. Returns like exchange(); the answer or error is
+ * the last node's.
+ */
+static int exchange_any_node(sk_client *c, const char *method, const char *path,
+                             const char *request, const char *authorization,
+                             const char *body, size_t body_len, unsigned flags,
+                             http_answer *ans, enum resend *resend,
+                             sk_error *err)
+{
+    size_t order[16], count;
+    int idempotent = (flags & SK_HTTP_IDEMPOTENT) != 0;
+
+    *resend = RESEND_NEVER;
+    /* sk_endpoints_parse allows at most 16 nodes */
+    count = node_order(c, order);
+    for (size_t k = 0; k < count; k++) {
+        size_t i = order[k];
+        int more = k + 1 < count;
+
+        if (!exchange(c, c->nodes[i].url, method, path, request, authorization,
+                      body, body_len, flags, ans, resend, err)) {
+            if (!node_unreachable(ans))
+                return 0;
+            node_down(c, i, request, err->message);
+            /* never sent: safe to send anywhere, and to retry later */
+            *resend = RESEND_ALWAYS;
+            if (!more)
+                return 0;
+            continue;
+        }
+        if (node_unhealthy_status(ans->status)) {
+            node_down(c, i, request, "HTTP status");
+            if (more && idempotent)
+                continue;
+            return 1;
+        }
+        node_up(c, i);
+        return 1;
+    }
+    return 0; /* not reached: there is always a node */
+}
+
+/*
  * Sends one request with the retry policy: transport failures, 429 and 5xx
- * are retried with backoff up to c->retries times (only 429 and refused
+ * are retried with backoff up to c->retries times (only refused
  * connections when the call is not idempotent). Returns 1 with an HTTP
  * answer in ans (any status except the retried ones), 0 with err filled.
  */
@@ -739,10 +919,13 @@ static int exchange_with_retries(sk_client *c, const char *method,
         enum resend resend;
         int last = attempt >= c->retries;
 
-        if (exchange(c, method, path, request, authorization, body, body_len,
-                     ans, &resend, err)) {
-            if (last ||
-                !(ans->status == 429 || (idempotent && ans->status >= 500)))
+        if (exchange_any_node(c, method, path, request, authorization, body,
+                              body_len, flags, ans, &resend, err)) {
+            /* A 429 or 5xx answer may come from a node that ran the
+               request (a proxy's timeout, a throttle after the work):
+               key generation and imports are never sent twice. */
+            if (last || !idempotent ||
+                !(ans->status == 429 || ans->status >= 500))
                 return 1;
             sk_client_log(c, 1, "%s: %ld, retrying", request, ans->status);
         } else if (last || resend == RESEND_NEVER ||

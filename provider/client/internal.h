@@ -32,8 +32,8 @@ void sk_error_set_text(sk_error *err, const char *text, size_t len);
 /* ---- http.c ---- */
 
 /* The call changes nothing on the server (lookups, sign, decrypt, wrap):
-   it may be sent again after a 5xx or a lost connection. Without it only
-   429 and refused connections (never processed) are retried. */
+   it may be sent again after a 429, a 5xx or a lost connection. Without
+   it only refused connections (never processed) are retried. */
 #define SK_HTTP_IDEMPOTENT 1u
 
 /*
@@ -49,6 +49,21 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
 
 void sk_client_log(sk_client *client, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The client's batcher (batch.c); NULL when batching is off. */
+struct sk_batcher *sk_client_batcher(sk_client *client);
+
+/* ---- api.c: response decoders without the network ---- */
+
+/* The decoders the typed calls apply to an answer's body: fuzzing and unit
+   tests reach them directly. Not part of client.h, not exported. */
+int sk_decode_key_info(const char *body, size_t len, sk_key_info **out,
+                       sk_error *err);
+int sk_decode_key_list(const char *body, size_t len, sk_key_info ***out,
+                       size_t *count, sk_error *err);
+/* The Base64 field `field` of an answer object (sign, decrypt, wrapkey). */
+int sk_decode_bytes(const char *body, size_t len, const char *field,
+                    unsigned char **out, size_t *out_len, sk_error *err);
 
 /* ---- json.c ---- */
 

@@ -1,0 +1,1014 @@
+/*
+ * BYOK artifacts produced inside SmartKey (docs/byok/, byok-targets.md).
+ *
+ * A wrapper around the RSA asymmetric cipher (asym_cipher.c): it adds the
+ * smartkey-wrap-format, -encoding, -kid and -jti parameters and, when a
+ * format other than plain RSA-OAEP or an encoding is asked for, builds the
+ * cloud's artifact from SmartKey calls. Everything else (decrypt, local and
+ * remote encrypt, the plain wrap) goes to the RSA cipher unchanged.
+ *
+ * Every secret step runs in SmartKey: the AES key of the hybrid formats is
+ * a transient key of the session, generated there, used there as the KWP or
+ * GCM key and wrapped there under the cloud's RSA key. Only ciphertexts,
+ * tags and digests reach this file, which concatenates and encodes them.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include <openssl/core_dispatch.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "byok.h"
+#include "key.h"
+#include "uri.h"
+
+/* Upper bound of a subject's serialisation in the size query, which must
+   be answered without a request: an RSA-8192 PKCS#8 is about 4.8 KB. */
+#define MAX_SUBJECT_BYTES  16384
+#define TRANSIENT_AES_BITS 256
+/* JWE A256GCM (RFC 7518 §5.3): 96-bit IV, 128-bit tag. */
+#define JWE_IV_BYTES 12
+#define JWE_TAG_BITS 128
+
+typedef enum byok_format {
+    FORMAT_RSA_OAEP = 0,
+    FORMAT_RSA_AES_KEY_WRAP,
+    FORMAT_AZURE_BYOK,
+    FORMAT_JWE,
+    FORMAT_SALESFORCE_CACHE_ONLY,
+    FORMAT_SHA256,
+} byok_format;
+
+static const char *const format_names[] = {
+    SMARTKEY_WRAP_FORMAT_RSA_OAEP,
+    SMARTKEY_WRAP_FORMAT_RSA_AES_KEY_WRAP,
+    SMARTKEY_WRAP_FORMAT_AZURE_BYOK,
+    SMARTKEY_WRAP_FORMAT_JWE,
+    SMARTKEY_WRAP_FORMAT_SALESFORCE_CACHE_ONLY,
+    SMARTKEY_WRAP_FORMAT_SHA256,
+};
+#define FORMAT_COUNT (sizeof(format_names) / sizeof(format_names[0]))
+
+typedef enum byok_encoding {
+    ENCODING_RAW = 0,
+    ENCODING_BASE64,
+    ENCODING_BASE64URL,
+} byok_encoding;
+
+static const char *const encoding_names[] = {"raw", "base64", "base64url"};
+#define ENCODING_COUNT (sizeof(encoding_names) / sizeof(encoding_names[0]))
+
+typedef struct sk_byok_cipher {
+    SK_PROVCTX *provctx;
+    void *inner; /* the RSA cipher's context */
+    SK_KEY *key; /* counted; the wrapping key of the last encrypt_init */
+    byok_format format;
+    byok_encoding encoding;
+    char *kid;
+    char *jti;
+} SK_BYOK_CIPHER;
+
+/* ---- the wrapped RSA cipher ------------------------------------------ */
+
+static void (*inner_function(int id))(void)
+{
+    for (const OSSL_DISPATCH *d = sk_rsa_asym_cipher_functions;
+         d->function_id != 0; d++)
+        if (d->function_id == id)
+            return d->function;
+    return NULL;
+}
+
+#define INNER(type, id) ((OSSL_FUNC_##type##_fn *)inner_function(id))
+
+/* ---- context --------------------------------------------------------- */
+
+static void byok_freectx(void *vctx)
+{
+    SK_BYOK_CIPHER *ctx = vctx;
+
+    if (ctx == NULL)
+        return;
+    if (ctx->inner != NULL)
+        INNER(asym_cipher_freectx, OSSL_FUNC_ASYM_CIPHER_FREECTX)(ctx->inner);
+    sk_key_free(ctx->key);
+    free(ctx->kid);
+    free(ctx->jti);
+    free(ctx);
+}
+
+static void *byok_newctx(void *provctx)
+{
+    SK_BYOK_CIPHER *ctx = calloc(1, sizeof(*ctx));
+
+    if (ctx == NULL) {
+        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating an RSA cipher");
+        return NULL;
+    }
+    ctx->provctx = provctx;
+    ctx->inner =
+        INNER(asym_cipher_newctx, OSSL_FUNC_ASYM_CIPHER_NEWCTX)(provctx);
+    if (ctx->inner == NULL) {
+        free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static char *dup_or_null(const char *s, int *ok)
+{
+    char *copy;
+
+    if (s == NULL)
+        return NULL;
+    copy = strdup(s);
+    if (copy == NULL)
+        *ok = 0;
+    return copy;
+}
+
+static void *byok_dupctx(void *vctx)
+{
+    const SK_BYOK_CIPHER *from = vctx;
+    SK_BYOK_CIPHER *copy = calloc(1, sizeof(*copy));
+    int ok = 1;
+
+    if (copy == NULL) {
+        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
+        return NULL;
+    }
+    *copy = *from;
+    copy->key = from->key != NULL ? sk_key_up_ref(from->key) : NULL;
+    copy->kid = dup_or_null(from->kid, &ok);
+    copy->jti = dup_or_null(from->jti, &ok);
+    copy->inner =
+        INNER(asym_cipher_dupctx, OSSL_FUNC_ASYM_CIPHER_DUPCTX)(from->inner);
+    if (!ok || copy->inner == NULL) {
+        byok_freectx(copy);
+        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
+        return NULL;
+    }
+    return copy;
+}
+
+/* ---- parameters ------------------------------------------------------ */
+
+static int set_choice(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p,
+                      const char *const *names, size_t count, int *slot)
+{
+    const char *value = NULL;
+
+    if (OSSL_PARAM_get_utf8_string_ptr(p, &value)) {
+        /* an empty value goes back to the default */
+        if (*value == '\0') {
+            *slot = 0;
+            return 1;
+        }
+        for (size_t i = 0; i < count; i++)
+            if (strcasecmp(value, names[i]) == 0) {
+                *slot = (int)i;
+                return 1;
+            }
+    }
+    {
+        char list[256] = "";
+
+        for (size_t i = 0; i < count; i++) {
+            strncat(list, names[i], sizeof(list) - strlen(list) - 1);
+            if (i + 1 < count)
+                strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+        }
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "%s '%.64s' is not one of %s", p->key,
+                 value != NULL ? value : "(not text)", list);
+    }
+    return 0;
+}
+
+static int set_text(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p, char **slot)
+{
+    const char *value = NULL;
+    char *copy = NULL;
+
+    if (!OSSL_PARAM_get_utf8_string_ptr(p, &value)) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be text",
+                 p->key);
+        return 0;
+    }
+    if (*value != '\0' && (copy = strdup(value)) == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "reading %s", p->key);
+        return 0;
+    }
+    free(*slot);
+    *slot = copy;
+    return 1;
+}
+
+static int byok_set_ctx_params(void *vctx, const OSSL_PARAM params[])
+{
+    SK_BYOK_CIPHER *ctx = vctx;
+    const OSSL_PARAM *p;
+    int choice;
+
+    if (ctx == NULL)
+        return 0;
+    if (params == NULL)
+        return 1;
+    p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_FORMAT);
+    if (p != NULL) {
+        if (!set_choice(ctx, p, format_names, FORMAT_COUNT, &choice))
+            return 0;
+        ctx->format = (byok_format)choice;
+    }
+    p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_ENCODING);
+    if (p != NULL) {
+        if (!set_choice(ctx, p, encoding_names, ENCODING_COUNT, &choice))
+            return 0;
+        ctx->encoding = (byok_encoding)choice;
+    }
+    p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_KID);
+    if (p != NULL && !set_text(ctx, p, &ctx->kid))
+        return 0;
+    p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_JTI);
+    if (p != NULL && !set_text(ctx, p, &ctx->jti))
+        return 0;
+    /* the RSA cipher ignores the names above and reads its own */
+    return INNER(asym_cipher_set_ctx_params,
+                 OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS)(ctx->inner, params);
+}
+
+static int byok_get_ctx_params(void *vctx, OSSL_PARAM params[])
+{
+    SK_BYOK_CIPHER *ctx = vctx;
+    OSSL_PARAM *p;
+
+    if (ctx == NULL)
+        return 0;
+    p = OSSL_PARAM_locate(params, SMARTKEY_PARAM_WRAP_FORMAT);
+    if (p != NULL && !OSSL_PARAM_set_utf8_string(p, format_names[ctx->format]))
+        return 0;
+    p = OSSL_PARAM_locate(params, SMARTKEY_PARAM_WRAP_ENCODING);
+    if (p != NULL &&
+        !OSSL_PARAM_set_utf8_string(p, encoding_names[ctx->encoding]))
+        return 0;
+    p = OSSL_PARAM_locate(params, SMARTKEY_PARAM_WRAP_KID);
+    if (p != NULL &&
+        !OSSL_PARAM_set_utf8_string(p, ctx->kid != NULL ? ctx->kid : ""))
+        return 0;
+    p = OSSL_PARAM_locate(params, SMARTKEY_PARAM_WRAP_JTI);
+    if (p != NULL &&
+        !OSSL_PARAM_set_utf8_string(p, ctx->jti != NULL ? ctx->jti : ""))
+        return 0;
+    return INNER(asym_cipher_get_ctx_params,
+                 OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS)(ctx->inner, params);
+}
+
+static const OSSL_PARAM byok_params[] = {
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_FORMAT, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_ENCODING, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_KID, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_JTI, NULL, 0),
+};
+#define BYOK_PARAM_COUNT  (sizeof(byok_params) / sizeof(byok_params[0]))
+#define MAX_MERGED_PARAMS 48
+
+/* The RSA cipher's lists are static and grow when asym_cipher.c learns a
+   parameter, so ours are built from them once rather than copied. */
+static OSSL_PARAM settable[MAX_MERGED_PARAMS], gettable[MAX_MERGED_PARAMS];
+static pthread_once_t merged_once = PTHREAD_ONCE_INIT;
+
+static void merge(OSSL_PARAM *out, const OSSL_PARAM *inner)
+{
+    size_t n = 0;
+
+    for (; inner != NULL && inner->key != NULL &&
+           n < MAX_MERGED_PARAMS - BYOK_PARAM_COUNT - 1;
+         inner++)
+        out[n++] = *inner;
+    for (size_t i = 0; i < BYOK_PARAM_COUNT; i++)
+        out[n++] = byok_params[i];
+    out[n] = OSSL_PARAM_construct_end();
+}
+
+static void merge_lists(void)
+{
+    merge(settable,
+          INNER(asym_cipher_settable_ctx_params,
+                OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS)(NULL, NULL));
+    merge(gettable,
+          INNER(asym_cipher_gettable_ctx_params,
+                OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS)(NULL, NULL));
+}
+
+static const OSSL_PARAM *byok_settable_ctx_params(void *vctx, void *provctx)
+{
+    pthread_once(&merged_once, merge_lists);
+    return settable;
+}
+
+static const OSSL_PARAM *byok_gettable_ctx_params(void *vctx, void *provctx)
+{
+    pthread_once(&merged_once, merge_lists);
+    return gettable;
+}
+
+/* ---- init, decrypt --------------------------------------------------- */
+
+static int byok_encrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
+{
+    SK_BYOK_CIPHER *ctx = vctx;
+    SK_KEYDATA *keydata = vkey;
+
+    if (ctx == NULL ||
+        !INNER(asym_cipher_encrypt_init,
+               OSSL_FUNC_ASYM_CIPHER_ENCRYPT_INIT)(ctx->inner, vkey, NULL))
+        return 0;
+    sk_key_free(ctx->key);
+    ctx->key = sk_key_up_ref(keydata->key);
+    return byok_set_ctx_params(ctx, params);
+}
+
+static int byok_decrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
+{
+    SK_BYOK_CIPHER *ctx = vctx;
+
+    return ctx != NULL &&
+           INNER(asym_cipher_decrypt_init,
+                 OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT)(ctx->inner, vkey, NULL) &&
+           byok_set_ctx_params(ctx, params);
+}
+
+static int byok_decrypt(void *vctx, unsigned char *out, size_t *outlen,
+                        size_t outsize, const unsigned char *in, size_t inlen)
+{
+    SK_BYOK_CIPHER *ctx = vctx;
+
+    return ctx != NULL &&
+           INNER(asym_cipher_decrypt, OSSL_FUNC_ASYM_CIPHER_DECRYPT)(
+               ctx->inner, out, outlen, outsize, in, inlen);
+}
+
+/* ---- what the RSA cipher was told ------------------------------------ */
+
+/* OpenSSL's digest names, as the RSA cipher reports them, in SmartKey's
+   spelling. */
+static const char *smartkey_hash(const char *openssl_name)
+{
+    static const struct {
+        const char *openssl, *smartkey;
+    } names[] = {
+        {"SHA1", "SHA1"},       {"SHA2-224", "SHA224"}, {"SHA2-256", "SHA256"},
+        {"SHA2-384", "SHA384"}, {"SHA2-512", "SHA512"},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(openssl_name, names[i].openssl) == 0)
+            return names[i].smartkey;
+    return NULL;
+}
+
+typedef struct wrap_settings {
+    char subject_uri[1024];
+    sk_uri subject;
+    const char *oaep_hash; /* SmartKey spelling */
+} wrap_settings;
+
+/*
+ * Reads the subject and the OAEP settings from the RSA cipher and refuses
+ * what SmartKey cannot do, before any request: the same rules as the plain
+ * wrap (docs/wrapping.md), plus the fixed hash of some formats.
+ */
+static int read_wrap_settings(SK_BYOK_CIPHER *ctx, wrap_settings *ws,
+                              int needs_oaep)
+{
+    char pad[32] = "", oaep[32] = "", mgf1[32] = "", why[256] = "";
+    size_t label_len = 0;
+    void *label = NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, ws->subject_uri,
+                               sizeof(ws->subject_uri)),
+        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, pad,
+                               sizeof(pad)),
+        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, oaep,
+                               sizeof(oaep)),
+        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, mgf1,
+                               sizeof(mgf1)),
+        OSSL_PARAM_octet_ptr(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, &label, 0),
+        OSSL_PARAM_END,
+    };
+
+    memset(&ws->subject, 0, sizeof(ws->subject));
+    if (!INNER(asym_cipher_get_ctx_params,
+               OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS)(ctx->inner, params)) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "cannot read the RSA cipher's settings");
+        return 0;
+    }
+    label_len = params[4].return_size;
+    if (ws->subject_uri[0] == '\0') {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "%s %s needs %s: the key whose artifact is made",
+                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format],
+                 SMARTKEY_PARAM_WRAP_SUBJECT);
+        return 0;
+    }
+    if (!sk_uri_parse(ws->subject_uri, &ws->subject, why, sizeof(why))) {
+        SK_RAISE(ctx->provctx, SK_R_MALFORMED_URI, "%s '%.256s': %s",
+                 SMARTKEY_PARAM_WRAP_SUBJECT, ws->subject_uri, why);
+        return 0;
+    }
+    if (!needs_oaep)
+        return 1;
+    if (strcasecmp(pad, OSSL_PKEY_RSA_PAD_MODE_OAEP) != 0) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "%s %s wraps with RSA-OAEP; add -pkeyopt "
+                 "rsa_padding_mode:oaep (padding %s requested)",
+                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format], pad);
+        return 0;
+    }
+    if (label_len > 0) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "SmartKey's wrapkey takes no OAEP label; remove "
+                 "rsa_oaep_label");
+        return 0;
+    }
+    ws->oaep_hash = smartkey_hash(oaep);
+    if (ws->oaep_hash == NULL || strcasecmp(oaep, mgf1) != 0) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "OAEP digest %s and MGF1 digest %s: SmartKey uses one "
+                 "hash for both; set rsa_oaep_md and rsa_mgf1_md to the "
+                 "same digest",
+                 oaep, mgf1);
+        return 0;
+    }
+    /* Azure's BYOK specification and JOSE's "RSA-OAEP" fix SHA-1 */
+    if ((ctx->format == FORMAT_AZURE_BYOK || ctx->format == FORMAT_JWE ||
+         ctx->format == FORMAT_SALESFORCE_CACHE_ONLY) &&
+        strcmp(ws->oaep_hash, "SHA1") != 0) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "%s %s uses RSA-OAEP with SHA-1 (MGF1 SHA-1), not %s: "
+                 "set rsa_oaep_md:sha1 or leave it out",
+                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format], oaep);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- encodings ------------------------------------------------------- */
+
+static size_t base64_size(size_t n)
+{
+    return 4 * ((n + 2) / 3);
+}
+
+/* base64 (padded) or base64url (unpadded) into a NUL-terminated string. */
+static char *encode_base64(const unsigned char *in, size_t len, int url)
+{
+    char *out = OPENSSL_malloc(base64_size(len) + 1);
+    int n;
+
+    if (out == NULL)
+        return NULL;
+    n = len > 0 ? EVP_EncodeBlock((unsigned char *)out, in, (int)len) : 0;
+    out[n] = '\0';
+    if (url) {
+        for (int i = 0; i < n; i++) {
+            if (out[i] == '+')
+                out[i] = '-';
+            else if (out[i] == '/')
+                out[i] = '_';
+        }
+        while (n > 0 && out[n - 1] == '=')
+            out[--n] = '\0';
+    }
+    return out;
+}
+
+/* ---- SmartKey calls -------------------------------------------------- */
+
+typedef struct byok_call {
+    SK_BYOK_CIPHER *ctx;
+    sk_client *client;
+    wrap_settings *ws;
+    char *wrapping_transient; /* the cloud's key from a file, registered */
+    char *aes_transient;      /* the transient AES key */
+    sk_error err;
+    const char *failed; /* what failed, for the message */
+} byok_call;
+
+static void call_clear(byok_call *call)
+{
+    OPENSSL_free(call->wrapping_transient);
+    OPENSSL_free(call->aes_transient);
+    call->wrapping_transient = call->aes_transient = NULL;
+}
+
+static int held_in_smartkey(const SK_KEY *key)
+{
+    return key->kid[0] != '\0';
+}
+
+static void subject_ref(const wrap_settings *ws, sk_key_ref *ref)
+{
+    ref->name = ws->subject.name;
+    ref->kid = ws->subject.kid;
+}
+
+/*
+ * The wrapping key as SmartKey knows it: by kid, or a transient key of the
+ * session holding the public key read from the cloud's file or certificate.
+ */
+static int wrapping_key(byok_call *call, sk_key_ref *ref,
+                        const char **transient)
+{
+    const SK_KEY *key = call->ctx->key;
+    unsigned char *spki = NULL;
+    int spki_len, ok;
+
+    memset(ref, 0, sizeof(*ref));
+    *transient = NULL;
+    if (held_in_smartkey(key)) {
+        ref->kid = key->kid;
+        return 1;
+    }
+    if (call->wrapping_transient == NULL) {
+        spki_len = i2d_PUBKEY(key->public_key, &spki);
+        if (spki_len <= 0) {
+            call->failed = "encoding the wrapping key";
+            return 0;
+        }
+        call->failed = "registering the wrapping key from a local file "
+                       "with SmartKey";
+        ok = sk_client_create_transient_public_key(
+            call->client, "RSA", spki, (size_t)spki_len,
+            &call->wrapping_transient, &call->err);
+        OPENSSL_free(spki);
+        if (!ok)
+            return 0;
+    }
+    *transient = call->wrapping_transient;
+    return 1;
+}
+
+/* R3: a fresh AES-256 key, generated and kept in SmartKey. */
+static int make_transient_aes(byok_call *call)
+{
+    call->failed = "generating the transient AES-256 key";
+    return sk_client_generate_transient_aes(call->client, TRANSIENT_AES_BITS,
+                                            &call->aes_transient, &call->err);
+}
+
+/* R2: the transient AES key wrapped with RSA-OAEP under the cloud's key. */
+static int wrap_transient_under_rsa(byok_call *call, sk_wrapkey_result *out)
+{
+    sk_wrapkey_ex_request req;
+
+    memset(&req, 0, sizeof(req));
+    if (!wrapping_key(call, &req.wrapping_key, &req.wrapping_transient_key))
+        return 0;
+    req.subject_transient_key = call->aes_transient;
+    req.alg = "RSA";
+    req.oaep_hash = call->ws->oaep_hash;
+    call->failed = "wrapping the transient AES key under the RSA key";
+    return sk_client_wrapkey_ex(call->client, &req, out, &call->err);
+}
+
+/*
+ * R4 (KWP, RFC 5649) or R5 (GCM with the caller's IV and AAD): the subject
+ * wrapped under the transient AES key. key_format Pkcs8 is what every
+ * cloud takes for RSA and EC keys; SmartKey ignores it for raw keys.
+ */
+static int wrap_subject_under_aes(byok_call *call, const char *mode,
+                                  const unsigned char *iv, size_t iv_len,
+                                  const unsigned char *ad, size_t ad_len,
+                                  sk_wrapkey_result *out)
+{
+    sk_wrapkey_ex_request req;
+
+    memset(&req, 0, sizeof(req));
+    req.wrapping_transient_key = call->aes_transient;
+    subject_ref(call->ws, &req.wrap_subject);
+    req.alg = "AES";
+    req.cipher_mode = mode;
+    req.key_format = "Pkcs8";
+    if (iv != NULL) {
+        req.iv = iv;
+        req.iv_len = iv_len;
+        req.ad = ad;
+        req.ad_len = ad_len;
+        req.tag_len_bits = JWE_TAG_BITS;
+    }
+    call->failed = "wrapping the key under the transient AES key";
+    return sk_client_wrapkey_ex(call->client, &req, out, &call->err);
+}
+
+/* RSA-OAEP block || KWP block (PKCS#11 CKM_RSA_AES_KEY_WRAP). */
+static int rsa_aes_key_wrap(byok_call *call, unsigned char **out,
+                            size_t *out_len)
+{
+    sk_wrapkey_result kwp, rsa;
+    int ok = 0;
+
+    memset(&kwp, 0, sizeof(kwp));
+    memset(&rsa, 0, sizeof(rsa));
+    if (make_transient_aes(call) &&
+        wrap_subject_under_aes(call, "KWP", NULL, 0, NULL, 0, &kwp) &&
+        wrap_transient_under_rsa(call, &rsa)) {
+        *out_len = rsa.wrapped_len + kwp.wrapped_len;
+        *out = OPENSSL_malloc(*out_len);
+        if (*out != NULL) {
+            memcpy(*out, rsa.wrapped, rsa.wrapped_len);
+            memcpy(*out + rsa.wrapped_len, kwp.wrapped, kwp.wrapped_len);
+            ok = 1;
+        } else {
+            call->failed = "assembling the artifact";
+            call->err.kind = SK_ERR_NOMEM;
+        }
+    }
+    sk_wrapkey_result_clear(&kwp);
+    sk_wrapkey_result_clear(&rsa);
+    return ok;
+}
+
+static int set_string(json_t *obj, const char *key, const char *value)
+{
+    return json_object_set_new(obj, key, json_string(value)) == 0;
+}
+
+/* The JOSE protected header; key order as Salesforce's documentation. */
+static char *jwe_header(const SK_BYOK_CIPHER *ctx)
+{
+    json_t *header = json_object();
+    char *text = NULL;
+
+    if (header != NULL && set_string(header, "alg", "RSA-OAEP") &&
+        set_string(header, "enc", "A256GCM") &&
+        set_string(header, "kid", ctx->kid) &&
+        (ctx->jti == NULL || set_string(header, "jti", ctx->jti)))
+        text = json_dumps(header, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(header);
+    return text;
+}
+
+/*
+ * JWE compact serialization (RFC 7516 §3.1): the subject's bytes are the
+ * plaintext of A256GCM under a transient CEK in SmartKey, with the ASCII of
+ * the encoded header as AAD; the CEK is wrapped with RSA-OAEP (SHA-1).
+ */
+static int jwe_compact(byok_call *call, char **out)
+{
+    unsigned char iv[JWE_IV_BYTES];
+    sk_wrapkey_result gcm, rsa;
+    char *header = NULL, *parts[5] = {NULL, NULL, NULL, NULL, NULL};
+    size_t total = 0;
+    int ok = 0;
+
+    memset(&gcm, 0, sizeof(gcm));
+    memset(&rsa, 0, sizeof(rsa));
+    *out = NULL;
+    call->failed = "assembling the JWE";
+    call->err.kind = SK_ERR_NOMEM;
+    header = jwe_header(call->ctx);
+    if (header == NULL)
+        goto done;
+    parts[0] = encode_base64((unsigned char *)header, strlen(header), 1);
+    /* the IV is public; a fresh one per JWE is all GCM asks */
+    if (parts[0] == NULL ||
+        RAND_bytes_ex(call->ctx->provctx->libctx, iv, sizeof(iv), 0) <= 0)
+        goto done;
+    call->err.kind = SK_ERR_NONE;
+    if (!make_transient_aes(call) ||
+        !wrap_subject_under_aes(call, "GCM", iv, sizeof(iv),
+                                (unsigned char *)parts[0], strlen(parts[0]),
+                                &gcm) ||
+        !wrap_transient_under_rsa(call, &rsa))
+        goto done;
+    if (gcm.tag_len != JWE_TAG_BITS / 8) {
+        call->failed = "reading SmartKey's GCM tag";
+        call->err.kind = SK_ERR_PROTOCOL;
+        snprintf(call->err.message, sizeof(call->err.message),
+                 "the tag is %zu bytes, not %d", gcm.tag_len, JWE_TAG_BITS / 8);
+        goto done;
+    }
+    call->failed = "assembling the JWE";
+    call->err.kind = SK_ERR_NOMEM;
+    parts[1] = encode_base64(rsa.wrapped, rsa.wrapped_len, 1);
+    parts[2] = encode_base64(iv, sizeof(iv), 1);
+    parts[3] = encode_base64(gcm.wrapped, gcm.wrapped_len, 1);
+    parts[4] = encode_base64(gcm.tag, gcm.tag_len, 1);
+    for (int i = 0; i < 5; i++) {
+        if (parts[i] == NULL)
+            goto done;
+        total += strlen(parts[i]) + 1;
+    }
+    *out = OPENSSL_malloc(total);
+    if (*out == NULL)
+        goto done;
+    snprintf(*out, total, "%s.%s.%s.%s.%s", parts[0], parts[1], parts[2],
+             parts[3], parts[4]);
+    call->err.kind = SK_ERR_NONE;
+    ok = 1;
+done:
+    free(header);
+    for (int i = 0; i < 5; i++)
+        OPENSSL_free(parts[i]);
+    sk_wrapkey_result_clear(&gcm);
+    sk_wrapkey_result_clear(&rsa);
+    return ok;
+}
+
+/* A JSON document as the artifact's bytes (jansson's malloc'd text). */
+static int json_artifact(json_t *doc, unsigned char **out, size_t *out_len)
+{
+    char *text = doc != NULL
+                     ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
+                     : NULL;
+
+    json_decref(doc);
+    if (text == NULL)
+        return 0;
+    *out_len = strlen(text);
+    *out = OPENSSL_memdup(text, *out_len);
+    free(text);
+    return *out != NULL;
+}
+
+/* Azure Key Vault's "Bring your own key specification" transfer file. */
+static int azure_byok(byok_call *call, unsigned char **out, size_t *out_len)
+{
+    unsigned char *blob = NULL;
+    size_t blob_len = 0;
+    char *ciphertext;
+    json_t *doc;
+
+    if (!rsa_aes_key_wrap(call, &blob, &blob_len))
+        return 0;
+    ciphertext = encode_base64(blob, blob_len, 1);
+    OPENSSL_free(blob);
+    doc = ciphertext == NULL
+              ? NULL
+              : json_pack("{s:s,s:{s:s,s:s,s:s},s:s,s:s}", "schema_version",
+                          "1.0.0", "header", "kid", call->ctx->kid, "alg",
+                          "dir", "enc", "CKM_RSA_AES_KEY_WRAP", "ciphertext",
+                          ciphertext, "generator",
+                          "smartkey " SMARTKEY_VERSION " (OpenSSL provider); "
+                          "SmartKey");
+    OPENSSL_free(ciphertext);
+    if (!json_artifact(doc, out, out_len)) {
+        call->failed = "assembling the .byok file";
+        call->err.kind = SK_ERR_NOMEM;
+        return 0;
+    }
+    return 1;
+}
+
+static int jwe_artifact(byok_call *call, int salesforce, unsigned char **out,
+                        size_t *out_len)
+{
+    char *jwe = NULL;
+    json_t *doc;
+
+    if (!jwe_compact(call, &jwe))
+        return 0;
+    if (!salesforce) {
+        *out = (unsigned char *)jwe;
+        *out_len = strlen(jwe);
+        return 1;
+    }
+    doc = json_pack("{s:s,s:s}", "kid", call->ctx->kid, "jwe", jwe);
+    OPENSSL_free(jwe);
+    if (!json_artifact(doc, out, out_len)) {
+        call->failed = "assembling the key service's answer";
+        call->err.kind = SK_ERR_NOMEM;
+        return 0;
+    }
+    return 1;
+}
+
+/* R7: SHA-256 of the subject's value, computed inside SmartKey. */
+static int subject_sha256(byok_call *call, unsigned char **out, size_t *out_len)
+{
+    sk_key_ref ref;
+
+    subject_ref(call->ws, &ref);
+    call->failed = "hashing the key in SmartKey";
+    return sk_client_key_digest(call->client, &ref, "SHA256", out, out_len,
+                                &call->err);
+}
+
+/*
+ * The artifact's bytes before the encoding. A transient handle is lost when
+ * SmartKey renews the session between two calls (404): then the whole
+ * sequence runs once more in the new session.
+ */
+static int produce(SK_BYOK_CIPHER *ctx, wrap_settings *ws, unsigned char **out,
+                   size_t *out_len)
+{
+    byok_call call;
+    int ok = 0;
+
+    memset(&call, 0, sizeof(call));
+    call.ctx = ctx;
+    call.ws = ws;
+    call.client = sk_provctx_client(ctx->provctx);
+    if (call.client == NULL)
+        return 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        memset(&call.err, 0, sizeof(call.err));
+        call.failed = NULL;
+        sk_set_error_mark(ctx->provctx);
+        switch (ctx->format) {
+        case FORMAT_RSA_AES_KEY_WRAP:
+            ok = rsa_aes_key_wrap(&call, out, out_len);
+            break;
+        case FORMAT_AZURE_BYOK:
+            ok = azure_byok(&call, out, out_len);
+            break;
+        case FORMAT_JWE:
+        case FORMAT_SALESFORCE_CACHE_ONLY:
+            ok =
+                jwe_artifact(&call, ctx->format == FORMAT_SALESFORCE_CACHE_ONLY,
+                             out, out_len);
+            break;
+        case FORMAT_SHA256:
+            ok = subject_sha256(&call, out, out_len);
+            break;
+        case FORMAT_RSA_OAEP:
+            break;
+        }
+        sk_pop_error_to_mark(ctx->provctx);
+        call_clear(&call);
+        if (ok || call.err.kind != SK_ERR_NOT_FOUND ||
+            ctx->format == FORMAT_SHA256)
+            break;
+    }
+    if (!ok) {
+        char subject[512];
+
+        snprintf(subject, sizeof(subject), "%s for %.200s (%s): %s",
+                 format_names[ctx->format], ws->subject_uri,
+                 held_in_smartkey(ctx->key) ? ctx->key->kid
+                                            : "wrapping key from a file",
+                 call.failed != NULL ? call.failed : "internal error");
+        if (call.err.kind == SK_ERR_NOMEM || call.err.kind == SK_ERR_NONE)
+            SK_RAISE(ctx->provctx,
+                     call.err.kind == SK_ERR_NOMEM ? SK_R_OUT_OF_MEMORY
+                                                   : SK_R_INTERNAL_ERROR,
+                     "%s", subject);
+        else
+            SK_RAISE_CLIENT(ctx->provctx, subject, &call.err);
+    }
+    return ok;
+}
+
+/* ---- encrypt ---------------------------------------------------------- */
+
+static int is_text_format(byok_format format)
+{
+    return format == FORMAT_AZURE_BYOK || format == FORMAT_JWE ||
+           format == FORMAT_SALESFORCE_CACHE_ONLY;
+}
+
+/* The size query is answered locally (pkeyutl asks before every call), so
+   it is a bound: the subject's size is known only to SmartKey. */
+static size_t size_bound(const SK_BYOK_CIPHER *ctx)
+{
+    size_t modulus = (size_t)ctx->key->max_size;
+    size_t raw = modulus + MAX_SUBJECT_BYTES + 16;
+    size_t names = 6 * ((ctx->kid != NULL ? strlen(ctx->kid) : 0) +
+                        (ctx->jti != NULL ? strlen(ctx->jti) : 0));
+
+    if (ctx->format == FORMAT_SHA256)
+        raw = EVP_MAX_MD_SIZE;
+    if (is_text_format(ctx->format))
+        return 2 * base64_size(raw + names) + 1024;
+    return ctx->encoding == ENCODING_RAW ? raw : base64_size(raw) + 1;
+}
+
+/* The plain RSA-OAEP wrap by the RSA cipher, then encoded. */
+static int rsa_oaep_by_inner(SK_BYOK_CIPHER *ctx, unsigned char **out,
+                             size_t *out_len)
+{
+    OSSL_FUNC_asym_cipher_encrypt_fn *encrypt =
+        INNER(asym_cipher_encrypt, OSSL_FUNC_ASYM_CIPHER_ENCRYPT);
+    size_t size = 0;
+
+    if (!encrypt(ctx->inner, NULL, &size, 0, NULL, 0))
+        return 0;
+    *out = OPENSSL_malloc(size);
+    if (*out == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "wrapping");
+        return 0;
+    }
+    if (!encrypt(ctx->inner, *out, out_len, size, NULL, 0)) {
+        OPENSSL_free(*out);
+        *out = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
+                        size_t outsize, const unsigned char *in, size_t inlen)
+{
+    SK_BYOK_CIPHER *ctx = vctx;
+    unsigned char *artifact = NULL;
+    size_t artifact_len = 0;
+    char *encoded = NULL;
+    wrap_settings ws;
+    int ok = 0;
+
+    if (ctx == NULL || ctx->key == NULL)
+        return 0;
+    if (ctx->format == FORMAT_RSA_OAEP && ctx->encoding == ENCODING_RAW)
+        return INNER(asym_cipher_encrypt, OSSL_FUNC_ASYM_CIPHER_ENCRYPT)(
+            ctx->inner, out, outlen, outsize, in, inlen);
+
+    memset(&ws, 0, sizeof(ws));
+    if (!read_wrap_settings(ctx, &ws, ctx->format != FORMAT_SHA256))
+        goto done;
+    if (inlen != 0) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the input must be empty when %s names a key to wrap "
+                 "(got %zu bytes); use -in /dev/null",
+                 SMARTKEY_PARAM_WRAP_SUBJECT, inlen);
+        goto done;
+    }
+    if (is_text_format(ctx->format) && ctx->encoding != ENCODING_RAW) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "%s %s is a text document: leave %s out",
+                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format],
+                 SMARTKEY_PARAM_WRAP_ENCODING);
+        goto done;
+    }
+    if (ctx->format != FORMAT_RSA_OAEP && ctx->format != FORMAT_SHA256 &&
+        ctx->format != FORMAT_RSA_AES_KEY_WRAP && ctx->kid == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "%s %s needs %s: the key id the cloud gave its wrapping "
+                 "key",
+                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format],
+                 SMARTKEY_PARAM_WRAP_KID);
+        goto done;
+    }
+    if (out == NULL) {
+        *outlen = size_bound(ctx);
+        ok = 1;
+        goto done;
+    }
+    if (ctx->format == FORMAT_RSA_OAEP
+            ? !rsa_oaep_by_inner(ctx, &artifact, &artifact_len)
+            : !produce(ctx, &ws, &artifact, &artifact_len))
+        goto done;
+    if (ctx->encoding != ENCODING_RAW) {
+        encoded = encode_base64(artifact, artifact_len,
+                                ctx->encoding == ENCODING_BASE64URL);
+        if (encoded == NULL) {
+            SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "encoding");
+            goto done;
+        }
+        OPENSSL_free(artifact);
+        artifact = (unsigned char *)encoded;
+        artifact_len = strlen(encoded);
+    }
+    if (artifact_len > outsize) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the %s artifact is %zu bytes, more than the %zu-byte "
+                 "output buffer",
+                 format_names[ctx->format], artifact_len, outsize);
+        goto done;
+    }
+    memcpy(out, artifact, artifact_len);
+    *outlen = artifact_len;
+    ok = 1;
+done:
+    OPENSSL_free(artifact);
+    sk_uri_clear(&ws.subject);
+    return ok;
+}
+
+const OSSL_DISPATCH sk_rsa_byok_asym_cipher_functions[] = {
+    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, (void (*)(void))byok_newctx},
+    {OSSL_FUNC_ASYM_CIPHER_FREECTX, (void (*)(void))byok_freectx},
+    {OSSL_FUNC_ASYM_CIPHER_DUPCTX, (void (*)(void))byok_dupctx},
+    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT_INIT, (void (*)(void))byok_encrypt_init},
+    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT, (void (*)(void))byok_encrypt},
+    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT, (void (*)(void))byok_decrypt_init},
+    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, (void (*)(void))byok_decrypt},
+    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS, (void (*)(void))byok_get_ctx_params},
+    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS,
+     (void (*)(void))byok_gettable_ctx_params},
+    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, (void (*)(void))byok_set_ctx_params},
+    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS,
+     (void (*)(void))byok_settable_ctx_params},
+    {0, NULL},
+};

@@ -1,0 +1,350 @@
+/*
+ * Batching: many threads signing (or decrypting) at once, e.g. the workers
+ * of a TLS server under load, share one HTTP request per batch instead of
+ * one each.
+ *
+ * A call that finds no batch of its kind on the wire is sent at once,
+ * alone, through the single-item endpoint: a lone caller never waits and
+ * sees exactly the unbatched behaviour. Calls that arrive while a batch is
+ * on the wire queue up; the first of them leads: it waits until max_size
+ * calls are queued or max_wait has passed, detaches up to max_size of them,
+ * unlocks, sends them as one batch, then hands every caller its own result
+ * under the lock. No lock is held across the network call.
+ *
+ * A failed item (status and text in the batch answer) fails only its own
+ * call; a failed batch request fails the calls it carried.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include "batch.h"
+#include "internal.h"
+
+#define DEFAULT_MAX_WAIT_US 1000
+
+typedef struct batch_item {
+    json_t *item; /* the batch endpoint's item for this call */
+    int done;
+    int ok;
+    json_t *body; /* the item's answer body on success */
+    sk_error err;
+    struct batch_item *next;
+} batch_item;
+
+typedef struct batch_queue {
+    const char *path;           /* the single-call endpoint */
+    const char *batch_path;     /* its batch endpoint */
+    const char *request;        /* names the batch call in errors */
+    const char *single_request; /* names the single call */
+    int keyed;                  /* items are {"kid","request"} (decrypt) */
+    batch_item *head, **tail;
+    size_t queued;
+    int in_flight; /* calls or batches on the wire */
+    int leading;   /* a caller is collecting the next batch */
+    pthread_cond_t changed;
+} batch_queue;
+
+struct sk_batcher {
+    unsigned max_size;
+    long max_wait_us;
+    pid_t pid;
+    pthread_mutex_t lock;
+    batch_queue sign, decrypt;
+};
+
+static void queue_init(batch_queue *q, const char *path, const char *batch_path,
+                       const char *request, const char *single_request,
+                       int keyed)
+{
+    pthread_condattr_t attr;
+
+    memset(q, 0, sizeof(*q));
+    q->path = path;
+    q->batch_path = batch_path;
+    q->request = request;
+    q->single_request = single_request;
+    q->keyed = keyed;
+    q->tail = &q->head;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->changed, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void init_state(sk_batcher *b)
+{
+    pthread_mutex_init(&b->lock, NULL);
+    queue_init(&b->sign, "/crypto/v1/sign", "/crypto/v1/keys/batch/sign",
+               "POST /crypto/v1/keys/batch/sign", "POST /crypto/v1/sign", 0);
+    queue_init(
+        &b->decrypt, "/crypto/v1/decrypt", "/crypto/v1/keys/batch/decrypt",
+        "POST /crypto/v1/keys/batch/decrypt", "POST /crypto/v1/decrypt", 1);
+    b->pid = getpid();
+}
+
+sk_batcher *sk_batcher_new(unsigned max_size, long max_wait_us)
+{
+    sk_batcher *b;
+
+    if (max_size <= 1)
+        return NULL;
+    b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->max_size = max_size;
+    b->max_wait_us = max_wait_us > 0 ? max_wait_us : DEFAULT_MAX_WAIT_US;
+    init_state(b);
+    return b;
+}
+
+void sk_batcher_free(sk_batcher *b)
+{
+    if (b == NULL)
+        return;
+    pthread_cond_destroy(&b->sign.changed);
+    pthread_cond_destroy(&b->decrypt.changed);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+/*
+ * A forked child has none of the parent's other threads: their queued
+ * calls and batches on the wire will never finish there. Called without
+ * the lock (which a parent thread may have held at fork time).
+ */
+static void check_fork(sk_batcher *b)
+{
+    if (b->pid == getpid())
+        return;
+    init_state(b);
+}
+
+/* The batch endpoint's item for a single-call body, or NULL when this
+   call cannot be batched. */
+static json_t *make_item(const batch_queue *q, json_t *body)
+{
+    json_t *key = json_object_get(body, "key"), *request, *item;
+    const char *kid = json_string_value(json_object_get(key, "kid"));
+
+    /* decrypt items name their key by kid only (smartkey-api.md 3.6) */
+    if (!q->keyed)
+        return json_incref(body);
+    if (kid == NULL)
+        return NULL;
+    request = json_copy(body);
+    if (request == NULL || json_object_del(request, "key") != 0) {
+        json_decref(request);
+        return NULL;
+    }
+    item = json_pack("{s:s,s:o}", "kid", kid, "request", request);
+    return item;
+}
+
+static sk_err_kind item_kind(long status, const char *text)
+{
+    if (status == 403 && text != NULL &&
+        strstr(text, "requires approval") != NULL)
+        return SK_ERR_APPROVAL;
+    switch (status) {
+    case 401:
+        return SK_ERR_AUTH;
+    case 403:
+        return SK_ERR_FORBIDDEN;
+    case 404:
+        return SK_ERR_NOT_FOUND;
+    case 429:
+        return SK_ERR_THROTTLED;
+    default:
+        return status >= 500 ? SK_ERR_SERVER : SK_ERR_BAD_REQUEST;
+    }
+}
+
+/* Reads one result of a batch answer into its item. */
+static void read_result(const batch_queue *q, json_t *result, batch_item *it)
+{
+    json_t *status = json_object_get(result, "status");
+    json_t *error = json_object_get(result, "error");
+    json_t *body = json_object_get(result, "body");
+
+    if (!json_is_object(result) ||
+        (status != NULL && !json_is_integer(status))) {
+        sk_error_set(&it->err, SK_ERR_PROTOCOL, q->request,
+                     "malformed item in the batch answer");
+        return;
+    }
+    if (error != NULL && !json_is_null(error)) {
+        const char *text = json_string_value(error);
+        long code = status != NULL ? (long)json_integer_value(status) : 0;
+
+        sk_error_set(&it->err, item_kind(code, text), q->request, "item");
+        it->err.http_status = code;
+        if (text != NULL)
+            sk_error_set_text(&it->err, text, strlen(text));
+        return;
+    }
+    if (!json_is_object(body)) {
+        sk_error_set(&it->err, SK_ERR_PROTOCOL, q->request,
+                     "batch item without an answer body");
+        return;
+    }
+    it->body = json_incref(body);
+    it->ok = 1;
+}
+
+/* Sends the detached items as one batch; fills each item's result. */
+static void send_batch(sk_client *client, const batch_queue *q,
+                       batch_item *items, size_t count)
+{
+    json_t *array = json_array(), *answer = NULL;
+    sk_error err;
+    size_t i;
+    batch_item *it;
+
+    sk_error_clear(&err);
+    for (it = items; it != NULL && array != NULL; it = it->next)
+        if (json_array_append(array, it->item) != 0) {
+            json_decref(array);
+            array = NULL;
+        }
+    if (array == NULL) {
+        sk_error_set(&err, SK_ERR_NOMEM, q->request, "out of memory");
+    } else if (sk_http_json(client, "POST", q->batch_path, q->request, array,
+                            SK_HTTP_IDEMPOTENT, &answer, &err) &&
+               (!json_is_array(answer) || json_array_size(answer) != count)) {
+        sk_error_set(&err, SK_ERR_PROTOCOL, q->request,
+                     "the answer does not hold one result per item");
+    }
+    json_decref(array);
+    for (i = 0, it = items; it != NULL; it = it->next, i++) {
+        sk_error_clear(&it->err);
+        if (err.kind != SK_ERR_NONE)
+            it->err = err;
+        else
+            read_result(q, json_array_get(answer, i), it);
+    }
+    json_decref(answer);
+}
+
+static void deadline_after(struct timespec *ts, long us)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_nsec += (us % 1000000) * 1000;
+    ts->tv_sec += us / 1000000 + ts->tv_nsec / 1000000000;
+    ts->tv_nsec %= 1000000000;
+}
+
+/* Called with the lock held, by the caller that leads the next batch;
+   returns with the lock held and every detached item done. */
+static void lead(sk_client *client, sk_batcher *b, batch_queue *q)
+{
+    struct timespec deadline;
+    batch_item *items, **link;
+    size_t count = 0;
+
+    q->leading = 1;
+    deadline_after(&deadline, b->max_wait_us);
+    while (q->queued < b->max_size && q->in_flight > 0)
+        if (pthread_cond_timedwait(&q->changed, &b->lock, &deadline) ==
+            ETIMEDOUT)
+            break;
+    items = q->head;
+    for (link = &q->head; *link != NULL && count < b->max_size; count++)
+        link = &(*link)->next;
+    q->head = *link;
+    *link = NULL;
+    if (q->head == NULL)
+        q->tail = &q->head;
+    q->queued -= count;
+    q->leading = 0;
+    q->in_flight++;
+    /* another waiting caller may lead the next batch already */
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&b->lock);
+
+    send_batch(client, q, items, count);
+
+    pthread_mutex_lock(&b->lock);
+    q->in_flight--;
+    for (batch_item *it = items; it != NULL; it = it->next)
+        it->done = 1;
+    pthread_cond_broadcast(&q->changed);
+}
+
+static int queue_and_wait(sk_client *client, sk_batcher *b, batch_queue *q,
+                          batch_item *it)
+{
+    *q->tail = it;
+    q->tail = &it->next;
+    q->queued++;
+    if (q->queued >= b->max_size)
+        pthread_cond_broadcast(&q->changed);
+    while (!it->done) {
+        if (!q->leading && q->head == it)
+            lead(client, b, q);
+        else
+            pthread_cond_wait(&q->changed, &b->lock);
+    }
+    return it->ok;
+}
+
+int sk_batch_call(sk_client *client, const char *path, json_t *body,
+                  const char *field, unsigned char **out, size_t *out_len,
+                  sk_error *err)
+{
+    sk_batcher *b = sk_client_batcher(client);
+    batch_queue *q;
+    batch_item it;
+    json_t *answer = NULL;
+    int ok;
+
+    if (b == NULL)
+        return -1;
+    check_fork(b);
+    if (strcmp(path, b->sign.path) == 0)
+        q = &b->sign;
+    else if (strcmp(path, b->decrypt.path) == 0)
+        q = &b->decrypt;
+    else
+        return -1;
+    memset(&it, 0, sizeof(it));
+    it.item = make_item(q, body);
+    if (it.item == NULL)
+        return -1;
+
+    pthread_mutex_lock(&b->lock);
+    if (q->in_flight == 0 && q->head == NULL) {
+        /* nothing on the wire: no one to share a request with */
+        q->in_flight++;
+        pthread_mutex_unlock(&b->lock);
+        json_decref(it.item);
+        ok = sk_http_json(client, "POST", path, q->single_request, body,
+                          SK_HTTP_IDEMPOTENT, &answer, err);
+        if (ok && !json_is_object(answer)) {
+            sk_error_set(err, SK_ERR_PROTOCOL, q->single_request,
+                         "the answer is not a JSON object");
+            ok = 0;
+        }
+        pthread_mutex_lock(&b->lock);
+        q->in_flight--;
+        pthread_cond_broadcast(&q->changed);
+        pthread_mutex_unlock(&b->lock);
+        goto decode;
+    }
+    ok = queue_and_wait(client, b, q, &it);
+    pthread_mutex_unlock(&b->lock);
+    json_decref(it.item);
+    answer = it.body;
+    if (!ok)
+        *err = it.err;
+
+decode:
+    if (ok)
+        ok = sk_json_need_base64(answer, field, out, out_len, q->single_request,
+                                 err);
+    json_decref(answer);
+    return ok;
+}

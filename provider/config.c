@@ -1,0 +1,208 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "config.h"
+
+/* Longer than any timeout anyone means; also keeps the milliseconds the
+   client computes within a long. */
+#define MAX_SECONDS 86400.0
+
+static int parse_seconds(const char *name, const char *text, double *out,
+                         char *why, size_t why_len)
+{
+    char *end;
+    double value;
+
+    if (text == NULL)
+        return 1;
+    errno = 0;
+    value = strtod(text, &end);
+    /* value != value: strtod accepts "nan" */
+    if (errno != 0 || end == text || *end != '\0' || value != value ||
+        value < 0 || value > MAX_SECONDS) {
+        snprintf(why, why_len,
+                 "%s = '%.64s' in the provider's openssl.cnf section is not "
+                 "a number of seconds",
+                 name, text);
+        return 0;
+    }
+    *out = value;
+    return 1;
+}
+
+static int parse_count(const char *name, const char *text, int *out, char *why,
+                       size_t why_len)
+{
+    char *end;
+    long value;
+
+    if (text == NULL)
+        return 1;
+    errno = 0;
+    value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < 0 || value > 100) {
+        snprintf(why, why_len,
+                 "%s = '%.64s' in the provider's openssl.cnf section is not "
+                 "a count between 0 and 100",
+                 name, text);
+        return 0;
+    }
+    *out = (int)value;
+    return 1;
+}
+
+/* The emulator (and, as far as is known, SmartKey) caps a batch at 1000. */
+static int parse_batch_size(const char *text, int *out, char *why,
+                            size_t why_len)
+{
+    char *end;
+    long value;
+
+    if (text == NULL)
+        return 1;
+    errno = 0;
+    value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < 0 ||
+        value > 1000) {
+        snprintf(why, why_len,
+                 "%s = '%.64s' in the provider's openssl.cnf section is not "
+                 "a count between 0 and 1000",
+                 SMARTKEY_CFG_BATCH_MAX_SIZE, text);
+        return 0;
+    }
+    *out = (int)value;
+    return 1;
+}
+
+static int parse_flag(const char *name, const char *text, int *out, char *why,
+                      size_t why_len)
+{
+    static const char *const yes[] = {"1", "yes", "true", "on"};
+    static const char *const no[] = {"0", "no", "false", "off"};
+
+    if (text == NULL)
+        return 1;
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = 1;
+            return 1;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = 0;
+            return 1;
+        }
+    }
+    snprintf(why, why_len,
+             "%s = '%.64s' in the provider's openssl.cnf section is not "
+             "yes or no",
+             name, text);
+    return 0;
+}
+
+static int copy(char **slot, const char *value)
+{
+    *slot = NULL;
+    if (value == NULL)
+        return 1;
+    *slot = strdup(value);
+    return *slot != NULL;
+}
+
+void sk_settings_clear(sk_settings *settings)
+{
+    free(settings->api_endpoint);
+    if (settings->api_key_source != NULL)
+        OPENSSL_cleanse(settings->api_key_source,
+                        strlen(settings->api_key_source));
+    free(settings->api_key_source);
+    free(settings->ca_file);
+    free(settings->ca_path);
+    memset(settings, 0, sizeof(*settings));
+}
+
+int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
+                      char *why, size_t why_len)
+{
+    memset(out, 0, sizeof(*out));
+    out->connect_timeout = SMARTKEY_DEFAULT_CONNECT_TIMEOUT;
+    out->request_timeout = SMARTKEY_DEFAULT_REQUEST_TIMEOUT;
+    out->retries = SMARTKEY_DEFAULT_RETRIES;
+    out->cache_lifetime = SMARTKEY_DEFAULT_CACHE_LIFETIME;
+    out->batch_max_size = SMARTKEY_DEFAULT_BATCH_MAX_SIZE;
+    out->batch_max_wait = SMARTKEY_DEFAULT_BATCH_MAX_WAIT;
+
+    if (!copy(&out->api_endpoint,
+              in->env_api_endpoint != NULL ? in->env_api_endpoint
+              : in->api_endpoint != NULL   ? in->api_endpoint
+                                           : SMARTKEY_DEFAULT_API_ENDPOINT) ||
+        !copy(&out->api_key_source,
+              in->env_api_key != NULL ? in->env_api_key : in->api_key) ||
+        !copy(&out->ca_file,
+              in->env_ca_file != NULL ? in->env_ca_file : in->ca_file) ||
+        !copy(&out->ca_path, in->ca_path)) {
+        *reason = SK_R_OUT_OF_MEMORY;
+        snprintf(why, why_len, "reading the configuration");
+        goto fail;
+    }
+    *reason = SK_R_BAD_CONFIGURATION;
+    if (!parse_seconds(SMARTKEY_CFG_CONNECT_TIMEOUT, in->connect_timeout,
+                       &out->connect_timeout, why, why_len) ||
+        !parse_seconds(SMARTKEY_CFG_REQUEST_TIMEOUT, in->request_timeout,
+                       &out->request_timeout, why, why_len) ||
+        !parse_seconds(SMARTKEY_CFG_CACHE_LIFETIME, in->cache_lifetime,
+                       &out->cache_lifetime, why, why_len) ||
+        !parse_count(SMARTKEY_CFG_RETRIES, in->retries, &out->retries, why,
+                     why_len) ||
+        !parse_flag(SMARTKEY_CFG_INSECURE_SKIP_VERIFY, in->insecure_skip_verify,
+                    &out->insecure_skip_verify, why, why_len) ||
+        !parse_batch_size(in->batch_max_size, &out->batch_max_size, why,
+                          why_len) ||
+        !parse_seconds(SMARTKEY_CFG_BATCH_MAX_WAIT, in->batch_max_wait,
+                       &out->batch_max_wait, why, why_len))
+        goto fail;
+    return 1;
+
+fail:
+    sk_settings_clear(out);
+    return 0;
+}
+
+char *sk_api_key_from_text(const char *text, size_t len, char *why,
+                           size_t why_len)
+{
+    char *key;
+
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
+                       text[len - 1] == ' ' || text[len - 1] == '\t'))
+        len--;
+    if (len == 0) {
+        snprintf(why, why_len, "is empty");
+        return NULL;
+    }
+    /* The key goes into an HTTP header: a line break or a NUL would cut or
+       smuggle headers. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+
+        if (c < 0x21 || c == 0x7f) {
+            snprintf(why, why_len,
+                     "is not one line of printable characters (character "
+                     "%zu)",
+                     i + 1);
+            return NULL;
+        }
+    }
+    key = malloc(len + 1);
+    if (key == NULL) {
+        snprintf(why, why_len, "cannot be copied: out of memory");
+        return NULL;
+    }
+    memcpy(key, text, len);
+    key[len] = '\0';
+    return key;
+}

@@ -1,0 +1,51 @@
+/*
+ * The provider's configuration as text (openssl.cnf values and environment
+ * variables) turned into sk_settings. Pure: no OSSL core, no files, no
+ * environment lookups, so it can be unit-tested and fuzzed alone.
+ */
+#ifndef SMARTKEY_CONFIG_H
+#define SMARTKEY_CONFIG_H
+
+#include <stddef.h>
+
+#include "provider.h"
+
+typedef struct sk_settings_text {
+    /* openssl.cnf values; NULL when the line is absent */
+    const char *api_endpoint;
+    const char *api_key;
+    const char *ca_file;
+    const char *ca_path;
+    const char *connect_timeout;
+    const char *request_timeout;
+    const char *retries;
+    const char *cache_lifetime;
+    const char *insecure_skip_verify;
+    const char *batch_max_size;
+    const char *batch_max_wait;
+    /* environment variables (already chosen between SMARTKEY_* and
+       FORTANIX_*); they win over openssl.cnf. NULL when unset or empty. */
+    const char *env_api_endpoint;
+    const char *env_api_key;
+    const char *env_ca_file;
+} sk_settings_text;
+
+/*
+ * Fills out (cleared first; free with sk_settings_clear). On failure
+ * returns 0, *reason (SK_R_*) and a sentence for the user in why; the
+ * sentence never quotes the API key.
+ */
+int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
+                      char *why, size_t why_len);
+void sk_settings_clear(sk_settings *settings);
+
+/*
+ * An API key as read from a literal, a variable or a file: trailing white
+ * space (editors' newlines) removed, then it must be one non-empty line of
+ * printable characters. Returns a malloc'd copy (zeroise before free) or
+ * NULL with a sentence in why that does not quote the key.
+ */
+char *sk_api_key_from_text(const char *text, size_t len, char *why,
+                           size_t why_len);
+
+#endif

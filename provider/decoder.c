@@ -1,0 +1,296 @@
+/*
+ * Decoders for key-reference files (smartkey.h), in two stages so that
+ * every way OpenSSL reads a key file reaches them (notes §7.4, E17):
+ *
+ *   1. "DER" from input=pem: unwraps the SMARTKEY KEY REFERENCE block
+ *      into DER with structure "smartkey-ref". OSSL_STORE's file: loader
+ *      stops here and decodes that DER into a key itself; a single-stage
+ *      PEM-to-key decoder is invisible to it.
+ *   2. RSA and EC from input=der,structure=smartkey-ref: look the key up
+ *      in SmartKey and hand over a reference. OpenSSL then calls this
+ *      provider's keymgmt load(), which it does only because decoder and
+ *      keymgmt come from the same provider.
+ *
+ * Any other PEM block or DER is left alone ("empty-handed" success) so the
+ * other providers' decoders get their turn. A block with our label that is
+ * damaged is an error that says so.
+ */
+#include <string.h>
+
+#include <openssl/core_dispatch.h>
+#include <openssl/core_names.h>
+#include <openssl/core_object.h>
+#include <openssl/pem.h>
+
+#include "keyref.h"
+
+static void *decoder_newctx(void *provctx)
+{
+    return provctx;
+}
+
+static void decoder_freectx(void *ctx)
+{
+}
+
+static BIO *read_input(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin)
+{
+    return BIO_new_from_core_bio(provctx->libctx, cin);
+}
+
+/*
+ * Parses a reference without leaving libcrypto's ASN.1 errors behind: the
+ * caller decides whether a failure is an error (our PEM label) or just
+ * someone else's DER.
+ */
+static int parse_reference(SK_PROVCTX *provctx, const unsigned char *der,
+                           size_t der_len, sk_keyref_fields *fields,
+                           const char **why)
+{
+    int ok;
+
+    sk_set_error_mark(provctx);
+    ok = sk_keyref_from_der(der, der_len, fields, why);
+    sk_pop_error_to_mark(provctx);
+    return ok;
+}
+
+static const char *type_name(sk_key_type type)
+{
+    return type == SK_KEY_RSA ? "RSA" : "EC";
+}
+
+/*
+ * The key a reference names, as SmartKey describes it now: NULL with an
+ * error raised when it is gone or no longer what the file says.
+ */
+static SK_KEY *referenced_key(SK_PROVCTX *provctx,
+                              const sk_keyref_fields *fields)
+{
+    sk_key_ref ref = {fields->kid, NULL};
+    SK_KEY *key = sk_key_fetch(provctx, &ref);
+
+    if (key == NULL) {
+        SK_RAISE(provctx, SK_R_UNKNOWN_KEY,
+                 "the key reference names %s key '%.200s' (%s), which "
+                 "cannot be loaded from SmartKey",
+                 type_name(fields->type),
+                 fields->name != NULL ? fields->name : "", fields->kid);
+        return NULL;
+    }
+    if (key->type != fields->type || !key->has_private) {
+        SK_RAISE(provctx, SK_R_NO_PRIVATE_KEY,
+                 "key %s in SmartKey is %s and has %s private half, unlike "
+                 "what the key reference says",
+                 key->kid, type_name(key->type), key->has_private ? "a" : "no");
+        sk_key_free(key);
+        return NULL;
+    }
+    return key;
+}
+
+static int pem_to_der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
+                             OSSL_CALLBACK *object_cb, void *object_cbarg,
+                             OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
+    SK_PROVCTX *provctx = ctx;
+    BIO *in = read_input(provctx, cin);
+    char *label = NULL, *header = NULL;
+    unsigned char *der = NULL;
+    long der_len = 0;
+    sk_keyref_fields fields;
+    SK_KEY *key;
+    const char *why;
+    int object_type = OSSL_OBJECT_PKEY;
+    OSSL_PARAM params[5];
+    int ok = 1;
+
+    if (in == NULL)
+        return 0;
+    /* someone else's PEM (or no PEM at all): not an error of ours */
+    sk_set_error_mark(provctx);
+    if (!PEM_read_bio(in, &label, &header, &der, &der_len)) {
+        sk_pop_error_to_mark(provctx);
+        goto done;
+    }
+    sk_clear_last_error_mark(provctx);
+    SK_DEBUG(3, "decoder: PEM block '%.64s'", label);
+    if (strcmp(label, SMARTKEY_KEY_REFERENCE_PEM_LABEL) != 0)
+        goto done;
+    if (!parse_reference(provctx, der, (size_t)der_len, &fields, &why)) {
+        SK_RAISE(provctx, SK_R_BAD_KEY_REFERENCE,
+                 "the %s block cannot be used: %s",
+                 SMARTKEY_KEY_REFERENCE_PEM_LABEL, why);
+        ok = 0;
+        goto done;
+    }
+    /*
+     * The lookup is made here already although the second stage makes it
+     * (from the cache) again: OSSL_STORE's file: loader runs the second
+     * stage under an error mark it pops, so only errors raised here reach
+     * the user ("no such key", not just "unsupported").
+     */
+    key = referenced_key(provctx, &fields);
+    if (key == NULL) {
+        sk_keyref_fields_clear(&fields);
+        ok = 0;
+        goto done;
+    }
+    sk_key_free(key);
+    /* the construct_ forms: the OSSL_PARAM_utf8_string() initialiser
+       leaves the length 0, and OpenSSL then reads an empty type name */
+    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
+    params[1] = OSSL_PARAM_construct_utf8_string(
+        OSSL_OBJECT_PARAM_DATA_TYPE, (char *)type_name(fields.type), 0);
+    params[2] = OSSL_PARAM_construct_utf8_string(
+        OSSL_OBJECT_PARAM_DATA_STRUCTURE,
+        (char *)SMARTKEY_KEY_REFERENCE_STRUCTURE, 0);
+    params[3] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, der,
+                                                  (size_t)der_len);
+    params[4] = OSSL_PARAM_construct_end();
+    sk_keyref_fields_clear(&fields);
+    ok = object_cb(params, object_cbarg);
+done:
+    OPENSSL_free(label);
+    OPENSSL_free(header);
+    OPENSSL_free(der);
+    BIO_free(in);
+    return ok;
+}
+
+static int der_to_key_decode(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin,
+                             int selection, OSSL_CALLBACK *object_cb,
+                             void *object_cbarg, sk_key_type type)
+{
+    BIO *in = read_input(provctx, cin);
+    unsigned char *der = NULL;
+    long der_len = 0;
+    sk_keyref_fields fields;
+    sk_key_reference reference;
+    SK_KEY *key;
+    const char *why;
+    int object_type = OSSL_OBJECT_PKEY;
+    OSSL_PARAM params[4];
+    int got, ok = 1;
+
+    if (in == NULL)
+        return 0;
+    /* one byte more than any reference, to recognise larger input */
+    der = OPENSSL_malloc(SK_KEYREF_MAX_FILE + 1);
+    if (der == NULL) {
+        BIO_free(in);
+        return 0;
+    }
+    while (der_len <= SK_KEYREF_MAX_FILE &&
+           (got = BIO_read(in, der + der_len,
+                           (int)(SK_KEYREF_MAX_FILE + 1 - der_len))) > 0)
+        der_len += got;
+    if (der_len > SK_KEYREF_MAX_FILE)
+        goto done; /* someone else's DER */
+    SK_DEBUG(3, "decoder: %ld bytes of DER for %s (selection 0x%x)", der_len,
+             type_name(type), (unsigned)selection);
+    /* DER of another structure, or a reference of the other key type */
+    if (!parse_reference(provctx, der, (size_t)der_len, &fields, &why))
+        goto done;
+    if (fields.type != type) {
+        sk_keyref_fields_clear(&fields);
+        goto done;
+    }
+    key = referenced_key(provctx, &fields);
+    sk_keyref_fields_clear(&fields);
+    if (key == NULL) {
+        ok = 0;
+        goto done;
+    }
+    memset(&reference, 0, sizeof(reference));
+    reference.magic = SK_KEY_REFERENCE_MAGIC;
+    reference.version = SK_KEY_REFERENCE_VERSION;
+    reference.provctx = provctx;
+    reference.key = key;
+    /* -pubin and other public-only loads get a public handle */
+    reference.public_handle =
+        selection != 0 && (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0;
+    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
+                                                 (char *)type_name(type), 0);
+    params[2] = OSSL_PARAM_construct_octet_string(
+        OSSL_OBJECT_PARAM_REFERENCE, &reference, sizeof(reference));
+    params[3] = OSSL_PARAM_construct_end();
+    ok = object_cb(params, object_cbarg);
+    sk_key_free(key);
+done:
+    OPENSSL_free(der);
+    BIO_free(in);
+    return ok;
+}
+
+static int rsa_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
+                      OSSL_CALLBACK *object_cb, void *object_cbarg,
+                      OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
+    return der_to_key_decode(ctx, cin, selection, object_cb, object_cbarg,
+                             SK_KEY_RSA);
+}
+
+static int ec_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
+                     OSSL_CALLBACK *object_cb, void *object_cbarg,
+                     OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
+    return der_to_key_decode(ctx, cin, selection, object_cb, object_cbarg,
+                             SK_KEY_EC);
+}
+
+/*
+ * When the keymgmt OpenSSL picked is another provider's, only a public
+ * handle may travel there; a private one stays with this provider (the
+ * caller then gets an error rather than a key that cannot sign).
+ */
+static int decoder_export_object(void *ctx, const void *objref,
+                                 size_t objref_sz, OSSL_CALLBACK *export_cb,
+                                 void *export_cbarg)
+{
+    const sk_key_reference *ref = objref;
+
+    if (ref == NULL || objref_sz != sizeof(*ref) ||
+        ref->magic != SK_KEY_REFERENCE_MAGIC ||
+        ref->version != SK_KEY_REFERENCE_VERSION || ref->key == NULL ||
+        !ref->public_handle)
+        return 0;
+    return EVP_PKEY_export(ref->key->public_key,
+                           OSSL_KEYMGMT_SELECT_PUBLIC_KEY |
+                               OSSL_KEYMGMT_SELECT_ALL_PARAMETERS,
+                           export_cb, export_cbarg);
+}
+
+static int decoder_does_selection(void *provctx, int selection)
+{
+    return selection == 0 ||
+           (selection & (OSSL_KEYMGMT_SELECT_PRIVATE_KEY |
+                         OSSL_KEYMGMT_SELECT_PUBLIC_KEY)) != 0;
+}
+
+const OSSL_DISPATCH sk_keyref_pem_decoder_functions[] = {
+    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
+    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
+    {OSSL_FUNC_DECODER_DOES_SELECTION, (void (*)(void))decoder_does_selection},
+    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))pem_to_der_decode},
+    {0, NULL},
+};
+
+const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[] = {
+    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
+    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
+    {OSSL_FUNC_DECODER_DOES_SELECTION, (void (*)(void))decoder_does_selection},
+    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))rsa_decode},
+    {OSSL_FUNC_DECODER_EXPORT_OBJECT, (void (*)(void))decoder_export_object},
+    {0, NULL},
+};
+
+const OSSL_DISPATCH sk_keyref_ec_decoder_functions[] = {
+    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
+    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
+    {OSSL_FUNC_DECODER_DOES_SELECTION, (void (*)(void))decoder_does_selection},
+    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))ec_decode},
+    {OSSL_FUNC_DECODER_EXPORT_OBJECT, (void (*)(void))decoder_export_object},
+    {0, NULL},
+};

@@ -1,0 +1,150 @@
+/*
+ * The DER inside a key-reference file (smartkey.h): identity only, so the
+ * file may be copied, backed up or put in an application's configuration
+ * like a certificate. SmartKey is asked for the key when it is loaded.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/asn1t.h>
+
+#include "keyref.h"
+
+#define KEYREF_VERSION 1
+
+typedef struct sk_keyref_asn1 {
+    ASN1_INTEGER *version;
+    ASN1_UTF8STRING *key_type;
+    ASN1_UTF8STRING *kid;
+    ASN1_UTF8STRING *name;
+} SK_KEYREF_ASN1;
+
+ASN1_SEQUENCE(SK_KEYREF_ASN1) =
+    {
+        ASN1_SIMPLE(SK_KEYREF_ASN1, version, ASN1_INTEGER),
+        ASN1_SIMPLE(SK_KEYREF_ASN1, key_type, ASN1_UTF8STRING),
+        ASN1_SIMPLE(SK_KEYREF_ASN1, kid, ASN1_UTF8STRING),
+        ASN1_EXP_OPT(SK_KEYREF_ASN1, name, ASN1_UTF8STRING, 0),
+} static_ASN1_SEQUENCE_END(SK_KEYREF_ASN1)
+
+        static const char *
+    type_name(sk_key_type type)
+{
+    return type == SK_KEY_RSA ? "RSA" : type == SK_KEY_EC ? "EC" : NULL;
+}
+
+static int is_uuid(const unsigned char *s, int len)
+{
+    if (len != 36)
+        return 0;
+    for (int i = 0; i < len; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!isxdigit(s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int sk_keyref_to_der(const SK_KEY *key, unsigned char **der, size_t *der_len)
+{
+    SK_KEYREF_ASN1 *ref;
+    const char *type = type_name(key->type);
+    unsigned char *out = NULL;
+    int len = -1;
+
+    *der = NULL;
+    /* a key that is not held in SmartKey (an imported public key) has
+       nothing to refer to */
+    if (type == NULL || key->kid[0] == '\0')
+        return 0;
+    ref = (SK_KEYREF_ASN1 *)ASN1_item_new(ASN1_ITEM_rptr(SK_KEYREF_ASN1));
+    if (ref == NULL)
+        return 0;
+    if (ASN1_INTEGER_set(ref->version, KEYREF_VERSION) &&
+        ASN1_STRING_set(ref->key_type, type, -1) &&
+        ASN1_STRING_set(ref->kid, key->kid, -1) &&
+        (key->name == NULL || ((ref->name = ASN1_UTF8STRING_new()) != NULL &&
+                               ASN1_STRING_set(ref->name, key->name, -1))))
+        len = ASN1_item_i2d((ASN1_VALUE *)ref, &out,
+                            ASN1_ITEM_rptr(SK_KEYREF_ASN1));
+    ASN1_item_free((ASN1_VALUE *)ref, ASN1_ITEM_rptr(SK_KEYREF_ASN1));
+    if (len <= 0)
+        return 0;
+    *der = out;
+    *der_len = (size_t)len;
+    return 1;
+}
+
+int sk_keyref_from_der(const unsigned char *der, size_t der_len,
+                       sk_keyref_fields *out, const char **why)
+{
+    const unsigned char *p = der;
+    SK_KEYREF_ASN1 *ref;
+    const unsigned char *type;
+    int ok = 0;
+
+    memset(out, 0, sizeof(*out));
+    *why = "it is not DER of a SmartKey key reference";
+    if (der == NULL || der_len == 0 || der_len > SK_KEYREF_MAX_FILE)
+        return 0;
+    ref = (SK_KEYREF_ASN1 *)ASN1_item_d2i(NULL, &p, (long)der_len,
+                                          ASN1_ITEM_rptr(SK_KEYREF_ASN1));
+    if (ref == NULL)
+        return 0;
+    /* trailing bytes mean a damaged or hand-edited file */
+    if (p != der + der_len)
+        goto done;
+    if (ASN1_INTEGER_get(ref->version) != KEYREF_VERSION) {
+        *why = "its version is not 1 (written by a newer smartkey?)";
+        goto done;
+    }
+    type = ASN1_STRING_get0_data(ref->key_type);
+    if (ASN1_STRING_length(ref->key_type) == 3 && memcmp(type, "RSA", 3) == 0) {
+        out->type = SK_KEY_RSA;
+    } else if (ASN1_STRING_length(ref->key_type) == 2 &&
+               memcmp(type, "EC", 2) == 0) {
+        out->type = SK_KEY_EC;
+    } else {
+        *why = "its key type is neither RSA nor EC";
+        goto done;
+    }
+    if (!is_uuid(ASN1_STRING_get0_data(ref->kid),
+                 ASN1_STRING_length(ref->kid))) {
+        *why = "its kid is not a UUID";
+        goto done;
+    }
+    memcpy(out->kid, ASN1_STRING_get0_data(ref->kid), 36);
+    out->kid[36] = '\0';
+    if (ref->name != NULL) {
+        int len = ASN1_STRING_length(ref->name);
+
+        out->name = malloc((size_t)len + 1);
+        if (out->name == NULL) {
+            *why = "out of memory";
+            goto done;
+        }
+        memcpy(out->name, ASN1_STRING_get0_data(ref->name), (size_t)len);
+        out->name[len] = '\0';
+        /* a name with a NUL inside would print truncated in errors */
+        if (strlen(out->name) != (size_t)len) {
+            *why = "its key name holds a NUL byte";
+            goto done;
+        }
+    }
+    ok = 1;
+done:
+    ASN1_item_free((ASN1_VALUE *)ref, ASN1_ITEM_rptr(SK_KEYREF_ASN1));
+    if (!ok)
+        sk_keyref_fields_clear(out);
+    return ok;
+}
+
+void sk_keyref_fields_clear(sk_keyref_fields *fields)
+{
+    free(fields->name);
+    fields->name = NULL;
+}

@@ -1,0 +1,934 @@
+/*
+ * Signatures with RSA and EC keys held in SmartKey: RSA PKCS#1 v1.5,
+ * RSA-PSS and ECDSA. The message is hashed here, in the provider's child
+ * libctx, and only the digest goes to SmartKey: one POST /crypto/v1/sign
+ * per signature. Verification never involves SmartKey: it runs on the
+ * key's public half, in the default provider of the child libctx.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rsa.h>
+
+#include "signature.h"
+
+/* Digests SmartKey signs (shared/smartkey-api.md §3.1), in both spellings. */
+static const struct {
+    const char *openssl_name;
+    const char *smartkey_name;
+} signable_digests[] = {
+    {"SHA1", "SHA1"},         {"SHA2-224", "SHA224"},
+    {"SHA2-256", "SHA256"},   {"SHA2-384", "SHA384"},
+    {"SHA2-512", "SHA512"},   {"SHA3-224", "SHA3_224"},
+    {"SHA3-256", "SHA3_256"}, {"SHA3-384", "SHA3_384"},
+    {"SHA3-512", "SHA3_512"},
+};
+
+/* The key's default digest, also used when a caller names none. */
+#define DEFAULT_DIGEST "SHA2-256"
+
+/* Verification is local, with the public key, and must never come back
+   here: with default_properties = ?provider=smartkey a NULL query selects
+   this very signature again, recursing until the stack overflows. */
+#define LOCAL_PROPQ "provider!=" SMARTKEY_PROVIDER_NAME
+
+typedef enum sign_operation {
+    OPERATION_NONE = 0,
+    OPERATION_SIGN,        /* pkeyutl -sign: the caller hashed */
+    OPERATION_DIGEST_SIGN, /* dgst, req, x509, cms, TLS: we hash */
+    OPERATION_VERIFY,
+    OPERATION_DIGEST_VERIFY,
+} sign_operation;
+
+typedef struct sk_signature_ctx {
+    SK_PROVCTX *provctx;
+    sk_key_type algorithm; /* of this implementation: RSA or EC */
+    SK_KEY *key;
+    sign_operation operation;
+    EVP_MD *md; /* NULL for pkeyutl -sign until set or inferred */
+    const char *md_smartkey_name;
+    EVP_MD_CTX *md_ctx;
+    /* RSA only */
+    int padding;     /* RSA_PKCS1_PADDING or RSA_PKCS1_PSS_PADDING */
+    EVP_MD *mgf1_md; /* NULL: the signature digest */
+    const char *mgf1_smartkey_name;
+    /* an explicit salt length in bytes, checked against the digest when
+       signing; -1 when the caller asked for "digest" or left it alone */
+    int explicit_saltlen;
+    /* verification, delegated to the public key: one of the two */
+    EVP_PKEY_CTX *verify_ctx;      /* pre-hashed (pkeyutl -verify) */
+    EVP_MD_CTX *digest_verify_ctx; /* dgst -prverify, ... */
+    int verify_digest_set;
+} SK_SIGNATURE_CTX;
+
+static const char *smartkey_digest_name(const EVP_MD *md)
+{
+    for (size_t i = 0; i < sizeof(signable_digests) / sizeof(*signable_digests);
+         i++)
+        if (EVP_MD_is_a(md, signable_digests[i].openssl_name))
+            return signable_digests[i].smartkey_name;
+    return NULL;
+}
+
+/*
+ * A digest SmartKey can sign, fetched from the child libctx. Failing here
+ * (and not at signing time) matters for TLS: libssl probes which digests
+ * a key can do with digest_sign_init calls and picks its signature
+ * algorithm from the answers (notes §5.3).
+ */
+static EVP_MD *fetch_signable_digest(SK_SIGNATURE_CTX *ctx, const char *name,
+                                     const char *properties,
+                                     const char **smartkey_name)
+{
+    EVP_MD *md = EVP_MD_fetch(ctx->provctx->libctx, name, properties);
+
+    if (md == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "unknown digest '%.64s'",
+                 name);
+        return NULL;
+    }
+    *smartkey_name = smartkey_digest_name(md);
+    if (*smartkey_name == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "SmartKey cannot sign with digest '%.64s' (it signs SHA-1, "
+                 "SHA-2 and SHA-3 digests)",
+                 name);
+        EVP_MD_free(md);
+        return NULL;
+    }
+    return md;
+}
+
+static void *newctx(void *provctx, sk_key_type algorithm)
+{
+    SK_SIGNATURE_CTX *ctx = calloc(1, sizeof(*ctx));
+
+    if (ctx == NULL) {
+        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a signature context");
+        return NULL;
+    }
+    ctx->provctx = provctx;
+    ctx->algorithm = algorithm;
+    ctx->padding = RSA_PKCS1_PADDING;
+    ctx->explicit_saltlen = -1;
+    return ctx;
+}
+
+static void *rsa_newctx(void *provctx, const char *properties)
+{
+    return newctx(provctx, SK_KEY_RSA);
+}
+
+static void *ecdsa_newctx(void *provctx, const char *properties)
+{
+    return newctx(provctx, SK_KEY_EC);
+}
+
+static void freectx(void *vctx)
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+
+    if (ctx == NULL)
+        return;
+    sk_key_free(ctx->key);
+    EVP_MD_free(ctx->md);
+    EVP_MD_free(ctx->mgf1_md);
+    EVP_MD_CTX_free(ctx->md_ctx);
+    EVP_PKEY_CTX_free(ctx->verify_ctx);
+    EVP_MD_CTX_free(ctx->digest_verify_ctx);
+    free(ctx);
+}
+
+/*
+ * EVP_DigestSignFinal signs a copy of the context (notes §5.1), so this
+ * runs once per signature. Hashing is local, so a copy is a plain
+ * EVP_MD_CTX_copy_ex; SmartKey holds no per-operation state.
+ */
+static void *dupctx(void *vctx)
+{
+    const SK_SIGNATURE_CTX *from = vctx;
+    SK_SIGNATURE_CTX *copy = calloc(1, sizeof(*copy));
+
+    if (copy == NULL) {
+        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY,
+                 "copying a signature context");
+        return NULL;
+    }
+    *copy = *from;
+    copy->key = NULL;
+    copy->md = NULL;
+    copy->mgf1_md = NULL;
+    copy->md_ctx = NULL;
+    copy->verify_ctx = NULL;
+    copy->digest_verify_ctx = NULL;
+    if (from->verify_ctx != NULL &&
+        (copy->verify_ctx = EVP_PKEY_CTX_dup(from->verify_ctx)) == NULL) {
+        SK_RAISE(from->provctx, SK_R_INTERNAL_ERROR,
+                 "cannot copy the verification state");
+        freectx(copy);
+        return NULL;
+    }
+    if (from->digest_verify_ctx != NULL) {
+        copy->digest_verify_ctx = EVP_MD_CTX_new();
+        if (copy->digest_verify_ctx == NULL ||
+            !EVP_MD_CTX_copy_ex(copy->digest_verify_ctx,
+                                from->digest_verify_ctx)) {
+            SK_RAISE(from->provctx, SK_R_INTERNAL_ERROR,
+                     "cannot copy the verification state");
+            freectx(copy);
+            return NULL;
+        }
+    }
+    if (from->md_ctx != NULL) {
+        copy->md_ctx = EVP_MD_CTX_new();
+        if (copy->md_ctx == NULL ||
+            !EVP_MD_CTX_copy_ex(copy->md_ctx, from->md_ctx)) {
+            SK_RAISE(from->provctx, SK_R_INTERNAL_ERROR,
+                     "cannot copy the digest state");
+            freectx(copy);
+            return NULL;
+        }
+    }
+    if (from->key != NULL)
+        copy->key = sk_key_up_ref(from->key);
+    if (from->md != NULL && EVP_MD_up_ref(from->md))
+        copy->md = from->md;
+    if (from->mgf1_md != NULL && EVP_MD_up_ref(from->mgf1_md))
+        copy->mgf1_md = from->mgf1_md;
+    return copy;
+}
+
+static int set_ctx_params(void *vctx, const OSSL_PARAM params[]);
+
+/*
+ * Common to every *_init. provkey is NULL when OpenSSL re-initialises a
+ * context it already set up: EVP_DigestInit_ex on a signing context, e.g.
+ * `openssl dgst -sign` resetting its digest BIO (notes §5.1, E6). The
+ * previous key and settings stay.
+ */
+static int init_key(SK_SIGNATURE_CTX *ctx, void *provkey, int for_signing)
+{
+    SK_KEYDATA *keydata = provkey;
+
+    if (keydata == NULL) {
+        if (ctx->key == NULL) {
+            SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                     "signature initialised without a key");
+            return 0;
+        }
+        return 1;
+    }
+    if (keydata->key == NULL || keydata->key->type != ctx->algorithm) {
+        SK_RAISE(ctx->provctx, SK_R_UNSUPPORTED_KEY_TYPE,
+                 "the key is not a SmartKey %s key",
+                 ctx->algorithm == SK_KEY_RSA ? "RSA" : "EC");
+        return 0;
+    }
+    if (!for_signing) {
+        sk_key_free(ctx->key);
+        ctx->key = sk_key_up_ref(keydata->key);
+        return 1;
+    }
+    if (!keydata->private_handle) {
+        SK_RAISE(ctx->provctx, SK_R_NO_PRIVATE_KEY,
+                 "key %s: signing needs the private key", keydata->key->kid);
+        return 0;
+    }
+    /* An unknown key_ops (0) is left for SmartKey to judge. */
+    if (keydata->key->key_ops != 0 &&
+        (keydata->key->key_ops & SK_OP_SIGN) == 0) {
+        SK_RAISE(ctx->provctx, SK_R_OPERATION_NOT_ALLOWED,
+                 "key %s does not allow SIGN in SmartKey", keydata->key->kid);
+        return 0;
+    }
+    sk_key_free(ctx->key);
+    ctx->key = sk_key_up_ref(keydata->key);
+    /* a new key starts from OpenSSL's defaults */
+    ctx->padding = RSA_PKCS1_PADDING;
+    ctx->explicit_saltlen = -1;
+    EVP_MD_free(ctx->mgf1_md);
+    ctx->mgf1_md = NULL;
+    ctx->mgf1_smartkey_name = NULL;
+    return 1;
+}
+
+static int set_digest(SK_SIGNATURE_CTX *ctx, const char *name,
+                      const char *properties)
+{
+    const char *smartkey_name;
+    EVP_MD *md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
+
+    if (md == NULL)
+        return 0;
+    EVP_MD_free(ctx->md);
+    ctx->md = md;
+    ctx->md_smartkey_name = smartkey_name;
+    return 1;
+}
+
+static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+
+    if (!init_key(ctx, provkey, 1))
+        return 0;
+    if (provkey != NULL) {
+        /* pkeyutl passes no digest unless -pkeyopt digest:... (E14) */
+        EVP_MD_free(ctx->md);
+        ctx->md = NULL;
+        ctx->md_smartkey_name = NULL;
+    }
+    ctx->operation = OPERATION_SIGN;
+    return set_ctx_params(ctx, params);
+}
+
+static int digest_sign_init(void *vctx, const char *mdname, void *provkey,
+                            const OSSL_PARAM params[])
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+
+    if (!init_key(ctx, provkey, 1))
+        return 0;
+    if (mdname != NULL && *mdname != '\0') {
+        if (!set_digest(ctx, mdname, NULL))
+            return 0;
+    } else if (provkey != NULL || ctx->md == NULL) {
+        if (!set_digest(ctx, DEFAULT_DIGEST, NULL))
+            return 0;
+    }
+    if (ctx->md_ctx == NULL && (ctx->md_ctx = EVP_MD_CTX_new()) == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "creating a digest");
+        return 0;
+    }
+    if (!EVP_DigestInit_ex2(ctx->md_ctx, ctx->md, NULL)) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "cannot start the %s digest", EVP_MD_get0_name(ctx->md));
+        return 0;
+    }
+    ctx->operation = OPERATION_DIGEST_SIGN;
+    return set_ctx_params(ctx, params);
+}
+
+static int digest_sign_update(void *vctx, const unsigned char *data,
+                              size_t datalen)
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+
+    if (ctx->operation != OPERATION_DIGEST_SIGN || ctx->md_ctx == NULL)
+        return 0;
+    return EVP_DigestUpdate(ctx->md_ctx, data, datalen);
+}
+
+/* --- signing ----------------------------------------------------------- */
+
+/* The PSS salt length SmartKey uses is the digest length (api §3.1). */
+static int pss_saltlen_matches(SK_SIGNATURE_CTX *ctx)
+{
+    if (ctx->explicit_saltlen < 0 ||
+        ctx->explicit_saltlen == EVP_MD_get_size(ctx->md))
+        return 1;
+    SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+             "SmartKey signs RSA-PSS with a salt as long as the digest "
+             "(%d bytes for %s), not %d bytes; use rsa_pss_saltlen:digest",
+             EVP_MD_get_size(ctx->md), EVP_MD_get0_name(ctx->md),
+             ctx->explicit_saltlen);
+    return 0;
+}
+
+static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
+                       size_t *siglen, size_t sigsize,
+                       const unsigned char *digest, size_t digest_len)
+{
+    sk_sign_request request;
+    sk_client *client;
+    sk_error err;
+    unsigned char *answer = NULL;
+    size_t answer_len = 0;
+    int ok;
+
+    if (sigsize < (size_t)ctx->key->max_size) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "signature buffer of %zu bytes, %d needed", sigsize,
+                 ctx->key->max_size);
+        return 0;
+    }
+    if (ctx->algorithm == SK_KEY_RSA && ctx->padding == RSA_PKCS1_PSS_PADDING &&
+        !pss_saltlen_matches(ctx))
+        return 0;
+    client = sk_provctx_client(ctx->provctx);
+    if (client == NULL)
+        return 0;
+
+    memset(&request, 0, sizeof(request));
+    request.key.kid = ctx->key->kid;
+    request.hash_alg = ctx->md_smartkey_name;
+    request.hash = digest;
+    request.hash_len = digest_len;
+    request.padding = SK_SIG_NONE;
+    if (ctx->algorithm == SK_KEY_RSA)
+        request.padding = ctx->padding == RSA_PKCS1_PSS_PADDING
+                              ? SK_SIG_PSS
+                              : SK_SIG_PKCS1_V15;
+    if (request.padding == SK_SIG_PSS)
+        request.mgf1_hash = ctx->mgf1_smartkey_name;
+
+    memset(&err, 0, sizeof(err));
+    if (!sk_client_sign(client, &request, &answer, &answer_len, &err)) {
+        char subject[300];
+
+        snprintf(subject, sizeof(subject), "key %s%s%.200s%s", ctx->key->kid,
+                 ctx->key->name != NULL ? " ('" : "",
+                 ctx->key->name != NULL ? ctx->key->name : "",
+                 ctx->key->name != NULL ? "')" : "");
+        SK_RAISE_CLIENT(ctx->provctx, subject, &err);
+        return 0;
+    }
+    ok = ctx->algorithm == SK_KEY_RSA
+             ? sk_rsa_signature_is_sound(ctx->provctx, ctx->key, answer,
+                                         answer_len)
+             : sk_ecdsa_signature_is_sound(ctx->provctx, ctx->key, answer,
+                                           answer_len);
+    if (ok && answer_len > sigsize) {
+        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
+                 "key %s: signature of %zu bytes does not fit the %zu-byte "
+                 "buffer",
+                 ctx->key->kid, answer_len, sigsize);
+        ok = 0;
+    }
+    if (ok) {
+        memcpy(sig, answer, answer_len);
+        *siglen = answer_len;
+    }
+    OPENSSL_free(answer);
+    return ok;
+}
+
+static int digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen,
+                             size_t sigsize)
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+
+    if (ctx->operation != OPERATION_DIGEST_SIGN || ctx->md_ctx == NULL)
+        return 0;
+    /* the size query (sig == NULL) is answered locally */
+    if (sig == NULL) {
+        *siglen = (size_t)ctx->key->max_size;
+        return 1;
+    }
+    if (!EVP_DigestFinal_ex(ctx->md_ctx, digest, &digest_len)) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "cannot finish the %s digest", EVP_MD_get0_name(ctx->md));
+        return 0;
+    }
+    return sign_digest(ctx, sig, siglen, sigsize, digest, digest_len);
+}
+
+/*
+ * pkeyutl -sign hands over a digest. Without -pkeyopt digest:NAME no name
+ * arrives (E14), but SmartKey needs one (and RSA PKCS#1 v1.5 embeds it):
+ * it is inferred from the length, SHA-2 being the family in use.
+ */
+static const char *digest_of_length(size_t len)
+{
+    static const struct {
+        size_t len;
+        const char *name;
+    } by_length[] = {
+        {20, "SHA1"},     {28, "SHA2-224"}, {32, "SHA2-256"},
+        {48, "SHA2-384"}, {64, "SHA2-512"},
+    };
+
+    for (size_t i = 0; i < sizeof(by_length) / sizeof(*by_length); i++)
+        if (by_length[i].len == len)
+            return by_length[i].name;
+    return NULL;
+}
+
+static int sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
+                const unsigned char *tbs, size_t tbslen)
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+    const char *inferred = digest_of_length(tbslen);
+    int ok, infer;
+
+    if (ctx->operation != OPERATION_SIGN || ctx->key == NULL)
+        return 0;
+    if (sig == NULL) {
+        *siglen = (size_t)ctx->key->max_size;
+        return 1;
+    }
+    infer = ctx->md == NULL && inferred != NULL;
+    if (infer && !set_digest(ctx, inferred, NULL))
+        return 0;
+    if (ctx->md == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "a %zu-byte input is not a SHA digest; name the digest "
+                 "with -pkeyopt digest:NAME",
+                 tbslen);
+        return 0;
+    }
+    if (tbslen != (size_t)EVP_MD_get_size(ctx->md)) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the input has %zu bytes, a %s digest has %d", tbslen,
+                 EVP_MD_get0_name(ctx->md), EVP_MD_get_size(ctx->md));
+        return 0;
+    }
+    ok = sign_digest(ctx, sig, siglen, sigsize, tbs, tbslen);
+    /* an inferred digest holds for this input only */
+    if (infer) {
+        EVP_MD_free(ctx->md);
+        ctx->md = NULL;
+        ctx->md_smartkey_name = NULL;
+    }
+    return ok;
+}
+
+/* --- verification: on the public half, never in SmartKey --------------- */
+
+/*
+ * Only reached for private handles (a public handle exports and the
+ * default provider verifies directly): `pkeyutl -verify -inkey smartkey:`
+ * and `dgst -prverify`. The default provider in the child libctx verifies
+ * with the public key; parameters are passed through unchanged, so any
+ * salt length a verifier wants is accepted here.
+ */
+static int verify_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+
+    if (!init_key(ctx, provkey, 0))
+        return 0;
+    EVP_PKEY_CTX_free(ctx->verify_ctx);
+    ctx->verify_ctx = EVP_PKEY_CTX_new_from_pkey(
+        ctx->provctx->libctx, ctx->key->public_key, LOCAL_PROPQ);
+    if (ctx->verify_ctx == NULL || EVP_PKEY_verify_init(ctx->verify_ctx) <= 0) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "key %s: cannot verify with its public key", ctx->key->kid);
+        return 0;
+    }
+    ctx->verify_digest_set = 0;
+    ctx->operation = OPERATION_VERIFY;
+    return set_ctx_params(ctx, params);
+}
+
+static int verify(void *vctx, const unsigned char *sig, size_t siglen,
+                  const unsigned char *tbs, size_t tbslen)
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+    const char *inferred = digest_of_length(tbslen);
+
+    if (ctx->operation != OPERATION_VERIFY)
+        return 0;
+    /* named by its length when not given, as sign() does */
+    if (!ctx->verify_digest_set && inferred != NULL) {
+        OSSL_PARAM digest[2];
+
+        digest[0] = OSSL_PARAM_construct_utf8_string(
+            OSSL_SIGNATURE_PARAM_DIGEST, (char *)inferred, 0);
+        digest[1] = OSSL_PARAM_construct_end();
+
+        if (EVP_PKEY_CTX_set_params(ctx->verify_ctx, digest) <= 0)
+            return 0;
+        ctx->verify_digest_set = 1;
+    }
+    return EVP_PKEY_verify(ctx->verify_ctx, sig, siglen, tbs, tbslen) == 1;
+}
+
+static int digest_verify_init(void *vctx, const char *mdname, void *provkey,
+                              const OSSL_PARAM params[])
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+
+    if (!init_key(ctx, provkey, 0))
+        return 0;
+    if (mdname != NULL && *mdname == '\0')
+        mdname = NULL;
+    /* a re-init keeps the verifier and its settings, as for signing */
+    if (provkey == NULL && ctx->digest_verify_ctx != NULL) {
+        if (EVP_DigestVerifyInit_ex(ctx->digest_verify_ctx, NULL, mdname,
+                                    ctx->provctx->libctx, LOCAL_PROPQ, NULL,
+                                    NULL) != 1)
+            return 0;
+    } else {
+        EVP_MD_CTX_free(ctx->digest_verify_ctx);
+        ctx->digest_verify_ctx = EVP_MD_CTX_new();
+        if (ctx->digest_verify_ctx == NULL ||
+            EVP_DigestVerifyInit_ex(ctx->digest_verify_ctx, NULL,
+                                    mdname != NULL ? mdname : DEFAULT_DIGEST,
+                                    ctx->provctx->libctx, LOCAL_PROPQ,
+                                    ctx->key->public_key, NULL) != 1) {
+            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                     "key %s: cannot verify %s signatures with its public "
+                     "key",
+                     ctx->key->kid, mdname != NULL ? mdname : DEFAULT_DIGEST);
+            return 0;
+        }
+    }
+    ctx->operation = OPERATION_DIGEST_VERIFY;
+    return set_ctx_params(ctx, params);
+}
+
+static int digest_verify_update(void *vctx, const unsigned char *data,
+                                size_t datalen)
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+
+    if (ctx->operation != OPERATION_DIGEST_VERIFY)
+        return 0;
+    return EVP_DigestVerifyUpdate(ctx->digest_verify_ctx, data, datalen);
+}
+
+static int digest_verify_final(void *vctx, const unsigned char *sig,
+                               size_t siglen)
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+
+    if (ctx->operation != OPERATION_DIGEST_VERIFY)
+        return 0;
+    return EVP_DigestVerifyFinal(ctx->digest_verify_ctx, sig, siglen) == 1;
+}
+
+/* The context of the verifier in the default provider, if verifying. */
+static EVP_PKEY_CTX *verifier(SK_SIGNATURE_CTX *ctx)
+{
+    if (ctx->operation == OPERATION_VERIFY)
+        return ctx->verify_ctx;
+    if (ctx->operation == OPERATION_DIGEST_VERIFY)
+        return EVP_MD_CTX_get_pkey_ctx(ctx->digest_verify_ctx);
+    return NULL;
+}
+
+/* --- parameters -------------------------------------------------------- */
+
+static const OSSL_ITEM padding_names[] = {
+    {RSA_PKCS1_PADDING, OSSL_PKEY_RSA_PAD_MODE_PKCSV15},
+    {RSA_NO_PADDING, OSSL_PKEY_RSA_PAD_MODE_NONE},
+    {RSA_X931_PADDING, OSSL_PKEY_RSA_PAD_MODE_X931},
+    {RSA_PKCS1_PSS_PADDING, OSSL_PKEY_RSA_PAD_MODE_PSS},
+};
+
+/* pad-mode arrives as int from EVP_PKEY_CTX_set_rsa_padding (TLS, CMS)
+   and as utf8 from -sigopt (notes §3). */
+static int set_padding(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
+{
+    int padding = -1;
+
+    if (p->data_type == OSSL_PARAM_UTF8_STRING) {
+        for (size_t i = 0; i < sizeof(padding_names) / sizeof(*padding_names);
+             i++)
+            if (strcmp(p->data, padding_names[i].ptr) == 0)
+                padding = (int)padding_names[i].id;
+    } else if (!OSSL_PARAM_get_int(p, &padding)) {
+        padding = -1;
+    }
+    if (padding != RSA_PKCS1_PADDING && padding != RSA_PKCS1_PSS_PADDING) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "SmartKey signs with RSA padding pkcs1 or pss only");
+        return 0;
+    }
+    ctx->padding = padding;
+    return 1;
+}
+
+/*
+ * SmartKey's PSS has no salt-length field: it always uses the digest
+ * length (api §3.1). "digest" (-1) and the digest's own length are
+ * honoured. "auto" (-2) and "auto-digestmax" (-4, 3.1+) are accepted too:
+ * they let the signer choose and verifiers detect the length, and the
+ * AlgorithmIdentifier we return states the length actually used. "max"
+ * (-3) and other lengths are refused: a verifier told to expect them
+ * would reject our signatures.
+ */
+static int set_saltlen(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
+{
+    int saltlen;
+
+    if (p->data_type == OSSL_PARAM_UTF8_STRING) {
+        const char *text = p->data;
+        char *end;
+
+        if (strcmp(text, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0)
+            saltlen = RSA_PSS_SALTLEN_DIGEST;
+        else if (strcmp(text, OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO) == 0)
+            saltlen = RSA_PSS_SALTLEN_AUTO;
+        else if (strcmp(text, "auto-digestmax") == 0)
+            saltlen = -4;
+        else if (strcmp(text, OSSL_PKEY_RSA_PSS_SALT_LEN_MAX) == 0)
+            saltlen = RSA_PSS_SALTLEN_MAX;
+        else {
+            long value = strtol(text, &end, 10);
+
+            if (end == text || *end != '\0' || value < -4 || value > 4096) {
+                SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                         "PSS salt length '%.32s' is not a number, digest, "
+                         "auto or max",
+                         text);
+                return 0;
+            }
+            saltlen = (int)value;
+        }
+    } else if (!OSSL_PARAM_get_int(p, &saltlen)) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "PSS salt length is not an integer");
+        return 0;
+    }
+    if (saltlen == RSA_PSS_SALTLEN_DIGEST || saltlen == RSA_PSS_SALTLEN_AUTO ||
+        saltlen == -4) {
+        ctx->explicit_saltlen = -1;
+        return 1;
+    }
+    if (saltlen == RSA_PSS_SALTLEN_MAX) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "SmartKey signs RSA-PSS with a salt as long as the digest, "
+                 "not the maximum; use rsa_pss_saltlen:digest");
+        return 0;
+    }
+    if (saltlen < 0) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "PSS salt length %d is not valid", saltlen);
+        return 0;
+    }
+    ctx->explicit_saltlen = saltlen;
+    /* refuse at set time when the digest is already known */
+    return ctx->md == NULL || pss_saltlen_matches(ctx);
+}
+
+static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+    const OSSL_PARAM *p;
+    const char *properties = NULL;
+
+    if (params == NULL)
+        return 1;
+    if (verifier(ctx) != NULL) {
+        if (OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST))
+            ctx->verify_digest_set = 1;
+        return EVP_PKEY_CTX_set_params(verifier(ctx), params) > 0;
+    }
+    p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PROPERTIES);
+    if (p != NULL && !OSSL_PARAM_get_utf8_string_ptr(p, &properties))
+        return 0;
+    p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST);
+    if (p != NULL) {
+        const char *name;
+
+        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
+            return 0;
+        /* the running hash cannot change its algorithm halfway */
+        if (ctx->operation == OPERATION_DIGEST_SIGN && ctx->md != NULL &&
+            !EVP_MD_is_a(ctx->md, name)) {
+            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                     "the digest is fixed once signing started (%s)",
+                     EVP_MD_get0_name(ctx->md));
+            return 0;
+        }
+        if (ctx->operation != OPERATION_DIGEST_SIGN &&
+            !set_digest(ctx, name, properties))
+            return 0;
+    }
+    if (ctx->algorithm != SK_KEY_RSA)
+        return 1;
+
+    p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PAD_MODE);
+    if (p != NULL && !set_padding(ctx, p))
+        return 0;
+    p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN);
+    if (p != NULL && !set_saltlen(ctx, p))
+        return 0;
+    p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
+    if (p != NULL) {
+        const char *name, *smartkey_name;
+        EVP_MD *md;
+
+        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
+            return 0;
+        md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
+        if (md == NULL)
+            return 0;
+        EVP_MD_free(ctx->mgf1_md);
+        ctx->mgf1_md = md;
+        ctx->mgf1_smartkey_name = smartkey_name;
+    }
+    return 1;
+}
+
+static const OSSL_PARAM rsa_settable[] = {
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
+    /* utf8 so that -sigopt text parses; ints are accepted as well */
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM ecdsa_settable[] = {
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM *rsa_settable_ctx_params(void *vctx, void *provctx)
+{
+    return rsa_settable;
+}
+
+static const OSSL_PARAM *ecdsa_settable_ctx_params(void *vctx, void *provctx)
+{
+    return ecdsa_settable;
+}
+
+static int get_ctx_params(void *vctx, OSSL_PARAM params[])
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+    OSSL_PARAM *p;
+
+    if (verifier(ctx) != NULL)
+        return EVP_PKEY_CTX_get_params(verifier(ctx), params) > 0;
+    p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID);
+    if (p != NULL) {
+        unsigned char *der = NULL;
+        int len = ctx->md == NULL
+                      ? 0
+                      : sk_signature_algorithm_id(ctx->algorithm, ctx->padding,
+                                                  ctx->md, ctx->mgf1_md, &der);
+        int ok = len > 0 && OSSL_PARAM_set_octet_string(p, der, (size_t)len);
+
+        OPENSSL_free(der);
+        if (!ok) {
+            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                     "no signature algorithm identifier for %s with %s",
+                     ctx->algorithm == SK_KEY_RSA ? "RSA" : "ECDSA",
+                     ctx->md != NULL ? EVP_MD_get0_name(ctx->md) : "no digest");
+            return 0;
+        }
+    }
+    p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST);
+    if (p != NULL && ctx->md != NULL &&
+        !OSSL_PARAM_set_utf8_string(p, EVP_MD_get0_name(ctx->md)))
+        return 0;
+    if (ctx->algorithm != SK_KEY_RSA)
+        return 1;
+    p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE);
+    if (p != NULL) {
+        int ok;
+
+        if (p->data_type == OSSL_PARAM_UTF8_STRING)
+            ok = OSSL_PARAM_set_utf8_string(
+                p, ctx->padding == RSA_PKCS1_PSS_PADDING
+                       ? OSSL_PKEY_RSA_PAD_MODE_PSS
+                       : OSSL_PKEY_RSA_PAD_MODE_PKCSV15);
+        else
+            ok = OSSL_PARAM_set_int(p, ctx->padding);
+        if (!ok)
+            return 0;
+    }
+    p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN);
+    if (p != NULL) {
+        int ok;
+
+        if (p->data_type == OSSL_PARAM_UTF8_STRING)
+            ok = OSSL_PARAM_set_utf8_string(p,
+                                            OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST);
+        else
+            ok = OSSL_PARAM_set_int(p, RSA_PSS_SALTLEN_DIGEST);
+        if (!ok)
+            return 0;
+    }
+    p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
+    if (p != NULL) {
+        const EVP_MD *mgf1 = ctx->mgf1_md != NULL ? ctx->mgf1_md : ctx->md;
+
+        if (mgf1 != NULL &&
+            !OSSL_PARAM_set_utf8_string(p, EVP_MD_get0_name(mgf1)))
+            return 0;
+    }
+    return 1;
+}
+
+static const OSSL_PARAM rsa_gettable[] = {
+    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM ecdsa_gettable[] = {
+    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM *rsa_gettable_ctx_params(void *vctx, void *provctx)
+{
+    return rsa_gettable;
+}
+
+static const OSSL_PARAM *ecdsa_gettable_ctx_params(void *vctx, void *provctx)
+{
+    return ecdsa_gettable;
+}
+
+/* --- dispatch ---------------------------------------------------------- */
+
+const OSSL_DISPATCH sk_rsa_signature_functions[] = {
+    {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))rsa_newctx},
+    {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))freectx},
+    {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))dupctx},
+    {OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))sign_init},
+    {OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))sign},
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))digest_sign_init},
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE,
+     (void (*)(void))digest_sign_update},
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},
+    {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},
+    {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))verify},
+    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT,
+     (void (*)(void))digest_verify_init},
+    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE,
+     (void (*)(void))digest_verify_update},
+    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL,
+     (void (*)(void))digest_verify_final},
+    {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))get_ctx_params},
+    {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))set_ctx_params},
+    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS,
+     (void (*)(void))rsa_gettable_ctx_params},
+    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS,
+     (void (*)(void))rsa_settable_ctx_params},
+    {0, NULL},
+};
+
+const OSSL_DISPATCH sk_ecdsa_signature_functions[] = {
+    {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ecdsa_newctx},
+    {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))freectx},
+    {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))dupctx},
+    {OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))sign_init},
+    {OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))sign},
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))digest_sign_init},
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE,
+     (void (*)(void))digest_sign_update},
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},
+    {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},
+    {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))verify},
+    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT,
+     (void (*)(void))digest_verify_init},
+    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE,
+     (void (*)(void))digest_verify_update},
+    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL,
+     (void (*)(void))digest_verify_final},
+    {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))get_ctx_params},
+    {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))set_ctx_params},
+    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS,
+     (void (*)(void))ecdsa_gettable_ctx_params},
+    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS,
+     (void (*)(void))ecdsa_settable_ctx_params},
+    {0, NULL},
+};

@@ -1,0 +1,30 @@
+/*
+ * The DER side of signatures, shared by the signature implementations:
+ * the AlgorithmIdentifier that certificates and CMS carry, and the checks
+ * on the signatures SmartKey returns.
+ */
+#ifndef SMARTKEY_SIGNATURE_H
+#define SMARTKEY_SIGNATURE_H
+
+#include <openssl/evp.h>
+
+#include "key.h"
+
+/*
+ * The DER AlgorithmIdentifier of a signature by a key of this type:
+ * sha*WithRSAEncryption (padding RSA_PKCS1_PADDING), RSASSA-PSS with its
+ * parameters (RSA_PKCS1_PSS_PADDING; salt length = digest length, MGF1 with
+ * mgf1_md) or ecdsa-with-SHA*. Returns the length, *der OPENSSL_malloc'd;
+ * <= 0 when there is none.
+ */
+int sk_signature_algorithm_id(sk_key_type type, int padding, const EVP_MD *md,
+                              const EVP_MD *mgf1_md, unsigned char **der);
+
+/* Checks of SmartKey's answer; raise an error naming the key and return 0
+   when the signature does not have the shape the key implies. */
+int sk_rsa_signature_is_sound(SK_PROVCTX *provctx, const SK_KEY *key,
+                              const unsigned char *sig, size_t siglen);
+int sk_ecdsa_signature_is_sound(SK_PROVCTX *provctx, const SK_KEY *key,
+                                const unsigned char *sig, size_t siglen);
+
+#endif

@@ -41,8 +41,10 @@ check "pkey, unknown key: 1 or 2 requests" \
 counters_reset
 run ossl pkey -pubin -in smartkey:name=no-such-key -pubout
 check "pkey -pubin, unknown key: fails cleanly" failed_cleanly
-check "pkey -pubin, unknown key: 1 or 2 requests" \
-    between "$(counter requests_total)" 1 2
+# OpenSSL 3.5's `pkey -pubin` opens the URI once more (for a private key)
+# after the public-key load failed: one more lookup there, still no loop.
+check "pkey -pubin, unknown key: 1 to 3 requests" \
+    between "$(counter requests_total)" 1 3
 
 counters_reset
 run ossl storeutl -keys -noout smartkey:name=no-such-key

@@ -760,7 +760,7 @@ static void test_wrapkey_under_rsa_unwraps_to_the_aes_key(void)
     unsigned char *wrapped = NULL, *plain = NULL;
     size_t wrapped_len = 0, plain_len = 0;
     sk_wrapkey_request wrap = {
-        {rsa_kid, NULL}, {NULL, "client-aes"}, "RSA", "SHA256", NULL};
+        {rsa_kid, NULL}, {NULL, "client-aes"}, "RSA", "SHA256", NULL, NULL};
     sk_decrypt_request unwrap = {
         {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, NULL, 0};
     sk_error err;

@@ -1,0 +1,190 @@
+#include "bench_common.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#define WARMUP_LATENCY_MS 50
+
+typedef struct worker {
+    bench_op op;
+    int thread;
+    long count;
+    int warmup;
+    pthread_barrier_t *warm, *go, *done;
+    double *latency_us; /* count entries */
+    long failures;
+} worker;
+
+static double now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static double cpu_us(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+/* VmRSS: resident now (ru_maxrss would be the peak). */
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static void set_latency(const emu_env *env, long ms)
+{
+    char body[64];
+
+    snprintf(body, sizeof(body), "{\"ms\":%ld}", ms);
+    emu_request(env, "POST", "/_emulator/latency", NULL, body, NULL);
+}
+
+/* BENCH_ROUND_TRIP_MS: a network round trip the emulator adds to every
+   answer (0: loopback as it is). */
+static long base_latency_ms(void)
+{
+    const char *text = getenv("BENCH_ROUND_TRIP_MS");
+
+    return text != NULL ? atol(text) : 0;
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+
+    pthread_barrier_wait(w->warm);
+    for (int i = 0; i < w->warmup; i++)
+        if (!w->op(w->thread))
+            w->failures++;
+    /* the main thread resets the counters between these two barriers */
+    pthread_barrier_wait(w->done);
+    pthread_barrier_wait(w->go);
+    for (long i = 0; i < w->count; i++) {
+        double start = now_us();
+
+        if (!w->op(w->thread))
+            w->failures++;
+        w->latency_us[i] = now_us() - start;
+    }
+    return NULL;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+int bench_run(const emu_env *env, bench_op op, int threads, long total,
+              int warmup, bench_result *out)
+{
+    pthread_t ids[BENCH_MAX_THREADS];
+    worker workers[BENCH_MAX_THREADS];
+    pthread_barrier_t warm, go, done;
+    long per_thread = (total + threads - 1) / threads, n = 0;
+    double *all, start, cpu_start;
+    long requests, handshakes;
+
+    if (threads < 1 || threads > BENCH_MAX_THREADS)
+        return 0;
+    all = calloc((size_t)(per_thread * threads), sizeof(double));
+    if (all == NULL)
+        return 0;
+    memset(out, 0, sizeof(*out));
+    pthread_barrier_init(&warm, NULL, (unsigned)threads + 1);
+    pthread_barrier_init(&done, NULL, (unsigned)threads + 1);
+    pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+    for (int i = 0; i < threads; i++) {
+        workers[i] = (worker){op,  i,     per_thread,           warmup, &warm,
+                              &go, &done, all + i * per_thread, 0};
+        if (pthread_create(&ids[i], NULL, work, &workers[i]) != 0)
+            abort();
+    }
+    /* Slow answers during the warm-up make every thread hold a connection
+       at the same time: the client's pool then has one per thread, as a
+       long-running server's pool does. */
+    set_latency(env, WARMUP_LATENCY_MS);
+    pthread_barrier_wait(&warm);
+    pthread_barrier_wait(&done);
+    set_latency(env, base_latency_ms());
+    emu_reset_counters(env);
+    cpu_start = cpu_us();
+    start = now_us();
+    pthread_barrier_wait(&go);
+    for (int i = 0; i < threads; i++) {
+        pthread_join(ids[i], NULL);
+        out->failures += workers[i].failures;
+    }
+    out->seconds = (now_us() - start) / 1e6;
+    out->cpu_us_per_op = 0;
+    n = per_thread * threads;
+    out->ops = n;
+    out->cpu_us_per_op = (cpu_us() - cpu_start) / (double)n;
+    requests = emu_counter(env, "requests_total");
+    handshakes = emu_counter(env, "tls_handshakes");
+    out->requests_per_op = (double)requests / (double)n;
+    out->handshakes_per_op = (double)handshakes / (double)n;
+    out->rss_kb = rss_kb();
+    qsort(all, (size_t)n, sizeof(double), by_value);
+    out->p50_us = all[n / 2];
+    out->p99_us = all[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+    free(all);
+    pthread_barrier_destroy(&warm);
+    pthread_barrier_destroy(&done);
+    pthread_barrier_destroy(&go);
+    return 1;
+}
+
+void bench_print(const char *client, const char *op, int threads,
+                 const bench_result *r)
+{
+    printf("RESULT %s %s %d %ld %ld %.3f %.1f %.1f %.1f %.3f %.4f %.1f %ld\n",
+           client, op, threads, r->ops, r->failures, r->seconds,
+           r->seconds > 0 ? r->ops / r->seconds : 0.0, r->p50_us, r->p99_us,
+           r->requests_per_op, r->handshakes_per_op, r->cpu_us_per_op,
+           r->rss_kb);
+    fflush(stdout);
+}
+
+int bench_parse_threads(const char *text, int *threads, int max)
+{
+    int n = 0;
+    const char *p = text;
+
+    while (*p != '\0' && n < max) {
+        char *end;
+        long value = strtol(p, &end, 10);
+
+        if (end == p || value < 1 || value > BENCH_MAX_THREADS)
+            return 0;
+        threads[n++] = (int)value;
+        if (*end == ',')
+            end++;
+        else if (*end != '\0')
+            return 0;
+        p = end;
+    }
+    return n;
+}

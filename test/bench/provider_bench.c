@@ -1,0 +1,270 @@
+/*
+ * provider-bench: the smartkey provider through the EVP API, as an
+ * application uses it: RSA-2048 OAEP decrypt, ECDSA P-256 sign, RSA-OAEP
+ * server-side wrap (all in SmartKey) and RSA-OAEP public-key encrypt
+ * (local), at several thread counts. Prints RESULT lines (bench_common.h);
+ * asserts nothing. Run it through run-provider-bench.
+ *
+ * Usage: provider-bench MODULE-DIR [--config FILE] [--label NAME]
+ *            [--threads 1,4,16,64] [--ops N] [--only decrypt,sign,...]
+ * Keys "bench-rsa", "bench-ec" and "bench-aes" must exist. Without
+ * --config the provider reads SMARTKEY_API_* from the environment; with it,
+ * FILE (an openssl.cnf activating default and smartkey) configures both.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <openssl/rsa.h>
+#include <openssl/store.h>
+
+#include <smartkey/smartkey.h>
+
+#include "bench_common.h"
+
+static const char propq[] = "?provider=" SMARTKEY_PROVIDER_NAME;
+static const char subject_uri[] = "smartkey:name=bench-aes";
+static const unsigned char secret[] = "bench: thirty-two bytes secret!!";
+static const unsigned char message[] = "a message to sign";
+
+static OSSL_LIB_CTX *libctx;
+static EVP_PKEY *rsa_key, *ec_key, *ec_public;
+static unsigned char cipher[256];
+static size_t cipher_len;
+
+static EVP_PKEY *load_key(const char *uri)
+{
+    OSSL_STORE_CTX *store =
+        OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
+    EVP_PKEY *pkey = NULL;
+
+    while (store != NULL && pkey == NULL && !OSSL_STORE_eof(store)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
+
+        if (info == NULL)
+            break;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            pkey = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(store);
+    return pkey;
+}
+
+static void oaep_params(OSSL_PARAM *params, const char *subject)
+{
+    int n = 0;
+
+    params[n++] = OSSL_PARAM_construct_utf8_string(
+        OSSL_ASYM_CIPHER_PARAM_PAD_MODE, OSSL_PKEY_RSA_PAD_MODE_OAEP, 0);
+    params[n++] = OSSL_PARAM_construct_utf8_string(
+        OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 0);
+    params[n++] = OSSL_PARAM_construct_utf8_string(
+        OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, "SHA256", 0);
+    if (subject != NULL)
+        params[n++] = OSSL_PARAM_construct_utf8_string(
+            SMARTKEY_PARAM_WRAP_SUBJECT, (char *)subject, 0);
+    params[n] = OSSL_PARAM_construct_end();
+}
+
+static int encrypt_public(unsigned char *out, size_t *out_len)
+{
+    OSSL_PARAM params[5];
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
+    int ok;
+
+    oaep_params(params, NULL);
+    *out_len = sizeof(cipher);
+    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_encrypt(ctx, out, out_len, secret, sizeof(secret) - 1) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+static int op_encrypt(int thread)
+{
+    unsigned char out[256];
+    size_t len;
+
+    (void)thread;
+    return encrypt_public(out, &len) && len == sizeof(out);
+}
+
+static int op_decrypt(int thread)
+{
+    OSSL_PARAM params[5];
+    unsigned char plain[256];
+    size_t plain_len = sizeof(plain);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
+    int ok;
+
+    (void)thread;
+    oaep_params(params, NULL);
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
+         plain_len == sizeof(secret) - 1 &&
+         memcmp(plain, secret, plain_len) == 0;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+static int op_wrap(int thread)
+{
+    OSSL_PARAM params[5];
+    unsigned char wrapped[256];
+    size_t wrapped_len = 0;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, propq);
+    int ok;
+
+    (void)thread;
+    oaep_params(params, subject_uri);
+    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_encrypt(ctx, NULL, &wrapped_len, NULL, 0) > 0 &&
+         wrapped_len <= sizeof(wrapped) &&
+         EVP_PKEY_encrypt(ctx, wrapped, &wrapped_len, NULL, 0) > 0 &&
+         wrapped_len == sizeof(wrapped);
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+/* The signature is checked with a plain (default provider) public key so
+   that the check costs no request and is not the code under test. */
+static int op_sign(int thread)
+{
+    unsigned char sig[128];
+    size_t sig_len = sizeof(sig);
+    EVP_MD_CTX *md = EVP_MD_CTX_new(), *check = EVP_MD_CTX_new();
+    int ok;
+
+    (void)thread;
+    ok = md != NULL && check != NULL &&
+         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, ec_key, NULL) >
+             0 &&
+         EVP_DigestSign(md, sig, &sig_len, message, sizeof(message) - 1) > 0 &&
+         EVP_DigestVerifyInit_ex(check, NULL, "SHA256", libctx,
+                                 "provider=default", ec_public, NULL) > 0 &&
+         EVP_DigestVerify(check, sig, sig_len, message, sizeof(message) - 1) ==
+             1;
+    EVP_MD_CTX_free(md);
+    EVP_MD_CTX_free(check);
+    return ok;
+}
+
+/* A copy of the EC key's public half owned by the default provider. */
+static EVP_PKEY *public_copy(EVP_PKEY *key)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    int len = i2d_PUBKEY(key, &der);
+    EVP_PKEY *copy = NULL;
+
+    if (len > 0) {
+        p = der;
+        copy = d2i_PUBKEY_ex(NULL, &p, len, libctx, "provider=default");
+    }
+    OPENSSL_free(der);
+    return copy;
+}
+
+static const struct {
+    const char *name;
+    bench_op op;
+} ops[] = {
+    {"decrypt", op_decrypt},
+    {"sign", op_sign},
+    {"wrap", op_wrap},
+    {"encrypt", op_encrypt},
+};
+
+static int wanted(const char *only, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *p = only; p != NULL && *p != '\0';) {
+        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+            return 1;
+        p = strchr(p, ',');
+        p = p != NULL ? p + 1 : NULL;
+    }
+    return only == NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL, *label = "provider", *only = NULL;
+    int threads[16] = {1, 4, 16, 64}, thread_count = 4;
+    long total = 1000;
+    emu_env env;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODULE-DIR [options]\n", argv[0]);
+        return 2;
+    }
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--config") == 0)
+            config = argv[i + 1];
+        else if (strcmp(argv[i], "--label") == 0)
+            label = argv[i + 1];
+        else if (strcmp(argv[i], "--only") == 0)
+            only = argv[i + 1];
+        else if (strcmp(argv[i], "--ops") == 0)
+            total = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--threads") == 0)
+            thread_count = bench_parse_threads(argv[i + 1], threads, 16);
+        else
+            thread_count = 0;
+    }
+    if (thread_count == 0 || total < 1) {
+        fprintf(stderr, "%s: bad options\n", argv[0]);
+        return 2;
+    }
+    if (!emu_init(&env))
+        return 2;
+
+    libctx = OSSL_LIB_CTX_new();
+    if (libctx == NULL ||
+        !OSSL_PROVIDER_set_default_search_path(libctx, argv[1]))
+        return 1;
+    if (config != NULL) {
+        if (!OSSL_LIB_CTX_load_config(libctx, config)) {
+            ERR_print_errors_fp(stderr);
+            return 1;
+        }
+    } else if (OSSL_PROVIDER_load(libctx, "default") == NULL ||
+               OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL) {
+        ERR_print_errors_fp(stderr);
+        return 1;
+    }
+    if ((rsa_key = load_key("smartkey:name=bench-rsa")) == NULL ||
+        (ec_key = load_key("smartkey:name=bench-ec")) == NULL ||
+        (ec_public = public_copy(ec_key)) == NULL ||
+        !encrypt_public(cipher, &cipher_len)) {
+        ERR_print_errors_fp(stderr);
+        fprintf(stderr, "%s: cannot load the bench keys\n", argv[0]);
+        return 1;
+    }
+
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+        if (!wanted(only, ops[o].name))
+            continue;
+        for (int t = 0; t < thread_count; t++) {
+            bench_result r;
+
+            if (!bench_run(&env, ops[o].op, threads[t], total, 2, &r))
+                return 1;
+            if (r.failures > 0)
+                ERR_print_errors_fp(stderr);
+            ERR_clear_error();
+            bench_print(label, ops[o].name, threads[t], &r);
+        }
+    }
+    EVP_PKEY_free(rsa_key);
+    EVP_PKEY_free(ec_key);
+    EVP_PKEY_free(ec_public);
+    OSSL_LIB_CTX_free(libctx);
+    return 0;
+}

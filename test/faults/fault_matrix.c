@@ -1,0 +1,1273 @@
+/*
+ * The fault matrix of issue #8: decrypt, sign and wrap through the provider
+ * (EVP API only) while smartkey-emulator's test controls inject one kind of
+ * fault. Every successful result is checked locally (signatures verified,
+ * plaintexts and wrapped keys compared with the expected bytes): a fault
+ * may make an operation fail, never return a wrong result.
+ *
+ * Usage: fault_matrix EMULATOR MODULE_DIR RESHAPE_PROXY SCENARIO...
+ *   SCENARIO       a name printed by SCENARIO "list", or "all"
+ *   RESHAPE_PROXY  reshape_proxy.py (results of the wrong length)
+ * The program starts (and restarts, on the same port) its own emulators
+ * with --test-controls --persist in a temporary directory, and configures
+ * the provider through an openssl.cnf of its own per library context
+ * (request_timeout 2 s, retries 2). It prints one figures row per scenario
+ * and "N passed, N failed".
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/bio.h>
+#include <openssl/conf.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+#include <openssl/store.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <smartkey/smartkey.h>
+
+#include "emu.h"
+
+#define REQUEST_TIMEOUT_S 2
+#define RETRIES           2
+#define STALL_S           5
+
+static const char propq[] = "?provider=" SMARTKEY_PROVIDER_NAME;
+static const char *emulator_program, *module_dir, *reshape_proxy;
+static char work_dir[256];
+static int passed, failed;
+
+/* ---- checks and figures ---- */
+
+static void check(int ok, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void check(int ok, const char *fmt, ...)
+{
+    va_list args;
+
+    va_start(args, fmt);
+    printf("%s - ", ok ? "ok  " : "FAIL");
+    vprintf(fmt, args);
+    printf("\n");
+    va_end(args);
+    if (ok)
+        passed++;
+    else
+        failed++;
+}
+
+typedef struct figures {
+    char fault[64];
+    int operations;
+    int succeeded;
+    int failed_as_expected;
+    int unexpected; /* failed when it should not, or the reverse */
+    int wrong_results;
+} figures;
+
+static figures table[32];
+static size_t table_rows;
+
+static figures *new_row(const char *fault)
+{
+    /* more rows than scenarios make: the last one is shared */
+    figures *row = &table[table_rows < 32 ? table_rows++ : 31];
+
+    memset(row, 0, sizeof(*row));
+    snprintf(row->fault, sizeof(row->fault), "%s", fault);
+    return row;
+}
+
+/* All OpenSSL errors of the thread as text, queue cleared. */
+static int collect_error(const char *str, size_t len, void *arg)
+{
+    char *buf = arg;
+    size_t used = strlen(buf);
+
+    if (used + len + 1 < 4096) {
+        memcpy(buf + used, str, len);
+        buf[used + len] = '\0';
+    }
+    return 1;
+}
+
+static void take_errors(char errors[4096])
+{
+    errors[0] = '\0';
+    ERR_print_errors_cb(collect_error, errors);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the emulator ---- */
+
+typedef struct emulator {
+    pid_t pid;
+    char state[300];
+    int port;
+    char endpoint[128];
+    char ca_file[400];
+    char cert[400], key[400]; /* --cert/--key, or empty */
+    emu_env env;
+} emulator;
+
+static int read_line(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    int ok;
+
+    if (f == NULL)
+        return 0;
+    ok = fgets(buf, (int)cap, f) != NULL;
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return ok && buf[0] != '\0';
+}
+
+static void emulator_stop(emulator *e)
+{
+    int status;
+
+    if (e->pid <= 0)
+        return;
+    kill(e->pid, SIGTERM);
+    waitpid(e->pid, &status, 0);
+    e->pid = 0;
+}
+
+/* Starts the emulator on e->port (0: an ephemeral one, remembered for the
+   restart) and waits for its endpoint file. */
+static int emulator_start(emulator *e)
+{
+    char listen[64], path[400], log[400];
+
+    snprintf(path, sizeof(path), "%s/endpoint", e->state);
+    snprintf(log, sizeof(log), "%s.log", e->state);
+    mkdir(e->state, 0700);
+    /* the port of a server killed a moment ago may still be held: retry */
+    for (int attempt = 0; attempt < 50; attempt++) {
+        snprintf(listen, sizeof(listen), "127.0.0.1:%d", e->port);
+        e->pid = fork();
+        if (e->pid < 0)
+            return 0;
+        if (e->pid == 0) {
+            const char *argv[16];
+            int n = 0;
+
+            argv[n++] = emulator_program;
+            argv[n++] = "--state-dir";
+            argv[n++] = e->state;
+            argv[n++] = "--listen";
+            argv[n++] = listen;
+            argv[n++] = "--test-controls";
+            argv[n++] = "--persist";
+            argv[n++] = "--log";
+            argv[n++] = log;
+            if (e->cert[0] != '\0') {
+                argv[n++] = "--cert";
+                argv[n++] = e->cert;
+                argv[n++] = "--key";
+                argv[n++] = e->key;
+            }
+            argv[n] = NULL;
+            freopen("/dev/null", "w", stdout);
+            freopen(log, "a", stderr);
+            execv(emulator_program, (char *const *)argv);
+            _exit(127);
+        }
+        for (int i = 0; i < 300; i++) {
+            int status;
+
+            if (read_line(path, e->endpoint, sizeof(e->endpoint))) {
+                const char *colon = strrchr(e->endpoint, ':');
+
+                e->port = colon != NULL ? atoi(colon + 1) : 0;
+                if (e->cert[0] == '\0')
+                    snprintf(e->ca_file, sizeof(e->ca_file), "%s/ca.pem",
+                             e->state);
+                e->env.endpoint = e->endpoint;
+                e->env.ca_file = e->ca_file;
+                snprintf(path, sizeof(path), "%s/api-key", e->state);
+                return read_line(path, e->env.api_key, sizeof(e->env.api_key));
+            }
+            if (waitpid(e->pid, &status, WNOHANG) == e->pid) {
+                e->pid = 0;
+                break;
+            }
+            usleep(100 * 1000);
+        }
+        if (e->pid > 0) {
+            emulator_stop(e);
+            return 0;
+        }
+        usleep(200 * 1000);
+    }
+    return 0;
+}
+
+/* ---- a library context configured like an application's openssl.cnf ---- */
+
+static OSSL_LIB_CTX *configured_libctx(const char *name, const char *endpoint,
+                                       const char *ca_file,
+                                       const char *api_key_file)
+{
+    char path[400];
+    OSSL_LIB_CTX *libctx;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s.cnf", work_dir, name);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return NULL;
+    /* default first: libcurl's TLS inside the provider must keep finding
+       the default provider's algorithms (notes §0) */
+    fprintf(f,
+            "openssl_conf = openssl_init\n"
+            "[openssl_init]\nproviders = provider_sect\n"
+            "[provider_sect]\ndefault = default_sect\n"
+            "smartkey = smartkey_sect\n"
+            "[default_sect]\nactivate = 1\n"
+            "[smartkey_sect]\nmodule = %s/smartkey.so\nactivate = 1\n"
+            "api_endpoint = %s\napi_key = file:%s\nca_file = %s\n"
+            "request_timeout = %d\nretries = %d\n",
+            module_dir, endpoint, api_key_file, ca_file, REQUEST_TIMEOUT_S,
+            RETRIES);
+    fclose(f);
+    libctx = OSSL_LIB_CTX_new();
+    if (libctx == NULL || !OSSL_LIB_CTX_load_config(libctx, path) ||
+        !OSSL_PROVIDER_available(libctx, SMARTKEY_PROVIDER_NAME)) {
+        fprintf(stderr, "%s: the provider is not active\n", path);
+        ERR_print_errors_fp(stderr);
+        OSSL_LIB_CTX_free(libctx);
+        return NULL;
+    }
+    return libctx;
+}
+
+static EVP_PKEY *load_key(OSSL_LIB_CTX *libctx, const char *uri)
+{
+    OSSL_STORE_CTX *store =
+        OSSL_STORE_open_ex(uri, libctx, propq, NULL, NULL, NULL, NULL, NULL);
+    EVP_PKEY *pkey = NULL;
+
+    while (store != NULL && pkey == NULL && !OSSL_STORE_eof(store)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
+
+        if (info == NULL)
+            break;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            pkey = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(store);
+    return pkey;
+}
+
+/* ---- the keys the operations use ---- */
+
+typedef struct fixture {
+    emulator emu;
+    OSSL_LIB_CTX *libctx;
+    EVP_PKEY *standin;      /* the local private half of fault-rsa */
+    EVP_PKEY *smartkey_rsa; /* the same key, held in SmartKey */
+    EVP_PKEY *file_public;  /* its public half as a file would give it */
+    unsigned char secret[32];
+} fixture;
+
+static char *base64_of(const unsigned char *der, size_t len)
+{
+    char *out = OPENSSL_malloc(4 * ((len + 2) / 3) + 1);
+
+    if (out != NULL)
+        EVP_EncodeBlock((unsigned char *)out, der, (int)len);
+    return out;
+}
+
+/* Imports the stand-in RSA key (so that results can be checked locally)
+   and a 32-byte SECRET to wrap. */
+static int import_keys(fixture *fx)
+{
+    unsigned char *der = NULL;
+    int der_len = i2d_PrivateKey(fx->standin, &der);
+    char *value = der_len > 0 ? base64_of(der, (size_t)der_len) : NULL;
+    char *secret = base64_of(fx->secret, sizeof(fx->secret));
+    char *body = NULL;
+    long rsa_status = 0, secret_status = 0;
+    char authorization[560];
+    size_t cap;
+
+    snprintf(authorization, sizeof(authorization), "Basic %s",
+             fx->emu.env.api_key);
+
+    if (value != NULL && secret != NULL) {
+        cap = strlen(value) + 512;
+        body = OPENSSL_malloc(cap);
+    }
+    if (body != NULL) {
+        snprintf(body, cap,
+                 "{\"name\":\"fault-rsa\",\"obj_type\":\"RSA\",\"value\":"
+                 "\"%s\",\"key_ops\":[\"SIGN\",\"VERIFY\",\"DECRYPT\","
+                 "\"ENCRYPT\",\"WRAPKEY\",\"APPMANAGEABLE\"]}",
+                 value);
+        rsa_status = emu_request(&fx->emu.env, "PUT", "/crypto/v1/keys",
+                                 authorization, body, NULL);
+        snprintf(body, cap,
+                 "{\"name\":\"fault-secret\",\"obj_type\":\"SECRET\","
+                 "\"value\":\"%s\",\"key_ops\":[\"EXPORT\","
+                 "\"APPMANAGEABLE\"]}",
+                 secret);
+        secret_status = emu_request(&fx->emu.env, "PUT", "/crypto/v1/keys",
+                                    authorization, body, NULL);
+    }
+    OPENSSL_free(body);
+    OPENSSL_free(secret);
+    OPENSSL_free(value);
+    OPENSSL_clear_free(der, der_len > 0 ? (size_t)der_len : 0);
+    return rsa_status / 100 == 2 && secret_status / 100 == 2;
+}
+
+static int fixture_open_libctx(fixture *fx)
+{
+    char key_file[400];
+    unsigned char *spki = NULL;
+    const unsigned char *p;
+    int len;
+
+    snprintf(key_file, sizeof(key_file), "%s/api-key", fx->emu.state);
+    fx->libctx = configured_libctx("faults", fx->emu.endpoint, fx->emu.ca_file,
+                                   key_file);
+    if (fx->libctx == NULL)
+        return 0;
+    fx->smartkey_rsa = load_key(fx->libctx, "smartkey:name=fault-rsa");
+    len = i2d_PUBKEY(fx->standin, &spki);
+    p = spki;
+    if (len > 0)
+        fx->file_public = d2i_PUBKEY_ex(NULL, &p, len, fx->libctx, NULL);
+    OPENSSL_free(spki);
+    if (fx->smartkey_rsa == NULL || fx->file_public == NULL) {
+        ERR_print_errors_fp(stderr);
+        return 0;
+    }
+    return 1;
+}
+
+static int fixture_setup(fixture *fx, const char *name)
+{
+    memset(fx, 0, sizeof(*fx));
+    snprintf(fx->emu.state, sizeof(fx->emu.state), "%s/%s", work_dir, name);
+    fx->standin = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    if (fx->standin == NULL || RAND_bytes(fx->secret, sizeof(fx->secret)) != 1)
+        return 0;
+    if (!emulator_start(&fx->emu)) {
+        fprintf(stderr, "the emulator did not start\n");
+        return 0;
+    }
+    return import_keys(fx) && fixture_open_libctx(fx);
+}
+
+static void fixture_teardown(fixture *fx)
+{
+    EVP_PKEY_free(fx->smartkey_rsa);
+    EVP_PKEY_free(fx->file_public);
+    EVP_PKEY_free(fx->standin);
+    OSSL_LIB_CTX_free(fx->libctx);
+    emulator_stop(&fx->emu);
+}
+
+/* ---- the three operations, each checked locally ---- */
+
+typedef enum op_kind { OP_DECRYPT, OP_SIGN, OP_WRAP, OP_COUNT } op_kind;
+
+static const char *const op_names[OP_COUNT] = {"decrypt", "sign", "wrap"};
+static const char *const op_paths[OP_COUNT] = {
+    "/crypto/v1/decrypt", "/crypto/v1/sign", "/crypto/v1/wrapkey"};
+
+typedef enum outcome { OUT_OK, OUT_FAILED, OUT_WRONG } outcome;
+
+static OSSL_PARAM oaep_sha256[] = {
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
+                           OSSL_PKEY_RSA_PAD_MODE_OAEP,
+                           sizeof(OSSL_PKEY_RSA_PAD_MODE_OAEP) - 1),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 6),
+    OSSL_PARAM_END,
+};
+
+/* RSA-OAEP with the local stand-in key (default provider). */
+static int local_rsa(fixture *fx, int encrypt, const unsigned char *in,
+                     size_t in_len, unsigned char *out, size_t *out_len)
+{
+    EVP_PKEY_CTX *ctx =
+        EVP_PKEY_CTX_new_from_pkey(NULL, fx->standin, "provider=default");
+    int ok = ctx != NULL &&
+             (encrypt ? EVP_PKEY_encrypt_init_ex(ctx, oaep_sha256)
+                      : EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256)) > 0 &&
+             (encrypt ? EVP_PKEY_encrypt(ctx, out, out_len, in, in_len)
+                      : EVP_PKEY_decrypt(ctx, out, out_len, in, in_len)) > 0;
+
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+static outcome decrypt_once(fixture *fx)
+{
+    unsigned char message[48], cipher[512], plain[512];
+    size_t cipher_len = sizeof(cipher), plain_len = sizeof(plain);
+    EVP_PKEY_CTX *ctx;
+    int ok;
+
+    if (RAND_bytes(message, sizeof(message)) != 1 ||
+        !local_rsa(fx, 1, message, sizeof(message), cipher, &cipher_len))
+        return OUT_WRONG; /* the test itself broke: count it loudly */
+    ctx = EVP_PKEY_CTX_new_from_pkey(fx->libctx, fx->smartkey_rsa, propq);
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256) > 0 &&
+         EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        return OUT_FAILED;
+    return plain_len == sizeof(message) &&
+                   memcmp(plain, message, sizeof(message)) == 0
+               ? OUT_OK
+               : OUT_WRONG;
+}
+
+static outcome sign_once(fixture *fx)
+{
+    unsigned char message[64], signature[512];
+    size_t signature_len = sizeof(signature);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok;
+
+    if (md == NULL || RAND_bytes(message, sizeof(message)) != 1) {
+        EVP_MD_CTX_free(md);
+        return OUT_WRONG;
+    }
+    ok = EVP_DigestSignInit_ex(md, NULL, "SHA256", fx->libctx, propq,
+                               fx->smartkey_rsa, NULL) > 0 &&
+         EVP_DigestSign(md, signature, &signature_len, message,
+                        sizeof(message)) > 0;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        return OUT_FAILED;
+    md = EVP_MD_CTX_new();
+    ok = md != NULL &&
+         EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, "provider=default",
+                                 fx->standin, NULL) > 0 &&
+         EVP_DigestVerify(md, signature, signature_len, message,
+                          sizeof(message)) == 1;
+    EVP_MD_CTX_free(md);
+    return ok ? OUT_OK : OUT_WRONG;
+}
+
+/* A server-side wrap of fault-secret under wrapping_key (the SmartKey key,
+   or the public key "from a file", registered as a transient key). */
+static outcome wrap_under(fixture *fx, EVP_PKEY *wrapping_key)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
+                                         OSSL_PKEY_RSA_PAD_MODE_OAEP, 0),
+        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST,
+                                         "SHA256", 0),
+        OSSL_PARAM_construct_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT,
+                                         "smartkey:name=fault-secret", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    unsigned char wrapped[512], plain[512];
+    size_t wrapped_len = sizeof(wrapped), plain_len = sizeof(plain);
+    EVP_PKEY_CTX *ctx;
+    int ok;
+
+    ctx = EVP_PKEY_CTX_new_from_pkey(fx->libctx, wrapping_key, propq);
+    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_encrypt(ctx, wrapped, &wrapped_len, NULL, 0) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        return OUT_FAILED;
+    if (!local_rsa(fx, 0, wrapped, wrapped_len, plain, &plain_len))
+        return OUT_WRONG;
+    return plain_len == sizeof(fx->secret) &&
+                   memcmp(plain, fx->secret, plain_len) == 0
+               ? OUT_OK
+               : OUT_WRONG;
+}
+
+static outcome run_op(fixture *fx, op_kind op)
+{
+    switch (op) {
+    case OP_DECRYPT:
+        return decrypt_once(fx);
+    case OP_SIGN:
+        return sign_once(fx);
+    default:
+        return wrap_under(fx, fx->smartkey_rsa);
+    }
+}
+
+/*
+ * Records an operation in the row. expect_ok: 1 it must succeed, 0 it must
+ * fail (with an error containing `error_text` when not NULL), -1 either.
+ */
+static void record(figures *row, outcome result, int expect_ok,
+                   const char *error_text, const char *what)
+{
+    char errors[4096];
+    int as_expected;
+
+    take_errors(errors);
+    row->operations++;
+    if (result == OUT_WRONG) {
+        row->wrong_results++;
+        check(0, "%s: no wrong result", what);
+        return;
+    }
+    if (result == OUT_OK) {
+        row->succeeded++;
+        as_expected = expect_ok != 0;
+    } else {
+        as_expected = expect_ok != 1 &&
+                      (error_text == NULL || strstr(errors, error_text));
+        if (as_expected)
+            row->failed_as_expected++;
+    }
+    if (!as_expected) {
+        row->unexpected++;
+        check(0, "%s: %s", what,
+              result == OUT_OK ? "succeeded but should have failed"
+                               : "failed unexpectedly");
+        if (errors[0] != '\0')
+            fprintf(stderr, "%s", errors);
+    }
+}
+
+static void row_checks(const figures *row)
+{
+    check(row->unexpected == 0 && row->operations > 0,
+          "%s: %d operations behave as expected", row->fault, row->operations);
+    check(row->wrong_results == 0, "%s: 0 wrong results", row->fault);
+}
+
+static long count_of(fixture *fx, const char *method, const char *path)
+{
+    char key[128];
+    long n;
+
+    snprintf(key, sizeof(key), "%s %s", method, path);
+    n = emu_request_count(&fx->emu.env, key);
+    return n < 0 ? 0 : n;
+}
+
+static int add_fault(fixture *fx, const char *path, int count,
+                     const char *action_fields)
+{
+    char rule[256];
+
+    snprintf(rule, sizeof(rule), "{\"path\":\"%s\",\"count\":%d,%s}", path,
+             count, action_fields);
+    return emu_add_fault(&fx->emu.env, rule);
+}
+
+/* ---- scenarios ---- */
+
+static void scenario_session_expiry(fixture *fx)
+{
+    figures *row = new_row("session expiry between operations");
+    long auths;
+
+    emu_reset_counters(&fx->emu.env);
+    for (int i = 0; i < 30; i++) {
+        emu_expire_sessions(&fx->emu.env);
+        record(row, run_op(fx, (op_kind)(i % OP_COUNT)), 1, NULL,
+               "operation after sessions/expire");
+    }
+    auths = count_of(fx, "POST", "/sys/v1/session/auth");
+    row_checks(row);
+    check(auths == 30, "each expiry cost exactly one re-authentication (%ld)",
+          auths);
+}
+
+/* 429/503 below and above the retry budget, for each operation. */
+static void scenario_status(fixture *fx, int status, int retry_after)
+{
+    char fields[96], name[64];
+    const char *text = status == 429 ? "throttling" : "server error";
+    figures *row;
+
+    snprintf(name, sizeof(name), "%d %s Retry-After", status,
+             retry_after ? "with" : "without");
+    row = new_row(name);
+    if (retry_after)
+        snprintf(fields, sizeof(fields),
+                 "\"action\":\"status\",\"status\":%d,\"retry_after\":1",
+                 status);
+    else
+        snprintf(fields, sizeof(fields), "\"action\":\"status\",\"status\":%d",
+                 status);
+    /* Retry-After makes each retry wait a second: fewer rounds */
+    for (int i = 0; i < (retry_after ? 1 : 5) * OP_COUNT; i++) {
+        int op = i % OP_COUNT;
+        const char *path = op_paths[op];
+        double started;
+        long sent;
+
+        /* RETRIES faults: the last attempt gets through */
+        emu_reset_counters(&fx->emu.env);
+        add_fault(fx, path, RETRIES, fields);
+        started = now_seconds();
+        record(row, run_op(fx, (op_kind)op), 1, NULL, name);
+        /* reported, not asserted: the wait is the server's wish */
+        if (retry_after)
+            printf("# %s: %d answers with Retry-After: 1, succeeded after "
+                   "%.1f s\n",
+                   op_names[op], RETRIES, now_seconds() - started);
+        sent = count_of(fx, "POST", path);
+        check(sent == RETRIES + 1,
+              "%s %s: recovered after %d retries (%ld sent)", name,
+              op_names[op], RETRIES, sent);
+
+        /* one fault more than the budget: a clean error, no extra request */
+        emu_reset_counters(&fx->emu.env);
+        add_fault(fx, path, RETRIES + 1, fields);
+        record(row, run_op(fx, (op_kind)op), 0, text, name);
+        sent = count_of(fx, "POST", path);
+        check(sent == RETRIES + 1,
+              "%s %s: gave up after the retry budget (%ld sent)", name,
+              op_names[op], sent);
+        emu_clear_faults(&fx->emu.env);
+    }
+    row_checks(row);
+}
+
+/* An EC P-256 key generated in SmartKey under `name`, as genpkey does. */
+static outcome generate_key(fixture *fx, const char *name)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, "P-256",
+                                         0),
+        OSSL_PARAM_construct_utf8_string(SMARTKEY_PARAM_KEY_NAME, (char *)name,
+                                         0),
+        OSSL_PARAM_construct_end(),
+    };
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(fx->libctx, "EC", propq);
+    EVP_PKEY *generated = NULL;
+    int ok = ctx != NULL && EVP_PKEY_keygen_init(ctx) > 0 &&
+             EVP_PKEY_CTX_set_params(ctx, params) > 0 &&
+             EVP_PKEY_generate(ctx, &generated) > 0;
+
+    ok = ok && EVP_PKEY_get_bits(generated) == 256;
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(generated);
+    return ok ? OUT_OK : OUT_FAILED;
+}
+
+/* Key generation and transient imports create objects: never sent twice. */
+static void scenario_not_retried(fixture *fx)
+{
+    static const char *const faults[] = {
+        "\"action\":\"status\",\"status\":503",
+        "\"action\":\"status\",\"status\":429",
+        "\"action\":\"status\",\"status\":503,\"retry_after\":1",
+        "\"action\":\"status\",\"status\":429,\"retry_after\":1",
+        "\"action\":\"reset\"",
+    };
+    figures *row = new_row("429/503/reset on keygen, transient import");
+
+    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+        char name[32];
+        long sent;
+
+        snprintf(name, sizeof(name), "fault-generated-%zu", i);
+        emu_reset_counters(&fx->emu.env);
+        add_fault(fx, "/crypto/v1/keys", 1, faults[i]);
+        record(row, generate_key(fx, name), 0, NULL, "key generation");
+        sent = count_of(fx, "POST", "/crypto/v1/keys");
+        check(sent == 1, "key generation under %s: sent once (%ld)", faults[i],
+              sent);
+
+        emu_clear_faults(&fx->emu.env);
+        emu_reset_counters(&fx->emu.env);
+        add_fault(fx, "/crypto/v1/keys", 1, faults[i]);
+        record(row, wrap_under(fx, fx->file_public), 0, NULL,
+               "wrap under a transient key");
+        sent = count_of(fx, "PUT", "/crypto/v1/keys");
+        check(sent == 1 && count_of(fx, "POST", "/crypto/v1/wrapkey") == 0,
+              "transient import under %s: sent once (%ld), no wrap", faults[i],
+              sent);
+        emu_clear_faults(&fx->emu.env);
+    }
+    /* without a fault both work: the failures above were the faults' */
+    record(row, generate_key(fx, "fault-generated-ok"), 1, NULL,
+           "key generation without fault");
+    record(row, wrap_under(fx, fx->file_public), 1, NULL,
+           "wrap under a transient key without fault");
+    row_checks(row);
+}
+
+static void scenario_reset(fixture *fx)
+{
+    figures *row = new_row("connection reset");
+
+    for (int i = 0; i < 5 * OP_COUNT; i++) {
+        int op = i % OP_COUNT;
+        long sent;
+
+        emu_reset_counters(&fx->emu.env);
+        add_fault(fx, op_paths[op], 1, "\"action\":\"reset\"");
+        record(row, run_op(fx, (op_kind)op), 1, NULL, "reset once");
+        check(count_of(fx, "POST", op_paths[op]) == 2,
+              "%s: a reset is retried once", op_names[op]);
+
+        /* libcurl itself resends once on a reused connection that closed
+           without an answer, so an attempt may cost two requests */
+        emu_reset_counters(&fx->emu.env);
+        add_fault(fx, op_paths[op], 100, "\"action\":\"reset\"");
+        record(row, run_op(fx, (op_kind)op), 0, "cannot reach",
+               "reset on every attempt");
+        sent = count_of(fx, "POST", op_paths[op]);
+        check(sent >= RETRIES + 1 && sent <= 2 * (RETRIES + 1),
+              "%s: resets are retried a bounded number of times (%ld)",
+              op_names[op], sent);
+        emu_clear_faults(&fx->emu.env);
+    }
+    row_checks(row);
+}
+
+static void scenario_stall(fixture *fx)
+{
+    figures *row = new_row("stall beyond request_timeout");
+    char fields[64];
+
+    snprintf(fields, sizeof(fields), "\"action\":\"stall\",\"seconds\":%d",
+             STALL_S);
+    for (int op = 0; op < OP_COUNT; op++) {
+        double started, elapsed;
+
+        add_fault(fx, op_paths[op], 1, fields);
+        started = now_seconds();
+        record(row, run_op(fx, (op_kind)op), 0, "did not answer in time",
+               "stalled operation");
+        elapsed = now_seconds() - started;
+        /* reported, not asserted: ctest's TIMEOUT bounds the test */
+        printf("# %s stalled %d s, request_timeout %d s: failed after %.1f s\n",
+               op_names[op], STALL_S, REQUEST_TIMEOUT_S, elapsed);
+        emu_clear_faults(&fx->emu.env);
+        /* the next operation works again */
+        record(row, run_op(fx, (op_kind)op), 1, NULL, "after a stall");
+    }
+    row_checks(row);
+}
+
+/* Broken or hostile bodies: a clean error (or a retried success), never a
+   wrong result; then the same operation works again. */
+static void scenario_bodies(fixture *fx, const char *action)
+{
+    char fields[96], name[64];
+    figures *row;
+
+    snprintf(name, sizeof(name), "%s answer", action);
+    row = new_row(name);
+    if (strcmp(action, "oversized") == 0)
+        snprintf(fields, sizeof(fields),
+                 "\"action\":\"oversized\",\"bytes\":4194304");
+    else
+        snprintf(fields, sizeof(fields), "\"action\":\"%s\"", action);
+    for (int op = 0; op < OP_COUNT; op++) {
+        for (int round = 0; round < 3; round++) {
+            /* a truncated body is a lost answer: retried up to the budget */
+            int faults = strcmp(action, "truncate") == 0 ? RETRIES + 1 : 1;
+
+            add_fault(fx, op_paths[op], faults, fields);
+            record(row, run_op(fx, (op_kind)op), 0, NULL, name);
+            emu_clear_faults(&fx->emu.env);
+            record(row, run_op(fx, (op_kind)op), 1, NULL, "after the fault");
+        }
+    }
+    /* the session's own answer broken as well */
+    emu_expire_sessions(&fx->emu.env);
+    add_fault(fx, "/sys/v1/session/auth", RETRIES + 1, fields);
+    record(row, run_op(fx, OP_SIGN), 0, NULL, "broken session answer");
+    emu_clear_faults(&fx->emu.env);
+    record(row, run_op(fx, OP_SIGN), 1, NULL, "after the fault");
+    row_checks(row);
+}
+
+static void scenario_restart(fixture *fx)
+{
+    figures *row = new_row("server restart");
+    int port = fx->emu.port;
+
+    for (int i = 0; i < 6; i++)
+        record(row, run_op(fx, (op_kind)(i % OP_COUNT)), 1, NULL,
+               "before the restart");
+    emulator_stop(&fx->emu);
+    for (int op = 0; op < OP_COUNT; op++)
+        record(row, run_op(fx, (op_kind)op), 0, "cannot reach",
+               "while the server is down");
+    if (!emulator_start(&fx->emu) || fx->emu.port != port) {
+        check(0, "the emulator restarts on port %d", port);
+        return;
+    }
+    /* same app, same EVP_PKEYs, a server that forgot every session */
+    for (int i = 0; i < 30; i++)
+        record(row, run_op(fx, (op_kind)(i % OP_COUNT)), 1, NULL,
+               "after the restart");
+    row_checks(row);
+}
+
+/* ---- results of the wrong length, through reshape_proxy.py ---- */
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f == NULL)
+        return 0;
+    fputs(text, f);
+    return fclose(f) == 0;
+}
+
+static pid_t start_proxy(fixture *fx, const char *shape_file, int *port)
+{
+    char port_file[400], line[32];
+    pid_t pid;
+
+    snprintf(port_file, sizeof(port_file), "%s/proxy-port", work_dir);
+    pid = fork();
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        execlp("python3", "python3", reshape_proxy, fx->emu.endpoint,
+               fx->emu.ca_file, shape_file, port_file, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; pid > 0 && i < 300; i++) {
+        if (read_line(port_file, line, sizeof(line))) {
+            *port = atoi(line);
+            return pid;
+        }
+        usleep(100 * 1000);
+    }
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+    return -1;
+}
+
+typedef struct reshape_case {
+    op_kind op;
+    const char *shape;
+} reshape_case;
+
+static void scenario_reshaped(fixture *fx)
+{
+    /* only lengths the provider can know to be wrong: an RSA signature or
+       an RSA-OAEP block is exactly the modulus long, an OAEP plaintext at
+       most k - 2 hLen - 2 bytes */
+    static const reshape_case cases[] = {
+        {OP_SIGN, "drop-last"},    {OP_SIGN, "extra-byte"},
+        {OP_SIGN, "empty"},        {OP_SIGN, "oversized"},
+        {OP_DECRYPT, "over-oaep"}, {OP_DECRYPT, "oversized"},
+        {OP_WRAP, "drop-last"},    {OP_WRAP, "extra-byte"},
+        {OP_WRAP, "empty"},        {OP_WRAP, "oversized"},
+    };
+    figures *row = new_row("wrong-length signature/plaintext/wrapped key");
+    OSSL_LIB_CTX *direct_libctx = fx->libctx, *proxied = NULL;
+    EVP_PKEY *direct_key = fx->smartkey_rsa, *proxied_key = NULL;
+    char shape_file[400], endpoint[64], key_file[400];
+    int port = 0;
+    pid_t proxy;
+
+    snprintf(shape_file, sizeof(shape_file), "%s/shape", work_dir);
+    snprintf(key_file, sizeof(key_file), "%s/api-key", fx->emu.state);
+    if (!write_text(shape_file, "as-is") ||
+        (proxy = start_proxy(fx, shape_file, &port)) < 0) {
+        check(0, "the reshaping proxy starts");
+        return;
+    }
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
+    proxied =
+        configured_libctx("reshaped", endpoint, fx->emu.ca_file, key_file);
+    if (proxied != NULL) {
+        fx->libctx = proxied;
+        proxied_key = load_key(proxied, "smartkey:name=fault-rsa");
+    }
+    if (proxied_key == NULL) {
+        check(0, "the key loads through the proxy");
+    } else {
+        fx->smartkey_rsa = proxied_key;
+        for (int op = 0; op < OP_COUNT; op++)
+            record(row, run_op(fx, (op_kind)op), 1, NULL,
+                   "unchanged answer through the proxy");
+        for (int round = 0; round < 3; round++)
+            for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char what[96];
+
+                snprintf(what, sizeof(what), "%s with a %s result",
+                         op_names[cases[i].op], cases[i].shape);
+                write_text(shape_file, cases[i].shape);
+                record(row, run_op(fx, cases[i].op), 0, NULL, what);
+            }
+        write_text(shape_file, "as-is");
+        for (int op = 0; op < OP_COUNT; op++)
+            record(row, run_op(fx, (op_kind)op), 1, NULL,
+                   "unchanged answer again");
+        row_checks(row);
+    }
+    fx->libctx = direct_libctx;
+    fx->smartkey_rsa = direct_key;
+    EVP_PKEY_free(proxied_key);
+    OSSL_LIB_CTX_free(proxied);
+    kill(proxy, SIGTERM);
+    waitpid(proxy, NULL, 0);
+}
+
+/* ---- TLS: certificates made here, served with --cert/--key ---- */
+
+static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX v3;
+    X509_EXTENSION *ext;
+    int ok;
+
+    X509V3_set_ctx(&v3, issuer, cert, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+    ok = ext != NULL && X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+/* A certificate for key, valid from now+from_days to now+to_days, signed by
+   issuer (self-signed when issuer is NULL). */
+static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *san,
+                       long from_days, long to_days, X509 *issuer,
+                       EVP_PKEY *issuer_key)
+{
+    X509 *cert = X509_new();
+    X509_NAME *name = X509_NAME_new();
+    int ok;
+
+    ok = cert != NULL && name != NULL && X509_set_version(cert, 2) &&
+         ASN1_INTEGER_set(X509_get_serialNumber(cert), (long)rand() + 1) &&
+         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                    (const unsigned char *)cn, -1, -1, 0) &&
+         X509_set_subject_name(cert, name) &&
+         X509_set_issuer_name(
+             cert, issuer != NULL ? X509_get_subject_name(issuer) : name) &&
+         X509_gmtime_adj(X509_getm_notBefore(cert), from_days * 86400L) &&
+         X509_gmtime_adj(X509_getm_notAfter(cert), to_days * 86400L) &&
+         X509_set_pubkey(cert, key);
+    if (ok && issuer == NULL)
+        ok = add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE") &&
+             add_ext(cert, cert, NID_key_usage, "critical,keyCertSign");
+    if (ok && san != NULL)
+        ok = add_ext(cert, issuer, NID_subject_alt_name, san);
+    if (ok)
+        ok = X509_sign(cert, issuer_key != NULL ? issuer_key : key,
+                       EVP_sha256()) > 0;
+    X509_NAME_free(name);
+    if (!ok) {
+        X509_free(cert);
+        return NULL;
+    }
+    return cert;
+}
+
+static int write_pem(const char *path, X509 *cert, EVP_PKEY *key)
+{
+    FILE *f = fopen(path, "w");
+    int ok;
+
+    if (f == NULL)
+        return 0;
+    ok = cert != NULL ? PEM_write_X509(f, cert)
+                      : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    return ok;
+}
+
+typedef struct tls_case {
+    const char *fault;
+    const char *san; /* of the server certificate */
+    long from_days, to_days;
+    int trust_other_ca;
+    int expect_ok;
+} tls_case;
+
+static void scenario_tls(fixture *fx)
+{
+    static const tls_case cases[] = {
+        {"wrong CA", "DNS:localhost,IP:127.0.0.1", -1, 30, 1, 0},
+        {"wrong hostname", "DNS:other.example", -1, 30, 0, 0},
+        {"expired certificate", "DNS:localhost,IP:127.0.0.1", -30, -1, 0, 0},
+        {"trusted certificate (control: TLS works, the key is absent)",
+         "DNS:localhost,IP:127.0.0.1", -1, 30, 0, 1},
+    };
+    EVP_PKEY *ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *other_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *server_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *ca = make_cert(ca_key, "fault-test-ca", NULL, -1, 30, NULL, NULL);
+    X509 *other_ca =
+        make_cert(other_key, "fault-other-ca", NULL, -1, 30, NULL, NULL);
+    char ca_path[400], other_path[400], server_key_path[400];
+
+    snprintf(ca_path, sizeof(ca_path), "%s/test-ca.pem", work_dir);
+    snprintf(other_path, sizeof(other_path), "%s/other-ca.pem", work_dir);
+    snprintf(server_key_path, sizeof(server_key_path), "%s/server.key",
+             work_dir);
+    if (ca == NULL || other_ca == NULL || server_key == NULL ||
+        !write_pem(ca_path, ca, NULL) ||
+        !write_pem(other_path, other_ca, NULL) ||
+        !write_pem(server_key_path, NULL, server_key)) {
+        check(0, "test certificates made");
+        goto end;
+    }
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const tls_case *c = &cases[i];
+        figures *row = new_row(c->fault);
+        X509 *cert = make_cert(server_key, "smartkey-emulator", c->san,
+                               c->from_days, c->to_days, ca, ca_key);
+        emulator server;
+        OSSL_LIB_CTX *libctx = NULL;
+        char key_file[400], cnf[32];
+
+        memset(&server, 0, sizeof(server));
+        snprintf(server.state, sizeof(server.state), "%s/tls-%zu", work_dir, i);
+        snprintf(server.cert, sizeof(server.cert), "%s/tls-%zu.crt", work_dir,
+                 i);
+        snprintf(server.key, sizeof(server.key), "%s", server_key_path);
+        snprintf(server.ca_file, sizeof(server.ca_file), "%s", ca_path);
+        snprintf(cnf, sizeof(cnf), "tls-%zu", i);
+        if (cert == NULL || !write_pem(server.cert, cert, NULL) ||
+            !emulator_start(&server)) {
+            check(0, "%s: the emulator starts with its certificate", c->fault);
+            X509_free(cert);
+            continue;
+        }
+        snprintf(key_file, sizeof(key_file), "%s/api-key", server.state);
+        libctx = configured_libctx(cnf, server.endpoint,
+                                   c->trust_other_ca ? other_path : ca_path,
+                                   key_file);
+        for (int n = 0; n < 5 && libctx != NULL; n++) {
+            /* the key lookup is the first request of an application */
+            EVP_PKEY *key = load_key(libctx, "smartkey:name=absent");
+
+            /* the emulator has no such key: 404 proves TLS succeeded */
+            record(row, key != NULL ? OUT_WRONG : OUT_FAILED, 0,
+                   c->expect_ok ? "no such key" : "TLS with SmartKey failed",
+                   c->fault);
+            EVP_PKEY_free(key);
+        }
+        check(libctx != NULL, "%s: configuration loads", c->fault);
+        row_checks(row);
+        OSSL_LIB_CTX_free(libctx);
+        emulator_stop(&server);
+        X509_free(cert);
+    }
+end:
+    X509_free(ca);
+    X509_free(other_ca);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(other_key);
+    EVP_PKEY_free(server_key);
+    (void)fx;
+}
+
+/* ---- main ---- */
+
+typedef struct scenario {
+    const char *name;
+    void (*run)(fixture *fx);
+} scenario;
+
+static void status_429(fixture *fx)
+{
+    scenario_status(fx, 429, 0);
+}
+static void status_429_ra(fixture *fx)
+{
+    scenario_status(fx, 429, 1);
+}
+static void status_503(fixture *fx)
+{
+    scenario_status(fx, 503, 0);
+}
+static void status_503_ra(fixture *fx)
+{
+    scenario_status(fx, 503, 1);
+}
+static void bodies_truncate(fixture *fx)
+{
+    scenario_bodies(fx, "truncate");
+}
+static void bodies_malformed(fixture *fx)
+{
+    scenario_bodies(fx, "malformed");
+}
+static void bodies_oversized(fixture *fx)
+{
+    scenario_bodies(fx, "oversized");
+}
+static void bodies_wrong_type(fixture *fx)
+{
+    scenario_bodies(fx, "wrong_type");
+}
+
+static const scenario scenarios[] = {
+    {"session-expiry", scenario_session_expiry},
+    {"429", status_429},
+    {"429-retry-after", status_429_ra},
+    {"503", status_503},
+    {"503-retry-after", status_503_ra},
+    {"not-retried", scenario_not_retried},
+    {"reset", scenario_reset},
+    {"stall", scenario_stall},
+    {"truncate", bodies_truncate},
+    {"malformed", bodies_malformed},
+    {"oversized", bodies_oversized},
+    {"wrong-type", bodies_wrong_type},
+    {"wrong-length", scenario_reshaped},
+    {"restart", scenario_restart},
+    {"tls", scenario_tls},
+};
+
+static void print_table(void)
+{
+    printf("\n| fault | operations | succeeded | failed as expected | "
+           "unexpected | wrong results |\n|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < table_rows; i++)
+        printf("| %s | %d | %d | %d | %d | %d |\n", table[i].fault,
+               table[i].operations, table[i].succeeded,
+               table[i].failed_as_expected, table[i].unexpected,
+               table[i].wrong_results);
+    printf("\n");
+}
+
+static int remove_tree(const char *dir)
+{
+    char command[400];
+
+    /* only the directory mkdtemp made above */
+    snprintf(command, sizeof(command), "rm -rf '%s'", dir);
+    return system(command);
+}
+
+/*
+ * OSSL_LIB_CTX_load_config() only knows the "providers" module once
+ * OpenSSL's own configuration was loaded; an empty file keeps the system
+ * openssl.cnf out of the test.
+ */
+static int register_config_modules(void)
+{
+    char path[400];
+    OPENSSL_INIT_SETTINGS *settings = OPENSSL_INIT_new();
+    FILE *f;
+    int ok;
+
+    snprintf(path, sizeof(path), "%s/empty.cnf", work_dir);
+    f = fopen(path, "w");
+    if (f == NULL || settings == NULL) {
+        if (f != NULL)
+            fclose(f);
+        OPENSSL_INIT_free(settings);
+        return 0;
+    }
+    fclose(f);
+    ok = OPENSSL_INIT_set_config_filename(settings, path) &&
+         OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, settings);
+    OPENSSL_INIT_free(settings);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    const char *tmp = getenv("TMPDIR");
+    size_t count = sizeof(scenarios) / sizeof(scenarios[0]);
+    int ran = 0;
+
+    if (argc < 5) {
+        fprintf(stderr,
+                "usage: %s EMULATOR MODULE_DIR RESHAPE_PROXY "
+                "SCENARIO...|all|list\n",
+                argv[0]);
+        return 2;
+    }
+    reshape_proxy = argv[3];
+    /* openssl.cnf's module path must not depend on the current directory */
+    emulator_program = realpath(argv[1], NULL);
+    module_dir = realpath(argv[2], NULL);
+    if (emulator_program == NULL || module_dir == NULL) {
+        fprintf(stderr, "no such emulator or module directory\n");
+        return 2;
+    }
+    if (strcmp(argv[4], "list") == 0) {
+        for (size_t i = 0; i < count; i++)
+            printf("%s\n", scenarios[i].name);
+        return 0;
+    }
+    /* the application's environment must not override the test's files */
+    unsetenv(SMARTKEY_ENV_API_ENDPOINT);
+    unsetenv(SMARTKEY_ENV_API_KEY);
+    unsetenv(SMARTKEY_ENV_CA_FILE);
+    unsetenv(FORTANIX_ENV_API_ENDPOINT);
+    unsetenv(FORTANIX_ENV_API_KEY);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    snprintf(work_dir, sizeof(work_dir), "%s/smartkey-faults.XXXXXX",
+             tmp != NULL ? tmp : "/tmp");
+    if (mkdtemp(work_dir) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    if (!register_config_modules())
+        return 2;
+    for (size_t i = 0; i < count; i++) {
+        int wanted = 0;
+        fixture fx;
+
+        for (int a = 4; a < argc; a++)
+            wanted |= strcmp(argv[a], "all") == 0 ||
+                      strcmp(argv[a], scenarios[i].name) == 0;
+        if (!wanted)
+            continue;
+        ran++;
+        printf("# scenario %s\n", scenarios[i].name);
+        fflush(stdout);
+        if (!fixture_setup(&fx, scenarios[i].name)) {
+            check(0, "%s: set-up (emulator, keys, provider)",
+                  scenarios[i].name);
+            ERR_print_errors_fp(stderr);
+        } else {
+            emu_reset_counters(&fx.emu.env);
+            scenarios[i].run(&fx);
+        }
+        fixture_teardown(&fx);
+        fflush(stdout);
+    }
+    if (ran == 0)
+        check(0, "a known scenario was named");
+    print_table();
+    remove_tree(work_dir);
+    free((char *)emulator_program);
+    free((char *)module_dir);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The EVP signing API as libssl and the apps drive it (test-sign-api):
+# digest probes and the AlgorithmIdentifier never reach SmartKey; N
+# signatures on a context re-initialised without a key, and one from a
+# copied context, cost exactly N + 1 sign requests after a single session
+# and key lookup.
+# Usage: api.sh MODULE_DIR EMULATOR TEST_PROGRAM
+source "$(dirname "$0")/lib.sh"
+PROGRAM=${3:?usage: $0 MODULE_DIR EMULATOR TEST_PROGRAM}
+sign_test_init "$1" "$2"
+emulator_start
+use_env_config
+export SMARTKEY_TEST_MODULE_DIR=$MODULE_DIR
+
+create_rsa api-rsa 2048 >/dev/null || fatal "cannot create the RSA key"
+create_ec api-p384 NistP384 >/dev/null || fatal "cannot create the EC key"
+
+# requests: sign,auth,info since the last reset
+requests() {
+    counter '.requests | [.["POST /crypto/v1/sign"],
+        .["POST /sys/v1/session/auth"], .["POST /crypto/v1/keys/info"]]
+        | map(. // 0 | tostring) | join(",")'
+}
+
+for key in api-rsa api-p384; do
+    counters_reset
+    run timeout "$CLI_TIMEOUT" "$PROGRAM" probe "smartkey:name=$key"
+    sed 's/^/    /' "$OUT"
+    check "$key: probes and size queries pass" succeeded
+    check "$key: they sent no sign request" equals "$(requests | cut -d, -f1)" 0
+
+    counters_reset
+    run timeout "$CLI_TIMEOUT" "$PROGRAM" sign "smartkey:name=$key" 20
+    sed 's/^/    /' "$OUT"
+    check "$key: 20 + 1 signatures verify" succeeded
+    check "$key: the program made 21 signatures" \
+        stdout_has_text 'signatures: 21'
+    check "$key: 21 sign requests, one session, one key lookup" \
+        equals "$(requests)" "21,1,1"
+done
+
+finish

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""A plain-HTTP proxy in front of the emulator that damages the signature
+in answers to POST /crypto/v1/sign, so tests can prove the provider never
+hands on a signature of the wrong shape.
+
+Usage: tamper_proxy.py UPSTREAM_URL CA_FILE MODE_FILE PORT_FILE
+MODE_FILE holds one word, re-read per request: none, short, long,
+above-modulus, not-der, trailing, zero-r. The chosen port is written to
+PORT_FILE once the proxy listens."""
+import base64
+import json
+import os
+import ssl
+import sys
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+upstream, ca_file, mode_file, port_file = sys.argv[1:5]
+context = ssl.create_default_context(cafile=ca_file)
+
+
+def damage(signature, mode):
+    if mode == "short":
+        return signature[:-1]
+    if mode == "long":
+        return signature + b"\0"
+    if mode == "above-modulus":
+        return b"\xff" * len(signature)
+    if mode == "not-der":
+        return b"\x00" * len(signature)
+    if mode == "trailing":
+        return signature + b"\0"
+    if mode == "zero-r":
+        return bytes([0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x01])
+    return signature
+
+
+class Proxy(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("host", "connection",
+                                        "content-length")}
+        request = urllib.request.Request(upstream + self.path, data=body,
+                                         headers=headers,
+                                         method=self.command)
+        try:
+            with urllib.request.urlopen(request, context=context) as answer:
+                status, payload = answer.status, answer.read()
+                content_type = answer.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as error:
+            status, payload = error.code, error.read()
+            content_type = error.headers.get("Content-Type", "")
+        with open(mode_file) as f:
+            mode = f.read().strip()
+        if (self.command == "POST" and self.path == "/crypto/v1/sign"
+                and status == 200 and mode != "none"):
+            answer = json.loads(payload)
+            signature = base64.b64decode(answer["signature"])
+            answer["signature"] = base64.b64encode(
+                damage(signature, mode)).decode()
+            payload = json.dumps(answer).encode()
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = forward
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+os.rename(port_file + ".tmp", port_file)
+server.serve_forever()

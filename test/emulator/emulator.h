@@ -47,28 +47,28 @@ enum {
  * (em_obj_release) so objects can be used without holding the store lock.
  */
 typedef struct em_obj {
-    int refs;                 /* atomic; use em_obj_ref/em_obj_release */
-    char kid[37];             /* "" for transient objects */
-    char *name;               /* NULL for transient objects */
-    char obj_type[16];        /* "RSA", "EC", "AES", "SECRET", "HMAC" */
-    unsigned key_size;        /* bits (RSA modulus, AES/SECRET/HMAC length) */
-    char curve[16];           /* "NistP256"... for EC, else "" */
-    unsigned key_ops;         /* EM_OP_* */
+    int refs;          /* atomic; use em_obj_ref/em_obj_release */
+    char kid[37];      /* "" for transient objects */
+    char *name;        /* NULL for transient objects */
+    char obj_type[16]; /* "RSA", "EC", "AES", "SECRET", "HMAC" */
+    unsigned key_size; /* bits (RSA modulus, AES/SECRET/HMAC length) */
+    char curve[16];    /* "NistP256"... for EC, else "" */
+    unsigned key_ops;  /* EM_OP_* */
     int enabled;
-    char state[16];           /* "Active", "Deactivated", ... */
+    char state[16]; /* "Active", "Deactivated", ... */
     int public_only;
-    EVP_PKEY *pkey;           /* RSA and EC (public-only or full) */
-    unsigned char *value;     /* raw bytes of AES/SECRET/HMAC objects */
+    EVP_PKEY *pkey;       /* RSA and EC (public-only or full) */
+    unsigned char *value; /* raw bytes of AES/SECRET/HMAC objects */
     size_t value_len;
-    json_t *rsa;              /* RSA options as sent/defaulted:
-                                 {"encryption_policy":[..],
-                                  "signature_policy":[..],...} */
-    json_t *extra;            /* description, custom_metadata, group_id,
-                                 deterministic_signatures, ... (object) */
-    char created_at[17];      /* YYYYMMDDThhmmssZ */
+    json_t *rsa;         /* RSA options as sent/defaulted:
+                            {"encryption_policy":[..],
+                             "signature_policy":[..],...} */
+    json_t *extra;       /* description, custom_metadata, group_id,
+                            deterministic_signatures, ... (object) */
+    char created_at[17]; /* YYYYMMDDThhmmssZ */
     /* transient objects only */
-    char *transient_handle;   /* base64 blob handed to the client */
-    char session_id[65];      /* session that owns the transient object */
+    char *transient_handle; /* base64 blob handed to the client */
+    char session_id[65];    /* session that owns the transient object */
 } em_obj;
 
 /* An authenticated caller. session_id is "" for Basic-API-key calls. */
@@ -78,20 +78,20 @@ typedef struct em_principal {
 } em_principal;
 
 typedef struct em_request {
-    const char *method;         /* "GET", "POST", ... */
-    const char *path;           /* without the query string */
-    const unsigned char *body;  /* raw body, may be empty */
+    const char *method;        /* "GET", "POST", ... */
+    const char *path;          /* without the query string */
+    const unsigned char *body; /* raw body, may be empty */
     size_t body_len;
-    json_t *json;               /* parsed body; NULL when the body is empty
-                                   or whitespace only */
-    em_principal who;           /* filled by http.c for authenticated paths */
-    void *conn;                 /* struct MHD_Connection * (query args) */
+    json_t *json;     /* parsed body; NULL when the body is empty
+                         or whitespace only */
+    em_principal who; /* filled by http.c for authenticated paths */
+    void *conn;       /* struct MHD_Connection * (query args) */
 } em_request;
 
 typedef struct em_response {
     int status;
-    json_t *json;              /* body as JSON (owned), or */
-    char *text;                /* plain-text body (owned, malloc'd) */
+    json_t *json; /* body as JSON (owned), or */
+    char *text;   /* plain-text body (owned, malloc'd) */
 } em_response;
 
 /* SmartKey spellings of the EM_OP_* bits, indexed by bit number. */
@@ -115,8 +115,8 @@ void em_count_export(void);
 
 /* ---- store.c ---- */
 
-em_obj *em_obj_new(void);         /* refs = 1, enabled, "Active", times set */
-em_obj *em_obj_copy(const em_obj *obj);   /* deep copy, refs = 1, unpublished */
+em_obj *em_obj_new(void); /* refs = 1, enabled, "Active", times set */
+em_obj *em_obj_copy(const em_obj *obj); /* deep copy, refs = 1, unpublished */
 void em_obj_ref(em_obj *obj);
 void em_obj_release(em_obj *obj);
 
@@ -127,8 +127,8 @@ void em_obj_release(em_obj *obj);
  * session) and returns NULL. `what` names the field for messages ("key",
  * "subject").
  */
-em_obj *em_resolve(const em_request *req, json_t *descriptor,
-                   const char *what, em_response *resp);
+em_obj *em_resolve(const em_request *req, json_t *descriptor, const char *what,
+                   em_response *resp);
 
 /*
  * Checks that obj may perform `op` (one EM_OP_* bit): enabled, Active, has
@@ -233,24 +233,24 @@ unsigned char *em_json_b64(json_t *obj, const char *field, int required,
                            size_t *outlen, em_response *resp);
 /* String field; NULL when absent or null. */
 const char *em_json_str(json_t *obj, const char *field);
-void em_time_now(char out[17]);    /* YYYYMMDDThhmmssZ, UTC */
-void em_uuid(char out[37]);        /* random lower-case v4 UUID */
+void em_time_now(char out[17]); /* YYYYMMDDThhmmssZ, UTC */
+void em_uuid(char out[37]);     /* random lower-case v4 UUID */
 
 /* ---- start-up glue between main.c, http.c and store.c ---- */
 
 typedef struct em_server_options {
-    const char *listen_host;   /* numeric IPv4/IPv6 address or "localhost" */
+    const char *listen_host;    /* numeric IPv4/IPv6 address or "localhost" */
     unsigned short listen_port; /* 0 = ephemeral */
     int use_tls;
-    const char *cert_pem;      /* PEM text (use_tls) */
+    const char *cert_pem; /* PEM text (use_tls) */
     const char *key_pem;
     unsigned threads;
-    unsigned token_lifetime;   /* idle seconds */
+    unsigned token_lifetime; /* idle seconds */
     int test_controls;
     unsigned latency_ms;
-    const char *api_key;       /* base64("app-uuid:secret") */
+    const char *api_key; /* base64("app-uuid:secret") */
     const char *app_id;
-    FILE *log;                 /* NULL = no request log */
+    FILE *log; /* NULL = no request log */
 } em_server_options;
 
 /* Starts the HTTP(S) daemon; returns the bound port, 0 on failure. */

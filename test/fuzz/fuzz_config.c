@@ -1,0 +1,76 @@
+/*
+ * libFuzzer harness: the provider's configuration as text. The input is
+ * split at newlines into the openssl.cnf values and environment variables
+ * of sk_settings_text (an empty line means "absent"); the endpoint value
+ * also goes through the cluster-list parser and the API key through the
+ * key checks.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FIELDS 12
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1), *fields[FIELDS] = {0}, *p, *key;
+    char why[256], **urls = NULL;
+    size_t url_count = 0;
+    sk_settings_text in;
+    sk_settings settings;
+    sk_error err;
+    int reason, n = 0;
+
+    if (text == NULL)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = '\0';
+    for (p = text; n < FIELDS && p != NULL; n++) {
+        char *end = strchr(p, '\n');
+
+        if (end != NULL)
+            *end = '\0';
+        fields[n] = *p != '\0' ? p : NULL;
+        p = end != NULL ? end + 1 : NULL;
+    }
+    in = (sk_settings_text){
+        .api_endpoint = fields[0],
+        .api_key = fields[1],
+        .ca_file = fields[2],
+        .ca_path = fields[3],
+        .connect_timeout = fields[4],
+        .request_timeout = fields[5],
+        .retries = fields[6],
+        .cache_lifetime = fields[7],
+        .insecure_skip_verify = fields[8],
+        .env_api_endpoint = fields[9],
+        .env_api_key = fields[10],
+        .env_ca_file = fields[11],
+    };
+    if (sk_settings_parse(&in, &settings, &reason, why, sizeof(why))) {
+        if (settings.api_endpoint == NULL || settings.connect_timeout < 0 ||
+            settings.request_timeout < 0 || settings.retries < 0 ||
+            settings.retries > 100)
+            abort();
+        if (sk_endpoints_parse(settings.api_endpoint, &urls, &url_count,
+                               &err)) {
+            if (url_count == 0)
+                abort();
+            sk_endpoints_free(urls, url_count);
+        }
+        if (settings.api_key_source != NULL) {
+            key = sk_api_key_from_text(settings.api_key_source,
+                                       strlen(settings.api_key_source), why,
+                                       sizeof(why));
+            free(key);
+        }
+        sk_settings_clear(&settings);
+    }
+    free(text);
+    return 0;
+}

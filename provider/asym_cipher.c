@@ -619,6 +619,11 @@ static int call_with_key(SK_RSA_CIPHER *ctx, remote_call call,
         else
             snprintf(subject, sizeof(subject), "encrypting with %.250s",
                      key_text);
+        /* A 404 may also be about the wrap subject; forgetting the
+           wrapping key as well only costs one lookup on the next load. */
+        if (held_in_smartkey(ctx->key) &&
+            (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN))
+            sk_key_cache_forget(ctx->provctx, ctx->key);
         SK_RAISE_CLIENT(ctx->provctx, subject, &err);
     }
     return ok;
@@ -946,6 +951,8 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     if (!ok) {
         describe_key(ctx->key, key_text, sizeof(key_text));
         snprintf(subject, sizeof(subject), "decrypting with %.250s", key_text);
+        if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
+            sk_key_cache_forget(ctx->provctx, ctx->key);
         SK_RAISE_CLIENT(ctx->provctx, subject, &err);
         return 0;
     }

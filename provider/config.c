@@ -104,6 +104,23 @@ static int parse_flag(const char *name, const char *text, int *out, char *why,
     return 0;
 }
 
+static int parse_auth(const char *text, int *api_key, char *why, size_t why_len)
+{
+    if (text == NULL || strcasecmp(text, "session") == 0) {
+        *api_key = 0;
+        return 1;
+    }
+    if (strcasecmp(text, "api-key") == 0) {
+        *api_key = 1;
+        return 1;
+    }
+    snprintf(why, why_len,
+             "%s = '%.64s' in the provider's openssl.cnf section (or %s) is "
+             "not session or api-key",
+             SMARTKEY_CFG_AUTH, text, SMARTKEY_ENV_AUTH);
+    return 0;
+}
+
 static int copy(char **slot, const char *value)
 {
     *slot = NULL;
@@ -163,7 +180,9 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
         !parse_batch_size(in->batch_max_size, &out->batch_max_size, why,
                           why_len) ||
         !parse_seconds(SMARTKEY_CFG_BATCH_MAX_WAIT, in->batch_max_wait,
-                       &out->batch_max_wait, why, why_len))
+                       &out->batch_max_wait, why, why_len) ||
+        !parse_auth(in->env_auth != NULL ? in->env_auth : in->auth,
+                    &out->auth_api_key, why, why_len))
         goto fail;
     return 1;
 

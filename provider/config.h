@@ -23,11 +23,13 @@ typedef struct sk_settings_text {
     const char *insecure_skip_verify;
     const char *batch_max_size;
     const char *batch_max_wait;
+    const char *auth;
     /* environment variables (already chosen between SMARTKEY_* and
        FORTANIX_*); they win over openssl.cnf. NULL when unset or empty. */
     const char *env_api_endpoint;
     const char *env_api_key;
     const char *env_ca_file;
+    const char *env_auth;
 } sk_settings_text;
 
 /*

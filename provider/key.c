@@ -152,6 +152,26 @@ static void cache_put(SK_PROVCTX *ctx, SK_KEY *key)
     pthread_mutex_unlock(&cache->lock);
 }
 
+void sk_key_cache_forget(SK_PROVCTX *ctx, const SK_KEY *key)
+{
+    sk_key_cache *cache = ctx != NULL ? ctx->key_cache : NULL;
+    cache_entry **link, *entry;
+
+    if (cache == NULL || key == NULL)
+        return;
+    pthread_mutex_lock(&cache->lock);
+    for (link = &cache->entries; (entry = *link) != NULL;) {
+        if (strcmp(entry->key->kid, key->kid) == 0) {
+            *link = entry->next;
+            sk_key_free(entry->key);
+            free(entry);
+            continue;
+        }
+        link = &entry->next;
+    }
+    pthread_mutex_unlock(&cache->lock);
+}
+
 static EVP_PKEY *decode_public_key(SK_PROVCTX *ctx, const sk_key_info *info)
 {
     EVP_PKEY *pkey = NULL;

@@ -52,6 +52,13 @@ SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info);
 
 sk_key_cache *sk_key_cache_new(void);
 void sk_key_cache_free(sk_key_cache *cache);
+/*
+ * Drops key (by kid) from the cache: SmartKey answered 404 or 403 for it,
+ * so it was deleted, renamed over, or its permissions changed. The next
+ * load by name looks it up again instead of trusting the cache until
+ * cache_lifetime runs out. Handles already holding the key keep it.
+ */
+void sk_key_cache_forget(SK_PROVCTX *ctx, const SK_KEY *key);
 /* For the fork handlers: the cache must not be copied mid-update. */
 void sk_key_cache_lock(sk_key_cache *cache);
 void sk_key_cache_unlock(sk_key_cache *cache);

@@ -219,13 +219,8 @@ static const OSSL_PARAM ec_public_types[] = {
     OSSL_PARAM_END,
 };
 
-static const OSSL_PARAM *rsa_export_types(int selection)
-{
-    return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 ? rsa_public_types
-                                                             : NULL;
-}
-
-static const OSSL_PARAM *rsa_import_types(int selection)
+/* Serves both export_types and import_types: the same public fields. */
+static const OSSL_PARAM *rsa_public_types_of(int selection)
 {
     return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 ? rsa_public_types
                                                              : NULL;
@@ -737,9 +732,9 @@ const OSSL_DISPATCH sk_rsa_keymgmt_functions[] = {
      (void (*)(void))rsa_gen_settable_params},
     {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))keymgmt_gen},
     {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))rsa_export_types},
+    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))rsa_public_types_of},
     {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))rsa_import},
-    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))rsa_import_types},
+    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))rsa_public_types_of},
     {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))rsa_gettable_params},
     {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,
      (void (*)(void))rsa_query_operation_name},

@@ -249,7 +249,7 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     char *ca_path = NULL, *connect_timeout = NULL, *request_timeout = NULL;
     char *retries = NULL, *cache_lifetime = NULL, *debug = NULL;
     char *insecure_skip_verify = NULL;
-    char *batch_max_size = NULL, *batch_max_wait = NULL;
+    char *batch_max_size = NULL, *batch_max_wait = NULL, *auth = NULL;
     OSSL_PARAM core_params[] = {
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT, &api_endpoint, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, &api_key, 0),
@@ -264,6 +264,7 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
                             &insecure_skip_verify, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE, &batch_max_size, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT, &batch_max_wait, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_AUTH, &auth, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;
@@ -290,10 +291,12 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     text.insecure_skip_verify = insecure_skip_verify;
     text.batch_max_size = batch_max_size;
     text.batch_max_wait = batch_max_wait;
+    text.auth = auth;
     text.env_api_endpoint =
         env_setting(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT);
     text.env_api_key = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
     text.env_ca_file = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
+    text.env_auth = env_setting(SMARTKEY_ENV_AUTH, NULL);
     if (!sk_settings_parse(&text, settings, &reason, why, sizeof(why))) {
         SK_RAISE(ctx, reason, "%s", why);
         if (reason != SK_R_BAD_CONFIGURATION)
@@ -458,6 +461,7 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
     config.batch_max_wait_us = ctx->settings.batch_max_wait > 0
                                    ? (long)(ctx->settings.batch_max_wait * 1e6)
                                    : 1;
+    config.auth_api_key = ctx->settings.auth_api_key;
     config.log = sk_debug_client_log;
     config.log_arg = NULL;
 

@@ -383,6 +383,9 @@ static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
                  ctx->key->name != NULL ? " ('" : "",
                  ctx->key->name != NULL ? ctx->key->name : "",
                  ctx->key->name != NULL ? "')" : "");
+        /* deleted or re-permissioned: the next load must ask again */
+        if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
+            sk_key_cache_forget(ctx->provctx, ctx->key);
         SK_RAISE_CLIENT(ctx->provctx, subject, &err);
         return 0;
     }

@@ -76,6 +76,14 @@
  */
 #define SMARTKEY_CFG_BATCH_MAX_SIZE "batch_max_size"
 #define SMARTKEY_CFG_BATCH_MAX_WAIT "batch_max_wait"
+/*
+ * How requests authenticate: "session" (default) exchanges the API key once
+ * for a Bearer session that every request then uses, best for long-running
+ * processes; "api-key" sends the API key on every request (SmartKey's
+ * session-less mode) and so saves the session request of a one-shot
+ * command. Calls on transient keys still get a session of their own.
+ */
+#define SMARTKEY_CFG_AUTH "auth"
 
 /* Defaults */
 #define SMARTKEY_DEFAULT_API_ENDPOINT    "https://apps.smartkey.io"
@@ -94,6 +102,7 @@
 #define SMARTKEY_ENV_API_ENDPOINT "SMARTKEY_API_ENDPOINT"
 #define SMARTKEY_ENV_API_KEY      "SMARTKEY_API_KEY"
 #define SMARTKEY_ENV_CA_FILE      "SMARTKEY_CA_FILE"
+#define SMARTKEY_ENV_AUTH         "SMARTKEY_AUTH"
 #define FORTANIX_ENV_API_ENDPOINT "FORTANIX_API_ENDPOINT"
 #define FORTANIX_ENV_API_KEY      "FORTANIX_API_KEY"
 /* "1" or "level:N[,file:PATH]": per-call log (never secrets) to stderr or

@@ -451,6 +451,28 @@ static json_t *rsa_mode(sk_rsa_padding padding, const char *oaep_hash)
                      mgf1(oaep_hash != NULL ? oaep_hash : "SHA1"));
 }
 
+/*
+ * The body of an RSA encrypt or decrypt: `field` carries the data. Takes
+ * `key`; NULL on no memory.
+ */
+static json_t *rsa_body(json_t *key, const char *field,
+                        const unsigned char *data, size_t data_len,
+                        sk_rsa_padding padding, const char *oaep_hash,
+                        const unsigned char *label, size_t label_len)
+{
+    json_t *body;
+
+    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", field,
+                     sk_json_from_bytes(data, data_len), "mode",
+                     rsa_mode(padding, oaep_hash));
+    /* Older servers do not know "label": send it only when there is one. */
+    if (body != NULL && padding == SK_RSA_OAEP && label_len > 0 &&
+        json_object_set_new(body, "label",
+                            sk_json_from_bytes(label, label_len)))
+        json_decref(body), body = NULL;
+    return body;
+}
+
 int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
                       unsigned char **plain, size_t *plain_len, sk_error *err)
 {
@@ -468,14 +490,8 @@ int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
     key = descriptor(&req->key, request, err);
     if (key == NULL)
         return 0;
-    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", "cipher",
-                     sk_json_from_bytes(req->cipher, req->cipher_len), "mode",
-                     rsa_mode(req->padding, req->oaep_hash));
-    /* Older servers do not know "label": send it only when there is one. */
-    if (body != NULL && req->padding == SK_RSA_OAEP && req->label_len > 0 &&
-        json_object_set_new(body, "label",
-                            sk_json_from_bytes(req->label, req->label_len)))
-        json_decref(body), body = NULL;
+    body = rsa_body(key, "cipher", req->cipher, req->cipher_len, req->padding,
+                    req->oaep_hash, req->label, req->label_len);
     return call_for_bytes(client, "/crypto/v1/decrypt", request, body, "plain",
                           plain, plain_len, err);
 }
@@ -538,45 +554,30 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
     key = descriptor_or_transient(&req->key, req->transient_key, request, err);
     if (key == NULL)
         return 0;
-    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", "plain",
-                     sk_json_from_bytes(req->plain, req->plain_len), "mode",
-                     rsa_mode(req->padding, req->oaep_hash));
-    /* Older servers do not know "label": send it only when there is one. */
-    if (body != NULL && req->padding == SK_RSA_OAEP && req->label_len > 0 &&
-        json_object_set_new(body, "label",
-                            sk_json_from_bytes(req->label, req->label_len)))
-        json_decref(body), body = NULL;
+    body = rsa_body(key, "plain", req->plain, req->plain_len, req->padding,
+                    req->oaep_hash, req->label, req->label_len);
     return call_for_bytes(client, "/crypto/v1/encrypt", request, body, "cipher",
                           cipher, cipher_len, err);
 }
 
-int sk_client_create_transient_public_key(sk_client *client,
-                                          const char *obj_type,
-                                          const unsigned char *spki,
-                                          size_t spki_len, char **transient_key,
-                                          sk_error *err)
+/*
+ * Sends a body that creates a transient key on /crypto/v1/keys (the method
+ * decides between importing and generating one) and hands back its handle.
+ * Takes the body (NULL: it could not be built); 0 with err set on failure.
+ */
+static int call_for_transient_key(sk_client *client, const char *method,
+                                  const char *request, json_t *body,
+                                  char **transient_key, sk_error *err)
 {
-    static const char request[] = "PUT /crypto/v1/keys";
-    json_t *body, *answer = NULL;
+    json_t *answer = NULL;
     const char *handle = NULL;
     int ok = 0;
 
-    sk_error_clear(err);
-    *transient_key = NULL;
-    if (!valid_alg_name(obj_type) || spki == NULL || spki_len == 0) {
-        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "a key type and a SubjectPublicKeyInfo are required");
-        return 0;
-    }
-    body = json_pack("{s:s,s:o,s:b,s:[s,s]}", "obj_type", obj_type, "value",
-                     sk_json_from_bytes(spki, spki_len), "transient", 1,
-                     "key_ops", "WRAPKEY", "ENCRYPT");
     if (body == NULL) {
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;
     }
-    /* not SK_HTTP_IDEMPOTENT: a lost answer must not leave two objects */
-    if (sk_http_json(client, "PUT", "/crypto/v1/keys", request, body, 0,
+    if (sk_http_json(client, method, "/crypto/v1/keys", request, body, 0,
                      &answer, err)) {
         if (!json_is_object(answer))
             sk_error_set(err, SK_ERR_PROTOCOL, request,
@@ -592,6 +593,30 @@ int sk_client_create_transient_public_key(sk_client *client,
     json_decref(body);
     json_decref(answer);
     return ok;
+}
+
+int sk_client_create_transient_public_key(sk_client *client,
+                                          const char *obj_type,
+                                          const unsigned char *spki,
+                                          size_t spki_len, char **transient_key,
+                                          sk_error *err)
+{
+    static const char request[] = "PUT /crypto/v1/keys";
+    json_t *body;
+
+    sk_error_clear(err);
+    *transient_key = NULL;
+    if (!valid_alg_name(obj_type) || spki == NULL || spki_len == 0) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a key type and a SubjectPublicKeyInfo are required");
+        return 0;
+    }
+    body = json_pack("{s:s,s:o,s:b,s:[s,s]}", "obj_type", obj_type, "value",
+                     sk_json_from_bytes(spki, spki_len), "transient", 1,
+                     "key_ops", "WRAPKEY", "ENCRYPT");
+    /* not SK_HTTP_IDEMPOTENT: a lost answer must not leave two objects */
+    return call_for_transient_key(client, "PUT", request, body, transient_key,
+                                  err);
 }
 
 int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
@@ -655,9 +680,7 @@ int sk_client_generate_transient_aes(sk_client *client, unsigned bits,
                                      char **transient_key, sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/keys";
-    json_t *body, *answer = NULL;
-    const char *handle = NULL;
-    int ok = 0;
+    json_t *body;
 
     sk_error_clear(err);
     *transient_key = NULL;
@@ -668,27 +691,9 @@ int sk_client_generate_transient_aes(sk_client *client, unsigned bits,
     }
     body = json_pack("{s:s,s:i,s:b,s:[s,s]}", "obj_type", "AES", "key_size",
                      (int)bits, "transient", 1, "key_ops", "WRAPKEY", "EXPORT");
-    if (body == NULL) {
-        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-        return 0;
-    }
     /* not SK_HTTP_IDEMPOTENT: it creates an object */
-    if (sk_http_json(client, "POST", "/crypto/v1/keys", request, body, 0,
-                     &answer, err)) {
-        if (!json_is_object(answer))
-            sk_error_set(err, SK_ERR_PROTOCOL, request,
-                         "the answer is not a JSON object");
-        else if (sk_json_need_string(answer, "transient_key", &handle, request,
-                                     err)) {
-            *transient_key = OPENSSL_strdup(handle);
-            if (*transient_key == NULL)
-                sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-            ok = *transient_key != NULL;
-        }
-    }
-    json_decref(body);
-    json_decref(answer);
-    return ok;
+    return call_for_transient_key(client, "POST", request, body, transient_key,
+                                  err);
 }
 
 void sk_wrapkey_result_clear(sk_wrapkey_result *result)

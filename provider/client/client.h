@@ -63,6 +63,10 @@ typedef struct sk_client_config {
        only while another call of its kind is on the wire. */
     unsigned batch_max_size;
     long batch_max_wait_us;
+    /* 1: every request carries the API key (SmartKey's session-less mode)
+       and a 401 is final; a session is still made, lazily, for calls on
+       transient keys, which live only inside a session. 0: a session. */
+    int auth_api_key;
     /* optional debug log sink; never receives secrets */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;

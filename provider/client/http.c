@@ -54,6 +54,7 @@ struct sk_client {
     long request_timeout_ms;
     int retries;
     int insecure_skip_verify;
+    int auth_api_key; /* session-less mode except for transient keys */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;
 
@@ -252,6 +253,7 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
     }
     sk_endpoints_free(urls, url_count);
     c->api_key = OPENSSL_strdup(cfg->api_key);
+    c->auth_api_key = cfg->auth_api_key;
     c->ca_file = dup_or_null(cfg->ca_file, &ok);
     c->ca_path = dup_or_null(cfg->ca_path, &ok);
     if (c->nodes == NULL || c->api_key == NULL || !ok) {
@@ -938,6 +940,17 @@ static int exchange_with_retries(sk_client *c, const char *method,
 
 /* ---- the session ---- */
 
+static char *basic_header(const char *api_key)
+{
+    size_t len = strlen(api_key) + sizeof("Authorization: Basic ");
+    char *header = OPENSSL_malloc(len);
+
+    /* The API key is sent verbatim (fact sheet §1.1). */
+    if (header != NULL)
+        snprintf(header, len, "Authorization: Basic %s", api_key);
+    return header;
+}
+
 static int authenticate(sk_client *c, char **token, double *expires_in,
                         sk_error *err)
 {
@@ -946,22 +959,18 @@ static int authenticate(sk_client *c, char **token, double *expires_in,
     json_t *json = NULL, *value;
     const char *access_token, *token_type = NULL;
     unsigned lifetime = 0;
-    char *authorization;
-    size_t len = strlen(c->api_key) + sizeof("Authorization: Basic ");
+    char *authorization = basic_header(c->api_key);
     int ok = 0;
 
-    authorization = OPENSSL_malloc(len);
     if (authorization == NULL) {
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;
     }
-    /* The API key is sent verbatim (fact sheet §1.1). */
-    snprintf(authorization, len, "Authorization: Basic %s", c->api_key);
     /* Retrying is harmless: an unused extra session just expires. */
     ok = exchange_with_retries(c, "POST", "/sys/v1/session/auth", request,
                                authorization, NULL, 0, SK_HTTP_IDEMPOTENT, &ans,
                                err);
-    OPENSSL_clear_free(authorization, len);
+    free_secret(authorization);
     if (!ok)
         goto end;
     ok = 0;
@@ -1119,6 +1128,30 @@ static void session_refused(sk_client *c, unsigned long generation)
 
 /* ---- the generic JSON call ---- */
 
+/*
+ * A transient key exists only inside the session that created it: creating
+ * one ("transient": true) and every call naming one (a key descriptor with
+ * "transient_key") must carry that session's Bearer token even in api-key
+ * mode, or SmartKey would not find the handle.
+ */
+static int needs_session(json_t *body)
+{
+    const char *field;
+    json_t *value;
+
+    if (!json_is_object(body))
+        return 0;
+    if (json_is_true(json_object_get(body, "transient")))
+        return 1;
+    json_object_foreach(body, field, value)
+    {
+        if (json_is_object(value) &&
+            json_object_get(value, "transient_key") != NULL)
+            return 1;
+    }
+    return 0;
+}
+
 int sk_http_json(sk_client *client, const char *method, const char *path,
                  const char *request, json_t *body, unsigned flags,
                  json_t **response, sk_error *err)
@@ -1142,6 +1175,23 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
     }
 
     for (int reauth = 0;; reauth++) {
+        if (client->auth_api_key && !needs_session(body)) {
+            /* No session to renew: a 401 is final (status_error). */
+            authorization = basic_header(client->api_key);
+            if (authorization == NULL) {
+                sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+                goto end;
+            }
+            ok = exchange_with_retries(client, method, path, request,
+                                       authorization, body_text, body_len,
+                                       flags, &ans, err);
+            free_secret(authorization);
+            authorization = NULL;
+            if (!ok)
+                goto end;
+            ok = 0;
+            break;
+        }
         authorization = session_header(client, &generation, err);
         if (authorization == NULL)
             goto end;

@@ -59,12 +59,43 @@ static int info_by_name(sk_client *client, const char *name, sk_key_info **info,
     return sk_client_key_info(client, &ref, info, err);
 }
 
+/* A lookup that must work: it opens the session and the connection. */
+static int rsa_lookup_works(sk_client *client)
+{
+    sk_key_info *info = NULL;
+    sk_error err;
+    int ok = info_by_name(client, "client-rsa", &info, &err) == 1;
+
+    sk_key_info_free(info);
+    return ok;
+}
+
+/* Counts start after the session is open, so only the faulted calls count. */
+static void open_session_then_add_fault(sk_client *client, const char *rule)
+{
+    CU_ASSERT(rsa_lookup_works(client));
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(emu_add_fault(&env, rule));
+}
+
 static EVP_PKEY *public_key_of(const sk_key_info *info)
 {
     const unsigned char *p = info->pub_key;
 
     return info->pub_key != NULL ? d2i_PUBKEY(NULL, &p, (long)info->pub_key_len)
                                  : NULL;
+}
+
+/* The public key SmartKey returned parses, with the expected type and size. */
+static void expect_public_key(const sk_key_info *info, const char *type,
+                              int bits)
+{
+    EVP_PKEY *pkey = public_key_of(info);
+
+    CU_ASSERT_FATAL(pkey != NULL);
+    CU_ASSERT(EVP_PKEY_is_a(pkey, type));
+    CU_ASSERT_EQUAL(EVP_PKEY_get_bits(pkey), bits);
+    EVP_PKEY_free(pkey);
 }
 
 static int suite_init(void)
@@ -101,7 +132,6 @@ static void test_key_info_by_name_returns_rsa_fields_and_public_key(void)
     sk_client *client = new_client();
     sk_key_info *info = NULL;
     sk_error err;
-    EVP_PKEY *pkey;
 
     CU_ASSERT_FATAL(client != NULL);
     CU_ASSERT_FATAL(info_by_name(client, "client-rsa", &info, &err) == 1);
@@ -116,11 +146,7 @@ static void test_key_info_by_name_returns_rsa_fields_and_public_key(void)
     CU_ASSERT(info->enabled);
     CU_ASSERT(info->active);
     CU_ASSERT(!info->public_only);
-    pkey = public_key_of(info);
-    CU_ASSERT_FATAL(pkey != NULL);
-    CU_ASSERT(EVP_PKEY_is_a(pkey, "RSA"));
-    CU_ASSERT_EQUAL(EVP_PKEY_get_bits(pkey), 2048);
-    EVP_PKEY_free(pkey);
+    expect_public_key(info, "RSA", 2048);
     sk_key_info_free(info);
     sk_client_free(client);
 }
@@ -131,7 +157,6 @@ static void test_key_info_by_kid_returns_ec_curve_and_public_key(void)
     sk_key_ref ref = {ec_kid, NULL};
     sk_key_info *info = NULL;
     sk_error err;
-    EVP_PKEY *pkey;
 
     CU_ASSERT_FATAL(client != NULL);
     CU_ASSERT_FATAL(sk_client_key_info(client, &ref, &info, &err) == 1);
@@ -140,11 +165,7 @@ static void test_key_info_by_kid_returns_ec_curve_and_public_key(void)
     CU_ASSERT_EQUAL(info->obj_type, SK_OBJ_EC);
     CU_ASSERT_EQUAL(info->curve, SK_CURVE_P256);
     CU_ASSERT(info->key_ops & SK_OP_SIGN);
-    pkey = public_key_of(info);
-    CU_ASSERT_FATAL(pkey != NULL);
-    CU_ASSERT(EVP_PKEY_is_a(pkey, "EC"));
-    CU_ASSERT_EQUAL(EVP_PKEY_get_bits(pkey), 256);
-    EVP_PKEY_free(pkey);
+    expect_public_key(info, "EC", 256);
     sk_key_info_free(info);
     sk_client_free(client);
 }
@@ -281,7 +302,6 @@ static void test_insecure_skip_verify_accepts_an_untrusted_server(void)
 {
     sk_client_config cfg = {0};
     sk_client *client;
-    sk_key_info *info = NULL;
     sk_error err;
 
     cfg.endpoint = env.endpoint;
@@ -290,8 +310,7 @@ static void test_insecure_skip_verify_accepts_an_untrusted_server(void)
     cfg.insecure_skip_verify = 1;
     client = sk_client_new(&cfg, &err);
     CU_ASSERT_FATAL(client != NULL);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+    CU_ASSERT(rsa_lookup_works(client));
     sk_client_free(client);
 }
 
@@ -367,17 +386,13 @@ static void test_sixteen_threads_share_one_session(void)
 static void test_expired_session_is_renewed_transparently(void)
 {
     sk_client *client = new_client();
-    sk_key_info *info = NULL;
-    sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
     emu_reset_counters(&env);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+    CU_ASSERT(rsa_lookup_works(client));
     CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
     emu_expire_sessions(&env);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+    CU_ASSERT(rsa_lookup_works(client));
     CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 2);
     /* the refused call and its retry */
     CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 3);
@@ -392,14 +407,10 @@ static void test_unexplained_403_renews_the_session_once(void)
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
-    emu_reset_counters(&env);
-    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/keys/info\","
+    open_session_then_add_fault(client, "{\"path\":\"/crypto/v1/keys/info\","
                                         "\"count\":1,\"action\":\"status\","
-                                        "\"status\":403}"));
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+                                        "\"status\":403}");
+    CU_ASSERT(rsa_lookup_works(client));
     CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
     CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 2);
 
@@ -445,18 +456,12 @@ static void test_approval_required_is_reported_without_reauthentication(void)
 static void test_injected_503_is_retried(void)
 {
     sk_client *client = new_client();
-    sk_key_info *info = NULL;
-    sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
-    emu_reset_counters(&env);
-    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/keys/info\","
+    open_session_then_add_fault(client, "{\"path\":\"/crypto/v1/keys/info\","
                                         "\"count\":1,\"action\":\"status\","
-                                        "\"status\":503,\"retry_after\":1}"));
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+                                        "\"status\":503,\"retry_after\":1}");
+    CU_ASSERT(rsa_lookup_works(client));
     CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 2);
     emu_clear_faults(&env);
     sk_client_free(client);
@@ -470,12 +475,9 @@ static void test_503_beyond_the_retry_budget_is_a_server_error(void)
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
-    emu_reset_counters(&env);
-    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/keys/info\","
+    open_session_then_add_fault(client, "{\"path\":\"/crypto/v1/keys/info\","
                                         "\"count\":10,\"action\":\"status\","
-                                        "\"status\":503}"));
+                                        "\"status\":503}");
     CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 0);
     CU_ASSERT_EQUAL(err.kind, SK_ERR_SERVER);
     CU_ASSERT_EQUAL(err.http_status, 503);
@@ -499,8 +501,18 @@ static void expect_clean_failure(sk_client *client, const char *rule,
                 err.message);
     emu_clear_faults(&env);
     /* and the client is still usable */
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+    CU_ASSERT(rsa_lookup_works(client));
+}
+
+static void expect_clean_failure_of_new_client(const char *rule,
+                                               sk_err_kind kind1,
+                                               sk_err_kind kind2)
+{
+    sk_client *client = new_client();
+
+    CU_ASSERT_FATAL(client != NULL);
+    expect_clean_failure(client, rule, kind1, kind2);
+    sk_client_free(client);
 }
 
 static void test_hostile_answers_give_clean_errors(void)
@@ -532,20 +544,14 @@ static void test_hostile_answers_give_clean_errors(void)
     sk_client_free(client);
 
     /* a fresh client has to authenticate first */
-    client = new_client();
-    CU_ASSERT_FATAL(client != NULL);
-    expect_clean_failure(client,
-                         "{\"path\":\"/sys/v1/session/auth\",\"count\":5,"
-                         "\"action\":\"wrong_type\"}",
-                         SK_ERR_PROTOCOL, SK_ERR_PROTOCOL);
-    sk_client_free(client);
-    client = new_client();
-    CU_ASSERT_FATAL(client != NULL);
-    expect_clean_failure(client,
-                         "{\"path\":\"/sys/v1/session/auth\",\"count\":5,"
-                         "\"action\":\"truncate\"}",
-                         SK_ERR_NETWORK, SK_ERR_PROTOCOL);
-    sk_client_free(client);
+    expect_clean_failure_of_new_client(
+        "{\"path\":\"/sys/v1/session/auth\",\"count\":5,"
+        "\"action\":\"wrong_type\"}",
+        SK_ERR_PROTOCOL, SK_ERR_PROTOCOL);
+    expect_clean_failure_of_new_client(
+        "{\"path\":\"/sys/v1/session/auth\",\"count\":5,"
+        "\"action\":\"truncate\"}",
+        SK_ERR_NETWORK, SK_ERR_PROTOCOL);
 }
 
 /* ---- logs ---- */
@@ -589,8 +595,7 @@ static void test_logs_and_errors_never_show_the_api_key(void)
     cfg.log_arg = &capture;
     client = sk_client_new(&cfg, &err);
     CU_ASSERT_FATAL(client != NULL);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+    CU_ASSERT(rsa_lookup_works(client));
     emu_expire_sessions(&env);
     CU_ASSERT(info_by_name(client, "no-such-key", &info, &err) == 0);
     CU_ASSERT(strstr(err.message, env.api_key) == NULL);
@@ -652,8 +657,7 @@ static void test_fork_child_reconnects_and_parent_keeps_working(void)
     }
     CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+    CU_ASSERT(rsa_lookup_works(client));
     /* the child reused the parent's session */
     CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
     CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 4);
@@ -784,17 +788,13 @@ static void test_wrapkey_under_rsa_unwraps_to_the_aes_key(void)
 static void test_session_is_renewed_before_it_expires(void)
 {
     sk_client *client = new_client();
-    sk_key_info *info = NULL;
-    sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
     emu_reset_counters(&env);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+    CU_ASSERT(rsa_lookup_works(client));
     /* past 80 % of the 2 s idle lifetime */
     usleep(1800 * 1000);
-    CU_ASSERT(info_by_name(client, "client-rsa", &info, &err) == 1);
-    sk_key_info_free(info);
+    CU_ASSERT(rsa_lookup_works(client));
     CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 2);
     /* renewed before use: no call was refused and retried */
     CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 2);

@@ -1052,6 +1052,19 @@ static int put_b64(json_t *body, const char *name, const unsigned char *data,
     return 1;
 }
 
+/* SmartKey picks a random IV when the request sends none. */
+static int default_iv(struct bytes *iv, size_t len, em_response *resp)
+{
+    if (iv->present)
+        return 1;
+    iv->data = malloc(len);
+    iv->len = len;
+    iv->present = iv->data != NULL && RAND_bytes(iv->data, (int)len) == 1;
+    if (!iv->present)
+        em_error(resp, 500, "Random generator failure");
+    return iv->present;
+}
+
 /*
  * AES encryption for encrypt and wrapkey: reads iv/ad/tag_len from the
  * request and adds "iv"/"tag" to `reply` as SmartKey does. `what` names the
@@ -1092,15 +1105,8 @@ static int aes_encrypt(const em_obj *key, json_t *request,
             em_error(resp, 400, "Field 'iv' must be 1 to 128 bytes for GCM");
             goto done;
         }
-        if (!iv.present) {
-            iv.data = malloc(12);
-            iv.len = 12;
-            iv.present = iv.data != NULL && RAND_bytes(iv.data, 12) == 1;
-            if (!iv.present) {
-                em_error(resp, 500, "Random generator failure");
-                goto done;
-            }
-        }
+        if (!default_iv(&iv, 12, resp))
+            goto done;
         break;
     }
     case AES_CBC:
@@ -1108,15 +1114,8 @@ static int aes_encrypt(const em_obj *key, json_t *request,
             em_error(resp, 400, "Field 'iv' must be 16 bytes for CBC");
             goto done;
         }
-        if (!iv.present) {
-            iv.data = malloc(16);
-            iv.len = 16;
-            iv.present = iv.data != NULL && RAND_bytes(iv.data, 16) == 1;
-            if (!iv.present) {
-                em_error(resp, 500, "Random generator failure");
-                goto done;
-            }
-        }
+        if (!default_iv(&iv, 16, resp))
+            goto done;
         break;
     case AES_KW:
     case AES_KWP:
@@ -1273,6 +1272,21 @@ static em_obj *resolve_key(em_request *req, em_response *resp)
 
 /* ---- /crypto/v1/encrypt, /decrypt ---- */
 
+/* The RSA "mode" and the optional OAEP "label" of encrypt and decrypt. */
+static int rsa_padding_and_label(const em_obj *key, json_t *request,
+                                 int allow_raw, struct rsa_padding *pad,
+                                 struct bytes *label, em_response *resp)
+{
+    if (!rsa_crypt_padding(key, request, allow_raw, pad, resp) ||
+        !get_b64(request, "label", 0, label, resp))
+        return 0;
+    if (label->present && pad->kind != PAD_OAEP) {
+        em_error(resp, 400, "Field 'label' is only valid with OAEP");
+        return 0;
+    }
+    return 1;
+}
+
 int em_h_encrypt(em_request *req, em_response *resp)
 {
     json_t *request = req->json, *reply = NULL;
@@ -1290,13 +1304,8 @@ int em_h_encrypt(em_request *req, em_response *resp)
         goto done;
     reply = reply_for(key);
     if (strcmp(key->obj_type, "RSA") == 0) {
-        if (!rsa_crypt_padding(key, request, 0, &pad, resp) ||
-            !get_b64(request, "label", 0, &label, resp))
+        if (!rsa_padding_and_label(key, request, 0, &pad, &label, resp))
             goto done;
-        if (label.present && pad.kind != PAD_OAEP) {
-            em_error(resp, 400, "Field 'label' is only valid with OAEP");
-            goto done;
-        }
         if (!rsa_encrypt(key, &pad, &label, plain.data, plain.len, "plain",
                          &cipher, resp))
             goto done;
@@ -1339,13 +1348,8 @@ int em_h_decrypt(em_request *req, em_response *resp)
         !get_b64(request, "cipher", 1, &cipher, resp))
         goto done;
     if (is_rsa) {
-        if (!rsa_crypt_padding(key, request, 1, &pad, resp) ||
-            !get_b64(request, "label", 0, &label, resp))
+        if (!rsa_padding_and_label(key, request, 1, &pad, &label, resp))
             goto done;
-        if (label.present && pad.kind != PAD_OAEP) {
-            em_error(resp, 400, "Field 'label' is only valid with OAEP");
-            goto done;
-        }
         if (!rsa_decrypt(key, &pad, &label, cipher.data, cipher.len, "cipher",
                          &plain, resp))
             goto done;

@@ -1,0 +1,237 @@
+/*
+ * Key cache invalidation (issue #7): the provider caches a key's
+ * description for cache_lifetime, so a key deleted in SmartKey and made
+ * again under the same name would be invisible to a long-running process
+ * until then. When SmartKey answers 404 for an operation on a cached key,
+ * the key is forgotten: the next load in the same process looks the name
+ * up again and gets the new key. A load that follows no failure still comes
+ * from the cache. ECDSA sign and RSA-OAEP decrypt. Counts only.
+ *
+ * Usage (through test/client/with-emulator.sh): test_cache_forget
+ * MODULE-DIR. Only the public header and OpenSSL's public API are used.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <openssl/rsa.h>
+#include <openssl/store.h>
+
+#include <smartkey/smartkey.h>
+
+#include "emu.h"
+
+#define INFO_REQUEST "POST /crypto/v1/keys/info"
+
+static const char ec_request[] =
+    "{\"name\":\"cached ec\",\"obj_type\":\"EC\",\"elliptic_curve\":"
+    "\"NistP256\",\"key_ops\":[\"SIGN\",\"VERIFY\",\"APPMANAGEABLE\"]}";
+static const char rsa_request[] =
+    "{\"name\":\"cached rsa\",\"obj_type\":\"RSA\",\"key_size\":2048,"
+    "\"key_ops\":[\"ENCRYPT\",\"DECRYPT\",\"APPMANAGEABLE\"]}";
+static const unsigned char message[] = "a message to sign";
+static const unsigned char secret[] = "thirty-two bytes of cached secret";
+
+static emu_env env;
+static OSSL_LIB_CTX *libctx;
+static int passed, failed;
+
+static void check(const char *what, int ok)
+{
+    printf("%s - %s\n", ok ? "ok  " : "FAIL", what);
+    if (ok)
+        passed++;
+    else
+        failed++;
+}
+
+static EVP_PKEY *load_key(const char *uri)
+{
+    OSSL_STORE_CTX *store =
+        OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
+    EVP_PKEY *pkey = NULL;
+
+    while (store != NULL && pkey == NULL && !OSSL_STORE_eof(store)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
+
+        if (info == NULL)
+            break;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            pkey = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(store);
+    return pkey;
+}
+
+static int delete_key(const char *kid)
+{
+    char path[96], authorization[600];
+
+    snprintf(path, sizeof(path), "/crypto/v1/keys/%s", kid);
+    snprintf(authorization, sizeof(authorization), "Basic %s", env.api_key);
+    return emu_request(&env, "DELETE", path, authorization, NULL, NULL) == 204;
+}
+
+static int collect_error(const char *str, size_t len, void *arg)
+{
+    int *saw_404 = arg;
+
+    (void)len;
+    if (strstr(str, "404") != NULL)
+        *saw_404 = 1;
+    return 1;
+}
+
+/* The operation failed and the provider said why: SmartKey's 404. */
+static int failed_with_not_found(int ok)
+{
+    int saw_404 = 0;
+
+    ERR_print_errors_cb(collect_error, &saw_404);
+    return !ok && saw_404;
+}
+
+static int sign_and_verify(EVP_PKEY *key)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char signature[128];
+    size_t signature_len = sizeof(signature);
+    int ok;
+
+    ok = md != NULL &&
+         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, key, NULL) >
+             0 &&
+         EVP_DigestSign(md, signature, &signature_len, message,
+                        sizeof(message)) > 0;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        return 0;
+    md = EVP_MD_CTX_new();
+    ok = md != NULL &&
+         EVP_DigestVerifyInit_ex(md, NULL, "SHA256", libctx, NULL, key, NULL) >
+             0 &&
+         EVP_DigestVerify(md, signature, signature_len, message,
+                          sizeof(message)) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+static int oaep(EVP_PKEY_CTX *ctx)
+{
+    return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) > 0 &&
+           EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx, "SHA256", NULL) > 0 &&
+           EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, "SHA256", NULL) > 0;
+}
+
+/* Encrypts locally with the public half, decrypts in SmartKey. */
+static int encrypt_and_decrypt(EVP_PKEY *key)
+{
+    unsigned char cipher[256], plain[256];
+    size_t cipher_len = sizeof(cipher), plain_len = sizeof(plain);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
+    int ok;
+
+    ok = ctx != NULL && EVP_PKEY_encrypt_init(ctx) > 0 && oaep(ctx) &&
+         EVP_PKEY_encrypt(ctx, cipher, &cipher_len, secret, sizeof(secret)) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        return 0;
+    ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
+    ok = ctx != NULL && EVP_PKEY_decrypt_init(ctx) > 0 && oaep(ctx) &&
+         EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
+         plain_len == sizeof(secret) &&
+         memcmp(plain, secret, sizeof(secret)) == 0;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+/*
+ * One scenario: load by name, use, delete in SmartKey, use again (404),
+ * recreate under the same name, load again in this process.
+ */
+static void scenario(const char *what, const char *uri, const char *request,
+                     int (*use)(EVP_PKEY *))
+{
+    char kid[37], new_kid[37], text[200];
+    EVP_PKEY *old_key = NULL, *again = NULL, *new_key = NULL;
+
+    if (!emu_create_key(&env, request, kid)) {
+        snprintf(text, sizeof(text), "%s: the key is created", what);
+        check(text, 0);
+        return;
+    }
+    old_key = load_key(uri);
+    snprintf(text, sizeof(text), "%s: the key loads and works", what);
+    check(text, old_key != NULL && use(old_key));
+    ERR_clear_error();
+
+    emu_reset_counters(&env);
+    again = load_key(uri);
+    snprintf(text, sizeof(text),
+             "%s: a second load comes from the cache (no lookup)", what);
+    check(text, again != NULL && emu_request_count(&env, INFO_REQUEST) == 0);
+
+    snprintf(text, sizeof(text), "%s: the key is deleted in SmartKey", what);
+    check(text, delete_key(kid));
+    snprintf(text, sizeof(text), "%s: the operation fails with not found",
+             what);
+    check(text, failed_with_not_found(old_key != NULL && use(old_key)));
+
+    if (!emu_create_key(&env, request, new_kid)) {
+        snprintf(text, sizeof(text), "%s: a key of the same name is created",
+                 what);
+        check(text, 0);
+        goto end;
+    }
+    emu_reset_counters(&env);
+    new_key = load_key(uri);
+    snprintf(text, sizeof(text),
+             "%s: the next load looks the name up again (1 lookup)", what);
+    check(text, new_key != NULL && emu_request_count(&env, INFO_REQUEST) == 1);
+    snprintf(text, sizeof(text), "%s: it gets the new key, which works", what);
+    check(text, new_key != NULL && strcmp(kid, new_kid) != 0 &&
+                    EVP_PKEY_eq(new_key, old_key) != 1 && use(new_key));
+end:
+    ERR_clear_error();
+    EVP_PKEY_free(old_key);
+    EVP_PKEY_free(again);
+    EVP_PKEY_free(new_key);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
+        return 2;
+    }
+    if (!emu_init(&env))
+        return 2;
+    setenv(SMARTKEY_ENV_API_ENDPOINT, env.endpoint, 1);
+    setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
+    setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
+
+    /* default first (notes §0: libssl inside libcurl needs its EC). */
+    libctx = OSSL_LIB_CTX_new();
+    if (libctx == NULL ||
+        !OSSL_PROVIDER_set_default_search_path(libctx, argv[1]) ||
+        OSSL_PROVIDER_load(libctx, "default") == NULL ||
+        OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL) {
+        ERR_print_errors_fp(stderr);
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+
+    scenario("ECDSA sign", "smartkey:name=cached%20ec", ec_request,
+             sign_and_verify);
+    scenario("RSA-OAEP decrypt", "smartkey:name=cached%20rsa", rsa_request,
+             encrypt_and_decrypt);
+
+    OSSL_LIB_CTX_free(libctx);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include <openssl/store.h>
 #include "emu.h"
 
 int emu_init(emu_env *env)
@@ -173,4 +174,24 @@ int emu_set_approval(const emu_env *env, int required)
         required ? "{\"required\":true}" : "{\"required\":false}", NULL);
 
     return status >= 200 && status < 300;
+}
+
+EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
+                        const char *uri)
+{
+    OSSL_STORE_CTX *store =
+        OSSL_STORE_open_ex(uri, libctx, propq, NULL, NULL, NULL, NULL, NULL);
+    EVP_PKEY *pkey = NULL;
+
+    while (store != NULL && pkey == NULL && !OSSL_STORE_eof(store)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
+
+        if (info == NULL)
+            break;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            pkey = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(store);
+    return pkey;
 }

@@ -7,6 +7,7 @@
 #define SMARTKEY_TEST_EMU_H
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 typedef struct emu_env {
     const char *endpoint;
@@ -40,5 +41,12 @@ int emu_add_fault(const emu_env *env, const char *rule);
 void emu_clear_faults(const emu_env *env);
 void emu_expire_sessions(const emu_env *env);
 int emu_set_approval(const emu_env *env, int required);
+
+/*
+ * The first key OSSL_STORE yields for uri (e.g. "smartkey:name=k") in
+ * libctx with the property query propq (both may be NULL); NULL when none.
+ */
+EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
+                        const char *uri);
 
 #endif

@@ -46,21 +46,7 @@ typedef int (*operation)(void);
 
 static EVP_PKEY *load_key(const char *uri)
 {
-    OSSL_STORE_CTX *store =
-        OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-    EVP_PKEY *pkey = NULL;
-
-    while (store != NULL && pkey == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(store);
-    return pkey;
+    return emu_load_pkey(libctx, NULL, uri);
 }
 
 static void oaep_params(OSSL_PARAM *params, const char *subject)

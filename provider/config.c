@@ -104,19 +104,24 @@ static int parse_flag(const char *name, const char *text, int *out, char *why,
     return 0;
 }
 
-static int parse_auth(const char *text, int *api_key, char *why, size_t why_len)
+static int parse_auth(const char *text, sk_auth_mode *mode, char *why,
+                      size_t why_len)
 {
-    if (text == NULL || strcasecmp(text, "session") == 0) {
-        *api_key = 0;
+    if (text == NULL || strcasecmp(text, "auto") == 0) {
+        *mode = SK_AUTH_AUTO;
+        return 1;
+    }
+    if (strcasecmp(text, "session") == 0) {
+        *mode = SK_AUTH_SESSION;
         return 1;
     }
     if (strcasecmp(text, "api-key") == 0) {
-        *api_key = 1;
+        *mode = SK_AUTH_API_KEY;
         return 1;
     }
     snprintf(why, why_len,
              "%s = '%.64s' in the provider's openssl.cnf section (or %s) is "
-             "not session or api-key",
+             "not auto, session or api-key",
              SMARTKEY_CFG_AUTH, text, SMARTKEY_ENV_AUTH);
     return 0;
 }
@@ -181,8 +186,8 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
                           why_len) ||
         !parse_seconds(SMARTKEY_CFG_BATCH_MAX_WAIT, in->batch_max_wait,
                        &out->batch_max_wait, why, why_len) ||
-        !parse_auth(in->env_auth != NULL ? in->env_auth : in->auth,
-                    &out->auth_api_key, why, why_len))
+        !parse_auth(in->env_auth != NULL ? in->env_auth : in->auth, &out->auth,
+                    why, why_len))
         goto fail;
     return 1;
 

@@ -461,7 +461,7 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
     config.batch_max_wait_us = ctx->settings.batch_max_wait > 0
                                    ? (long)(ctx->settings.batch_max_wait * 1e6)
                                    : 1;
-    config.auth_api_key = ctx->settings.auth_api_key;
+    config.auth = ctx->settings.auth;
     config.log = sk_debug_client_log;
     config.log_arg = NULL;
 

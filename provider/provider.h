@@ -89,7 +89,7 @@ typedef struct sk_settings {
     int insecure_skip_verify; /* only when configured explicitly */
     int batch_max_size;       /* 0: batching off */
     double batch_max_wait;    /* seconds */
-    int auth_api_key;         /* auth = api-key: no session by default */
+    sk_auth_mode auth;        /* auth = auto (default), session, api-key */
 } sk_settings;
 
 typedef struct sk_key_cache sk_key_cache;

@@ -77,11 +77,15 @@
 #define SMARTKEY_CFG_BATCH_MAX_SIZE "batch_max_size"
 #define SMARTKEY_CFG_BATCH_MAX_WAIT "batch_max_wait"
 /*
- * How requests authenticate: "session" (default) exchanges the API key once
- * for a Bearer session that every request then uses, best for long-running
- * processes; "api-key" sends the API key on every request (SmartKey's
- * session-less mode) and so saves the session request of a one-shot
- * command. Calls on transient keys still get a session of their own.
+ * How requests authenticate:
+ *   "auto" (default)  the first two requests of a process carry the API
+ *                     key (SmartKey's session-less mode), later ones a
+ *                     Bearer session made on the third: a one-shot command
+ *                     never pays for a session, a long-running process
+ *                     gets one. A 401 to the API key switches to a session.
+ *   "session"         a session from the first request on.
+ *   "api-key"         the API key on every request; no session.
+ * Calls on transient keys always use a session (they live in one).
  */
 #define SMARTKEY_CFG_AUTH "auth"
 

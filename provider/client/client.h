@@ -41,6 +41,25 @@ typedef struct sk_error {
                           never contains a secret */
 } sk_error;
 
+/*
+ * How requests authenticate (smartkey-api.md §1.1).
+ *   SESSION: the API key is exchanged once for a Bearer session.
+ *   API_KEY: every request carries the API key (SmartKey's session-less
+ *            mode) and a 401 is final.
+ *   AUTO:    the first SK_AUTH_AUTO_BASIC_REQUESTS requests carry the API
+ *            key, later ones a session: a one-shot command never pays for a
+ *            session, a long-running process gets one. A 401 to the API
+ *            key (a server that wants sessions) switches to a session.
+ * In every mode, calls on transient keys use a session: a transient key
+ * lives only inside the session that made it.
+ */
+typedef enum sk_auth_mode {
+    SK_AUTH_SESSION = 0,
+    SK_AUTH_API_KEY,
+    SK_AUTH_AUTO
+} sk_auth_mode;
+#define SK_AUTH_AUTO_BASIC_REQUESTS 2
+
 typedef struct sk_client_config {
     /* "https://host[:port]" (no path), or the nodes of a SmartKey cluster
        separated by commas and/or spaces: a node that cannot be reached
@@ -63,10 +82,7 @@ typedef struct sk_client_config {
        only while another call of its kind is on the wire. */
     unsigned batch_max_size;
     long batch_max_wait_us;
-    /* 1: every request carries the API key (SmartKey's session-less mode)
-       and a 401 is final; a session is still made, lazily, for calls on
-       transient keys, which live only inside a session. 0: a session. */
-    int auth_api_key;
+    sk_auth_mode auth;
     /* optional debug log sink; never receives secrets */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;

@@ -54,7 +54,9 @@ struct sk_client {
     long request_timeout_ms;
     int retries;
     int insecure_skip_verify;
-    int auth_api_key; /* session-less mode except for transient keys */
+    sk_auth_mode auth;
+    unsigned long api_key_requests; /* sent with the API key (auto mode) */
+    int api_key_refused; /* auto mode: SmartKey answered 401 to the key */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;
 
@@ -253,7 +255,7 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
     }
     sk_endpoints_free(urls, url_count);
     c->api_key = OPENSSL_strdup(cfg->api_key);
-    c->auth_api_key = cfg->auth_api_key;
+    c->auth = cfg->auth;
     c->ca_file = dup_or_null(cfg->ca_file, &ok);
     c->ca_path = dup_or_null(cfg->ca_path, &ok);
     if (c->nodes == NULL || c->api_key == NULL || !ok) {
@@ -1152,6 +1154,33 @@ static int needs_session(json_t *body)
     return 0;
 }
 
+/* Whether this request carries the API key itself rather than a session. */
+static int use_api_key(sk_client *c, json_t *body)
+{
+    int yes;
+
+    if (c->auth == SK_AUTH_SESSION || needs_session(body))
+        return 0;
+    if (c->auth == SK_AUTH_API_KEY)
+        return 1;
+    pthread_mutex_lock(&c->lock);
+    yes = !c->api_key_refused && c->token == NULL &&
+          c->api_key_requests < SK_AUTH_AUTO_BASIC_REQUESTS;
+    if (yes)
+        c->api_key_requests++;
+    pthread_mutex_unlock(&c->lock);
+    return yes;
+}
+
+/* Auto mode: SmartKey refused the API key on a call (an account that wants
+   sessions); from now on every request uses a session. */
+static void api_key_refused(sk_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->api_key_refused = 1;
+    pthread_mutex_unlock(&c->lock);
+}
+
 int sk_http_json(sk_client *client, const char *method, const char *path,
                  const char *request, json_t *body, unsigned flags,
                  json_t **response, sk_error *err)
@@ -1175,8 +1204,7 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
     }
 
     for (int reauth = 0;; reauth++) {
-        if (client->auth_api_key && !needs_session(body)) {
-            /* No session to renew: a 401 is final (status_error). */
+        if (use_api_key(client, body)) {
             authorization = basic_header(client->api_key);
             if (authorization == NULL) {
                 sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
@@ -1190,6 +1218,16 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
             if (!ok)
                 goto end;
             ok = 0;
+            /* api-key mode has no session to fall back on: a 401 is final
+               (status_error); auto mode tries once more with a session. */
+            if (ans.status == 401 && client->auth == SK_AUTH_AUTO &&
+                reauth == 0) {
+                api_key_refused(client);
+                sk_client_log(client, 2,
+                              "%s: 401 to the API key, using a session",
+                              request);
+                continue;
+            }
             break;
         }
         authorization = session_header(client, &generation, err);

@@ -27,8 +27,9 @@
 static emu_env env;
 static char rsa_kid[37], ec_kid[37], aes_kid[37];
 
-static sk_client *new_client_with(const char *endpoint, const char *api_key,
-                                  const char *ca_file, int retries)
+static sk_client *new_client_auth(const char *endpoint, const char *api_key,
+                                  const char *ca_file, int retries,
+                                  sk_auth_mode auth)
 {
     sk_client_config cfg = {0};
     sk_error err;
@@ -40,10 +41,18 @@ static sk_client *new_client_with(const char *endpoint, const char *api_key,
     cfg.retries = retries;
     cfg.connect_timeout_ms = 3000;
     cfg.request_timeout_ms = 10000;
+    cfg.auth = auth;
     client = sk_client_new(&cfg, &err);
     if (client == NULL)
         fprintf(stderr, "sk_client_new: %s\n", err.message);
     return client;
+}
+
+static sk_client *new_client_with(const char *endpoint, const char *api_key,
+                                  const char *ca_file, int retries)
+{
+    return new_client_auth(endpoint, api_key, ca_file, retries,
+                           SK_AUTH_SESSION);
 }
 
 static sk_client *new_client(void)
@@ -395,6 +404,75 @@ static void test_expired_session_is_renewed_transparently(void)
     CU_ASSERT(rsa_lookup_works(client));
     CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 2);
     /* the refused call and its retry */
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 3);
+    sk_client_free(client);
+}
+
+/* auth = auto: a one-shot process (two calls) never makes a session; the
+   third call makes the one session every later call uses. */
+static void test_auto_auth_makes_a_session_from_the_third_call(void)
+{
+    sk_client *client = new_client_auth(env.endpoint, env.api_key, env.ca_file,
+                                        -1, SK_AUTH_AUTO);
+
+    CU_ASSERT_FATAL(client != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT(rsa_lookup_works(client));
+    CU_ASSERT(rsa_lookup_works(client));
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 0);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT(rsa_lookup_works(client));
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 7);
+    /* an expired session is renewed as in session mode */
+    emu_expire_sessions(&env);
+    CU_ASSERT(rsa_lookup_works(client));
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 2);
+    sk_client_free(client);
+}
+
+static void test_auto_auth_threads_share_one_session(void)
+{
+    sk_client *client = new_client_auth(env.endpoint, env.api_key, env.ca_file,
+                                        -1, SK_AUTH_AUTO);
+    pthread_t threads[THREADS];
+    long failures = 0;
+
+    CU_ASSERT_FATAL(client != NULL);
+    emu_reset_counters(&env);
+    for (int i = 0; i < THREADS; i++)
+        CU_ASSERT_FATAL(
+            pthread_create(&threads[i], NULL, lookup_many, client) == 0);
+    for (int i = 0; i < THREADS; i++) {
+        void *result;
+
+        pthread_join(threads[i], &result);
+        failures += (long)result;
+    }
+    CU_ASSERT_EQUAL(failures, 0);
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST),
+                    THREADS * CALLS_PER_THREAD);
+    sk_client_free(client);
+}
+
+/* A server that refuses the API key on calls (sessions only): auto mode
+   retries the refused call in a session and stays with sessions. */
+static void test_auto_auth_falls_back_to_a_session_on_401(void)
+{
+    sk_client *client = new_client_auth(env.endpoint, env.api_key, env.ca_file,
+                                        -1, SK_AUTH_AUTO);
+
+    CU_ASSERT_FATAL(client != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/keys/info\","
+                                        "\"count\":1,\"action\":\"status\","
+                                        "\"status\":401}"));
+    CU_ASSERT(rsa_lookup_works(client));
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 2);
+    CU_ASSERT(rsa_lookup_works(client));
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
     CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST), 3);
     sk_client_free(client);
 }
@@ -820,6 +898,9 @@ int main(int argc, char **argv)
         T(test_stalled_server_is_a_timeout),
         T(test_sixteen_threads_share_one_session),
         T(test_expired_session_is_renewed_transparently),
+        T(test_auto_auth_makes_a_session_from_the_third_call),
+        T(test_auto_auth_threads_share_one_session),
+        T(test_auto_auth_falls_back_to_a_session_on_401),
         T(test_unexplained_403_renews_the_session_once),
         T(test_approval_required_is_reported_without_reauthentication),
         T(test_injected_503_is_retried),

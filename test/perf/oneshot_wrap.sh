@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # One-shot server-side wrap as a user runs it (issue #7): a fresh
 # `openssl pkeyutl` process wraps an AES key under an RSA key held in
-# SmartKey. Server counters for the whole process, default (session) mode:
-# 1 TLS handshake and 3 HTTP requests (session, key lookup, wrapkey). With
-# auth = api-key (openssl.cnf or SMARTKEY_AUTH) no session is made: 2
-# requests (key lookup, wrapkey), and `pkey -pubout` costs the lookup
-# alone. A wrap under a key from a local file still works in api-key mode:
-# its transient registration needs a session, made for it. Counts only,
-# never timings.
+# SmartKey. Server counters for the whole process, default (auto) mode:
+# 1 TLS handshake and 2 HTTP requests (key lookup, wrapkey), both carrying
+# the API key; no session. auth = session (openssl.cnf or SMARTKEY_AUTH)
+# adds the session request; auth = api-key never makes one, and `pkey
+# -pubout` costs the lookup alone. A server that refuses the API key on a
+# call gets a session in auto mode. A wrap under a key from a local file
+# still works in api-key mode: its transient registration needs a
+# session, made for it. Counts only, never timings.
 # Usage: oneshot_wrap.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/../cli/lib.sh"
 cli_init "$@"
@@ -44,16 +45,43 @@ check "one-shot pkeyutl wrap writes one RSA-2048 block" \
 requests=$(counter requests_total)
 handshakes=$(counter tls_handshakes)
 echo "       requests: $(counter '.requests | tostring')"
-check "one-shot pkeyutl wrap costs at most 3 requests (got $requests)" \
-    at_most "$requests" 3
-check "one-shot pkeyutl wrap authenticates once" \
-    equals "$(counter '.requests["POST /sys/v1/session/auth"]')" 1
+check "one-shot pkeyutl wrap costs at most 2 requests (got $requests)" \
+    at_most "$requests" 2
+check "one-shot pkeyutl wrap makes no session (auth = auto)" \
+    equals "$(counter '.requests["POST /sys/v1/session/auth"]')" 0
 check "one-shot pkeyutl wrap looks the wrapping key up once" \
     equals "$(counter '.requests["POST /crypto/v1/keys/info"]')" 1
 check "one-shot pkeyutl wrap costs 1 TLS handshake (got $handshakes)" \
     equals "$handshakes" 1
 check "one-shot pkeyutl wrap sends one wrapkey request" \
     equals "$(counter '.requests["POST /crypto/v1/wrapkey"]')" 1
+
+# ---- auth = session through the environment ----
+counters_reset
+SMARTKEY_AUTH=session oneshot_wrap ossl
+check "session (env): one-shot wrap succeeds" succeeded
+echo "       requests: $(counter '.requests | tostring')"
+check "session (env): one-shot wrap costs session, info and wrapkey" \
+    equals "$(counter requests_total)/$(counter \
+        '.requests["POST /sys/v1/session/auth"]')/$(counter \
+        '.requests["POST /crypto/v1/keys/info"]')/$(counter \
+        '.requests["POST /crypto/v1/wrapkey"]')" 3/1/1/1
+check "session (env): one-shot wrap costs 1 TLS handshake" \
+    equals "$(counter tls_handshakes)" 1
+
+# ---- auth = auto against a server that refuses the API key on calls ----
+counters_reset
+control POST /_emulator/faults '{"path":"/crypto/v1/keys/info","count":1,
+  "action":"status","status":401}' >/dev/null ||
+    fatal "could not set a fault in the emulator"
+oneshot_wrap ossl
+check "auto, API key refused on a call: one-shot wrap succeeds" succeeded
+echo "       requests: $(counter '.requests | tostring')"
+check "auto, API key refused on a call: one session, then info and wrapkey" \
+    equals "$(counter '.requests["POST /sys/v1/session/auth"]')/$(counter \
+        '.requests["POST /crypto/v1/keys/info"]')/$(counter \
+        '.requests["POST /crypto/v1/wrapkey"]')" 1/2/1
+control DELETE /_emulator/faults >/dev/null
 
 # ---- auth = api-key through the environment ----
 counters_reset
@@ -114,6 +142,16 @@ check "api-key (env): the file key's registration gets one session" \
         '.requests["PUT /crypto/v1/keys"]')/$(counter \
         '.requests["POST /crypto/v1/wrapkey"]')" 1/1/1
 
+# ---- auto mode: a wrong key fails after one session attempt ----
+counters_reset
+SMARTKEY_API_KEY=bm90OnRoZS1rZXk= oneshot_wrap ossl
+check "auto, wrong key: fails cleanly" failed_cleanly
+check "auto, wrong key: the message is about the API key" \
+    stderr_has "api key"
+check "auto, wrong key: the refused call, then one refused session" \
+    equals "$(counter requests_total)/$(counter \
+        '.requests["POST /sys/v1/session/auth"]')" 2/1
+
 # ---- api-key mode: a refused key is final, and never logged ----
 counters_reset
 SMARTKEY_AUTH=api-key SMARTKEY_API_KEY=bm90OnRoZS1rZXk= \
@@ -133,5 +171,5 @@ counters_reset
 SMARTKEY_AUTH=token oneshot_wrap ossl
 check "auth = token: fails cleanly" failed_cleanly
 check "auth = token: the message names the parameter" \
-    stderr_has "auth.*session or api-key"
+    stderr_has "auth.*auto, session or api-key"
 finish

@@ -3,8 +3,9 @@
 # key-reference file, the provider activated only through openssl.cnf,
 # serves many full TLS handshakes from separate curl processes (4 at a
 # time, TLS 1.3 and 1.2, an RSA and an ECDSA key) with 0 failures. The
-# workers are forked after the master loaded the keys and opened the
-# SmartKey session: each signs through its inherited provider.
+# workers are forked after the master loaded the keys: each signs through
+# its inherited provider (auth = auto: the master's two key lookups carried
+# the API key, so each worker opens at most one session of its own).
 # Usage: nginx_prefork.sh MODULE_DIR EMULATOR [HANDSHAKES]
 # Set-up as test/keyref/nginx.sh (its helpers are sourced, not changed).
 source "$(dirname "$0")/../keyref/lib.sh"
@@ -161,8 +162,8 @@ check "the handshakes were served by more than one worker" \
     between "$serving_workers" 2 "$WORKERS"
 check "the workers never looked a key up again" \
     equals "$(counter '.requests["POST /crypto/v1/keys/info"]')" 0
-check "the workers reused the master's session" \
-    equals "$(counter '.requests["POST /sys/v1/session/auth"]')" 0
+check "each worker opened at most one session" \
+    between "$(counter '.requests["POST /sys/v1/session/auth"]')" 0 "$WORKERS"
 
 kill -TERM "$NGINX_PID" 2>/dev/null
 wait "$NGINX_PID" 2>/dev/null

@@ -133,8 +133,9 @@ int main(int argc, char **argv)
     standin_key = PEM_read_PrivateKey_ex(pem, NULL, NULL, NULL, libctx, NULL);
     fclose(pem);
 
-    /* warm-up: the session and the connection are set up here */
-    if (standin_key != NULL && wrap_once()) {
+    /* warm-up: the key lookup, the connection and (auth = auto: at the
+       process's third request) the session are set up here */
+    if (standin_key != NULL && wrap_once() && wrap_once()) {
         passed++;
         printf("ok   - warm-up wrap recovers the AES key\n");
     } else {

@@ -4,8 +4,11 @@
  * again under the same name would be invisible to a long-running process
  * until then. When SmartKey answers 404 for an operation on a cached key,
  * the key is forgotten: the next load in the same process looks the name
- * up again and gets the new key. A load that follows no failure still comes
- * from the cache. ECDSA sign and RSA-OAEP decrypt. Counts only.
+ * up again and gets the new key. A 403 (the key disabled, its permissions
+ * changed) forgets it too: once the key is enabled again, the next load
+ * asks SmartKey rather than trusting the cached description. A load that
+ * follows no failure still comes from the cache. ECDSA sign and RSA-OAEP
+ * decrypt. Counts only.
  *
  * Usage (through test/client/with-emulator.sh): test_cache_forget
  * MODULE-DIR. Only the public header and OpenSSL's public API are used.
@@ -32,6 +35,12 @@ static const char ec_request[] =
     "\"NistP256\",\"key_ops\":[\"SIGN\",\"VERIFY\",\"APPMANAGEABLE\"]}";
 static const char rsa_request[] =
     "{\"name\":\"cached rsa\",\"obj_type\":\"RSA\",\"key_size\":2048,"
+    "\"key_ops\":[\"ENCRYPT\",\"DECRYPT\",\"APPMANAGEABLE\"]}";
+static const char disabled_ec_request[] =
+    "{\"name\":\"disabled ec\",\"obj_type\":\"EC\",\"elliptic_curve\":"
+    "\"NistP256\",\"key_ops\":[\"SIGN\",\"VERIFY\",\"APPMANAGEABLE\"]}";
+static const char disabled_rsa_request[] =
+    "{\"name\":\"disabled rsa\",\"obj_type\":\"RSA\",\"key_size\":2048,"
     "\"key_ops\":[\"ENCRYPT\",\"DECRYPT\",\"APPMANAGEABLE\"]}";
 static const unsigned char message[] = "a message to sign";
 static const unsigned char secret[] = "thirty-two bytes of cached secret";
@@ -63,23 +72,40 @@ static int delete_key(const char *kid)
     return emu_request(&env, "DELETE", path, authorization, NULL, NULL) == 204;
 }
 
+/* PATCH /crypto/v1/keys/{kid} {"enabled": ...} */
+static int set_enabled(const char *kid, int enabled)
+{
+    char path[96], authorization[600];
+
+    snprintf(path, sizeof(path), "/crypto/v1/keys/%s", kid);
+    snprintf(authorization, sizeof(authorization), "Basic %s", env.api_key);
+    return emu_request(&env, "PATCH", path, authorization,
+                       enabled ? "{\"enabled\":true}" : "{\"enabled\":false}",
+                       NULL) == 200;
+}
+
+typedef struct seen_status {
+    const char *status;
+    int seen;
+} seen_status;
+
 static int collect_error(const char *str, size_t len, void *arg)
 {
-    int *saw_404 = arg;
+    seen_status *s = arg;
 
     (void)len;
-    if (strstr(str, "404") != NULL)
-        *saw_404 = 1;
+    if (strstr(str, s->status) != NULL)
+        s->seen = 1;
     return 1;
 }
 
-/* The operation failed and the provider said why: SmartKey's 404. */
-static int failed_with_not_found(int ok)
+/* The operation failed and the provider said why: SmartKey's status. */
+static int failed_with(int ok, const char *status)
 {
-    int saw_404 = 0;
+    seen_status s = {status, 0};
 
-    ERR_print_errors_cb(collect_error, &saw_404);
-    return !ok && saw_404;
+    ERR_print_errors_cb(collect_error, &s);
+    return !ok && s.seen;
 }
 
 static int sign_and_verify(EVP_PKEY *key)
@@ -166,7 +192,7 @@ static void scenario(const char *what, const char *uri, const char *request,
     check(text, delete_key(kid));
     snprintf(text, sizeof(text), "%s: the operation fails with not found",
              what);
-    check(text, failed_with_not_found(old_key != NULL && use(old_key)));
+    check(text, failed_with(old_key != NULL && use(old_key), "404"));
 
     if (!emu_create_key(&env, request, new_kid)) {
         snprintf(text, sizeof(text), "%s: a key of the same name is created",
@@ -187,6 +213,46 @@ end:
     EVP_PKEY_free(old_key);
     EVP_PKEY_free(again);
     EVP_PKEY_free(new_key);
+}
+
+/*
+ * Load by name, use, disable in SmartKey, use again (403), enable again:
+ * the next load looks the key up instead of serving the cached one.
+ */
+static void disabled_scenario(const char *what, const char *uri,
+                              const char *request, int (*use)(EVP_PKEY *))
+{
+    char kid[37], text[200];
+    EVP_PKEY *key = NULL, *again = NULL;
+
+    if (!emu_create_key(&env, request, kid)) {
+        snprintf(text, sizeof(text), "%s: the key is created", what);
+        check(text, 0);
+        return;
+    }
+    key = load_key(uri);
+    snprintf(text, sizeof(text), "%s: the key loads and works", what);
+    check(text, key != NULL && use(key));
+    ERR_clear_error();
+
+    snprintf(text, sizeof(text), "%s: the key is disabled in SmartKey", what);
+    check(text, set_enabled(kid, 0));
+    snprintf(text, sizeof(text), "%s: the operation fails with 403", what);
+    check(text, failed_with(key != NULL && use(key), "403"));
+    snprintf(text, sizeof(text), "%s: the key is enabled again", what);
+    check(text, set_enabled(kid, 1));
+
+    emu_reset_counters(&env);
+    again = load_key(uri);
+    snprintf(text, sizeof(text),
+             "%s: after the 403 the next load looks the key up (1 lookup)",
+             what);
+    check(text, again != NULL && emu_request_count(&env, INFO_REQUEST) == 1);
+    snprintf(text, sizeof(text), "%s: the reloaded key works", what);
+    check(text, again != NULL && use(again));
+    ERR_clear_error();
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(again);
 }
 
 int main(int argc, char **argv)
@@ -216,6 +282,11 @@ int main(int argc, char **argv)
              sign_and_verify);
     scenario("RSA-OAEP decrypt", "smartkey:name=cached%20rsa", rsa_request,
              encrypt_and_decrypt);
+    disabled_scenario("ECDSA sign, disabled", "smartkey:name=disabled%20ec",
+                      disabled_ec_request, sign_and_verify);
+    disabled_scenario("RSA-OAEP decrypt, disabled",
+                      "smartkey:name=disabled%20rsa", disabled_rsa_request,
+                      encrypt_and_decrypt);
 
     OSSL_LIB_CTX_free(libctx);
     printf("%d passed, %d failed\n", passed, failed);

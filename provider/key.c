@@ -3,7 +3,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/decoder.h>
+#include <openssl/ec.h>
+#include <openssl/objects.h>
 
 #include "key.h"
 
@@ -45,8 +49,26 @@ void sk_key_free(SK_KEY *key)
     if (key == NULL || atomic_fetch_sub(&key->refs, 1) != 1)
         return;
     EVP_PKEY_free(key->public_key);
+    BN_free(key->ec_order);
     free(key->name);
     free(key);
+}
+
+BIGNUM *sk_ec_group_order(OSSL_LIB_CTX *libctx, const EVP_PKEY *public_key)
+{
+    char group_name[64];
+    EC_GROUP *group;
+    BIGNUM *order = NULL;
+
+    if (!EVP_PKEY_get_utf8_string_param(public_key, OSSL_PKEY_PARAM_GROUP_NAME,
+                                        group_name, sizeof(group_name), NULL))
+        return NULL;
+    group =
+        EC_GROUP_new_by_curve_name_ex(libctx, NULL, OBJ_txt2nid(group_name));
+    if (group != NULL)
+        order = BN_dup(EC_GROUP_get0_order(group));
+    EC_GROUP_free(group);
+    return order;
 }
 
 void sk_key_ref_describe(const sk_key_ref *ref, char *buf, size_t len)
@@ -267,6 +289,15 @@ SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info)
     key->bits = (unsigned)EVP_PKEY_get_bits(key->public_key);
     key->security_bits = EVP_PKEY_get_security_bits(key->public_key);
     key->max_size = EVP_PKEY_get_size(key->public_key);
+    if (key->type == SK_KEY_EC && (key->ec_order = sk_ec_group_order(
+                                       ctx->libctx, key->public_key)) == NULL) {
+        SK_RAISE(ctx, SK_R_UNSUPPORTED_KEY_TYPE,
+                 "key '%.200s' (%s): the curve of its public key is not "
+                 "supported",
+                 label, info->kid);
+        sk_key_free(key);
+        return NULL;
+    }
 
     cache_put(ctx, key);
     SK_DEBUG(3, "key '%.200s' (%s): %s %u bits%s", label, key->kid,

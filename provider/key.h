@@ -32,7 +32,15 @@ typedef struct sk_key {
     EVP_PKEY *public_key; /* in the provider's child libctx */
     int security_bits;
     int max_size; /* RSA: modulus bytes; EC: DER ECDSA signature */
+    /* EC: the group order, for checking SmartKey's signatures; made once
+       per key because building the group costs as much as a request's
+       client-side work */
+    BIGNUM *ec_order;
 } SK_KEY;
+
+/* The curve's group order of an EC public key (BN_free it); NULL with no
+   error raised when the key has no usable group. */
+BIGNUM *sk_ec_group_order(OSSL_LIB_CTX *libctx, const EVP_PKEY *public_key);
 
 SK_KEY *sk_key_up_ref(SK_KEY *key);
 void sk_key_free(SK_KEY *key);

@@ -147,8 +147,8 @@ int sk_ecdsa_signature_is_sound(SK_PROVCTX *provctx, const SK_KEY *key,
     const unsigned char *p = sig;
     unsigned char *reencoded = NULL;
     ECDSA_SIG *parsed = NULL;
-    EC_GROUP *group = NULL;
-    char group_name[64];
+    BIGNUM *own_order = NULL;
+    const BIGNUM *order = key->ec_order;
     int ok = 0, reencoded_len;
 
     parsed = d2i_ECDSA_SIG(NULL, &p, (long)siglen);
@@ -168,21 +168,18 @@ int sk_ecdsa_signature_is_sound(SK_PROVCTX *provctx, const SK_KEY *key,
                  key->kid);
         goto done;
     }
-    if (!EVP_PKEY_get_utf8_string_param(key->public_key,
-                                        OSSL_PKEY_PARAM_GROUP_NAME, group_name,
-                                        sizeof(group_name), NULL) ||
-        (group = EC_GROUP_new_by_curve_name_ex(
-             provctx->libctx, NULL, OBJ_txt2nid(group_name))) == NULL) {
+    if (order == NULL && (order = own_order = sk_ec_group_order(
+                              provctx->libctx, key->public_key)) == NULL) {
         SK_RAISE(provctx, SK_R_INTERNAL_ERROR,
                  "key %s: cannot read the curve of the key", key->kid);
         goto done;
     }
-    if (!in_range(ECDSA_SIG_get0_r(parsed), EC_GROUP_get0_order(group)) ||
-        !in_range(ECDSA_SIG_get0_s(parsed), EC_GROUP_get0_order(group))) {
+    if (!in_range(ECDSA_SIG_get0_r(parsed), order) ||
+        !in_range(ECDSA_SIG_get0_s(parsed), order)) {
         SK_RAISE(provctx, SK_R_BAD_RESPONSE,
                  "key %s: SmartKey returned an ECDSA signature whose r or s "
-                 "is out of range for %s",
-                 key->kid, group_name);
+                 "is out of range for its curve",
+                 key->kid);
         goto done;
     }
     ok = 1;
@@ -190,6 +187,6 @@ int sk_ecdsa_signature_is_sound(SK_PROVCTX *provctx, const SK_KEY *key,
 done:
     OPENSSL_free(reencoded);
     ECDSA_SIG_free(parsed);
-    EC_GROUP_free(group);
+    BN_free(own_order);
     return ok;
 }

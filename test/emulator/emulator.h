@@ -10,7 +10,8 @@
  *              info, list, get, export, patch, delete, digest)
  *   crypto.c   key material: generate/import/export (em_key_*) and the
  *              crypto endpoints (encrypt, decrypt, sign, verify, wrapkey,
- *              unwrapkey, digest, batch/...)
+ *              unwrapkey, digest)
+ *   crypto_batch.c  batch/... endpoints and the pool of batch workers
  *
  * The wire facts come from shared/smartkey-api.md; decisions on the points it
  * leaves unconfirmed are listed in docs/local-server.md.
@@ -208,6 +209,16 @@ int em_h_batch_sign(em_request *req, em_response *resp);
 int em_h_batch_verify(em_request *req, em_response *resp);
 int em_h_batch_encrypt(em_request *req, em_response *resp);
 int em_h_batch_decrypt(em_request *req, em_response *resp);
+
+/*
+ * crypto_batch.c: spreads the items of a batch over `workers` threads in all
+ * (the thread that received the request and a shared pool of workers - 1
+ * helpers, started here). 1, or no call, = items run one after another.
+ * Returns 0 when a thread cannot be started. Stop only once no batch is
+ * being answered (after em_http_stop).
+ */
+int em_batch_start(unsigned workers);
+void em_batch_stop(void);
 
 /* ---- keys.c: management handlers ---- */
 

@@ -5,6 +5,15 @@
  * The state directory is the whole interface to tests and demos: they wait
  * for DIR/endpoint (written last, atomically) and read DIR/api-key and
  * DIR/ca.pem from it.
+ *
+ * Options (usage_text below; docs/local-server.md):
+ *   --state-dir DIR [--listen HOST:PORT] [--http] [--cert FILE --key FILE]
+ *   [--threads N] [--batch-workers N] [--token-lifetime SECONDS] [--persist]
+ *   [--test-controls] [--latency-ms N] [--api-key KEY] [--log FILE]
+ *   [--quiet] [--help]
+ * --batch-workers N: the items of one batch request run on up to N threads
+ * (default: online CPUs; 1 = one after another). Latency is still added once
+ * per HTTP request, never per item.
  */
 #include "emulator.h"
 
@@ -47,6 +56,10 @@ static const char usage_text[] =
     "                          generated ones (no ca.pem is written)\n"
     "  --threads N             worker threads (default: number of CPUs, at "
     "least 2)\n"
+    "  --batch-workers N       run the items of one batch request on up to N "
+    "threads\n"
+    "                          (default: number of CPUs; 1 = one after "
+    "another)\n"
     "  --token-lifetime SECS   idle lifetime of session tokens (default "
     "600)\n"
     "  --persist               keep security objects in DIR/state.json "
@@ -73,6 +86,7 @@ typedef struct settings {
     const char *cert_file;
     const char *key_file;
     unsigned threads;
+    unsigned batch_workers;
     unsigned token_lifetime;
     int persist;
     int test_controls;
@@ -425,6 +439,7 @@ static void parse_args(settings *s, int argc, char **argv)
         O_CERT,
         O_KEY,
         O_THREADS,
+        O_BATCH_WORKERS,
         O_LIFETIME,
         O_PERSIST,
         O_CONTROLS,
@@ -441,6 +456,7 @@ static void parse_args(settings *s, int argc, char **argv)
         {"cert", required_argument, NULL, O_CERT},
         {"key", required_argument, NULL, O_KEY},
         {"threads", required_argument, NULL, O_THREADS},
+        {"batch-workers", required_argument, NULL, O_BATCH_WORKERS},
         {"token-lifetime", required_argument, NULL, O_LIFETIME},
         {"persist", no_argument, NULL, O_PERSIST},
         {"test-controls", no_argument, NULL, O_CONTROLS},
@@ -455,6 +471,7 @@ static void parse_args(settings *s, int argc, char **argv)
 
     memset(s, 0, sizeof(*s));
     s->threads = cpus > 2 ? (unsigned)cpus : 2;
+    s->batch_workers = cpus > 1 ? (unsigned)cpus : 1;
     s->token_lifetime = 600;
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (c) {
@@ -478,6 +495,11 @@ static void parse_args(settings *s, int argc, char **argv)
             s->threads = parse_unsigned(optarg, "--threads", 256);
             if (s->threads == 0)
                 die("%s must be at least 1", "--threads");
+            break;
+        case O_BATCH_WORKERS:
+            s->batch_workers = parse_unsigned(optarg, "--batch-workers", 256);
+            if (s->batch_workers == 0)
+                die("%s must be at least 1", "--batch-workers");
             break;
         case O_LIFETIME:
             s->token_lifetime =
@@ -595,6 +617,9 @@ int main(int argc, char **argv)
     opts.api_key = api_key;
     opts.app_id = app_id;
     opts.log = log;
+    /* after the signal mask: the helpers must not take SIGTERM */
+    if (!em_batch_start(s.batch_workers))
+        die("cannot start %u batch workers", s.batch_workers);
     port = em_http_start(&opts);
     if (port == 0)
         die("cannot listen on %s port %u (see the messages above)",
@@ -618,6 +643,7 @@ int main(int argc, char **argv)
         ;
     unlink(endpoint_path);
     em_http_stop();
+    em_batch_stop();
     em_store_shutdown();
     unlink(pid_path);
     if (!s.quiet)

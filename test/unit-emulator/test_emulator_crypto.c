@@ -5,6 +5,7 @@
  */
 #include "emulator.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -605,6 +606,154 @@ static void test_batch_sign_answers_each_item_in_order(void)
     em_obj_release(ec);
 }
 
+/*
+ * Item i of a verify batch, by i % 5: good EC signature (true), good RSA
+ * signature (true), EC signature of another message (false), unknown kid
+ * (404), key without VERIFY (403). Verify answers are deterministic, so a
+ * whole answer can be compared.
+ */
+static json_t *verify_batch(size_t n, const em_obj *ec, const em_obj *rsa,
+                            const em_obj *sign_only, const char *ec_sig,
+                            const char *rsa_sig)
+{
+    json_t *items = json_array();
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *item;
+
+        switch (i % 5) {
+        case 0:
+        case 2:
+            item = json_pack("{s:o,s:s,s:s,s:s}", "key", kid_of(ec), "hash_alg",
+                             "SHA256", "data",
+                             i % 5 == 0 ? "aGVsbG8=" : "aGVsbA==", "signature",
+                             ec_sig);
+            break;
+        case 1:
+            item =
+                json_pack("{s:o,s:s,s:s,s:s,s:{s:{}}}", "key", kid_of(rsa),
+                          "hash_alg", "SHA256", "data", "aGVsbG8=", "signature",
+                          rsa_sig, "mode", "PKCS1_V15");
+            break;
+        case 3:
+            item = json_pack("{s:{s:s},s:s,s:s,s:s}", "key", "kid",
+                             "00000000-0000-4000-8000-000000000000", "hash_alg",
+                             "SHA256", "data", "aGVsbG8=", "signature", ec_sig);
+            break;
+        default:
+            item = json_pack("{s:o,s:s,s:s,s:s}", "key", kid_of(sign_only),
+                             "hash_alg", "SHA256", "data",
+                             "aGVsbG8=", "signature", ec_sig);
+            break;
+        }
+        json_array_append_new(items, item);
+    }
+    return items;
+}
+
+/* Counts the items of a verify_batch answer that are not as expected. */
+static size_t verify_batch_mismatches(const em_response *resp, size_t n)
+{
+    static const int statuses[5] = {200, 200, 200, 404, 403};
+    size_t wrong = 0;
+
+    if (resp->status != 200 || json_array_size(resp->json) != n)
+        return n + 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(resp->json, i);
+        json_t *result =
+            json_object_get(json_object_get(item, "body"), "result");
+
+        if (json_integer_value(json_object_get(item, "status")) !=
+                statuses[i % 5] ||
+            (i % 5 < 2 && !json_is_true(result)) ||
+            (i % 5 == 2 && !json_is_false(result)))
+            wrong++;
+    }
+    return wrong;
+}
+
+struct batch_caller {
+    json_t *items;
+    em_response resp;
+};
+
+static void *call_batch_verify(void *arg)
+{
+    struct batch_caller *caller = arg;
+
+    caller->resp = call(em_h_batch_verify, caller->items);
+    return NULL;
+}
+
+static void test_batch_spread_over_workers_keeps_item_order(void)
+{
+    enum { ITEMS = 200, CALLERS = 3 };
+    em_obj *ec =
+        add_key("EC", 0, "NistP256", EM_OP_SIGN | EM_OP_VERIFY, NULL, NULL, 0);
+    em_obj *rsa =
+        add_key("RSA", 2048, NULL, EM_OP_SIGN | EM_OP_VERIFY, NULL, NULL, 0);
+    em_obj *sign_only = add_key("EC", 0, "NistP256", EM_OP_SIGN, NULL, NULL, 0);
+    struct batch_caller callers[CALLERS];
+    pthread_t threads[CALLERS];
+    em_response serial, spread;
+    char *ec_sig, *rsa_sig;
+
+    serial =
+        call(em_h_sign, json_pack("{s:o,s:s,s:s}", "key", kid_of(ec),
+                                  "hash_alg", "SHA256", "data", "aGVsbG8="));
+    CU_ASSERT_EQUAL_FATAL(serial.status, 200);
+    ec_sig = strdup(em_json_str(serial.json, "signature"));
+    clear_response(&serial);
+    serial =
+        call(em_h_sign,
+             json_pack("{s:o,s:s,s:s,s:{s:{}}}", "key", kid_of(rsa), "hash_alg",
+                       "SHA256", "data", "aGVsbG8=", "mode", "PKCS1_V15"));
+    CU_ASSERT_EQUAL_FATAL(serial.status, 200);
+    rsa_sig = strdup(em_json_str(serial.json, "signature"));
+    clear_response(&serial);
+
+    /* without a pool: one after another, as with --batch-workers 1 */
+    serial = call(em_h_batch_verify,
+                  verify_batch(ITEMS, ec, rsa, sign_only, ec_sig, rsa_sig));
+    CU_ASSERT_EQUAL(verify_batch_mismatches(&serial, ITEMS), 0);
+
+    CU_ASSERT_FATAL(em_batch_start(4));
+    spread = call(em_h_batch_verify,
+                  verify_batch(ITEMS, ec, rsa, sign_only, ec_sig, rsa_sig));
+    CU_ASSERT_EQUAL(verify_batch_mismatches(&spread, ITEMS), 0);
+    CU_ASSERT(json_equal(serial.json, spread.json));
+    clear_response(&spread);
+
+    /* concurrent batches share the helpers and still get their own items */
+    for (int c = 0; c < CALLERS; c++) {
+        callers[c].items =
+            verify_batch(ITEMS, ec, rsa, sign_only, ec_sig, rsa_sig);
+        CU_ASSERT_FATAL(pthread_create(&threads[c], NULL, call_batch_verify,
+                                       &callers[c]) == 0);
+    }
+    for (int c = 0; c < CALLERS; c++) {
+        pthread_join(threads[c], NULL);
+        CU_ASSERT_EQUAL(verify_batch_mismatches(&callers[c].resp, ITEMS), 0);
+        CU_ASSERT(json_equal(serial.json, callers[c].resp.json));
+        clear_response(&callers[c].resp);
+    }
+
+    /* a one-item batch is answered like any other */
+    spread = call(em_h_batch_verify,
+                  verify_batch(1, ec, rsa, sign_only, ec_sig, rsa_sig));
+    CU_ASSERT_EQUAL(verify_batch_mismatches(&spread, 1), 0);
+    clear_response(&spread);
+    em_batch_stop();
+
+    clear_response(&serial);
+    free(ec_sig);
+    free(rsa_sig);
+    em_obj_release(sign_only);
+    em_obj_release(rsa);
+    em_obj_release(ec);
+}
+
 int main(void)
 {
     static const struct {
@@ -624,6 +773,7 @@ int main(void)
         T(test_transient_key_kwp_wraps_rsa_key_as_pkcs8),
         T(test_pss_and_ecdsa_signatures_verify_with_openssl),
         T(test_batch_sign_answers_each_item_in_order),
+        T(test_batch_spread_over_workers_keeps_item_order),
 #undef T
     };
     CU_pSuite suite;

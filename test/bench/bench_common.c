@@ -1,5 +1,6 @@
 #include "bench_common.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@ typedef struct worker {
     pthread_barrier_t *warm, *go, *done;
     double *latency_us; /* count entries */
     long failures;
+    double mean_gap_us; /* open loop: mean time between this thread's
+                           operations; 0: closed loop */
 } worker;
 
 static double now_us(void)
@@ -69,9 +72,32 @@ static long base_latency_ms(void)
     return text != NULL ? atol(text) : 0;
 }
 
+/* BENCH_RATE: operations per second for the whole point, arriving at
+   random (Poisson) whatever the answers' speed, as requests reach a
+   server; 0 or unset: each thread starts its next operation when the last
+   one is done (closed loop). */
+static double open_loop_rate(void)
+{
+    const char *text = getenv("BENCH_RATE");
+
+    return text != NULL ? atof(text) : 0;
+}
+
+static void sleep_until_us(double when)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(when / 1e6);
+    ts.tv_nsec = (long)((when - (double)ts.tv_sec * 1e6) * 1e3);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
+        ;
+}
+
 static void *work(void *arg)
 {
     worker *w = arg;
+    unsigned short seed[3] = {(unsigned short)w->thread, 0x5eed, 0x1234};
+    double due;
 
     pthread_barrier_wait(w->warm);
     for (int i = 0; i < w->warmup; i++)
@@ -80,9 +106,20 @@ static void *work(void *arg)
     /* the main thread resets the counters between these two barriers */
     pthread_barrier_wait(w->done);
     pthread_barrier_wait(w->go);
+    due = now_us();
     for (long i = 0; i < w->count; i++) {
-        double start = now_us();
+        double start;
 
+        if (w->mean_gap_us > 0) {
+            /* An operation that starts late because the previous one was
+               slow counts its wait: latency runs from when it was due. */
+            due += -log(1.0 - erand48(seed)) * w->mean_gap_us;
+            if (due > now_us())
+                sleep_until_us(due);
+            start = due;
+        } else {
+            start = now_us();
+        }
         if (!w->op(w->thread))
             w->failures++;
         w->latency_us[i] = now_us() - start;
@@ -106,6 +143,7 @@ int bench_run(const emu_env *env, bench_op op, int threads, long total,
     long per_thread = (total + threads - 1) / threads, n = 0;
     double *all, start, cpu_start;
     long requests, handshakes;
+    double rate = open_loop_rate();
 
     if (threads < 1 || threads > BENCH_MAX_THREADS)
         return 0;
@@ -117,8 +155,11 @@ int bench_run(const emu_env *env, bench_op op, int threads, long total,
     pthread_barrier_init(&done, NULL, (unsigned)threads + 1);
     pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
     for (int i = 0; i < threads; i++) {
-        workers[i] = (worker){op,  i,     per_thread,           warmup, &warm,
-                              &go, &done, all + i * per_thread, 0};
+        workers[i] = (worker){op,         i,
+                              per_thread, warmup,
+                              &warm,      &go,
+                              &done,      all + i * per_thread,
+                              0,          rate > 0 ? threads * 1e6 / rate : 0};
         if (pthread_create(&ids[i], NULL, work, &workers[i]) != 0)
             abort();
     }
@@ -147,6 +188,8 @@ int bench_run(const emu_env *env, bench_op op, int threads, long total,
     out->requests_per_op = (double)requests / (double)n;
     out->handshakes_per_op = (double)handshakes / (double)n;
     out->rss_kb = rss_kb();
+    for (long i = 0; i < n; i++)
+        out->mean_us += all[i] / (double)n;
     qsort(all, (size_t)n, sizeof(double), by_value);
     out->p50_us = all[n / 2];
     out->p99_us = all[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
@@ -160,11 +203,12 @@ int bench_run(const emu_env *env, bench_op op, int threads, long total,
 void bench_print(const char *client, const char *op, int threads,
                  const bench_result *r)
 {
-    printf("RESULT %s %s %d %ld %ld %.3f %.1f %.1f %.1f %.3f %.4f %.1f %ld\n",
+    printf("RESULT %s %s %d %ld %ld %.3f %.1f %.1f %.1f %.3f %.4f %.1f %ld "
+           "%.1f\n",
            client, op, threads, r->ops, r->failures, r->seconds,
            r->seconds > 0 ? r->ops / r->seconds : 0.0, r->p50_us, r->p99_us,
            r->requests_per_op, r->handshakes_per_op, r->cpu_us_per_op,
-           r->rss_kb);
+           r->rss_kb, r->mean_us);
     fflush(stdout);
 }
 

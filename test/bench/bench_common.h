@@ -20,7 +20,7 @@ typedef struct bench_result {
     long ops;
     long failures;
     double seconds;
-    double p50_us, p99_us;
+    double p50_us, p99_us, mean_us;
     double requests_per_op, handshakes_per_op;
     double cpu_us_per_op; /* this process, user + system */
     long rss_kb;          /* this process, after the run */
@@ -36,7 +36,7 @@ int bench_run(const emu_env *env, bench_op op, int threads, long total,
               int warmup, bench_result *out);
 
 /* "RESULT client op threads ops failures seconds ops/s p50 p99 req/op
-   hs/op cpu_us/op rss_kb": one line on stdout. */
+   hs/op cpu_us/op rss_kb mean": one line on stdout. */
 void bench_print(const char *client, const char *op, int threads,
                  const bench_result *r);
 

@@ -50,7 +50,8 @@ check "bad API key: the key is not shown" no_secret_in_output
 check "bad API key: only the provider's error" only_provider_errors
 
 # ---- server unreachable ----
-nowhere=https://127.0.0.1:$(closed_port)
+refused_port
+nowhere=https://127.0.0.1:$REFUSED_PORT
 SMARTKEY_API_ENDPOINT=$nowhere run ossl pkey -in smartkey:name=err-rsa -pubout
 check "closed port: fails cleanly" failed_cleanly
 check "closed port: message says it could not connect" \

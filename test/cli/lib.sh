@@ -65,6 +65,11 @@ cli_init() {
 
 cli_cleanup() {
     local status=$?
+    if [[ -n $REFUSER_PID ]]; then
+        kill -TERM "$REFUSER_PID" 2>/dev/null
+        wait "$REFUSER_PID" 2>/dev/null
+        REFUSER_PID=""
+    fi
     emulator_stop
     if [[ -n $WORK && -d $WORK ]]; then
         if [[ $status -ne 0 && -s $WORK/emulator.log ]]; then
@@ -116,13 +121,43 @@ emulator_stop() {
     fi
 }
 
-# A loopback port nobody listens on (bound, then released).
+# A loopback port nobody listens on (bound, then released): for a server
+# about to bind it. Another test's server may be given it meanwhile, so a
+# test that needs connections refused uses refused_port.
 closed_port() {
     python3 -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
 s.close()'
+}
+
+# refused_port: sets REFUSED_PORT to a loopback port that refuses
+# connections until the test ends. A helper keeps a socket bound to it
+# without listening, so the kernel cannot hand the port to a server of a
+# test running in parallel; it exits with the test's shell.
+REFUSED_PORT=""
+REFUSER_PID=""
+refused_port() {
+    local file=$WORK/refused-port tries=0
+    rm -f "$file"
+    python3 -c 'import os, socket, sys, time
+parent = os.getppid()
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("%d\n" % s.getsockname()[1])
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+while os.getppid() == parent:
+    time.sleep(0.5)' "$file" </dev/null >/dev/null 2>&1 &
+    REFUSER_PID=$!
+    while [[ ! -s $file ]]; do
+        kill -0 "$REFUSER_PID" 2>/dev/null ||
+            fatal "could not hold a refused port"
+        ((++tries > 600)) && fatal "could not hold a refused port in 60 s"
+        sleep 0.1
+    done
+    REFUSED_PORT=$(<"$file")
 }
 
 # ---- the emulator's REST API (test set-up, not what is being tested) ----

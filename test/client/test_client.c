@@ -258,19 +258,21 @@ static void test_bad_api_key_is_an_auth_error(void)
     sk_client_free(client);
 }
 
-static int closed_port(void)
+/* A loopback port that refuses connections while *fd stays open: bound but
+   never listening. Closing it before the connection attempt would let the
+   kernel hand the port to a server of a test running in parallel. */
+static int refused_port(int *fd)
 {
     struct sockaddr_in addr = {0};
     socklen_t len = sizeof(addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    int port = 0;
 
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+    if (*fd >= 0 && bind(*fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+        getsockname(*fd, (struct sockaddr *)&addr, &len) == 0)
         port = ntohs(addr.sin_port);
-    if (fd >= 0)
-        close(fd);
     return port;
 }
 
@@ -280,8 +282,10 @@ static void test_closed_port_is_a_network_error(void)
     sk_client *client;
     sk_key_info *info = NULL;
     sk_error err;
-    int port = closed_port();
+    int fd, port = refused_port(&fd);
 
+    if (port <= 0 && fd >= 0)
+        close(fd);
     CU_ASSERT_FATAL(port > 0);
     snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d", port);
     client = new_client_with(endpoint, env.api_key, env.ca_file, 1);
@@ -291,6 +295,7 @@ static void test_closed_port_is_a_network_error(void)
     CU_ASSERT_EQUAL(err.http_status, 0);
     CU_ASSERT(err.message[0] != '\0');
     sk_client_free(client);
+    close(fd);
 }
 
 static void test_untrusted_server_certificate_is_a_tls_error(void)

@@ -62,7 +62,9 @@ mkdir -p "$work/state"
 "$emulator" --state-dir "$work/state" --listen 127.0.0.1:0 --test-controls \
     "${emulator_options[@]}" --log "$work/emulator.log" 2>>"$work/emulator.stderr" &
 emulator_pid=$!
-for ((i = 0; i < 200; i++)); do
+# Up to 60 s: 2 cores run ctest -j, some of it under ASan. The state
+# directory is new, so no stale `endpoint` can be mistaken for readiness.
+for ((i = 0; i < 600; i++)); do
     [[ -s "$work/state/endpoint" ]] && break
     if ! kill -0 "$emulator_pid" 2>/dev/null; then
         echo "emulator exited during start-up:" >&2
@@ -73,7 +75,7 @@ for ((i = 0; i < 200; i++)); do
     sleep 0.1
 done
 if [[ ! -s "$work/state/endpoint" ]]; then
-    echo "emulator not ready after 20 s" >&2
+    echo "emulator not ready after 60 s" >&2
     exit 1
 fi
 

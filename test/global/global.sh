@@ -55,19 +55,30 @@ stop_servers() {
 trap 'status=$?; stop_servers; (exit $status); cli_cleanup' EXIT
 
 # start_server ALG: openssl s_server -www with that certificate, outside
-# the global configuration (it is the "unrelated" server). Sets PORT.
+# the global configuration (it is the "unrelated" server). Sets PORT. Ready
+# means a verified HTTPS answer (only this test's CA is trusted, so not some
+# other server on the port); a port taken between choosing and binding it is
+# retried with another one. Up to 60 s: 2 cores run ctest -j.
 start_server() {
-    local tries=0
-    PORT=$(closed_port)
-    OPENSSL_CONF=$WORK/empty.cnf openssl s_server -www -quiet \
-        -accept "127.0.0.1:$PORT" -cert "$pki/$1.pem" -key "$pki/$1.key" \
-        >"$WORK/s_server-$1.log" 2>&1 &
-    SERVER_PIDS+=("$!")
-    until curl -s -o /dev/null --cacert "$pki/ca.pem" \
-        "https://localhost:$PORT/"; do
-        ((++tries > 100)) && fatal "s_server ($1) did not start"
-        sleep 0.1
+    local tries _ pid log=$WORK/s_server-$1.log
+    for _ in 1 2 3 4 5; do
+        PORT=$(closed_port)
+        OPENSSL_CONF=$WORK/empty.cnf openssl s_server -www -quiet \
+            -accept "127.0.0.1:$PORT" -cert "$pki/$1.pem" -key "$pki/$1.key" \
+            >"$log" 2>&1 &
+        pid=$!
+        SERVER_PIDS+=("$pid")
+        tries=0
+        until curl -s -o /dev/null --cacert "$pki/ca.pem" \
+            "https://localhost:$PORT/"; do
+            kill -0 "$pid" 2>/dev/null || break
+            ((++tries > 600)) && fatal "s_server ($1) was not ready after 60 s"
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && return 0
+        grep -qi 'in use' "$log" || break
     done
+    fatal "s_server ($1) did not start: $(tail -n 3 "$log")"
 }
 start_server ec
 EC_PORT=$PORT

@@ -50,36 +50,53 @@ trap 'exit 130' INT TERM
 # ---- emulator life cycle -------------------------------------------------
 
 # start_emulator [options...]: starts the emulator on 127.0.0.1:0 with the
-# test controls, waits (up to ~20 s) for the `endpoint` file and sets
-# ENDPOINT, CA, APIKEY and EMU_PID. STATE may be set before the call to reuse
-# a state directory (persistence tests); TEST_CONTROLS=() starts it without
-# the test controls.
+# test controls, waits (up to 60 s: 2 cores run ctest -j) until it is ready
+# and sets ENDPOINT, CA, APIKEY and EMU_PID. STATE may be set before the call
+# to reuse a state directory (persistence tests, a restart over the stale
+# files of a killed instance); TEST_CONTROLS=() starts it without the test
+# controls.
 start_emulator() {
     mkdir -p "$STATE"
     "$EMULATOR" --state-dir "$STATE" --listen 127.0.0.1:0 \
         ${TEST_CONTROLS[@]+"${TEST_CONTROLS[@]}"} \
         --log "$WORK/emulator.log" "$@" 2>>"$WORK/emulator.stderr" &
     EMU_PID=$!
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [[ -s "$STATE/endpoint" ]] && break
+    if ! wait_until_ready "$EMU_PID"; then
         if ! kill -0 "$EMU_PID" 2>/dev/null; then
             echo "emulator exited during start-up:" >&2
             tail -n 20 "$WORK/emulator.stderr" >&2
             EMU_PID=""
-            exit 1
+        else
+            echo "emulator not ready after 60 s" >&2
         fi
-        sleep 0.1
-    done
-    if [[ ! -s "$STATE/endpoint" ]]; then
-        echo "emulator not ready after 20 s" >&2
         exit 1
     fi
-    ENDPOINT=$(head -n 1 "$STATE/endpoint")
     APIKEY=$(head -n 1 "$STATE/api-key")
     CA="$STATE/ca.pem"
     CURL_TLS=(--cacert "$CA")
     [[ "$ENDPOINT" == https://* ]] || CURL_TLS=()
+}
+
+# wait_until_ready PID: until the emulator PID (started on $STATE) is ready,
+# then sets ENDPOINT from its endpoint file. Fails if PID exits or after
+# 60 s. A killed instance leaves a stale `endpoint` behind, which the new one
+# unlinks at start-up, then writes `pid` and last `endpoint`: an endpoint
+# file seen before `pid` names PID may be the dead instance's, or vanish
+# between two reads. Once `pid` names PID, the endpoint file is the new one
+# and is read once.
+wait_until_ready() {
+    local pid=$1 i seen_pid
+    ENDPOINT=""
+    for ((i = 0; i < 600; i++)); do
+        seen_pid=$(head -n 1 "$STATE/pid" 2>/dev/null || true)
+        if [[ "$seen_pid" == "$pid" ]]; then
+            ENDPOINT=$(head -n 1 "$STATE/endpoint" 2>/dev/null || true)
+            [[ -n "$ENDPOINT" ]] && return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
 }
 
 # stop_emulator: SIGTERM and wait. An emulator that died on its own (a crash,

@@ -114,7 +114,8 @@ if ! start_nginx; then
     fatal "nginx did not start"
 fi
 workers=0
-for ((i = 0; i < 100; i++)); do
+# up to 60 s: 2 cores run ctest -j
+for ((i = 0; i < 600; i++)); do
     workers=$(ps -o pid= --ppid "$NGINX_PID" | wc -l)
     [[ $workers -ge $WORKERS ]] && break
     sleep 0.1

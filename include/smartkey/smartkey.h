@@ -70,7 +70,8 @@
  * request to SmartKey's batch endpoints. batch_max_size is the most
  * operations per request (0 or 1: off; at most 1000); batch_max_wait the
  * longest, in seconds, an operation waits for others (default 0.001; 0:
- * no wait, a batch takes whatever has queued). An
+ * no wait, a batch takes whatever has queued). A batch also leaves once no
+ * other operation has joined it for a quarter of batch_max_wait. An
  * operation waits only while another one of its kind is on the wire, so a
  * lone caller is never delayed; each operation fails or succeeds alone.
  */

@@ -11,6 +11,10 @@
  * unlocks, sends them as one batch, then hands every caller its own result
  * under the lock. No lock is held across the network call.
  *
+ * Every caller sleeps on a condition variable of its own and is woken only
+ * when its result is there or it is its turn to lead: with one shared
+ * condition, each batch would wake every waiting thread of a busy server.
+ *
  * A failed item (status and text in the batch answer) fails only its own
  * call; a failed batch request fails the calls it carried.
  */
@@ -32,6 +36,7 @@ typedef struct batch_item {
     int ok;
     json_t *body; /* the item's answer body on success */
     sk_error err;
+    pthread_cond_t wake; /* its result is there, or it is to lead */
     struct batch_item *next;
 } batch_item;
 
@@ -43,9 +48,9 @@ typedef struct batch_queue {
     int keyed;                  /* items are {"kid","request"} (decrypt) */
     batch_item *head, **tail;
     size_t queued;
-    int in_flight; /* calls or batches on the wire */
-    int leading;   /* a caller is collecting the next batch */
-    pthread_cond_t changed;
+    int in_flight;      /* calls or batches on the wire */
+    double last_queued; /* when the newest call joined, monotonic µs */
+    batch_item *leader; /* collecting the next batch; NULL: none */
 } batch_queue;
 
 struct sk_batcher {
@@ -60,8 +65,6 @@ static void queue_init(batch_queue *q, const char *path, const char *batch_path,
                        const char *request, const char *single_request,
                        int keyed)
 {
-    pthread_condattr_t attr;
-
     memset(q, 0, sizeof(*q));
     q->path = path;
     q->batch_path = batch_path;
@@ -69,10 +72,6 @@ static void queue_init(batch_queue *q, const char *path, const char *batch_path,
     q->single_request = single_request;
     q->keyed = keyed;
     q->tail = &q->head;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->changed, &attr);
-    pthread_condattr_destroy(&attr);
 }
 
 static void init_state(sk_batcher *b)
@@ -105,8 +104,6 @@ void sk_batcher_free(sk_batcher *b)
 {
     if (b == NULL)
         return;
-    pthread_cond_destroy(&b->sign.changed);
-    pthread_cond_destroy(&b->decrypt.changed);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }
@@ -229,28 +226,57 @@ static void send_batch(sk_client *client, const batch_queue *q,
     json_decref(answer);
 }
 
-static void deadline_after(struct timespec *ts, long us)
+static double now_us(void)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_nsec += (us % 1000000) * 1000;
-    ts->tv_sec += us / 1000000 + ts->tv_nsec / 1000000000;
-    ts->tv_nsec %= 1000000000;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-/* Called with the lock held, by the caller that leads the next batch;
-   returns with the lock held and every detached item done. */
-static void lead(sk_client *client, sk_batcher *b, batch_queue *q)
+static struct timespec at_us(double us)
 {
-    struct timespec deadline;
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(us / 1e6);
+    ts.tv_nsec = (long)((us - (double)ts.tv_sec * 1e6) * 1e3);
+    return ts;
+}
+
+/* A call or batch left the wire: the leader stops waiting for companions
+   once nothing is on the wire any more. Called with the lock held. */
+static void wire_freed(batch_queue *q)
+{
+    q->in_flight--;
+    if (q->in_flight == 0 && q->leader != NULL)
+        pthread_cond_signal(&q->leader->wake);
+}
+
+/* Called with the lock held, by the caller at the head of the queue, which
+   leads the next batch; returns with the lock held and every detached item
+   done. */
+static void lead(sk_client *client, sk_batcher *b, batch_queue *q,
+                 batch_item *self)
+{
+    double started = now_us(), deadline = started + (double)b->max_wait_us;
+    /* Companions that come at once (the threads of a busy server) keep
+       the batch open until max_wait; once none has come for a quarter of
+       it, waiting longer would only add latency. */
+    double idle = (double)b->max_wait_us / 4;
     batch_item *items, **link;
     size_t count = 0;
 
-    q->leading = 1;
-    deadline_after(&deadline, b->max_wait_us);
-    while (q->queued < b->max_size && q->in_flight > 0)
-        if (pthread_cond_timedwait(&q->changed, &b->lock, &deadline) ==
-            ETIMEDOUT)
+    q->leader = self;
+    while (q->queued < b->max_size && q->in_flight > 0) {
+        double last = q->last_queued > started ? q->last_queued : started;
+        double until = last + idle < deadline ? last + idle : deadline;
+        struct timespec ts;
+
+        if (now_us() >= until)
             break;
+        ts = at_us(until);
+        pthread_cond_timedwait(&self->wake, &b->lock, &ts);
+    }
     items = q->head;
     for (link = &q->head; *link != NULL && count < b->max_size; count++)
         link = &(*link)->next;
@@ -259,35 +285,46 @@ static void lead(sk_client *client, sk_batcher *b, batch_queue *q)
     if (q->head == NULL)
         q->tail = &q->head;
     q->queued -= count;
-    q->leading = 0;
+    q->leader = NULL;
     q->in_flight++;
-    /* another waiting caller may lead the next batch already */
-    pthread_cond_broadcast(&q->changed);
+    /* the next caller in line collects the next batch meanwhile */
+    if (q->head != NULL)
+        pthread_cond_signal(&q->head->wake);
     pthread_mutex_unlock(&b->lock);
 
     send_batch(client, q, items, count);
 
     pthread_mutex_lock(&b->lock);
-    q->in_flight--;
-    for (batch_item *it = items; it != NULL; it = it->next)
+    for (batch_item *it = items; it != NULL; it = it->next) {
         it->done = 1;
-    pthread_cond_broadcast(&q->changed);
+        if (it != self)
+            pthread_cond_signal(&it->wake);
+    }
+    wire_freed(q);
 }
 
 static int queue_and_wait(sk_client *client, sk_batcher *b, batch_queue *q,
                           batch_item *it)
 {
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&it->wake, &attr);
+    pthread_condattr_destroy(&attr);
     *q->tail = it;
     q->tail = &it->next;
     q->queued++;
-    if (q->queued >= b->max_size)
-        pthread_cond_broadcast(&q->changed);
+    q->last_queued = now_us();
+    if (q->queued >= b->max_size && q->leader != NULL)
+        pthread_cond_signal(&q->leader->wake);
     while (!it->done) {
-        if (!q->leading && q->head == it)
-            lead(client, b, q);
+        if (q->leader == NULL && q->head == it)
+            lead(client, b, q, it);
         else
-            pthread_cond_wait(&q->changed, &b->lock);
+            pthread_cond_wait(&it->wake, &b->lock);
     }
+    pthread_cond_destroy(&it->wake);
     return it->ok;
 }
 
@@ -329,8 +366,7 @@ int sk_batch_call(sk_client *client, const char *path, json_t *body,
             ok = 0;
         }
         pthread_mutex_lock(&b->lock);
-        q->in_flight--;
-        pthread_cond_broadcast(&q->changed);
+        wire_freed(q);
         pthread_mutex_unlock(&b->lock);
         goto decode;
     }

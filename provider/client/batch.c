@@ -18,7 +18,6 @@
  * A failed item (status and text in the batch answer) fails only its own
  * call; a failed batch request fails the calls it carried.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@ if (!exists("data")) data = 'results.dat'
 if (!exists("output")) output = 'performance.png'
 set terminal pngcairo size 1500,480 font ",10"
 set output output
-set multiplot layout 1,3 title "smartkey against the local emulator (loopback, 2 cores)"
+set multiplot layout 1,3 title "smartkey against the local emulator (loopback; clients and emulator on separate cores)"
 set logscale x 2
 set xtics (1, 4, 16, 64)
 set xrange [0.8:80]

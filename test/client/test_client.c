@@ -373,9 +373,10 @@ static void *lookup_many(void *arg)
     return (void *)failures;
 }
 
-static void test_sixteen_threads_share_one_session(void)
+/* THREADS threads look keys up at once through one client: every call
+   succeeds, and all of them share one session. */
+static void threads_share_one_session(sk_client *client)
 {
-    sk_client *client = new_client();
     pthread_t threads[THREADS];
     long failures = 0;
 
@@ -395,6 +396,11 @@ static void test_sixteen_threads_share_one_session(void)
     CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST),
                     THREADS * CALLS_PER_THREAD);
     sk_client_free(client);
+}
+
+static void test_sixteen_threads_share_one_session(void)
+{
+    threads_share_one_session(new_client());
 }
 
 static void test_expired_session_is_renewed_transparently(void)
@@ -438,27 +444,9 @@ static void test_auto_auth_makes_a_session_from_the_third_call(void)
 
 static void test_auto_auth_threads_share_one_session(void)
 {
-    sk_client *client = new_client_auth(env.endpoint, env.api_key, env.ca_file,
-                                        -1, SK_AUTH_AUTO);
-    pthread_t threads[THREADS];
-    long failures = 0;
-
-    CU_ASSERT_FATAL(client != NULL);
-    emu_reset_counters(&env);
-    for (int i = 0; i < THREADS; i++)
-        CU_ASSERT_FATAL(
-            pthread_create(&threads[i], NULL, lookup_many, client) == 0);
-    for (int i = 0; i < THREADS; i++) {
-        void *result;
-
-        pthread_join(threads[i], &result);
-        failures += (long)result;
-    }
-    CU_ASSERT_EQUAL(failures, 0);
-    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
-    CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST),
-                    THREADS * CALLS_PER_THREAD);
-    sk_client_free(client);
+    /* the first two calls carry the API key, the rest one session */
+    threads_share_one_session(new_client_auth(env.endpoint, env.api_key,
+                                              env.ca_file, -1, SK_AUTH_AUTO));
 }
 
 /* A server that refuses the API key on calls (sessions only): auto mode

@@ -567,6 +567,10 @@ static enum resend curl_resend(CURLcode rc)
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
         return RESEND_ALWAYS;
+    /* A TLS handshake reset by a node going down. libcurl may already have
+       sent the request once on a reused connection that turned out dead,
+       then failed to open a new one: whether it got there is unknown. */
+    case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
@@ -884,11 +888,15 @@ static int exchange_any_node(sk_client *c, const char *method, const char *path,
 
         if (!exchange(c, c->nodes[i].url, method, path, request, authorization,
                       body, body_len, flags, ans, resend, err)) {
-            if (!node_unreachable(ans))
+            if (node_unreachable(ans)) {
+                /* never sent: safe to send anywhere, and to retry later */
+                *resend = RESEND_ALWAYS;
+            } else if (!(idempotent && *resend == RESEND_IF_IDEMPOTENT)) {
                 return 0;
+            }
+            /* the node failed before answering; a request that may be
+               repeated goes on to the next node at once */
             node_down(c, i, request, err->message);
-            /* never sent: safe to send anywhere, and to retry later */
-            *resend = RESEND_ALWAYS;
             if (!more)
                 return 0;
             continue;

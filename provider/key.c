@@ -54,7 +54,9 @@ void sk_key_free(SK_KEY *key)
     free(key);
 }
 
-BIGNUM *sk_ec_group_order(OSSL_LIB_CTX *libctx, const EVP_PKEY *public_key)
+/* The curve's group order of an EC public key (BN_free it); NULL when the
+   key has no usable group. */
+static BIGNUM *ec_group_order(OSSL_LIB_CTX *libctx, const EVP_PKEY *public_key)
 {
     char group_name[64];
     EC_GROUP *group;
@@ -289,7 +291,7 @@ SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info)
     key->bits = (unsigned)EVP_PKEY_get_bits(key->public_key);
     key->security_bits = EVP_PKEY_get_security_bits(key->public_key);
     key->max_size = EVP_PKEY_get_size(key->public_key);
-    if (key->type == SK_KEY_EC && (key->ec_order = sk_ec_group_order(
+    if (key->type == SK_KEY_EC && (key->ec_order = ec_group_order(
                                        ctx->libctx, key->public_key)) == NULL) {
         SK_RAISE(ctx, SK_R_UNSUPPORTED_KEY_TYPE,
                  "key '%.200s' (%s): the curve of its public key is not "

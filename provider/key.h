@@ -38,10 +38,6 @@ typedef struct sk_key {
     BIGNUM *ec_order;
 } SK_KEY;
 
-/* The curve's group order of an EC public key (BN_free it); NULL with no
-   error raised when the key has no usable group. */
-BIGNUM *sk_ec_group_order(OSSL_LIB_CTX *libctx, const EVP_PKEY *public_key);
-
 SK_KEY *sk_key_up_ref(SK_KEY *key);
 void sk_key_free(SK_KEY *key);
 

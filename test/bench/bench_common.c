@@ -1,5 +1,6 @@
 #include "bench_common.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -92,7 +93,7 @@ static void sleep_until_us(double when)
 
     ts.tv_sec = (time_t)(when / 1e6);
     ts.tv_nsec = (long)((when - (double)ts.tv_sec * 1e6) * 1e3);
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
 }
 

@@ -63,25 +63,26 @@ static EVP_PKEY *load_key(const char *uri)
     return emu_load_pkey(libctx, NULL, uri);
 }
 
-static int delete_key(const char *kid)
+/* METHOD /crypto/v1/keys/{kid} with the app's API key; the HTTP status. */
+static long key_request(const char *method, const char *kid, const char *body)
 {
     char path[96], authorization[600];
 
     snprintf(path, sizeof(path), "/crypto/v1/keys/%s", kid);
     snprintf(authorization, sizeof(authorization), "Basic %s", env.api_key);
-    return emu_request(&env, "DELETE", path, authorization, NULL, NULL) == 204;
+    return emu_request(&env, method, path, authorization, body, NULL);
 }
 
-/* PATCH /crypto/v1/keys/{kid} {"enabled": ...} */
+static int delete_key(const char *kid)
+{
+    return key_request("DELETE", kid, NULL) == 204;
+}
+
 static int set_enabled(const char *kid, int enabled)
 {
-    char path[96], authorization[600];
-
-    snprintf(path, sizeof(path), "/crypto/v1/keys/%s", kid);
-    snprintf(authorization, sizeof(authorization), "Basic %s", env.api_key);
-    return emu_request(&env, "PATCH", path, authorization,
-                       enabled ? "{\"enabled\":true}" : "{\"enabled\":false}",
-                       NULL) == 200;
+    return key_request("PATCH", kid,
+                       enabled ? "{\"enabled\":true}"
+                               : "{\"enabled\":false}") == 200;
 }
 
 typedef struct seen_status {

@@ -78,8 +78,9 @@ typedef struct sk_client_config {
     int insecure_skip_verify; /* only by explicit configuration */
     /* Batching of concurrent sign and decrypt calls into SmartKey's batch
        endpoints: at most batch_max_size calls per request (0 or 1: off);
-       a call waits at most batch_max_wait_us (0: 1000) for companions, and
-       only while another call of its kind is on the wire. */
+       a call waits at most batch_max_wait_us (0: 1000) for companions, less
+       once none has joined for a quarter of it, and only while another
+       call of its kind is on the wire. */
     unsigned batch_max_size;
     long batch_max_wait_us;
     sk_auth_mode auth;

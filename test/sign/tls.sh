@@ -6,7 +6,8 @@
 # §5.3), and s_client presents a client certificate whose key is in
 # SmartKey. The provider is loaded as documented: default first, then
 # smartkey. Every handshake costs exactly one sign request; the session
-# and the key lookup happen once per process.
+# and the key lookup happen once per process. A server whose key lacks the
+# SIGN permission says so on stderr, once, without SMARTKEY_DEBUG.
 source "$(dirname "$0")/lib.sh"
 sign_test_init "$@"
 emulator_start
@@ -103,5 +104,46 @@ check "the server verified the SmartKey client certificate" \
     grep -Eq 'depth=0 CN ?= ?tls-p256' "$WORK/server.err"
 check "two client handshakes cost two sign requests" \
     equals "$(sign_requests)" 2
+
+# ---- a key without the SIGN permission (issue 12, item 9a) ----
+# s_server starts (loading a key needs no signature), then every handshake
+# fails with "no suitable signature algorithm" on the client side; the
+# server says why on stderr, without SMARTKEY_DEBUG, once for the key.
+rest POST /crypto/v1/keys "$(jq -nc '{name: "tls-nosign", obj_type: "RSA",
+    key_size: 2048, pub_exponent: 65537,
+    key_ops: ["VERIFY", "APPMANAGEABLE"]}')" >/dev/null ||
+    fatal "cannot create the key without SIGN"
+public_pem tls-nosign "$WORK/nosign.pub" &&
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout /dev/null -subj /CN=tls-nosign -out "$WORK/nosign.csr" \
+        2>/dev/null &&
+    run ossl x509 -req -in "$WORK/nosign.csr" -CA "$WORK/rsa.crt" \
+        -CAkey smartkey:name=tls-rsa -CAcreateserial \
+        -force_pubkey "$WORK/nosign.pub" -days 2 -out "$WORK/nosign.crt" &&
+    succeeded || fatal "no certificate for the key without SIGN"
+[[ -z ${SMARTKEY_DEBUG:-} ]] || fatal "SMARTKEY_DEBUG must not be set here"
+counters_reset
+server_start smartkey:name=tls-nosign "$WORK/nosign.crt" 2 ||
+    fatal "s_server with the key without SIGN did not start: $(cat "$WORK/server.err")"
+handshake "$WORK/rsa.crt" -tls1_3
+check "a handshake with a key lacking SIGN fails" failed_cleanly
+handshake "$WORK/rsa.crt" -tls1_2
+check "so does a second one (TLS 1.2)" failed_cleanly
+server_stop
+nosign_line='lacks the SIGN permission in SmartKey'
+check "the server's stderr names the missing SIGN permission, without debug" \
+    grep -Eq "^smartkey: error: key 'tls-nosign' \(kid [0-9a-f-]+\) $nosign_line.*grant SIGN" \
+    "$WORK/server.err"
+check "  once for the key, not once per probe or handshake" \
+    equals "$(grep -c "$nosign_line" "$WORK/server.err")" 1
+check "  and no sign request reached SmartKey" equals "$(sign_requests)" 0
+
+# The same check without TLS: the error is on the queue (and stderr).
+run ossl dgst -sha256 -sign smartkey:name=tls-nosign -out "$WORK/nosign.sig" \
+    "$WORK/nosign.csr"
+check "dgst -sign with the key lacking SIGN fails" failed_cleanly
+check "  with the cause and the fix on the error queue" \
+    grep -Eq ':error:[0-9A-F]+:smartkey:.*lacks the SIGN permission.*grant SIGN' \
+    "$ERR"
 
 finish

@@ -20,6 +20,7 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include "keyref.h"
@@ -71,11 +72,19 @@ static SK_KEY *referenced_key(SK_PROVCTX *provctx,
     SK_KEY *key = sk_key_fetch(provctx, &ref);
 
     if (key == NULL) {
-        SK_RAISE(provctx, SK_R_UNKNOWN_KEY,
-                 "the key reference names %s key '%.200s' (%s), which "
-                 "cannot be loaded from SmartKey",
-                 type_name(fields->type),
-                 fields->name != NULL ? fields->name : "", fields->kid);
+        /*
+         * sk_key_fetch raised the cause. Only a key SmartKey does not know
+         * (404) gets a word about the file; after an authentication,
+         * network or TLS failure "no such key" would be a false lead.
+         */
+        if (ERR_GET_REASON(ERR_peek_last_error()) == SK_R_UNKNOWN_KEY)
+            SK_RAISE(provctx, SK_R_UNKNOWN_KEY,
+                     "the key reference names %s key '%.200s' (%s), which "
+                     "SmartKey does not know (deleted, or not visible to "
+                     "this API key's app): write a new reference with "
+                     "openssl pkey -in smartkey:name=... -out FILE",
+                     type_name(fields->type),
+                     fields->name != NULL ? fields->name : "", fields->kid);
         return NULL;
     }
     if (key->type != fields->type || !key->has_private) {

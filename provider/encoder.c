@@ -12,9 +12,12 @@
  * SmartKey key instead (smartkey.h, keyref.c). Without them genpkey fails
  * after the key was already made in SmartKey (notes §6).
  */
+#include <string.h>
+
 #include <openssl/bio.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 
 #include "keyref.h"
@@ -91,14 +94,157 @@ const OSSL_DISPATCH sk_text_encoder_functions[] = {
     {0, NULL},
 };
 
+/*
+ * A key-reference encoder's context: which structure it was registered
+ * for, and whether the caller asked for encryption (OSSL_ENCODER's
+ * "cipher" parameter: `pkey -aes256`, PEM_write_bio_PrivateKey with an
+ * EVP_CIPHER, i2d_PKCS8PrivateKey_bio with one).
+ */
+typedef struct sk_keyref_encoder_ctx {
+    SK_PROVCTX *provctx;
+    int pem;
+    int pkcs8; /* registered as structure=PrivateKeyInfo */
+    char cipher[64];
+} SK_KEYREF_ENCODER_CTX;
+
+static void *keyref_newctx(SK_PROVCTX *provctx, int pem, int pkcs8)
+{
+    SK_KEYREF_ENCODER_CTX *ctx = OPENSSL_zalloc(sizeof(*ctx));
+
+    if (ctx == NULL) {
+        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a key encoder");
+        return NULL;
+    }
+    ctx->provctx = provctx;
+    ctx->pem = pem;
+    ctx->pkcs8 = pkcs8;
+    return ctx;
+}
+
+static void *keyref_pem_newctx(void *provctx)
+{
+    return keyref_newctx(provctx, 1, 1);
+}
+
+static void *keyref_der_newctx(void *provctx)
+{
+    return keyref_newctx(provctx, 0, 0);
+}
+
+static void *keyref_pkcs8_der_newctx(void *provctx)
+{
+    return keyref_newctx(provctx, 0, 1);
+}
+
+static void keyref_freectx(void *ctx)
+{
+    OPENSSL_free(ctx);
+}
+
+static const OSSL_PARAM *keyref_settable_ctx_params(void *provctx)
+{
+    static const OSSL_PARAM settable[] = {
+        OSSL_PARAM_utf8_string(OSSL_ENCODER_PARAM_CIPHER, NULL, 0),
+        OSSL_PARAM_utf8_string(OSSL_ENCODER_PARAM_PROPERTIES, NULL, 0),
+        OSSL_PARAM_END,
+    };
+
+    return settable;
+}
+
+/*
+ * Only remembers a requested cipher: refusing here would make OpenSSL
+ * report a failed parameter, not the reason. A NULL or empty name
+ * withdraws the request (OSSL_ENCODER_CTX_set_cipher(ctx, NULL, ...)).
+ */
+static int keyref_set_ctx_params(void *vctx, const OSSL_PARAM params[])
+{
+    SK_KEYREF_ENCODER_CTX *ctx = vctx;
+    const OSSL_PARAM *p;
+    size_t i;
+
+    if (params == NULL)
+        return 1;
+    p = OSSL_PARAM_locate_const(params, OSSL_ENCODER_PARAM_CIPHER);
+    if (p == NULL)
+        return 1;
+    if (p->data_type != OSSL_PARAM_UTF8_STRING) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the encoder's '%s' parameter must be a cipher name",
+                 OSSL_ENCODER_PARAM_CIPHER);
+        return 0;
+    }
+    memset(ctx->cipher, 0, sizeof(ctx->cipher));
+    if (p->data == NULL)
+        return 1;
+    /* a printable copy, for the message only */
+    for (i = 0; i < p->data_size && i + 1 < sizeof(ctx->cipher) &&
+                ((const char *)p->data)[i] != '\0';
+         i++) {
+        unsigned char c = ((const unsigned char *)p->data)[i];
+
+        ctx->cipher[i] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+    }
+    return 1;
+}
+
 static int keyref_does_selection(void *provctx, int selection)
 {
     return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
 }
 
-static int keyref_encode(SK_PROVCTX *provctx, OSSL_CORE_BIO *cout,
-                         const SK_KEYDATA *handle, int selection, int pem)
+/*
+ * Requests this encoder refuses rather than hand out a file that is not
+ * what the caller asked for. Each says "the private key stays in
+ * SmartKey" and what to do instead.
+ */
+static int keyref_refused(SK_KEYREF_ENCODER_CTX *ctx, const SK_KEY *key,
+                          int selection)
 {
+    /*
+     * A reference holds no secret, so there is nothing to encrypt; written
+     * unencrypted, it would pass for an encrypted private key.
+     */
+    if (ctx->cipher[0] != '\0') {
+        SK_RAISE(ctx->provctx, SK_R_PRIVATE_KEY_NOT_EXPORTABLE,
+                 "the private key stays in SmartKey: key %s cannot be "
+                 "written encrypted (cipher %s requested); a key-reference "
+                 "file holds no secret: write it without a cipher (openssl "
+                 "pkey -in smartkey:... -out FILE) and protect the API key "
+                 "instead",
+                 key->kid, ctx->cipher);
+        return 1;
+    }
+    /*
+     * DER PrivateKeyInfo of the whole key (parameters included) is what
+     * OpenSSL's PKCS#8 conversion (EVP_PKEY2PKCS8) asks for: `openssl
+     * pkcs12 -export`, `pkcs8 -topk8`, i2d_PKCS8PrivateKey_bio. A reference
+     * in its place only ends in ASN.1 parse errors. Plain DER key output
+     * (i2d_PrivateKey: `pkey -outform DER`, `genpkey -outform DER`) asks
+     * for the key pair alone and still gets the reference.
+     */
+    if (ctx->pkcs8 && !ctx->pem &&
+        (selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) != 0) {
+        SK_RAISE(ctx->provctx, SK_R_PRIVATE_KEY_NOT_EXPORTABLE,
+                 "the private key stays in SmartKey: key %s cannot be "
+                 "written as PKCS#8 or PKCS#12 (pkcs12 -export, pkcs8 "
+                 "-topk8); to name the key in a file, write a key-reference "
+                 "file (openssl pkey -in smartkey:... -out FILE); to move "
+                 "key material to another system, wrap it in SmartKey "
+                 "(BYOK: smartkey-wrap-subject)",
+                 key->kid);
+        return 1;
+    }
+    return 0;
+}
+
+static int keyref_encode(void *vctx, OSSL_CORE_BIO *cout, const void *obj_raw,
+                         const OSSL_PARAM obj_abstract[], int selection,
+                         OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
+{
+    SK_KEYREF_ENCODER_CTX *ctx = vctx;
+    SK_PROVCTX *provctx = ctx->provctx;
+    const SK_KEYDATA *handle = obj_raw;
     unsigned char *der = NULL;
     size_t der_len = 0;
     BIO *out;
@@ -117,6 +263,8 @@ static int keyref_encode(SK_PROVCTX *provctx, OSSL_CORE_BIO *cout,
                  handle->key->kid);
         return 0;
     }
+    if (keyref_refused(ctx, handle->key, selection))
+        return 0;
     if (!sk_keyref_to_der(handle->key, &der, &der_len)) {
         SK_RAISE(provctx, SK_R_INTERNAL_ERROR,
                  "cannot encode a reference to key %s", handle->key->kid);
@@ -127,7 +275,7 @@ static int keyref_encode(SK_PROVCTX *provctx, OSSL_CORE_BIO *cout,
         OPENSSL_free(der);
         return 0;
     }
-    if (pem)
+    if (ctx->pem)
         ok = PEM_write_bio(out, SMARTKEY_KEY_REFERENCE_PEM_LABEL, "", der,
                            (long)der_len) > 0;
     else
@@ -135,38 +283,28 @@ static int keyref_encode(SK_PROVCTX *provctx, OSSL_CORE_BIO *cout,
     BIO_free(out);
     OPENSSL_free(der);
     SK_DEBUG(3, "key %s: wrote a key reference (%s)", handle->key->kid,
-             pem ? "PEM" : "DER");
+             ctx->pem ? "PEM" : "DER");
     return ok;
 }
 
-static int keyref_pem_encode(void *ctx, OSSL_CORE_BIO *cout,
-                             const void *obj_raw,
-                             const OSSL_PARAM obj_abstract[], int selection,
-                             OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
-{
-    return keyref_encode(ctx, cout, obj_raw, selection, 1);
-}
+#define SK_KEYREF_ENCODER(name, newctx)                                        \
+    const OSSL_DISPATCH name[] = {                                             \
+        {OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))newctx},                    \
+        {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))keyref_freectx},           \
+        {OSSL_FUNC_ENCODER_SETTABLE_CTX_PARAMS,                                \
+         (void (*)(void))keyref_settable_ctx_params},                          \
+        {OSSL_FUNC_ENCODER_SET_CTX_PARAMS,                                     \
+         (void (*)(void))keyref_set_ctx_params},                               \
+        {OSSL_FUNC_ENCODER_DOES_SELECTION,                                     \
+         (void (*)(void))keyref_does_selection},                               \
+        {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))keyref_encode},             \
+        {0, NULL},                                                             \
+    }
 
-static int keyref_der_encode(void *ctx, OSSL_CORE_BIO *cout,
-                             const void *obj_raw,
-                             const OSSL_PARAM obj_abstract[], int selection,
-                             OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
-{
-    return keyref_encode(ctx, cout, obj_raw, selection, 0);
-}
-
-const OSSL_DISPATCH sk_keyref_pem_encoder_functions[] = {
-    {OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))text_newctx},
-    {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))text_freectx},
-    {OSSL_FUNC_ENCODER_DOES_SELECTION, (void (*)(void))keyref_does_selection},
-    {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))keyref_pem_encode},
-    {0, NULL},
-};
-
-const OSSL_DISPATCH sk_keyref_der_encoder_functions[] = {
-    {OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))text_newctx},
-    {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))text_freectx},
-    {OSSL_FUNC_ENCODER_DOES_SELECTION, (void (*)(void))keyref_does_selection},
-    {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))keyref_der_encode},
-    {0, NULL},
-};
+/* PEM, structure PrivateKeyInfo or type-specific: the same reference */
+SK_KEYREF_ENCODER(sk_keyref_pem_encoder_functions, keyref_pem_newctx);
+/* DER, structure type-specific (i2d_PrivateKey tries it first) */
+SK_KEYREF_ENCODER(sk_keyref_der_encoder_functions, keyref_der_newctx);
+/* DER, structure PrivateKeyInfo: PKCS#8 requests are refused */
+SK_KEYREF_ENCODER(sk_keyref_pkcs8_der_encoder_functions,
+                  keyref_pkcs8_der_newctx);

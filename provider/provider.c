@@ -30,23 +30,40 @@ static const OSSL_ALGORITHM keymgmt_algorithms[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-#define SK_KEYREF_ENCODER_PROPS(output)                                        \
-    SK_PROPS ",output=" output ",structure=PrivateKeyInfo"
+#define SK_KEYREF_ENCODER_PROPS(output, structure)                             \
+    SK_PROPS ",output=" output ",structure=" structure
 
 static const OSSL_ALGORITHM encoder_algorithms[] = {
     {SK_NAMES_RSA, SK_PROPS ",output=text", sk_text_encoder_functions,
      "Describes an RSA key held in SmartKey"},
     {SK_NAMES_EC, SK_PROPS ",output=text", sk_text_encoder_functions,
      "Describes an EC key held in SmartKey"},
-    /* "private key" output of a SmartKey key: a reference file (notes §4) */
-    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("pem"),
+    /* "private key" output of a SmartKey key: a reference file (notes §4),
+       in the structures `pkey`/`rsa` (PrivateKeyInfo), `ec` and
+       i2d_PrivateKey (type-specific) and `rsa -traditional` (pkcs1) ask
+       for; DER PrivateKeyInfo refuses PKCS#8 conversions (encoder.c) */
+    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("pem", "PrivateKeyInfo"),
      sk_keyref_pem_encoder_functions, "Reference to an RSA key in SmartKey"},
-    {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("pem"),
+    {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("pem", "PrivateKeyInfo"),
      sk_keyref_pem_encoder_functions, "Reference to an EC key in SmartKey"},
-    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("der"),
+    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("der", "PrivateKeyInfo"),
+     sk_keyref_pkcs8_der_encoder_functions,
+     "Reference to an RSA key in SmartKey"},
+    {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("der", "PrivateKeyInfo"),
+     sk_keyref_pkcs8_der_encoder_functions,
+     "Reference to an EC key in SmartKey"},
+    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("pem", "type-specific"),
+     sk_keyref_pem_encoder_functions, "Reference to an RSA key in SmartKey"},
+    {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("pem", "type-specific"),
+     sk_keyref_pem_encoder_functions, "Reference to an EC key in SmartKey"},
+    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("der", "type-specific"),
      sk_keyref_der_encoder_functions, "Reference to an RSA key in SmartKey"},
-    {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("der"),
+    {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("der", "type-specific"),
      sk_keyref_der_encoder_functions, "Reference to an EC key in SmartKey"},
+    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("pem", "pkcs1"),
+     sk_keyref_pem_encoder_functions, "Reference to an RSA key in SmartKey"},
+    {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("der", "pkcs1"),
+     sk_keyref_der_encoder_functions, "Reference to an RSA key in SmartKey"},
     {NULL, NULL, NULL, NULL},
 };
 

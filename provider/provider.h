@@ -42,6 +42,7 @@ extern const OSSL_DISPATCH sk_store_functions[];
 extern const OSSL_DISPATCH sk_text_encoder_functions[];
 extern const OSSL_DISPATCH sk_keyref_pem_encoder_functions[];
 extern const OSSL_DISPATCH sk_keyref_der_encoder_functions[];
+extern const OSSL_DISPATCH sk_keyref_pkcs8_der_encoder_functions[];
 extern const OSSL_DISPATCH sk_keyref_pem_decoder_functions[];
 extern const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[];
 extern const OSSL_DISPATCH sk_keyref_ec_decoder_functions[];

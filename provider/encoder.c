@@ -228,10 +228,11 @@ static int keyref_refused(SK_KEYREF_ENCODER_CTX *ctx, const SK_KEY *key,
         SK_RAISE(ctx->provctx, SK_R_PRIVATE_KEY_NOT_EXPORTABLE,
                  "the private key stays in SmartKey: key %s cannot be "
                  "written as PKCS#8 or PKCS#12 (pkcs12 -export, pkcs8 "
-                 "-topk8); to name the key in a file, write a key-reference "
-                 "file (openssl pkey -in smartkey:... -out FILE); to move "
-                 "key material to another system, wrap it in SmartKey "
-                 "(BYOK: smartkey-wrap-subject)",
+                 "-topk8, DER PrivateKeyInfo); to name the key in a file, "
+                 "write a key-reference file (openssl pkey -in "
+                 "smartkey:... -out FILE, PEM or -outform DER); to move key "
+                 "material to another system, wrap it in SmartKey (BYOK: "
+                 "smartkey-wrap-subject)",
                  key->kid);
         return 1;
     }

@@ -249,16 +249,17 @@ static void report_no_sign_permission(SK_PROVCTX *provctx, const SK_KEY *key)
     printable_name(key->name, name, sizeof(name));
     SK_RAISE(provctx, SK_R_OPERATION_NOT_ALLOWED,
              "key '%s' (kid %s) lacks the SIGN permission in SmartKey: it "
-             "cannot sign, and TLS handshakes with it fail (\"no suitable "
-             "signature algorithm\"); grant SIGN in the key's key_ops or use "
-             "another key",
+             "cannot sign, and TLS handshakes that need its signature fail "
+             "(\"no suitable signature algorithm\"); grant SIGN in the "
+             "key's key_ops or use another key",
              name, key->kid);
     if (first_report(key))
         fprintf(stderr,
                 "smartkey: error: key '%s' (kid %s) lacks the SIGN "
                 "permission in SmartKey: it cannot sign, so TLS handshakes "
-                "with it fail (\"no suitable signature algorithm\"); grant "
-                "SIGN (key_ops) to the key in SmartKey or use another key\n",
+                "that need its signature fail (\"no suitable signature "
+                "algorithm\"); grant SIGN (key_ops) to the key in SmartKey "
+                "or use another key\n",
                 name, key->kid);
 }
 

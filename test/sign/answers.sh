@@ -5,8 +5,10 @@
 # signed, one bit flipped), is refused with a clear error and never written
 # out as a signature (dgst -sign, pkeyutl -sign, req -x509). A proxy between the provider and the emulator damages
 # the answers (tamper_proxy.py).
+# Usage: answers.sh MODULE_DIR EMULATOR HOSTILE_BATCH_PROGRAM
 source "$(dirname "$0")/lib.sh"
-sign_test_init "$@"
+BATCH_PROGRAM=${3:?usage: $0 MODULE_DIR EMULATOR HOSTILE_BATCH_PROGRAM}
+sign_test_init "$1" "$2"
 emulator_start
 use_env_config
 
@@ -144,6 +146,42 @@ for key in answer-rsa answer-p256; do
             bash -c "! grep -q 'BEGIN CERTIFICATE' '$WORK/cert.pem' 2>/dev/null"
     done
 done
+echo none >"$MODE"
+
+# Batched signatures (batch_max_size): 16 threads sign at once, answers
+# slowed a little so that they overlap and share batch requests; each
+# wrong signature in a batch answer is refused like a single one.
+cat >"$WORK/batch.cnf" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+smartkey = smartkey_sect
+[default_sect]
+activate = 1
+[smartkey_sect]
+module = $MODULE_DIR/smartkey.so
+activate = 1
+batch_max_size = 16
+CNF
+control POST /_emulator/latency '{"ms": 20}' >/dev/null
+for key in answer-rsa answer-p256; do
+    for mode in wrong-message bit-flip; do
+        echo "$mode" >"$MODE"
+        counters_reset
+        run timeout "$CLI_TIMEOUT" "$BATCH_PROGRAM" "$WORK/batch.cnf" \
+            "smartkey:name=$key" 16 4
+        check "batched $key, answer '$mode': the program ran" succeeded
+        check "batched $key, answer '$mode': the signatures shared batches" \
+            between "$(counter '.requests["POST /crypto/v1/keys/batch/sign"]')" 1 64
+        check "batched $key, answer '$mode': no signature released" \
+            stdout_has_text 'released: 0'
+        check "batched $key, answer '$mode': all 64 refused as not verifying" \
+            stdout_has_text 'refused as not verifying: 64'
+    done
+done
+control POST /_emulator/latency '{"ms": 0}' >/dev/null
 echo none >"$MODE"
 
 finish

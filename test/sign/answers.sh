@@ -3,7 +3,8 @@
 # length or not below the modulus; ECDSA: not strict DER, trailing bytes,
 # r or s out of range), or of the right shape but wrong (another digest
 # signed, one bit flipped), is refused with a clear error and never written
-# out as a signature (dgst -sign, pkeyutl -sign, req -x509). A proxy between the provider and the emulator damages
+# out as a signature (dgst -sign, pkeyutl -sign, req -x509, a TLS server's
+# handshake, batched signatures). A proxy between the provider and the emulator damages
 # the answers (tamper_proxy.py).
 # Usage: answers.sh MODULE_DIR EMULATOR HOSTILE_BATCH_PROGRAM
 source "$(dirname "$0")/lib.sh"
@@ -165,6 +166,25 @@ module = $MODULE_DIR/smartkey.so
 activate = 1
 batch_max_size = 16
 CNF
+# A TLS server: the handshake signature is checked before it goes to the
+# peer; the handshake fails and the server says why.
+for key in answer-rsa answer-p256; do
+    echo none >"$MODE"
+    self_signed "$key" "$WORK/$key.crt" ||
+        fatal "cannot make the certificate of $key"
+    echo wrong-message >"$MODE"
+    server_start "smartkey:name=$key" "$WORK/$key.crt" 1 ||
+        fatal "s_server with $key did not start"
+    handshake "$WORK/$key.crt" -tls1_3
+    check "TLS server with $key, wrong signatures: the handshake fails" \
+        failed_cleanly
+    server_stop
+    check "TLS server with $key: the server reports the wrong signature" \
+        grep -q 'SmartKey returned a signature that does not verify' \
+        "$WORK/server.err"
+done
+echo none >"$MODE"
+
 control POST /_emulator/latency '{"ms": 20}' >/dev/null
 for key in answer-rsa answer-p256; do
     for mode in wrong-message bit-flip; do

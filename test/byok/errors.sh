@@ -136,14 +136,7 @@ control DELETE /_emulator/faults >/dev/null
 # RSA and EC subjects: rsa-oaep cannot carry them (one OAEP block), jwe and
 # sha256 are for AES and SECRET keys; each says so and points to
 # rsa-aes-key-wrap, and nothing is written.
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
-    -out "$WORK/rsa.pem" 2>/dev/null &&
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
-        -out "$WORK/ec.pem" 2>/dev/null &&
-    openssl pkcs8 -topk8 -nocrypt -in "$WORK/rsa.pem" -outform DER \
-        -out "$WORK/rsa.p8" &&
-    openssl pkcs8 -topk8 -nocrypt -in "$WORK/ec.pem" -outform DER \
-        -out "$WORK/ec.p8" || fatal "cannot make the RSA and EC subjects"
+make_asymmetric_targets || fatal "cannot make the RSA and EC subjects"
 import_key Target-RSA RSA "$WORK/rsa.p8" >/dev/null &&
     import_key Target-EC EC "$WORK/ec.p8" NistP256 >/dev/null ||
     fatal "cannot import the RSA and EC subjects"

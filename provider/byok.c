@@ -24,6 +24,7 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
@@ -999,39 +1000,60 @@ static int subject_fits_format(SK_BYOK_CIPHER *ctx, const wrap_settings *ws)
 }
 
 /*
+ * SmartKey's refusal of a wrapkey request (400), as the RSA cipher put it
+ * on the error queue: its text is copied, since the lookup that follows
+ * goes through libcurl, whose TLS clears the thread's error queue.
+ */
+static int wrap_refused(char *text, size_t len)
+{
+    const char *data = NULL;
+    int flags = 0;
+    unsigned long code =
+        ERR_peek_last_error_all(NULL, NULL, NULL, &data, &flags);
+
+    if (code == 0 || ERR_GET_REASON(code) != SK_R_BAD_REQUEST ||
+        (flags & ERR_TXT_STRING) == 0 || data == NULL ||
+        strstr(data, "/crypto/v1/wrapkey") == NULL)
+        return 0;
+    snprintf(text, len, "%s", data);
+    return 1;
+}
+
+/*
  * The plain RSA-OAEP wrap by the RSA cipher. SmartKey refuses to wrap an
  * RSA or EC key with RSA ("wrap it with an AES key"); then the subject's
  * type is looked up (on this failure path only) and the user is pointed to
- * the format that does it.
+ * the format that does it. Any other refusal is reported as it was.
  */
 static int inner_encrypt(SK_BYOK_CIPHER *ctx, unsigned char *out,
                          size_t *outlen, size_t outsize,
                          const unsigned char *in, size_t inlen)
 {
-    char uri[1024] = "", why[256];
+    char uri[1024] = "", why[256], refusal[1024];
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, uri, sizeof(uri)),
         OSSL_PARAM_END,
     };
     const char *kind = NULL;
     sk_uri subject;
-    int ok, asymmetric = 0;
+    int ok, asymmetric;
 
-    sk_set_error_mark(ctx->provctx);
     ok = INNER(asym_cipher_encrypt, OSSL_FUNC_ASYM_CIPHER_ENCRYPT)(
         ctx->inner, out, outlen, outsize, in, inlen);
+    if (ok || out == NULL || !wrap_refused(refusal, sizeof(refusal)) ||
+        !INNER(asym_cipher_get_ctx_params,
+               OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS)(ctx->inner, params) ||
+        uri[0] == '\0')
+        return ok;
     memset(&subject, 0, sizeof(subject));
-    if (!ok && out != NULL &&
-        INNER(asym_cipher_get_ctx_params,
-              OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS)(ctx->inner, params) &&
-        uri[0] != '\0' && sk_uri_parse(uri, &subject, why, sizeof(why)))
-        asymmetric = subject_is_asymmetric(ctx, &subject, &kind, 1) > 0;
+    asymmetric = sk_uri_parse(uri, &subject, why, sizeof(why)) &&
+                 subject_is_asymmetric(ctx, &subject, &kind, 1) > 0;
     sk_uri_clear(&subject);
     if (!asymmetric) {
-        sk_clear_last_error_mark(ctx->provctx);
-        return ok;
+        /* the lookup cleared the queue: SmartKey's refusal again */
+        SK_RAISE(ctx->provctx, SK_R_BAD_REQUEST, "%s", refusal);
+        return 0;
     }
-    sk_pop_error_to_mark(ctx->provctx);
     SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
              "%s %s: %.256s is %s private key, which does not fit in one "
              "RSA-OAEP block; use -pkeyopt %s:%s (RSA-OAEP of a transient "

@@ -12,6 +12,8 @@
  * GCM key and wrapped there under the cloud's RSA key. Only ciphertexts,
  * tags and digests reach this file, which concatenates and encodes them.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +24,7 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
@@ -39,6 +42,7 @@
 /* JWE A256GCM (RFC 7518 §5.3): 96-bit IV, 128-bit tag. */
 #define JWE_IV_BYTES 12
 #define JWE_TAG_BITS 128
+#define SHA256_BYTES 32
 
 typedef enum byok_format {
     FORMAT_RSA_OAEP = 0,
@@ -560,6 +564,34 @@ static int wrapping_key(byok_call *call, sk_key_ref *ref,
     return 1;
 }
 
+/* A result SmartKey returned that cannot be right: the call fails as a
+   bad answer, naming what was wrong. */
+static int answer_wrong(byok_call *call, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int answer_wrong(byok_call *call, const char *what, const char *fmt, ...)
+{
+    va_list args;
+
+    call->failed = what;
+    call->err.kind = SK_ERR_PROTOCOL;
+    va_start(args, fmt);
+    vsnprintf(call->err.message, sizeof(call->err.message), fmt, args);
+    va_end(args);
+    return 0;
+}
+
+/* An RSA-OAEP block under the wrapping key is exactly its modulus long. */
+static int oaep_block_sound(byok_call *call, const sk_wrapkey_result *rsa)
+{
+    size_t modulus = (size_t)call->ctx->key->max_size;
+
+    if (rsa->wrapped_len == modulus)
+        return 1;
+    return answer_wrong(call, "checking the RSA-OAEP block SmartKey returned",
+                        "it has %zu bytes, the wrapping key's modulus %zu",
+                        rsa->wrapped_len, modulus);
+}
+
 /* R3: a fresh AES-256 key, generated and kept in SmartKey. */
 static int make_transient_aes(byok_call *call)
 {
@@ -612,6 +644,21 @@ static int wrap_subject_under_aes(byok_call *call, const char *mode,
     return sk_client_wrapkey_ex(call->client, &req, out, &call->err);
 }
 
+/*
+ * KWP (RFC 5649) of n bytes is 8 * ceil(n / 8) + 8 bytes: a multiple of 8,
+ * at least 16. n, the subject's PKCS#8 (or raw) size, is known only to
+ * SmartKey, so this is the whole check the answer allows.
+ */
+static int kwp_block_sound(byok_call *call, const sk_wrapkey_result *kwp)
+{
+    if (kwp->wrapped_len >= 16 && kwp->wrapped_len % 8 == 0)
+        return 1;
+    return answer_wrong(call, "checking the AES key wrap SmartKey returned",
+                        "%zu bytes is not the length of an AES key wrap "
+                        "(RFC 5649: a multiple of 8, at least 16)",
+                        kwp->wrapped_len);
+}
+
 /* RSA-OAEP block || KWP block (PKCS#11 CKM_RSA_AES_KEY_WRAP). */
 static int rsa_aes_key_wrap(byok_call *call, unsigned char **out,
                             size_t *out_len)
@@ -623,7 +670,8 @@ static int rsa_aes_key_wrap(byok_call *call, unsigned char **out,
     memset(&rsa, 0, sizeof(rsa));
     if (make_transient_aes(call) &&
         wrap_subject_under_aes(call, "KWP", NULL, 0, NULL, 0, &kwp) &&
-        wrap_transient_under_rsa(call, &rsa)) {
+        wrap_transient_under_rsa(call, &rsa) && oaep_block_sound(call, &rsa) &&
+        kwp_block_sound(call, &kwp)) {
         *out_len = rsa.wrapped_len + kwp.wrapped_len;
         *out = OPENSSL_malloc(*out_len);
         if (*out != NULL) {
@@ -691,7 +739,7 @@ static int jwe_compact(byok_call *call, char **out)
         !wrap_subject_under_aes(call, "GCM", iv, sizeof(iv),
                                 (unsigned char *)parts[0], strlen(parts[0]),
                                 &gcm) ||
-        !wrap_transient_under_rsa(call, &rsa))
+        !wrap_transient_under_rsa(call, &rsa) || !oaep_block_sound(call, &rsa))
         goto done;
     if (gcm.tag_len != JWE_TAG_BITS / 8) {
         call->failed = "reading SmartKey's GCM tag";
@@ -802,8 +850,16 @@ static int subject_sha256(byok_call *call, unsigned char **out, size_t *out_len)
 
     subject_ref(call->ws, &ref);
     call->failed = "hashing the key in SmartKey";
-    return sk_client_key_digest(call->client, &ref, "SHA256", out, out_len,
-                                &call->err);
+    if (!sk_client_key_digest(call->client, &ref, "SHA256", out, out_len,
+                              &call->err))
+        return 0;
+    if (*out_len == SHA256_BYTES)
+        return 1;
+    OPENSSL_free(*out);
+    *out = NULL;
+    return answer_wrong(call, "checking the SHA-256 SmartKey returned",
+                        "it has %zu bytes, a SHA-256 has %d", *out_len,
+                        SHA256_BYTES);
 }
 
 /*
@@ -871,6 +927,143 @@ static int produce(SK_BYOK_CIPHER *ctx, wrap_settings *ws, unsigned char **out,
     return ok;
 }
 
+/* ---- the subject's type ------------------------------------------------ */
+
+/*
+ * Whether the subject is an RSA or EC key, as SmartKey describes it (one
+ * keys/info request). *kind is set to "an RSA" or "an EC" when it is.
+ * Returns -1 with an error raised when SmartKey cannot say, unless quiet.
+ */
+static int subject_is_asymmetric(SK_BYOK_CIPHER *ctx, const sk_uri *subject,
+                                 const char **kind, int quiet)
+{
+    sk_client *client = sk_provctx_client(ctx->provctx);
+    sk_key_ref ref = {.kid = subject->kid, .name = subject->name};
+    sk_key_info *info = NULL;
+    sk_error err;
+    char label[256];
+    int ok, asymmetric;
+
+    if (client == NULL)
+        return -1;
+    memset(&err, 0, sizeof(err));
+    sk_set_error_mark(ctx->provctx);
+    ok = sk_client_key_info(client, &ref, &info, &err);
+    sk_pop_error_to_mark(ctx->provctx);
+    if (!ok) {
+        if (!quiet) {
+            sk_key_ref_describe(&ref, label, sizeof(label));
+            SK_RAISE_CLIENT(ctx->provctx, label, &err);
+        }
+        return -1;
+    }
+    asymmetric = info->obj_type == SK_OBJ_RSA || info->obj_type == SK_OBJ_EC;
+    *kind = info->obj_type == SK_OBJ_RSA ? "an RSA" : "an EC";
+    sk_key_info_free(info);
+    return asymmetric;
+}
+
+/*
+ * jwe, salesforce-cache-only and sha256 are for symmetric keys (tenant
+ * secrets, data keys, CSEK hashes): for an RSA or EC key, the JWE would
+ * carry its PKCS#8 where every consumer expects key bytes, and SmartKey's
+ * SHA-256 is of its PKCS#1 / SEC1 form, which no cloud compares with.
+ */
+static int subject_fits_format(SK_BYOK_CIPHER *ctx, const wrap_settings *ws)
+{
+    const char *kind = NULL;
+    int asymmetric;
+
+    if (ctx->format != FORMAT_JWE &&
+        ctx->format != FORMAT_SALESFORCE_CACHE_ONLY &&
+        ctx->format != FORMAT_SHA256)
+        return 1;
+    asymmetric = subject_is_asymmetric(ctx, &ws->subject, &kind, 0);
+    if (asymmetric <= 0)
+        return asymmetric == 0;
+    if (ctx->format == FORMAT_SHA256)
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "%s sha256 hashes the value of an AES or SECRET key (hash "
+                 "files); %.256s is %s key, whose SHA-256 in SmartKey would "
+                 "be of its PKCS#1/SEC1 form, not of the PKCS#8 a wrap "
+                 "carries: nothing was made",
+                 SMARTKEY_PARAM_WRAP_FORMAT, ws->subject_uri, kind);
+    else
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "%s %s carries an AES or SECRET key; %.256s is %s key: "
+                 "nothing was made. For an RSA or EC private key use -pkeyopt "
+                 "%s:%s",
+                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format],
+                 ws->subject_uri, kind, SMARTKEY_PARAM_WRAP_FORMAT,
+                 SMARTKEY_WRAP_FORMAT_RSA_AES_KEY_WRAP);
+    return 0;
+}
+
+/*
+ * SmartKey's refusal of a wrapkey request (400), as the RSA cipher put it
+ * on the error queue: its text is copied, since the lookup that follows
+ * goes through libcurl, whose TLS clears the thread's error queue.
+ */
+static int wrap_refused(char *text, size_t len)
+{
+    const char *data = NULL;
+    int flags = 0;
+    unsigned long code =
+        ERR_peek_last_error_all(NULL, NULL, NULL, &data, &flags);
+
+    if (code == 0 || ERR_GET_REASON(code) != SK_R_BAD_REQUEST ||
+        (flags & ERR_TXT_STRING) == 0 || data == NULL ||
+        strstr(data, "/crypto/v1/wrapkey") == NULL)
+        return 0;
+    snprintf(text, len, "%s", data);
+    return 1;
+}
+
+/*
+ * The plain RSA-OAEP wrap by the RSA cipher. SmartKey refuses to wrap an
+ * RSA or EC key with RSA ("wrap it with an AES key"); then the subject's
+ * type is looked up (on this failure path only) and the user is pointed to
+ * the format that does it. Any other refusal is reported as it was.
+ */
+static int inner_encrypt(SK_BYOK_CIPHER *ctx, unsigned char *out,
+                         size_t *outlen, size_t outsize,
+                         const unsigned char *in, size_t inlen)
+{
+    char uri[1024] = "", why[256], refusal[1024];
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, uri, sizeof(uri)),
+        OSSL_PARAM_END,
+    };
+    const char *kind = NULL;
+    sk_uri subject;
+    int ok, asymmetric;
+
+    ok = INNER(asym_cipher_encrypt, OSSL_FUNC_ASYM_CIPHER_ENCRYPT)(
+        ctx->inner, out, outlen, outsize, in, inlen);
+    if (ok || out == NULL || !wrap_refused(refusal, sizeof(refusal)) ||
+        !INNER(asym_cipher_get_ctx_params,
+               OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS)(ctx->inner, params) ||
+        uri[0] == '\0')
+        return ok;
+    memset(&subject, 0, sizeof(subject));
+    asymmetric = sk_uri_parse(uri, &subject, why, sizeof(why)) &&
+                 subject_is_asymmetric(ctx, &subject, &kind, 1) > 0;
+    sk_uri_clear(&subject);
+    if (!asymmetric) {
+        /* the lookup cleared the queue: SmartKey's refusal again */
+        SK_RAISE(ctx->provctx, SK_R_BAD_REQUEST, "%s", refusal);
+        return 0;
+    }
+    SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+             "%s %s: %.256s is %s private key, which does not fit in one "
+             "RSA-OAEP block; use -pkeyopt %s:%s (RSA-OAEP of a transient "
+             "AES key, then AES key wrap of the key's PKCS#8)",
+             SMARTKEY_PARAM_WRAP_FORMAT, SMARTKEY_WRAP_FORMAT_RSA_OAEP, uri,
+             kind, SMARTKEY_PARAM_WRAP_FORMAT,
+             SMARTKEY_WRAP_FORMAT_RSA_AES_KEY_WRAP);
+    return 0;
+}
+
 /* ---- encrypt ---------------------------------------------------------- */
 
 static int is_text_format(byok_format format)
@@ -899,18 +1092,16 @@ static size_t size_bound(const SK_BYOK_CIPHER *ctx)
 static int rsa_oaep_by_inner(SK_BYOK_CIPHER *ctx, unsigned char **out,
                              size_t *out_len)
 {
-    OSSL_FUNC_asym_cipher_encrypt_fn *encrypt =
-        INNER(asym_cipher_encrypt, OSSL_FUNC_ASYM_CIPHER_ENCRYPT);
     size_t size = 0;
 
-    if (!encrypt(ctx->inner, NULL, &size, 0, NULL, 0))
+    if (!inner_encrypt(ctx, NULL, &size, 0, NULL, 0))
         return 0;
     *out = OPENSSL_malloc(size);
     if (*out == NULL) {
         SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "wrapping");
         return 0;
     }
-    if (!encrypt(ctx->inner, *out, out_len, size, NULL, 0)) {
+    if (!inner_encrypt(ctx, *out, out_len, size, NULL, 0)) {
         OPENSSL_free(*out);
         *out = NULL;
         return 0;
@@ -931,8 +1122,7 @@ static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
     if (ctx == NULL || ctx->key == NULL)
         return 0;
     if (ctx->format == FORMAT_RSA_OAEP && ctx->encoding == ENCODING_RAW)
-        return INNER(asym_cipher_encrypt, OSSL_FUNC_ASYM_CIPHER_ENCRYPT)(
-            ctx->inner, out, outlen, outsize, in, inlen);
+        return inner_encrypt(ctx, out, outlen, outsize, in, inlen);
 
     memset(&ws, 0, sizeof(ws));
     if (!read_wrap_settings(ctx, &ws, ctx->format != FORMAT_SHA256))
@@ -967,7 +1157,8 @@ static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
     }
     if (ctx->format == FORMAT_RSA_OAEP
             ? !rsa_oaep_by_inner(ctx, &artifact, &artifact_len)
-            : !produce(ctx, &ws, &artifact, &artifact_len))
+            : !subject_fits_format(ctx, &ws) ||
+                  !produce(ctx, &ws, &artifact, &artifact_len))
         goto done;
     if (ctx->encoding != ENCODING_RAW) {
         encoded = encode_base64(artifact, artifact_len,

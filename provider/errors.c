@@ -32,6 +32,8 @@ static const OSSL_ITEM reason_strings[] = {
     {SK_R_INVALID_PARAMETER, "invalid operation parameter"},
     {SK_R_BAD_KEY_REFERENCE, "malformed SmartKey key reference file"},
     {SK_R_KEY_GENERATION_FAILED, "key generation in SmartKey failed"},
+    {SK_R_SIGNATURE_NOT_VERIFIED,
+     "SmartKey returned a signature that does not verify"},
     {0, NULL},
 };
 

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/bn.h>
@@ -308,6 +309,38 @@ SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info)
     return key;
 }
 
+/*
+ * The key SmartKey describes must be the one asked for: a lookup by name
+ * answered with another name, or by kid with another kid, would make every
+ * later operation use (and cache under the asked name) a key the user did
+ * not name. Refused, whatever the reason (a proxy, a broken server).
+ */
+static int answer_names_ref(SK_PROVCTX *ctx, const sk_key_ref *ref,
+                            const sk_key_info *info)
+{
+    char asked[256];
+
+    if (ref->kid != NULL && strcasecmp(info->kid, ref->kid) != 0) {
+        sk_key_ref_describe(ref, asked, sizeof(asked));
+        SK_RAISE(ctx, SK_R_BAD_RESPONSE,
+                 "%s: SmartKey answered the key lookup with another key "
+                 "(kid %s); refused",
+                 asked, info->kid);
+        return 0;
+    }
+    if (ref->kid == NULL && ref->name != NULL &&
+        (info->name == NULL || strcmp(info->name, ref->name) != 0)) {
+        sk_key_ref_describe(ref, asked, sizeof(asked));
+        SK_RAISE(ctx, SK_R_BAD_RESPONSE,
+                 "%s: SmartKey answered the key lookup with another key "
+                 "('%.200s', kid %s); refused",
+                 asked, info->name != NULL ? info->name : "(no name)",
+                 info->kid);
+        return 0;
+    }
+    return 1;
+}
+
 SK_KEY *sk_key_fetch(SK_PROVCTX *ctx, const sk_key_ref *ref)
 {
     SK_KEY *key;
@@ -338,6 +371,10 @@ SK_KEY *sk_key_fetch(SK_PROVCTX *ctx, const sk_key_ref *ref)
     if (!ok) {
         sk_key_ref_describe(ref, subject, sizeof(subject));
         SK_RAISE_CLIENT(ctx, subject, &err);
+        return NULL;
+    }
+    if (!answer_names_ref(ctx, ref, info)) {
+        sk_key_info_free(info);
         return NULL;
     }
     key = sk_key_from_info(ctx, info);

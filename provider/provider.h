@@ -75,6 +75,7 @@ enum {
     SK_R_INVALID_PARAMETER,
     SK_R_BAD_KEY_REFERENCE,
     SK_R_KEY_GENERATION_FAILED,
+    SK_R_SIGNATURE_NOT_VERIFIED,
 };
 
 /* Settings after openssl.cnf and the environment were merged. */

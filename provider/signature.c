@@ -398,6 +398,63 @@ static int pss_saltlen_matches(SK_SIGNATURE_CTX *ctx)
     return 0;
 }
 
+/*
+ * SmartKey's signature checked with the key's public half before anyone
+ * sees it, as OpenSSL's own RSA does with its CRT results: a wrong RSA-CRT
+ * signature given to a peer can reveal the private key, and a wrong
+ * signature in a certificate or a file is worthless. The default provider
+ * of the child libctx verifies the very digest that was sent, with the
+ * padding, PSS salt length (the digest length, which the
+ * AlgorithmIdentifier states) and MGF1 digest in force; no network.
+ */
+static int signature_verifies(SK_SIGNATURE_CTX *ctx,
+                              const unsigned char *digest, size_t digest_len,
+                              const unsigned char *sig, size_t siglen)
+{
+    EVP_PKEY_CTX *verify_ctx;
+    int ok;
+
+    sk_set_error_mark(ctx->provctx);
+    verify_ctx = EVP_PKEY_CTX_new_from_pkey(ctx->provctx->libctx,
+                                            ctx->key->public_key, LOCAL_PROPQ);
+    ok = verify_ctx != NULL && EVP_PKEY_verify_init(verify_ctx) > 0 &&
+         EVP_PKEY_CTX_set_signature_md(verify_ctx, ctx->md) > 0;
+    if (ok && ctx->algorithm == SK_KEY_RSA) {
+        ok = EVP_PKEY_CTX_set_rsa_padding(verify_ctx, ctx->padding) > 0;
+        if (ok && ctx->padding == RSA_PKCS1_PSS_PADDING)
+            ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(verify_ctx,
+                                                  RSA_PSS_SALTLEN_DIGEST) > 0 &&
+                 EVP_PKEY_CTX_set_rsa_mgf1_md(verify_ctx, ctx->mgf1_md != NULL
+                                                              ? ctx->mgf1_md
+                                                              : ctx->md) > 0;
+    }
+    if (!ok) {
+        EVP_PKEY_CTX_free(verify_ctx);
+        sk_pop_error_to_mark(ctx->provctx);
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "key %s: cannot set up the check of SmartKey's signature "
+                 "with the key's public key",
+                 ctx->key->kid);
+        return 0;
+    }
+    ok = EVP_PKEY_verify(verify_ctx, sig, siglen, digest, digest_len) == 1;
+    EVP_PKEY_CTX_free(verify_ctx);
+    sk_pop_error_to_mark(ctx->provctx);
+    if (!ok)
+        SK_RAISE(ctx->provctx, SK_R_SIGNATURE_NOT_VERIFIED,
+                 "key %s%s%.200s%s: SmartKey returned a %s signature of the "
+                 "%s digest that does not verify under the key's public "
+                 "key; nothing was output",
+                 ctx->key->kid, ctx->key->name != NULL ? " ('" : "",
+                 ctx->key->name != NULL ? ctx->key->name : "",
+                 ctx->key->name != NULL ? "')" : "",
+                 ctx->algorithm == SK_KEY_EC             ? "ECDSA"
+                 : ctx->padding == RSA_PKCS1_PSS_PADDING ? "RSA-PSS"
+                                                         : "RSA PKCS#1 v1.5",
+                 EVP_MD_get0_name(ctx->md));
+    return ok;
+}
+
 static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
                        size_t *siglen, size_t sigsize,
                        const unsigned char *digest, size_t digest_len)
@@ -454,6 +511,8 @@ static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
                                          answer_len)
              : sk_ecdsa_signature_is_sound(ctx->provctx, ctx->key, answer,
                                            answer_len);
+    if (ok)
+        ok = signature_verifies(ctx, digest, digest_len, answer, answer_len);
     if (ok && answer_len > sigsize) {
         SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
                  "key %s: signature of %zu bytes does not fit the %zu-byte "
@@ -465,7 +524,7 @@ static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
         memcpy(sig, answer, answer_len);
         *siglen = answer_len;
     }
-    OPENSSL_free(answer);
+    OPENSSL_clear_free(answer, answer_len);
     return ok;
 }
 

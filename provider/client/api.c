@@ -565,9 +565,41 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
  * decides between importing and generating one) and hands back its handle.
  * Takes the body (NULL: it could not be built); 0 with err set on failure.
  */
+/*
+ * A generated key must be what was asked: a transient AES key of other
+ * bits would become, e.g., a JWE content key that is not 32 bytes.
+ * expect_bits 0: the answer's size is not checked (imports).
+ */
+static int answer_has_size(json_t *answer, unsigned expect_bits,
+                           const char *request, sk_error *err)
+{
+    unsigned bits = 0;
+    int found;
+
+    if (expect_bits == 0)
+        return 1;
+    found = sk_json_uint(answer, "key_size", &bits, request, err);
+    if (found < 0)
+        return 0;
+    if (found == 0) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "the new key's size is missing (%u bits were asked)",
+                     expect_bits);
+        return 0;
+    }
+    if (bits != expect_bits) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "SmartKey made a %u-bit key, %u bits were asked", bits,
+                     expect_bits);
+        return 0;
+    }
+    return 1;
+}
+
 static int call_for_transient_key(sk_client *client, const char *method,
                                   const char *request, json_t *body,
-                                  char **transient_key, sk_error *err)
+                                  unsigned expect_bits, char **transient_key,
+                                  sk_error *err)
 {
     json_t *answer = NULL;
     const char *handle = NULL;
@@ -582,7 +614,8 @@ static int call_for_transient_key(sk_client *client, const char *method,
         if (!json_is_object(answer))
             sk_error_set(err, SK_ERR_PROTOCOL, request,
                          "the answer is not a JSON object");
-        else if (sk_json_need_string(answer, "transient_key", &handle, request,
+        else if (answer_has_size(answer, expect_bits, request, err) &&
+                 sk_json_need_string(answer, "transient_key", &handle, request,
                                      err)) {
             *transient_key = OPENSSL_strdup(handle);
             if (*transient_key == NULL)
@@ -615,8 +648,8 @@ int sk_client_create_transient_public_key(sk_client *client,
                      sk_json_from_bytes(spki, spki_len), "transient", 1,
                      "key_ops", "WRAPKEY", "ENCRYPT");
     /* not SK_HTTP_IDEMPOTENT: a lost answer must not leave two objects */
-    return call_for_transient_key(client, "PUT", request, body, transient_key,
-                                  err);
+    return call_for_transient_key(client, "PUT", request, body, 0,
+                                  transient_key, err);
 }
 
 int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
@@ -692,8 +725,8 @@ int sk_client_generate_transient_aes(sk_client *client, unsigned bits,
     body = json_pack("{s:s,s:i,s:b,s:[s,s]}", "obj_type", "AES", "key_size",
                      (int)bits, "transient", 1, "key_ops", "WRAPKEY", "EXPORT");
     /* not SK_HTTP_IDEMPOTENT: it creates an object */
-    return call_for_transient_key(client, "POST", request, body, transient_key,
-                                  err);
+    return call_for_transient_key(client, "POST", request, body, bits,
+                                  transient_key, err);
 }
 
 void sk_wrapkey_result_clear(sk_wrapkey_result *result)
@@ -724,6 +757,30 @@ static int add_wrapkey_options(json_t *body, const sk_wrapkey_ex_request *req)
                             json_integer((json_int_t)req->tag_len_bits)))
         return 0;
     return 1;
+}
+
+/* An IV the answer states must be the one sent: GCM output under another
+   IV does not open with the IV the artifact carries. */
+static int answer_iv_is(json_t *answer, const unsigned char *iv, size_t iv_len,
+                        const char *request, sk_error *err)
+{
+    unsigned char *stated = NULL;
+    size_t stated_len = 0;
+    int found, same;
+
+    if (iv == NULL)
+        return 1;
+    found = sk_json_base64(answer, "iv", &stated, &stated_len, request, err);
+    if (found <= 0)
+        return found == 0;
+    same = stated_len == iv_len && CRYPTO_memcmp(stated, iv, iv_len) == 0;
+    OPENSSL_free(stated);
+    if (!same)
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "the answer states a %zu-byte IV other than the %zu-byte "
+                     "IV sent",
+                     stated_len, iv_len);
+    return same;
 }
 
 int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
@@ -774,9 +831,10 @@ int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
                          "the answer is not a JSON object");
         else if (sk_json_need_base64(answer, "wrapped_key", &out->wrapped,
                                      &out->wrapped_len, request, err))
-            ok = req->tag_len_bits == 0 ||
-                 sk_json_need_base64(answer, "tag", &out->tag, &out->tag_len,
-                                     request, err);
+            ok = (req->tag_len_bits == 0 ||
+                  sk_json_need_base64(answer, "tag", &out->tag, &out->tag_len,
+                                      request, err)) &&
+                 answer_iv_is(answer, req->iv, req->iv_len, request, err);
     }
     json_decref(body);
     json_decref(answer);

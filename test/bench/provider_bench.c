@@ -2,12 +2,15 @@
  * provider-bench: the smartkey provider through the EVP API, as an
  * application uses it: RSA-2048 OAEP decrypt, ECDSA P-256 sign, RSA-OAEP
  * server-side wrap (all in SmartKey) and RSA-OAEP public-key encrypt
- * (local), at several thread counts. Prints RESULT lines (bench_common.h);
- * asserts nothing. Run it through run-provider-bench.
+ * (local), at several thread counts; and for the signature check, ECDSA
+ * P-256 and RSA-2048 signing of a digest and the local verification
+ * alone (ecdsa-sign, rsa-sign, ecdsa-verify, rsa-verify). Prints RESULT lines
+ * (bench_common.h); asserts nothing. Run it through run-provider-bench.
  *
  * Usage: provider-bench MODULE-DIR [--config FILE] [--label NAME]
  *            [--threads 1,4,16,64] [--ops N] [--only decrypt,sign,...]
- * Keys "bench-rsa", "bench-ec" and "bench-aes" must exist. Without
+ * Keys "bench-rsa" (with SIGN for rsa-sign), "bench-ec" and "bench-aes"
+ * must exist. Without
  * --config the provider reads SMARTKEY_API_* from the environment; with it,
  * FILE (an openssl.cnf activating default and smartkey) configures both.
  */
@@ -140,6 +143,72 @@ static int op_sign(int thread)
     return ok;
 }
 
+/*
+ * Signature verification (issue 12): the provider checks every signature
+ * SmartKey returns with the key's public half before releasing it. The
+ * *-sign ops sign one SHA-256 digest through the provider and nothing
+ * else (the provider's check included, the bench adds none); the *-verify
+ * ops run only what the provider adds, a default-provider verification of
+ * one signature on its digest, without any request.
+ */
+static unsigned char digest[32], ec_sig[128], rsa_sig[256];
+static size_t ec_sig_len, rsa_sig_len;
+static EVP_PKEY *rsa_public;
+
+static int sign_digest(EVP_PKEY *key, unsigned char *sig, size_t *sig_len)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
+    int ok = ctx != NULL && EVP_PKEY_sign_init(ctx) > 0 &&
+             EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0 &&
+             EVP_PKEY_sign(ctx, sig, sig_len, digest, sizeof(digest)) > 0;
+
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+static int verify_digest(EVP_PKEY *key, const unsigned char *sig,
+                         size_t sig_len)
+{
+    EVP_PKEY_CTX *ctx =
+        EVP_PKEY_CTX_new_from_pkey(libctx, key, "provider=default");
+    int ok = ctx != NULL && EVP_PKEY_verify_init(ctx) > 0 &&
+             EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0 &&
+             EVP_PKEY_verify(ctx, sig, sig_len, digest, sizeof(digest)) == 1;
+
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+static int op_ecdsa_sign(int thread)
+{
+    unsigned char sig[128];
+    size_t sig_len = sizeof(sig);
+
+    (void)thread;
+    return sign_digest(ec_key, sig, &sig_len);
+}
+
+static int op_rsa_sign(int thread)
+{
+    unsigned char sig[256];
+    size_t sig_len = sizeof(sig);
+
+    (void)thread;
+    return sign_digest(rsa_key, sig, &sig_len) && sig_len == sizeof(sig);
+}
+
+static int op_ecdsa_verify(int thread)
+{
+    (void)thread;
+    return verify_digest(ec_public, ec_sig, ec_sig_len);
+}
+
+static int op_rsa_verify(int thread)
+{
+    (void)thread;
+    return verify_digest(rsa_public, rsa_sig, rsa_sig_len);
+}
+
 /* A copy of the EC key's public half owned by the default provider. */
 static EVP_PKEY *public_copy(EVP_PKEY *key)
 {
@@ -164,6 +233,10 @@ static const struct {
     {"sign", op_sign},
     {"wrap", op_wrap},
     {"encrypt", op_encrypt},
+    {"ecdsa-sign", op_ecdsa_sign},
+    {"rsa-sign", op_rsa_sign},
+    {"ecdsa-verify", op_ecdsa_verify},
+    {"rsa-verify", op_rsa_verify},
 };
 
 static int wanted(const char *only, const char *name)
@@ -233,6 +306,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: cannot load the bench keys\n", argv[0]);
         return 1;
     }
+    /* the verify ops check one signature of each key, made here */
+    ec_sig_len = sizeof(ec_sig);
+    rsa_sig_len = sizeof(rsa_sig);
+    if ((wanted(only, "ecdsa-verify") || wanted(only, "rsa-verify")) &&
+        ((rsa_public = public_copy(rsa_key)) == NULL ||
+         !sign_digest(ec_key, ec_sig, &ec_sig_len) ||
+         !sign_digest(rsa_key, rsa_sig, &rsa_sig_len))) {
+        ERR_print_errors_fp(stderr);
+        fprintf(stderr, "%s: cannot sign with the bench keys\n", argv[0]);
+        return 1;
+    }
 
     for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
         if (!wanted(only, ops[o].name))
@@ -251,6 +335,7 @@ int main(int argc, char **argv)
     EVP_PKEY_free(rsa_key);
     EVP_PKEY_free(ec_key);
     EVP_PKEY_free(ec_public);
+    EVP_PKEY_free(rsa_public);
     OSSL_LIB_CTX_free(libctx);
     return 0;
 }

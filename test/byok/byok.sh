@@ -35,14 +35,7 @@ openssl pkey -in "$WORK/cloud.pem" -pubout -out "$WORK/cloud-pub.pem" &&
 # The keys to bring, with material the test knows.
 openssl rand -out "$WORK/aes.bin" 32 &&
     openssl rand -out "$WORK/secret.bin" 32 &&
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
-        -out "$WORK/rsa.pem" 2>/dev/null &&
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
-        -out "$WORK/ec.pem" 2>/dev/null &&
-    openssl pkcs8 -topk8 -nocrypt -in "$WORK/rsa.pem" -outform DER \
-        -out "$WORK/rsa.p8" &&
-    openssl pkcs8 -topk8 -nocrypt -in "$WORK/ec.pem" -outform DER \
-        -out "$WORK/ec.p8" || fatal "cannot make the target keys"
+    make_asymmetric_targets || fatal "cannot make the target keys"
 import_key Cloud-Secret-Key AES "$WORK/aes.bin" >/dev/null &&
     import_key Tenant-Secret SECRET "$WORK/secret.bin" >/dev/null &&
     import_key Target-RSA RSA "$WORK/rsa.p8" >/dev/null &&

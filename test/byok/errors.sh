@@ -133,5 +133,42 @@ check "a transient key lost twice: tried twice only" \
     equals "$(counter '.requests["POST /crypto/v1/wrapkey"]')" 2
 control DELETE /_emulator/faults >/dev/null
 
+# RSA and EC subjects: rsa-oaep cannot carry them (one OAEP block), jwe and
+# sha256 are for AES and SECRET keys; each says so and points to
+# rsa-aes-key-wrap, and nothing is written.
+make_asymmetric_targets || fatal "cannot make the RSA and EC subjects"
+import_key Target-RSA RSA "$WORK/rsa.p8" >/dev/null &&
+    import_key Target-EC EC "$WORK/ec.p8" NistP256 >/dev/null ||
+    fatal "cannot import the RSA and EC subjects"
+declare -A kind=([Target-RSA]="an RSA" [Target-EC]="an EC")
+for subject in Target-RSA Target-EC; do
+    byok_artifact "$WORK/artifact" "$PEM" sha256 "$subject" rsa-oaep
+    check "rsa-oaep of $subject: fails cleanly" failed_cleanly
+    check "rsa-oaep of $subject: points to rsa-aes-key-wrap" \
+        stderr_has_text "smartkey-wrap-format rsa-oaep: smartkey:name=$subject is ${kind[$subject]} private key, which does not fit in one RSA-OAEP block; use -pkeyopt smartkey-wrap-format:rsa-aes-key-wrap"
+    check "rsa-oaep of $subject: no advice to wrap with an AES key" \
+        stderr_lacks_text 'wrap it with an AES key'
+    check "rsa-oaep of $subject: no output" no_output
+
+    byok_artifact "$WORK/artifact" "$PEM" sha1 "$subject" jwe \
+        -pkeyopt smartkey-wrap-kid:k1
+    check "jwe of $subject: fails cleanly" failed_cleanly
+    check "jwe of $subject: says jwe is for AES/SECRET keys" \
+        stderr_has_text "smartkey-wrap-format jwe carries an AES or SECRET key; smartkey:name=$subject is ${kind[$subject]} key: nothing was made. For an RSA or EC private key use -pkeyopt smartkey-wrap-format:rsa-aes-key-wrap"
+    check "jwe of $subject: no output" no_output
+
+    byok_artifact "$WORK/artifact" "$PEM" sha1 "$subject" \
+        salesforce-cache-only -pkeyopt smartkey-wrap-kid:k1
+    check "salesforce-cache-only of $subject: refused the same way" \
+        stderr_has_text "smartkey-wrap-format salesforce-cache-only carries an AES or SECRET key"
+    check "salesforce-cache-only of $subject: no output" no_output
+
+    byok_artifact "$WORK/artifact" "$PEM" sha1 "$subject" sha256
+    check "sha256 of $subject: fails cleanly" failed_cleanly
+    check "sha256 of $subject: says what would be hashed" \
+        stderr_has_text "smartkey-wrap-format sha256 hashes the value of an AES or SECRET key (hash files); smartkey:name=$subject is ${kind[$subject]} key, whose SHA-256 in SmartKey would be of its PKCS#1/SEC1 form, not of the PKCS#8 a wrap carries: nothing was made"
+    check "sha256 of $subject: no output" no_output
+done
+
 check "nothing was exported in the clear" equals "$(counter exports)" 0
 finish

@@ -41,6 +41,19 @@ import_key() {
         jq -re .kid
 }
 
+# make_asymmetric_targets: an RSA-2048 and an EC P-256 key the test knows,
+# in $WORK: rsa.pem and ec.pem, and their PKCS#8 DER rsa.p8 and ec.p8.
+make_asymmetric_targets() {
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+        -out "$WORK/rsa.pem" 2>/dev/null &&
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+            -out "$WORK/ec.pem" 2>/dev/null &&
+        openssl pkcs8 -topk8 -nocrypt -in "$WORK/rsa.pem" -outform DER \
+            -out "$WORK/rsa.p8" &&
+        openssl pkcs8 -topk8 -nocrypt -in "$WORK/ec.pem" -outform DER \
+            -out "$WORK/ec.p8"
+}
+
 # byok_artifact OUT KEY_ARGS HASH SUBJECT FORMAT [-pkeyopt ...]: the
 # documented command, default provider first.
 byok_artifact() {

@@ -35,6 +35,7 @@
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/store.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -867,6 +868,141 @@ typedef struct reshape_case {
     const char *shape;
 } reshape_case;
 
+/*
+ * A BYOK artifact of fault-secret under the SmartKey key: format as
+ * smartkey-wrap-format, OAEP with hash. sha256 and rsa-aes-key-wrap
+ * results are checked here (the stand-in opens the OAEP block); a JWE is
+ * only produced (test/byok verifies JWEs offline).
+ */
+static outcome byok_once(fixture *fx, const char *format, const char *hash)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
+                                         OSSL_PKEY_RSA_PAD_MODE_OAEP, 0),
+        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST,
+                                         (char *)hash, 0),
+        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST,
+                                         (char *)hash, 0),
+        OSSL_PARAM_construct_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT,
+                                         "smartkey:name=fault-secret", 0),
+        OSSL_PARAM_construct_utf8_string(SMARTKEY_PARAM_WRAP_FORMAT,
+                                         (char *)format, 0),
+        OSSL_PARAM_construct_utf8_string(SMARTKEY_PARAM_WRAP_KID, "k1", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    unsigned char out[8192], aes[512], digest[32], unwrapped[512];
+    size_t out_len = sizeof(out), aes_len = sizeof(aes);
+    size_t modulus = (size_t)EVP_PKEY_get_size(fx->standin);
+    int ok, n = 0, tail = 0;
+    EVP_PKEY_CTX *ctx;
+    EVP_CIPHER_CTX *kwp;
+
+    ctx = EVP_PKEY_CTX_new_from_pkey(fx->libctx, fx->smartkey_rsa, propq);
+    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_encrypt(ctx, out, &out_len, NULL, 0) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        return OUT_FAILED;
+    if (strcmp(format, "sha256") == 0)
+        return SHA256(fx->secret, sizeof(fx->secret), digest) != NULL &&
+                       out_len == sizeof(digest) &&
+                       memcmp(out, digest, sizeof(digest)) == 0
+                   ? OUT_OK
+                   : OUT_WRONG;
+    if (strcmp(format, "rsa-aes-key-wrap") != 0)
+        return OUT_OK;
+    /* OAEP(SHA-256) of the AES key || KWP of the secret */
+    if (out_len <= modulus || !local_rsa(fx, 0, out, modulus, aes, &aes_len) ||
+        aes_len != 32)
+        return OUT_WRONG;
+    kwp = EVP_CIPHER_CTX_new();
+    if (kwp != NULL)
+        EVP_CIPHER_CTX_set_flags(kwp, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+    ok = kwp != NULL &&
+         EVP_DecryptInit_ex(kwp, EVP_aes_256_wrap_pad(), NULL, aes, NULL) &&
+         out_len - modulus <= sizeof(unwrapped) &&
+         EVP_DecryptUpdate(kwp, unwrapped, &n, out + modulus,
+                           (int)(out_len - modulus)) &&
+         EVP_DecryptFinal_ex(kwp, unwrapped + n, &tail);
+    EVP_CIPHER_CTX_free(kwp);
+    OPENSSL_cleanse(aes, sizeof(aes));
+    return ok && (size_t)(n + tail) == sizeof(fx->secret) &&
+                   memcmp(unwrapped, fx->secret, sizeof(fx->secret)) == 0
+               ? OUT_OK
+               : OUT_WRONG;
+}
+
+typedef struct byok_case {
+    const char *format, *hash, *shape, *error;
+} byok_case;
+
+/* BYOK results and key info that cannot be right, through the proxy. */
+static void hostile_byok_and_key_info(fixture *fx, figures *row,
+                                      const char *shape_file,
+                                      const char *endpoint,
+                                      const char *key_file)
+{
+    static const byok_case cases[] = {
+        {"rsa-aes-key-wrap", "SHA256", "one-byte", "RSA-OAEP block"},
+        {"rsa-aes-key-wrap", "SHA256", "drop-last", "RSA-OAEP block"},
+        {"rsa-aes-key-wrap", "SHA256", "extra-byte", "RSA-OAEP block"},
+        {"jwe", "SHA1", "aes-128-cek", "128-bit key, 256 bits were asked"},
+        {"jwe", "SHA1", "other-iv", "IV other than the 12-byte IV sent"},
+        {"jwe", "SHA1", "drop-last", "RSA-OAEP block"},
+        {"sha256", "SHA256", "drop-last", "a SHA-256 has 32"},
+        {"sha256", "SHA256", "one-byte", "a SHA-256 has 32"},
+    };
+    const char *lookups[][2] = {{"other-name", "smartkey:name=fault-ec"},
+                                {"other-kid", NULL}};
+    char kid[37] = "", uri[64], what[128];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(what, sizeof(what), "%s with a %s answer", cases[i].format,
+                 cases[i].shape);
+        write_text(shape_file, "as-is");
+        record(row, byok_once(fx, cases[i].format, cases[i].hash), 1, NULL,
+               "BYOK artifact before the damage");
+        write_text(shape_file, cases[i].shape);
+        record(row, byok_once(fx, cases[i].format, cases[i].hash), 0,
+               cases[i].error, what);
+    }
+    /* a key this process never loaded: each lookup goes to SmartKey */
+    if (!emu_create_key(&fx->emu.env,
+                        "{\"name\":\"fault-ec\",\"obj_type\":\"EC\","
+                        "\"elliptic_curve\":\"NistP256\",\"key_ops\":"
+                        "[\"SIGN\",\"VERIFY\",\"APPMANAGEABLE\"]}",
+                        kid)) {
+        check(0, "the EC key for the key-info cases is created");
+        return;
+    }
+    snprintf(uri, sizeof(uri), "smartkey:kid=%s", kid);
+    lookups[1][1] = uri;
+    for (size_t i = 0; i < sizeof(lookups) / sizeof(lookups[0]); i++) {
+        OSSL_LIB_CTX *fresh = configured_libctx(lookups[i][0], endpoint,
+                                                fx->emu.ca_file, key_file);
+        EVP_PKEY *key;
+
+        if (fresh == NULL) {
+            check(0, "%s: a library context through the proxy", lookups[i][0]);
+            continue;
+        }
+        write_text(shape_file, lookups[i][0]);
+        key = load_key(fresh, lookups[i][1]);
+        snprintf(what, sizeof(what), "key info answering %s for %s",
+                 lookups[i][0], lookups[i][1]);
+        record(row, key != NULL ? OUT_OK : OUT_FAILED, 0,
+               "answered the key lookup with another key", what);
+        EVP_PKEY_free(key);
+        write_text(shape_file, "as-is");
+        key = load_key(fresh, lookups[i][1]);
+        record(row, key != NULL ? OUT_OK : OUT_FAILED, 1, NULL,
+               "the same lookup, undamaged");
+        EVP_PKEY_free(key);
+        OSSL_LIB_CTX_free(fresh);
+    }
+    write_text(shape_file, "as-is");
+}
+
 static void scenario_reshaped(fixture *fx)
 {
     /* only lengths the provider can know to be wrong: an RSA signature or
@@ -916,6 +1052,7 @@ static void scenario_reshaped(fixture *fx)
                 write_text(shape_file, cases[i].shape);
                 record(row, run_op(fx, cases[i].op), 0, NULL, what);
             }
+        hostile_byok_and_key_info(fx, row, shape_file, endpoint, key_file);
         write_text(shape_file, "as-is");
         for (int op = 0; op < OP_COUNT; op++)
             record(row, run_op(fx, (op_kind)op), 1, NULL,

@@ -13,8 +13,15 @@ SHAPE_FILE holds one word, read for every request:
   oversized   the result is 600 bytes (more than any RSA-2048 result)
   over-oaep   the result is 191 bytes (one more than RSA-2048 OAEP-SHA256
               can carry)
+  one-byte    the result is 1 byte (two wraps: a 2-byte rsa-aes-key-wrap)
 The fields changed: signature (sign), plain (decrypt), wrapped_key
-(wrapkey). The port is written to PORT_FILE once listening."""
+(wrapkey), digest (keys/digest). Hostile answers of the right form:
+  aes-128-cek a transient AES key is asked for as 128 bits instead of 256
+              (the request is changed, so SmartKey really makes one)
+  other-iv    a GCM wrap answer states another IV than the one sent
+  other-name  key info names another key
+  other-kid   key info carries another kid
+The port is written to PORT_FILE once listening."""
 import base64
 import json
 import os
@@ -30,7 +37,9 @@ RESULT_FIELD = {
     "/crypto/v1/sign": "signature",
     "/crypto/v1/decrypt": "plain",
     "/crypto/v1/wrapkey": "wrapped_key",
+    "/crypto/v1/keys/digest": "digest",
 }
+OTHER_KID = "00000000-0000-4000-8000-000000000bad"
 
 
 def reshape(value, shape):
@@ -44,7 +53,37 @@ def reshape(value, shape):
         return os.urandom(600)
     if shape == "over-oaep":
         return os.urandom(191)
+    if shape == "one-byte":
+        return b"\x01"
     return value
+
+
+def reshape_request(path, body, shape):
+    """aes-128-cek: the transient AES key is made with 128 bits."""
+    if shape != "aes-128-cek" or path != "/crypto/v1/keys" or not body:
+        return body
+    request = json.loads(body)
+    if request.get("obj_type") == "AES" and request.get("transient"):
+        request["key_size"] = 128
+    return json.dumps(request).encode()
+
+
+def hostile_answer(path, answer, shape):
+    """Answers of the right form that say something wrong."""
+    if shape == "other-iv" and path == "/crypto/v1/wrapkey" and "iv" in answer:
+        iv = bytearray(base64.b64decode(answer["iv"]))
+        iv[0] ^= 0x01
+        answer["iv"] = base64.b64encode(bytes(iv)).decode()
+    elif shape == "other-name" and path == "/crypto/v1/keys/info":
+        answer["name"] = "someone-else"
+    elif shape == "other-kid" and path == "/crypto/v1/keys/info":
+        answer["kid"] = OTHER_KID
+    return answer
+
+
+def read_shape():
+    with open(SHAPE_FILE) as f:
+        return f.read().strip()
 
 
 class Relay(BaseHTTPRequestHandler):
@@ -56,6 +95,7 @@ class Relay(BaseHTTPRequestHandler):
     def relay(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        body = reshape_request(self.path.split("?")[0], body, read_shape())
         headers = {name: value for name, value in self.headers.items()
                    if name.lower() not in ("host", "connection",
                                            "content-length", "expect")}
@@ -69,15 +109,18 @@ class Relay(BaseHTTPRequestHandler):
         except urllib.error.HTTPError as error:
             status, payload = error.code, error.read()
             kind = error.headers.get("Content-Type", "")
-        field = RESULT_FIELD.get(self.path.split("?")[0])
-        with open(SHAPE_FILE) as f:
-            shape = f.read().strip()
-        if status == 200 and field is not None and shape != "as-is":
+        path = self.path.split("?")[0]
+        field = RESULT_FIELD.get(path)
+        shape = read_shape()
+        if status // 100 == 2 and shape != "as-is" and payload:
             answer_json = json.loads(payload)
-            value = base64.b64decode(answer_json[field])
-            answer_json[field] = base64.b64encode(
-                reshape(value, shape)).decode()
-            payload = json.dumps(answer_json).encode()
+            if isinstance(answer_json, dict):
+                if field is not None and field in answer_json:
+                    value = base64.b64decode(answer_json[field])
+                    answer_json[field] = base64.b64encode(
+                        reshape(value, shape)).decode()
+                answer_json = hostile_answer(path, answer_json, shape)
+                payload = json.dumps(answer_json).encode()
         self.send_response(status)
         if kind:
             self.send_header("Content-Type", kind)

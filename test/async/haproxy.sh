@@ -4,9 +4,9 @@
 # provider activated only through openssl.cnf: default first, then
 # smartkey), with `ssl-mode-async` off and on, while SmartKey answers
 # every request 20 ms late: 16 concurrent clients make 3 full handshakes
-# each (no resumption), each followed by a request; every handshake
-# succeeds, is verified against the test CA, and costs exactly one sign
-# request. HAProxy runs in the foreground (-db) with its own config in the
+# each (no resumption, TLS 1.3), each followed by a request; every
+# handshake succeeds, is verified against the test CA, and costs exactly
+# one sign request; so do a few TLS 1.2 handshakes. HAProxy runs in the foreground (-db) with its own config in the
 # test's directory, on a loopback port, and is stopped by the test.
 #
 # Issue 13's asynchronous engine adds the proof of concurrency (more than
@@ -55,6 +55,12 @@ for mode in off on; do
                 signs_in_flight_at_once 1 1
         fi
     fi
+
+    counters_reset
+    tls_load 2 4 --tls1_2
+    check "  TLS 1.2: 2 clients x 2 handshakes succeed" \
+        bash -c "[[ $RC -eq 0 ]] && grep -q 'handshakes=4 failures=0 ' '$OUT'"
+    check "  one sign request each" equals "$(sign_requests)" 4
 
     # the check is real: a client that does not trust the test CA fails
     tls_load 1 1 --cafile "$CA_FILE"

@@ -68,8 +68,9 @@ for mode in off on; do
         bash -c "[[ $RC -eq 1 ]] && grep -q 'handshakes=0 failures=1 ' '$OUT'"
 
     haproxy_stop
+    # stopped by SIGTERM: 143 (HAProxy 2.6) or 0; a crash is 134 or 139
     check "  HAProxy ran to the end (stopped by the test, no crash)" \
-        equals "$HAPROXY_STATUS" 143
+        bash -c "[[ $HAPROXY_STATUS == 143 || $HAPROXY_STATUS == 0 ]]"
     check "  HAProxy wrote no alert" haproxy_quiet
 done
 

@@ -24,7 +24,7 @@ TOTAL=$((CLIENTS * PER_CLIENT))
 emulator_start --latency-ms "$LATENCY_MS"
 use_env_config
 make_test_ca || fatal "could not make the test CA"
-server_key_in_smartkey ec haproxy-ec ||
+server_key smartkey ec haproxy-ec ||
     fatal "could not make the SmartKey key and its certificate: $(cat "$WORK/haproxy-ec.err")"
 config_only_activation
 

@@ -49,39 +49,34 @@ async_init() {
     fi
 }
 
-# server_key_in_smartkey ec|rsa NAME: a key generated in SmartKey (EC
-# P-256 or RSA 2048), its key-reference file $WORK/NAME.ref.pem, a
-# certificate for it from the test CA (make_test_ca first) and the file
-# HAProxy's `crt` takes: the certificate then the key-reference PEM,
+# server_key smartkey|local ec|rsa NAME: an EC P-256 or RSA-2048 key,
+# generated in SmartKey (its key-reference file in $WORK/NAME.key) or
+# locally by the default provider (the reference: HAProxy signing by
+# itself), a certificate for it from the test CA (make_test_ca first) and
+# the file HAProxy's `crt` takes, the certificate then the key:
 # $WORK/NAME.pem.
-server_key_in_smartkey() {
-    local type=$1 name=$2 args
+server_key() {
+    local where=$1 type=$2 name=$3 args
     case $type in
     ec) args=(-algorithm EC -pkeyopt group:P-256) ;;
     rsa) args=(-algorithm RSA -pkeyopt bits:2048) ;;
     *) return 1 ;;
     esac
-    genpkey_in_smartkey "${args[@]}" -pkeyopt "smartkey-name:$name" \
-        -out "$WORK/$name.ref.pem" 2>"$WORK/$name.err" &&
-        ossl pkey -in "$WORK/$name.ref.pem" -pubout \
-            -out "$WORK/$name.pub" 2>>"$WORK/$name.err" &&
-        issue_cert "$WORK/$name.pub" "$WORK/$name.crt" localhost &&
-        cat "$WORK/$name.crt" "$WORK/$name.ref.pem" >"$WORK/$name.pem"
-}
-
-# local_server_key ec|rsa NAME: the same with a key made locally by the
-# default provider (the reference: HAProxy signing by itself).
-local_server_key() {
-    local type=$1 name=$2 args
-    case $type in
-    ec) args=(-algorithm EC -pkeyopt ec_paramgen_curve:P-256) ;;
-    rsa) args=(-algorithm RSA -pkeyopt rsa_keygen_bits:2048) ;;
+    case $where in
+    smartkey)
+        genpkey_in_smartkey "${args[@]}" -pkeyopt "smartkey-name:$name" \
+            -out "$WORK/$name.key" 2>"$WORK/$name.err" &&
+            ossl pkey -in "$WORK/$name.key" -pubout -out "$WORK/$name.pub" \
+                2>>"$WORK/$name.err"
+        ;;
+    local)
+        OPENSSL_CONF=$WORK/empty.cnf timeout "$CLI_TIMEOUT" openssl genpkey \
+            "${args[@]}" -out "$WORK/$name.key" 2>"$WORK/$name.err" &&
+            OPENSSL_CONF=$WORK/empty.cnf openssl pkey -in "$WORK/$name.key" \
+                -pubout -out "$WORK/$name.pub" 2>>"$WORK/$name.err"
+        ;;
     *) return 1 ;;
-    esac
-    OPENSSL_CONF=$WORK/empty.cnf timeout "$CLI_TIMEOUT" openssl genpkey \
-        "${args[@]}" -out "$WORK/$name.key" 2>"$WORK/$name.err" &&
-        OPENSSL_CONF=$WORK/empty.cnf openssl pkey -in "$WORK/$name.key" \
-            -pubout -out "$WORK/$name.pub" 2>>"$WORK/$name.err" &&
+    esac &&
         issue_cert "$WORK/$name.pub" "$WORK/$name.crt" localhost &&
         cat "$WORK/$name.crt" "$WORK/$name.key" >"$WORK/$name.pem"
 }

@@ -36,12 +36,14 @@ async_init() {
         exit 2
     fi
     # An instrumented smartkey.so (scripts/check-sanitizers) can only be
-    # loaded by the stock haproxy with the ASan runtime preloaded; haproxy
-    # frees nothing at exit, so leak checking is off in it (the provider's
-    # leaks are caught by the openssl runs).
+    # loaded by the stock haproxy with the sanitizer's runtime preloaded.
+    # Leak checking is off in haproxy: what it leaves allocated at exit is
+    # not the provider's (the provider's leaks are caught by the openssl
+    # runs).
     HAPROXY=(haproxy)
     local runtime
-    runtime=$(ldd "$MODULE" 2>/dev/null | awk '/libasan/ { print $3 }')
+    runtime=$(ldd "$MODULE" 2>/dev/null |
+        awk '/lib[at]san\.so/ { print $3; exit }')
     if [[ -n $runtime ]]; then
         HAPROXY=(env "LD_PRELOAD=$runtime${LD_PRELOAD:+:$LD_PRELOAD}"
             "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Debian's HAProxy with ONE thread serves HTTPS with a SmartKey EC P-256 key
+# from a key-reference file (`crt` = certificate + key reference, the
+# provider activated only through openssl.cnf: default first, then
+# smartkey), with `ssl-mode-async` off and on, while SmartKey answers
+# every request 20 ms late: 16 concurrent clients make 3 full handshakes
+# each (no resumption, TLS 1.3), each followed by a request; every
+# handshake succeeds, is verified against the test CA, and costs exactly
+# one sign request; so do a few TLS 1.2 handshakes. HAProxy runs in the foreground (-db) with its own config in the
+# test's directory, on a loopback port, and is stopped by the test.
+#
+# Issue 13's asynchronous engine adds the proof of concurrency (more than
+# one sign in flight at once with ssl-mode-async, exactly one without):
+# ASYNC_EXPECT_IN_FLIGHT=1 turns those checks on (see lib.sh).
+# Usage: haproxy.sh MODULE_DIR EMULATOR TLS_LOAD
+source "$(dirname "$0")/lib.sh"
+async_init "$@"
+
+LATENCY_MS=20
+CLIENTS=16
+PER_CLIENT=3
+TOTAL=$((CLIENTS * PER_CLIENT))
+
+emulator_start --latency-ms "$LATENCY_MS"
+use_env_config
+make_test_ca || fatal "could not make the test CA"
+server_key smartkey ec haproxy-ec ||
+    fatal "could not make the SmartKey key and its certificate: $(cat "$WORK/haproxy-ec.err")"
+config_only_activation
+
+for mode in off on; do
+    counters_reset
+    haproxy_start "$WORK/haproxy-ec.pem" "$mode" ||
+        fatal "HAProxy (ssl-mode-async $mode) did not start"
+    check "HAProxy, one thread, ssl-mode-async $mode, started with a key-reference file" \
+        kill -0 "$HAPROXY_PID"
+    check "  it looked the key up once, at start-up" \
+        equals "$(counter '.requests["POST /crypto/v1/keys/info"]')" 1
+
+    counters_reset
+    tls_load "$CLIENTS" "$TOTAL"
+    echo "     tls-load: $(cat "$OUT")"
+    check "  $CLIENTS concurrent clients x $PER_CLIENT full handshakes: all $TOTAL succeed (verified, 200 answer)" \
+        bash -c "[[ $RC -eq 0 ]] && grep -q 'handshakes=$TOTAL failures=0 ' '$OUT'"
+    check "  each handshake cost exactly one sign request" \
+        equals "$(sign_requests)" "$TOTAL"
+    check "  no key was looked up again" \
+        equals "$(counter '.requests["POST /crypto/v1/keys/info"]')" 0
+    if expect_in_flight; then
+        if [[ $mode == on ]]; then
+            check "  with ssl-mode-async, signs were in flight at once (emulator's max_in_flight)" \
+                signs_in_flight_at_once 2 "$CLIENTS"
+        else
+            check "  without ssl-mode-async, one sign at a time (emulator's max_in_flight)" \
+                signs_in_flight_at_once 1 1
+        fi
+    fi
+
+    counters_reset
+    tls_load 2 4 --tls1_2
+    check "  TLS 1.2: 2 clients x 2 handshakes succeed" \
+        bash -c "[[ $RC -eq 0 ]] && grep -q 'handshakes=4 failures=0 ' '$OUT'"
+    check "  one sign request each" equals "$(sign_requests)" 4
+
+    # the check is real: a client that does not trust the test CA fails
+    tls_load 1 1 --cafile "$CA_FILE"
+    check "  a client that does not trust the server's CA is refused" \
+        bash -c "[[ $RC -eq 1 ]] && grep -q 'handshakes=0 failures=1 ' '$OUT'"
+
+    haproxy_stop
+    # stopped by SIGTERM: 143 (HAProxy 2.6) or 0; a crash is 134 or 139
+    check "  HAProxy ran to the end (stopped by the test, no crash)" \
+        bash -c "[[ $HAPROXY_STATUS == 143 || $HAPROXY_STATUS == 0 ]]"
+    check "  HAProxy wrote no alert" haproxy_quiet
+done
+
+finish

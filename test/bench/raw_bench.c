@@ -198,7 +198,6 @@ static int setup_handles(void)
 
     snprintf(header, sizeof(header), "Authorization: Bearer %s", bearer);
     headers = curl_slist_append(NULL, header);
-    headers = curl_slist_append(headers, "Content-Type: application/json");
     for (int i = 0; i < BENCH_MAX_THREADS; i++) {
         CURL *h = curl_easy_init();
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The strict local server (docs/local-server.md, "Strict requests"): a field
 # outside SmartKey's request model, at any depth, a wrong enum spelling, an
-# unknown query parameter or a form Content-Type is a 400 whose plain text
-# names the field, so a typo in a client request cannot pass the suite;
-# --lenient accepts them. Also: answers carry only fields of SmartKey's
-# models, and listing pages with sort, start and limit
+# unknown query parameter or a form Content-Type without a body is a 400 whose
+# plain text names the field, so a typo in a client request cannot pass the
+# suite; --lenient accepts them. Also: answers carry only fields of
+# SmartKey's models, and listing pages with sort, start and limit
 # (docs/smartkey-api.md §3.1, §3.7).
 . "$(dirname "$0")/lib.sh" "$1"
 

@@ -618,7 +618,8 @@ static int wrap_transient_under_rsa(byok_call *call, sk_wrapkey_result *out)
 /*
  * R4 (KWP, RFC 5649) or R5 (GCM with the caller's IV and AAD): the subject
  * wrapped under the transient AES key. key_format Pkcs8 is what every
- * cloud takes for RSA and EC keys; SmartKey ignores it for raw keys.
+ * cloud takes for RSA and EC keys; only those have a PKCS#8 form, so it is
+ * sent for them only (raw keys are wrapped as their bytes).
  */
 static int wrap_subject_under_aes(byok_call *call, const char *mode,
                                   const unsigned char *iv, size_t iv_len,
@@ -626,13 +627,23 @@ static int wrap_subject_under_aes(byok_call *call, const char *mode,
                                   sk_wrapkey_result *out)
 {
     sk_wrapkey_ex_request req;
+    sk_key_info *info = NULL;
 
     memset(&req, 0, sizeof(req));
     req.wrapping_transient_key = call->aes_transient;
     subject_ref(call->ws, &req.wrap_subject);
+    /* the JWE formats take symmetric subjects only (subject_fits_format) */
+    if (iv == NULL) {
+        call->failed = "reading the type of the key";
+        if (!sk_client_key_info(call->client, &req.wrap_subject, &info,
+                                &call->err))
+            return 0;
+        if (info->obj_type == SK_OBJ_RSA || info->obj_type == SK_OBJ_EC)
+            req.key_format = "Pkcs8";
+        sk_key_info_free(info);
+    }
     req.alg = "AES";
     req.cipher_mode = mode;
-    req.key_format = "Pkcs8";
     if (iv != NULL) {
         req.iv = iv;
         req.iv_len = iv_len;

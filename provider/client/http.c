@@ -673,7 +673,8 @@ static int exchange(sk_client *c, const char *base, const char *method,
         authorization,
         "Accept: application/json",
         "Expect:",
-        body != NULL ? "Content-Type: application/json" : NULL,
+        /* no body: "Content-Type:" stops libcurl's form type */
+        body != NULL ? "Content-Type: application/json" : "Content-Type:",
     };
 
     *resend = RESEND_NEVER;

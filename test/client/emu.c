@@ -77,6 +77,8 @@ long emu_request(const emu_env *env, const char *method, const char *path,
         headers = curl_slist_append(headers, "Content-Type: application/json");
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     } else if (strcmp(method, "POST") == 0) {
+        /* no body, so no Content-Type (libcurl would send a form type) */
+        headers = curl_slist_append(headers, "Content-Type:");
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);

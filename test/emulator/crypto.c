@@ -1681,6 +1681,15 @@ int em_h_wrapkey(em_request *req, em_response *resp)
         !em_require_op(subject, EM_OP_EXPORT,
                        is_asymmetric_type(subject->obj_type), resp))
         goto done;
+    /* only asymmetric keys have a PKCS#8 form (docs/smartkey-api.md §3.4) */
+    if (pkcs8 && !is_asymmetric_type(subject->obj_type) && !em_lenient) {
+        em_error(resp, 400,
+                 "Invalid request: key_format Pkcs8 applies to asymmetric "
+                 "subjects; %s objects have no PKCS#8 form (leave "
+                 "key_format out)",
+                 subject->obj_type);
+        goto done;
+    }
     if (!em_key_export(subject, pkcs8, &material.data, &material.len)) {
         em_error(resp, 400, "The subject's key material cannot be serialised");
         goto done;
@@ -1848,6 +1857,7 @@ int em_h_unwrapkey(em_request *req, em_response *resp)
         goto done;
     }
     snprintf(obj->obj_type, sizeof(obj->obj_type), "%s", obj_type);
+    obj->external = 1;
     value = field(request, "elliptic_curve");
     if (value != NULL && strcmp(obj_type, "EC") == 0)
         snprintf(obj->curve, sizeof(obj->curve), "%s",

@@ -13,8 +13,10 @@
  *              unwrapkey, digest)
  *   crypto_batch.c  batch/... endpoints and the pool of batch workers
  *
- * The wire facts come from shared/smartkey-api.md; decisions on the points it
- * leaves unconfirmed are listed in docs/local-server.md.
+ *   schema.c   strict checking of request bodies against SmartKey's model
+ *
+ * The wire facts are in docs/smartkey-api.md; the emulator's own choices on
+ * the points SmartKey leaves open are listed in docs/local-server.md.
  */
 #ifndef SMARTKEY_EMULATOR_H
 #define SMARTKEY_EMULATOR_H
@@ -58,6 +60,8 @@ typedef struct em_obj {
     int enabled;
     char state[16]; /* "Active", "Deactivated", ... */
     int public_only;
+    int external;         /* material came from outside (import, unwrap):
+                             origin "External" rather than "FortanixHSM" */
     EVP_PKEY *pkey;       /* RSA and EC (public-only or full) */
     unsigned char *value; /* raw bytes of AES/SECRET/HMAC objects */
     size_t value_len;
@@ -113,6 +117,20 @@ int em_json(em_response *resp, int status, json_t *body);
 /* Count a successful plaintext export of key material (export endpoint,
    show_value): tests assert it stays 0 while BYOK artifacts are produced. */
 void em_count_export(void);
+
+/* ---- schema.c: strict request checking ---- */
+
+/* Set by --lenient: accept unknown fields and parameters, as before. */
+extern int em_lenient;
+/*
+ * Unless em_lenient: refuses (400, plain text naming the field) a request
+ * whose JSON body has a field outside SmartKey's request model at any depth,
+ * an enum value SmartKey does not spell that way, an unknown query parameter
+ * or a form Content-Type on a request without a body. route_path is the route's pattern
+ * ("/crypto/v1/keys/{kid}"). Returns 1 when the request may proceed.
+ */
+int em_check_request(const em_request *req, const char *route_path,
+                     em_response *resp);
 
 /* ---- store.c ---- */
 

@@ -1086,6 +1086,8 @@ static struct MHD_Response *process(struct MHD_Connection *conn,
         em_error(&resp, 400, "Invalid JSON body");
         goto answer;
     }
+    if (!em_check_request(&req, rt->path, &resp))
+        goto answer;
     if (rt->needs_approval &&
         __atomic_load_n(&approval_required, __ATOMIC_RELAXED)) {
         em_error(&resp, 403, "This operation requires approval");

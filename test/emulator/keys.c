@@ -216,6 +216,7 @@ static int create_key(em_request *req, em_response *resp, int import)
             goto fail;
         }
         OPENSSL_clear_free(value, len);
+        obj->external = 1;
         /* a public key cannot sign, decrypt or unwrap: leave those out of
            the defaults rather than refuse them on every call */
         if (obj->public_only && field(body, "key_ops") == NULL)
@@ -383,12 +384,18 @@ int em_h_keys_list(em_request *req, em_response *resp)
     listing l;
     unsigned long limit, offset, i;
     const char *sort = em_query(req, "sort");
+    const char *start = em_query(req, "start");
+    size_t first;
     json_t *items;
 
     memset(&l, 0, sizeof(l));
     if (!query_number(req, "limit", 1000, &limit) ||
         !query_number(req, "offset", 0, &offset))
         return em_error(resp, 400, "limit and offset must be numbers");
+    if (start != NULL && sort == NULL)
+        return em_error(resp, 400,
+                        "start needs sort (kid:asc, kid:desc, name:asc or "
+                        "name:desc): it is a position in that order");
     l.name = em_query(req, "name");
     l.obj_type = em_query(req, "obj_type");
     l.group_id = em_query(req, "group_id");
@@ -415,9 +422,24 @@ int em_h_keys_list(em_request *req, em_response *resp)
         qsort(l.objs, l.count, sizeof(*l.objs), cmp);
         pthread_mutex_unlock(&sort_lock);
     }
+    /* start: the page begins after this kid (or name) in the sort order */
+    first = 0;
+    if (start != NULL) {
+        int names = strncmp(sort, "name:", 5) == 0;
+        int desc = strstr(sort, ":desc") != NULL;
+
+        while (first < l.count) {
+            const em_obj *o = l.objs[first];
+            int c = strcmp(names ? (o->name ? o->name : "") : o->kid, start);
+
+            if (desc ? c < 0 : c > 0)
+                break;
+            first++;
+        }
+    }
     items = json_array();
     for (i = 0; i < l.count; i++) {
-        if (i >= offset && i - offset < limit) {
+        if (i >= first && i - first >= offset && i - first - offset < limit) {
             int with_value = can_show_value(req, l.objs[i]);
 
             if (with_value)

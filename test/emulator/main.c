@@ -10,7 +10,7 @@
  *   --state-dir DIR [--listen HOST:PORT] [--http] [--cert FILE --key FILE]
  *   [--threads N] [--batch-workers N] [--token-lifetime SECONDS] [--persist]
  *   [--test-controls] [--latency-ms N] [--api-key KEY] [--log FILE]
- *   [--quiet] [--help]
+ *   [--quiet] [--lenient] [--help]
  * --batch-workers N: the items of one batch request run on up to N threads
  * (default: online CPUs; 1 = one after another). Latency is still added once
  * per HTTP request, never per item.
@@ -76,6 +76,11 @@ static const char usage_text[] =
     "  --log FILE              append the request log to FILE instead of "
     "stderr\n"
     "  --quiet                 no request log\n"
+    "  --lenient               accept unknown request fields, query "
+    "parameters,\n"
+    "                          enum spellings and form Content-Types "
+    "(default:\n"
+    "                          400 naming the field)\n"
     "  --help                  this text\n";
 
 typedef struct settings {
@@ -447,6 +452,7 @@ static void parse_args(settings *s, int argc, char **argv)
         O_APIKEY,
         O_LOG,
         O_QUIET,
+        O_LENIENT,
         O_HELP
     };
     static const struct option options[] = {
@@ -464,6 +470,7 @@ static void parse_args(settings *s, int argc, char **argv)
         {"api-key", required_argument, NULL, O_APIKEY},
         {"log", required_argument, NULL, O_LOG},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"lenient", no_argument, NULL, O_LENIENT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0}};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -522,6 +529,9 @@ static void parse_args(settings *s, int argc, char **argv)
             break;
         case O_QUIET:
             s->quiet = 1;
+            break;
+        case O_LENIENT:
+            em_lenient = 1;
             break;
         case O_HELP:
             fputs(usage_text, stdout);

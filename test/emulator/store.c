@@ -436,6 +436,8 @@ static json_t *persist_record(const em_obj *obj)
         json_object_set(rec, "rsa", obj->rsa);
     if (obj->extra != NULL)
         json_object_set(rec, "extra", obj->extra);
+    if (obj->external)
+        json_object_set_new(rec, "external", json_true());
     return rec;
 }
 
@@ -526,6 +528,7 @@ static int load_record(json_t *rec, char *err, size_t errlen)
         return 0;
     }
     obj->enabled = json_is_true(json_object_get(rec, "enabled"));
+    obj->external = json_is_true(json_object_get(rec, "external"));
     if (state != NULL && strlen(state) < sizeof(obj->state))
         strcpy(obj->state, state);
     if (created != NULL && strlen(created) == 16)
@@ -967,18 +970,17 @@ json_t *em_obj_to_json(const em_obj *obj, int with_value)
     json_object_set_new(j, "key_ops", em_key_ops_to_json(obj->key_ops));
     json_object_set_new(j, "enabled", json_boolean(obj->enabled));
     json_object_set_new(j, "state", json_string(obj->state));
-    json_object_set_new(
-        j, "origin",
-        json_string(obj->transient_handle ? "Transient" : "FortanixHSM"));
+    /* ObjectOrigin: where the object was made (docs/smartkey-api.md §2.1) */
+    json_object_set_new(j, "origin",
+                        json_string(obj->transient_handle ? "Transient"
+                                    : obj->external       ? "External"
+                                                          : "FortanixHSM"));
     json_object_set_new(j, "public_only", json_boolean(obj->public_only));
     json_object_set_new(j, "acct_id", json_string(acct_id));
     json_object_set_new(j, "group_id", json_string(group ? group : group_id));
     json_object_set_new(j, "creator", json_pack("{s:s}", "app", app_id));
     json_object_set_new(j, "created_at", json_string(obj->created_at));
     json_object_set_new(j, "activation_date", json_string(obj->created_at));
-    /* lastused_at is required by the 2022 Rust client; objects are
-       immutable here, so it reports the creation time */
-    json_object_set_new(j, "lastused_at", json_string(obj->created_at));
     if (strcmp(obj->obj_type, "RSA") == 0)
         json_object_set_new(j, "rsa", rsa_view(obj));
     if (obj->transient_handle != NULL)

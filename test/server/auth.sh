@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sessions and authentication (fact sheet §1): API key -> bearer token,
+# Sessions and authentication (docs/smartkey-api.md §2): API key -> bearer token,
 # session-less Basic calls, terminate/refresh/reauth, idle expiry.
 . "$(dirname "$0")/lib.sh" "$1"
 

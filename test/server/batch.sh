@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Batch sign/verify/encrypt/decrypt (fact sheet §3.6): per-item status with a
+# Batch sign/verify/encrypt/decrypt (docs/smartkey-api.md §4.6): per-item status with a
 # mix of good and bad items; good items checked with stock openssl.
 . "$(dirname "$0")/lib.sh" "$1"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Large batches (fact sheet §3.6) answer every item, in request order, with
+# Large batches (docs/smartkey-api.md §4.6) answer every item, in request order, with
 # the item's own status, whether the emulator runs a batch's items one after
 # another (--batch-workers 1) or spreads them over worker threads
 # (--batch-workers 4), also with several large batches in flight at once.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Encrypt/decrypt and digests (fact sheet §3.1, §3.2, §3.5), every result
+# Encrypt/decrypt and digests (docs/smartkey-api.md §4.1, §4.2, §4.5), every result
 # checked with stock openssl (python3-cryptography, itself OpenSSL, only for
 # AES-GCM, which `openssl enc` cannot do).
 . "$(dirname "$0")/lib.sh" "$1"
@@ -87,7 +87,7 @@ check "public-only encrypt: openssl decrypts with the private key" \
 api POST /crypto/v1/decrypt "{\"key\":{\"kid\":\"$PUBLIC_KID\"},\"alg\":\"RSA\",\"cipher\":\"$(b64_file "$WORK/c.bin")\",\"mode\":$(oaep SHA256)}"
 check_status "decrypt with a public-only key is refused with 403" 403
 
-# -- RSA PKCS#1 v1.5 and the encryption policy (§2.5) --------------------------
+# -- RSA PKCS#1 v1.5 and the encryption policy (§3.5) --------------------------
 api POST /crypto/v1/encrypt "{\"key\":{\"kid\":\"$RSA_KID\"},\"alg\":\"RSA\",\"plain\":\"$PLAIN\",\"mode\":{\"PKCS1_V15\":{}}}"
 check_status "PKCS1_V15 encrypt is refused by the default OAEP-only policy (400)" 400
 openssl pkeyutl -encrypt -inkey "$WORK/rsa.pem" -in "$WORK/plain.bin" \
@@ -123,7 +123,7 @@ api POST /crypto/v1/encrypt "{\"key\":{\"kid\":\"$KID\"},\"alg\":\"RSA\",\"plain
 check_status "encrypt with a key without ENCRYPT is refused with 403" 403
 
 # Wildcard policy [{}]: anything goes, and an omitted mode resolves to
-# OAEP with MGF1-SHA256 (§3.1).
+# OAEP with MGF1-SHA256 (§4.1).
 generate_key '{"name":"rsa-any","obj_type":"RSA","key_size":2048,"key_ops":["ENCRYPT","DECRYPT","EXPORT"],"rsa":{"encryption_policy":[{}]}}'
 check_status "generate RSA with a wildcard encryption policy" 201
 ANY_KID=$KID

@@ -12,7 +12,8 @@
 #
 # Every script starts its own emulator on an ephemeral loopback port with its
 # own state directory, so ctest can run the scripts in parallel. Expectations
-# come from the SmartKey fact sheet, not from what the emulator happens to do.
+# come from SmartKey's wire facts (docs/smartkey-api.md), not from what the
+# emulator happens to do.
 set -u
 
 EMULATOR=${1:?usage: $0 PATH-TO-smartkey-emulator}
@@ -212,6 +213,17 @@ uuid_like() {
 # oaep HASH: the RSA-OAEP mode object.
 oaep() { printf '{"OAEP":{"mgf":{"mgf1":{"hash":"%s"}}}}' "$1"; }
 pss() { printf '{"PSS":{"mgf":{"mgf1":{"hash":"%s"}}}}' "$1"; }
+
+# SOBJECT_ONLY_MODEL_FIELDS: a jq filter, true when an Sobject carries only
+# fields of SmartKey's Sobject model (docs/smartkey-api.md §3.1).
+SOBJECT_ONLY_MODEL_FIELDS='keys - ["kid","name","obj_type","key_size",
+    "elliptic_curve","pub_key","value","transient_key","key_ops","enabled",
+    "state","origin","public_only","acct_id","group_id","creator",
+    "created_at","activation_date","deactivation_date","compromise_date",
+    "destruction_date","deletion_date","scheduled_rotation","description",
+    "custom_metadata","rsa","deterministic_signatures","never_exportable",
+    "compliant_with_policies","kcv","links","publish_public_key",
+    "export_policy","effective_key_policy","aes","des3","fpe"] == []'
 
 # generate_key JSON: POST /crypto/v1/keys; sets KID (empty on failure).
 generate_key() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sign/verify (fact sheet §3.3, §6d): RSA PKCS#1 v1.5 and PSS, ECDSA on the
+# Sign/verify (docs/smartkey-api.md §4.3): RSA PKCS#1 v1.5 and PSS, ECDSA on the
 # NIST curves, hash and data forms; signatures checked with stock openssl.
 . "$(dirname "$0")/lib.sh" "$1"
 
@@ -80,7 +80,7 @@ check_status "sign without hash_alg is refused with 400" 400
 api POST /crypto/v1/sign "{\"key\":{\"kid\":\"$RSA_KID\"},\"hash_alg\":\"SHA257\",\"hash\":\"$(hash_of SHA256)\",\"mode\":{\"PKCS1_V15\":{}}}"
 check_status "sign with an unknown hash_alg is refused with 400" 400
 
-# Wildcard signature policy: an omitted mode resolves to PKCS#1 v1.5 (§3.1).
+# Wildcard signature policy: an omitted mode resolves to PKCS#1 v1.5 (§4.1).
 api POST /crypto/v1/sign "$(sign_req "$RSA_KID" SHA256 hash)"
 check_status "RSA sign without mode answers 200" 200
 unb64 "$(field signature)" "$WORK/sig"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Wrap/unwrap (fact sheet §3.4, §6e): RSA-OAEP of raw key bytes, AES KW/KWP
+# Wrap/unwrap (docs/smartkey-api.md §4.4): RSA-OAEP of raw key bytes, AES KW/KWP
 # (RFC 3394/5649) byte-identical to `openssl enc -id-aes256-wrap[-pad]`,
 # PKCS#8 KWP of an EC key, AES-GCM wrap, permission and combination rules.
 . "$(dirname "$0")/lib.sh" "$1"

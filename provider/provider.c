@@ -228,19 +228,32 @@ static const OSSL_DISPATCH provider_functions[] = {
 
 /* --- configuration ----------------------------------------------------- */
 
-static const char *env_setting(const char *name, const char *alternative)
+/* *which: the variable the value came from */
+static const char *env_setting_from(const char *name, const char *alternative,
+                                    const char **which)
 {
     const char *value = secure_getenv(name);
 
-    if ((value == NULL || *value == '\0') && alternative != NULL)
+    if (which != NULL)
+        *which = name;
+    if ((value == NULL || *value == '\0') && alternative != NULL) {
         value = secure_getenv(alternative);
+        if (which != NULL)
+            *which = alternative;
+    }
     return value != NULL && *value != '\0' ? value : NULL;
+}
+
+static const char *env_setting(const char *name, const char *alternative)
+{
+    return env_setting_from(name, alternative, NULL);
 }
 
 /*
  * openssl.cnf values (every key of the provider's section arrives as a core
  * parameter, notes §7.1), then the environment, which wins so scripts can
- * point an existing configuration at another account.
+ * point an existing configuration at another account (the endpoint and CA
+ * only with the API key, or with env_overrides = yes: config.c).
  */
 static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_get_params_fn *core_get_params)
@@ -250,6 +263,7 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     char *retries = NULL, *cache_lifetime = NULL, *debug = NULL;
     char *insecure_skip_verify = NULL;
     char *batch_max_size = NULL, *batch_max_wait = NULL, *auth = NULL;
+    char *proxy = NULL, *no_proxy = NULL, *env_overrides = NULL;
     OSSL_PARAM core_params[] = {
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT, &api_endpoint, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, &api_key, 0),
@@ -265,11 +279,14 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE, &batch_max_size, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT, &batch_max_wait, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_AUTH, &auth, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_PROXY, &proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_NO_PROXY, &no_proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES, &env_overrides, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;
     sk_settings_text text;
-    char why[256];
+    char why[512];
     int reason;
 
     if (core_get_params != NULL && !core_get_params(handle, core_params)) {
@@ -292,8 +309,12 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     text.batch_max_size = batch_max_size;
     text.batch_max_wait = batch_max_wait;
     text.auth = auth;
+    text.proxy = proxy;
+    text.no_proxy = no_proxy;
+    text.env_overrides = env_overrides;
     text.env_api_endpoint =
-        env_setting(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT);
+        env_setting_from(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT,
+                         &text.env_api_endpoint_name);
     text.env_api_key = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
     text.env_ca_file = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
     text.env_auth = env_setting(SMARTKEY_ENV_AUTH, NULL);
@@ -306,8 +327,12 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
         return 1;
     }
 
-    SK_DEBUG(3, "endpoint %s, ca_file %s, api key %s", settings->api_endpoint,
+    SK_DEBUG(3, "endpoint %s, ca_file %s, proxy %s, api key %s",
+             settings->api_endpoint,
              settings->ca_file != NULL ? settings->ca_file : "(system)",
+             settings->proxy == NULL               ? "none"
+             : strcmp(settings->proxy, "env") == 0 ? "from the environment"
+                                                   : "configured",
              settings->api_key_source == NULL ? "not set"
              : strncmp(settings->api_key_source, "file:", 5) == 0
                  ? "from a file"
@@ -429,6 +454,19 @@ static char *resolve_api_key(SK_PROVCTX *ctx)
     return key;
 }
 
+/* After start-up the API key lives in the client only: a literal from
+   openssl.cnf is wiped from the settings (file: and env: name where it
+   is, not the key). */
+static void wipe_literal_api_key(SK_PROVCTX *ctx)
+{
+    char *source = ctx->settings.api_key_source;
+
+    if (source == NULL || strncmp(source, "file:", 5) == 0 ||
+        strncmp(source, "env:", 4) == 0)
+        return;
+    OPENSSL_cleanse(source, strlen(source));
+}
+
 sk_client *sk_provctx_client(SK_PROVCTX *ctx)
 {
     sk_client_config config;
@@ -444,14 +482,26 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
         return NULL;
     }
 
+    /* another thread may publish a client and wipe a literal key while
+       this one reads it: then its client is used and this error dropped */
+    sk_set_error_mark(ctx);
     api_key = resolve_api_key(ctx);
-    if (api_key == NULL)
-        return NULL;
+    if (api_key == NULL) {
+        client = atomic_load(&ctx->client);
+        if (client != NULL)
+            sk_pop_error_to_mark(ctx);
+        else
+            sk_clear_last_error_mark(ctx);
+        return client;
+    }
+    sk_clear_last_error_mark(ctx);
     memset(&config, 0, sizeof(config));
     config.endpoint = ctx->settings.api_endpoint;
     config.api_key = api_key;
     config.ca_file = ctx->settings.ca_file;
     config.ca_path = ctx->settings.ca_path;
+    config.proxy = ctx->settings.proxy;
+    config.no_proxy = ctx->settings.no_proxy;
     config.connect_timeout_ms = (long)(ctx->settings.connect_timeout * 1000);
     config.request_timeout_ms = (long)(ctx->settings.request_timeout * 1000);
     config.retries = ctx->settings.retries;
@@ -482,6 +532,8 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
     if (!atomic_compare_exchange_strong(&ctx->client, &published, client)) {
         sk_client_free(client);
         client = published;
+    } else {
+        wipe_literal_api_key(ctx);
     }
     return client;
 }

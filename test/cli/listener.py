@@ -8,14 +8,20 @@ Usage: listener.py MODE PORT_FILE LOG_FILE [CERT KEY]
            tunnelled (only to 127.0.0.1/localhost), anything else gets 403
   echo     HTTPS (CERT, KEY): answers 400 with the request's headers in the
            text, as a proxy or server echoing them would
+  rename   HTTPS (CERT, KEY) relay to UPSTREAM (trusting CA_FILE) that
+           gives every key in a key-info answer the name NAME:
+           listener.py rename PORT_FILE LOG_FILE CERT KEY UPSTREAM CA_FILE NAME
 The port is written to PORT_FILE once listening; LOG_FILE gets one line
 per request."""
+import json
 import os
 import select
 import socket
 import ssl
 import sys
 import threading
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 mode, port_file, log_file = sys.argv[1:4]
@@ -43,12 +49,37 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.close_connection = True
 
+    def relay(self, body):
+        upstream, ca_file, name = sys.argv[6:9]
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("host", "connection",
+                                        "content-length", "expect")}
+        request = urllib.request.Request(upstream + self.path, data=body,
+                                         headers=headers,
+                                         method=self.command)
+        context = ssl.create_default_context(cafile=ca_file)
+        try:
+            with urllib.request.urlopen(request, context=context) as answer:
+                status, payload = answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            status, payload = error.code, error.read()
+        if status == 200 and self.path.startswith("/crypto/v1/keys/info"):
+            info = json.loads(payload)
+            info["name"] = name
+            payload = json.dumps(info).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def handle_any(self):
         record(self.requestline)
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        if mode == "echo":
+        body = self.rfile.read(length) if length else None
+        if mode == "rename":
+            self.relay(body)
+        elif mode == "echo":
             self.answer(400, "bad request; you sent:\n" + str(self.headers))
         elif mode == "tunnel":
             self.answer(403, "only CONNECT")
@@ -83,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
-if mode == "echo":
+if mode in ("echo", "rename"):
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(sys.argv[4], sys.argv[5])
     server.socket = tls.wrap_socket(server.socket, server_side=True,

@@ -125,6 +125,17 @@ check "a name with CR LF ESC: shown escaped in the error" \
 check "a name with CR LF ESC: no raw ESC or CR on stderr" \
     eval '! grep -q $'"'"'[\x1b\r]'"'"' "$ERR"'
 
+# the emulator refuses such names: a relay renames the key in its answers
+kid=$(rest POST /crypto/v1/keys/info '{"name":"tr-rsa"}' | jq -re .kid) ||
+    fatal "cannot read the test key's kid"
+listen rename rename "$STATE/server.pem" "$STATE/server-key.pem" \
+    "$ENDPOINT" "$CA_FILE" $'tr\r\nname: forged\e[1m'
+SMARTKEY_API_ENDPOINT=https://127.0.0.1:$PORT_RENAME \
+    run ossl pkey -in "smartkey:kid=$kid" -text -noout
+check "-text of a name with CR LF ESC from SmartKey: escaped" \
+    eval 'succeeded && stdout_has_text "name: tr\r\nname: forged\e[1m" &&
+          ! grep -q "^name: forged" "$OUT" && ! grep -q $'"'"'\x1b'"'"' "$OUT"'
+
 # ---- 7. the debug log file ----
 SMARTKEY_DEBUG=level:2,file:$WORK/new.log run ossl pkey \
     -in smartkey:name=tr-rsa -pubout

@@ -83,6 +83,13 @@ check "SSLKEYLOGFILE set: the operation succeeds" succeeded
 check "SSLKEYLOGFILE set: no TLS secret of SmartKey's session is written" \
     eval '[[ ! -s $WORK/keylog ]]'
 
+# OpenSSL's and curl's CA variables do not make the provider trust a CA:
+# without ca_file it uses libcurl's built-in system store only.
+SMARTKEY_CA_FILE= SSL_CERT_FILE=$CA_FILE SSL_CERT_DIR=$STATE \
+    CURL_CA_BUNDLE=$CA_FILE run ossl pkey -in smartkey:name=tr-rsa -pubout
+check "SSL_CERT_FILE/SSL_CERT_DIR/CURL_CA_BUNDLE add no trusted CA" \
+    eval 'failed_cleanly && stderr_has "not trusted"'
+
 listen proxy tunnel
 clear_env_config
 SMARTKEY_API_KEY=$api_key

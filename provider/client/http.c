@@ -67,7 +67,7 @@ struct sk_client {
     const char *api_key; /* secrets->api_key */
     char *ca_file;
     char *ca_path;
-    char *proxy;    /* NULL: none; "" with proxy_env: the environment's */
+    char *proxy;    /* a proxy URL; NULL: none (or proxy_env) */
     int proxy_env;  /* libcurl reads the proxy variables */
     char *no_proxy; /* NULL: none configured */
     long connect_timeout_ms;

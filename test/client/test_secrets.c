@@ -35,7 +35,11 @@
    a copy of the key. */
 static unsigned char masked[KEY_LEN];
 
-static int key_at(const unsigned char *p)
+/* The scan reads every byte of the process's writable mappings, heap
+   redzones included: not something AddressSanitizer may instrument. */
+#define NO_ASAN __attribute__((no_sanitize_address))
+
+NO_ASAN static int key_at(const unsigned char *p)
 {
     for (size_t j = 0; j < KEY_LEN; j++)
         if (p[j] != (masked[j] ^ MASK))
@@ -71,7 +75,7 @@ static int dont_dump(unsigned long start)
 
 /* Counts copies of the key in readable private mappings; *outside counts
    those in mappings that would be dumped. */
-static void find_copies(int *copies, int *outside)
+NO_ASAN static void find_copies(int *copies, int *outside)
 {
     FILE *maps = fopen("/proc/self/maps", "r");
     char line[512];
@@ -86,7 +90,9 @@ static void find_copies(int *copies, int *outside)
             3)
             continue;
         /* writable data: heap, stacks, anonymous and .data/.bss */
-        if (perms[0] != 'r' || perms[1] != 'w' || strcmp(path, "[vvar]") == 0)
+        /* more than 1 GiB: a sanitizer's shadow or reserve, not data */
+        if (perms[0] != 'r' || perms[1] != 'w' || strcmp(path, "[vvar]") == 0 ||
+            b - a > (1ul << 30))
             continue;
         for (unsigned long p = a; p + KEY_LEN <= b; p++) {
             if (*(const unsigned char *)p != (masked[0] ^ MASK) ||

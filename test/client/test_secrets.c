@@ -25,8 +25,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
-#include "client.h"
 #include "emu.h"
+#include "internal.h"
 
 #define KEY_LEN 64
 #define MASK    0x5a
@@ -251,6 +251,38 @@ static void test_batched_decrypt_plaintexts_are_wiped(void)
     sk_client_free(client);
 }
 
+/* What a server or proxy answers goes through sk_error_set_server_text:
+   the secrets and whatever follows Basic/Bearer never reach err. */
+static void test_server_text_is_redacted_and_escaped(void)
+{
+    static const char token[] = "tok-0123456789abcdef";
+    static const char key[] = "a2V5LXNlY3JldC12YWx1ZQ==";
+    const char *secrets[] = {key, token};
+    const char body[] = "bad request; you sent:\r\nAuthorization: Bearer "
+                        "tok-0123456789abcdef\r\nX-Echo: "
+                        "a2V5LXNlY3JldC12YWx1ZQ==\r\nauthorization: basic "
+                        "other-credential, next\x1b[2J";
+    char small[8];
+    sk_error err;
+
+    memset(&err, 0, sizeof(err));
+    sk_error_set_server_text(&err, body, sizeof(body) - 1, secrets, 2);
+    CU_ASSERT_PTR_NULL(strstr(err.message, token));
+    CU_ASSERT_PTR_NULL(strstr(err.message, key));
+    CU_ASSERT_PTR_NULL(strstr(err.message, "other-credential"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "you sent"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, ", next\\e[2J"));
+    CU_ASSERT_PTR_NULL(strchr(err.message, 0x1b));
+
+    CU_ASSERT_STRING_EQUAL(
+        sk_escape_text("a\r\nb\x01", SIZE_MAX, small, sizeof(small)),
+        "a\\r...");
+    CU_ASSERT_STRING_EQUAL(
+        sk_escape_text("ab\x7f", SIZE_MAX, small, sizeof(small)), "ab\\x7f");
+    CU_ASSERT_STRING_EQUAL(sk_escape_text(NULL, SIZE_MAX, small, sizeof(small)),
+                           "");
+}
+
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "api-key-page";
@@ -270,6 +302,8 @@ int main(int argc, char **argv)
     } else {
         CU_add_test(suite, "the API key lives only in a MADV_DONTDUMP page",
                     test_api_key_page_is_not_dumped);
+        CU_add_test(suite, "server text is redacted and escaped",
+                    test_server_text_is_redacted_and_escaped);
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

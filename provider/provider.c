@@ -161,16 +161,20 @@ static void fork_prepare(void)
     SK_PROVCTX *ctx;
 
     pthread_mutex_lock(&live_contexts_lock);
-    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live)
+    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live) {
         sk_key_cache_lock(ctx->key_cache);
+        pthread_mutex_lock(&ctx->key_source_lock);
+    }
 }
 
 static void fork_release(void)
 {
     SK_PROVCTX *ctx;
 
-    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live)
+    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live) {
+        pthread_mutex_unlock(&ctx->key_source_lock);
         sk_key_cache_unlock(ctx->key_cache);
+    }
     pthread_mutex_unlock(&live_contexts_lock);
 }
 
@@ -214,6 +218,7 @@ static void teardown(void *provctx)
     sk_key_cache_free(ctx->key_cache);
     OSSL_LIB_CTX_free(ctx->libctx);
     sk_settings_clear(&ctx->settings);
+    pthread_mutex_destroy(&ctx->key_source_lock);
     free(ctx);
 }
 
@@ -416,13 +421,44 @@ fail:
 }
 
 /* The API key from its source: a literal, file:PATH or env:NAME. */
-static char *resolve_api_key(SK_PROVCTX *ctx)
+static char *resolve_from(SK_PROVCTX *ctx, const char *source)
 {
-    const char *source = ctx->settings.api_key_source;
+    const char *text = source;
     char why[128];
     char *key;
 
-    if (source == NULL) {
+    if (strncmp(source, "file:", 5) == 0)
+        return read_api_key_file(ctx, source + 5);
+    if (strncmp(source, "env:", 4) == 0) {
+        text = secure_getenv(source + 4);
+        if (text == NULL || *text == '\0') {
+            SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
+                     "%s = env:%.64s, but that environment variable is "
+                     "not set",
+                     SMARTKEY_CFG_API_KEY, source + 4);
+            return NULL;
+        }
+    }
+    key = sk_api_key_from_text(text, strlen(text), why, sizeof(why));
+    if (key == NULL)
+        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key (%s) %s",
+                 text == source ? "given literally" : "from the environment",
+                 why);
+    return key;
+}
+
+static char *resolve_api_key(SK_PROVCTX *ctx)
+{
+    char *source = NULL, *key;
+    int unset;
+
+    /* a copy: another thread may wipe a literal once its client exists */
+    pthread_mutex_lock(&ctx->key_source_lock);
+    unset = ctx->settings.api_key_source == NULL;
+    if (!unset)
+        source = strdup(ctx->settings.api_key_source);
+    pthread_mutex_unlock(&ctx->key_source_lock);
+    if (unset) {
         SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
                  "no SmartKey API key: set %s in the provider's openssl.cnf "
                  "section (a literal, file:PATH or env:NAME) or the %s "
@@ -430,41 +466,29 @@ static char *resolve_api_key(SK_PROVCTX *ctx)
                  SMARTKEY_CFG_API_KEY, SMARTKEY_ENV_API_KEY);
         return NULL;
     }
-    if (strncmp(source, "file:", 5) == 0)
-        return read_api_key_file(ctx, source + 5);
-    if (strncmp(source, "env:", 4) == 0) {
-        const char *value = secure_getenv(source + 4);
-
-        if (value == NULL || *value == '\0') {
-            SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
-                     "%s = env:%.64s, but that environment variable is "
-                     "not set",
-                     SMARTKEY_CFG_API_KEY, source + 4);
-            return NULL;
-        }
-        source = value;
+    if (source == NULL) {
+        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "reading the API key");
+        return NULL;
     }
-    key = sk_api_key_from_text(source, strlen(source), why, sizeof(why));
-    if (key == NULL)
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key (%s) %s",
-                 source == ctx->settings.api_key_source
-                     ? "given literally"
-                     : "from the environment",
-                 why);
+    key = resolve_from(ctx, source);
+    OPENSSL_cleanse(source, strlen(source));
+    free(source);
     return key;
 }
 
 /* After start-up the API key lives in the client only: a literal from
-   openssl.cnf is wiped from the settings (file: and env: name where it
-   is, not the key). */
+   openssl.cnf (or SMARTKEY_API_KEY) is wiped from the settings; file: and
+   env: name where it is, not the key. */
 static void wipe_literal_api_key(SK_PROVCTX *ctx)
 {
-    char *source = ctx->settings.api_key_source;
+    char *source;
 
-    if (source == NULL || strncmp(source, "file:", 5) == 0 ||
-        strncmp(source, "env:", 4) == 0)
-        return;
-    OPENSSL_cleanse(source, strlen(source));
+    pthread_mutex_lock(&ctx->key_source_lock);
+    source = ctx->settings.api_key_source;
+    if (source != NULL && strncmp(source, "file:", 5) != 0 &&
+        strncmp(source, "env:", 4) != 0)
+        OPENSSL_cleanse(source, strlen(source));
+    pthread_mutex_unlock(&ctx->key_source_lock);
 }
 
 sk_client *sk_provctx_client(SK_PROVCTX *ctx)
@@ -482,8 +506,8 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
         return NULL;
     }
 
-    /* another thread may publish a client and wipe a literal key while
-       this one reads it: then its client is used and this error dropped */
+    /* another thread may have published a client and wiped a literal
+       key meanwhile: then its client is used and this error dropped */
     sk_set_error_mark(ctx);
     api_key = resolve_api_key(ctx);
     if (api_key == NULL) {
@@ -555,6 +579,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         return 0;
     ctx->handle = handle;
     atomic_init(&ctx->client, NULL);
+    pthread_mutex_init(&ctx->key_source_lock, NULL);
     for (fn = in; fn->function_id != 0; fn++) {
         switch (fn->function_id) {
         case OSSL_FUNC_CORE_GET_PARAMS:

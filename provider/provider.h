@@ -121,6 +121,10 @@ typedef struct sk_provctx {
      * fork handlers take in the opposite order.
      */
     _Atomic(sk_client *) client;
+    /* Guards reading settings.api_key_source against its wiping once the
+       client exists (the key then lives in the client only). A leaf lock:
+       nothing else is taken while it is held. */
+    pthread_mutex_t key_source_lock;
 
     sk_key_cache *key_cache;
 

@@ -126,6 +126,96 @@ static int parse_auth(const char *text, sk_auth_mode *mode, char *why,
     return 0;
 }
 
+/* Every node of an api_endpoint value must be an https:// URL: each
+   request carries the API key or a session token. endpoints.c checks the
+   rest of the syntax when the client is made. */
+static int check_https(const char *setting, const char *value, char *why,
+                       size_t why_len)
+{
+    static const char separators[] = ", \t\r\n";
+    const char *p = value;
+
+    for (;;) {
+        size_t len;
+
+        p += strspn(p, separators);
+        if (*p == '\0')
+            return 1;
+        len = strcspn(p, separators);
+        if (len < 8 || strncmp(p, "https://", 8) != 0) {
+            char node[80];
+
+            sk_escape_text(p, len < 64 ? len : 64, node, sizeof(node));
+            snprintf(why, why_len,
+                     "%s: '%s' is not an https:// URL; the provider speaks "
+                     "HTTPS only, so that the API key never travels in "
+                     "clear text",
+                     setting, node);
+            return 0;
+        }
+        p += len;
+    }
+}
+
+/* proxy: absent, "none", "env", or a proxy URL of a scheme libcurl
+   tunnels HTTPS through. */
+static int check_proxy(const char *text, char *why, size_t why_len)
+{
+    static const char *const schemes[] = {"http://", "https://", "socks5://",
+                                          "socks5h://"};
+
+    if (text == NULL || strcmp(text, "env") == 0 || strcmp(text, "none") == 0)
+        return 1;
+    for (const char *c = text; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x21 || (unsigned char)*c == 0x7f)
+            goto bad;
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+        if (strncmp(text, schemes[i], strlen(schemes[i])) == 0 &&
+            text[strlen(schemes[i])] != '\0')
+            return 1;
+bad:
+    snprintf(why, why_len,
+             "%s in the provider's openssl.cnf section is not a proxy URL "
+             "(http://, https://, socks5:// or socks5h://), env or none",
+             SMARTKEY_CFG_PROXY);
+    return 0;
+}
+
+/* The environment may replace where the API key goes (or which CA vouches
+   for that server) only when it gives the key too, or openssl.cnf says
+   env_overrides = yes. */
+static int check_env_precedence(const sk_settings_text *in, char *why,
+                                size_t why_len)
+{
+    int overrides = 0;
+    const char *variable = NULL;
+
+    if (!parse_flag(SMARTKEY_CFG_ENV_OVERRIDES, in->env_overrides, &overrides,
+                    why, why_len))
+        return 0;
+    if (overrides || in->env_api_key != NULL || in->api_key == NULL)
+        return 1;
+    if (in->env_api_endpoint != NULL &&
+        (in->api_endpoint == NULL ||
+         strcmp(in->env_api_endpoint, in->api_endpoint) != 0))
+        variable = in->env_api_endpoint_name != NULL
+                       ? in->env_api_endpoint_name
+                       : SMARTKEY_ENV_API_ENDPOINT;
+    else if (in->env_ca_file != NULL &&
+             (in->ca_file == NULL || strcmp(in->env_ca_file, in->ca_file) != 0))
+        variable = SMARTKEY_ENV_CA_FILE;
+    if (variable == NULL)
+        return 1;
+    snprintf(why, why_len,
+             "the environment variable %s would change where the API key "
+             "of the provider's openssl.cnf section is sent (or who is "
+             "trusted to receive it): refused. Give the API key in %s too, "
+             "unset %s, or set %s = yes in that section",
+             variable, SMARTKEY_ENV_API_KEY, variable,
+             SMARTKEY_CFG_ENV_OVERRIDES);
+    return 0;
+}
+
 static int copy(char **slot, const char *value)
 {
     *slot = NULL;
@@ -144,6 +234,8 @@ void sk_settings_clear(sk_settings *settings)
     free(settings->api_key_source);
     free(settings->ca_file);
     free(settings->ca_path);
+    free(settings->proxy);
+    free(settings->no_proxy);
     memset(settings, 0, sizeof(*settings));
 }
 
@@ -166,12 +258,34 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
               in->env_api_key != NULL ? in->env_api_key : in->api_key) ||
         !copy(&out->ca_file,
               in->env_ca_file != NULL ? in->env_ca_file : in->ca_file) ||
-        !copy(&out->ca_path, in->ca_path)) {
+        !copy(&out->ca_path, in->ca_path) ||
+        !copy(&out->proxy, in->proxy != NULL && strcmp(in->proxy, "none") != 0
+                               ? in->proxy
+                               : NULL) ||
+        !copy(&out->no_proxy, in->no_proxy)) {
         *reason = SK_R_OUT_OF_MEMORY;
         snprintf(why, why_len, "reading the configuration");
         goto fail;
     }
     *reason = SK_R_BAD_CONFIGURATION;
+    if (in->env_api_endpoint != NULL
+            ? !check_https(in->env_api_endpoint_name != NULL
+                               ? in->env_api_endpoint_name
+                               : SMARTKEY_ENV_API_ENDPOINT,
+                           in->env_api_endpoint, why, why_len)
+            : !check_https("api_endpoint in the provider's openssl.cnf "
+                           "section",
+                           out->api_endpoint, why, why_len))
+        goto fail;
+    /* a list in openssl.cnf overridden by the environment must not hide
+       an http:// node either: it would be used once the variable goes */
+    if (in->api_endpoint != NULL &&
+        !check_https("api_endpoint in the provider's openssl.cnf section",
+                     in->api_endpoint, why, why_len))
+        goto fail;
+    if (!check_env_precedence(in, why, why_len) ||
+        !check_proxy(in->proxy, why, why_len))
+        goto fail;
     if (!parse_seconds(SMARTKEY_CFG_CONNECT_TIMEOUT, in->connect_timeout,
                        &out->connect_timeout, why, why_len) ||
         !parse_seconds(SMARTKEY_CFG_REQUEST_TIMEOUT, in->request_timeout,

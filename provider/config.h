@@ -24,12 +24,18 @@ typedef struct sk_settings_text {
     const char *batch_max_size;
     const char *batch_max_wait;
     const char *auth;
+    const char *proxy;
+    const char *no_proxy;
+    const char *env_overrides;
     /* environment variables (already chosen between SMARTKEY_* and
        FORTANIX_*); they win over openssl.cnf. NULL when unset or empty. */
     const char *env_api_endpoint;
     const char *env_api_key;
     const char *env_ca_file;
     const char *env_auth;
+    /* which variable env_api_endpoint came from (for messages); NULL:
+       SMARTKEY_API_ENDPOINT */
+    const char *env_api_endpoint_name;
 } sk_settings_text;
 
 /*

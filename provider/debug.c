@@ -1,14 +1,53 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <smartkey/smartkey.h>
 
+#include "client.h"
 #include "debug.h"
+
+/*
+ * The log may name keys and requests: created 0600, never through a
+ * symbolic link (another local user could point it at a file of ours),
+ * appended to when it exists. NULL with a line on stderr on refusal.
+ */
+static FILE *open_log(const char *path)
+{
+    struct stat st;
+    FILE *stream;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+
+    if (fd < 0) {
+        fprintf(stderr,
+                errno == ELOOP
+                    ? "smartkey: debug log %s is a symbolic link: refused; "
+                      "logging to stderr\n"
+                    : "smartkey: cannot open debug log %s (%s); logging to "
+                      "stderr\n",
+                SK_ESCAPED(path), strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
+        fprintf(stderr,
+                "smartkey: debug log %s is not a regular file: refused; "
+                "logging to stderr\n",
+                SK_ESCAPED(path));
+        close(fd);
+        return NULL;
+    }
+    stream = fdopen(fd, "a");
+    if (stream == NULL)
+        close(fd);
+    return stream;
+}
 
 int sk_debug_level;
 static FILE *debug_stream;
@@ -42,13 +81,8 @@ static void parse_debug_setting(const char *setting)
         char *file_name = strndup(path, len);
 
         if (file_name != NULL) {
-            debug_stream = fopen(file_name, "a");
-            if (debug_stream == NULL)
-                fprintf(stderr,
-                        "smartkey: cannot open debug log %s (%s); "
-                        "logging to stderr\n",
-                        file_name, strerror(errno));
-            else
+            debug_stream = open_log(file_name);
+            if (debug_stream != NULL)
                 setvbuf(debug_stream, NULL, _IOLBF, 0);
             free(file_name);
         }
@@ -83,14 +117,16 @@ void sk_debug_write(int level, const char *file, int line, const char *func,
     va_start(args, fmt);
     vsnprintf(message, sizeof(message), fmt, args);
     va_end(args);
-    /* one fprintf per line so lines of concurrent threads do not mix */
+    /* one fprintf per line so lines of concurrent threads do not mix; a
+       name with a line break cannot forge a line */
     fprintf(debug_stream, "smartkey[%ld] %d %s:%d %s: %s\n", (long)getpid(),
-            level, base != NULL ? base + 1 : file, line, func, message);
+            level, base != NULL ? base + 1 : file, line, func,
+            sk_escape_text(message, SIZE_MAX, (char[2048]){0}, 2048));
 }
 
 void sk_debug_client_log(void *arg, int level, const char *msg)
 {
     if (sk_debug_level >= level)
         fprintf(debug_stream, "smartkey[%ld] %d client: %s\n", (long)getpid(),
-                level, msg);
+                level, SK_ESCAPED(msg));
 }

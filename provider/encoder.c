@@ -76,8 +76,8 @@ static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
                         handle->private_handle ? "private" : "public",
                         curve_name(key->curve), key->bits) > 0;
     ok = ok &&
-         BIO_printf(out, "name: %s\nkid: %s\n",
-                    key->name != NULL ? key->name : "", key->kid) > 0 &&
+         BIO_printf(out, "name: %s\nkid: %s\n", SK_ESCAPED(key->name),
+                    key->kid) > 0 &&
          (!handle->private_handle ||
           BIO_printf(out, "private key: held in SmartKey, not "
                           "exportable\n") > 0) &&

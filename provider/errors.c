@@ -10,8 +10,7 @@ static const OSSL_ITEM reason_strings[] = {
     {SK_R_BAD_API_KEY, "SmartKey rejected the API key"},
     {SK_R_SERVER_UNREACHABLE, "cannot reach the SmartKey server"},
     {SK_R_TIMEOUT, "SmartKey did not answer in time"},
-    {SK_R_UNTRUSTED_CERTIFICATE,
-     "TLS with SmartKey failed (server certificate not trusted?)"},
+    {SK_R_UNTRUSTED_CERTIFICATE, "TLS with SmartKey failed"},
     {SK_R_API_KEY_FILE_PERMISSIONS,
      "API key file is readable by group or others"},
     {SK_R_MISSING_CONFIGURATION, "smartkey provider is not configured"},
@@ -52,33 +51,44 @@ static const char *reason_text(int reason)
     return "?";
 }
 
+/* The core's vset_error takes a va_list: this makes one for "%s". */
+static void set_core_error(SK_PROVCTX *ctx, int reason, const char *fmt, ...)
+{
+    va_list args;
+
+    va_start(args, fmt);
+    if (ctx == NULL || ctx->core_new_error == NULL)
+        ERR_vset_error(ERR_LIB_PROV, ERR_R_INTERNAL_ERROR, fmt, args);
+    else
+        ctx->core_vset_error(ctx->handle, (uint32_t)reason, fmt, args);
+    va_end(args);
+}
+
 static void vraise(SK_PROVCTX *ctx, const char *file, int line,
                    const char *func, int reason, const char *fmt, va_list args)
 {
     /* the build machine's directories mean nothing to users */
     const char *base = strrchr(file, '/');
+    char message[1024], escaped[2048];
 
     file = base != NULL ? base + 1 : file;
-    if (sk_debug_level >= 1) {
-        char message[1024];
-        va_list copy;
-
-        va_copy(copy, args);
-        vsnprintf(message, sizeof(message), fmt, copy);
-        va_end(copy);
+    /* key names (from URIs or SmartKey) and server text may hold control
+       characters: escaped, so a name cannot forge lines or terminal
+       sequences in the error output or the log */
+    vsnprintf(message, sizeof(message), fmt, args);
+    sk_escape_text(message, SIZE_MAX, escaped, sizeof(escaped));
+    if (sk_debug_level >= 1)
         sk_debug_write(1, file, line, func, "error: %s: %s",
-                       reason_text(reason), message);
-    }
+                       reason_text(reason), escaped);
     if (ctx == NULL || ctx->core_new_error == NULL) {
         /* before the core handed us its upcalls (or in unit tests) */
         ERR_new();
         ERR_set_debug(file, line, func);
-        ERR_vset_error(ERR_LIB_PROV, ERR_R_INTERNAL_ERROR, fmt, args);
-        return;
+    } else {
+        ctx->core_new_error(ctx->handle);
+        ctx->core_set_error_debug(ctx->handle, file, line, func);
     }
-    ctx->core_new_error(ctx->handle);
-    ctx->core_set_error_debug(ctx->handle, file, line, func);
-    ctx->core_vset_error(ctx->handle, (uint32_t)reason, fmt, args);
+    set_core_error(ctx, reason, "%s", escaped);
 }
 
 void sk_raise(SK_PROVCTX *ctx, const char *file, int line, const char *func,
@@ -101,6 +111,7 @@ static int reason_of(sk_err_kind kind)
     case SK_ERR_TIMEOUT:
         return SK_R_TIMEOUT;
     case SK_ERR_TLS:
+    case SK_ERR_TLS_NAME:
         return SK_R_UNTRUSTED_CERTIFICATE;
     case SK_ERR_AUTH:
         return SK_R_BAD_API_KEY;
@@ -133,8 +144,13 @@ static const char *advice_for(sk_err_kind kind)
     case SK_ERR_AUTH:
         return "; check the provider's api_key (or " SMARTKEY_ENV_API_KEY ")";
     case SK_ERR_TLS:
-        return "; set ca_file (or " SMARTKEY_ENV_CA_FILE
+        return "; server certificate not trusted? set ca_file "
+               "(or " SMARTKEY_ENV_CA_FILE
                ") to the CA that issued the server's certificate";
+    case SK_ERR_TLS_NAME:
+        return "; SmartKey's certificate does not match the host name in "
+               "api_endpoint (or " SMARTKEY_ENV_API_ENDPOINT
+               "): use a host name the certificate names";
     case SK_ERR_NETWORK:
     case SK_ERR_TIMEOUT:
         return "; check api_endpoint (or " SMARTKEY_ENV_API_ENDPOINT

@@ -178,16 +178,20 @@ static void fork_prepare(void)
     SK_PROVCTX *ctx;
 
     pthread_mutex_lock(&live_contexts_lock);
-    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live)
+    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live) {
         sk_key_cache_lock(ctx->key_cache);
+        pthread_mutex_lock(&ctx->key_source_lock);
+    }
 }
 
 static void fork_release(void)
 {
     SK_PROVCTX *ctx;
 
-    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live)
+    for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live) {
+        pthread_mutex_unlock(&ctx->key_source_lock);
         sk_key_cache_unlock(ctx->key_cache);
+    }
     pthread_mutex_unlock(&live_contexts_lock);
 }
 
@@ -231,6 +235,7 @@ static void teardown(void *provctx)
     sk_key_cache_free(ctx->key_cache);
     OSSL_LIB_CTX_free(ctx->libctx);
     sk_settings_clear(&ctx->settings);
+    pthread_mutex_destroy(&ctx->key_source_lock);
     free(ctx);
 }
 
@@ -245,19 +250,32 @@ static const OSSL_DISPATCH provider_functions[] = {
 
 /* --- configuration ----------------------------------------------------- */
 
-static const char *env_setting(const char *name, const char *alternative)
+/* *which: the variable the value came from */
+static const char *env_setting_from(const char *name, const char *alternative,
+                                    const char **which)
 {
     const char *value = secure_getenv(name);
 
-    if ((value == NULL || *value == '\0') && alternative != NULL)
+    if (which != NULL)
+        *which = name;
+    if ((value == NULL || *value == '\0') && alternative != NULL) {
         value = secure_getenv(alternative);
+        if (which != NULL)
+            *which = alternative;
+    }
     return value != NULL && *value != '\0' ? value : NULL;
+}
+
+static const char *env_setting(const char *name, const char *alternative)
+{
+    return env_setting_from(name, alternative, NULL);
 }
 
 /*
  * openssl.cnf values (every key of the provider's section arrives as a core
  * parameter, notes §7.1), then the environment, which wins so scripts can
- * point an existing configuration at another account.
+ * point an existing configuration at another account (the endpoint and CA
+ * only with the API key, or with env_overrides = yes: config.c).
  */
 static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_get_params_fn *core_get_params)
@@ -267,6 +285,7 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     char *retries = NULL, *cache_lifetime = NULL, *debug = NULL;
     char *insecure_skip_verify = NULL;
     char *batch_max_size = NULL, *batch_max_wait = NULL, *auth = NULL;
+    char *proxy = NULL, *no_proxy = NULL, *env_overrides = NULL;
     OSSL_PARAM core_params[] = {
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT, &api_endpoint, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, &api_key, 0),
@@ -282,11 +301,14 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE, &batch_max_size, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT, &batch_max_wait, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_AUTH, &auth, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_PROXY, &proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_NO_PROXY, &no_proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES, &env_overrides, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;
     sk_settings_text text;
-    char why[256];
+    char why[512];
     int reason;
 
     if (core_get_params != NULL && !core_get_params(handle, core_params)) {
@@ -309,8 +331,12 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     text.batch_max_size = batch_max_size;
     text.batch_max_wait = batch_max_wait;
     text.auth = auth;
+    text.proxy = proxy;
+    text.no_proxy = no_proxy;
+    text.env_overrides = env_overrides;
     text.env_api_endpoint =
-        env_setting(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT);
+        env_setting_from(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT,
+                         &text.env_api_endpoint_name);
     text.env_api_key = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
     text.env_ca_file = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
     text.env_auth = env_setting(SMARTKEY_ENV_AUTH, NULL);
@@ -323,8 +349,12 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
         return 1;
     }
 
-    SK_DEBUG(3, "endpoint %s, ca_file %s, api key %s", settings->api_endpoint,
+    SK_DEBUG(3, "endpoint %s, ca_file %s, proxy %s, api key %s",
+             settings->api_endpoint,
              settings->ca_file != NULL ? settings->ca_file : "(system)",
+             settings->proxy == NULL               ? "none"
+             : strcmp(settings->proxy, "env") == 0 ? "from the environment"
+                                                   : "configured",
              settings->api_key_source == NULL ? "not set"
              : strncmp(settings->api_key_source, "file:", 5) == 0
                  ? "from a file"
@@ -408,13 +438,44 @@ fail:
 }
 
 /* The API key from its source: a literal, file:PATH or env:NAME. */
-static char *resolve_api_key(SK_PROVCTX *ctx)
+static char *resolve_from(SK_PROVCTX *ctx, const char *source)
 {
-    const char *source = ctx->settings.api_key_source;
+    const char *text = source;
     char why[128];
     char *key;
 
-    if (source == NULL) {
+    if (strncmp(source, "file:", 5) == 0)
+        return read_api_key_file(ctx, source + 5);
+    if (strncmp(source, "env:", 4) == 0) {
+        text = secure_getenv(source + 4);
+        if (text == NULL || *text == '\0') {
+            SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
+                     "%s = env:%.64s, but that environment variable is "
+                     "not set",
+                     SMARTKEY_CFG_API_KEY, source + 4);
+            return NULL;
+        }
+    }
+    key = sk_api_key_from_text(text, strlen(text), why, sizeof(why));
+    if (key == NULL)
+        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key (%s) %s",
+                 text == source ? "given literally" : "from the environment",
+                 why);
+    return key;
+}
+
+static char *resolve_api_key(SK_PROVCTX *ctx)
+{
+    char *source = NULL, *key;
+    int unset;
+
+    /* a copy: another thread may wipe a literal once its client exists */
+    pthread_mutex_lock(&ctx->key_source_lock);
+    unset = ctx->settings.api_key_source == NULL;
+    if (!unset)
+        source = strdup(ctx->settings.api_key_source);
+    pthread_mutex_unlock(&ctx->key_source_lock);
+    if (unset) {
         SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
                  "no SmartKey API key: set %s in the provider's openssl.cnf "
                  "section (a literal, file:PATH or env:NAME) or the %s "
@@ -422,28 +483,29 @@ static char *resolve_api_key(SK_PROVCTX *ctx)
                  SMARTKEY_CFG_API_KEY, SMARTKEY_ENV_API_KEY);
         return NULL;
     }
-    if (strncmp(source, "file:", 5) == 0)
-        return read_api_key_file(ctx, source + 5);
-    if (strncmp(source, "env:", 4) == 0) {
-        const char *value = secure_getenv(source + 4);
-
-        if (value == NULL || *value == '\0') {
-            SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
-                     "%s = env:%.64s, but that environment variable is "
-                     "not set",
-                     SMARTKEY_CFG_API_KEY, source + 4);
-            return NULL;
-        }
-        source = value;
+    if (source == NULL) {
+        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "reading the API key");
+        return NULL;
     }
-    key = sk_api_key_from_text(source, strlen(source), why, sizeof(why));
-    if (key == NULL)
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key (%s) %s",
-                 source == ctx->settings.api_key_source
-                     ? "given literally"
-                     : "from the environment",
-                 why);
+    key = resolve_from(ctx, source);
+    OPENSSL_cleanse(source, strlen(source));
+    free(source);
     return key;
+}
+
+/* After start-up the API key lives in the client only: a literal from
+   openssl.cnf (or SMARTKEY_API_KEY) is wiped from the settings; file: and
+   env: name where it is, not the key. */
+static void wipe_literal_api_key(SK_PROVCTX *ctx)
+{
+    char *source;
+
+    pthread_mutex_lock(&ctx->key_source_lock);
+    source = ctx->settings.api_key_source;
+    if (source != NULL && strncmp(source, "file:", 5) != 0 &&
+        strncmp(source, "env:", 4) != 0)
+        OPENSSL_cleanse(source, strlen(source));
+    pthread_mutex_unlock(&ctx->key_source_lock);
 }
 
 sk_client *sk_provctx_client(SK_PROVCTX *ctx)
@@ -461,14 +523,26 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
         return NULL;
     }
 
+    /* another thread may have published a client and wiped a literal
+       key meanwhile: then its client is used and this error dropped */
+    sk_set_error_mark(ctx);
     api_key = resolve_api_key(ctx);
-    if (api_key == NULL)
-        return NULL;
+    if (api_key == NULL) {
+        client = atomic_load(&ctx->client);
+        if (client != NULL)
+            sk_pop_error_to_mark(ctx);
+        else
+            sk_clear_last_error_mark(ctx);
+        return client;
+    }
+    sk_clear_last_error_mark(ctx);
     memset(&config, 0, sizeof(config));
     config.endpoint = ctx->settings.api_endpoint;
     config.api_key = api_key;
     config.ca_file = ctx->settings.ca_file;
     config.ca_path = ctx->settings.ca_path;
+    config.proxy = ctx->settings.proxy;
+    config.no_proxy = ctx->settings.no_proxy;
     config.connect_timeout_ms = (long)(ctx->settings.connect_timeout * 1000);
     config.request_timeout_ms = (long)(ctx->settings.request_timeout * 1000);
     config.retries = ctx->settings.retries;
@@ -499,6 +573,8 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
     if (!atomic_compare_exchange_strong(&ctx->client, &published, client)) {
         sk_client_free(client);
         client = published;
+    } else {
+        wipe_literal_api_key(ctx);
     }
     return client;
 }
@@ -520,6 +596,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         return 0;
     ctx->handle = handle;
     atomic_init(&ctx->client, NULL);
+    pthread_mutex_init(&ctx->key_source_lock, NULL);
     for (fn = in; fn->function_id != 0; fn++) {
         switch (fn->function_id) {
         case OSSL_FUNC_CORE_GET_PARAMS:

@@ -92,6 +92,8 @@ typedef struct sk_settings {
     int batch_max_size;       /* 0: batching off */
     double batch_max_wait;    /* seconds */
     sk_auth_mode auth;        /* auth = auto (default), session, api-key */
+    char *proxy;              /* NULL: none; "env"; or a proxy URL */
+    char *no_proxy;
 } sk_settings;
 
 typedef struct sk_key_cache sk_key_cache;
@@ -112,7 +114,7 @@ typedef struct sk_provctx {
        provider activated from openssl.cnf are dropped by OpenSSL (nobody
        prints them), the user would only see "unregistered scheme". */
     int config_error_reason;
-    char config_error[256];
+    char config_error[512];
 
     /*
      * Created on first use: loading the provider must not touch the
@@ -121,6 +123,10 @@ typedef struct sk_provctx {
      * fork handlers take in the opposite order.
      */
     _Atomic(sk_client *) client;
+    /* Guards reading settings.api_key_source against its wiping once the
+       client exists (the key then lives in the client only). A leaf lock:
+       nothing else is taken while it is held. */
+    pthread_mutex_t key_source_lock;
 
     sk_key_cache *key_cache;
 

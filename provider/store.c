@@ -116,7 +116,7 @@ static int emit_key(SK_STORE_CTX *ctx, SK_KEY *key, OSSL_CALLBACK *object_cb,
                               ctx->expect == OSSL_STORE_INFO_PUBKEY ||
                               !key->has_private;
     snprintf(description, sizeof(description), "SmartKey key '%.200s' (%s)",
-             key->name != NULL ? key->name : "", key->kid);
+             SK_ESCAPED(key->name), key->kid);
 
     params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
     params[1] = OSSL_PARAM_construct_utf8_string(

@@ -89,6 +89,27 @@
  * Calls on transient keys always use a session (they live in one).
  */
 #define SMARTKEY_CFG_AUTH "auth"
+/*
+ * The proxy to SmartKey. By default none: libcurl's environment variables
+ * (https_proxy, HTTPS_PROXY, ALL_PROXY, NO_PROXY) are ignored, so the
+ * application's environment cannot redirect SmartKey traffic.
+ *   proxy = http://proxy.example:3128   this proxy (http://, https://,
+ *                                       socks5:// or socks5h://)
+ *   proxy = env                         libcurl's environment variables
+ *   no_proxy = host1,host2              hosts reached directly (libcurl's
+ *                                       NOPROXY syntax)
+ */
+#define SMARTKEY_CFG_PROXY    "proxy"
+#define SMARTKEY_CFG_NO_PROXY "no_proxy"
+/*
+ * "yes" lets SMARTKEY_API_ENDPOINT, FORTANIX_API_ENDPOINT and
+ * SMARTKEY_CA_FILE replace api_endpoint and ca_file even though the API key
+ * comes from this section (a literal, file: or env:). Without it they apply
+ * only when the API key comes from SMARTKEY_API_KEY or FORTANIX_API_KEY
+ * too; otherwise using the provider fails with a configuration error, so
+ * the environment cannot send a protected key to another server.
+ */
+#define SMARTKEY_CFG_ENV_OVERRIDES "env_overrides"
 
 /* Defaults */
 #define SMARTKEY_DEFAULT_API_ENDPOINT    "https://apps.smartkey.io"
@@ -101,8 +122,10 @@
 
 /*
  * Environment variables; they override openssl.cnf so scripts can point an
- * existing configuration at another account. The FORTANIX_* spellings are
- * accepted too (SMARTKEY_* wins when both are set).
+ * existing configuration at another account: the endpoint and the CA file
+ * only together with the API key (see SMARTKEY_CFG_ENV_OVERRIDES). The
+ * FORTANIX_* spellings are accepted too (SMARTKEY_* wins when both are set).
+ * Endpoints are https:// only, from any source.
  */
 #define SMARTKEY_ENV_API_ENDPOINT "SMARTKEY_API_ENDPOINT"
 #define SMARTKEY_ENV_API_KEY      "SMARTKEY_API_KEY"

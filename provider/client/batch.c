@@ -140,6 +140,31 @@ static json_t *make_item(const batch_queue *q, json_t *body)
     return item;
 }
 
+/* Decrypt answers hold plaintext (Base64) in jansson's strings, and a
+   request body may hold secrets too: every string of value (objects and
+   arrays included) is wiped before jansson frees it. */
+static void wipe_json(json_t *value)
+{
+    const char *name;
+    json_t *member;
+    size_t i;
+
+    if (json_is_string(value)) {
+        OPENSSL_cleanse((char *)json_string_value(value),
+                        json_string_length(value));
+    } else if (json_is_object(value)) {
+        json_object_foreach(value, name, member)
+        {
+            wipe_json(member);
+        }
+    } else if (json_is_array(value)) {
+        json_array_foreach(value, i, member)
+        {
+            wipe_json(member);
+        }
+    }
+}
+
 static sk_err_kind item_kind(long status, const char *text)
 {
     if (status == 403 && text != NULL &&
@@ -222,6 +247,10 @@ static void send_batch(sk_client *client, const batch_queue *q,
         else
             read_result(q, json_array_get(answer, i), it);
     }
+    /* a refused answer may still hold plaintexts no caller takes; the
+       bodies callers took are wiped by them (sk_batch_call) */
+    if (err.kind != SK_ERR_NONE)
+        wipe_json(answer);
     json_decref(answer);
 }
 
@@ -371,6 +400,7 @@ int sk_batch_call(sk_client *client, const char *path, json_t *body,
     }
     ok = queue_and_wait(client, b, q, &it);
     pthread_mutex_unlock(&b->lock);
+    wipe_json(it.item);
     json_decref(it.item);
     answer = it.body;
     if (!ok)
@@ -380,6 +410,9 @@ decode:
     if (ok)
         ok = sk_json_need_base64(answer, field, out, out_len, q->single_request,
                                  err);
+    wipe_json(answer);
     json_decref(answer);
+    /* the caller only frees body now (api.c) */
+    wipe_json(body);
     return ok;
 }

@@ -12,6 +12,7 @@
 #define SMARTKEY_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sk_client sk_client;
 
@@ -22,6 +23,7 @@ typedef enum sk_err_kind {
     SK_ERR_NETWORK,     /* cannot connect / connection lost */
     SK_ERR_TIMEOUT,     /* connect or request timeout */
     SK_ERR_TLS,         /* certificate or TLS handshake failure */
+    SK_ERR_TLS_NAME,    /* the certificate does not name the endpoint's host */
     SK_ERR_AUTH,        /* 401: bad API key, or re-authentication failed */
     SK_ERR_FORBIDDEN,   /* 403: operation not allowed on the key */
     SK_ERR_APPROVAL,    /* 403 "This operation requires approval" */
@@ -71,6 +73,13 @@ typedef struct sk_client_config {
     const char *api_key; /* copied; zeroised by sk_client_free */
     const char *ca_file; /* NULL: system trust store */
     const char *ca_path;
+    /* The proxy: NULL or "" none, whatever the environment says (libcurl
+       would read https_proxy, HTTPS_PROXY, ALL_PROXY); "env": libcurl's
+       environment variables; otherwise a proxy URL. no_proxy: hosts
+       reached directly (libcurl's NOPROXY list); NULL with a proxy URL:
+       none, whatever NO_PROXY says. */
+    const char *proxy;
+    const char *no_proxy;
     long connect_timeout_ms;  /* 0: default 5000 */
     long request_timeout_ms;  /* 0: default 30000 */
     int retries;              /* retries of idempotent calls on 429/5xx/
@@ -330,6 +339,20 @@ int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
 int sk_endpoints_parse(const char *list, char ***urls, size_t *count,
                        sk_error *err);
 void sk_endpoints_free(char **urls, size_t count);
+
+/*
+ * Text from a URI, openssl.cnf or a server made safe for a terminal or a
+ * log line: CR, LF, TAB and ESC become \r \n \t \e, other C0 controls
+ * and DEL \xNN; other bytes are kept. in may be NULL (""); len SIZE_MAX
+ * means up to the NUL. Cut with "..." when out is too small. Returns out.
+ */
+const char *sk_escape_text(const char *in, size_t len, char *out,
+                           size_t out_len);
+#define SK_ESCAPE_MAX 1024
+/* sk_escape_text of a NUL-terminated string into a buffer that lives
+   until the end of the enclosing block, e.g. in a printf argument. */
+#define SK_ESCAPED(s)                                                          \
+    sk_escape_text((s), SIZE_MAX, (char[SK_ESCAPE_MAX]){0}, SK_ESCAPE_MAX)
 
 /* Short stable name of a kind, e.g. "not found". */
 const char *sk_err_kind_name(sk_err_kind kind);

@@ -15,16 +15,13 @@ static const char separators[] = ", \t\r\n";
 
 /* "https://host[:port]" with nothing after the authority: the client
    appends "/crypto/v1/..." itself, and user:password@ would put a secret
-   into every log line that names the node. */
+   into every log line that names the node. HTTPS only: every request
+   carries the API key or a session token. */
 static int valid_node(const char *url, size_t len)
 {
-    size_t scheme;
+    static const size_t scheme = sizeof("https://") - 1;
 
-    if (len > 8 && strncmp(url, "https://", 8) == 0)
-        scheme = 8;
-    else if (len > 7 && strncmp(url, "http://", 7) == 0)
-        scheme = 7;
-    else
+    if (len <= scheme || strncmp(url, "https://", scheme) != 0)
         return 0;
     for (size_t i = scheme; i < len; i++) {
         unsigned char c = (unsigned char)url[i];

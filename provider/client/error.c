@@ -1,6 +1,126 @@
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <openssl/crypto.h>
 #include "internal.h"
+
+/* The escaped form of c into seq (at least 5 bytes); returns its length. */
+static size_t escape_char(unsigned char c, char *seq)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    if (c == '\n' || c == '\r' || c == '\t' || c == 0x1b) {
+        seq[0] = '\\';
+        seq[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 'e';
+        return 2;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        seq[0] = '\\';
+        seq[1] = 'x';
+        seq[2] = hex[c >> 4];
+        seq[3] = hex[c & 15];
+        return 4;
+    }
+    seq[0] = (char)c;
+    return 1;
+}
+
+const char *sk_escape_text(const char *in, size_t len, char *out,
+                           size_t out_len)
+{
+    size_t o = 0, need = 0, limit;
+    char seq[5];
+
+    if (out == NULL || out_len == 0)
+        return out;
+    if (in == NULL)
+        len = 0;
+    else if (len == SIZE_MAX)
+        len = strlen(in);
+    for (size_t i = 0; i < len; i++)
+        need += escape_char((unsigned char)in[i], seq);
+    /* too long: whole sequences only, then "..." */
+    limit = need < out_len ? need : out_len > 4 ? out_len - 4 : 0;
+    for (size_t i = 0; i < len; i++) {
+        size_t n = escape_char((unsigned char)in[i], seq);
+
+        if (o + n > limit)
+            break;
+        memcpy(out + o, seq, n);
+        o += n;
+    }
+    if (need >= out_len && out_len > 4) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Overwrites with '*' every occurrence of secret in text[0..len). */
+static void mask_secret(char *text, size_t len, const char *secret)
+{
+    size_t slen = secret != NULL ? strlen(secret) : 0;
+
+    /* a very short secret would mask ordinary words; real keys and tokens
+       are long */
+    if (slen < 8)
+        return;
+    for (size_t i = 0; i + slen <= len; i++)
+        if (memcmp(text + i, secret, slen) == 0)
+            memset(text + i, '*', slen);
+}
+
+/* Masks the credential after "Basic " / "Bearer " (any case). */
+static void mask_schemes(char *text, size_t len)
+{
+    static const char *const schemes[] = {"basic ", "bearer "};
+
+    for (size_t s = 0; s < sizeof(schemes) / sizeof(schemes[0]); s++) {
+        size_t slen = strlen(schemes[s]);
+
+        for (size_t i = 0; i + slen <= len; i++) {
+            size_t j;
+
+            if (strncasecmp(text + i, schemes[s], slen) != 0)
+                continue;
+            for (j = i + slen; j < len && text[j] == ' '; j++)
+                ;
+            for (; j < len && !isspace((unsigned char)text[j]) &&
+                   text[j] != '"' && text[j] != '\'' && text[j] != ',' &&
+                   text[j] != '<' && text[j] != ';' && text[j] != '\\';
+                 j++)
+                text[j] = '*';
+        }
+    }
+}
+
+void sk_error_set_server_text(sk_error *err, const char *text, size_t len,
+                              const char *const *secrets, size_t n_secrets)
+{
+    char *copy;
+
+    if (err == NULL)
+        return;
+    if (text == NULL || len == 0) {
+        err->message[0] = '\0';
+        return;
+    }
+    copy = OPENSSL_malloc(len + 1);
+    if (copy == NULL) {
+        snprintf(err->message, sizeof(err->message),
+                 "(the server's text could not be copied: out of memory)");
+        return;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    for (size_t i = 0; i < n_secrets; i++)
+        mask_secret(copy, len, secrets[i]);
+    mask_schemes(copy, len);
+    sk_error_set_text(err, copy, len);
+    OPENSSL_clear_free(copy, len + 1);
+}
 
 void sk_error_clear(sk_error *err)
 {
@@ -33,17 +153,25 @@ void sk_error_set_text(sk_error *err, const char *text, size_t len)
         return;
     for (size_t i = 0; i < len && out + 1 < sizeof(err->message); i++) {
         unsigned char c = (unsigned char)text[i];
+        char seq[8];
+        size_t n;
 
         /* Line breaks and tabs become one space so the message stays one
-           line; other bytes outside printable ASCII are dropped. */
+           line; other control characters are escaped (ESC, ...); bytes
+           outside ASCII are dropped. */
         if (c == '\n' || c == '\r' || c == '\t')
             c = ' ';
-        if (c < 0x20 || c > 0x7e)
+        if (c > 0x7e && c != 0x7f)
             continue;
         if (c == ' ' && last_space)
             continue;
         last_space = c == ' ';
-        err->message[out++] = (char)c;
+        sk_escape_text((const char *)&c, 1, seq, sizeof(seq));
+        n = strlen(seq);
+        if (out + n + 1 > sizeof(err->message))
+            break;
+        memcpy(err->message + out, seq, n);
+        out += n;
     }
     while (out > 0 && err->message[out - 1] == ' ')
         out--;
@@ -63,6 +191,8 @@ const char *sk_err_kind_name(sk_err_kind kind)
         return "timeout";
     case SK_ERR_TLS:
         return "TLS error";
+    case SK_ERR_TLS_NAME:
+        return "TLS certificate name mismatch";
     case SK_ERR_AUTH:
         return "authentication failed";
     case SK_ERR_FORBIDDEN:

@@ -7,16 +7,20 @@
  * library context and may call back into the provider, notes §7.3).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 #include "batch.h"
 #include "internal.h"
 
@@ -38,6 +42,17 @@
    it is tried again (unless every other node is unreachable too). */
 #define NODE_COOLDOWN_S 30.0
 
+/* The API key and the session token live in one place: pages of their own,
+   left out of core dumps (MADV_DONTDUMP, kept across fork), wiped on free.
+   Longer keys or tokens are refused. */
+#define SECRET_KEY_MAX   8192
+#define SECRET_TOKEN_MAX 4096
+
+typedef struct sk_secrets {
+    char api_key[SECRET_KEY_MAX + 1];
+    char token[SECRET_TOKEN_MAX + 1];
+} sk_secrets;
+
 /* One SmartKey cluster node of the endpoint list. */
 typedef struct sk_node {
     char *url;         /* "https://host[:port]", no trailing '/' */
@@ -47,9 +62,14 @@ typedef struct sk_node {
 struct sk_client {
     sk_node *nodes;
     size_t node_count;
-    char *api_key;
+    sk_secrets *secrets;
+    size_t secrets_size; /* 0: not mmap'd (OPENSSL_zalloc fallback) */
+    const char *api_key; /* secrets->api_key */
     char *ca_file;
     char *ca_path;
+    char *proxy;    /* a proxy URL; NULL: none (or proxy_env) */
+    int proxy_env;  /* libcurl reads the proxy variables */
+    char *no_proxy; /* NULL: none configured */
     long connect_timeout_ms;
     long request_timeout_ms;
     int retries;
@@ -68,7 +88,7 @@ struct sk_client {
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
     /* the session */
-    char *token;
+    char *token;                 /* NULL or secrets->token */
     unsigned long generation;    /* bumped by each new token */
     unsigned long auth_attempts; /* finished authentication attempts */
     int auth_running;
@@ -180,6 +200,47 @@ static void free_secret(char *s)
         OPENSSL_clear_free(s, strlen(s));
 }
 
+static sk_secrets *secrets_new(size_t *size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t len = sizeof(sk_secrets);
+    void *area;
+
+    if (page > 0)
+        len = (len + (size_t)page - 1) / (size_t)page * (size_t)page;
+    area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                -1, 0);
+    if (area == MAP_FAILED) {
+        *size = 0;
+        return OPENSSL_zalloc(sizeof(sk_secrets));
+    }
+#ifdef MADV_DONTDUMP
+    /* best effort: a kernel without it still runs the provider */
+    (void)madvise(area, len, MADV_DONTDUMP);
+#endif
+    *size = len;
+    return area;
+}
+
+static void secrets_free(sk_secrets *secrets, size_t size)
+{
+    if (secrets == NULL)
+        return;
+    OPENSSL_cleanse(secrets, sizeof(*secrets));
+    if (size > 0)
+        munmap(secrets, size);
+    else
+        OPENSSL_free(secrets);
+}
+
+/* Called with c->lock held. */
+static void token_clear(sk_client *c)
+{
+    if (c->token != NULL)
+        OPENSSL_cleanse(c->token, strlen(c->token));
+    c->token = NULL;
+}
+
 /* ---- client life cycle ---- */
 
 static void free_nodes(sk_client *c)
@@ -233,10 +294,19 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
     /* The key goes verbatim into a header: a line break would let it
        smuggle other headers (and would never authenticate anyway). */
     if (cfg->api_key == NULL || *cfg->api_key == '\0' ||
-        has_control_chars(cfg->api_key)) {
+        has_control_chars(cfg->api_key) ||
+        strlen(cfg->api_key) > SECRET_KEY_MAX) {
         sk_endpoints_free(urls, url_count);
         sk_error_set(err, SK_ERR_CONFIG, NULL,
-                     "an API key is required (one line, no spaces)");
+                     "an API key is required (one line, no spaces, at most "
+                     "%d characters)",
+                     SECRET_KEY_MAX);
+        return NULL;
+    }
+    if (cfg->proxy != NULL && has_control_chars(cfg->proxy)) {
+        sk_endpoints_free(urls, url_count);
+        sk_error_set(err, SK_ERR_CONFIG, NULL,
+                     "the proxy must be one URL without spaces");
         return NULL;
     }
 
@@ -254,15 +324,27 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
         c->node_count = url_count;
     }
     sk_endpoints_free(urls, url_count);
-    c->api_key = OPENSSL_strdup(cfg->api_key);
+    c->secrets = secrets_new(&c->secrets_size);
+    if (c->secrets != NULL) {
+        strcpy(c->secrets->api_key, cfg->api_key);
+        c->api_key = c->secrets->api_key;
+    }
     c->auth = cfg->auth;
     c->ca_file = dup_or_null(cfg->ca_file, &ok);
     c->ca_path = dup_or_null(cfg->ca_path, &ok);
-    if (c->nodes == NULL || c->api_key == NULL || !ok) {
-        free_secret(c->api_key);
+    if (cfg->proxy != NULL && strcmp(cfg->proxy, "env") == 0) {
+        c->proxy_env = 1;
+    } else {
+        c->proxy = dup_or_null(cfg->proxy, &ok);
+    }
+    c->no_proxy = dup_or_null(cfg->no_proxy, &ok);
+    if (c->nodes == NULL || c->secrets == NULL || !ok) {
+        secrets_free(c->secrets, c->secrets_size);
         free_nodes(c);
         OPENSSL_free(c->ca_file);
         OPENSSL_free(c->ca_path);
+        OPENSSL_free(c->proxy);
+        OPENSSL_free(c->no_proxy);
         OPENSSL_free(c);
         goto nomem;
     }
@@ -331,11 +413,12 @@ void sk_client_free(sk_client *client)
             curl_share_cleanup(client->share);
     }
     sk_batcher_free(client->batcher);
-    free_secret(client->token);
-    free_secret(client->api_key);
+    secrets_free(client->secrets, client->secrets_size);
     free_nodes(client);
     OPENSSL_free(client->ca_file);
     OPENSSL_free(client->ca_path);
+    OPENSSL_free(client->proxy);
+    OPENSSL_free(client->no_proxy);
     pthread_cond_destroy(&client->auth_done);
     pthread_mutex_destroy(&client->lock);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -581,6 +664,16 @@ static enum resend curl_resend(CURLcode rc)
     }
 }
 
+/* Runs after libcurl has set up its SSL_CTX (and its SSLKEYLOGFILE
+   callback), before the handshake. */
+static CURLcode no_key_log(CURL *handle, void *ssl_ctx, void *arg)
+{
+    (void)handle;
+    (void)arg;
+    SSL_CTX_set_keylog_callback((SSL_CTX *)ssl_ctx, NULL);
+    return CURLE_OK;
+}
+
 static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
                        const char *url, struct curl_slist *headers,
                        const char *body, size_t body_len, unsigned flags,
@@ -601,8 +694,23 @@ static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
     if (share != NULL)
         SET(CURLOPT_SHARE, share);
     SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_PROTOCOLS_STR, "https,http");
+    /* HTTPS only: every request carries the API key or a session token
+       (endpoints.c refuses other schemes; this is the second lock). */
+    SET(CURLOPT_PROTOCOLS_STR, "https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "https");
     SET(CURLOPT_FOLLOWLOCATION, 0L);
+    /* Proxies come from the provider's configuration only: "" turns off
+       libcurl's reading of https_proxy, HTTPS_PROXY and ALL_PROXY, and a
+       NOPROXY list (even empty) its reading of NO_PROXY. */
+    if (!c->proxy_env) {
+        SET(CURLOPT_PROXY, c->proxy != NULL ? c->proxy : "");
+        SET(CURLOPT_NOPROXY, c->no_proxy != NULL ? c->no_proxy : "");
+    } else if (c->no_proxy != NULL) {
+        SET(CURLOPT_NOPROXY, c->no_proxy);
+    }
+    /* libcurl logs TLS secrets to SSLKEYLOGFILE when the application's
+       environment has it: not those of SmartKey's connections. */
+    SET(CURLOPT_SSL_CTX_FUNCTION, no_key_log);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     /* libcurl silently sends a request again when a reused connection
        closes without an answer: it cannot tell a stale keep-alive
@@ -646,6 +754,54 @@ static void cleanse_headers(struct curl_slist *headers)
     for (struct curl_slist *h = headers; h != NULL; h = h->next)
         OPENSSL_cleanse(h->data, strlen(h->data));
     curl_slist_free_all(headers);
+}
+
+/* "ca_file PATH cannot be read by user NAME (uid N): why" into out, or 0
+   when the file can be read. */
+static int ca_file_unreadable(const sk_client *c, char *out, size_t len)
+{
+    struct passwd pw, *found = NULL;
+    char names[1024];
+    uid_t uid = geteuid();
+    int fd, saved;
+
+    if (c->ca_file == NULL)
+        return 0;
+    fd = open(c->ca_file, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    saved = errno;
+    if (getpwuid_r(uid, &pw, names, sizeof(names), &found) != 0)
+        found = NULL;
+    snprintf(out, len,
+             "ca_file %.300s cannot be read by user %.64s (uid %ld), which "
+             "runs this process: %s; make it readable by that user",
+             c->ca_file, found != NULL ? found->pw_name : "?", (long)uid,
+             strerror(saved));
+    return 1;
+}
+
+/* TLS failures whose usual advice ("set ca_file") would be wrong: an
+   unreadable ca_file and a certificate for another host name. */
+static int tls_problem(sk_client *c, CURLcode rc, const char *errbuf,
+                       const char *request, sk_error *err)
+{
+    char why[480];
+
+    if (curl_kind(rc) != SK_ERR_TLS)
+        return 0;
+    if (ca_file_unreadable(c, why, sizeof(why))) {
+        sk_error_set(err, SK_ERR_CONFIG, request, "%s", why);
+        return 1;
+    }
+    if (rc == CURLE_PEER_FAILED_VERIFICATION &&
+        strstr(errbuf, "target host name") != NULL) {
+        sk_error_set(err, SK_ERR_TLS_NAME, request, "%s", errbuf);
+        return 1;
+    }
+    return 0;
 }
 
 /*
@@ -731,7 +887,7 @@ static int exchange(sk_client *c, const char *base, const char *method,
         else if (rc == CURLE_FILESIZE_EXCEEDED)
             sk_error_set(err, SK_ERR_PROTOCOL, request,
                          "response larger than %d bytes", SK_MAX_RESPONSE);
-        else
+        else if (!tls_problem(c, rc, errbuf, request, err))
             sk_error_set(err, curl_kind(rc), request, "%s",
                          errbuf[0] ? errbuf : curl_easy_strerror(rc));
         *resend = ans->too_large ? RESEND_NEVER : curl_resend(rc);
@@ -752,8 +908,8 @@ static int is_permission_message(const char *text)
                             strstr(text, "ermission") != NULL);
 }
 
-static void status_error(const http_answer *ans, const char *request,
-                         sk_error *err)
+static void status_error(sk_client *c, const http_answer *ans,
+                         const char *request, sk_error *err)
 {
     sk_err_kind kind;
     long s = ans->status;
@@ -777,9 +933,17 @@ static void status_error(const http_answer *ans, const char *request,
         kind = SK_ERR_PROTOCOL;
     sk_error_set(err, kind, request, "%s", "");
     err->http_status = s;
-    if (ans->body != NULL && ans->len > 0)
-        sk_error_set_text(err, ans->body, ans->len);
-    else
+    if (ans->body != NULL && ans->len > 0) {
+        const char *secrets[2];
+
+        /* the token cannot change while the lock is held; no network */
+        pthread_mutex_lock(&c->lock);
+        secrets[0] = c->api_key;
+        secrets[1] = c->token;
+        sk_error_set_server_text(err, ans->body, ans->len, secrets,
+                                 c->token != NULL ? 2 : 1);
+        pthread_mutex_unlock(&c->lock);
+    } else
         snprintf(err->message, sizeof(err->message), "HTTP status %ld", s);
 }
 
@@ -986,7 +1150,7 @@ static int authenticate(sk_client *c, char **token, double *expires_in,
         goto end;
     ok = 0;
     if (ans.status != 200) {
-        status_error(&ans, request, err);
+        status_error(c, &ans, request, err);
         if (ans.status == 401 || ans.status == 403)
             err->kind = SK_ERR_AUTH;
         goto end;
@@ -1008,7 +1172,8 @@ static int authenticate(sk_client *c, char **token, double *expires_in,
                      "unsupported token type \"%.32s\"", token_type);
         goto end;
     }
-    if (*access_token == '\0' || has_control_chars(access_token)) {
+    if (*access_token == '\0' || has_control_chars(access_token) ||
+        strlen(access_token) > SECRET_TOKEN_MAX) {
         sk_error_set(err, SK_ERR_PROTOCOL, request, "invalid access token");
         goto end;
     }
@@ -1092,9 +1257,12 @@ static char *session_header(sk_client *c, unsigned long *generation,
     ok = authenticate(c, &token, &expires_in, &auth_err);
 
     pthread_mutex_lock(&c->lock);
-    free_secret(c->token);
-    c->token = token;
+    token_clear(c);
     if (ok) {
+        strcpy(c->secrets->token, token);
+        c->token = c->secrets->token;
+        free_secret(token);
+        token = NULL;
         c->generation++;
         c->expires_in = expires_in;
         c->last_used = now_seconds();
@@ -1130,10 +1298,8 @@ static void session_used(sk_client *c, unsigned long generation)
 static void session_refused(sk_client *c, unsigned long generation)
 {
     pthread_mutex_lock(&c->lock);
-    if (c->generation == generation && c->token != NULL) {
-        free_secret(c->token);
-        c->token = NULL;
-    }
+    if (c->generation == generation && c->token != NULL)
+        token_clear(c);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -1264,7 +1430,7 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
     }
 
     if (ans.status < 200 || ans.status > 299) {
-        status_error(&ans, request, err);
+        status_error(client, &ans, request, err);
         goto end;
     }
     if (ans.len > 0) {

@@ -28,6 +28,12 @@ void sk_error_set(sk_error *err, sk_err_kind kind, const char *request,
 /* Copies text into err->message keeping printable ASCII only: the body of
    an error may be anything a server (or a proxy) chose to send. */
 void sk_error_set_text(sk_error *err, const char *text, size_t len);
+/* The same for text a server (or a proxy) answered: every occurrence of
+   one of the secrets (the API key, the session token) and whatever
+   follows "Basic " or "Bearer " is masked first, so a peer that echoes
+   the request's Authorization header cannot put it on the error queue. */
+void sk_error_set_server_text(sk_error *err, const char *text, size_t len,
+                              const char *const *secrets, size_t n_secrets);
 
 /* ---- http.c ---- */
 

@@ -2,7 +2,9 @@
 # The provider can be configured through environment variables alone
 # (SMARTKEY_API_ENDPOINT, SMARTKEY_API_KEY, SMARTKEY_CA_FILE) or with the
 # FORTANIX_* spellings; SMARTKEY_* wins over FORTANIX_*, and the environment
-# overrides openssl.cnf.
+# overrides openssl.cnf: the endpoint and the CA file only together with
+# the API key, or when openssl.cnf says env_overrides = yes (otherwise the
+# environment could send a key read from a protected file elsewhere).
 # Usage: env.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
 cli_init "$@"
@@ -55,6 +57,34 @@ export OPENSSL_CONF=$WORK/openssl.cnf
 export SMARTKEY_API_ENDPOINT=$ENDPOINT SMARTKEY_API_KEY=$api_key
 RUNNER=ossl_plain
 check "environment overrides openssl.cnf" \
+    pubout_matches smartkey:name=env-ec "$WORK/ec.der"
+
+# The API key comes from openssl.cnf (file:): the environment alone may not
+# send it to another endpoint or trust another CA.
+clear_env_config
+make_config "$WORK/protected.cnf" || fatal "could not generate openssl.cnf"
+export OPENSSL_CONF=$WORK/protected.cnf
+refused_env() {
+    run ossl_plain pkey -in smartkey:name=env-ec -pubout
+    failed_cleanly && stderr_has_text "$1" && stderr_has env_overrides
+}
+SMARTKEY_API_ENDPOINT=$nowhere check \
+    "openssl.cnf key + SMARTKEY_API_ENDPOINT only: refused, naming it" \
+    refused_env SMARTKEY_API_ENDPOINT
+FORTANIX_API_ENDPOINT=$nowhere check \
+    "openssl.cnf key + FORTANIX_API_ENDPOINT only: refused, naming it" \
+    refused_env FORTANIX_API_ENDPOINT
+cp "$CA_FILE" "$WORK/other-ca.pem"
+SMARTKEY_CA_FILE=$WORK/other-ca.pem check \
+    "openssl.cnf key + SMARTKEY_CA_FILE only: refused, naming it" \
+    refused_env SMARTKEY_CA_FILE
+SMARTKEY_API_ENDPOINT=$ENDPOINT check \
+    "openssl.cnf key + the same endpoint in the environment: works" \
+    pubout_matches smartkey:name=env-ec "$WORK/ec.der"
+make_config "$WORK/overrides.cnf" "api_endpoint=$nowhere" \
+    "env_overrides=yes" || fatal "could not generate openssl.cnf"
+OPENSSL_CONF=$WORK/overrides.cnf SMARTKEY_API_ENDPOINT=$ENDPOINT check \
+    "env_overrides = yes: SMARTKEY_API_ENDPOINT replaces api_endpoint" \
     pubout_matches smartkey:name=env-ec "$WORK/ec.der"
 
 finish

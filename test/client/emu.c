@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include <openssl/rsa.h>
 #include <openssl/store.h>
 #include "emu.h"
 
@@ -176,6 +177,20 @@ int emu_set_approval(const emu_env *env, int required)
         required ? "{\"required\":true}" : "{\"required\":false}", NULL);
 
     return status >= 200 && status < 300;
+}
+
+int emu_oaep_sha256_encrypt(EVP_PKEY *pkey, const unsigned char *in,
+                            size_t in_len, unsigned char *out, size_t *out_len)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pkey, NULL);
+    int ok = ctx != NULL && EVP_PKEY_encrypt_init(ctx) == 1 &&
+             EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1 &&
+             EVP_PKEY_encrypt(ctx, out, out_len, in, in_len) == 1;
+
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
 }
 
 EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,

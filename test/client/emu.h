@@ -49,4 +49,9 @@ int emu_set_approval(const emu_env *env, int required);
 EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
                         const char *uri);
 
+/* RSA-OAEP (SHA-256 label and MGF1 hash) of in under pkey, locally;
+ *out_len holds the room in out. Returns 1 on success. */
+int emu_oaep_sha256_encrypt(EVP_PKEY *pkey, const unsigned char *in,
+                            size_t in_len, unsigned char *out, size_t *out_len);
+
 #endif

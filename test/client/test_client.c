@@ -804,26 +804,18 @@ static void test_oaep_decrypt_recovers_local_encryption(void)
     sk_decrypt_request req = {
         {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, cipher, 0};
     EVP_PKEY *pkey;
-    EVP_PKEY_CTX *ctx;
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
     CU_ASSERT_FATAL(info_by_name(client, "client-rsa", &rsa, &err) == 1);
     pkey = public_key_of(rsa);
-    ctx = EVP_PKEY_CTX_new(pkey, NULL);
-    CU_ASSERT_FATAL(
-        ctx != NULL && EVP_PKEY_encrypt_init(ctx) == 1 &&
-        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
-        EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
-        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1 &&
-        EVP_PKEY_encrypt(ctx, cipher, &cipher_len, message, sizeof(message)) ==
-            1);
+    CU_ASSERT_FATAL(emu_oaep_sha256_encrypt(pkey, message, sizeof(message),
+                                            cipher, &cipher_len));
     req.cipher_len = cipher_len;
     CU_ASSERT(sk_client_decrypt(client, &req, &plain, &plain_len, &err) == 1);
     CU_ASSERT_EQUAL(plain_len, sizeof(message));
     CU_ASSERT(plain != NULL && memcmp(plain, message, sizeof(message)) == 0);
     OPENSSL_clear_free(plain, plain_len);
-    EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(pkey);
     sk_key_info_free(rsa);
     sk_client_free(client);

@@ -1029,7 +1029,7 @@ static void scenario_reshaped(fixture *fx)
         check(0, "the reshaping proxy starts");
         return;
     }
-    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
+    snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d", port);
     proxied =
         configured_libctx("reshaped", endpoint, fx->emu.ca_file, key_file);
     if (proxied != NULL) {

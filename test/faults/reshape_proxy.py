@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plain-HTTP relay in front of the emulator that changes the LENGTH of the
+"""TLS relay in front of the emulator that changes the LENGTH of the
 result a crypto answer carries, the way a broken or hostile server (or a
 proxy) could: the fault matrix proves the provider refuses such results
 instead of handing them to the application.
@@ -132,6 +132,14 @@ class Relay(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+# The provider speaks HTTPS only: the proxy serves the emulator's own server
+# certificate (beside its CA file), so the test's ca_file trusts it as well.
+# The handshake runs in the handler's thread, not in accept().
+listener = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+listener.load_cert_chain(os.path.join(os.path.dirname(CA_FILE), "server.pem"),
+                         os.path.join(os.path.dirname(CA_FILE), "server-key.pem"))
+server.socket = listener.wrap_socket(server.socket, server_side=True,
+                                     do_handshake_on_connect=False)
 with open(PORT_FILE + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
 os.rename(PORT_FILE + ".tmp", PORT_FILE)

@@ -29,7 +29,7 @@ while [[ ! -s $WORK/proxy-port ]]; do
     ((++tries > 300)) && fatal "the proxy was not ready after 30 s"
     sleep 0.1
 done
-SMARTKEY_API_ENDPOINT=http://127.0.0.1:$(<"$WORK/proxy-port")
+SMARTKEY_API_ENDPOINT=https://127.0.0.1:$(<"$WORK/proxy-port")
 export SMARTKEY_API_ENDPOINT
 
 printf 'transfer 5 EUR\n' >"$WORK/message"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A plain-HTTP proxy in front of the emulator that damages the signature
+"""A TLS proxy in front of the emulator that damages the signature
 in answers to POST /crypto/v1/sign, so tests can prove the provider never
 hands on a signature of the wrong shape.
 
@@ -125,6 +125,14 @@ class Proxy(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+# The provider speaks HTTPS only: the proxy serves the emulator's own server
+# certificate (beside its CA file), so the test's ca_file trusts it as well.
+# The handshake runs in the handler's thread, not in accept().
+listener = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+listener.load_cert_chain(os.path.join(os.path.dirname(ca_file), "server.pem"),
+                         os.path.join(os.path.dirname(ca_file), "server-key.pem"))
+server.socket = listener.wrap_socket(server.socket, server_side=True,
+                                     do_handshake_on_connect=False)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
 os.rename(port_file + ".tmp", port_file)

@@ -126,6 +126,23 @@ static int parse_auth(const char *text, sk_auth_mode *mode, char *why,
     return 0;
 }
 
+static int parse_async(const char *text, int *off, char *why, size_t why_len)
+{
+    if (text == NULL || strcasecmp(text, "auto") == 0) {
+        *off = 0;
+        return 1;
+    }
+    if (strcasecmp(text, "off") == 0) {
+        *off = 1;
+        return 1;
+    }
+    snprintf(why, why_len,
+             "%s = '%.64s' in the provider's openssl.cnf section is not "
+             "auto or off",
+             SMARTKEY_CFG_ASYNC, text);
+    return 0;
+}
+
 /* Every node of an api_endpoint value must be an https:// URL: each
    request carries the API key or a session token. endpoints.c checks the
    rest of the syntax when the client is made. */
@@ -301,7 +318,8 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
         !parse_seconds(SMARTKEY_CFG_BATCH_MAX_WAIT, in->batch_max_wait,
                        &out->batch_max_wait, why, why_len) ||
         !parse_auth(in->env_auth != NULL ? in->env_auth : in->auth, &out->auth,
-                    why, why_len))
+                    why, why_len) ||
+        !parse_async(in->async, &out->async_off, why, why_len))
         goto fail;
     return 1;
 

@@ -286,6 +286,7 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     char *insecure_skip_verify = NULL;
     char *batch_max_size = NULL, *batch_max_wait = NULL, *auth = NULL;
     char *proxy = NULL, *no_proxy = NULL, *env_overrides = NULL;
+    char *async = NULL;
     OSSL_PARAM core_params[] = {
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT, &api_endpoint, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, &api_key, 0),
@@ -304,6 +305,7 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_PROXY, &proxy, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_NO_PROXY, &no_proxy, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES, &env_overrides, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ASYNC, &async, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;
@@ -334,6 +336,7 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     text.proxy = proxy;
     text.no_proxy = no_proxy;
     text.env_overrides = env_overrides;
+    text.async = async;
     text.env_api_endpoint =
         env_setting_from(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT,
                          &text.env_api_endpoint_name);
@@ -553,6 +556,7 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
                                    ? (long)(ctx->settings.batch_max_wait * 1e6)
                                    : 1;
     config.auth = ctx->settings.auth;
+    config.async_off = ctx->settings.async_off;
     config.log = sk_debug_client_log;
     config.log_arg = NULL;
 

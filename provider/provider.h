@@ -94,6 +94,7 @@ typedef struct sk_settings {
     sk_auth_mode auth;        /* auth = auto (default), session, api-key */
     char *proxy;              /* NULL: none; "env"; or a proxy URL */
     char *no_proxy;
+    int async_off; /* async = off */
 } sk_settings;
 
 typedef struct sk_key_cache sk_key_cache;

@@ -110,6 +110,18 @@
  * the environment cannot send a protected key to another server.
  */
 #define SMARTKEY_CFG_ENV_OVERRIDES "env_overrides"
+/*
+ * Private-key operations inside an OpenSSL ASYNC job (SSL_MODE_ASYNC:
+ * HAProxy's ssl-mode-async, openssl s_server -async):
+ *   "auto" (default)  the request goes out from the provider's I/O thread
+ *                     and the job pauses on a wait fd until SmartKey
+ *                     answers: the application's thread serves other
+ *                     connections meanwhile.
+ *   "off"             the job blocks its thread for the round trip, as
+ *                     outside a job.
+ * Outside a job nothing changes. No environment variable.
+ */
+#define SMARTKEY_CFG_ASYNC "async"
 
 /* Defaults */
 #define SMARTKEY_DEFAULT_API_ENDPOINT    "https://apps.smartkey.io"

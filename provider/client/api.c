@@ -374,8 +374,12 @@ static int call_for_bytes(sk_client *client, const char *path,
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;
     }
-    /* sign and decrypt may share a batch request with other threads */
-    ok = sk_batch_call(client, path, body, field, out, out_len, err);
+    /* sign and decrypt may share a batch request with other threads; a
+       paused ASYNC job must not wait for a batch leader (it could be a job
+       of the same thread): jobs send alone, concurrently. */
+    ok = sk_http_async_now(client)
+             ? -1
+             : sk_batch_call(client, path, body, field, out, out_len, err);
     if (ok >= 0) {
         json_decref(body);
         return ok;

@@ -93,6 +93,11 @@ typedef struct sk_client_config {
     unsigned batch_max_size;
     long batch_max_wait_us;
     sk_auth_mode auth;
+    /* 0 (async = auto): a call made inside an OpenSSL ASYNC job (e.g.
+       SSL_MODE_ASYNC) sends its request from the client's I/O thread and
+       pauses the job on a wait fd until the answer is in; 1: such calls
+       block like any other. */
+    int async_off;
     /* optional debug log sink; never receives secrets */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;

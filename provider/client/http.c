@@ -19,9 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include <openssl/async.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include "batch.h"
+#include "engine.h"
 #include "internal.h"
 
 #ifndef SMARTKEY_VERSION
@@ -97,9 +99,23 @@ struct sk_client {
     double expires_in;
     double last_used;
 
+    /* the authentication in progress is a paused ASYNC job's: its slot
+       and the thread it started on */
+    sk_async_slot *auth_owner_slot;
+    pthread_t auth_owner_thread;
+    /* jobs paused until that authentication ends (each holds a ref) */
+    struct auth_waiter *auth_waiters;
+
     sk_client *next;     /* in the fork registry */
     sk_batcher *batcher; /* NULL: batching off (batch.c) */
+    int async_off;       /* async = off: jobs are served synchronously */
+    sk_engine *engine;   /* NULL until the first request of a job */
 };
+
+typedef struct auth_waiter {
+    sk_async_slot *slot;
+    struct auth_waiter *next;
+} auth_waiter;
 
 /* ---- process-wide state: libcurl initialisation and fork handlers ---- */
 
@@ -121,12 +137,16 @@ static void fork_prepare(void)
         pthread_mutex_lock(&c->lock);
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
             pthread_mutex_lock(&c->share_locks[i]);
+        if (c->engine != NULL)
+            sk_engine_fork_prepare(c->engine);
     }
 }
 
 static void fork_parent(void)
 {
     for (sk_client *c = registry; c != NULL; c = c->next) {
+        if (c->engine != NULL)
+            sk_engine_fork_release(c->engine);
         for (int i = CURL_LOCK_DATA_LAST - 1; i >= 0; i--)
             pthread_mutex_unlock(&c->share_locks[i]);
         pthread_mutex_unlock(&c->lock);
@@ -137,6 +157,11 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     for (sk_client *c = registry; c != NULL; c = c->next) {
+        /* The engine's I/O thread does not exist here: the parent's engine
+           is abandoned (its connections are the parent's) and the first
+           request of a job makes a fresh one (client_engine). */
+        if (c->engine != NULL)
+            sk_engine_fork_release(c->engine);
         for (int i = CURL_LOCK_DATA_LAST - 1; i >= 0; i--)
             pthread_mutex_unlock(&c->share_locks[i]);
         /* A thread of the parent that was authenticating does not exist
@@ -146,6 +171,7 @@ static void fork_child(void)
             c->auth_running = 0;
             c->auth_attempts++;
         }
+        c->auth_owner_slot = NULL;
         pthread_cond_init(&c->auth_done, NULL);
         pthread_mutex_unlock(&c->lock);
     }
@@ -358,6 +384,7 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
     c->log_arg = cfg->log_arg;
     /* on no memory batching stays off: every call still works alone */
     c->batcher = sk_batcher_new(cfg->batch_max_size, cfg->batch_max_wait_us);
+    c->async_off = cfg->async_off;
     c->pid = getpid();
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->auth_done, NULL);
@@ -411,6 +438,16 @@ void sk_client_free(sk_client *client)
             curl_easy_cleanup(client->idle[i]);
         if (client->share != NULL)
             curl_share_cleanup(client->share);
+    }
+    /* Jobs paused on a request get their fd readable and an error. */
+    sk_engine_free(client->engine);
+    while (client->auth_waiters != NULL) {
+        auth_waiter *w = client->auth_waiters;
+
+        client->auth_waiters = w->next;
+        sk_async_signal(w->slot);
+        sk_async_slot_unref(w->slot);
+        OPENSSL_free(w);
     }
     sk_batcher_free(client->batcher);
     secrets_free(client->secrets, client->secrets_size);
@@ -484,10 +521,28 @@ static CURLSH *new_share(sk_client *c)
     return share;
 }
 
+/* Called without c->lock; *share is the client's (made on first use). */
+static void make_share(sk_client *c, CURLSH **share)
+{
+    CURLSH *fresh;
+
+    if (*share != NULL)
+        return;
+    fresh = new_share(c);
+    pthread_mutex_lock(&c->lock);
+    if (c->share == NULL) {
+        c->share = fresh;
+        fresh = NULL;
+    }
+    *share = c->share;
+    pthread_mutex_unlock(&c->lock);
+    if (fresh != NULL)
+        curl_share_cleanup(fresh);
+}
+
 static CURL *take_handle(sk_client *c, CURLSH **share)
 {
     CURL *handle = NULL;
-    CURLSH *fresh = NULL;
 
     pthread_mutex_lock(&c->lock);
     check_fork(c);
@@ -497,20 +552,57 @@ static CURL *take_handle(sk_client *c, CURLSH **share)
     pthread_mutex_unlock(&c->lock);
     if (handle != NULL)
         return handle;
-
-    if (*share == NULL) {
-        fresh = new_share(c);
-        pthread_mutex_lock(&c->lock);
-        if (c->share == NULL) {
-            c->share = fresh;
-            fresh = NULL;
-        }
-        *share = c->share;
-        pthread_mutex_unlock(&c->lock);
-        if (fresh != NULL)
-            curl_share_cleanup(fresh);
-    }
+    make_share(c, share);
     return curl_easy_init();
+}
+
+/* ---- the asynchronous transport (engine.c) ---- */
+
+/* Inside an ASYNC job with async = auto: the job's wait slot; else NULL
+   (then everything happens on the calling thread, as outside a job). */
+static sk_async_slot *async_slot(sk_client *c)
+{
+    if (c->async_off)
+        return NULL;
+    return sk_async_slot_current();
+}
+
+int sk_http_async_now(sk_client *client)
+{
+    return !client->async_off && ASYNC_get_current_job() != NULL;
+}
+
+/* The client's engine, started on first use; a fresh one in a forked
+   child (the parent's is abandoned with its thread). */
+static sk_engine *client_engine(sk_client *c)
+{
+    sk_engine *e;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->engine != NULL && !sk_engine_is_ours(c->engine))
+        c->engine = NULL;
+    if (c->engine == NULL)
+        c->engine = sk_engine_new(); /* no network: starts the thread */
+    e = c->engine;
+    pthread_mutex_unlock(&c->lock);
+    return e;
+}
+
+/* Waits ms (a retry's backoff): a job pauses, a thread sleeps. */
+static void wait_ms(sk_client *c, long ms)
+{
+    sk_async_slot *slot = async_slot(c);
+    sk_engine *e = slot != NULL ? client_engine(c) : NULL;
+    sk_engine_req *req = e != NULL ? sk_engine_req_new() : NULL;
+
+    if (req != NULL) {
+        req->delay_ms = ms;
+        if (sk_engine_run(e, slot, req)) {
+            sk_engine_req_release(req);
+            return;
+        }
+    }
+    sleep_ms(ms);
 }
 
 static void return_handle(sk_client *c, CURL *handle, int reusable)
@@ -804,9 +896,83 @@ static int tls_problem(sk_client *c, CURLcode rc, const char *errbuf,
     return 0;
 }
 
+static void answer_free(void *arg)
+{
+    answer_reset(arg);
+    OPENSSL_free(arg);
+}
+
+/*
+ * The exchange of a job: the request (with copies of everything it points
+ * to) goes to the engine's I/O thread, the job pauses until its answer is
+ * in. Returns like curl_easy_perform; *headers is taken (set to NULL) once
+ * submitted.
+ */
+static CURLcode exchange_async(sk_client *c, sk_engine *e, sk_async_slot *slot,
+                               const char *method, const char *url,
+                               struct curl_slist **headers, const char *body,
+                               size_t body_len, unsigned flags,
+                               http_answer *ans, char *errbuf)
+{
+    sk_engine_req *req = sk_engine_req_new();
+    http_answer *a = OPENSSL_zalloc(sizeof(*a));
+    CURLSH *share;
+    CURLcode rc;
+
+    if (req == NULL || a == NULL) {
+        OPENSSL_free(a);
+        sk_engine_req_release(req);
+        return CURLE_OUT_OF_MEMORY;
+    }
+    answer_reset(a);
+    req->answer = a;
+    req->answer_free = answer_free;
+    if (body != NULL) {
+        req->body = OPENSSL_malloc(body_len + 1);
+        if (req->body == NULL) {
+            sk_engine_req_release(req);
+            return CURLE_OUT_OF_MEMORY;
+        }
+        memcpy(req->body, body, body_len);
+        req->body[body_len] = '\0';
+        req->body_len = body_len;
+    }
+    pthread_mutex_lock(&c->lock);
+    check_fork(c);
+    share = c->share;
+    pthread_mutex_unlock(&c->lock);
+    make_share(c, &share);
+    req->handle = sk_engine_handle(e);
+    rc = req->handle == NULL
+             ? CURLE_OUT_OF_MEMORY
+             : set_options(c, req->handle, share, method, url, *headers,
+                           req->body, body_len, flags, a, req->errbuf);
+    if (rc != CURLE_OK) {
+        sk_engine_req_release(req);
+        return rc;
+    }
+    req->headers = *headers;
+    *headers = NULL;
+    if (!sk_engine_run(e, slot, req)) {
+        snprintf(errbuf, CURL_ERROR_SIZE,
+                 "the SmartKey provider is being unloaded");
+        return CURLE_ABORTED_BY_CALLBACK;
+    }
+    rc = req->rc;
+    *ans = *a; /* the answer moves to the caller */
+    memset(a, 0, sizeof(*a));
+    ans->status = req->status;
+    ans->request_bytes = req->request_bytes;
+    ans->transport = rc;
+    memcpy(errbuf, req->errbuf, CURL_ERROR_SIZE);
+    sk_engine_req_release(req);
+    return rc;
+}
+
 /*
  * One exchange. Returns 1 when an HTTP answer arrived (any status), 0 on a
- * transport failure (err filled, *resend set).
+ * transport failure (err filled, *resend set). Inside an ASYNC job (async =
+ * auto) the job pauses while the engine's I/O thread does the network work.
  */
 static int exchange(sk_client *c, const char *base, const char *method,
                     const char *path, const char *request,
@@ -818,6 +984,8 @@ static int exchange(sk_client *c, const char *base, const char *method,
     struct curl_slist *headers = NULL, *h;
     CURLSH *share;
     CURL *handle;
+    sk_async_slot *slot;
+    sk_engine *engine;
     char *url;
     size_t url_len;
     CURLcode rc;
@@ -856,8 +1024,12 @@ static int exchange(sk_client *c, const char *base, const char *method,
         headers = h;
     }
 
-    handle = take_handle(c, &share);
-    if (handle == NULL) {
+    slot = async_slot(c);
+    engine = slot != NULL ? client_engine(c) : NULL;
+    if (engine != NULL) {
+        rc = exchange_async(c, engine, slot, method, url, &headers, body,
+                            body_len, flags, ans, errbuf);
+    } else if ((handle = take_handle(c, &share)) == NULL) {
         rc = CURLE_OUT_OF_MEMORY;
     } else {
         rc = set_options(c, handle, share, method, url, headers, body, body_len,
@@ -1109,7 +1281,7 @@ static int exchange_with_retries(sk_client *c, const char *method,
                    (resend == RESEND_IF_IDEMPOTENT && !idempotent)) {
             return 0;
         }
-        sleep_ms(backoff_ms(attempt, ans));
+        wait_ms(c, backoff_ms(attempt, ans));
     }
 }
 
@@ -1214,10 +1386,64 @@ static int token_usable(const sk_client *c)
            now_seconds() - c->last_used < REAUTH_FRACTION * c->expires_in;
 }
 
+/* Called with c->lock held: the authentication ended (or its job was
+   abandoned): threads and paused jobs waiting for it look again. */
+static void auth_ended(sk_client *c)
+{
+    c->auth_running = 0;
+    c->auth_owner_slot = NULL;
+    pthread_cond_broadcast(&c->auth_done);
+    while (c->auth_waiters != NULL) {
+        auth_waiter *w = c->auth_waiters;
+
+        c->auth_waiters = w->next;
+        sk_async_signal(w->slot);
+        sk_async_slot_unref(w->slot);
+        OPENSSL_free(w);
+    }
+}
+
+/* Called with c->lock held: the job of slot waits for the authentication
+   in progress. 0 on no memory. */
+static int auth_wait_async(sk_client *c, sk_async_slot *slot)
+{
+    auth_waiter *w = OPENSSL_malloc(sizeof(*w));
+
+    if (w == NULL)
+        return 0;
+    sk_async_slot_ref(slot);
+    w->slot = slot;
+    w->next = c->auth_waiters;
+    c->auth_waiters = w;
+    return 1;
+}
+
+/* engine.c: the wait context of a job that was authenticating for
+   everyone was freed; the job will never finish that authentication. */
+void sk_client_slot_gone(sk_async_slot *slot)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (sk_client *c = registry; c != NULL; c = c->next) {
+        pthread_mutex_lock(&c->lock);
+        if (c->auth_running && c->auth_owner_slot == slot) {
+            sk_client_log(c, 2,
+                          "an abandoned job was authenticating: the "
+                          "next request authenticates again");
+            auth_ended(c);
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
 /*
  * Returns an "Authorization: Bearer" header for the current session,
  * authenticating first when there is none (or it is about to expire).
- * Only one thread authenticates; the others wait for its result.
+ * Only one caller authenticates; the others wait for its result: threads
+ * on a condition variable, ASYNC jobs paused on their wait fd (never
+ * blocking the thread that must resume the authenticating job). The one
+ * exception: a thread outside a job while a job it would have to resume
+ * itself is authenticating authenticates too.
  */
 static char *session_header(sk_client *c, unsigned long *generation,
                             sk_error *err)
@@ -1225,7 +1451,8 @@ static char *session_header(sk_client *c, unsigned long *generation,
     char *header = NULL, *token = NULL;
     double expires_in = 0;
     sk_error auth_err;
-    int ok;
+    sk_async_slot *slot = async_slot(c);
+    int ok, parallel = 0;
 
     pthread_mutex_lock(&c->lock);
     for (;;) {
@@ -1242,21 +1469,40 @@ static char *session_header(sk_client *c, unsigned long *generation,
         if (!c->auth_running)
             break;
         attempt = c->auth_attempts;
-        while (c->auth_running && c->auth_attempts == attempt)
-            pthread_cond_wait(&c->auth_done, &c->lock);
+        if (slot != NULL && auth_wait_async(c, slot)) {
+            pthread_mutex_unlock(&c->lock);
+            sk_async_pause(slot);
+            sk_async_drain(slot);
+            pthread_mutex_lock(&c->lock);
+        } else if (c->auth_owner_slot != NULL &&
+                   pthread_equal(c->auth_owner_thread, pthread_self())) {
+            parallel = 1;
+            break;
+        } else {
+            while (c->auth_running && c->auth_attempts == attempt)
+                pthread_cond_wait(&c->auth_done, &c->lock);
+        }
         if (c->auth_attempts != attempt && c->token == NULL) {
             *err = c->auth_error;
             pthread_mutex_unlock(&c->lock);
             return NULL;
         }
     }
-    c->auth_running = 1;
+    if (!parallel) {
+        c->auth_running = 1;
+        c->auth_owner_slot = slot;
+        c->auth_owner_thread = pthread_self();
+        if (slot != NULL)
+            sk_async_slot_set_auth_owner(slot, 1);
+    }
     pthread_mutex_unlock(&c->lock);
 
     sk_error_clear(&auth_err);
     ok = authenticate(c, &token, &expires_in, &auth_err);
 
     pthread_mutex_lock(&c->lock);
+    if (slot != NULL)
+        sk_async_slot_set_auth_owner(slot, 0);
     token_clear(c);
     if (ok) {
         strcpy(c->secrets->token, token);
@@ -1274,9 +1520,10 @@ static char *session_header(sk_client *c, unsigned long *generation,
         c->auth_error = auth_err;
         *err = auth_err;
     }
-    c->auth_attempts++;
-    c->auth_running = 0;
-    pthread_cond_broadcast(&c->auth_done);
+    if (!parallel) {
+        c->auth_attempts++;
+        auth_ended(c);
+    }
     pthread_mutex_unlock(&c->lock);
     if (ok)
         sk_client_log(c, 2, "new SmartKey session (idle lifetime %.0f s)",

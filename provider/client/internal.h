@@ -53,6 +53,11 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
                  const char *request, json_t *body, unsigned flags,
                  json_t **response, sk_error *err);
 
+/* The caller runs inside an OpenSSL ASYNC job and async is not off: its
+   requests go through the engine (engine.c) and it must never block on
+   another caller (batching is bypassed). */
+int sk_http_async_now(sk_client *client);
+
 void sk_client_log(sk_client *client, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -192,7 +192,7 @@ sign_requests() {
     counter '.requests["POST /crypto/v1/sign"]'
 }
 
-# ---- for the asynchronous engine (issue 13), OFF by default -------------
+# ---- the asynchronous engine (issue 13) ------------------------------------
 #
 # signs_in_flight_at_once MIN MAX: the emulator saw between MIN and MAX API
 # requests being answered at the same time since the last counters_reset.
@@ -200,10 +200,9 @@ sign_requests() {
 # requests in progress at once since the last reset) that the emulator
 # does not have yet; an absent counter fails the check.
 #
-# haproxy.sh calls it only when ASYNC_EXPECT_IN_FLIGHT=1: with ssl-mode-async
+# haproxy.sh calls it unless ASYNC_EXPECT_IN_FLIGHT=0: with ssl-mode-async
 # on, more than one sign must be in flight at once; with it off, exactly
-# one (a synchronous provider, one thread). The engine's author turns the
-# default on once the engine and the counter exist.
+# one (a synchronous provider, one thread).
 signs_in_flight_at_once() {
     local max
     max=$(control GET /_emulator/counters | jq -r '.max_in_flight // "absent"')
@@ -215,5 +214,5 @@ signs_in_flight_at_once() {
 }
 
 expect_in_flight() {
-    [[ ${ASYNC_EXPECT_IN_FLIGHT:-0} == 1 ]]
+    [[ ${ASYNC_EXPECT_IN_FLIGHT:-1} == 1 ]]
 }

@@ -82,6 +82,27 @@ static long exports_count;
 static long requests_total;
 static long connections_count;
 static long handshakes_count;
+/* API requests between their arrival and their answer being queued (a
+   latency suspension included), and the most seen at once since the last
+   reset: the proof that a client had several requests on the wire. */
+static long in_flight_count;
+static long max_in_flight_count;
+
+static void in_flight_begin(void)
+{
+    long now = __atomic_add_fetch(&in_flight_count, 1, __ATOMIC_RELAXED);
+    long max = __atomic_load_n(&max_in_flight_count, __ATOMIC_RELAXED);
+
+    while (now > max &&
+           !__atomic_compare_exchange_n(&max_in_flight_count, &max, now, 0,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+static void in_flight_end(void)
+{
+    __atomic_sub_fetch(&in_flight_count, 1, __ATOMIC_RELAXED);
+}
 
 /* requests on paths no route knows, keyed by "METHOD path" */
 typedef struct other_count {
@@ -585,7 +606,12 @@ static json_t *counters_json(void)
             json_object_set_new(requests, c->key, json_integer(c->count));
     pthread_mutex_unlock(&other_lock);
     return json_pack(
-        "{s:o, s:I, s:I, s:I, s:I}", "requests", requests, "requests_total",
+        "{s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", requests,
+        "in_flight",
+        (json_int_t)__atomic_load_n(&in_flight_count, __ATOMIC_RELAXED),
+        "max_in_flight",
+        (json_int_t)__atomic_load_n(&max_in_flight_count, __ATOMIC_RELAXED),
+        "requests_total",
         (json_int_t)__atomic_load_n(&requests_total, __ATOMIC_RELAXED),
         "connections",
         (json_int_t)__atomic_load_n(&connections_count, __ATOMIC_RELAXED),
@@ -610,6 +636,10 @@ static void counters_reset(void)
     __atomic_store_n(&connections_count, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&handshakes_count, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&exports_count, 0, __ATOMIC_RELAXED);
+    /* the requests in progress now stay counted; the maximum restarts */
+    __atomic_store_n(&max_in_flight_count,
+                     __atomic_load_n(&in_flight_count, __ATOMIC_RELAXED),
+                     __ATOMIC_RELAXED);
 }
 
 /* /_emulator/...: no auth, not counted, no latency. */
@@ -823,6 +853,7 @@ typedef struct request_state {
     struct MHD_Response *pending; /* answer kept while suspended */
     unsigned pending_status;
     int control;
+    int in_flight; /* counted in in_flight_count */
 } request_state;
 
 /* per-connection: whether it already counted as a connection */
@@ -1040,6 +1071,8 @@ static struct MHD_Response *process(struct MHD_Connection *conn,
 
     /* counting */
     __atomic_add_fetch(&requests_total, 1, __ATOMIC_RELAXED);
+    st->in_flight = 1;
+    in_flight_begin();
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     cs = ci ? ci->socket_context : NULL;
     if (cs != NULL && !cs->counted) {
@@ -1178,6 +1211,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         }
     }
     log_request(method, url, status, st);
+    if (st->in_flight) {
+        st->in_flight = 0;
+        in_flight_end();
+    }
     ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -1192,6 +1229,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (st->pending != NULL)
         MHD_destroy_response(st->pending);
+    if (st->in_flight)
+        in_flight_end();
     free(st->body);
     free(st);
     *con_cls = NULL;

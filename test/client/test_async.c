@@ -1,0 +1,554 @@
+/*
+ * The REST client inside OpenSSL ASYNC jobs (issue 13): a call made in a
+ * job sends its request from the client's I/O thread, gives the job a wait
+ * fd and pauses; the driver here is a minimal event loop (ASYNC_start_job,
+ * poll on the wait fds, resume the readable ones), as HAProxy's
+ * ssl-mode-async does with TLS handshakes. The emulator answers every
+ * request 20 ms late (with-emulator.sh --latency-ms 20), so requests
+ * overlap only when the jobs really run concurrently. Counts come from the
+ * emulator; nothing asserts wall-clock times.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <CUnit/Basic.h>
+#include <openssl/async.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include "client.h"
+#include "emu.h"
+
+#define AUTH_REQUEST       "POST /sys/v1/session/auth"
+#define SIGN_REQUEST       "POST /crypto/v1/sign"
+#define BATCH_SIGN_REQUEST "POST /crypto/v1/keys/batch/sign"
+#define MANY_JOBS          300
+/* a job that is not resumed within this long has hung */
+#define POLL_LIMIT_MS 20000
+
+static emu_env env;
+static char ec_kid[37];
+static EVP_PKEY *ec_public;
+
+/* One signature made inside a job. */
+typedef struct sign_job {
+    sk_client *client;
+    unsigned char hash[32];
+    unsigned char *sig;
+    size_t sig_len;
+    sk_error err;
+    int ok;
+    ASYNC_JOB *job;
+    ASYNC_WAIT_CTX *wctx;
+    int ret;
+    int finished;
+} sign_job;
+
+/* Jobs abandoned on purpose (never resumed): kept reachable, as an
+   application that keeps its connection objects would. */
+static ASYNC_JOB *abandoned[8];
+static size_t abandoned_count;
+
+static int sign_in_job(void *arg)
+{
+    sign_job *s = *(sign_job **)arg;
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256", s->hash, 32,
+                           SK_SIG_NONE,    NULL};
+
+    s->ok = sk_client_sign(s->client, &req, &s->sig, &s->sig_len, &s->err);
+    return s->ok;
+}
+
+static sign_job *new_jobs(sk_client *client, size_t n)
+{
+    sign_job *jobs = calloc(n, sizeof(*jobs));
+
+    for (size_t i = 0; jobs != NULL && i < n; i++) {
+        jobs[i].client = client;
+        RAND_bytes(jobs[i].hash, sizeof(jobs[i].hash));
+        jobs[i].wctx = ASYNC_WAIT_CTX_new();
+    }
+    return jobs;
+}
+
+static void free_jobs(sign_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        OPENSSL_free(jobs[i].sig);
+        ASYNC_WAIT_CTX_free(jobs[i].wctx);
+    }
+    free(jobs);
+}
+
+/* Starts (or resumes) job i; returns 1 while it is paused. */
+static int step(sign_job *s)
+{
+    sign_job *arg = s;
+    int rc = ASYNC_start_job(&s->job, s->wctx, &s->ret, sign_in_job, &arg,
+                             sizeof(arg));
+
+    if (rc == ASYNC_PAUSE)
+        return 1;
+    CU_ASSERT_EQUAL(rc, ASYNC_FINISH);
+    s->finished = 1;
+    return 0;
+}
+
+/*
+ * Starts n jobs, then resumes each as its wait fd becomes readable until
+ * all have finished. Returns how many were paused at once at most, or -1
+ * when one stayed paused without its fd becoming readable.
+ */
+static int run_jobs(sign_job *jobs, size_t n)
+{
+    struct pollfd *fds = calloc(n, sizeof(*fds));
+    size_t *owner = calloc(n, sizeof(*owner));
+    int paused = 0, max_paused = 0;
+
+    for (size_t i = 0; i < n; i++)
+        paused += step(&jobs[i]);
+    max_paused = paused;
+    while (paused > 0) {
+        size_t nfds = 0;
+        int ready;
+
+        for (size_t i = 0; i < n; i++) {
+            OSSL_ASYNC_FD fd[4];
+            size_t count = 0;
+
+            if (jobs[i].finished)
+                continue;
+            if (!ASYNC_WAIT_CTX_get_all_fds(jobs[i].wctx, NULL, &count) ||
+                count != 1 ||
+                !ASYNC_WAIT_CTX_get_all_fds(jobs[i].wctx, fd, &count)) {
+                CU_FAIL("a paused job has no single wait fd");
+                max_paused = -1;
+                goto end;
+            }
+            fds[nfds].fd = fd[0];
+            fds[nfds].events = POLLIN;
+            fds[nfds].revents = 0;
+            owner[nfds++] = i;
+        }
+        ready = poll(fds, nfds, POLL_LIMIT_MS);
+        if (ready <= 0) {
+            CU_FAIL("paused jobs whose fd never became readable");
+            max_paused = -1;
+            goto end;
+        }
+        for (size_t k = 0; k < nfds; k++)
+            if (fds[k].revents & POLLIN)
+                paused -= !step(&jobs[owner[k]]);
+    }
+end:
+    free(fds);
+    free(owner);
+    return max_paused;
+}
+
+static int verifies(const sign_job *s)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(ec_public, NULL);
+    int ok =
+        ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
+        EVP_PKEY_verify(ctx, s->sig, s->sig_len, s->hash, sizeof(s->hash)) == 1;
+
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+static int all_signed(const sign_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!jobs[i].ok || !verifies(&jobs[i])) {
+            fprintf(stderr, "job %zu: %s\n", i,
+                    jobs[i].ok ? "bad signature" : jobs[i].err.message);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static sk_client *client_with(const char *endpoint, sk_auth_mode auth,
+                              int async_off, unsigned batch)
+{
+    sk_client_config cfg = {0};
+    sk_error err;
+    sk_client *client;
+
+    cfg.endpoint = endpoint;
+    cfg.api_key = env.api_key;
+    cfg.ca_file = env.ca_file;
+    cfg.retries = -1;
+    cfg.connect_timeout_ms = 3000;
+    cfg.request_timeout_ms = 10000;
+    cfg.auth = auth;
+    cfg.async_off = async_off;
+    cfg.batch_max_size = batch;
+    cfg.batch_max_wait_us = 20000;
+    client = sk_client_new(&cfg, &err);
+    if (client == NULL)
+        fprintf(stderr, "sk_client_new: %s\n", err.message);
+    return client;
+}
+
+/* A synchronous lookup: opens the session (and a connection). */
+static int warm_up(sk_client *client)
+{
+    sk_key_ref ref = {ec_kid, NULL};
+    sk_key_info *info = NULL;
+    sk_error err;
+    int ok = sk_client_key_info(client, &ref, &info, &err);
+
+    sk_key_info_free(info);
+    return ok;
+}
+
+static int suite_init(void)
+{
+    sk_client *client;
+    sk_key_ref ref = {NULL, "async-ec"};
+    sk_key_info *info = NULL;
+    sk_error err;
+    const unsigned char *p;
+
+    if (!emu_init(&env) ||
+        !emu_create_key(&env,
+                        "{\"name\":\"async-ec\",\"obj_type\":\"EC\","
+                        "\"elliptic_curve\":\"NistP256\","
+                        "\"key_ops\":[\"SIGN\",\"VERIFY\",\"APPMANAGEABLE\"]}",
+                        ec_kid))
+        return 1;
+    client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    if (client == NULL || !sk_client_key_info(client, &ref, &info, &err))
+        return 1;
+    p = info->pub_key;
+    ec_public = d2i_PUBKEY(NULL, &p, (long)info->pub_key_len);
+    sk_key_info_free(info);
+    sk_client_free(client);
+    return ec_public == NULL;
+}
+
+static int suite_clean(void)
+{
+    EVP_PKEY_free(ec_public);
+    return 0;
+}
+
+/* ---- concurrency ---- */
+
+static void test_300_jobs_paused_at_once_in_one_thread_all_sign(void)
+{
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    sign_job *jobs;
+
+    CU_ASSERT_FATAL(client != NULL && warm_up(client));
+    jobs = new_jobs(client, MANY_JOBS);
+    CU_ASSERT_FATAL(jobs != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_EQUAL(run_jobs(jobs, MANY_JOBS), MANY_JOBS);
+    CU_ASSERT(all_signed(jobs, MANY_JOBS));
+    CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), MANY_JOBS);
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 0);
+    fprintf(stderr, "  max_in_flight=%ld\n",
+            emu_counter(&env, "max_in_flight"));
+    CU_ASSERT(emu_counter(&env, "max_in_flight") > 1);
+    free_jobs(jobs, MANY_JOBS);
+    sk_client_free(client);
+}
+
+static void test_async_off_jobs_block_one_at_a_time(void)
+{
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 1, 0);
+    sign_job *jobs;
+
+    CU_ASSERT_FATAL(client != NULL && warm_up(client));
+    jobs = new_jobs(client, 8);
+    CU_ASSERT_FATAL(jobs != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_EQUAL(run_jobs(jobs, 8), 0); /* never paused */
+    CU_ASSERT(all_signed(jobs, 8));
+    CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), 8);
+    CU_ASSERT_EQUAL(emu_counter(&env, "max_in_flight"), 1);
+    free_jobs(jobs, 8);
+    sk_client_free(client);
+}
+
+/* ---- abandoned jobs, unload, fork ---- */
+
+/* Waits until the emulator has answered everything it received. */
+static void wait_for_answers(void)
+{
+    for (int i = 0; i < 500 && emu_counter(&env, "in_flight") != 0; i++)
+        usleep(10000);
+    usleep(50000); /* and the I/O thread has read the answer */
+}
+
+static void abandon(sign_job *s)
+{
+    if (abandoned_count < sizeof(abandoned) / sizeof(abandoned[0]))
+        abandoned[abandoned_count++] = s->job;
+    /* what SSL_free does to a connection closed while its job is paused */
+    ASYNC_WAIT_CTX_free(s->wctx);
+    s->wctx = NULL;
+    s->job = NULL;
+}
+
+static void test_abandoned_job_late_answer_is_discarded(void)
+{
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    sign_job *jobs;
+
+    CU_ASSERT_FATAL(client != NULL && warm_up(client));
+    jobs = new_jobs(client, 3);
+    CU_ASSERT_FATAL(jobs != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(step(&jobs[0]) == 1);
+    abandon(&jobs[0]);
+    /* the late answer arrives while nobody waits for it (ASan: no write
+       into the job's memory, nothing leaked) */
+    wait_for_answers();
+    CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), 1);
+    /* the client goes on serving other jobs */
+    CU_ASSERT_EQUAL(run_jobs(jobs + 1, 2), 2);
+    CU_ASSERT(all_signed(jobs + 1, 2));
+    free_jobs(jobs, 3);
+    sk_client_free(client);
+}
+
+static void test_abandoned_authenticating_job_does_not_block_others(void)
+{
+    /* no session yet: the first job authenticates for everyone */
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    sign_job *first, *others;
+
+    CU_ASSERT_FATAL(client != NULL);
+    first = new_jobs(client, 1);
+    others = new_jobs(client, 5);
+    CU_ASSERT_FATAL(first != NULL && others != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(step(first) == 1); /* paused in the authentication */
+    abandon(first);
+    CU_ASSERT_EQUAL(run_jobs(others, 5), 5);
+    CU_ASSERT(all_signed(others, 5));
+    /* the abandoned attempt and the one that replaced it */
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 2);
+    wait_for_answers();
+    free_jobs(first, 1);
+    free_jobs(others, 5);
+    sk_client_free(client);
+}
+
+static void test_client_free_with_a_request_in_flight_wakes_the_job(void)
+{
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    sign_job *jobs;
+    OSSL_ASYNC_FD fd;
+    size_t count = 1;
+    struct pollfd p;
+
+    CU_ASSERT_FATAL(client != NULL && warm_up(client));
+    jobs = new_jobs(client, 1);
+    CU_ASSERT_FATAL(jobs != NULL);
+    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/sign\","
+                                        "\"count\":1,\"action\":\"stall\","
+                                        "\"seconds\":3}"));
+    CU_ASSERT_FATAL(step(jobs) == 1);
+    CU_ASSERT_FATAL(ASYNC_WAIT_CTX_get_all_fds(jobs->wctx, &fd, &count) &&
+                    count == 1);
+    /* the provider is unloaded: the I/O thread stops and fails the
+       request; the application's poller sees the fd readable */
+    sk_client_free(client);
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    CU_ASSERT(poll(&p, 1, POLL_LIMIT_MS) == 1);
+    /* the application then frees the connection without resuming */
+    abandon(jobs);
+    free_jobs(jobs, 1);
+    emu_clear_faults(&env);
+    wait_for_answers();
+}
+
+static void test_forked_child_runs_jobs_on_a_fresh_engine(void)
+{
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    sign_job *jobs;
+    int status = -1;
+    pid_t pid;
+
+    CU_ASSERT_FATAL(client != NULL && warm_up(client));
+    jobs = new_jobs(client, 4);
+    CU_ASSERT_FATAL(jobs != NULL);
+    /* the parent's engine runs (and keeps connections) */
+    CU_ASSERT_EQUAL(run_jobs(jobs, 4), 4);
+    CU_ASSERT(all_signed(jobs, 4));
+    free_jobs(jobs, 4);
+    emu_reset_counters(&env);
+
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        sign_job *mine = new_jobs(client, 16);
+        int ok =
+            mine != NULL && run_jobs(mine, 16) == 16 && all_signed(mine, 16);
+
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), 16);
+    CU_ASSERT(emu_counter(&env, "max_in_flight") > 1);
+
+    /* and the parent's engine goes on */
+    jobs = new_jobs(client, 4);
+    CU_ASSERT_EQUAL(run_jobs(jobs, 4), 4);
+    CU_ASSERT(all_signed(jobs, 4));
+    free_jobs(jobs, 4);
+    sk_client_free(client);
+}
+
+/* ---- sessions, batching, retries, failover ---- */
+
+static void test_reauth_while_jobs_are_paused_is_single_flight(void)
+{
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    sign_job *jobs;
+
+    CU_ASSERT_FATAL(client != NULL);
+    jobs = new_jobs(client, 50);
+    CU_ASSERT_FATAL(jobs != NULL);
+    emu_reset_counters(&env);
+    /* no session: one job authenticates, 49 wait paused */
+    CU_ASSERT_EQUAL(run_jobs(jobs, 50), 50);
+    CU_ASSERT(all_signed(jobs, 50));
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), 50);
+    free_jobs(jobs, 50);
+
+    /* the session expires under 50 paused jobs: one re-authentication */
+    emu_expire_sessions(&env);
+    emu_reset_counters(&env);
+    jobs = new_jobs(client, 50);
+    CU_ASSERT_FATAL(jobs != NULL);
+    CU_ASSERT_EQUAL(run_jobs(jobs, 50), 50);
+    CU_ASSERT(all_signed(jobs, 50));
+    CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
+    free_jobs(jobs, 50);
+    sk_client_free(client);
+}
+
+static void test_jobs_bypass_batching_and_sign_concurrently(void)
+{
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 16);
+    sign_job *jobs;
+
+    CU_ASSERT_FATAL(client != NULL && warm_up(client));
+    jobs = new_jobs(client, 20);
+    CU_ASSERT_FATAL(jobs != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_EQUAL(run_jobs(jobs, 20), 20);
+    CU_ASSERT(all_signed(jobs, 20));
+    CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), 20);
+    CU_ASSERT(emu_request_count(&env, BATCH_SIGN_REQUEST) <= 0);
+    CU_ASSERT(emu_counter(&env, "max_in_flight") > 1);
+    free_jobs(jobs, 20);
+    sk_client_free(client);
+}
+
+static void test_503_is_retried_after_a_paused_backoff(void)
+{
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    sign_job *jobs;
+
+    CU_ASSERT_FATAL(client != NULL && warm_up(client));
+    jobs = new_jobs(client, 4);
+    CU_ASSERT_FATAL(jobs != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(emu_add_fault(&env, "{\"path\":\"/crypto/v1/sign\","
+                                        "\"count\":2,\"action\":\"status\","
+                                        "\"status\":503}"));
+    CU_ASSERT_EQUAL(run_jobs(jobs, 4), 4);
+    CU_ASSERT(all_signed(jobs, 4));
+    CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), 6);
+    emu_clear_faults(&env);
+    free_jobs(jobs, 4);
+    sk_client_free(client);
+}
+
+static void test_refused_node_fails_over_inside_jobs(void)
+{
+    struct sockaddr_in addr = {0};
+    socklen_t len = sizeof(addr);
+    char endpoint[512];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sk_client *client;
+    sign_job *jobs;
+
+    /* a bound, never listening port refuses connections */
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(fd >= 0 &&
+                    bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+                    getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
+    snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d,%s",
+             ntohs(addr.sin_port), env.endpoint);
+    client = client_with(endpoint, SK_AUTH_SESSION, 0, 0);
+    CU_ASSERT_FATAL(client != NULL);
+    jobs = new_jobs(client, 8);
+    CU_ASSERT_FATAL(jobs != NULL);
+    emu_reset_counters(&env);
+    CU_ASSERT_EQUAL(run_jobs(jobs, 8), 8);
+    CU_ASSERT(all_signed(jobs, 8));
+    CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), 8);
+    free_jobs(jobs, 8);
+    sk_client_free(client);
+    close(fd);
+}
+
+int main(void)
+{
+    static const struct {
+        const char *name;
+        CU_TestFunc fn;
+    } tests[] = {
+#define T(f) {#f, f}
+        T(test_300_jobs_paused_at_once_in_one_thread_all_sign),
+        T(test_async_off_jobs_block_one_at_a_time),
+        T(test_abandoned_job_late_answer_is_discarded),
+        T(test_abandoned_authenticating_job_does_not_block_others),
+        T(test_client_free_with_a_request_in_flight_wakes_the_job),
+        T(test_forked_child_runs_jobs_on_a_fresh_engine),
+        T(test_reauth_while_jobs_are_paused_is_single_flight),
+        T(test_jobs_bypass_batching_and_sign_concurrently),
+        T(test_503_is_retried_after_a_paused_backoff),
+        T(test_refused_node_fails_over_inside_jobs),
+#undef T
+    };
+    CU_pSuite suite;
+    unsigned failed;
+    size_t count = sizeof(tests) / sizeof(tests[0]);
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    suite = CU_add_suite("async", suite_init, suite_clean);
+    if (suite == NULL) {
+        CU_cleanup_registry();
+        return 2;
+    }
+    for (size_t i = 0; i < count; i++)
+        CU_add_test(suite, tests[i].name, tests[i].fn);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    failed = CU_get_number_of_tests_failed();
+    if (CU_get_number_of_suites_failed() > 0)
+        failed = (unsigned)count;
+    CU_cleanup_registry();
+    return failed == 0 ? 0 : 1;
+}

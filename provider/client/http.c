@@ -178,6 +178,27 @@ static void fork_child(void)
     pthread_mutex_unlock(&registry_lock);
 }
 
+/*
+ * At exit, before OPENSSL_cleanup stops tracking threads: the engines' I/O
+ * threads end here, so OpenSSL's thread-exit handlers still free what
+ * libcurl's TLS made in them (per-thread random generators). A provider
+ * unloaded by OPENSSL_cleanup afterwards finds no engine to stop.
+ */
+static void stop_engines_at_exit(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (sk_client *c = registry; c != NULL; c = c->next) {
+        sk_engine *e;
+
+        pthread_mutex_lock(&c->lock);
+        e = c->engine;
+        c->engine = NULL;
+        pthread_mutex_unlock(&c->lock);
+        sk_engine_free(e); /* joins the thread; no client lock held */
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
 static void global_init(void)
 {
     const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
@@ -189,6 +210,8 @@ static void global_init(void)
         info != NULL && (info->features & CURL_VERSION_THREADSAFE) != 0;
     global_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    /* OpenSSL keeps the module holding the handler loaded until it ran */
+    OPENSSL_atexit(stop_engines_at_exit);
 }
 
 static double now_seconds(void)
@@ -431,6 +454,9 @@ void sk_client_free(sk_client *client)
     }
     pthread_mutex_unlock(&registry_lock);
 
+    /* Jobs paused on a request get their fd readable and an error; the
+       engine's handles let go of the share before it is cleaned up. */
+    sk_engine_free(client->engine);
     /* Handles inherited from a parent process are abandoned: closing them
        would send a TLS close_notify on the parent's connections. */
     if (client->pid == getpid()) {
@@ -439,8 +465,6 @@ void sk_client_free(sk_client *client)
         if (client->share != NULL)
             curl_share_cleanup(client->share);
     }
-    /* Jobs paused on a request get their fd readable and an error. */
-    sk_engine_free(client->engine);
     while (client->auth_waiters != NULL) {
         auth_waiter *w = client->auth_waiters;
 

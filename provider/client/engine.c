@@ -121,6 +121,13 @@ void sk_async_pause(sk_async_slot *slot)
             ;
 }
 
+void sk_async_announce(sk_async_slot *slot)
+{
+    sk_async_signal(slot);
+    sk_async_pause(slot);
+    sk_async_drain(slot);
+}
+
 void sk_async_slot_set_auth_owner(sk_async_slot *slot, int yes)
 {
     __atomic_store_n(&slot->auth_owner, yes, __ATOMIC_RELEASE);
@@ -476,7 +483,12 @@ int sk_engine_run(sk_engine *e, sk_async_slot *slot, sk_engine_req *req)
     }
     curl_multi_wakeup(e->multi);
 
+    /* Paused at least once, even when the answer is already in: the
+       application learns of the fd only at a pause (SSL_ERROR_WANT_ASYNC),
+       and HAProxy removes from its poller, at close, every fd of the wait
+       context, whether it had seen it or not. */
     for (;;) {
+        sk_async_pause(slot);
         sk_async_drain(slot);
         if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE))
             return 1;
@@ -488,6 +500,5 @@ int sk_engine_run(sk_engine *e, sk_async_slot *slot, sk_engine_req *req)
                                 "in flight");
             return 1;
         }
-        sk_async_pause(slot);
     }
 }

@@ -74,6 +74,11 @@ void sk_async_signal(sk_async_slot *slot);
    pauses the job until its fd is readable. */
 void sk_async_drain(sk_async_slot *slot);
 void sk_async_pause(sk_async_slot *slot);
+/* A job that got a slot pauses at least once before it finishes (the
+   application learns of a new fd only at a pause, and HAProxy drops every
+   fd of the wait context at close, seen or not): signal, pause, drain. For
+   the paths that got a slot and then work synchronously. */
+void sk_async_announce(sk_async_slot *slot);
 /* Set while the slot's job authenticates for everyone: when its wait
    context goes away first, sk_client_slot_gone (http.c) is told. */
 void sk_async_slot_set_auth_owner(sk_async_slot *slot, int yes);

@@ -625,6 +625,8 @@ static void wait_ms(sk_client *c, long ms)
             sk_engine_req_release(req);
             return;
         }
+    } else if (slot != NULL) {
+        sk_async_announce(slot);
     }
     sleep_ms(ms);
 }
@@ -946,6 +948,7 @@ static CURLcode exchange_async(sk_client *c, sk_engine *e, sk_async_slot *slot,
     if (req == NULL || a == NULL) {
         OPENSSL_free(a);
         sk_engine_req_release(req);
+        sk_async_announce(slot);
         return CURLE_OUT_OF_MEMORY;
     }
     answer_reset(a);
@@ -955,6 +958,7 @@ static CURLcode exchange_async(sk_client *c, sk_engine *e, sk_async_slot *slot,
         req->body = OPENSSL_malloc(body_len + 1);
         if (req->body == NULL) {
             sk_engine_req_release(req);
+            sk_async_announce(slot);
             return CURLE_OUT_OF_MEMORY;
         }
         memcpy(req->body, body, body_len);
@@ -973,6 +977,7 @@ static CURLcode exchange_async(sk_client *c, sk_engine *e, sk_async_slot *slot,
                            req->body, body_len, flags, a, req->errbuf);
     if (rc != CURLE_OK) {
         sk_engine_req_release(req);
+        sk_async_announce(slot);
         return rc;
     }
     req->headers = *headers;
@@ -1050,6 +1055,8 @@ static int exchange(sk_client *c, const char *base, const char *method,
 
     slot = async_slot(c);
     engine = slot != NULL ? client_engine(c) : NULL;
+    if (slot != NULL && engine == NULL)
+        sk_async_announce(slot); /* no engine: synchronous */
     if (engine != NULL) {
         rc = exchange_async(c, engine, slot, method, url, &headers, body,
                             body_len, flags, ans, errbuf);
@@ -1475,8 +1482,9 @@ static char *session_header(sk_client *c, unsigned long *generation,
     char *header = NULL, *token = NULL;
     double expires_in = 0;
     sk_error auth_err;
-    sk_async_slot *slot = async_slot(c);
-    int ok, parallel = 0;
+    /* made only when the job pauses (see sk_async_announce) */
+    sk_async_slot *slot = NULL;
+    int in_job = sk_http_async_now(c), ok, parallel = 0;
 
     pthread_mutex_lock(&c->lock);
     for (;;) {
@@ -1493,6 +1501,8 @@ static char *session_header(sk_client *c, unsigned long *generation,
         if (!c->auth_running)
             break;
         attempt = c->auth_attempts;
+        if (in_job && slot == NULL)
+            slot = async_slot(c);
         if (slot != NULL && auth_wait_async(c, slot)) {
             pthread_mutex_unlock(&c->lock);
             sk_async_pause(slot);
@@ -1512,6 +1522,9 @@ static char *session_header(sk_client *c, unsigned long *generation,
             return NULL;
         }
     }
+    /* the job's requests pause on this slot (exchange) */
+    if (in_job && slot == NULL)
+        slot = async_slot(c);
     if (!parallel) {
         c->auth_running = 1;
         c->auth_owner_slot = slot;

@@ -57,6 +57,20 @@ for mode in off on; do
         fi
     fi
 
+    if [[ $mode == on ]]; then
+        # Without latency answers often arrive before the job has paused:
+        # it must still pause once (HAProxy drops every fd of a wait
+        # context at close, whether it had seen it or not: a crash).
+        control POST /_emulator/latency '{"ms":0}' >/dev/null
+        counters_reset
+        tls_load "$CLIENTS" 512
+        control POST /_emulator/latency "{\"ms\":$LATENCY_MS}" >/dev/null
+        check "  no added latency: 512 handshakes by $CLIENTS clients succeed, one sign each" \
+            bash -c "[[ $RC -eq 0 ]] && grep -q 'handshakes=512 failures=0 ' '$OUT' &&
+                     [[ $(sign_requests) == 512 ]]"
+        check "  HAProxy is still running" kill -0 "$HAPROXY_PID"
+    fi
+
     counters_reset
     tls_load 2 4 --tls1_2
     check "  TLS 1.2: 2 clients x 2 handshakes succeed" \

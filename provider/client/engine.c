@@ -231,13 +231,12 @@ void sk_engine_req_release(sk_engine_req *req)
     if (req == NULL)
         return;
     p = PRIV(req);
-    if (p->slot != NULL &&
-        __atomic_exchange_n(&p->slot->pending, NULL, __ATOMIC_ACQ_REL) != req)
-        return;         /* already let go by the slot's cleanup */
-    if (p->refs == 0) { /* never submitted */
+    if (p->slot == NULL) { /* never submitted: the caller's alone */
         req_free(req);
         return;
     }
+    if (__atomic_exchange_n(&p->slot->pending, NULL, __ATOMIC_ACQ_REL) != req)
+        return; /* already let go by the slot's cleanup */
     req_unref(req);
 }
 

@@ -89,4 +89,25 @@ for mode in off on; do
     check "  HAProxy wrote no alert" haproxy_quiet
 done
 
+# async = off in the provider's section: jobs block their thread again.
+make_config "$WORK/openssl.cnf" async=off ||
+    fatal "could not write openssl.cnf with async = off"
+haproxy_start "$WORK/haproxy-ec.pem" on ||
+    fatal "HAProxy (ssl-mode-async, async = off) did not start"
+counters_reset
+tls_load 16 32
+check "ssl-mode-async with async = off in openssl.cnf: 32 handshakes succeed, one sign each" \
+    bash -c "[[ $RC -eq 0 ]] && grep -q 'handshakes=32 failures=0 ' '$OUT' &&
+             [[ $(sign_requests) == 32 ]]"
+check "  one sign at a time (emulator's max_in_flight)" signs_in_flight_at_once 1 1
+haproxy_stop
+check "  HAProxy ran to the end" \
+    bash -c "[[ $HAPROXY_STATUS == 143 || $HAPROXY_STATUS == 0 ]]"
+
+make_config "$WORK/openssl.cnf" async=sometimes ||
+    fatal "could not write openssl.cnf"
+run ossl_plain pkey -in "$WORK/haproxy-ec.key" -pubout
+check "async = sometimes is refused with a clear message" \
+    bash -c "[[ $RC -ne 0 ]] && grep -q \"async = 'sometimes'.*is not auto or off\" '$ERR'"
+
 finish

@@ -242,7 +242,7 @@ static OSSL_LIB_CTX *configured_libctx(const char *name, const char *endpoint,
     if (f == NULL)
         return NULL;
     /* default first: libcurl's TLS inside the provider must keep finding
-       the default provider's algorithms (notes §0) */
+       the default provider's algorithms (docs/openssl-dispatch.md §9) */
     fprintf(f,
             "openssl_conf = openssl_init\n"
             "[openssl_init]\nproviders = provider_sect\n"

@@ -1,6 +1,7 @@
 /*
  * Key management for RSA and EC keys held in SmartKey: handles on the key
- * objects the store loads. Only the public half can be exported. The only
+ * objects the store loads. Only the public half can be exported, and only
+ * when the private key is not asked for (keymgmt_export). The only
  * import is of RSA public keys, for wrapping under a cloud's key read from
  * a file (rsa_import); EC has none (notes §2.2, §7.3).
  * Generation (genpkey) makes the key inside SmartKey; the private half
@@ -120,11 +121,17 @@ static int keymgmt_match(const void *keydata1, const void *keydata2,
 }
 
 /*
- * Public parts only. A private handle refuses any selection that includes
- * the private key: that refusal is what makes OpenSSL route operations on
- * it back to this provider (notes §2.1). It is expected during operation
- * set-up, so no error is raised. A public handle exports even when 0x87 is
- * asked: OpenSSL asks for everything even for public keys.
+ * Public parts only, and only for selections without the private key:
+ * encoders (-pubout, -text_pub), EVP_PKEY_eq and the cross-provider match
+ * ask for public key + parameters (0x86) and get them. Any selection with
+ * the private key (OpenSSL asks for 0x87 when it tries to move the key to
+ * the provider of an operation it fetched) is refused, for public handles
+ * too: that refusal makes OpenSSL fetch the operation from this provider
+ * (notes §2.1), so smartkey's cipher sees smartkey-wrap-subject and
+ * smartkey's signature verifies. Had a public handle been exported, the
+ * default provider's cipher would have ignored the wrap subject and
+ * returned a local encryption of the empty input (issue 12). Expected
+ * during operation set-up: no error.
  */
 static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
                           void *cbarg)
@@ -134,9 +141,10 @@ static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
 
     if (handle == NULL || handle->key == NULL)
         return 0;
-    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 &&
-        handle->private_handle) {
-        SK_DEBUG(3, "key %s: private key export refused (stays in SmartKey)",
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) {
+        SK_DEBUG(3,
+                 "key %s: export with the private key selection refused "
+                 "(its operations stay in smartkey)",
                  handle->key->kid);
         return 0;
     }

@@ -260,24 +260,20 @@ static int store_close(void *loaderctx)
 }
 
 /*
- * Lets another provider's keymgmt take the key when OpenSSL prefers it
- * (default loaded first). Only public handles: a private handle must stay a
- * smartkey key, so OpenSSL falls back to our keymgmt load() (notes §1.1).
+ * Refuses, for every key: OpenSSL then loads the reference with this
+ * provider's keymgmt (try_key_ref's fallback), so a SmartKey key, public
+ * handles included, is always a smartkey key. Were the public half handed
+ * to the default provider (as it was when default came first), the
+ * default cipher would run the operation and silently ignore
+ * smartkey-wrap-subject set with EVP_PKEY_CTX_set_params(): a local
+ * RSA-OAEP of the empty input instead of a wrap (issue 12). The refusal
+ * is expected during loading: no error.
  */
 static int store_export_object(void *loaderctx, const void *reference,
                                size_t reference_size, OSSL_CALLBACK *export_cb,
                                void *export_cbarg)
 {
-    const sk_key_reference *ref = reference;
-
-    if (ref == NULL || reference_size != sizeof(*ref) ||
-        ref->magic != SK_KEY_REFERENCE_MAGIC ||
-        ref->version != SK_KEY_REFERENCE_VERSION || ref->key == NULL)
-        return 0;
-    if (!ref->public_handle && ref->key->has_private)
-        return 0;
-    return EVP_PKEY_export(ref->key->public_key, EVP_PKEY_PUBLIC_KEY, export_cb,
-                           export_cbarg);
+    return 0;
 }
 
 const OSSL_DISPATCH sk_store_functions[] = {

@@ -176,8 +176,8 @@ int emu_set_approval(const emu_env *env, int required)
     return status >= 200 && status < 300;
 }
 
-EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
-                        const char *uri)
+static EVP_PKEY *load_first(OSSL_LIB_CTX *libctx, const char *propq,
+                            const char *uri, int public_too)
 {
     OSSL_STORE_CTX *store =
         OSSL_STORE_open_ex(uri, libctx, propq, NULL, NULL, NULL, NULL, NULL);
@@ -190,8 +190,23 @@ EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
             break;
         if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
             pkey = OSSL_STORE_INFO_get1_PKEY(info);
+        else if (public_too &&
+                 OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PUBKEY)
+            pkey = OSSL_STORE_INFO_get1_PUBKEY(info);
         OSSL_STORE_INFO_free(info);
     }
     OSSL_STORE_close(store);
     return pkey;
+}
+
+EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
+                        const char *uri)
+{
+    return load_first(libctx, propq, uri, 0);
+}
+
+EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,
+                           const char *uri)
+{
+    return load_first(libctx, propq, uri, 1);
 }

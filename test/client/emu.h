@@ -48,5 +48,8 @@ int emu_set_approval(const emu_env *env, int required);
  */
 EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
                         const char *uri);
+/* The same, also taking a public key (a public-only key, ;type=public). */
+EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,
+                           const char *uri);
 
 #endif

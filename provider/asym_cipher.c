@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 
 #include "key.h"
+#include "params.h"
 #include "uri.h"
 
 /* The public half is used in the provider's child libctx; our own cipher
@@ -93,6 +94,7 @@ typedef struct sk_rsa_cipher {
     size_t oaep_label_len;
     unsigned int tls_client_version;
     unsigned int tls_negotiated_version;
+    unsigned int implicit_rejection; /* "implicit-rejection" (3.2+) */
     int remote_encrypt;
     char *wrap_subject_uri; /* as the user gave it, for messages */
     sk_uri wrap_subject;
@@ -108,6 +110,7 @@ static void *rsa_cipher_newctx(void *provctx)
     }
     ctx->provctx = provctx;
     ctx->padding = RSA_PKCS1_PADDING; /* OpenSSL's default for RSA */
+    ctx->implicit_rejection = 1;      /* OpenSSL 3.2+'s default */
     return ctx;
 }
 
@@ -173,6 +176,30 @@ static void *rsa_cipher_dupctx(void *vctx)
 
 /* ---- parameters ---------------------------------------------------- */
 
+/*
+ * Text types where the command line sends text: -pkeyopt values are
+ * converted with the types declared here (notes §3), and pad-mode also
+ * arrives as an int from C callers.
+ */
+static const OSSL_PARAM settable_params[] = {
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST_PROPS, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST_PROPS, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
+    OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, NULL),
+    OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION, NULL),
+    OSSL_PARAM_uint(PARAM_IMPLICIT_REJECTION, NULL),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, NULL, 0),
+    OSSL_PARAM_int(SMARTKEY_PARAM_REMOTE_ENCRYPT, NULL),
+    OSSL_PARAM_END,
+};
+
+/* The text parameters that take an int as well (notes §3). */
+static const char *const text_or_int_params[] = {
+    OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL};
+
 static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
 {
     static const struct {
@@ -184,12 +211,15 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
         {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
     };
     int padding = -1;
+    char text[32] = "";
 
     /* the command line sends text, EVP_PKEY_CTX_set_rsa_padding() and
        libssl send an int (notes §3) */
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
+        if (!sk_param_text(ctx->provctx, p, text, sizeof(text)))
+            return 0;
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-            if (strcasecmp(p->data, names[i].name) == 0)
+            if (strcasecmp(text, names[i].name) == 0)
                 padding = names[i].padding;
     } else if (!OSSL_PARAM_get_int(p, &padding)) {
         padding = -1;
@@ -206,8 +236,7 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
              "RSA padding mode %s%s%s is not one SmartKey offers for "
              "encryption (oaep, pkcs1, none)",
              p->data_type == OSSL_PARAM_UTF8_STRING ? "'" : "",
-             p->data_type == OSSL_PARAM_UTF8_STRING ? (const char *)p->data
-                                                    : "(number)",
+             p->data_type == OSSL_PARAM_UTF8_STRING ? text : "(number)",
              p->data_type == OSSL_PARAM_UTF8_STRING ? "'" : "");
     return 0;
 }
@@ -215,10 +244,10 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
 static int set_digest(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
                       const sk_oaep_digest **slot, const char *what)
 {
-    const char *name = NULL;
+    char name[64];
     const sk_oaep_digest *digest;
 
-    if (!OSSL_PARAM_get_utf8_string_ptr(p, &name)) {
+    if (!sk_param_text(ctx->provctx, p, name, sizeof(name))) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "the %s must be a digest name", what);
         return 0;
@@ -237,11 +266,11 @@ static int set_digest(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
 
 static int set_wrap_subject(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
 {
-    const char *uri = NULL;
+    char uri[SK_PARAM_MAX_BYTES + 1];
     char why[256] = "";
     sk_uri parsed;
 
-    if (!OSSL_PARAM_get_utf8_string_ptr(p, &uri)) {
+    if (!sk_param_text(ctx->provctx, p, uri, sizeof(uri))) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s must be a smartkey: URI", SMARTKEY_PARAM_WRAP_SUBJECT);
         return 0;
@@ -305,6 +334,18 @@ static int digests_agree(const SK_RSA_CIPHER *ctx, int effective)
     return 0;
 }
 
+static int get_uint(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
+                    unsigned int *value)
+{
+    if (OSSL_PARAM_get_uint(p, value))
+        return 1;
+    SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+             "parameter '%.64s' of the RSA cipher must be an unsigned "
+             "integer that fits in 32 bits",
+             p->key);
+    return 0;
+}
+
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     SK_RSA_CIPHER *ctx = vctx;
@@ -314,6 +355,9 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 0;
     if (params == NULL)
         return 1;
+    if (!sk_params_check(ctx->provctx, params, settable_params,
+                         text_or_int_params, "the RSA cipher"))
+        return 0;
     p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE);
     if (p != NULL && !set_padding(ctx, p))
         return 0;
@@ -343,45 +387,31 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     }
     p = OSSL_PARAM_locate_const(params,
                                 OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION);
-    if (p != NULL && !OSSL_PARAM_get_uint(p, &ctx->tls_client_version))
+    if (p != NULL && !get_uint(ctx, p, &ctx->tls_client_version))
         return 0;
     p = OSSL_PARAM_locate_const(params,
                                 OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION);
-    if (p != NULL && !OSSL_PARAM_get_uint(p, &ctx->tls_negotiated_version))
+    if (p != NULL && !get_uint(ctx, p, &ctx->tls_negotiated_version))
         return 0;
-    /* implicit-rejection (3.2+) is accepted: SmartKey reports a bad
-       PKCS#1 v1.5 block as an error, and TLS padding never reveals it */
+    p = OSSL_PARAM_locate_const(params, PARAM_IMPLICIT_REJECTION);
+    if (p != NULL && !get_uint(ctx, p, &ctx->implicit_rejection))
+        return 0;
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_REMOTE_ENCRYPT);
-    if (p != NULL && !OSSL_PARAM_get_int(p, &ctx->remote_encrypt)) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be 0 or 1",
-                 SMARTKEY_PARAM_REMOTE_ENCRYPT);
-        return 0;
+    if (p != NULL) {
+        int remote;
+
+        if (!OSSL_PARAM_get_int(p, &remote) || (remote != 0 && remote != 1)) {
+            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be 0 or 1",
+                     SMARTKEY_PARAM_REMOTE_ENCRYPT);
+            return 0;
+        }
+        ctx->remote_encrypt = remote;
     }
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_SUBJECT);
     if (p != NULL && !set_wrap_subject(ctx, p))
         return 0;
     return digests_agree(ctx, 0);
 }
-
-/*
- * Text types where the command line sends text: -pkeyopt values are
- * converted with the types declared here (notes §3), and pad-mode also
- * arrives as an int from C callers.
- */
-static const OSSL_PARAM settable_params[] = {
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST_PROPS, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST_PROPS, NULL, 0),
-    OSSL_PARAM_octet_string(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
-    OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, NULL),
-    OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION, NULL),
-    OSSL_PARAM_uint(PARAM_IMPLICIT_REJECTION, NULL),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, NULL, 0),
-    OSSL_PARAM_int(SMARTKEY_PARAM_REMOTE_ENCRYPT, NULL),
-    OSSL_PARAM_END,
-};
 
 static const OSSL_PARAM *rsa_cipher_settable_ctx_params(void *vctx,
                                                         void *provctx)

@@ -18,6 +18,7 @@
 #include <openssl/params.h>
 
 #include "key.h"
+#include "params.h"
 
 static void *keymgmt_new(void *provctx)
 {
@@ -407,10 +408,10 @@ static void gen_cleanup(void *genctx)
 
 static int set_gen_string(SK_GENCTX *gen, char **slot, const OSSL_PARAM *p)
 {
-    const char *value;
+    char value[SK_PARAM_MAX_BYTES + 1];
     char *copy;
 
-    if (!OSSL_PARAM_get_utf8_string_ptr(p, &value)) {
+    if (!sk_param_text(gen->provctx, p, value, sizeof(value))) {
         SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER, "%s must be a string",
                  p->key);
         return 0;
@@ -425,6 +426,25 @@ static int set_gen_string(SK_GENCTX *gen, char **slot, const OSSL_PARAM *p)
     return 1;
 }
 
+static const OSSL_PARAM rsa_gen_settable[] = {
+    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
+    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
+    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
+    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM ec_gen_settable[] = {
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
+    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_END,
+};
+
 static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 {
     SK_GENCTX *gen = genctx;
@@ -434,6 +454,11 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
         return 0;
     if (params == NULL)
         return 1;
+    if (!sk_params_check(gen->provctx, params,
+                         gen->type == SK_KEY_RSA ? rsa_gen_settable
+                                                 : ec_gen_settable,
+                         NULL, "key generation"))
+        return 0;
     for (p = params; p->key != NULL; p++) {
         if (strcmp(p->key, SMARTKEY_PARAM_KEY_NAME) == 0) {
             if (!set_gen_string(gen, &gen->name, p))
@@ -485,10 +510,10 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
             }
         } else if (gen->type == SK_KEY_EC &&
                    strcmp(p->key, OSSL_PKEY_PARAM_GROUP_NAME) == 0) {
-            const char *group;
+            char group[64];
             size_t i, n = sizeof(curves) / sizeof(curves[0]);
 
-            if (!OSSL_PARAM_get_utf8_string_ptr(p, &group))
+            if (!sk_param_text(gen->provctx, p, group, sizeof(group)))
                 return 0;
             for (i = 0; i < n; i++)
                 if (strcasecmp(group, curves[i].name) == 0)
@@ -503,10 +528,10 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
             gen->curve = curves[i].curve;
         } else if (gen->type == SK_KEY_EC &&
                    strcmp(p->key, OSSL_PKEY_PARAM_EC_ENCODING) == 0) {
-            const char *encoding;
+            char encoding[32];
 
             /* SmartKey keys always name their curve */
-            if (!OSSL_PARAM_get_utf8_string_ptr(p, &encoding) ||
+            if (!sk_param_text(gen->provctx, p, encoding, sizeof(encoding)) ||
                 strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) != 0) {
                 SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
                          "SmartKey EC keys use named curves only");
@@ -550,25 +575,6 @@ static void *ec_gen_init(void *provctx, int selection,
 {
     return gen_init(provctx, selection, params, SK_KEY_EC);
 }
-
-static const OSSL_PARAM rsa_gen_settable[] = {
-    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
-    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
-    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
-    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
-    OSSL_PARAM_END,
-};
-
-static const OSSL_PARAM ec_gen_settable[] = {
-    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
-    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
-    OSSL_PARAM_END,
-};
 
 static const OSSL_PARAM *rsa_gen_settable_params(void *genctx, void *provctx)
 {

@@ -13,6 +13,7 @@
 #include <openssl/params.h>
 #include <openssl/rsa.h>
 
+#include "params.h"
 #include "signature.h"
 
 /* Digests SmartKey signs (shared/smartkey-api.md §3.1), in both spellings. */
@@ -608,6 +609,26 @@ static EVP_PKEY_CTX *verifier(SK_SIGNATURE_CTX *ctx)
 
 /* --- parameters -------------------------------------------------------- */
 
+static const OSSL_PARAM rsa_settable[] = {
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
+    /* utf8 so that -sigopt text parses; ints are accepted as well */
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM ecdsa_settable[] = {
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+/* The text parameters that take an int as well (notes §3). */
+static const char *const text_or_int_params[] = {
+    OSSL_SIGNATURE_PARAM_PAD_MODE, OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL};
+
 static const OSSL_ITEM padding_names[] = {
     {RSA_PKCS1_PADDING, OSSL_PKEY_RSA_PAD_MODE_PKCSV15},
     {RSA_NO_PADDING, OSSL_PKEY_RSA_PAD_MODE_NONE},
@@ -620,11 +641,14 @@ static const OSSL_ITEM padding_names[] = {
 static int set_padding(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
 {
     int padding = -1;
+    char text[32];
 
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
+        if (!sk_param_text(ctx->provctx, p, text, sizeof(text)))
+            return 0;
         for (size_t i = 0; i < sizeof(padding_names) / sizeof(*padding_names);
              i++)
-            if (strcmp(p->data, padding_names[i].ptr) == 0)
+            if (strcmp(text, padding_names[i].ptr) == 0)
                 padding = (int)padding_names[i].id;
     } else if (!OSSL_PARAM_get_int(p, &padding)) {
         padding = -1;
@@ -652,8 +676,11 @@ static int set_saltlen(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
     int saltlen;
 
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *text = p->data;
+        char text[32];
         char *end;
+
+        if (!sk_param_text(ctx->provctx, p, text, sizeof(text)))
+            return 0;
 
         if (strcmp(text, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0)
             saltlen = RSA_PSS_SALTLEN_DIGEST;
@@ -706,22 +733,34 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
     SK_SIGNATURE_CTX *ctx = vctx;
     const OSSL_PARAM *p;
     const char *properties = NULL;
+    char properties_text[SK_PARAM_MAX_BYTES + 1];
 
     if (params == NULL)
         return 1;
+    /* the verifier (the default provider's) gets only checked parameters
+       too */
+    if (!sk_params_check(ctx->provctx, params,
+                         ctx->algorithm == SK_KEY_RSA ? rsa_settable
+                                                      : ecdsa_settable,
+                         text_or_int_params, "the signature"))
+        return 0;
     if (verifier(ctx) != NULL) {
         if (OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST))
             ctx->verify_digest_set = 1;
         return EVP_PKEY_CTX_set_params(verifier(ctx), params) > 0;
     }
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PROPERTIES);
-    if (p != NULL && !OSSL_PARAM_get_utf8_string_ptr(p, &properties))
-        return 0;
+    if (p != NULL) {
+        if (!sk_param_text(ctx->provctx, p, properties_text,
+                           sizeof(properties_text)))
+            return 0;
+        properties = properties_text;
+    }
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST);
     if (p != NULL) {
-        const char *name;
+        char name[64];
 
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
+        if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
             return 0;
         /* the running hash cannot change its algorithm halfway */
         if (ctx->operation == OPERATION_DIGEST_SIGN && ctx->md != NULL &&
@@ -746,10 +785,11 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 0;
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
     if (p != NULL) {
-        const char *name, *smartkey_name;
+        const char *smartkey_name;
+        char name[64];
         EVP_MD *md;
 
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
+        if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
             return 0;
         md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
         if (md == NULL)
@@ -760,22 +800,6 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
     }
     return 1;
 }
-
-static const OSSL_PARAM rsa_settable[] = {
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
-    /* utf8 so that -sigopt text parses; ints are accepted as well */
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
-    OSSL_PARAM_END,
-};
-
-static const OSSL_PARAM ecdsa_settable[] = {
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
-    OSSL_PARAM_END,
-};
 
 static const OSSL_PARAM *rsa_settable_ctx_params(void *vctx, void *provctx)
 {

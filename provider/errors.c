@@ -50,8 +50,9 @@ static const char *reason_text(int reason)
     return "?";
 }
 
-static void vraise(SK_PROVCTX *ctx, const char *file, int line,
-                   const char *func, int reason, const char *fmt, va_list args)
+__attribute__((format(printf, 6, 0))) static void
+vraise(SK_PROVCTX *ctx, const char *file, int line, const char *func,
+       int reason, const char *fmt, va_list args)
 {
     /* the build machine's directories mean nothing to users */
     const char *base = strrchr(file, '/');

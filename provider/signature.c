@@ -728,6 +728,38 @@ static int set_saltlen(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
     return ctx->md == NULL || pss_saltlen_matches(ctx);
 }
 
+/*
+ * The local verifier gets copies of the parameters it is meant to see: a
+ * caller's text may lack its terminating NUL, and OpenSSL's own providers
+ * read it as a C string; OSSL_PARAM_dup() terminates it.
+ */
+static int forward_to_verifier(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM params[])
+{
+    const OSSL_PARAM *settable =
+        ctx->algorithm == SK_KEY_RSA ? rsa_settable : ecdsa_settable;
+    OSSL_PARAM known[16], *copy;
+    size_t n = 0;
+    int ok;
+
+    for (const OSSL_PARAM *p = params; p->key != NULL; p++) {
+        if (OSSL_PARAM_locate_const(settable, p->key) == NULL)
+            continue;
+        if (n + 1 == sizeof(known) / sizeof(known[0])) {
+            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                     "too many parameters for the signature at once");
+            return 0;
+        }
+        known[n++] = *p;
+    }
+    if (n == 0)
+        return 1;
+    known[n] = OSSL_PARAM_construct_end();
+    copy = OSSL_PARAM_dup(known);
+    ok = copy != NULL && EVP_PKEY_CTX_set_params(verifier(ctx), copy) > 0;
+    OSSL_PARAM_free(copy);
+    return ok;
+}
+
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     SK_SIGNATURE_CTX *ctx = vctx;
@@ -747,7 +779,7 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
     if (verifier(ctx) != NULL) {
         if (OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST))
             ctx->verify_digest_set = 1;
-        return EVP_PKEY_CTX_set_params(verifier(ctx), params) > 0;
+        return forward_to_verifier(ctx, params);
     }
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PROPERTIES);
     if (p != NULL) {

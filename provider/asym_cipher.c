@@ -995,6 +995,16 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
         OPENSSL_clear_free(plain, plain_len);
         return 0;
     }
+    /* RSA without padding is a modulus-sized number (I2OSP): a shorter
+       answer is not a result of this key */
+    if (ctx->padding == RSA_NO_PADDING && plain_len != modulus) {
+        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
+                 "SmartKey's raw RSA (no padding) result is %zu bytes; with "
+                 "this key it is exactly %zu",
+                 plain_len, modulus);
+        OPENSSL_clear_free(plain, plain_len);
+        return 0;
+    }
     if (plain_len > outsize) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "the plaintext is %zu bytes, more than the %zu-byte output "

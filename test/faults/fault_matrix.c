@@ -314,7 +314,9 @@ static int import_keys(fixture *fx)
         snprintf(body, cap,
                  "{\"name\":\"fault-rsa\",\"obj_type\":\"RSA\",\"value\":"
                  "\"%s\",\"key_ops\":[\"SIGN\",\"VERIFY\",\"DECRYPT\","
-                 "\"ENCRYPT\",\"WRAPKEY\",\"APPMANAGEABLE\"]}",
+                 "\"ENCRYPT\",\"WRAPKEY\",\"APPMANAGEABLE\"],\"rsa\":"
+                 "{\"encryption_policy\":[{\"padding\":{\"OAEP\":{}}},"
+                 "{\"padding\":{\"RAW_DECRYPT\":{}}}]}}",
                  value);
         rsa_status = emu_request(&fx->emu.env, "PUT", "/crypto/v1/keys",
                                  authorization, body, NULL);
@@ -495,6 +497,41 @@ static outcome wrap_under(fixture *fx, EVP_PKEY *wrapping_key)
                    memcmp(plain, fx->secret, plain_len) == 0
                ? OUT_OK
                : OUT_WRONG;
+}
+
+/* RSA without padding: the result is exactly the modulus long. */
+static outcome raw_decrypt_once(fixture *fx)
+{
+    static const OSSL_PARAM none[] = {
+        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
+                               OSSL_PKEY_RSA_PAD_MODE_NONE,
+                               sizeof(OSSL_PKEY_RSA_PAD_MODE_NONE) - 1),
+        OSSL_PARAM_END,
+    };
+    unsigned char message[512], cipher[512], plain[512];
+    size_t size = (size_t)EVP_PKEY_get_size(fx->standin);
+    size_t cipher_len = sizeof(cipher), plain_len = sizeof(plain);
+    EVP_PKEY_CTX *ctx;
+    int ok;
+
+    /* a number below the modulus: a leading zero byte */
+    if (size > sizeof(message) || RAND_bytes(message, (int)size) != 1)
+        return OUT_WRONG;
+    message[0] = 0;
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, fx->standin, "provider=default");
+    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, none) > 0 &&
+         EVP_PKEY_encrypt(ctx, cipher, &cipher_len, message, size) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        return OUT_WRONG;
+    ctx = EVP_PKEY_CTX_new_from_pkey(fx->libctx, fx->smartkey_rsa, propq);
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, none) > 0 &&
+         EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        return OUT_FAILED;
+    return plain_len == size && memcmp(plain, message, size) == 0 ? OUT_OK
+                                                                  : OUT_WRONG;
 }
 
 static outcome run_op(fixture *fx, op_kind op)
@@ -916,6 +953,21 @@ static void scenario_reshaped(fixture *fx)
                 write_text(shape_file, cases[i].shape);
                 record(row, run_op(fx, cases[i].op), 0, NULL, what);
             }
+        /* RSA without padding: exactly the modulus, not a byte less */
+        write_text(shape_file, "as-is");
+        record(row, raw_decrypt_once(fx), 1, NULL,
+               "raw decrypt with an unchanged result");
+        for (size_t i = 0; i < 3; i++) {
+            static const char *const shapes[][2] = {{"drop-last", "raw RSA"},
+                                                    {"empty", NULL},
+                                                    {"extra-byte", NULL}};
+            char what[96];
+
+            snprintf(what, sizeof(what), "raw decrypt with a %s result",
+                     shapes[i][0]);
+            write_text(shape_file, shapes[i][0]);
+            record(row, raw_decrypt_once(fx), 0, shapes[i][1], what);
+        }
         write_text(shape_file, "as-is");
         for (int op = 0; op < OP_COUNT; op++)
             record(row, run_op(fx, (op_kind)op), 1, NULL,

@@ -331,6 +331,14 @@ int sk_endpoints_parse(const char *list, char ***urls, size_t *count,
                        sk_error *err);
 void sk_endpoints_free(char **urls, size_t count);
 
+/*
+ * 32 bytes derived from the API key and label (HMAC-SHA256), stable for a
+ * configuration, never sent: keys derivations where OpenSSL uses the
+ * private key (implicit rejection). 0 when the client has no API key.
+ */
+int sk_client_derive_secret(sk_client *client, const char *label,
+                            unsigned char out[32]);
+
 /* Short stable name of a kind, e.g. "not found". */
 const char *sk_err_kind_name(sk_err_kind kind);
 

@@ -210,3 +210,14 @@ EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,
 {
     return load_first(libctx, propq, uri, 1);
 }
+
+int emu_read_file(const char *path, unsigned char *buf, size_t cap, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+
+    if (f == NULL)
+        return 0;
+    *len = fread(buf, 1, cap, f);
+    fclose(f);
+    return *len > 0 && *len < cap;
+}

@@ -48,8 +48,13 @@ int emu_set_approval(const emu_env *env, int required);
  */
 EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
                         const char *uri);
-/* The same, also taking a public key (a public-only key, ;type=public). */
+/* The same as emu_load_pkey, also taking a public key (a public-only key,
+   ;type=public). */
 EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,
                            const char *uri);
+
+/* A small file's bytes: 1 when it has 1 to cap - 1 bytes. */
+int emu_read_file(const char *path, unsigned char *buf, size_t cap,
+                  size_t *len);
 
 #endif

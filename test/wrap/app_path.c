@@ -196,18 +196,6 @@ static void public_cases(OSSL_LIB_CTX *libctx, EVP_PKEY *key, EVP_PKEY *standin,
     EVP_PKEY_free(copy);
 }
 
-static int read_file(const char *path, unsigned char *buf, size_t cap,
-                     size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-
-    if (f == NULL)
-        return 0;
-    *len = fread(buf, 1, cap, f);
-    fclose(f);
-    return *len > 0 && *len < cap;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 6 || (argc - 4) % 2 != 0) {
@@ -219,7 +207,7 @@ int main(int argc, char **argv)
     }
     subject_uri = argv[2];
     if (!emu_init(&env) ||
-        !read_file(argv[3], expected, sizeof(expected), &expected_len))
+        !emu_read_file(argv[3], expected, sizeof(expected), &expected_len))
         return 2;
     for (int smartkey_first = 0; smartkey_first < 2; smartkey_first++) {
         const char *order =

@@ -88,18 +88,6 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static int read_file(const char *path, unsigned char *buf, size_t cap,
-                     size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-
-    if (f == NULL)
-        return 0;
-    *len = fread(buf, 1, cap, f);
-    fclose(f);
-    return *len > 0 && *len < cap;
-}
-
 int main(int argc, char **argv)
 {
     pthread_t threads[THREADS];
@@ -117,7 +105,7 @@ int main(int argc, char **argv)
     }
     subject_uri = argv[3];
     if (!emu_init(&env) ||
-        !read_file(argv[5], expected, sizeof(expected), &expected_len))
+        !emu_read_file(argv[5], expected, sizeof(expected), &expected_len))
         return 2;
     libctx = OSSL_LIB_CTX_new();
     if (libctx == NULL ||

@@ -316,7 +316,8 @@ static int import_keys(fixture *fx)
                  "\"%s\",\"key_ops\":[\"SIGN\",\"VERIFY\",\"DECRYPT\","
                  "\"ENCRYPT\",\"WRAPKEY\",\"APPMANAGEABLE\"],\"rsa\":"
                  "{\"encryption_policy\":[{\"padding\":{\"OAEP\":{}}},"
-                 "{\"padding\":{\"RAW_DECRYPT\":{}}}]}}",
+                 "{\"padding\":{\"RAW_DECRYPT\":{}}},"
+                 "{\"padding\":{\"PKCS1_V15\":{}}}]}}",
                  value);
         rsa_status = emu_request(&fx->emu.env, "PUT", "/crypto/v1/keys",
                                  authorization, body, NULL);
@@ -499,14 +500,14 @@ static outcome wrap_under(fixture *fx, EVP_PKEY *wrapping_key)
                : OUT_WRONG;
 }
 
-/* RSA without padding: the result is exactly the modulus long. */
-static outcome raw_decrypt_once(fixture *fx)
+/* Decryption with pad_mode "none" (a modulus-long number below the
+   modulus) or "pkcs1" (32 bytes), encrypted by the stand-in. */
+static outcome decrypt_padded(fixture *fx, const char *pad_mode)
 {
-    static const OSSL_PARAM none[] = {
-        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-                               OSSL_PKEY_RSA_PAD_MODE_NONE,
-                               sizeof(OSSL_PKEY_RSA_PAD_MODE_NONE) - 1),
-        OSSL_PARAM_END,
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
+                                         (char *)pad_mode, 0),
+        OSSL_PARAM_construct_end(),
     };
     unsigned char message[512], cipher[512], plain[512];
     size_t size = (size_t)EVP_PKEY_get_size(fx->standin);
@@ -514,18 +515,19 @@ static outcome raw_decrypt_once(fixture *fx)
     EVP_PKEY_CTX *ctx;
     int ok;
 
-    /* a number below the modulus: a leading zero byte */
+    if (strcmp(pad_mode, OSSL_PKEY_RSA_PAD_MODE_NONE) != 0)
+        size = 32;
     if (size > sizeof(message) || RAND_bytes(message, (int)size) != 1)
         return OUT_WRONG;
     message[0] = 0;
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, fx->standin, "provider=default");
-    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, none) > 0 &&
+    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_encrypt(ctx, cipher, &cipher_len, message, size) > 0;
     EVP_PKEY_CTX_free(ctx);
     if (!ok)
         return OUT_WRONG;
     ctx = EVP_PKEY_CTX_new_from_pkey(fx->libctx, fx->smartkey_rsa, propq);
-    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, none) > 0 &&
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0;
     EVP_PKEY_CTX_free(ctx);
     if (!ok)
@@ -953,20 +955,26 @@ static void scenario_reshaped(fixture *fx)
                 write_text(shape_file, cases[i].shape);
                 record(row, run_op(fx, cases[i].op), 0, NULL, what);
             }
-        /* RSA without padding: exactly the modulus, not a byte less */
+        /* RSA without padding: exactly the modulus, not a byte less;
+           PKCS#1 v1.5: at most k - 11 bytes */
         write_text(shape_file, "as-is");
-        record(row, raw_decrypt_once(fx), 1, NULL,
+        record(row, decrypt_padded(fx, OSSL_PKEY_RSA_PAD_MODE_NONE), 1, NULL,
                "raw decrypt with an unchanged result");
-        for (size_t i = 0; i < 3; i++) {
-            static const char *const shapes[][2] = {{"drop-last", "raw RSA"},
-                                                    {"empty", NULL},
-                                                    {"extra-byte", NULL}};
+        record(row, decrypt_padded(fx, OSSL_PKEY_RSA_PAD_MODE_PKCSV15), 1, NULL,
+               "PKCS#1 v1.5 decrypt with an unchanged result");
+        for (size_t i = 0; i < 4; i++) {
+            static const char *const shapes[][3] = {
+                {OSSL_PKEY_RSA_PAD_MODE_NONE, "drop-last", "raw RSA"},
+                {OSSL_PKEY_RSA_PAD_MODE_NONE, "empty", NULL},
+                {OSSL_PKEY_RSA_PAD_MODE_NONE, "extra-byte", NULL},
+                {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, "over-pkcs1", "at most 245"}};
             char what[96];
 
-            snprintf(what, sizeof(what), "raw decrypt with a %s result",
-                     shapes[i][0]);
-            write_text(shape_file, shapes[i][0]);
-            record(row, raw_decrypt_once(fx), 0, shapes[i][1], what);
+            snprintf(what, sizeof(what), "%s decrypt with a %s result",
+                     shapes[i][0], shapes[i][1]);
+            write_text(shape_file, shapes[i][1]);
+            record(row, decrypt_padded(fx, shapes[i][0]), 0, shapes[i][2],
+                   what);
         }
         write_text(shape_file, "as-is");
         for (int op = 0; op < OP_COUNT; op++)

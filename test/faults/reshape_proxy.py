@@ -13,6 +13,8 @@ SHAPE_FILE holds one word, read for every request:
   oversized   the result is 600 bytes (more than any RSA-2048 result)
   over-oaep   the result is 191 bytes (one more than RSA-2048 OAEP-SHA256
               can carry)
+  over-pkcs1  the result is 246 bytes (one more than RSA-2048 PKCS#1 v1.5
+              can carry)
 The fields changed: signature (sign), plain (decrypt), wrapped_key
 (wrapkey). The port is written to PORT_FILE once listening."""
 import base64
@@ -44,6 +46,8 @@ def reshape(value, shape):
         return os.urandom(600)
     if shape == "over-oaep":
         return os.urandom(191)
+    if shape == "over-pkcs1":
+        return os.urandom(246)
     return value
 
 

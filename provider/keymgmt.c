@@ -126,8 +126,9 @@ static int keymgmt_match(const void *keydata1, const void *keydata2,
  * encoders (-pubout, -text_pub), EVP_PKEY_eq and the cross-provider match
  * ask for public key + parameters (0x86) and get them. Any selection with
  * the private key (OpenSSL asks for 0x87 when it tries to move the key to
- * the provider of an operation it fetched) is refused, for public handles
- * too: that refusal makes OpenSSL fetch the operation from this provider
+ * the provider of an operation it fetched) is refused, for RSA public
+ * handles too: that refusal makes OpenSSL fetch the operation from this
+ * provider
  * (notes §2.1), so smartkey's cipher sees smartkey-wrap-subject and
  * smartkey's signature verifies. Had a public handle been exported, the
  * default provider's cipher would have ignored the wrap subject and
@@ -142,7 +143,10 @@ static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
 
     if (handle == NULL || handle->key == NULL)
         return 0;
-    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) {
+    /* An EC public key has no smartkey parameters to lose: it still goes
+       to another provider's ECDH as a peer key, or its ECDSA verifier */
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 &&
+        (handle->private_handle || handle->key->type == SK_KEY_RSA)) {
         SK_DEBUG(3,
                  "key %s: export with the private key selection refused "
                  "(its operations stay in smartkey)",

@@ -41,6 +41,7 @@ typedef enum sign_operation {
     OPERATION_SIGN,        /* pkeyutl -sign: the caller hashed */
     OPERATION_DIGEST_SIGN, /* dgst, req, x509, cms, TLS: we hash */
     OPERATION_VERIFY,
+    OPERATION_VERIFY_RECOVER, /* RSA: pkeyutl -verifyrecover */
     OPERATION_DIGEST_VERIFY,
 } sign_operation;
 
@@ -495,29 +496,57 @@ static int sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
 /* --- verification: on the public half, never in SmartKey --------------- */
 
 /*
- * Only reached for private handles (a public handle exports and the
- * default provider verifies directly): `pkeyutl -verify -inkey smartkey:`
- * and `dgst -prverify`. The default provider in the child libctx verifies
- * with the public key; parameters are passed through unchanged, so any
- * salt length a verifier wants is accepted here.
+ * Every SmartKey key, public handles included, stays a smartkey key (its
+ * export refuses the private-key selection), so OpenSSL brings every
+ * verification here: `pkeyutl -verify[recover] -inkey smartkey:`, `dgst
+ * -verify`/`-prverify`, certificate checks. The default provider in the
+ * child libctx verifies with the public key; parameters are passed
+ * through unchanged, so any salt length a verifier wants is accepted here.
  */
-static int verify_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+static int local_verify_init(SK_SIGNATURE_CTX *ctx, void *provkey,
+                             const OSSL_PARAM params[], int recover)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
-
     if (!init_key(ctx, provkey, 0))
         return 0;
     EVP_PKEY_CTX_free(ctx->verify_ctx);
     ctx->verify_ctx = EVP_PKEY_CTX_new_from_pkey(
         ctx->provctx->libctx, ctx->key->public_key, LOCAL_PROPQ);
-    if (ctx->verify_ctx == NULL || EVP_PKEY_verify_init(ctx->verify_ctx) <= 0) {
+    if (ctx->verify_ctx == NULL ||
+        (recover ? EVP_PKEY_verify_recover_init(ctx->verify_ctx)
+                 : EVP_PKEY_verify_init(ctx->verify_ctx)) <= 0) {
         SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
                  "key %s: cannot verify with its public key", ctx->key->kid);
         return 0;
     }
     ctx->verify_digest_set = 0;
-    ctx->operation = OPERATION_VERIFY;
+    ctx->operation = recover ? OPERATION_VERIFY_RECOVER : OPERATION_VERIFY;
     return set_ctx_params(ctx, params);
+}
+
+static int verify_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    return local_verify_init(vctx, provkey, params, 0);
+}
+
+static int verify_recover_init(void *vctx, void *provkey,
+                               const OSSL_PARAM params[])
+{
+    return local_verify_init(vctx, provkey, params, 1);
+}
+
+static int verify_recover(void *vctx, unsigned char *rout, size_t *routlen,
+                          size_t routsize, const unsigned char *sig,
+                          size_t siglen)
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+    size_t len = routsize;
+
+    if (ctx->operation != OPERATION_VERIFY_RECOVER)
+        return 0;
+    if (EVP_PKEY_verify_recover(ctx->verify_ctx, rout, &len, sig, siglen) <= 0)
+        return 0;
+    *routlen = len;
+    return 1;
 }
 
 static int verify(void *vctx, const unsigned char *sig, size_t siglen,
@@ -600,7 +629,8 @@ static int digest_verify_final(void *vctx, const unsigned char *sig,
 /* The context of the verifier in the default provider, if verifying. */
 static EVP_PKEY_CTX *verifier(SK_SIGNATURE_CTX *ctx)
 {
-    if (ctx->operation == OPERATION_VERIFY)
+    if (ctx->operation == OPERATION_VERIFY ||
+        ctx->operation == OPERATION_VERIFY_RECOVER)
         return ctx->verify_ctx;
     if (ctx->operation == OPERATION_DIGEST_VERIFY)
         return EVP_MD_CTX_get_pkey_ctx(ctx->digest_verify_ctx);
@@ -950,6 +980,9 @@ const OSSL_DISPATCH sk_rsa_signature_functions[] = {
     {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},
     {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},
     {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))verify},
+    {OSSL_FUNC_SIGNATURE_VERIFY_RECOVER_INIT,
+     (void (*)(void))verify_recover_init},
+    {OSSL_FUNC_SIGNATURE_VERIFY_RECOVER, (void (*)(void))verify_recover},
     {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT,
      (void (*)(void))digest_verify_init},
     {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE,

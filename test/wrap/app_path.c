@@ -187,6 +187,29 @@ static void public_cases(OSSL_LIB_CTX *libctx, EVP_PKEY *key, EVP_PKEY *standin,
     check("a signature of the private key verifies with the key", order, uri,
           ok);
 
+    /* pkeyutl -verifyrecover: the signed bytes come back */
+    signature_len = sizeof(signature);
+    ctx = EVP_PKEY_CTX_new_from_pkey(libctx, standin, "provider=default");
+    ok = ctx != NULL && EVP_PKEY_sign_init(ctx) > 0 &&
+         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
+         EVP_PKEY_sign(ctx, signature, &signature_len, message,
+                       sizeof(message)) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (ok) {
+        unsigned char recovered[1024];
+        size_t recovered_len = sizeof(recovered);
+
+        ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
+        ok = ctx != NULL && EVP_PKEY_verify_recover_init(ctx) > 0 &&
+             EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
+             EVP_PKEY_verify_recover(ctx, recovered, &recovered_len, signature,
+                                     signature_len) > 0 &&
+             recovered_len == sizeof(message) &&
+             memcmp(recovered, message, recovered_len) == 0;
+        EVP_PKEY_CTX_free(ctx);
+    }
+    check("verify-recover with the key gives the signed bytes", order, uri, ok);
+
     check("EVP_PKEY_eq: the key equals its stand-in's public key", order, uri,
           EVP_PKEY_eq(key, standin) == 1);
     copy = EVP_PKEY_dup(key);

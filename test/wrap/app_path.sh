@@ -31,8 +31,28 @@ import_rsa_pair pair "$WORK/pair.pem" "$ops" >/dev/null &&
 export SMARTKEY_TEST_ENDPOINT=$ENDPOINT SMARTKEY_TEST_CA=$CA_FILE \
     SMARTKEY_TEST_API_KEY_FILE=$API_KEY_FILE SMARTKEY_TEST_STATE=$STATE
 # the program prints its own checks and "N passed, N failed"
-timeout 300 "$program" "$MODULE_DIR" 'smartkey:name=My%20AES' \
+run timeout 300 "$program" "$MODULE_DIR" 'smartkey:name=My%20AES' \
     "$WORK/aes.bin" \
     'smartkey:name=public%20wrap' "$WORK/pub.pem" \
     'smartkey:name=pair;type=public' "$WORK/pair.pem" \
     'smartkey:name=pair' "$WORK/pair.pem"
+cat "$OUT" "$ERR"
+check "the C API path: never a local result, public key operations work" \
+    succeeded
+
+# An EC public key held in SmartKey stays usable as another provider's
+# ECDH peer (it has no smartkey parameters to lose).
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+    -out "$WORK/local-ec.pem" 2>/dev/null &&
+    create_ec "peer ec" NistP256 >/dev/null &&
+    server_public_key "peer ec" "$WORK/peer.der" ||
+    fatal "cannot make the EC keys"
+openssl pkeyutl -derive -inkey "$WORK/local-ec.pem" -peerkey "$WORK/peer.der" \
+    -peerform DER -out "$WORK/z-local.bin" || fatal "no local ECDH"
+for uri in 'smartkey:name=peer%20ec' 'smartkey:name=peer%20ec;type=public'; do
+    run ossl pkeyutl -derive -inkey "$WORK/local-ec.pem" -peerkey "$uri" \
+        -out "$WORK/z.bin"
+    check "ECDH with the SmartKey EC key $uri as the peer" \
+        eval 'succeeded && same_bytes "$WORK/z.bin" "$WORK/z-local.bin"'
+done
+finish

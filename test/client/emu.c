@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/provider.h>
 #include <openssl/store.h>
 #include "emu.h"
 
@@ -220,4 +222,21 @@ int emu_read_file(const char *path, unsigned char *buf, size_t cap, size_t *len)
     *len = fread(buf, 1, cap, f);
     fclose(f);
     return *len > 0 && *len < cap;
+}
+
+OSSL_LIB_CTX *emu_provider_libctx(const char *module_dir, int smartkey_first)
+{
+    OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
+    const char *first = smartkey_first ? "smartkey" : "default";
+    const char *second = smartkey_first ? "default" : "smartkey";
+
+    if (libctx == NULL ||
+        !OSSL_PROVIDER_set_default_search_path(libctx, module_dir) ||
+        OSSL_PROVIDER_load(libctx, first) == NULL ||
+        OSSL_PROVIDER_load(libctx, second) == NULL) {
+        ERR_print_errors_fp(stderr);
+        OSSL_LIB_CTX_free(libctx);
+        return NULL;
+    }
+    return libctx;
 }

@@ -53,6 +53,10 @@ EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
 EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,
                            const char *uri);
 
+/* A library context with the providers of module_dir loaded: default
+   then smartkey, or smartkey first; NULL (errors printed) on failure. */
+OSSL_LIB_CTX *emu_provider_libctx(const char *module_dir, int smartkey_first);
+
 /* A small file's bytes: 1 when it has 1 to cap - 1 bytes. */
 int emu_read_file(const char *path, unsigned char *buf, size_t cap,
                   size_t *len);

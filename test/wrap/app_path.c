@@ -49,23 +49,6 @@ static void check(const char *what, const char *order, const char *uri, int ok)
     ERR_clear_error();
 }
 
-static OSSL_LIB_CTX *libctx_in_order(const char *module_dir, int smartkey_first)
-{
-    OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
-    const char *first = smartkey_first ? SMARTKEY_PROVIDER_NAME : "default";
-    const char *second = smartkey_first ? "default" : SMARTKEY_PROVIDER_NAME;
-
-    if (libctx == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, module_dir) ||
-        OSSL_PROVIDER_load(libctx, first) == NULL ||
-        OSSL_PROVIDER_load(libctx, second) == NULL) {
-        ERR_print_errors_fp(stderr);
-        OSSL_LIB_CTX_free(libctx);
-        return NULL;
-    }
-    return libctx;
-}
-
 static int unwraps(OSSL_LIB_CTX *libctx, EVP_PKEY *standin,
                    const unsigned char *wrapped, size_t wrapped_len)
 {
@@ -235,7 +218,7 @@ int main(int argc, char **argv)
     for (int smartkey_first = 0; smartkey_first < 2; smartkey_first++) {
         const char *order =
             smartkey_first ? "smartkey,default" : "default,smartkey";
-        OSSL_LIB_CTX *libctx = libctx_in_order(argv[1], smartkey_first);
+        OSSL_LIB_CTX *libctx = emu_provider_libctx(argv[1], smartkey_first);
 
         if (libctx == NULL) {
             printf("FAIL - loading the providers (%s)\n", order);

@@ -113,11 +113,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s MODULE_DIR KEY_URI STANDIN_PEM\n", argv[0]);
         return 2;
     }
-    libctx = OSSL_LIB_CTX_new();
+    libctx = emu_provider_libctx(argv[1], 0);
     if (libctx == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, argv[1]) ||
-        OSSL_PROVIDER_load(libctx, "default") == NULL ||
-        OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL ||
         (key = emu_load_pkey(libctx, NULL, argv[2])) == NULL ||
         (pem = fopen(argv[3], "r")) == NULL) {
         ERR_print_errors_fp(stdout);

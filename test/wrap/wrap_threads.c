@@ -107,12 +107,8 @@ int main(int argc, char **argv)
     if (!emu_init(&env) ||
         !emu_read_file(argv[5], expected, sizeof(expected), &expected_len))
         return 2;
-    libctx = OSSL_LIB_CTX_new();
-    if (libctx == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, argv[1]) ||
-        OSSL_PROVIDER_load(libctx, "default") == NULL ||
-        OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL ||
-        (wrapping_key = load_key(argv[2])) == NULL ||
+    libctx = emu_provider_libctx(argv[1], 0);
+    if (libctx == NULL || (wrapping_key = load_key(argv[2])) == NULL ||
         (pem = fopen(argv[4], "r")) == NULL) {
         ERR_print_errors_fp(stderr);
         printf("0 passed, 1 failed\n");

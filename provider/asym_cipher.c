@@ -1083,15 +1083,9 @@ static int is_bad_padding(const sk_error *err)
  * visibly, so besides the error queue one error-level line per key goes
  * to stderr, without SMARTKEY_DEBUG.
  */
-#define MAX_LOGGED_KEYS 64
-static char logged_kids[MAX_LOGGED_KEYS][37];
-static size_t logged_count;
-static pthread_mutex_t logged_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static void pkcs1_policy_refusal(SK_RSA_CIPHER *ctx, const sk_error *err)
 {
     char key_text[260], message[600], subject[300];
-    int first = 1;
 
     describe_key(ctx->key, key_text, sizeof(key_text));
     snprintf(subject, sizeof(subject), "decrypting with %.250s", key_text);
@@ -1103,16 +1097,7 @@ static void pkcs1_policy_refusal(SK_RSA_CIPHER *ctx, const sk_error *err)
              "ECDHE cipher suites)",
              key_text);
     SK_RAISE(ctx->provctx, SK_R_OPERATION_NOT_ALLOWED, "%s", message);
-    pthread_mutex_lock(&logged_lock);
-    for (size_t i = 0; i < logged_count; i++)
-        if (strcmp(logged_kids[i], ctx->key->kid) == 0)
-            first = 0;
-    if (first && logged_count < MAX_LOGGED_KEYS)
-        snprintf(logged_kids[logged_count++], sizeof(logged_kids[0]), "%s",
-                 ctx->key->kid);
-    pthread_mutex_unlock(&logged_lock);
-    if (first)
-        fprintf(stderr, "smartkey: error: %s\n", message);
+    sk_report_once("PKCS#1 v1.5 policy", ctx->key->kid, "%s", message);
 }
 
 /* The longest message the padding fits in a block of `modulus` bytes: a

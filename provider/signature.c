@@ -207,62 +207,27 @@ static void *dupctx(void *vctx)
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[]);
 
 /*
- * Kids of keys already reported on stderr as lacking SIGN. A TLS server
- * probes its key with digest_sign_init for every digest of every
- * handshake (libssl's check_cert_usable) and drops the errors it raises:
- * without a line on stderr the operator sees only "no suitable signature
- * algorithm" on the client side. Once per key and process is enough; past
- * the table's size a key is reported every time rather than never.
+ * A TLS server probes its key with digest_sign_init for every digest of
+ * every handshake (libssl's check_cert_usable) and drops the errors it
+ * raises: without a line on stderr the operator sees only "no suitable
+ * signature algorithm" on the client side.
  */
-#define REPORTED_KEYS_MAX 64
-static pthread_mutex_t reported_lock = PTHREAD_MUTEX_INITIALIZER;
-static char reported_kids[REPORTED_KEYS_MAX][sizeof(((SK_KEY *)0)->kid)];
-static size_t reported_count;
-
-static int first_report(const SK_KEY *key)
-{
-    int first = 1;
-    size_t i;
-
-    pthread_mutex_lock(&reported_lock);
-    for (i = 0; i < reported_count && first; i++)
-        first = strcmp(reported_kids[i], key->kid) != 0;
-    if (first && reported_count < REPORTED_KEYS_MAX)
-        memcpy(reported_kids[reported_count++], key->kid, sizeof(key->kid));
-    pthread_mutex_unlock(&reported_lock);
-    return first;
-}
-
-/* A key name for a line on stderr: control characters never go raw. */
-static void printable_name(const char *name, char *buf, size_t len)
-{
-    size_t i;
-
-    for (i = 0; name != NULL && name[i] != '\0' && i + 1 < len; i++)
-        buf[i] =
-            (unsigned char)name[i] < 0x20 || name[i] == 0x7f ? '?' : name[i];
-    buf[i] = '\0';
-}
-
 static void report_no_sign_permission(SK_PROVCTX *provctx, const SK_KEY *key)
 {
-    char name[128];
+    const char *name = SK_ESCAPED(key->name != NULL ? key->name : "");
 
-    printable_name(key->name, name, sizeof(name));
     SK_RAISE(provctx, SK_R_OPERATION_NOT_ALLOWED,
              "key '%s' (kid %s) lacks the SIGN permission in SmartKey: it "
              "cannot sign, and TLS handshakes that need its signature fail "
              "(\"no suitable signature algorithm\"); grant SIGN in the "
              "key's key_ops or use another key",
              name, key->kid);
-    if (first_report(key))
-        fprintf(stderr,
-                "smartkey: error: key '%s' (kid %s) lacks the SIGN "
-                "permission in SmartKey: it cannot sign, so TLS handshakes "
-                "that need its signature fail (\"no suitable signature "
-                "algorithm\"); grant SIGN (key_ops) to the key in SmartKey "
-                "or use another key\n",
-                name, key->kid);
+    sk_report_once("no SIGN", key->kid,
+                   "key '%s' (kid %s) lacks the SIGN permission in SmartKey: "
+                   "it cannot sign, so TLS handshakes that need its signature "
+                   "fail (\"no suitable signature algorithm\"); grant SIGN "
+                   "(key_ops) to the key in SmartKey or use another key",
+                   name, key->kid);
 }
 
 /*

@@ -798,8 +798,12 @@ static int tls_problem(sk_client *c, CURLcode rc, const char *errbuf,
         sk_error_set(err, SK_ERR_CONFIG, request, "%s", why);
         return 1;
     }
+    /* libcurl's own host check: "... target host name 'x'" (7.88), "...
+       target ipv4 address 'x'" / "ipv6" (8.x) */
     if (rc == CURLE_PEER_FAILED_VERIFICATION &&
-        strstr(errbuf, "target host name") != NULL) {
+        (strstr(errbuf, "target host name") != NULL ||
+         strstr(errbuf, "target ipv4 address") != NULL ||
+         strstr(errbuf, "target ipv6 address") != NULL)) {
         sk_error_set(err, SK_ERR_TLS_NAME, request, "%s", errbuf);
         return 1;
     }

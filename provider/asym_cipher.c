@@ -12,6 +12,8 @@
  * Size queries (out == NULL) are answered from the modulus size without a
  * network round trip: pkeyutl asks once before every real call (notes §2.3).
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +28,7 @@
 #include <openssl/x509.h>
 
 #include "key.h"
+#include "params.h"
 #include "uri.h"
 
 /* The public half is used in the provider's child libctx; our own cipher
@@ -93,6 +96,7 @@ typedef struct sk_rsa_cipher {
     size_t oaep_label_len;
     unsigned int tls_client_version;
     unsigned int tls_negotiated_version;
+    unsigned int implicit_rejection; /* "implicit-rejection" (3.2+) */
     int remote_encrypt;
     char *wrap_subject_uri; /* as the user gave it, for messages */
     sk_uri wrap_subject;
@@ -108,6 +112,7 @@ static void *rsa_cipher_newctx(void *provctx)
     }
     ctx->provctx = provctx;
     ctx->padding = RSA_PKCS1_PADDING; /* OpenSSL's default for RSA */
+    ctx->implicit_rejection = 1;      /* OpenSSL 3.2+'s default */
     return ctx;
 }
 
@@ -173,6 +178,30 @@ static void *rsa_cipher_dupctx(void *vctx)
 
 /* ---- parameters ---------------------------------------------------- */
 
+/*
+ * Text types where the command line sends text: -pkeyopt values are
+ * converted with the types declared here (notes §3), and pad-mode also
+ * arrives as an int from C callers.
+ */
+static const OSSL_PARAM settable_params[] = {
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST_PROPS, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST_PROPS, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
+    OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, NULL),
+    OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION, NULL),
+    OSSL_PARAM_uint(PARAM_IMPLICIT_REJECTION, NULL),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, NULL, 0),
+    OSSL_PARAM_int(SMARTKEY_PARAM_REMOTE_ENCRYPT, NULL),
+    OSSL_PARAM_END,
+};
+
+/* The text parameters that take an int as well (notes §3). */
+static const char *const text_or_int_params[] = {
+    OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL};
+
 static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
 {
     static const struct {
@@ -184,12 +213,15 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
         {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
     };
     int padding = -1;
+    char text[32] = "";
 
     /* the command line sends text, EVP_PKEY_CTX_set_rsa_padding() and
        libssl send an int (notes §3) */
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
+        if (!sk_param_text(ctx->provctx, p, text, sizeof(text)))
+            return 0;
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-            if (strcasecmp(p->data, names[i].name) == 0)
+            if (strcasecmp(text, names[i].name) == 0)
                 padding = names[i].padding;
     } else if (!OSSL_PARAM_get_int(p, &padding)) {
         padding = -1;
@@ -206,8 +238,7 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
              "RSA padding mode %s%s%s is not one SmartKey offers for "
              "encryption (oaep, pkcs1, none)",
              p->data_type == OSSL_PARAM_UTF8_STRING ? "'" : "",
-             p->data_type == OSSL_PARAM_UTF8_STRING ? (const char *)p->data
-                                                    : "(number)",
+             p->data_type == OSSL_PARAM_UTF8_STRING ? text : "(number)",
              p->data_type == OSSL_PARAM_UTF8_STRING ? "'" : "");
     return 0;
 }
@@ -215,10 +246,10 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
 static int set_digest(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
                       const sk_oaep_digest **slot, const char *what)
 {
-    const char *name = NULL;
+    char name[64];
     const sk_oaep_digest *digest;
 
-    if (!OSSL_PARAM_get_utf8_string_ptr(p, &name)) {
+    if (!sk_param_text(ctx->provctx, p, name, sizeof(name))) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "the %s must be a digest name", what);
         return 0;
@@ -237,11 +268,11 @@ static int set_digest(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
 
 static int set_wrap_subject(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
 {
-    const char *uri = NULL;
+    char uri[SK_PARAM_MAX_BYTES + 1];
     char why[256] = "";
     sk_uri parsed;
 
-    if (!OSSL_PARAM_get_utf8_string_ptr(p, &uri)) {
+    if (!sk_param_text(ctx->provctx, p, uri, sizeof(uri))) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s must be a smartkey: URI", SMARTKEY_PARAM_WRAP_SUBJECT);
         return 0;
@@ -305,6 +336,18 @@ static int digests_agree(const SK_RSA_CIPHER *ctx, int effective)
     return 0;
 }
 
+static int get_uint(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
+                    unsigned int *value)
+{
+    if (OSSL_PARAM_get_uint(p, value))
+        return 1;
+    SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+             "parameter '%.64s' of the RSA cipher must be an unsigned "
+             "integer that fits in 32 bits",
+             p->key);
+    return 0;
+}
+
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     SK_RSA_CIPHER *ctx = vctx;
@@ -314,6 +357,9 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 0;
     if (params == NULL)
         return 1;
+    if (!sk_params_check(ctx->provctx, params, settable_params,
+                         text_or_int_params, "the RSA cipher"))
+        return 0;
     p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE);
     if (p != NULL && !set_padding(ctx, p))
         return 0;
@@ -343,45 +389,31 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     }
     p = OSSL_PARAM_locate_const(params,
                                 OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION);
-    if (p != NULL && !OSSL_PARAM_get_uint(p, &ctx->tls_client_version))
+    if (p != NULL && !get_uint(ctx, p, &ctx->tls_client_version))
         return 0;
     p = OSSL_PARAM_locate_const(params,
                                 OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION);
-    if (p != NULL && !OSSL_PARAM_get_uint(p, &ctx->tls_negotiated_version))
+    if (p != NULL && !get_uint(ctx, p, &ctx->tls_negotiated_version))
         return 0;
-    /* implicit-rejection (3.2+) is accepted: SmartKey reports a bad
-       PKCS#1 v1.5 block as an error, and TLS padding never reveals it */
+    p = OSSL_PARAM_locate_const(params, PARAM_IMPLICIT_REJECTION);
+    if (p != NULL && !get_uint(ctx, p, &ctx->implicit_rejection))
+        return 0;
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_REMOTE_ENCRYPT);
-    if (p != NULL && !OSSL_PARAM_get_int(p, &ctx->remote_encrypt)) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be 0 or 1",
-                 SMARTKEY_PARAM_REMOTE_ENCRYPT);
-        return 0;
+    if (p != NULL) {
+        int remote;
+
+        if (!OSSL_PARAM_get_int(p, &remote) || (remote != 0 && remote != 1)) {
+            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be 0 or 1",
+                     SMARTKEY_PARAM_REMOTE_ENCRYPT);
+            return 0;
+        }
+        ctx->remote_encrypt = remote;
     }
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_SUBJECT);
     if (p != NULL && !set_wrap_subject(ctx, p))
         return 0;
     return digests_agree(ctx, 0);
 }
-
-/*
- * Text types where the command line sends text: -pkeyopt values are
- * converted with the types declared here (notes §3), and pad-mode also
- * arrives as an int from C callers.
- */
-static const OSSL_PARAM settable_params[] = {
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST_PROPS, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST_PROPS, NULL, 0),
-    OSSL_PARAM_octet_string(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
-    OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, NULL),
-    OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION, NULL),
-    OSSL_PARAM_uint(PARAM_IMPLICIT_REJECTION, NULL),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, NULL, 0),
-    OSSL_PARAM_int(SMARTKEY_PARAM_REMOTE_ENCRYPT, NULL),
-    OSSL_PARAM_END,
-};
 
 static const OSSL_PARAM *rsa_cipher_settable_ctx_params(void *vctx,
                                                         void *provctx)
@@ -818,41 +850,254 @@ static int rsa_cipher_decrypt_init(void *vctx, void *vkey,
     return 1;
 }
 
+/* ---- PKCS#1 v1.5: TLS premaster and implicit rejection --------------- */
+
+/* Constant-time helpers: all-ones when true, 0 when false. */
+static unsigned int ct_is_zero(unsigned int a)
+{
+    return 0u - ((~a & (a - 1)) >> (sizeof(a) * 8 - 1));
+}
+
+static unsigned int ct_eq(unsigned int a, unsigned int b)
+{
+    return ct_is_zero(a ^ b);
+}
+
+static unsigned int ct_lt(unsigned int a, unsigned int b)
+{
+    return 0u - ((a ^ ((a ^ b) | ((a - b) ^ b))) >> (sizeof(a) * 8 - 1));
+}
+
 /*
- * TLS 1.2 RSA key exchange: a bad block or version must not be told apart
- * from a good one (Bleichenbacher), so like OpenSSL a random pre-master
- * secret carrying the client's version takes its place.
+ * TLS 1.2 RSA key exchange: a bad block, length or version must not be
+ * told apart from a good one (Bleichenbacher). Like OpenSSL's
+ * ossl_rsa_padding_check_PKCS1_type_2_TLS, a random pre-master secret is
+ * made every time and selected with constant-time masks when the answer is
+ * not 48 bytes starting with the client's (or the negotiated) version:
+ * never an error, no branch on the decrypted bytes. What SmartKey answered
+ * (a plaintext or "bad padding") is visible in its HTTP status and timing,
+ * inside the provider's own TLS connection (docs/wrapping.md).
  */
+static void tls_premaster_select(const unsigned char *plain, size_t plain_len,
+                                 int decrypted, unsigned int client_version,
+                                 unsigned int alt_version,
+                                 const unsigned char random[TLS_PREMASTER_SIZE],
+                                 unsigned char out[TLS_PREMASTER_SIZE])
+{
+    unsigned char candidate[TLS_PREMASTER_SIZE] = {0};
+    unsigned int good, version_good, alt_good;
+
+    /* the answer's length is what SmartKey sent, not a secret of ours */
+    if (decrypted && plain != NULL)
+        memcpy(candidate, plain,
+               plain_len < TLS_PREMASTER_SIZE ? plain_len : TLS_PREMASTER_SIZE);
+    good = ~ct_is_zero((unsigned int)(decrypted != 0)) &
+           ct_eq((unsigned int)(plain_len == TLS_PREMASTER_SIZE), 1);
+    version_good = ct_eq(candidate[0], (client_version >> 8) & 0xff) &
+                   ct_eq(candidate[1], client_version & 0xff);
+    /* OpenSSL's workaround for clients that send the negotiated version */
+    alt_good = ~ct_is_zero(alt_version) &
+               ct_eq(candidate[0], (alt_version >> 8) & 0xff) &
+               ct_eq(candidate[1], alt_version & 0xff);
+    good &= version_good | alt_good;
+    for (size_t i = 0; i < TLS_PREMASTER_SIZE; i++)
+        out[i] = (unsigned char)((good & candidate[i]) | (~good & random[i]));
+    OPENSSL_cleanse(candidate, sizeof(candidate));
+}
+
 static int tls_premaster(SK_RSA_CIPHER *ctx, int decrypted,
                          const unsigned char *plain, size_t plain_len,
                          unsigned char *out, size_t *outlen, size_t outsize)
 {
-    unsigned int version = ctx->tls_client_version;
-    int good = decrypted && plain_len == TLS_PREMASTER_SIZE;
+    unsigned char random[TLS_PREMASTER_SIZE];
 
-    if (version == 0 || outsize < TLS_PREMASTER_SIZE) {
+    if (ctx->tls_client_version == 0 || outsize < TLS_PREMASTER_SIZE) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "TLS padding needs tls-client-version and a %d-byte buffer",
                  TLS_PREMASTER_SIZE);
         return 0;
     }
-    if (good) {
-        unsigned int got = ((unsigned int)plain[0] << 8) | plain[1];
-
-        good = got == version || (ctx->tls_negotiated_version != 0 &&
-                                  got == ctx->tls_negotiated_version);
-    }
-    if (good) {
-        memcpy(out, plain, TLS_PREMASTER_SIZE);
-    } else {
-        if (RAND_priv_bytes_ex(ctx->provctx->libctx, out, TLS_PREMASTER_SIZE,
-                               0) <= 0)
-            return 0;
-        out[0] = (unsigned char)(version >> 8);
-        out[1] = (unsigned char)version;
-    }
+    /* made every time, used or not */
+    if (RAND_priv_bytes_ex(ctx->provctx->libctx, random, sizeof(random), 0) <=
+        0)
+        return 0;
+    random[0] = (unsigned char)(ctx->tls_client_version >> 8);
+    random[1] = (unsigned char)ctx->tls_client_version;
+    tls_premaster_select(plain, plain_len, decrypted, ctx->tls_client_version,
+                         ctx->tls_negotiated_version, random, out);
+    OPENSSL_cleanse(random, sizeof(random));
     *outlen = TLS_PREMASTER_SIZE;
     return 1;
+}
+
+/*
+ * Implicit rejection (OpenSSL 3.2+, the Marvin attack): when the padding
+ * of a PKCS#1 v1.5 block is bad, OpenSSL's default provider returns a
+ * pseudo-random message derived from the ciphertext and a secret of the
+ * key (a hash of the private exponent), of a pseudo-random length, instead
+ * of an error. The private exponent stays in SmartKey, so the key's secret
+ * here is derived from the API key and the key's kid (HMAC-SHA256, in the
+ * client, which holds the API key): the same ciphertext gives the same
+ * message in every process of the same configuration, a different one
+ * after the API key changes. Otherwise the derivation is OpenSSL's
+ * (rsa_pk1.c): kdk = HMAC(secret, ciphertext), then its PRF with the
+ * labels "message" and "length".
+ */
+#define KDK_SIZE    32
+#define MAX_LEN_GEN 128
+
+static int hmac_sha256(SK_PROVCTX *provctx, const unsigned char *key,
+                       size_t key_len, const unsigned char *const parts[],
+                       const size_t part_lens[], size_t part_count,
+                       unsigned char out[KDK_SIZE])
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    EVP_MAC *mac = EVP_MAC_fetch(provctx->libctx, "HMAC", LOCAL_PROPQ);
+    EVP_MAC_CTX *mctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    size_t len = 0;
+    int ok = mctx != NULL && EVP_MAC_init(mctx, key, key_len, params);
+
+    for (size_t i = 0; ok && i < part_count; i++)
+        ok = EVP_MAC_update(mctx, parts[i], part_lens[i]);
+    ok = ok && EVP_MAC_final(mctx, out, &len, KDK_SIZE) && len == KDK_SIZE;
+    EVP_MAC_CTX_free(mctx);
+    EVP_MAC_free(mac);
+    return ok;
+}
+
+/* OpenSSL's ossl_rsa_prf: HMAC(kdk, counter || label || bit length). */
+static int prf(SK_PROVCTX *provctx, const unsigned char kdk[KDK_SIZE],
+               const char *label, unsigned char *out, size_t out_len)
+{
+    unsigned char block[KDK_SIZE], bits[2], counter[2];
+    size_t bit_len = out_len * 8;
+    const unsigned char *parts[3] = {counter, (const unsigned char *)label,
+                                     bits};
+    size_t lens[3] = {2, strlen(label), 2};
+
+    bits[0] = (unsigned char)(bit_len >> 8);
+    bits[1] = (unsigned char)bit_len;
+    for (size_t pos = 0, i = 0; pos < out_len; pos += KDK_SIZE, i++) {
+        counter[0] = (unsigned char)(i >> 8);
+        counter[1] = (unsigned char)i;
+        if (!hmac_sha256(provctx, kdk, KDK_SIZE, parts, lens, 3, block))
+            return 0;
+        memcpy(out + pos, block,
+               out_len - pos < KDK_SIZE ? out_len - pos : KDK_SIZE);
+    }
+    OPENSSL_cleanse(block, sizeof(block));
+    return 1;
+}
+
+/* The synthetic message for a bad block: cipher is modulus bytes. */
+static int implicit_rejection(SK_RSA_CIPHER *ctx, const unsigned char *cipher,
+                              size_t modulus, unsigned char *out,
+                              size_t *outlen, size_t outsize)
+{
+    unsigned char key_secret[KDK_SIZE], kdk[KDK_SIZE];
+    char label[80];
+    unsigned char lengths[MAX_LEN_GEN * 2], *synthetic;
+    unsigned int max_sep_offset, mask, length = 0;
+    const unsigned char *parts[1];
+    size_t lens[1];
+    int ok;
+
+    if (modulus < 11 + 2 || modulus > 0xffff / 8) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "no implicit rejection for a %zu-byte modulus", modulus);
+        return 0;
+    }
+    synthetic = OPENSSL_malloc(modulus);
+    snprintf(label, sizeof(label), "implicit rejection %s", ctx->key->kid);
+    ok = synthetic != NULL &&
+         sk_client_derive_secret(client_of(ctx), label, key_secret);
+    parts[0] = cipher;
+    lens[0] = modulus;
+    ok = ok &&
+         hmac_sha256(ctx->provctx, key_secret, KDK_SIZE, parts, lens, 1, kdk) &&
+         prf(ctx->provctx, kdk, "message", synthetic, modulus) &&
+         prf(ctx->provctx, kdk, "length", lengths, sizeof(lengths));
+    if (ok) {
+        /* the last candidate length below k - 2 - 8, in constant time */
+        max_sep_offset = (unsigned int)modulus - 2 - 8;
+        mask = max_sep_offset;
+        mask |= mask >> 1;
+        mask |= mask >> 2;
+        mask |= mask >> 4;
+        mask |= mask >> 8;
+        for (size_t i = 0; i < MAX_LEN_GEN; i++) {
+            unsigned int candidate =
+                (((unsigned int)lengths[2 * i] << 8) | lengths[2 * i + 1]) &
+                mask;
+            unsigned int fits = ct_lt(candidate, max_sep_offset);
+
+            length = (fits & candidate) | (~fits & length);
+        }
+        if (length > outsize) {
+            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                     "the plaintext does not fit the %zu-byte output buffer",
+                     outsize);
+            ok = 0;
+        } else {
+            memcpy(out, synthetic + modulus - length, length);
+            *outlen = length;
+        }
+    } else {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "cannot compute the implicit rejection message");
+    }
+    OPENSSL_cleanse(key_secret, sizeof(key_secret));
+    OPENSSL_cleanse(kdk, sizeof(kdk));
+    OPENSSL_cleanse(lengths, sizeof(lengths));
+    OPENSSL_clear_free(synthetic, modulus);
+    return ok;
+}
+
+/* Whether the running libcrypto's default provider rejects implicitly. */
+static int openssl_has_implicit_rejection(void)
+{
+    return OpenSSL_version_num() >= 0x30200000UL;
+}
+
+/* SmartKey's refusal of a padding the key's policy does not allow (400,
+   or 403 on some servers, naming the policy). */
+static int is_policy_refusal(const sk_error *err)
+{
+    return (err->kind == SK_ERR_BAD_REQUEST || err->kind == SK_ERR_FORBIDDEN) &&
+           strstr(err->message, "policy") != NULL;
+}
+
+/* SmartKey could not unpad the block: bad padding (400, "Decryption
+   failed"). Not a policy refusal, not a missing permission. */
+static int is_bad_padding(const sk_error *err)
+{
+    return err->kind == SK_ERR_BAD_REQUEST && !is_policy_refusal(err);
+}
+
+/*
+ * PKCS#1 v1.5 refused by the key's policy. cms clears the error queue
+ * after a failed decryption (an oracle defence) and TLS must not fail
+ * visibly, so besides the error queue one error-level line per key goes
+ * to stderr, without SMARTKEY_DEBUG.
+ */
+static void pkcs1_policy_refusal(SK_RSA_CIPHER *ctx, const sk_error *err)
+{
+    char key_text[260], message[600], subject[300];
+
+    describe_key(ctx->key, key_text, sizeof(key_text));
+    snprintf(subject, sizeof(subject), "decrypting with %.250s", key_text);
+    SK_RAISE_CLIENT(ctx->provctx, subject, err);
+    snprintf(message, sizeof(message),
+             "%s: SmartKey's policy for this key does not allow PKCS#1 v1.5 "
+             "decryption; add {\"padding\":{\"PKCS1_V15\":{}}} to the key's "
+             "RSA encryption_policy, or have the sender use RSA-OAEP (TLS: "
+             "ECDHE cipher suites)",
+             key_text);
+    SK_RAISE(ctx->provctx, SK_R_OPERATION_NOT_ALLOWED, "%s", message);
+    sk_report_once("PKCS#1 v1.5 policy", ctx->key->kid, "%s", message);
 }
 
 /* The longest message the padding fits in a block of `modulus` bytes: a
@@ -940,14 +1185,34 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     sk_set_error_mark(ctx->provctx);
     ok = sk_client_decrypt(client, &req, &plain, &plain_len, &err);
     sk_pop_error_to_mark(ctx->provctx);
-    OPENSSL_free(cipher);
 
+    if (!ok && is_policy_refusal(&err) &&
+        (ctx->padding == RSA_PKCS1_PADDING ||
+         ctx->padding == RSA_PKCS1_WITH_TLS_PADDING)) {
+        pkcs1_policy_refusal(ctx, &err);
+        /* TLS: still no visible failure; the handshake fails later */
+        if (ctx->padding == RSA_PKCS1_WITH_TLS_PADDING) {
+            sk_set_error_mark(ctx->provctx);
+            ok = tls_premaster(ctx, 0, NULL, 0, out, outlen, outsize);
+            sk_pop_error_to_mark(ctx->provctx);
+        }
+        OPENSSL_free(cipher);
+        return ok;
+    }
     if (ctx->padding == RSA_PKCS1_WITH_TLS_PADDING &&
-        (ok || err.kind == SK_ERR_BAD_REQUEST)) {
+        (ok || is_bad_padding(&err))) {
+        OPENSSL_free(cipher);
         ok = tls_premaster(ctx, ok, plain, plain_len, out, outlen, outsize);
         OPENSSL_clear_free(plain, plain_len);
         return ok;
     }
+    if (!ok && ctx->padding == RSA_PKCS1_PADDING && is_bad_padding(&err) &&
+        ctx->implicit_rejection != 0 && openssl_has_implicit_rejection()) {
+        ok = implicit_rejection(ctx, cipher, modulus, out, outlen, outsize);
+        OPENSSL_free(cipher);
+        return ok;
+    }
+    OPENSSL_free(cipher);
     if (!ok) {
         describe_key(ctx->key, key_text, sizeof(key_text));
         snprintf(subject, sizeof(subject), "decrypting with %.250s", key_text);
@@ -962,6 +1227,16 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
                  "carries at most %zu",
                  plain_len, padding_name(ctx->padding),
                  max_plaintext(ctx, modulus));
+        OPENSSL_clear_free(plain, plain_len);
+        return 0;
+    }
+    /* RSA without padding is a modulus-sized number (I2OSP): a shorter
+       answer is not a result of this key */
+    if (ctx->padding == RSA_NO_PADDING && plain_len != modulus) {
+        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
+                 "SmartKey's raw RSA (no padding) result is %zu bytes; with "
+                 "this key it is exactly %zu",
+                 plain_len, modulus);
         OPENSSL_clear_free(plain, plain_len);
         return 0;
     }

@@ -33,6 +33,7 @@
 
 #include "byok.h"
 #include "key.h"
+#include "params.h"
 #include "uri.h"
 
 /* Upper bound of a subject's serialisation in the size query, which must
@@ -167,12 +168,23 @@ static void *byok_dupctx(void *vctx)
 
 /* ---- parameters ------------------------------------------------------ */
 
+static const OSSL_PARAM byok_params[] = {
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_FORMAT, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_ENCODING, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_KID, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_JTI, NULL, 0),
+    OSSL_PARAM_END,
+};
+#define BYOK_PARAM_COUNT (sizeof(byok_params) / sizeof(byok_params[0]) - 1)
+
 static int set_choice(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p,
                       const char *const *names, size_t count, int *slot)
 {
+    char text[64];
     const char *value = NULL;
 
-    if (OSSL_PARAM_get_utf8_string_ptr(p, &value)) {
+    if (sk_param_text(ctx->provctx, p, text, sizeof(text))) {
+        value = text;
         /* an empty value goes back to the default */
         if (*value == '\0') {
             *slot = 0;
@@ -201,10 +213,10 @@ static int set_choice(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p,
 
 static int set_text(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p, char **slot)
 {
-    const char *value = NULL;
+    char value[SK_PARAM_MAX_BYTES + 1];
     char *copy = NULL;
 
-    if (!OSSL_PARAM_get_utf8_string_ptr(p, &value)) {
+    if (!sk_param_text(ctx->provctx, p, value, sizeof(value))) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be text",
                  p->key);
         return 0;
@@ -228,6 +240,9 @@ static int byok_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 0;
     if (params == NULL)
         return 1;
+    if (!sk_params_check(ctx->provctx, params, byok_params, NULL,
+                         "the RSA cipher"))
+        return 0;
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_FORMAT);
     if (p != NULL) {
         if (!set_choice(ctx, p, format_names, FORMAT_COUNT, &choice))
@@ -277,13 +292,6 @@ static int byok_get_ctx_params(void *vctx, OSSL_PARAM params[])
                  OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS)(ctx->inner, params);
 }
 
-static const OSSL_PARAM byok_params[] = {
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_FORMAT, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_ENCODING, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_KID, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_JTI, NULL, 0),
-};
-#define BYOK_PARAM_COUNT  (sizeof(byok_params) / sizeof(byok_params[0]))
 #define MAX_MERGED_PARAMS 48
 
 /* The RSA cipher's lists are static and grow when asym_cipher.c learns a

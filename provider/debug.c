@@ -130,3 +130,44 @@ void sk_debug_client_log(void *arg, int level, const char *msg)
         fprintf(debug_stream, "smartkey[%ld] %d client: %s\n", (long)getpid(),
                 level, SK_ESCAPED(msg));
 }
+
+#define REPORTED_MAX 64
+static pthread_mutex_t reported_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    const char *topic; /* a string literal of the caller: never freed */
+    char kid[40];
+} reported[REPORTED_MAX];
+static size_t reported_count;
+
+static int first_report(const char *topic, const char *kid)
+{
+    int first = 1;
+
+    pthread_mutex_lock(&reported_lock);
+    for (size_t i = 0; i < reported_count && first; i++)
+        first = strcmp(reported[i].topic, topic) != 0 ||
+                strcmp(reported[i].kid, kid) != 0;
+    if (first && reported_count < REPORTED_MAX) {
+        reported[reported_count].topic = topic;
+        snprintf(reported[reported_count].kid,
+                 sizeof(reported[reported_count].kid), "%s", kid);
+        reported_count++;
+    }
+    pthread_mutex_unlock(&reported_lock);
+    return first;
+}
+
+void sk_report_once(const char *topic, const char *kid, const char *fmt, ...)
+{
+    char message[1024];
+    va_list args;
+
+    if (!first_report(topic, kid != NULL ? kid : ""))
+        return;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof(message), fmt, args);
+    va_end(args);
+    fprintf(stderr, "smartkey: error: %s\n",
+            sk_escape_text(message, SIZE_MAX, (char[SK_ESCAPE_MAX]){0},
+                           SK_ESCAPE_MAX));
+}

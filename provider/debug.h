@@ -18,6 +18,16 @@ void sk_debug_write(int level, const char *file, int line, const char *func,
 /* The sink handed to the REST client (sk_client_config.log). */
 void sk_debug_client_log(void *arg, int level, const char *msg);
 
+/*
+ * An error an operator must see although the application drops the error
+ * queue (a TLS server probing its key, cms clearing the queue): one line
+ * "smartkey: error: MESSAGE" on stderr, once per topic and key id per
+ * process, without SMARTKEY_DEBUG. Past a table of 64 pairs a line is
+ * printed every time rather than never.
+ */
+void sk_report_once(const char *topic, const char *kid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define SK_DEBUG(level, ...)                                                   \
     do {                                                                       \
         if (sk_debug_level >= (level))                                         \

@@ -250,25 +250,18 @@ static int ec_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
 }
 
 /*
- * When the keymgmt OpenSSL picked is another provider's, only a public
- * handle may travel there; a private one stays with this provider (the
- * caller then gets an error rather than a key that cannot sign).
+ * Refuses, for every key, as the store does (store.c): OpenSSL's decoder
+ * prefers a key manager of the decoder's own provider and loads the
+ * reference there, so a SmartKey key read from a reference file, public
+ * handles (-pubin) included, always stays a smartkey key; handed to
+ * another provider, its operations would run there and ignore smartkey's
+ * parameters (docs/openssl-dispatch.md §3).
  */
 static int decoder_export_object(void *ctx, const void *objref,
                                  size_t objref_sz, OSSL_CALLBACK *export_cb,
                                  void *export_cbarg)
 {
-    const sk_key_reference *ref = objref;
-
-    if (ref == NULL || objref_sz != sizeof(*ref) ||
-        ref->magic != SK_KEY_REFERENCE_MAGIC ||
-        ref->version != SK_KEY_REFERENCE_VERSION || ref->key == NULL ||
-        !ref->public_handle)
-        return 0;
-    return EVP_PKEY_export(ref->key->public_key,
-                           OSSL_KEYMGMT_SELECT_PUBLIC_KEY |
-                               OSSL_KEYMGMT_SELECT_ALL_PARAMETERS,
-                           export_cb, export_cbarg);
+    return 0;
 }
 
 static int decoder_does_selection(void *provctx, int selection)

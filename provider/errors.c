@@ -64,8 +64,9 @@ static void set_core_error(SK_PROVCTX *ctx, int reason, const char *fmt, ...)
     va_end(args);
 }
 
-static void vraise(SK_PROVCTX *ctx, const char *file, int line,
-                   const char *func, int reason, const char *fmt, va_list args)
+__attribute__((format(printf, 6, 0))) static void
+vraise(SK_PROVCTX *ctx, const char *file, int line, const char *func,
+       int reason, const char *fmt, va_list args)
 {
     /* the build machine's directories mean nothing to users */
     const char *base = strrchr(file, '/');

@@ -1,6 +1,7 @@
 /*
  * Key management for RSA and EC keys held in SmartKey: handles on the key
- * objects the store loads. Only the public half can be exported. The only
+ * objects the store loads. Only the public half can be exported, and only
+ * when the private key is not asked for (keymgmt_export). The only
  * import is of RSA public keys, for wrapping under a cloud's key read from
  * a file (rsa_import); EC has none (notes §2.2, §7.3).
  * Generation (genpkey) makes the key inside SmartKey; the private half
@@ -17,6 +18,7 @@
 #include <openssl/params.h>
 
 #include "key.h"
+#include "params.h"
 
 static void *keymgmt_new(void *provctx)
 {
@@ -120,11 +122,18 @@ static int keymgmt_match(const void *keydata1, const void *keydata2,
 }
 
 /*
- * Public parts only. A private handle refuses any selection that includes
- * the private key: that refusal is what makes OpenSSL route operations on
- * it back to this provider (notes §2.1). It is expected during operation
- * set-up, so no error is raised. A public handle exports even when 0x87 is
- * asked: OpenSSL asks for everything even for public keys.
+ * Public parts only, and only for selections without the private key:
+ * encoders (-pubout, -text_pub), EVP_PKEY_eq and the cross-provider match
+ * ask for public key + parameters (0x86) and get them. Any selection with
+ * the private key (OpenSSL asks for 0x87 when it tries to move the key to
+ * the provider of an operation it fetched) is refused, for RSA public
+ * handles too: that refusal makes OpenSSL fetch the operation from this
+ * provider
+ * (notes §2.1), so smartkey's cipher sees smartkey-wrap-subject and
+ * smartkey's signature verifies. Had a public handle been exported, the
+ * default provider's cipher would have ignored the wrap subject and
+ * returned a local encryption of the empty input (issue 12). Expected
+ * during operation set-up: no error.
  */
 static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
                           void *cbarg)
@@ -134,9 +143,13 @@ static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
 
     if (handle == NULL || handle->key == NULL)
         return 0;
+    /* An EC public key has no smartkey parameters to lose: it still goes
+       to another provider's ECDH as a peer key, or its ECDSA verifier */
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 &&
-        handle->private_handle) {
-        SK_DEBUG(3, "key %s: private key export refused (stays in SmartKey)",
+        (handle->private_handle || handle->key->type == SK_KEY_RSA)) {
+        SK_DEBUG(3,
+                 "key %s: export with the private key selection refused "
+                 "(its operations stay in smartkey)",
                  handle->key->kid);
         return 0;
     }
@@ -399,10 +412,10 @@ static void gen_cleanup(void *genctx)
 
 static int set_gen_string(SK_GENCTX *gen, char **slot, const OSSL_PARAM *p)
 {
-    const char *value;
+    char value[SK_PARAM_MAX_BYTES + 1];
     char *copy;
 
-    if (!OSSL_PARAM_get_utf8_string_ptr(p, &value)) {
+    if (!sk_param_text(gen->provctx, p, value, sizeof(value))) {
         SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER, "%s must be a string",
                  p->key);
         return 0;
@@ -417,6 +430,25 @@ static int set_gen_string(SK_GENCTX *gen, char **slot, const OSSL_PARAM *p)
     return 1;
 }
 
+static const OSSL_PARAM rsa_gen_settable[] = {
+    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
+    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
+    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
+    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM ec_gen_settable[] = {
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
+    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_END,
+};
+
 static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 {
     SK_GENCTX *gen = genctx;
@@ -426,6 +458,11 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
         return 0;
     if (params == NULL)
         return 1;
+    if (!sk_params_check(gen->provctx, params,
+                         gen->type == SK_KEY_RSA ? rsa_gen_settable
+                                                 : ec_gen_settable,
+                         NULL, "key generation"))
+        return 0;
     for (p = params; p->key != NULL; p++) {
         if (strcmp(p->key, SMARTKEY_PARAM_KEY_NAME) == 0) {
             if (!set_gen_string(gen, &gen->name, p))
@@ -477,10 +514,10 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
             }
         } else if (gen->type == SK_KEY_EC &&
                    strcmp(p->key, OSSL_PKEY_PARAM_GROUP_NAME) == 0) {
-            const char *group;
+            char group[64];
             size_t i, n = sizeof(curves) / sizeof(curves[0]);
 
-            if (!OSSL_PARAM_get_utf8_string_ptr(p, &group))
+            if (!sk_param_text(gen->provctx, p, group, sizeof(group)))
                 return 0;
             for (i = 0; i < n; i++)
                 if (strcasecmp(group, curves[i].name) == 0)
@@ -495,10 +532,10 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
             gen->curve = curves[i].curve;
         } else if (gen->type == SK_KEY_EC &&
                    strcmp(p->key, OSSL_PKEY_PARAM_EC_ENCODING) == 0) {
-            const char *encoding;
+            char encoding[32];
 
             /* SmartKey keys always name their curve */
-            if (!OSSL_PARAM_get_utf8_string_ptr(p, &encoding) ||
+            if (!sk_param_text(gen->provctx, p, encoding, sizeof(encoding)) ||
                 strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) != 0) {
                 SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
                          "SmartKey EC keys use named curves only");
@@ -542,25 +579,6 @@ static void *ec_gen_init(void *provctx, int selection,
 {
     return gen_init(provctx, selection, params, SK_KEY_EC);
 }
-
-static const OSSL_PARAM rsa_gen_settable[] = {
-    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
-    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
-    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
-    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
-    OSSL_PARAM_END,
-};
-
-static const OSSL_PARAM ec_gen_settable[] = {
-    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
-    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
-    OSSL_PARAM_END,
-};
 
 static const OSSL_PARAM *rsa_gen_settable_params(void *genctx, void *provctx)
 {

@@ -344,9 +344,13 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     text.env_ca_file = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
     text.env_auth = env_setting(SMARTKEY_ENV_AUTH, NULL);
     if (!sk_settings_parse(&text, settings, &reason, why, sizeof(why))) {
-        SK_RAISE(ctx, reason, "%s", why);
-        if (reason != SK_R_BAD_CONFIGURATION)
+        if (reason != SK_R_BAD_CONFIGURATION) {
+            SK_RAISE(ctx, reason, "%s", why);
             return 0;
+        }
+        /* the provider still loads (an application that never uses it
+           keeps working, with nothing left on its error queue); the
+           first key load or operation reports the error */
         ctx->config_error_reason = reason;
         snprintf(ctx->config_error, sizeof(ctx->config_error), "%s", why);
         return 1;

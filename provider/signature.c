@@ -14,6 +14,7 @@
 #include <openssl/params.h>
 #include <openssl/rsa.h>
 
+#include "params.h"
 #include "signature.h"
 
 /* Digests SmartKey signs (shared/smartkey-api.md §3.1), in both spellings. */
@@ -41,6 +42,7 @@ typedef enum sign_operation {
     OPERATION_SIGN,        /* pkeyutl -sign: the caller hashed */
     OPERATION_DIGEST_SIGN, /* dgst, req, x509, cms, TLS: we hash */
     OPERATION_VERIFY,
+    OPERATION_VERIFY_RECOVER, /* RSA: pkeyutl -verifyrecover */
     OPERATION_DIGEST_VERIFY,
 } sign_operation;
 
@@ -205,62 +207,27 @@ static void *dupctx(void *vctx)
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[]);
 
 /*
- * Kids of keys already reported on stderr as lacking SIGN. A TLS server
- * probes its key with digest_sign_init for every digest of every
- * handshake (libssl's check_cert_usable) and drops the errors it raises:
- * without a line on stderr the operator sees only "no suitable signature
- * algorithm" on the client side. Once per key and process is enough; past
- * the table's size a key is reported every time rather than never.
+ * A TLS server probes its key with digest_sign_init for every digest of
+ * every handshake (libssl's check_cert_usable) and drops the errors it
+ * raises: without a line on stderr the operator sees only "no suitable
+ * signature algorithm" on the client side.
  */
-#define REPORTED_KEYS_MAX 64
-static pthread_mutex_t reported_lock = PTHREAD_MUTEX_INITIALIZER;
-static char reported_kids[REPORTED_KEYS_MAX][sizeof(((SK_KEY *)0)->kid)];
-static size_t reported_count;
-
-static int first_report(const SK_KEY *key)
-{
-    int first = 1;
-    size_t i;
-
-    pthread_mutex_lock(&reported_lock);
-    for (i = 0; i < reported_count && first; i++)
-        first = strcmp(reported_kids[i], key->kid) != 0;
-    if (first && reported_count < REPORTED_KEYS_MAX)
-        memcpy(reported_kids[reported_count++], key->kid, sizeof(key->kid));
-    pthread_mutex_unlock(&reported_lock);
-    return first;
-}
-
-/* A key name for a line on stderr: control characters never go raw. */
-static void printable_name(const char *name, char *buf, size_t len)
-{
-    size_t i;
-
-    for (i = 0; name != NULL && name[i] != '\0' && i + 1 < len; i++)
-        buf[i] =
-            (unsigned char)name[i] < 0x20 || name[i] == 0x7f ? '?' : name[i];
-    buf[i] = '\0';
-}
-
 static void report_no_sign_permission(SK_PROVCTX *provctx, const SK_KEY *key)
 {
-    char name[128];
+    const char *name = SK_ESCAPED(key->name != NULL ? key->name : "");
 
-    printable_name(key->name, name, sizeof(name));
     SK_RAISE(provctx, SK_R_OPERATION_NOT_ALLOWED,
              "key '%s' (kid %s) lacks the SIGN permission in SmartKey: it "
              "cannot sign, and TLS handshakes that need its signature fail "
              "(\"no suitable signature algorithm\"); grant SIGN in the "
              "key's key_ops or use another key",
              name, key->kid);
-    if (first_report(key))
-        fprintf(stderr,
-                "smartkey: error: key '%s' (kid %s) lacks the SIGN "
-                "permission in SmartKey: it cannot sign, so TLS handshakes "
-                "that need its signature fail (\"no suitable signature "
-                "algorithm\"); grant SIGN (key_ops) to the key in SmartKey "
-                "or use another key\n",
-                name, key->kid);
+    sk_report_once("no SIGN", key->kid,
+                   "key '%s' (kid %s) lacks the SIGN permission in SmartKey: "
+                   "it cannot sign, so TLS handshakes that need its signature "
+                   "fail (\"no suitable signature algorithm\"); grant SIGN "
+                   "(key_ops) to the key in SmartKey or use another key",
+                   name, key->kid);
 }
 
 /*
@@ -613,29 +580,57 @@ static int sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
 /* --- verification: on the public half, never in SmartKey --------------- */
 
 /*
- * Only reached for private handles (a public handle exports and the
- * default provider verifies directly): `pkeyutl -verify -inkey smartkey:`
- * and `dgst -prverify`. The default provider in the child libctx verifies
- * with the public key; parameters are passed through unchanged, so any
- * salt length a verifier wants is accepted here.
+ * Every SmartKey key, public handles included, stays a smartkey key (its
+ * export refuses the private-key selection), so OpenSSL brings every
+ * verification here: `pkeyutl -verify[recover] -inkey smartkey:`, `dgst
+ * -verify`/`-prverify`, certificate checks. The default provider in the
+ * child libctx verifies with the public key; parameters are passed
+ * through unchanged, so any salt length a verifier wants is accepted here.
  */
-static int verify_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+static int local_verify_init(SK_SIGNATURE_CTX *ctx, void *provkey,
+                             const OSSL_PARAM params[], int recover)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
-
     if (!init_key(ctx, provkey, 0))
         return 0;
     EVP_PKEY_CTX_free(ctx->verify_ctx);
     ctx->verify_ctx = EVP_PKEY_CTX_new_from_pkey(
         ctx->provctx->libctx, ctx->key->public_key, LOCAL_PROPQ);
-    if (ctx->verify_ctx == NULL || EVP_PKEY_verify_init(ctx->verify_ctx) <= 0) {
+    if (ctx->verify_ctx == NULL ||
+        (recover ? EVP_PKEY_verify_recover_init(ctx->verify_ctx)
+                 : EVP_PKEY_verify_init(ctx->verify_ctx)) <= 0) {
         SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
                  "key %s: cannot verify with its public key", ctx->key->kid);
         return 0;
     }
     ctx->verify_digest_set = 0;
-    ctx->operation = OPERATION_VERIFY;
+    ctx->operation = recover ? OPERATION_VERIFY_RECOVER : OPERATION_VERIFY;
     return set_ctx_params(ctx, params);
+}
+
+static int verify_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    return local_verify_init(vctx, provkey, params, 0);
+}
+
+static int verify_recover_init(void *vctx, void *provkey,
+                               const OSSL_PARAM params[])
+{
+    return local_verify_init(vctx, provkey, params, 1);
+}
+
+static int verify_recover(void *vctx, unsigned char *rout, size_t *routlen,
+                          size_t routsize, const unsigned char *sig,
+                          size_t siglen)
+{
+    SK_SIGNATURE_CTX *ctx = vctx;
+    size_t len = routsize;
+
+    if (ctx->operation != OPERATION_VERIFY_RECOVER)
+        return 0;
+    if (EVP_PKEY_verify_recover(ctx->verify_ctx, rout, &len, sig, siglen) <= 0)
+        return 0;
+    *routlen = len;
+    return 1;
 }
 
 static int verify(void *vctx, const unsigned char *sig, size_t siglen,
@@ -718,7 +713,8 @@ static int digest_verify_final(void *vctx, const unsigned char *sig,
 /* The context of the verifier in the default provider, if verifying. */
 static EVP_PKEY_CTX *verifier(SK_SIGNATURE_CTX *ctx)
 {
-    if (ctx->operation == OPERATION_VERIFY)
+    if (ctx->operation == OPERATION_VERIFY ||
+        ctx->operation == OPERATION_VERIFY_RECOVER)
         return ctx->verify_ctx;
     if (ctx->operation == OPERATION_DIGEST_VERIFY)
         return EVP_MD_CTX_get_pkey_ctx(ctx->digest_verify_ctx);
@@ -726,6 +722,26 @@ static EVP_PKEY_CTX *verifier(SK_SIGNATURE_CTX *ctx)
 }
 
 /* --- parameters -------------------------------------------------------- */
+
+static const OSSL_PARAM rsa_settable[] = {
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
+    /* utf8 so that -sigopt text parses; ints are accepted as well */
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM ecdsa_settable[] = {
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+/* The text parameters that take an int as well (notes §3). */
+static const char *const text_or_int_params[] = {
+    OSSL_SIGNATURE_PARAM_PAD_MODE, OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL};
 
 static const OSSL_ITEM padding_names[] = {
     {RSA_PKCS1_PADDING, OSSL_PKEY_RSA_PAD_MODE_PKCSV15},
@@ -739,11 +755,14 @@ static const OSSL_ITEM padding_names[] = {
 static int set_padding(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
 {
     int padding = -1;
+    char text[32];
 
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
+        if (!sk_param_text(ctx->provctx, p, text, sizeof(text)))
+            return 0;
         for (size_t i = 0; i < sizeof(padding_names) / sizeof(*padding_names);
              i++)
-            if (strcmp(p->data, padding_names[i].ptr) == 0)
+            if (strcmp(text, padding_names[i].ptr) == 0)
                 padding = (int)padding_names[i].id;
     } else if (!OSSL_PARAM_get_int(p, &padding)) {
         padding = -1;
@@ -771,8 +790,11 @@ static int set_saltlen(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
     int saltlen;
 
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *text = p->data;
+        char text[32];
         char *end;
+
+        if (!sk_param_text(ctx->provctx, p, text, sizeof(text)))
+            return 0;
 
         if (strcmp(text, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0)
             saltlen = RSA_PSS_SALTLEN_DIGEST;
@@ -820,27 +842,71 @@ static int set_saltlen(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
     return ctx->md == NULL || pss_saltlen_matches(ctx);
 }
 
+/*
+ * The local verifier gets copies of the parameters it is meant to see: a
+ * caller's text may lack its terminating NUL, and OpenSSL's own providers
+ * read it as a C string; OSSL_PARAM_dup() terminates it.
+ */
+static int forward_to_verifier(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM params[])
+{
+    const OSSL_PARAM *settable =
+        ctx->algorithm == SK_KEY_RSA ? rsa_settable : ecdsa_settable;
+    OSSL_PARAM known[16], *copy;
+    size_t n = 0;
+    int ok;
+
+    for (const OSSL_PARAM *p = params; p->key != NULL; p++) {
+        if (OSSL_PARAM_locate_const(settable, p->key) == NULL)
+            continue;
+        if (n + 1 == sizeof(known) / sizeof(known[0])) {
+            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                     "too many parameters for the signature at once");
+            return 0;
+        }
+        known[n++] = *p;
+    }
+    if (n == 0)
+        return 1;
+    known[n] = OSSL_PARAM_construct_end();
+    copy = OSSL_PARAM_dup(known);
+    ok = copy != NULL && EVP_PKEY_CTX_set_params(verifier(ctx), copy) > 0;
+    OSSL_PARAM_free(copy);
+    return ok;
+}
+
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     SK_SIGNATURE_CTX *ctx = vctx;
     const OSSL_PARAM *p;
     const char *properties = NULL;
+    char properties_text[SK_PARAM_MAX_BYTES + 1];
 
     if (params == NULL)
         return 1;
+    /* the verifier (the default provider's) gets only checked parameters
+       too */
+    if (!sk_params_check(ctx->provctx, params,
+                         ctx->algorithm == SK_KEY_RSA ? rsa_settable
+                                                      : ecdsa_settable,
+                         text_or_int_params, "the signature"))
+        return 0;
     if (verifier(ctx) != NULL) {
         if (OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST))
             ctx->verify_digest_set = 1;
-        return EVP_PKEY_CTX_set_params(verifier(ctx), params) > 0;
+        return forward_to_verifier(ctx, params);
     }
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PROPERTIES);
-    if (p != NULL && !OSSL_PARAM_get_utf8_string_ptr(p, &properties))
-        return 0;
+    if (p != NULL) {
+        if (!sk_param_text(ctx->provctx, p, properties_text,
+                           sizeof(properties_text)))
+            return 0;
+        properties = properties_text;
+    }
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST);
     if (p != NULL) {
-        const char *name;
+        char name[64];
 
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
+        if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
             return 0;
         /* the running hash cannot change its algorithm halfway */
         if (ctx->operation == OPERATION_DIGEST_SIGN && ctx->md != NULL &&
@@ -865,10 +931,11 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 0;
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
     if (p != NULL) {
-        const char *name, *smartkey_name;
+        const char *smartkey_name;
+        char name[64];
         EVP_MD *md;
 
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
+        if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
             return 0;
         md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
         if (md == NULL)
@@ -879,22 +946,6 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
     }
     return 1;
 }
-
-static const OSSL_PARAM rsa_settable[] = {
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
-    /* utf8 so that -sigopt text parses; ints are accepted as well */
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
-    OSSL_PARAM_END,
-};
-
-static const OSSL_PARAM ecdsa_settable[] = {
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
-    OSSL_PARAM_END,
-};
 
 static const OSSL_PARAM *rsa_settable_ctx_params(void *vctx, void *provctx)
 {
@@ -1013,6 +1064,9 @@ const OSSL_DISPATCH sk_rsa_signature_functions[] = {
     {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},
     {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},
     {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))verify},
+    {OSSL_FUNC_SIGNATURE_VERIFY_RECOVER_INIT,
+     (void (*)(void))verify_recover_init},
+    {OSSL_FUNC_SIGNATURE_VERIFY_RECOVER, (void (*)(void))verify_recover},
     {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT,
      (void (*)(void))digest_verify_init},
     {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE,

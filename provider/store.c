@@ -14,6 +14,7 @@
 #include <openssl/store.h>
 
 #include "key.h"
+#include "params.h"
 #include "uri.h"
 
 typedef struct sk_store_ctx {
@@ -22,7 +23,8 @@ typedef struct sk_store_ctx {
     sk_uri uri;
     int uri_ok;
     char uri_error[256];
-    int expect; /* OSSL_STORE_INFO_*; 0 = anything */
+    int expect;            /* OSSL_STORE_INFO_*; 0 = anything */
+    char param_error[160]; /* a bad parameter, reported by load() */
     /*
      * Set after every object and after every failure: OpenSSL's apps loop
      * "while (!eof) load()", and a failure that left eof at 0 re-issued
@@ -69,25 +71,46 @@ static const OSSL_PARAM *store_settable_ctx_params(void *provctx)
     return settable_params;
 }
 
-/* Unknown parameters are ignored: a 0 here makes OSSL_STORE_open fail. */
+/*
+ * Unknown parameters are ignored. A bad one (NULL data, wrong type, too
+ * long, an expect value that is no OSSL_STORE_INFO type) is remembered and
+ * reported by the first load(), which then fails before any request, and
+ * 1 is returned: when set_ctx_params fails during OSSL_STORE_open_ex(),
+ * OpenSSL closes our context but still returns a store context holding it,
+ * and the application's OSSL_STORE_close() then crashes.
+ */
 static int store_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
 {
     SK_STORE_CTX *ctx = loaderctx;
-    const OSSL_PARAM *p;
 
-    if (params == NULL)
-        return 1;
-    p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_EXPECT);
-    if (p != NULL && !OSSL_PARAM_get_int(p, &ctx->expect))
+    if (ctx == NULL)
         return 0;
-    /*
-     * properties (the app's -propquery) only steer OpenSSL's own keymgmt
-     * fetch for the objects we return; input-type ("PEM" with -keyform PEM)
-     * does not apply to SmartKey. Both are accepted so those options work.
-     */
-    p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_PROPERTIES);
-    if (p != NULL && p->data_type != OSSL_PARAM_UTF8_STRING)
-        return 0;
+    for (const OSSL_PARAM *p = params; p != NULL && p->key != NULL; p++) {
+        const OSSL_PARAM one[2] = {*p, OSSL_PARAM_END};
+        int expect, ok;
+
+        sk_set_error_mark(ctx->provctx);
+        ok = sk_params_check(ctx->provctx, one, settable_params, NULL,
+                             "the smartkey store");
+        sk_pop_error_to_mark(ctx->provctx);
+        if (ok && strcmp(p->key, OSSL_STORE_PARAM_EXPECT) == 0) {
+            ok = OSSL_PARAM_get_int(p, &expect) && expect >= 0 &&
+                 expect <= OSSL_STORE_INFO_CRL;
+            if (ok)
+                ctx->expect = expect;
+        }
+        /*
+         * properties (the app's -propquery) only steer OpenSSL's own
+         * keymgmt fetch for the objects we return; input-type ("PEM" with
+         * -keyform PEM) does not apply to SmartKey. Both are accepted so
+         * those options work.
+         */
+        if (!ok && ctx->param_error[0] == '\0')
+            snprintf(ctx->param_error, sizeof(ctx->param_error),
+                     "parameter '%.64s' of the smartkey store has no value, "
+                     "the wrong type or a value out of range",
+                     p->key);
+    }
     return 1;
 }
 
@@ -229,6 +252,11 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb,
     if (ctx->eof)
         return 0;
     ctx->eof = 1;
+    if (ctx->param_error[0] != '\0') {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%.256s: %s",
+                 ctx->uri_text, ctx->param_error);
+        return 0;
+    }
     if (!ctx->uri_ok) {
         SK_RAISE(ctx->provctx, SK_R_MALFORMED_URI, "%.256s: %s", ctx->uri_text,
                  ctx->uri_error);
@@ -260,24 +288,20 @@ static int store_close(void *loaderctx)
 }
 
 /*
- * Lets another provider's keymgmt take the key when OpenSSL prefers it
- * (default loaded first). Only public handles: a private handle must stay a
- * smartkey key, so OpenSSL falls back to our keymgmt load() (notes §1.1).
+ * Refuses, for every key: OpenSSL then loads the reference with this
+ * provider's keymgmt (try_key_ref's fallback), so a SmartKey key, public
+ * handles included, is always a smartkey key. Were the public half handed
+ * to the default provider (as it was when default came first), the
+ * default cipher would run the operation and silently ignore
+ * smartkey-wrap-subject set with EVP_PKEY_CTX_set_params(): a local
+ * RSA-OAEP of the empty input instead of a wrap (issue 12). The refusal
+ * is expected during loading: no error.
  */
 static int store_export_object(void *loaderctx, const void *reference,
                                size_t reference_size, OSSL_CALLBACK *export_cb,
                                void *export_cbarg)
 {
-    const sk_key_reference *ref = reference;
-
-    if (ref == NULL || reference_size != sizeof(*ref) ||
-        ref->magic != SK_KEY_REFERENCE_MAGIC ||
-        ref->version != SK_KEY_REFERENCE_VERSION || ref->key == NULL)
-        return 0;
-    if (!ref->public_handle && ref->key->has_private)
-        return 0;
-    return EVP_PKEY_export(ref->key->public_key, EVP_PKEY_PUBLIC_KEY, export_cb,
-                           export_cbarg);
+    return 0;
 }
 
 const OSSL_DISPATCH sk_store_functions[] = {

@@ -153,10 +153,15 @@
  * Parameters of the RSA asymmetric cipher on SmartKey keys, besides
  * OpenSSL's own (pad-mode, digest, mgf1-digest, oaep-label, ...): set them
  * with `openssl pkeyutl -pkeyopt NAME:VALUE` or EVP_PKEY_CTX_set_params().
- * They only reach smartkey when smartkey's cipher is the one selected: use
- * the property query "?provider=smartkey" (pkeyutl -propquery, or the
- * propq of EVP_PKEY_CTX_new_from_pkey); another provider's cipher rejects
- * them, so nothing silently happens locally. See docs/wrapping.md.
+ * They only reach smartkey when smartkey's cipher is the one selected. For
+ * a key loaded from a smartkey: URI (public-only keys included) that is
+ * always the case, whatever the provider order: such keys never leave
+ * smartkey's key manager. A wrapping key from a local PEM file or a
+ * certificate belongs to the default provider, whose cipher IGNORES these
+ * parameters in EVP_PKEY_CTX_set_params() (a local RSA encryption of the
+ * empty input, no wrap): always use the property query "?provider=smartkey"
+ * (pkeyutl -propquery, or the propq of EVP_PKEY_CTX_new_from_pkey). See
+ * docs/wrapping.md.
  *
  * SMARTKEY_PARAM_WRAP_SUBJECT (UTF8 string): a smartkey: URI naming the key
  *   SmartKey wraps, e.g. "smartkey:name=My%20AES". EVP_PKEY_encrypt() with

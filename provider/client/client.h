@@ -359,6 +359,14 @@ const char *sk_escape_text(const char *in, size_t len, char *out,
 #define SK_ESCAPED(s)                                                          \
     sk_escape_text((s), SIZE_MAX, (char[SK_ESCAPE_MAX]){0}, SK_ESCAPE_MAX)
 
+/*
+ * 32 bytes derived from the API key and label (HMAC-SHA256), stable for a
+ * configuration, never sent: keys derivations where OpenSSL uses the
+ * private key (implicit rejection). 0 when the client has no API key.
+ */
+int sk_client_derive_secret(sk_client *client, const char *label,
+                            unsigned char out[32]);
+
 /* Short stable name of a kind, e.g. "not found". */
 const char *sk_err_kind_name(sk_err_kind kind);
 

@@ -21,6 +21,8 @@
 #include <curl/curl.h>
 #include <openssl/async.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/ssl.h>
 #include "batch.h"
 #include "engine.h"
@@ -914,8 +916,12 @@ static int tls_problem(sk_client *c, CURLcode rc, const char *errbuf,
         sk_error_set(err, SK_ERR_CONFIG, request, "%s", why);
         return 1;
     }
+    /* libcurl's own host check: "... target host name 'x'" (7.88), "...
+       target ipv4 address 'x'" / "ipv6" (8.x) */
     if (rc == CURLE_PEER_FAILED_VERIFICATION &&
-        strstr(errbuf, "target host name") != NULL) {
+        (strstr(errbuf, "target host name") != NULL ||
+         strstr(errbuf, "target ipv4 address") != NULL ||
+         strstr(errbuf, "target ipv6 address") != NULL)) {
         sk_error_set(err, SK_ERR_TLS_NAME, request, "%s", errbuf);
         return 1;
     }
@@ -1740,5 +1746,34 @@ end:
     answer_reset(&ans);
     if (ok)
         sk_error_clear(err);
+    return ok;
+}
+
+/*
+ * A secret of this configuration that never leaves the process: HMAC-SHA256
+ * keyed with the API key over a label. Used where OpenSSL keys a
+ * derivation with the private key the provider does not have (implicit
+ * rejection). The API key itself stays here.
+ */
+int sk_client_derive_secret(sk_client *client, const char *label,
+                            unsigned char out[32])
+{
+    static const char purpose[] = "smartkey derived secret v1:";
+    unsigned char *data;
+    size_t purpose_len = sizeof(purpose) - 1, label_len = strlen(label);
+    unsigned int out_len = 0;
+    int ok;
+
+    if (client == NULL || client->api_key == NULL)
+        return 0;
+    data = OPENSSL_malloc(purpose_len + label_len);
+    if (data == NULL)
+        return 0;
+    memcpy(data, purpose, purpose_len);
+    memcpy(data + purpose_len, label, label_len);
+    ok = HMAC(EVP_sha256(), client->api_key, (int)strlen(client->api_key), data,
+              purpose_len + label_len, out, &out_len) != NULL &&
+         out_len == 32;
+    OPENSSL_free(data);
     return ok;
 }

@@ -15,7 +15,7 @@ server_public_key cfg-rsa "$WORK/rsa.der"
 server_public_key cfg-ec "$WORK/ec.der"
 
 # The snippet itself: default is activated, and listed before smartkey
-# (notes §5.3 and §7.2).
+# (docs/openssl-dispatch.md §3, §8).
 provider_lines=$(sed -n '/^\[ *provider_sect *\]/,/^\[/p' "$CONFIG_SNIPPET" |
     grep -E '^(default|smartkey) *=' | cut -d' ' -f1 | tr '\n' ' ')
 check "snippet lists default before smartkey" \
@@ -33,7 +33,7 @@ clear_env_config
 RUNNER=ossl_plain
 
 # Loading the provider costs no request: the backend starts at first use
-# (notes §7.2), so every OpenSSL program reading this file is not slowed.
+# (docs/openssl-dispatch.md §8), so every OpenSSL program reading this file is not slowed.
 counters_reset
 run ossl_plain list -providers
 check "openssl list -providers succeeds" succeeded

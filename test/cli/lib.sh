@@ -10,7 +10,7 @@
 #   finish                   # prints "N passed, N failed", sets the exit code
 #
 # Every openssl run is bounded by a timeout so that a provider that loops
-# (notes §1.2: a store whose eof() stays 0 spins forever) fails the test
+# (docs/openssl-dispatch.md §1: a store whose eof() stays 0 spins forever) fails the test
 # instead of hanging ctest. No check ever asserts elapsed time.
 
 set -uo pipefail
@@ -233,7 +233,8 @@ counter() {
 # ---- running openssl ----
 
 # ossl COMMAND ARGS...: the stock openssl with the provider loaded as the
-# documentation tells users: default FIRST, then smartkey (notes §5.3: with
+# documentation tells users: default FIRST, then smartkey
+# (docs/openssl-dispatch.md §3: with
 # smartkey first, libssl drops the NIST EC groups).
 ossl() {
     local command=$1

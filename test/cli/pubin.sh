@@ -49,7 +49,7 @@ run ossl pkey -pubin -in smartkey:name=pub -text_pub -noout
 check "-pubin -text_pub shows the modulus" stdout_has '^Modulus:'
 
 # A key with a private half: -pubin asks the store for its public key
-# (notes §1.5: expect=PUBKEY must yield a public object, not be dropped).
+# (docs/openssl-dispatch.md §1: expect=PUBKEY must yield a public object, not be dropped).
 create_ec pair NistP256 >/dev/null ||
     fatal "could not create the test keys in the emulator"
 server_public_key pair "$WORK/pair.der"

@@ -51,7 +51,7 @@ check "an attribute after a name with %3B (;type=private)" \
     pubout_matches "smartkey:name=web server key%3B prod;type=private" \
     "$WORK/$special.der"
 
-# -text_pub goes through the default provider's TEXT encoder (notes §4).
+# -text_pub goes through the default provider's TEXT encoder (docs/openssl-dispatch.md §5).
 run ossl pkey -in smartkey:name=rsa-2048 -text_pub -noout
 check "RSA -text_pub succeeds" succeeded
 check "RSA -text_pub shows the size" stdout_has 'Public-Key: \(2048 bit\)'

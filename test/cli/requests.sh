@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A cold `openssl pkey -pubout` costs at most 2 HTTP requests over 1 TLS
-# connection; a failing store load is not retried in a loop (notes §1.2:
+# connection; a failing store load is not retried in a loop (docs/openssl-dispatch.md §1:
 # a store whose eof() stays 0 after an error makes openssl call load()
 # forever, hammering SmartKey).
 # Usage: requests.sh MODULE_DIR EMULATOR

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A file in the current directory named like the URI does not shadow
 # `smartkey://name=...`: OpenSSL tries the file: scheme first for
-# `smartkey:name=...` (notes §1.4, E12), but never for the `//` form.
+# `smartkey:name=...` (docs/openssl-dispatch.md §1), but never for the `//` form.
 # Usage: shadow.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
 cli_init "$@"

@@ -30,7 +30,7 @@ check "total matches the server's keys" stdout_has "^Total found: ${#keys[@]}$"
 
 # "N: Pkey" says nothing about the key: its name and type can only come
 # from the provider, either in the text form of the key (a TEXT encoder,
-# notes §4) or as name entries ("N: Name: smartkey:name=..."), where ';' is
+# docs/openssl-dispatch.md §5) or as name entries ("N: Name: smartkey:name=..."), where ';' is
 # written %3B.
 run ossl storeutl -keys -text -noout smartkey:
 check "storeutl -keys -text smartkey: succeeds" succeeded

@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/store.h>
 #include "emu.h"
@@ -193,8 +195,8 @@ int emu_oaep_sha256_encrypt(EVP_PKEY *pkey, const unsigned char *in,
     return ok;
 }
 
-EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
-                        const char *uri)
+static EVP_PKEY *load_first(OSSL_LIB_CTX *libctx, const char *propq,
+                            const char *uri, int public_too)
 {
     OSSL_STORE_CTX *store =
         OSSL_STORE_open_ex(uri, libctx, propq, NULL, NULL, NULL, NULL, NULL);
@@ -207,8 +209,51 @@ EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
             break;
         if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
             pkey = OSSL_STORE_INFO_get1_PKEY(info);
+        else if (public_too &&
+                 OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PUBKEY)
+            pkey = OSSL_STORE_INFO_get1_PUBKEY(info);
         OSSL_STORE_INFO_free(info);
     }
     OSSL_STORE_close(store);
     return pkey;
+}
+
+EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
+                        const char *uri)
+{
+    return load_first(libctx, propq, uri, 0);
+}
+
+EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,
+                           const char *uri)
+{
+    return load_first(libctx, propq, uri, 1);
+}
+
+int emu_read_file(const char *path, unsigned char *buf, size_t cap, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+
+    if (f == NULL)
+        return 0;
+    *len = fread(buf, 1, cap, f);
+    fclose(f);
+    return *len > 0 && *len < cap;
+}
+
+OSSL_LIB_CTX *emu_provider_libctx(const char *module_dir, int smartkey_first)
+{
+    OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
+    const char *first = smartkey_first ? "smartkey" : "default";
+    const char *second = smartkey_first ? "default" : "smartkey";
+
+    if (libctx == NULL ||
+        !OSSL_PROVIDER_set_default_search_path(libctx, module_dir) ||
+        OSSL_PROVIDER_load(libctx, first) == NULL ||
+        OSSL_PROVIDER_load(libctx, second) == NULL) {
+        ERR_print_errors_fp(stderr);
+        OSSL_LIB_CTX_free(libctx);
+        return NULL;
+    }
+    return libctx;
 }

@@ -48,6 +48,18 @@ int emu_set_approval(const emu_env *env, int required);
  */
 EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
                         const char *uri);
+/* The same as emu_load_pkey, also taking a public key (a public-only key,
+   ;type=public). */
+EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,
+                           const char *uri);
+
+/* A library context with the providers of module_dir loaded: default
+   then smartkey, or smartkey first; NULL (errors printed) on failure. */
+OSSL_LIB_CTX *emu_provider_libctx(const char *module_dir, int smartkey_first);
+
+/* A small file's bytes: 1 when it has 1 to cap - 1 bytes. */
+int emu_read_file(const char *path, unsigned char *buf, size_t cap,
+                  size_t *len);
 
 /* RSA-OAEP (SHA-256 label and MGF1 hash) of in under pkey, locally;
  *out_len holds the room in out. Returns 1 on success. */

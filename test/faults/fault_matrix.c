@@ -242,7 +242,7 @@ static OSSL_LIB_CTX *configured_libctx(const char *name, const char *endpoint,
     if (f == NULL)
         return NULL;
     /* default first: libcurl's TLS inside the provider must keep finding
-       the default provider's algorithms (notes §0) */
+       the default provider's algorithms (docs/openssl-dispatch.md §9) */
     fprintf(f,
             "openssl_conf = openssl_init\n"
             "[openssl_init]\nproviders = provider_sect\n"
@@ -315,7 +315,10 @@ static int import_keys(fixture *fx)
         snprintf(body, cap,
                  "{\"name\":\"fault-rsa\",\"obj_type\":\"RSA\",\"value\":"
                  "\"%s\",\"key_ops\":[\"SIGN\",\"VERIFY\",\"DECRYPT\","
-                 "\"ENCRYPT\",\"WRAPKEY\",\"APPMANAGEABLE\"]}",
+                 "\"ENCRYPT\",\"WRAPKEY\",\"APPMANAGEABLE\"],\"rsa\":"
+                 "{\"encryption_policy\":[{\"padding\":{\"OAEP\":{}}},"
+                 "{\"padding\":{\"RAW_DECRYPT\":{}}},"
+                 "{\"padding\":{\"PKCS1_V15\":{}}}]}}",
                  value);
         rsa_status = emu_request(&fx->emu.env, "PUT", "/crypto/v1/keys",
                                  authorization, body, NULL);
@@ -496,6 +499,42 @@ static outcome wrap_under(fixture *fx, EVP_PKEY *wrapping_key)
                    memcmp(plain, fx->secret, plain_len) == 0
                ? OUT_OK
                : OUT_WRONG;
+}
+
+/* Decryption with pad_mode "none" (a modulus-long number below the
+   modulus) or "pkcs1" (32 bytes), encrypted by the stand-in. */
+static outcome decrypt_padded(fixture *fx, const char *pad_mode)
+{
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
+                                         (char *)pad_mode, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    unsigned char message[512], cipher[512], plain[512];
+    size_t size = (size_t)EVP_PKEY_get_size(fx->standin);
+    size_t cipher_len = sizeof(cipher), plain_len = sizeof(plain);
+    EVP_PKEY_CTX *ctx;
+    int ok;
+
+    if (strcmp(pad_mode, OSSL_PKEY_RSA_PAD_MODE_NONE) != 0)
+        size = 32;
+    if (size > sizeof(message) || RAND_bytes(message, (int)size) != 1)
+        return OUT_WRONG;
+    message[0] = 0;
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, fx->standin, "provider=default");
+    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_encrypt(ctx, cipher, &cipher_len, message, size) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        return OUT_WRONG;
+    ctx = EVP_PKEY_CTX_new_from_pkey(fx->libctx, fx->smartkey_rsa, propq);
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        return OUT_FAILED;
+    return plain_len == size && memcmp(plain, message, size) == 0 ? OUT_OK
+                                                                  : OUT_WRONG;
 }
 
 static outcome run_op(fixture *fx, op_kind op)
@@ -1053,6 +1092,27 @@ static void scenario_reshaped(fixture *fx)
                 record(row, run_op(fx, cases[i].op), 0, NULL, what);
             }
         hostile_byok_and_key_info(fx, row, shape_file, endpoint, key_file);
+        /* RSA without padding: exactly the modulus, not a byte less;
+           PKCS#1 v1.5: at most k - 11 bytes */
+        write_text(shape_file, "as-is");
+        record(row, decrypt_padded(fx, OSSL_PKEY_RSA_PAD_MODE_NONE), 1, NULL,
+               "raw decrypt with an unchanged result");
+        record(row, decrypt_padded(fx, OSSL_PKEY_RSA_PAD_MODE_PKCSV15), 1, NULL,
+               "PKCS#1 v1.5 decrypt with an unchanged result");
+        for (size_t i = 0; i < 4; i++) {
+            static const char *const shapes[][3] = {
+                {OSSL_PKEY_RSA_PAD_MODE_NONE, "drop-last", "raw RSA"},
+                {OSSL_PKEY_RSA_PAD_MODE_NONE, "empty", NULL},
+                {OSSL_PKEY_RSA_PAD_MODE_NONE, "extra-byte", NULL},
+                {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, "over-pkcs1", "at most 245"}};
+            char what[96];
+
+            snprintf(what, sizeof(what), "%s decrypt with a %s result",
+                     shapes[i][0], shapes[i][1]);
+            write_text(shape_file, shapes[i][1]);
+            record(row, decrypt_padded(fx, shapes[i][0]), 0, shapes[i][2],
+                   what);
+        }
         write_text(shape_file, "as-is");
         for (int op = 0; op < OP_COUNT; op++)
             record(row, run_op(fx, (op_kind)op), 1, NULL,

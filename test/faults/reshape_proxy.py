@@ -14,6 +14,8 @@ SHAPE_FILE holds one word, read for every request:
   over-oaep   the result is 191 bytes (one more than RSA-2048 OAEP-SHA256
               can carry)
   one-byte    the result is 1 byte (two wraps: a 2-byte rsa-aes-key-wrap)
+  over-pkcs1  the result is 246 bytes (one more than RSA-2048 PKCS#1 v1.5
+              can carry)
 The fields changed: signature (sign), plain (decrypt), wrapped_key
 (wrapkey), digest (keys/digest). Hostile answers of the right form:
   aes-128-cek a transient AES key is asked for as 128 bits instead of 256
@@ -55,6 +57,8 @@ def reshape(value, shape):
         return os.urandom(191)
     if shape == "one-byte":
         return b"\x01"
+    if shape == "over-pkcs1":
+        return os.urandom(246)
     return value
 
 

@@ -2,8 +2,8 @@
  * libFuzzer harness: the provider's configuration as text. The input is
  * split at newlines into the openssl.cnf values and environment variables
  * of sk_settings_text (an empty line means "absent"); the endpoint value
- * also goes through the cluster-list parser and the API key through the
- * key checks.
+ * also goes through the cluster-list parser (every node it accepts must be
+ * https) and the API key through the key checks.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +14,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FIELDS 12
+#define FIELDS 19
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -51,6 +51,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .env_api_endpoint = fields[9],
         .env_api_key = fields[10],
         .env_ca_file = fields[11],
+        .batch_max_size = fields[12],
+        .batch_max_wait = fields[13],
+        .auth = fields[14],
+        .proxy = fields[15],
+        .no_proxy = fields[16],
+        .env_overrides = fields[17],
+        .env_auth = fields[18],
     };
     if (sk_settings_parse(&in, &settings, &reason, why, sizeof(why))) {
         if (settings.api_endpoint == NULL || settings.connect_timeout < 0 ||
@@ -61,6 +68,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                &err)) {
             if (url_count == 0)
                 abort();
+            /* HTTPS only: no accepted node may be anything else */
+            for (size_t i = 0; i < url_count; i++)
+                if (strncmp(urls[i], "https://", 8) != 0)
+                    abort();
             sk_endpoints_free(urls, url_count);
         }
         if (settings.api_key_source != NULL) {

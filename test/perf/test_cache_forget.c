@@ -268,7 +268,8 @@ int main(int argc, char **argv)
     setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
     setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
 
-    /* default first (notes §0: libssl inside libcurl needs its EC). */
+    /* default first (docs/openssl-dispatch.md §9: libssl inside libcurl needs
+     * its EC). */
     libctx = OSSL_LIB_CTX_new();
     if (libctx == NULL ||
         !OSSL_PROVIDER_set_default_search_path(libctx, argv[1]) ||

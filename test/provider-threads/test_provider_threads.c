@@ -113,7 +113,7 @@ static int suite_init(void)
     emu_reset_counters(&env);
 
     /* default first: libssl (and libcurl's TLS inside the provider) must
-       keep finding the default EC keymgmt (notes §0). */
+       keep finding the default EC keymgmt (docs/openssl-dispatch.md §9). */
     OSSL_PROVIDER_set_default_search_path(NULL, module_dir);
     default_provider = OSSL_PROVIDER_load(NULL, "default");
     smartkey_provider = OSSL_PROVIDER_load(NULL, SMARTKEY_PROVIDER_NAME);

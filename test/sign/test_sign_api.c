@@ -64,8 +64,8 @@ static EVP_PKEY *load_key(const char *uri)
     return pkey;
 }
 
-/* libssl's probes (notes §5.3): cheap, local, and false for digests
-   SmartKey cannot sign with. */
+/* libssl's probes (docs/openssl-dispatch.md §6): cheap, local, and false for
+   digests SmartKey cannot sign with. */
 static void probe(EVP_PKEY *pkey)
 {
     static const char *usable[] = {"SHA256", "SHA2-384", "sha512", "SHA1"};
@@ -89,7 +89,8 @@ static void probe(EVP_PKEY *pkey)
                "the key cannot sign %s digests", unusable[i]);
     ERR_clear_error();
 
-    /* what ASN1_item_sign_ctx asks before signing (notes §5.2) */
+    /* what ASN1_item_sign_ctx asks before signing (docs/openssl-dispatch.md §6)
+     */
     EXPECT(EVP_DigestSignInit_ex(md_ctx, NULL, "SHA256", libctx, NULL, pkey,
                                  NULL) == 1 &&
                EVP_PKEY_CTX_get_params(EVP_MD_CTX_get_pkey_ctx(md_ctx),
@@ -147,7 +148,8 @@ static int sign_many(EVP_PKEY *pkey, int count)
     for (int i = 0; i < count; i++) {
         snprintf(message, sizeof(message), "message %d", i);
         /* after the first signature: re-init without a key, as
-           EVP_DigestInit_ex on a signing context does (notes §5.1) */
+           EVP_DigestInit_ex on a signing context does (docs/openssl-dispatch.md
+           §6) */
         if (EVP_DigestSignInit_ex(md_ctx, NULL, "SHA256", libctx, NULL,
                                   i == 0 ? pkey : NULL, NULL) != 1 ||
             EVP_DigestSignUpdate(md_ctx, message, strlen(message)) != 1) {
@@ -201,7 +203,8 @@ int main(int argc, char **argv)
     if (libctx == NULL || !OSSL_PROVIDER_set_default_search_path(
                               libctx, getenv("SMARTKEY_TEST_MODULE_DIR")))
         return 2;
-    /* default first, as every configuration must (notes §5.3) */
+    /* default first, as every configuration must (docs/openssl-dispatch.md §3)
+     */
     default_provider = OSSL_PROVIDER_load(libctx, "default");
     smartkey_provider = OSSL_PROVIDER_load(libctx, "smartkey");
     pkey = load_key(argv[2]);

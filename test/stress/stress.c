@@ -269,7 +269,7 @@ static int set_up(const char *module_dir)
     setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
     setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
     /* default first: libcurl's TLS inside the provider must keep finding
-       the default provider's algorithms (notes §0) */
+       the default provider's algorithms (docs/openssl-dispatch.md §9) */
     OSSL_PROVIDER_set_default_search_path(NULL, module_dir);
     if (OSSL_PROVIDER_load(NULL, "default") == NULL ||
         OSSL_PROVIDER_load(NULL, SMARTKEY_PROVIDER_NAME) == NULL)

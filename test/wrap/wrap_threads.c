@@ -88,18 +88,6 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static int read_file(const char *path, unsigned char *buf, size_t cap,
-                     size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-
-    if (f == NULL)
-        return 0;
-    *len = fread(buf, 1, cap, f);
-    fclose(f);
-    return *len > 0 && *len < cap;
-}
-
 int main(int argc, char **argv)
 {
     pthread_t threads[THREADS];
@@ -117,14 +105,10 @@ int main(int argc, char **argv)
     }
     subject_uri = argv[3];
     if (!emu_init(&env) ||
-        !read_file(argv[5], expected, sizeof(expected), &expected_len))
+        !emu_read_file(argv[5], expected, sizeof(expected), &expected_len))
         return 2;
-    libctx = OSSL_LIB_CTX_new();
-    if (libctx == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, argv[1]) ||
-        OSSL_PROVIDER_load(libctx, "default") == NULL ||
-        OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL ||
-        (wrapping_key = load_key(argv[2])) == NULL ||
+    libctx = emu_provider_libctx(argv[1], 0);
+    if (libctx == NULL || (wrapping_key = load_key(argv[2])) == NULL ||
         (pem = fopen(argv[4], "r")) == NULL) {
         ERR_print_errors_fp(stderr);
         printf("0 passed, 1 failed\n");

@@ -1,0 +1,39 @@
+/*
+ * Checked decoding of the OSSL_PARAMs callers set on smartkey's operations
+ * (set_ctx_params, gen_set_params, the store's set_ctx_params). A caller's
+ * parameter may carry NULL data, another type than declared, or megabytes:
+ * each is an error naming the parameter, never a crash nor a value taken
+ * silently (issue 12).
+ */
+#ifndef SMARTKEY_PARAMS_H
+#define SMARTKEY_PARAMS_H
+
+#include <stddef.h>
+
+#include <openssl/params.h>
+
+#include "provider.h"
+
+/* The longest text or octet string any parameter takes. */
+#define SK_PARAM_MAX_BYTES 4096
+
+/*
+ * Checks each of params that settable declares (others are ignored, as
+ * OpenSSL expects): it must carry data, have the declared type and fit
+ * SK_PARAM_MAX_BYTES (integers: 8 bytes; big numbers: 512). text_or_int
+ * (NULL-terminated, may be NULL) names the text parameters that also take
+ * an integer (pad-mode from EVP_PKEY_CTX_set_rsa_padding, ...). what names
+ * the operation in the error ("the RSA cipher"). 0 with an error raised.
+ */
+int sk_params_check(SK_PROVCTX *ctx, const OSSL_PARAM params[],
+                    const OSSL_PARAM *settable, const char *const *text_or_int,
+                    const char *what);
+
+/*
+ * The text of a UTF-8 parameter copied into buf (always NUL-terminated):
+ * 0 with an error raised when p is not text, has no data, or does not fit
+ * in len - 1 bytes.
+ */
+int sk_param_text(SK_PROVCTX *ctx, const OSSL_PARAM *p, char *buf, size_t len);
+
+#endif

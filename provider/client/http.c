@@ -119,6 +119,20 @@ typedef struct auth_waiter {
     struct auth_waiter *next;
 } auth_waiter;
 
+/* Jobs paused until an authentication ends look again (their fds become
+   readable). Called with c->lock held, or when nothing else uses c. */
+static void wake_auth_waiters(sk_client *c)
+{
+    while (c->auth_waiters != NULL) {
+        auth_waiter *w = c->auth_waiters;
+
+        c->auth_waiters = w->next;
+        sk_async_signal(w->slot);
+        sk_async_slot_unref(w->slot);
+        OPENSSL_free(w);
+    }
+}
+
 /* ---- process-wide state: libcurl initialisation and fork handlers ---- */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -467,14 +481,7 @@ void sk_client_free(sk_client *client)
         if (client->share != NULL)
             curl_share_cleanup(client->share);
     }
-    while (client->auth_waiters != NULL) {
-        auth_waiter *w = client->auth_waiters;
-
-        client->auth_waiters = w->next;
-        sk_async_signal(w->slot);
-        sk_async_slot_unref(w->slot);
-        OPENSSL_free(w);
-    }
+    wake_auth_waiters(client);
     sk_batcher_free(client->batcher);
     secrets_free(client->secrets, client->secrets_size);
     free_nodes(client);
@@ -1430,14 +1437,7 @@ static void auth_ended(sk_client *c)
     c->auth_running = 0;
     c->auth_owner_slot = NULL;
     pthread_cond_broadcast(&c->auth_done);
-    while (c->auth_waiters != NULL) {
-        auth_waiter *w = c->auth_waiters;
-
-        c->auth_waiters = w->next;
-        sk_async_signal(w->slot);
-        sk_async_slot_unref(w->slot);
-        OPENSSL_free(w);
-    }
+    wake_auth_waiters(c);
 }
 
 /* Called with c->lock held: the job of slot waits for the authentication

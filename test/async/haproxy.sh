@@ -69,6 +69,42 @@ for mode in off on; do
             bash -c "[[ $RC -eq 0 ]] && grep -q 'handshakes=512 failures=0 ' '$OUT' &&
                      [[ $(sign_requests) == 512 ]]"
         check "  HAProxy is still running" kill -0 "$HAPROXY_PID"
+
+        # Clients that send their ClientHello and reset the connection at
+        # once: HAProxy closes connections whose handshake job is paused
+        # on a signature (it waits for the wait fd, then frees the SSL
+        # without resuming the job); the late answers are dropped.
+        counters_reset
+        run python3 - "$HAPROXY_PORT" <<'PY'
+import socket, ssl, struct, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+socks = []
+for _ in range(32):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    s.sendall(outgoing.read())
+    socks.append(s)
+time.sleep(0.005)  # HAProxy's signatures are on their way (20 ms late)
+for s in socks:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+PY
+        sleep 0.5
+        check "  32 clients reset their connection mid-handshake: HAProxy is still running" \
+            bash -c "[[ $RC -eq 0 ]] && kill -0 $HAPROXY_PID"
+        echo "     signs for the reset handshakes: $(sign_requests)"
+        counters_reset
+        tls_load 16 32
+        check "  then 32 handshakes by 16 clients succeed, one sign each" \
+            bash -c "[[ $RC -eq 0 ]] && grep -q 'handshakes=32 failures=0 ' '$OUT' &&
+                     [[ $(sign_requests) == 32 ]]"
     fi
 
     counters_reset

@@ -52,7 +52,7 @@ typedef struct sign_job {
 
 /* Jobs abandoned on purpose (never resumed): kept reachable, as an
    application that keeps its connection objects would. */
-static ASYNC_JOB *abandoned[8];
+static ASYNC_JOB *volatile abandoned[8];
 static size_t abandoned_count;
 
 static int sign_in_job(void *arg)

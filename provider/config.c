@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -126,9 +125,33 @@ static int parse_auth(const char *text, sk_auth_mode *mode, char *why,
     return 0;
 }
 
-/* Every node of an api_endpoint value must be an https:// URL: each
-   request carries the API key or a session token. endpoints.c checks the
-   rest of the syntax when the client is made. */
+/* A node of an endpoint list for a message: escaped, cut, and with any
+   user:password@ part replaced by "***@" (it never reaches a message). */
+static void describe_node(const char *node, size_t len, char *out,
+                          size_t out_len)
+{
+    const char *scheme_end = strstr(node, "://");
+    size_t start = 0, at = 0;
+    char masked[96];
+
+    if (scheme_end != NULL && (size_t)(scheme_end - node) < len)
+        start = (size_t)(scheme_end - node) + 3;
+    for (size_t i = start; i < len && node[i] != '/'; i++)
+        if (node[i] == '@')
+            at = i;
+    if (at == 0) {
+        sk_escape_text(node, len < 64 ? len : 64, out, out_len);
+        return;
+    }
+    snprintf(masked, sizeof(masked), "%.*s***%.*s", (int)start, node,
+             (int)(len - at < 64 ? len - at : 64), node + at);
+    sk_escape_text(masked, SIZE_MAX, out, out_len);
+}
+
+/* Every node of an api_endpoint value must be an https:// URL without a
+   user name or password: each request carries the API key or a session
+   token, and a password in the URL would travel and be logged with it.
+   endpoints.c checks the rest of the syntax when the client is made. */
 static int check_https(const char *setting, const char *value, char *why,
                        size_t why_len)
 {
@@ -136,20 +159,29 @@ static int check_https(const char *setting, const char *value, char *why,
     const char *p = value;
 
     for (;;) {
-        size_t len;
+        size_t len, authority;
+        char node[128];
 
         p += strspn(p, separators);
         if (*p == '\0')
             return 1;
         len = strcspn(p, separators);
         if (len < 8 || strncmp(p, "https://", 8) != 0) {
-            char node[80];
-
-            sk_escape_text(p, len < 64 ? len : 64, node, sizeof(node));
+            describe_node(p, len, node, sizeof(node));
             snprintf(why, why_len,
                      "%s: '%s' is not an https:// URL; the provider speaks "
                      "HTTPS only, so that the API key never travels in "
                      "clear text",
+                     setting, node);
+            return 0;
+        }
+        authority = strcspn(p + 8, "/");
+        if (memchr(p + 8, '@', authority < len - 8 ? authority : len - 8)) {
+            describe_node(p, len, node, sizeof(node));
+            snprintf(why, why_len,
+                     "%s: '%s' carries a user name or password; SmartKey "
+                     "authenticates with the API key (api_key), so remove "
+                     "the user:password@ part",
                      setting, node);
             return 0;
         }

@@ -55,6 +55,18 @@ SMARTKEY_API_ENDPOINT="$ENDPOINT, $plain" \
     run ossl pkey -in smartkey:name=tr-rsa -pubout
 check "an http:// node in a list with an https node is refused" \
     refused_http SMARTKEY_API_ENDPOINT
+# a password in the URL would travel and be logged with every request
+SMARTKEY_API_ENDPOINT="https://user:pw-secret-77@${ENDPOINT#https://}" \
+    run ossl pkey -in smartkey:name=tr-rsa -pubout
+check "user:password@ in the endpoint is refused, naming the variable" \
+    eval 'failed_cleanly && stderr_has "user name or password" &&
+          stderr_has_text SMARTKEY_API_ENDPOINT'
+check "and the password is not repeated in the message" \
+    eval '! stderr_has pw-secret-77'
+SMARTKEY_API_ENDPOINT="${plain/http:\/\//http://user:pw-secret-77@}" \
+    run ossl pkey -in smartkey:name=tr-rsa -pubout
+check "nor in the message for an http:// URL with a password" \
+    eval 'refused_http SMARTKEY_API_ENDPOINT && ! stderr_has pw-secret-77'
 clear_env_config
 make_config "$WORK/http.cnf" "api_endpoint=$plain" ||
     fatal "cannot generate openssl.cnf"

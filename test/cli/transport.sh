@@ -113,6 +113,13 @@ OPENSSL_CONF=$WORK/proxy.cnf run ossl_plain pkey -in smartkey:name=tr-rsa \
 check "proxy = URL in openssl.cnf: the operation succeeds" succeeded
 check "proxy = URL in openssl.cnf: the request went through it (CONNECT)" \
     grep -q "^CONNECT 127.0.0.1:${ENDPOINT##*:} " "$WORK/proxy.log"
+refused_port
+make_config "$WORK/proxy-down.cnf" "proxy=http://127.0.0.1:$REFUSED_PORT" ||
+    fatal "cannot generate openssl.cnf"
+OPENSSL_CONF=$WORK/proxy-down.cnf run ossl_plain pkey -in smartkey:name=tr-rsa \
+    -pubout
+check "an unreachable configured proxy is named as a possible cause" \
+    eval 'failed_cleanly && stderr_has "through the configured proxy"'
 make_config "$WORK/proxy-env.cnf" "proxy=env" ||
     fatal "cannot generate openssl.cnf"
 : >"$WORK/envproxy.log"

@@ -43,6 +43,20 @@ static FILE *open_log(const char *path)
         close(fd);
         return NULL;
     }
+    if (st.st_uid != geteuid()) {
+        fprintf(stderr,
+                "smartkey: debug log %s belongs to another user (uid %ld): "
+                "refused; logging to stderr\n",
+                SK_ESCAPED(path), (long)st.st_uid);
+        close(fd);
+        return NULL;
+    }
+    if (S_ISREG(st.st_mode) && (st.st_mode & 077) != 0)
+        fprintf(stderr,
+                "smartkey: warning: debug log %s is readable or writable by "
+                "group or others (mode %04o): it names keys and requests; "
+                "chmod 600 it\n",
+                SK_ESCAPED(path), (unsigned)(st.st_mode & 07777));
     stream = fdopen(fd, "a");
     if (stream == NULL)
         close(fd);
@@ -72,9 +86,18 @@ static void parse_debug_setting(const char *setting)
             level = atoi(part + 6);
         else if (strncmp(part, "file:", 5) == 0)
             path = setting + (part + 5 - copy);
-        else
+        else if (part[0] >= '0' && part[0] <= '9')
             level = atoi(part);
+        else
+            fprintf(stderr,
+                    "smartkey: debug setting (%s or debug) part '%s' is not "
+                    "understood (use 1, 2 or 3, "
+                    "level:N or file:PATH); ignored\n",
+                    SMARTKEY_ENV_DEBUG, SK_ESCAPED(part));
     }
+    /* a log file asked for without a level: errors at least */
+    if (path != NULL && level == 0)
+        level = 1;
     if (level > 0 && path != NULL) {
         /* the path ends where the next ",option" begins */
         size_t len = strcspn(path, ",");

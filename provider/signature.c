@@ -224,9 +224,10 @@ static void report_no_sign_permission(SK_PROVCTX *provctx, const SK_KEY *key)
              name, key->kid);
     sk_report_once("no SIGN", key->kid,
                    "key '%s' (kid %s) lacks the SIGN permission in SmartKey: "
-                   "it cannot sign, so TLS handshakes that need its signature "
-                   "fail (\"no suitable signature algorithm\"); grant SIGN "
-                   "(key_ops) to the key in SmartKey or use another key",
+                   "it cannot sign (a TLS server's handshakes that need its "
+                   "signature fail with \"no suitable signature "
+                   "algorithm\"); grant SIGN (key_ops) to the key in "
+                   "SmartKey or use another key",
                    name, key->kid);
 }
 

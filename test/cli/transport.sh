@@ -175,6 +175,15 @@ check "a debug log path that is a symlink is refused on stderr" \
     stderr_has 'symbolic link'
 check "the symlink's target is untouched" \
     eval '[[ $(<"$WORK/target") == precious ]]'
+install -m 0644 /dev/null "$WORK/shared.log"
+SMARTKEY_DEBUG=file:$WORK/shared.log run ossl pkey \
+    -in smartkey:name=no-such-key -pubout
+check "an existing log readable by others is used, with a warning" \
+    eval 'stderr_has "readable or writable by group or others" &&
+          grep -q "no-such-key" "$WORK/shared.log"'
+SMARTKEY_DEBUG=verbose run ossl pkey -in smartkey:name=tr-rsa -pubout
+check "a debug setting it does not understand is said so, not ignored" \
+    eval 'succeeded && stderr_has "is not understood"'
 
 # ---- 9. TLS failures that say what is wrong ----
 SMARTKEY_CA_FILE=$WORK/no-such-ca.pem run ossl pkey -in smartkey:name=tr-rsa \

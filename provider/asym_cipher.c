@@ -10,7 +10,8 @@
  *    and only the wrapped bytes reach us.
  *
  * Size queries (out == NULL) are answered from the modulus size without a
- * network round trip: pkeyutl asks once before every real call (notes §2.3).
+ * network round trip: pkeyutl asks once before every real call
+ * (docs/openssl-dispatch.md §4).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -180,8 +181,8 @@ static void *rsa_cipher_dupctx(void *vctx)
 
 /*
  * Text types where the command line sends text: -pkeyopt values are
- * converted with the types declared here (notes §3), and pad-mode also
- * arrives as an int from C callers.
+ * converted with the types declared here (docs/openssl-dispatch.md §4), and
+ * pad-mode also arrives as an int from C callers.
  */
 static const OSSL_PARAM settable_params[] = {
     OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL, 0),
@@ -198,7 +199,7 @@ static const OSSL_PARAM settable_params[] = {
     OSSL_PARAM_END,
 };
 
-/* The text parameters that take an int as well (notes §3). */
+/* Text parameters that take an int too (docs/openssl-dispatch.md §4). */
 static const char *const text_or_int_params[] = {
     OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL};
 
@@ -216,7 +217,7 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
     char text[32] = "";
 
     /* the command line sends text, EVP_PKEY_CTX_set_rsa_padding() and
-       libssl send an int (notes §3) */
+       libssl send an int (docs/openssl-dispatch.md §4) */
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
         if (!sk_param_text(ctx->provctx, p, text, sizeof(text)))
             return 0;
@@ -313,9 +314,9 @@ static const sk_oaep_digest *effective_oaep_digest(const SK_RSA_CIPHER *ctx)
 /*
  * SmartKey's OAEP names a single hash for both the label and MGF1, so a
  * request with two different ones cannot be honoured: refuse it instead of
- * guessing (api §3.1). At set time only an explicit pair is compared, so
- * the order of -pkeyopt options does not matter; the operation checks the
- * effective pair (OAEP defaults to SHA-1, MGF1 to the OAEP digest).
+ * guessing (docs/smartkey-api.md §4.1). At set time only an explicit pair is
+ * compared, so the order of -pkeyopt options does not matter; the operation
+ * checks the effective pair (OAEP defaults to SHA-1, MGF1 to the OAEP digest).
  */
 static int digests_agree(const SK_RSA_CIPHER *ctx, int effective)
 {
@@ -543,7 +544,7 @@ static sk_client *client_of(SK_RSA_CIPHER *ctx)
  * Registers the public half of a key that SmartKey does not hold as a
  * transient key of the client's session: SmartKey wraps and encrypts only
  * under keys it knows. Transient keys die with the session, so nothing is
- * left on the server (api §2.4).
+ * left on the server (docs/smartkey-api.md §3.3).
  */
 static char *register_transient_key(SK_RSA_CIPHER *ctx, sk_client *client)
 {

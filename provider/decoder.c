@@ -1,6 +1,7 @@
 /*
  * Decoders for key-reference files (smartkey.h), in two stages so that
- * every way OpenSSL reads a key file reaches them (notes §7.4, E17):
+ * every way OpenSSL reads a key file reaches them
+ * (docs/openssl-dispatch.md §5):
  *
  *   1. "DER" from input=pem: unwraps the SMARTKEY KEY REFERENCE block
  *      into DER with structure "smartkey-ref". OSSL_STORE's file: loader

@@ -2,15 +2,15 @@
  * TEXT encoder for private-key handles: `openssl pkey -text`,
  * `storeutl -keys -text` and EVP_PKEY_print_private() describe the key
  * (type, size, SmartKey name and kid, public half) instead of failing
- * silently because the private half cannot be exported (notes §4).
- * Public-only selections are left to the default provider's encoders,
- * which get the public half through keymgmt export.
+ * silently because the private half cannot be exported
+ * (docs/openssl-dispatch.md §5). Public-only selections are left to the default
+ * provider's encoders, which get the public half through keymgmt export.
  *
  * Key-reference encoders (PEM and DER, structure PrivateKeyInfo): where
  * OpenSSL would write a private key (`genpkey -out`, `pkey -out`,
  * PEM_write_PrivateKey), a private handle is written as a reference to the
  * SmartKey key instead (smartkey.h, keyref.c). Without them genpkey fails
- * after the key was already made in SmartKey (notes §6).
+ * after the key was already made in SmartKey (docs/openssl-dispatch.md §7).
  */
 #include <string.h>
 

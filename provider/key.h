@@ -70,7 +70,8 @@ void sk_key_cache_unlock(sk_key_cache *cache);
 /*
  * What the store hands to keymgmt load() through OSSL_OBJECT_PARAM_REFERENCE.
  * Deliberately not pointer-sized: the default provider's RSA/EC load()
- * accepts any pointer-sized reference as its own object (notes §1.2).
+ * accepts any pointer-sized reference as its own object
+ * (docs/openssl-dispatch.md §2).
  */
 #define SK_KEY_REFERENCE_MAGIC   0x534b5946u /* "SKYF" */
 #define SK_KEY_REFERENCE_VERSION 1u

@@ -3,7 +3,7 @@
  * objects the store loads. Only the public half can be exported, and only
  * when the private key is not asked for (keymgmt_export). The only
  * import is of RSA public keys, for wrapping under a cloud's key read from
- * a file (rsa_import); EC has none (notes §2.2, §7.3).
+ * a file (rsa_import); EC has none (docs/openssl-dispatch.md §2, §9).
  * Generation (genpkey) makes the key inside SmartKey; the private half
  * never exists anywhere else.
  */
@@ -129,11 +129,11 @@ static int keymgmt_match(const void *keydata1, const void *keydata2,
  * the provider of an operation it fetched) is refused, for RSA public
  * handles too: that refusal makes OpenSSL fetch the operation from this
  * provider
- * (notes §2.1), so smartkey's cipher sees smartkey-wrap-subject and
- * smartkey's signature verifies. Had a public handle been exported, the
- * default provider's cipher would have ignored the wrap subject and
- * returned a local encryption of the empty input (issue 12). Expected
- * during operation set-up: no error.
+ * (docs/openssl-dispatch.md §3), so smartkey's cipher sees
+ * smartkey-wrap-subject and smartkey's signature verifies. Had a public handle
+ * been exported, the default provider's cipher would have ignored the wrap
+ * subject and returned a local encryption of the empty input (issue 12).
+ * Expected during operation set-up: no error.
  */
 static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
                           void *cbarg)
@@ -167,9 +167,9 @@ static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
  * here when the operation is fetched from smartkey (-propquery
  * '?provider=smartkey'), so the asym cipher can have SmartKey wrap under it
  * (docs/wrapping.md). OpenSSL asks with the full selection even when it
- * holds only a public key (notes §9.3), so what is refused is private
- * material, not the selection bit. The key gets no kid: it is not held in
- * SmartKey, and the cipher registers it as a transient key when needed.
+ * holds only a public key (docs/openssl-dispatch.md §3), so what is refused is
+ * private material, not the selection bit. The key gets no kid: it is not held
+ * in SmartKey, and the cipher registers it as a transient key when needed.
  */
 static int rsa_import(void *keydata, int selection, const OSSL_PARAM params[])
 {
@@ -261,8 +261,8 @@ static int get_public_param(const SK_KEY *key, OSSL_PARAM *p)
 /*
  * bits, security-bits and max-size must all be answered here: OpenSSL
  * caches them once when the EVP_PKEY is created, and TLS refuses an RSA key
- * whose max-size is 0 (notes §2.2, E7f). Unknown names are ignored so
- * combined queries succeed.
+ * whose max-size is 0 (docs/openssl-dispatch.md §2). Unknown names are ignored
+ * so combined queries succeed.
  */
 static int keymgmt_get_params(void *keydata, OSSL_PARAM params[])
 {
@@ -341,7 +341,7 @@ static const char *rsa_query_operation_name(int operation_id)
     return "RSA";
 }
 
-/* There is no "EC" signature or key exchange (notes §2.1). */
+/* There is no "EC" signature or key exchange (docs/openssl-dispatch.md §3). */
 static const char *ec_query_operation_name(int operation_id)
 {
     switch (operation_id) {
@@ -651,7 +651,7 @@ bad:
 /*
  * One POST /crypto/v1/keys; its answer already holds the public key, so
  * the handle is complete at once (OpenSSL caches bits and size right
- * after gen, notes §6).
+ * after gen, docs/openssl-dispatch.md §7).
  */
 static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
 {

@@ -21,7 +21,8 @@
 
 /*
  * Static tables: query_operation also runs inside libcurl's own TLS
- * handshakes (same libcrypto), so it must not lock or allocate (notes §7.3).
+ * handshakes (same libcrypto), so it must not lock or allocate
+ * (docs/openssl-dispatch.md §9).
  */
 static const OSSL_ALGORITHM keymgmt_algorithms[] = {
     {SK_NAMES_RSA, SK_PROPS, sk_rsa_keymgmt_functions,
@@ -38,10 +39,11 @@ static const OSSL_ALGORITHM encoder_algorithms[] = {
      "Describes an RSA key held in SmartKey"},
     {SK_NAMES_EC, SK_PROPS ",output=text", sk_text_encoder_functions,
      "Describes an EC key held in SmartKey"},
-    /* "private key" output of a SmartKey key: a reference file (notes §4),
-       in the structures `pkey`/`rsa` (PrivateKeyInfo), `ec` and
-       i2d_PrivateKey (type-specific) and `rsa -traditional` (pkcs1) ask
-       for; DER PrivateKeyInfo refuses PKCS#8 conversions (encoder.c) */
+    /* "private key" output of a SmartKey key: a reference file
+       (docs/openssl-dispatch.md §5), in the structures `pkey`/`rsa`
+       (PrivateKeyInfo), `ec` and i2d_PrivateKey (type-specific) and `rsa
+       -traditional` (pkcs1) ask for; DER PrivateKeyInfo refuses PKCS#8
+       conversions (encoder.c) */
     {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("pem", "PrivateKeyInfo"),
      sk_keyref_pem_encoder_functions, "Reference to an RSA key in SmartKey"},
     {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("pem", "PrivateKeyInfo"),
@@ -67,7 +69,8 @@ static const OSSL_ALGORITHM encoder_algorithms[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-/* Key-reference files, in two stages (notes §7.4, decoder.c). */
+/* Key-reference files, in two stages (docs/openssl-dispatch.md §5, decoder.c).
+ */
 static const OSSL_ALGORITHM decoder_algorithms[] = {
     {"DER", SK_PROPS ",input=pem", sk_keyref_pem_decoder_functions,
      "SmartKey key reference PEM block"},
@@ -273,9 +276,9 @@ static const char *env_setting(const char *name, const char *alternative)
 
 /*
  * openssl.cnf values (every key of the provider's section arrives as a core
- * parameter, notes §7.1), then the environment, which wins so scripts can
- * point an existing configuration at another account (the endpoint and CA
- * only with the API key, or with env_overrides = yes: config.c).
+ * parameter, docs/openssl-dispatch.md §8), then the environment, which wins so
+ * scripts can point an existing configuration at another account (the endpoint
+ * and CA only with the API key, or with env_overrides = yes: config.c).
  */
 static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_get_params_fn *core_get_params)

@@ -28,7 +28,7 @@
 /*
  * Full alias lists: EVP_PKEY_is_a() (libssl's certificate lookup) and the
  * legacy NID mapping behind EVP_PKEY_get_id() only work when the OID and
- * its long name are registered too (notes §2.2).
+ * its long name are registered too (docs/openssl-dispatch.md §2).
  */
 #define SK_NAMES_RSA "RSA:rsaEncryption:1.2.840.113549.1.1.1"
 #define SK_NAMES_EC  "EC:id-ecPublicKey:1.2.840.10045.2.1"

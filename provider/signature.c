@@ -17,7 +17,7 @@
 #include "params.h"
 #include "signature.h"
 
-/* Digests SmartKey signs (shared/smartkey-api.md §3.1), in both spellings. */
+/* Digests SmartKey signs (docs/smartkey-api.md §4.1), in both spellings. */
 static const struct {
     const char *openssl_name;
     const char *smartkey_name;
@@ -80,7 +80,7 @@ static const char *smartkey_digest_name(const EVP_MD *md)
  * A digest SmartKey can sign, fetched from the child libctx. Failing here
  * (and not at signing time) matters for TLS: libssl probes which digests
  * a key can do with digest_sign_init calls and picks its signature
- * algorithm from the answers (notes §5.3).
+ * algorithm from the answers (docs/openssl-dispatch.md §6).
  */
 static EVP_MD *fetch_signable_digest(SK_SIGNATURE_CTX *ctx, const char *name,
                                      const char *properties,
@@ -146,8 +146,8 @@ static void freectx(void *vctx)
 }
 
 /*
- * EVP_DigestSignFinal signs a copy of the context (notes §5.1), so this
- * runs once per signature. Hashing is local, so a copy is a plain
+ * EVP_DigestSignFinal signs a copy of the context (docs/openssl-dispatch.md
+ * §6), so this runs once per signature. Hashing is local, so a copy is a plain
  * EVP_MD_CTX_copy_ex; SmartKey holds no per-operation state.
  */
 static void *dupctx(void *vctx)
@@ -268,8 +268,8 @@ static void report_no_sign_permission(SK_PROVCTX *provctx, const SK_KEY *key)
 /*
  * Common to every *_init. provkey is NULL when OpenSSL re-initialises a
  * context it already set up: EVP_DigestInit_ex on a signing context, e.g.
- * `openssl dgst -sign` resetting its digest BIO (notes §5.1, E6). The
- * previous key and settings stay.
+ * `openssl dgst -sign` resetting its digest BIO (docs/openssl-dispatch.md §6).
+ * The previous key and settings stay.
  */
 static int init_key(SK_SIGNATURE_CTX *ctx, void *provkey, int for_signing)
 {
@@ -338,7 +338,7 @@ static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
     if (!init_key(ctx, provkey, 1))
         return 0;
     if (provkey != NULL) {
-        /* pkeyutl passes no digest unless -pkeyopt digest:... (E14) */
+        /* pkeyutl passes no digest unless -pkeyopt digest:... */
         EVP_MD_free(ctx->md);
         ctx->md = NULL;
         ctx->md_smartkey_name = NULL;
@@ -386,7 +386,8 @@ static int digest_sign_update(void *vctx, const unsigned char *data,
 
 /* --- signing ----------------------------------------------------------- */
 
-/* The PSS salt length SmartKey uses is the digest length (api §3.1). */
+/* The PSS salt length SmartKey uses is the digest length (docs/smartkey-api.md
+ * §4.1). */
 static int pss_saltlen_matches(SK_SIGNATURE_CTX *ctx)
 {
     if (ctx->explicit_saltlen < 0 ||
@@ -554,7 +555,7 @@ static int digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen,
 
 /*
  * pkeyutl -sign hands over a digest. Without -pkeyopt digest:NAME no name
- * arrives (E14), but SmartKey needs one (and RSA PKCS#1 v1.5 embeds it):
+ * arrives, but SmartKey needs one (and RSA PKCS#1 v1.5 embeds it):
  * it is inferred from the length, SHA-2 being the family in use.
  */
 static const char *digest_of_length(size_t len)
@@ -774,7 +775,8 @@ static const OSSL_PARAM ecdsa_settable[] = {
     OSSL_PARAM_END,
 };
 
-/* The text parameters that take an int as well (notes §3). */
+/* The text parameters that take an int as well (docs/openssl-dispatch.md §4).
+ */
 static const char *const text_or_int_params[] = {
     OSSL_SIGNATURE_PARAM_PAD_MODE, OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL};
 
@@ -786,7 +788,7 @@ static const OSSL_ITEM padding_names[] = {
 };
 
 /* pad-mode arrives as int from EVP_PKEY_CTX_set_rsa_padding (TLS, CMS)
-   and as utf8 from -sigopt (notes §3). */
+   and as utf8 from -sigopt (docs/openssl-dispatch.md §4). */
 static int set_padding(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
 {
     int padding = -1;
@@ -813,8 +815,8 @@ static int set_padding(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
 
 /*
  * SmartKey's PSS has no salt-length field: it always uses the digest
- * length (api §3.1). "digest" (-1) and the digest's own length are
- * honoured. "auto" (-2) and "auto-digestmax" (-4, 3.1+) are accepted too:
+ * length (docs/smartkey-api.md §4.1). "digest" (-1) and the digest's own length
+ * are honoured. "auto" (-2) and "auto-digestmax" (-4, 3.1+) are accepted too:
  * they let the signer choose and verifiers detect the length, and the
  * AlgorithmIdentifier we return states the length actually used. "max"
  * (-3) and other lengths are refused: a verifier told to expect them

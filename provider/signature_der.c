@@ -63,7 +63,7 @@ done:
 /*
  * The signature's DER AlgorithmIdentifier, which req/x509/cms write into
  * what they sign. It is read after the -sigopt settings and before
- * signing (notes §5.2), so it reflects the current state.
+ * signing (docs/openssl-dispatch.md §6), so it reflects the current state.
  */
 int sk_signature_algorithm_id(sk_key_type type, int padding, const EVP_MD *md,
                               const EVP_MD *mgf1_md, unsigned char **der)
@@ -137,9 +137,9 @@ static int in_range(const BIGNUM *value, const BIGNUM *order)
 }
 
 /*
- * ECDSA: SmartKey answers DER (api §3.3), which is what OpenSSL wants; it
- * is handed on unchanged once it is known to be one strict DER
- * ECDSA-Sig-Value with 0 < r, s < order.
+ * ECDSA: SmartKey answers DER (docs/smartkey-api.md §4.3), which is what
+ * OpenSSL wants; it is handed on unchanged once it is known to be one strict
+ * DER ECDSA-Sig-Value with 0 < r, s < order.
  */
 int sk_ecdsa_signature_is_sound(SK_PROVCTX *provctx, const SK_KEY *key,
                                 const unsigned char *sig, size_t siglen)

@@ -2,7 +2,7 @@
  * The "smartkey" store loader: smartkey:name=..., smartkey:kid=...,
  * smartkey://... and smartkey: (every key). One key per load() call, each
  * handed to OpenSSL as a reference that this provider's keymgmt load()
- * turns into a key handle (notes §1).
+ * turns into a key handle (docs/openssl-dispatch.md §1).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@ typedef struct sk_store_ctx {
     /*
      * Set after every object and after every failure: OpenSSL's apps loop
      * "while (!eof) load()", and a failure that left eof at 0 re-issued
-     * the request forever (notes §1.2, E16).
+     * the request forever (docs/openssl-dispatch.md §1).
      */
     int eof;
     /* listing (smartkey: without name= or kid=) */
@@ -51,7 +51,7 @@ static void *store_open(void *provctx, const char *uri)
     /*
      * A malformed URI is reported by the first load(), not here: a failed
      * open leaves the file loader's "no such file" error in front of ours
-     * (notes §1.4), a successful one lets OpenSSL drop it.
+     * (docs/openssl-dispatch.md §1), a successful one lets OpenSSL drop it.
      */
     ctx->uri_ok =
         sk_uri_parse(uri, &ctx->uri, ctx->uri_error, sizeof(ctx->uri_error));
@@ -163,7 +163,7 @@ static int load_one_key(SK_STORE_CTX *ctx, OSSL_CALLBACK *object_cb,
         return 0;
     /*
      * OpenSSL would drop the public key it gets here and say only "Could
-     * not read private key" (notes §1.5, E2a): say why instead.
+     * not read private key" (docs/openssl-dispatch.md §1): say why instead.
      */
     if (ctx->expect == OSSL_STORE_INFO_PKEY &&
         (!key->has_private || ctx->uri.type == SK_URI_TYPE_PUBLIC)) {

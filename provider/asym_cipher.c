@@ -87,8 +87,8 @@ static const sk_oaep_digest *oaep_digest_by_name(const char *name)
 }
 
 typedef struct sk_rsa_cipher {
-    SK_PROVCTX *provctx;
-    SK_KEY *key; /* counted */
+    sk_provctx *provctx;
+    sk_key *key; /* counted */
     int private_handle;
     int padding;                       /* RSA_*_PADDING */
     const sk_oaep_digest *oaep_digest; /* NULL: not set (SHA-1) */
@@ -101,11 +101,11 @@ typedef struct sk_rsa_cipher {
     int remote_encrypt;
     char *wrap_subject_uri; /* as the user gave it, for messages */
     sk_uri wrap_subject;
-} SK_RSA_CIPHER;
+} sk_rsa_cipher;
 
 static void *rsa_cipher_newctx(void *provctx)
 {
-    SK_RSA_CIPHER *ctx = calloc(1, sizeof(*ctx));
+    sk_rsa_cipher *ctx = calloc(1, sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating an RSA cipher");
@@ -117,7 +117,7 @@ static void *rsa_cipher_newctx(void *provctx)
     return ctx;
 }
 
-static void clear_wrap_subject(SK_RSA_CIPHER *ctx)
+static void clear_wrap_subject(sk_rsa_cipher *ctx)
 {
     free(ctx->wrap_subject_uri);
     ctx->wrap_subject_uri = NULL;
@@ -126,7 +126,7 @@ static void clear_wrap_subject(SK_RSA_CIPHER *ctx)
 
 static void rsa_cipher_freectx(void *vctx)
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
 
     if (ctx == NULL)
         return;
@@ -150,8 +150,8 @@ static char *strdup_or_null(const char *s, int *ok)
 
 static void *rsa_cipher_dupctx(void *vctx)
 {
-    const SK_RSA_CIPHER *from = vctx;
-    SK_RSA_CIPHER *copy = malloc(sizeof(*copy));
+    const sk_rsa_cipher *from = vctx;
+    sk_rsa_cipher *copy = malloc(sizeof(*copy));
     int ok = 1;
 
     if (copy == NULL) {
@@ -203,7 +203,7 @@ static const OSSL_PARAM settable_params[] = {
 static const char *const text_or_int_params[] = {
     OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL};
 
-static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
+static int set_padding(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
 {
     static const struct {
         const char *name;
@@ -244,7 +244,7 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
     return 0;
 }
 
-static int set_digest(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
+static int set_digest(sk_rsa_cipher *ctx, const OSSL_PARAM *p,
                       const sk_oaep_digest **slot, const char *what)
 {
     char name[64];
@@ -267,7 +267,7 @@ static int set_digest(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
     return 1;
 }
 
-static int set_wrap_subject(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
+static int set_wrap_subject(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
 {
     char uri[SK_PARAM_MAX_BYTES + 1];
     char why[256] = "";
@@ -306,7 +306,7 @@ static int set_wrap_subject(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
     return 1;
 }
 
-static const sk_oaep_digest *effective_oaep_digest(const SK_RSA_CIPHER *ctx)
+static const sk_oaep_digest *effective_oaep_digest(const sk_rsa_cipher *ctx)
 {
     return ctx->oaep_digest != NULL ? ctx->oaep_digest : DEFAULT_OAEP_DIGEST;
 }
@@ -318,7 +318,7 @@ static const sk_oaep_digest *effective_oaep_digest(const SK_RSA_CIPHER *ctx)
  * compared, so the order of -pkeyopt options does not matter; the operation
  * checks the effective pair (OAEP defaults to SHA-1, MGF1 to the OAEP digest).
  */
-static int digests_agree(const SK_RSA_CIPHER *ctx, int effective)
+static int digests_agree(const sk_rsa_cipher *ctx, int effective)
 {
     const sk_oaep_digest *oaep = ctx->oaep_digest, *mgf1 = ctx->mgf1_digest;
 
@@ -337,7 +337,7 @@ static int digests_agree(const SK_RSA_CIPHER *ctx, int effective)
     return 0;
 }
 
-static int get_uint(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
+static int get_uint(sk_rsa_cipher *ctx, const OSSL_PARAM *p,
                     unsigned int *value)
 {
     if (OSSL_PARAM_get_uint(p, value))
@@ -351,7 +351,7 @@ static int get_uint(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
 
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
     const OSSL_PARAM *p;
 
     if (ctx == NULL)
@@ -435,7 +435,7 @@ static const char *padding_name(int padding)
 
 static int rsa_cipher_get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
     OSSL_PARAM *p;
 
     if (ctx == NULL)
@@ -501,8 +501,8 @@ static const OSSL_PARAM *rsa_cipher_gettable_ctx_params(void *vctx,
 
 static int rsa_cipher_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 {
-    SK_RSA_CIPHER *ctx = vctx;
-    SK_KEYDATA *keydata = vkey;
+    sk_rsa_cipher *ctx = vctx;
+    sk_keydata *keydata = vkey;
 
     if (ctx == NULL || keydata == NULL || keydata->key == NULL ||
         keydata->key->type != SK_KEY_RSA) {
@@ -520,12 +520,12 @@ static int rsa_cipher_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 
 /* A key read from a local file (imported from another provider) has no
    identity in SmartKey. */
-static int held_in_smartkey(const SK_KEY *key)
+static int held_in_smartkey(const sk_key *key)
 {
     return key->kid[0] != '\0';
 }
 
-static void describe_key(const SK_KEY *key, char *buf, size_t len)
+static void describe_key(const sk_key *key, char *buf, size_t len)
 {
     if (!held_in_smartkey(key))
         snprintf(buf, len, "wrapping key from a local file");
@@ -535,7 +535,7 @@ static void describe_key(const SK_KEY *key, char *buf, size_t len)
         snprintf(buf, len, "key %s", key->kid);
 }
 
-static sk_client *client_of(SK_RSA_CIPHER *ctx)
+static sk_client *client_of(sk_rsa_cipher *ctx)
 {
     return sk_provctx_client(ctx->provctx);
 }
@@ -546,7 +546,7 @@ static sk_client *client_of(SK_RSA_CIPHER *ctx)
  * under keys it knows. Transient keys die with the session, so nothing is
  * left on the server (docs/smartkey-api.md §3.3).
  */
-static char *register_transient_key(SK_RSA_CIPHER *ctx, sk_client *client)
+static char *register_transient_key(sk_rsa_cipher *ctx, sk_client *client)
 {
     unsigned char *spki = NULL;
     int spki_len = i2d_PUBKEY(ctx->key->public_key, &spki);
@@ -585,7 +585,7 @@ typedef enum remote_call { CALL_WRAPKEY, CALL_ENCRYPT } remote_call;
  * registration. A transient handle is refused once the session that
  * created it was renewed in between: then the pair is done once more.
  */
-static int call_with_key(SK_RSA_CIPHER *ctx, remote_call call,
+static int call_with_key(sk_rsa_cipher *ctx, remote_call call,
                          const unsigned char *in, size_t inlen,
                          unsigned char **result, size_t *result_len)
 {
@@ -671,7 +671,7 @@ static int rsa_cipher_encrypt_init(void *vctx, void *vkey,
 }
 
 /* The caller's data with the public half, in the default provider. */
-static int encrypt_locally(SK_RSA_CIPHER *ctx, unsigned char *out,
+static int encrypt_locally(sk_rsa_cipher *ctx, unsigned char *out,
                            size_t *outlen, size_t outsize,
                            const unsigned char *in, size_t inlen)
 {
@@ -718,7 +718,7 @@ static int encrypt_locally(SK_RSA_CIPHER *ctx, unsigned char *out,
  * exactly the modulus long (PKCS#1 I2OSP): another length is a broken or
  * tampered answer, and no application can tell it from a good one later.
  */
-static int is_rsa_block(SK_RSA_CIPHER *ctx, size_t result_len, const char *what)
+static int is_rsa_block(sk_rsa_cipher *ctx, size_t result_len, const char *what)
 {
     if (result_len == (size_t)ctx->key->max_size)
         return 1;
@@ -729,7 +729,7 @@ static int is_rsa_block(SK_RSA_CIPHER *ctx, size_t result_len, const char *what)
     return 0;
 }
 
-static int copy_result(SK_RSA_CIPHER *ctx, unsigned char *result,
+static int copy_result(sk_rsa_cipher *ctx, unsigned char *result,
                        size_t result_len, unsigned char *out, size_t *outlen,
                        size_t outsize, const char *what)
 {
@@ -745,7 +745,7 @@ static int copy_result(SK_RSA_CIPHER *ctx, unsigned char *result,
     return 1;
 }
 
-static int wrap_subject_key(SK_RSA_CIPHER *ctx, unsigned char *out,
+static int wrap_subject_key(sk_rsa_cipher *ctx, unsigned char *out,
                             size_t *outlen, size_t outsize, size_t inlen)
 {
     unsigned char *wrapped = NULL;
@@ -791,7 +791,7 @@ static int rsa_cipher_encrypt(void *vctx, unsigned char *out, size_t *outlen,
                               size_t outsize, const unsigned char *in,
                               size_t inlen)
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
     unsigned char *cipher = NULL;
     size_t cipher_len = 0;
     int ok;
@@ -836,7 +836,7 @@ static int rsa_cipher_encrypt(void *vctx, unsigned char *out, size_t *outlen,
 static int rsa_cipher_decrypt_init(void *vctx, void *vkey,
                                    const OSSL_PARAM params[])
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
 
     if (!rsa_cipher_init(vctx, vkey, params))
         return 0;
@@ -906,7 +906,7 @@ static void tls_premaster_select(const unsigned char *plain, size_t plain_len,
     OPENSSL_cleanse(candidate, sizeof(candidate));
 }
 
-static int tls_premaster(SK_RSA_CIPHER *ctx, int decrypted,
+static int tls_premaster(sk_rsa_cipher *ctx, int decrypted,
                          const unsigned char *plain, size_t plain_len,
                          unsigned char *out, size_t *outlen, size_t outsize)
 {
@@ -947,7 +947,7 @@ static int tls_premaster(SK_RSA_CIPHER *ctx, int decrypted,
 #define KDK_SIZE    32
 #define MAX_LEN_GEN 128
 
-static int hmac_sha256(SK_PROVCTX *provctx, const unsigned char *key,
+static int hmac_sha256(sk_provctx *provctx, const unsigned char *key,
                        size_t key_len, const unsigned char *const parts[],
                        const size_t part_lens[], size_t part_count,
                        unsigned char out[KDK_SIZE])
@@ -970,7 +970,7 @@ static int hmac_sha256(SK_PROVCTX *provctx, const unsigned char *key,
 }
 
 /* OpenSSL's ossl_rsa_prf: HMAC(kdk, counter || label || bit length). */
-static int prf(SK_PROVCTX *provctx, const unsigned char kdk[KDK_SIZE],
+static int prf(sk_provctx *provctx, const unsigned char kdk[KDK_SIZE],
                const char *label, unsigned char *out, size_t out_len)
 {
     unsigned char block[KDK_SIZE], bits[2], counter[2];
@@ -994,7 +994,7 @@ static int prf(SK_PROVCTX *provctx, const unsigned char kdk[KDK_SIZE],
 }
 
 /* The synthetic message for a bad block: cipher is modulus bytes. */
-static int implicit_rejection(SK_RSA_CIPHER *ctx, const unsigned char *cipher,
+static int implicit_rejection(sk_rsa_cipher *ctx, const unsigned char *cipher,
                               size_t modulus, unsigned char *out,
                               size_t *outlen, size_t outsize)
 {
@@ -1089,7 +1089,7 @@ static char logged_kids[MAX_LOGGED_KEYS][37];
 static size_t logged_count;
 static pthread_mutex_t logged_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void pkcs1_policy_refusal(SK_RSA_CIPHER *ctx, const sk_error *err)
+static void pkcs1_policy_refusal(sk_rsa_cipher *ctx, const sk_error *err)
 {
     char key_text[260], message[600], subject[300];
     int first = 1;
@@ -1118,7 +1118,7 @@ static void pkcs1_policy_refusal(SK_RSA_CIPHER *ctx, const sk_error *err)
 
 /* The longest message the padding fits in a block of `modulus` bytes: a
    longer "plaintext" from SmartKey cannot be one. */
-static size_t max_plaintext(const SK_RSA_CIPHER *ctx, size_t modulus)
+static size_t max_plaintext(const sk_rsa_cipher *ctx, size_t modulus)
 {
     const char *hash = effective_oaep_digest(ctx)->smartkey_name;
     size_t hash_len;
@@ -1141,7 +1141,7 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
                               size_t outsize, const unsigned char *in,
                               size_t inlen)
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
     size_t modulus =
         ctx != NULL && ctx->key != NULL ? (size_t)ctx->key->max_size : 0;
     unsigned char *cipher = NULL, *plain = NULL;

@@ -74,14 +74,14 @@ static const char *const encoding_names[] = {"raw", "base64", "base64url"};
 #define ENCODING_COUNT (sizeof(encoding_names) / sizeof(encoding_names[0]))
 
 typedef struct sk_byok_cipher {
-    SK_PROVCTX *provctx;
+    sk_provctx *provctx;
     void *inner; /* the RSA cipher's context */
-    SK_KEY *key; /* counted; the wrapping key of the last encrypt_init */
+    sk_key *key; /* counted; the wrapping key of the last encrypt_init */
     byok_format format;
     byok_encoding encoding;
     char *kid;
     char *jti;
-} SK_BYOK_CIPHER;
+} sk_byok_cipher;
 
 /* ---- the wrapped RSA cipher ------------------------------------------ */
 
@@ -100,7 +100,7 @@ static void (*inner_function(int id))(void)
 
 static void byok_freectx(void *vctx)
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
 
     if (ctx == NULL)
         return;
@@ -114,7 +114,7 @@ static void byok_freectx(void *vctx)
 
 static void *byok_newctx(void *provctx)
 {
-    SK_BYOK_CIPHER *ctx = calloc(1, sizeof(*ctx));
+    sk_byok_cipher *ctx = calloc(1, sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating an RSA cipher");
@@ -144,8 +144,8 @@ static char *dup_or_null(const char *s, int *ok)
 
 static void *byok_dupctx(void *vctx)
 {
-    const SK_BYOK_CIPHER *from = vctx;
-    SK_BYOK_CIPHER *copy = calloc(1, sizeof(*copy));
+    const sk_byok_cipher *from = vctx;
+    sk_byok_cipher *copy = calloc(1, sizeof(*copy));
     int ok = 1;
 
     if (copy == NULL) {
@@ -177,7 +177,7 @@ static const OSSL_PARAM byok_params[] = {
 };
 #define BYOK_PARAM_COUNT (sizeof(byok_params) / sizeof(byok_params[0]) - 1)
 
-static int set_choice(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p,
+static int set_choice(sk_byok_cipher *ctx, const OSSL_PARAM *p,
                       const char *const *names, size_t count, int *slot)
 {
     char text[64];
@@ -211,7 +211,7 @@ static int set_choice(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p,
     return 0;
 }
 
-static int set_text(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p, char **slot)
+static int set_text(sk_byok_cipher *ctx, const OSSL_PARAM *p, char **slot)
 {
     char value[SK_PARAM_MAX_BYTES + 1];
     char *copy = NULL;
@@ -232,7 +232,7 @@ static int set_text(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p, char **slot)
 
 static int byok_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
     const OSSL_PARAM *p;
     int choice;
 
@@ -268,7 +268,7 @@ static int byok_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 
 static int byok_get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
     OSSL_PARAM *p;
 
     if (ctx == NULL)
@@ -338,8 +338,8 @@ static const OSSL_PARAM *byok_gettable_ctx_params(void *vctx, void *provctx)
 
 static int byok_encrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 {
-    SK_BYOK_CIPHER *ctx = vctx;
-    SK_KEYDATA *keydata = vkey;
+    sk_byok_cipher *ctx = vctx;
+    sk_keydata *keydata = vkey;
 
     if (ctx == NULL ||
         !INNER(asym_cipher_encrypt_init,
@@ -352,7 +352,7 @@ static int byok_encrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 
 static int byok_decrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
 
     return ctx != NULL &&
            INNER(asym_cipher_decrypt_init,
@@ -363,7 +363,7 @@ static int byok_decrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 static int byok_decrypt(void *vctx, unsigned char *out, size_t *outlen,
                         size_t outsize, const unsigned char *in, size_t inlen)
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
 
     return ctx != NULL &&
            INNER(asym_cipher_decrypt, OSSL_FUNC_ASYM_CIPHER_DECRYPT)(
@@ -400,7 +400,7 @@ typedef struct wrap_settings {
  * what SmartKey cannot do, before any request: the same rules as the plain
  * wrap (docs/wrapping.md), plus the fixed hash of some formats.
  */
-static int read_wrap_settings(SK_BYOK_CIPHER *ctx, wrap_settings *ws,
+static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
                               int needs_oaep)
 {
     char pad[32] = "", oaep[32] = "", mgf1[32] = "", why[256] = "";
@@ -509,7 +509,7 @@ static char *encode_base64(const unsigned char *in, size_t len, int url)
 /* ---- SmartKey calls -------------------------------------------------- */
 
 typedef struct byok_call {
-    SK_BYOK_CIPHER *ctx;
+    sk_byok_cipher *ctx;
     sk_client *client;
     wrap_settings *ws;
     char *wrapping_transient; /* the cloud's key from a file, registered */
@@ -525,7 +525,7 @@ static void call_clear(byok_call *call)
     call->wrapping_transient = call->aes_transient = NULL;
 }
 
-static int held_in_smartkey(const SK_KEY *key)
+static int held_in_smartkey(const sk_key *key)
 {
     return key->kid[0] != '\0';
 }
@@ -543,7 +543,7 @@ static void subject_ref(const wrap_settings *ws, sk_key_ref *ref)
 static int wrapping_key(byok_call *call, sk_key_ref *ref,
                         const char **transient)
 {
-    const SK_KEY *key = call->ctx->key;
+    const sk_key *key = call->ctx->key;
     unsigned char *spki = NULL;
     int spki_len, ok;
 
@@ -713,7 +713,7 @@ static int set_string(json_t *obj, const char *key, const char *value)
 }
 
 /* The JOSE protected header; key order as Salesforce's documentation. */
-static char *jwe_header(const SK_BYOK_CIPHER *ctx)
+static char *jwe_header(const sk_byok_cipher *ctx)
 {
     json_t *header = json_object();
     char *text = NULL;
@@ -886,7 +886,7 @@ static int subject_sha256(byok_call *call, unsigned char **out, size_t *out_len)
  * SmartKey renews the session between two calls (404): then the whole
  * sequence runs once more in the new session.
  */
-static int produce(SK_BYOK_CIPHER *ctx, wrap_settings *ws, unsigned char **out,
+static int produce(sk_byok_cipher *ctx, wrap_settings *ws, unsigned char **out,
                    size_t *out_len)
 {
     byok_call call;
@@ -953,7 +953,7 @@ static int produce(SK_BYOK_CIPHER *ctx, wrap_settings *ws, unsigned char **out,
  * keys/info request). *kind is set to "an RSA" or "an EC" when it is.
  * Returns -1 with an error raised when SmartKey cannot say, unless quiet.
  */
-static int subject_is_asymmetric(SK_BYOK_CIPHER *ctx, const sk_uri *subject,
+static int subject_is_asymmetric(sk_byok_cipher *ctx, const sk_uri *subject,
                                  const char **kind, int quiet)
 {
     sk_client *client = sk_provctx_client(ctx->provctx);
@@ -988,7 +988,7 @@ static int subject_is_asymmetric(SK_BYOK_CIPHER *ctx, const sk_uri *subject,
  * carry its PKCS#8 where every consumer expects key bytes, and SmartKey's
  * SHA-256 is of its PKCS#1 / SEC1 form, which no cloud compares with.
  */
-static int subject_fits_format(SK_BYOK_CIPHER *ctx, const wrap_settings *ws)
+static int subject_fits_format(sk_byok_cipher *ctx, const wrap_settings *ws)
 {
     const char *kind = NULL;
     int asymmetric;
@@ -1044,7 +1044,7 @@ static int wrap_refused(char *text, size_t len)
  * type is looked up (on this failure path only) and the user is pointed to
  * the format that does it. Any other refusal is reported as it was.
  */
-static int inner_encrypt(SK_BYOK_CIPHER *ctx, unsigned char *out,
+static int inner_encrypt(sk_byok_cipher *ctx, unsigned char *out,
                          size_t *outlen, size_t outsize,
                          const unsigned char *in, size_t inlen)
 {
@@ -1093,7 +1093,7 @@ static int is_text_format(byok_format format)
 
 /* The size query is answered locally (pkeyutl asks before every call), so
    it is a bound: the subject's size is known only to SmartKey. */
-static size_t size_bound(const SK_BYOK_CIPHER *ctx)
+static size_t size_bound(const sk_byok_cipher *ctx)
 {
     size_t modulus = (size_t)ctx->key->max_size;
     size_t raw = modulus + MAX_SUBJECT_BYTES + 16;
@@ -1108,7 +1108,7 @@ static size_t size_bound(const SK_BYOK_CIPHER *ctx)
 }
 
 /* The plain RSA-OAEP wrap by the RSA cipher, then encoded. */
-static int rsa_oaep_by_inner(SK_BYOK_CIPHER *ctx, unsigned char **out,
+static int rsa_oaep_by_inner(sk_byok_cipher *ctx, unsigned char **out,
                              size_t *out_len)
 {
     size_t size = 0;
@@ -1131,7 +1131,7 @@ static int rsa_oaep_by_inner(SK_BYOK_CIPHER *ctx, unsigned char **out,
 static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
                         size_t outsize, const unsigned char *in, size_t inlen)
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
     unsigned char *artifact = NULL;
     size_t artifact_len = 0;
     char *encoded = NULL;

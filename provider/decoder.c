@@ -35,7 +35,7 @@ static void decoder_freectx(void *ctx)
 {
 }
 
-static BIO *read_input(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin)
+static BIO *read_input(sk_provctx *provctx, OSSL_CORE_BIO *cin)
 {
     return BIO_new_from_core_bio(provctx->libctx, cin);
 }
@@ -45,7 +45,7 @@ static BIO *read_input(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin)
  * caller decides whether a failure is an error (our PEM label) or just
  * someone else's DER.
  */
-static int parse_reference(SK_PROVCTX *provctx, const unsigned char *der,
+static int parse_reference(sk_provctx *provctx, const unsigned char *der,
                            size_t der_len, sk_keyref_fields *fields,
                            const char **why)
 {
@@ -66,11 +66,11 @@ static const char *type_name(sk_key_type type)
  * The key a reference names, as SmartKey describes it now: NULL with an
  * error raised when it is gone or no longer what the file says.
  */
-static SK_KEY *referenced_key(SK_PROVCTX *provctx,
+static sk_key *referenced_key(sk_provctx *provctx,
                               const sk_keyref_fields *fields)
 {
     sk_key_ref ref = {fields->kid, NULL};
-    SK_KEY *key = sk_key_fetch(provctx, &ref);
+    sk_key *key = sk_key_fetch(provctx, &ref);
 
     if (key == NULL) {
         /*
@@ -103,13 +103,13 @@ static int pem_to_der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                              OSSL_CALLBACK *object_cb, void *object_cbarg,
                              OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
-    SK_PROVCTX *provctx = ctx;
+    sk_provctx *provctx = ctx;
     BIO *in = read_input(provctx, cin);
     char *label = NULL, *header = NULL;
     unsigned char *der = NULL;
     long der_len = 0;
     sk_keyref_fields fields;
-    SK_KEY *key;
+    sk_key *key;
     const char *why;
     int object_type = OSSL_OBJECT_PKEY;
     OSSL_PARAM params[5];
@@ -168,7 +168,7 @@ done:
     return ok;
 }
 
-static int der_to_key_decode(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin,
+static int der_to_key_decode(sk_provctx *provctx, OSSL_CORE_BIO *cin,
                              int selection, OSSL_CALLBACK *object_cb,
                              void *object_cbarg, sk_key_type type)
 {
@@ -177,7 +177,7 @@ static int der_to_key_decode(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin,
     long der_len = 0;
     sk_keyref_fields fields;
     sk_key_reference reference;
-    SK_KEY *key;
+    sk_key *key;
     const char *why;
     int object_type = OSSL_OBJECT_PKEY;
     OSSL_PARAM params[4];

@@ -54,9 +54,9 @@ static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
                        const OSSL_PARAM obj_abstract[], int selection,
                        OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
 {
-    SK_PROVCTX *provctx = ctx;
-    const SK_KEYDATA *handle = obj_raw;
-    const SK_KEY *key;
+    sk_provctx *provctx = ctx;
+    const sk_keydata *handle = obj_raw;
+    const sk_key *key;
     BIO *out;
     int ok;
 
@@ -101,15 +101,15 @@ const OSSL_DISPATCH sk_text_encoder_functions[] = {
  * EVP_CIPHER, i2d_PKCS8PrivateKey_bio with one).
  */
 typedef struct sk_keyref_encoder_ctx {
-    SK_PROVCTX *provctx;
+    sk_provctx *provctx;
     int pem;
     int pkcs8; /* registered as structure=PrivateKeyInfo */
     char cipher[64];
-} SK_KEYREF_ENCODER_CTX;
+} sk_keyref_encoder_ctx;
 
-static void *keyref_newctx(SK_PROVCTX *provctx, int pem, int pkcs8)
+static void *keyref_newctx(sk_provctx *provctx, int pem, int pkcs8)
 {
-    SK_KEYREF_ENCODER_CTX *ctx = OPENSSL_zalloc(sizeof(*ctx));
+    sk_keyref_encoder_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a key encoder");
@@ -159,7 +159,7 @@ static const OSSL_PARAM *keyref_settable_ctx_params(void *provctx)
  */
 static int keyref_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
-    SK_KEYREF_ENCODER_CTX *ctx = vctx;
+    sk_keyref_encoder_ctx *ctx = vctx;
     const OSSL_PARAM *p;
     size_t i;
 
@@ -198,7 +198,7 @@ static int keyref_does_selection(void *provctx, int selection)
  * what the caller asked for. Each says "the private key stays in
  * SmartKey" and what to do instead.
  */
-static int keyref_refused(SK_KEYREF_ENCODER_CTX *ctx, const SK_KEY *key,
+static int keyref_refused(sk_keyref_encoder_ctx *ctx, const sk_key *key,
                           int selection)
 {
     /*
@@ -243,9 +243,9 @@ static int keyref_encode(void *vctx, OSSL_CORE_BIO *cout, const void *obj_raw,
                          const OSSL_PARAM obj_abstract[], int selection,
                          OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
 {
-    SK_KEYREF_ENCODER_CTX *ctx = vctx;
-    SK_PROVCTX *provctx = ctx->provctx;
-    const SK_KEYDATA *handle = obj_raw;
+    sk_keyref_encoder_ctx *ctx = vctx;
+    sk_provctx *provctx = ctx->provctx;
+    const sk_keydata *handle = obj_raw;
     unsigned char *der = NULL;
     size_t der_len = 0;
     BIO *out;

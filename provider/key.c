@@ -20,7 +20,7 @@
 #define DECODE_PROPQ "provider!=" SMARTKEY_PROVIDER_NAME
 
 typedef struct cache_entry {
-    SK_KEY *key;
+    sk_key *key;
     double expires; /* CLOCK_MONOTONIC seconds */
     struct cache_entry *next;
 } cache_entry;
@@ -38,14 +38,14 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-SK_KEY *sk_key_up_ref(SK_KEY *key)
+sk_key *sk_key_up_ref(sk_key *key)
 {
     if (key != NULL)
         atomic_fetch_add(&key->refs, 1);
     return key;
 }
 
-void sk_key_free(SK_KEY *key)
+void sk_key_free(sk_key *key)
 {
     if (key == NULL || atomic_fetch_sub(&key->refs, 1) != 1)
         return;
@@ -126,10 +126,10 @@ static int entry_matches(const cache_entry *entry, const sk_key_ref *ref)
            strcmp(entry->key->name, ref->name) == 0;
 }
 
-static SK_KEY *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
+static sk_key *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
 {
     cache_entry **link, *entry;
-    SK_KEY *found = NULL;
+    sk_key *found = NULL;
     double now = now_seconds();
 
     pthread_mutex_lock(&cache->lock);
@@ -149,7 +149,7 @@ static SK_KEY *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
 }
 
 /* A newer description of the same kid replaces the older one (a rename). */
-static void cache_put(SK_PROVCTX *ctx, SK_KEY *key)
+static void cache_put(sk_provctx *ctx, sk_key *key)
 {
     sk_key_cache *cache = ctx->key_cache;
     cache_entry **link, *entry, *fresh;
@@ -177,7 +177,7 @@ static void cache_put(SK_PROVCTX *ctx, SK_KEY *key)
     pthread_mutex_unlock(&cache->lock);
 }
 
-void sk_key_cache_forget(SK_PROVCTX *ctx, const SK_KEY *key)
+void sk_key_cache_forget(sk_provctx *ctx, const sk_key *key)
 {
     sk_key_cache *cache = ctx != NULL ? ctx->key_cache : NULL;
     cache_entry **link, *entry;
@@ -197,7 +197,7 @@ void sk_key_cache_forget(SK_PROVCTX *ctx, const SK_KEY *key)
     pthread_mutex_unlock(&cache->lock);
 }
 
-static EVP_PKEY *decode_public_key(SK_PROVCTX *ctx, const sk_key_info *info)
+static EVP_PKEY *decode_public_key(sk_provctx *ctx, const sk_key_info *info)
 {
     EVP_PKEY *pkey = NULL;
     OSSL_DECODER_CTX *decoder;
@@ -237,9 +237,9 @@ static const char *obj_type_name(sk_obj_type type)
     return "a non-RSA/EC";
 }
 
-SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info)
+sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info)
 {
-    SK_KEY *key;
+    sk_key *key;
     const char *label = info->name != NULL ? info->name : info->kid;
 
     if (info->obj_type != SK_OBJ_RSA && info->obj_type != SK_OBJ_EC) {
@@ -315,7 +315,7 @@ SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info)
  * later operation use (and cache under the asked name) a key the user did
  * not name. Refused, whatever the reason (a proxy, a broken server).
  */
-static int answer_names_ref(SK_PROVCTX *ctx, const sk_key_ref *ref,
+static int answer_names_ref(sk_provctx *ctx, const sk_key_ref *ref,
                             const sk_key_info *info)
 {
     char asked[256];
@@ -341,9 +341,9 @@ static int answer_names_ref(SK_PROVCTX *ctx, const sk_key_ref *ref,
     return 1;
 }
 
-SK_KEY *sk_key_fetch(SK_PROVCTX *ctx, const sk_key_ref *ref)
+sk_key *sk_key_fetch(sk_provctx *ctx, const sk_key_ref *ref)
 {
-    SK_KEY *key;
+    sk_key *key;
     sk_client *client;
     sk_key_info *info = NULL;
     sk_error err;

@@ -22,7 +22,7 @@
 
 static void *keymgmt_new(void *provctx)
 {
-    SK_KEYDATA *keydata = calloc(1, sizeof(*keydata));
+    sk_keydata *keydata = calloc(1, sizeof(*keydata));
 
     if (keydata == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a key handle");
@@ -34,7 +34,7 @@ static void *keymgmt_new(void *provctx)
 
 static void keymgmt_free(void *keydata)
 {
-    SK_KEYDATA *handle = keydata;
+    sk_keydata *handle = keydata;
 
     if (handle == NULL)
         return;
@@ -46,7 +46,7 @@ static void *load_of_type(const void *reference, size_t reference_size,
                           sk_key_type type)
 {
     const sk_key_reference *ref = reference;
-    SK_KEYDATA *keydata;
+    sk_keydata *keydata;
 
     /* anything else is another provider's reference, not ours to read */
     if (ref == NULL || reference_size != sizeof(*ref) ||
@@ -74,8 +74,8 @@ static void *ec_load(const void *reference, size_t reference_size)
 
 static void *keymgmt_dup(const void *keydata_from, int selection)
 {
-    const SK_KEYDATA *from = keydata_from;
-    SK_KEYDATA *copy = keymgmt_new(from->provctx);
+    const sk_keydata *from = keydata_from;
+    sk_keydata *copy = keymgmt_new(from->provctx);
 
     if (copy == NULL)
         return NULL;
@@ -87,7 +87,7 @@ static void *keymgmt_dup(const void *keydata_from, int selection)
 
 static int keymgmt_has(const void *keydata, int selection)
 {
-    const SK_KEYDATA *handle = keydata;
+    const sk_keydata *handle = keydata;
 
     if (handle == NULL)
         return 0;
@@ -105,7 +105,7 @@ static int keymgmt_has(const void *keydata, int selection)
 static int keymgmt_match(const void *keydata1, const void *keydata2,
                          int selection)
 {
-    const SK_KEYDATA *a = keydata1, *b = keydata2;
+    const sk_keydata *a = keydata1, *b = keydata2;
 
     if (a == NULL || b == NULL || a->key == NULL || b->key == NULL)
         return 0;
@@ -138,7 +138,7 @@ static int keymgmt_match(const void *keydata1, const void *keydata2,
 static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
                           void *cbarg)
 {
-    SK_KEYDATA *handle = keydata;
+    sk_keydata *handle = keydata;
     int public_selection;
 
     if (handle == NULL || handle->key == NULL)
@@ -173,10 +173,10 @@ static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
  */
 static int rsa_import(void *keydata, int selection, const OSSL_PARAM params[])
 {
-    SK_KEYDATA *handle = keydata;
+    sk_keydata *handle = keydata;
     EVP_PKEY_CTX *from_data;
     EVP_PKEY *public_key = NULL;
-    SK_KEY *key;
+    sk_key *key;
 
     if (handle == NULL || handle->key != NULL ||
         (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) == 0 ||
@@ -248,7 +248,7 @@ static const OSSL_PARAM *ec_export_types(int selection)
 }
 
 /* One parameter from the public EVP_PKEY (n, e, group, ...). */
-static int get_public_param(const SK_KEY *key, OSSL_PARAM *p)
+static int get_public_param(const sk_key *key, OSSL_PARAM *p)
 {
     OSSL_PARAM one[2] = {*p, OSSL_PARAM_END};
 
@@ -266,8 +266,8 @@ static int get_public_param(const SK_KEY *key, OSSL_PARAM *p)
  */
 static int keymgmt_get_params(void *keydata, OSSL_PARAM params[])
 {
-    SK_KEYDATA *handle = keydata;
-    const SK_KEY *key;
+    sk_keydata *handle = keydata;
+    const sk_key *key;
     OSSL_PARAM *p;
 
     if (handle == NULL || handle->key == NULL)
@@ -358,7 +358,7 @@ static const char *ec_query_operation_name(int operation_id)
 #define MAX_KEY_OPS 16
 
 typedef struct sk_genctx {
-    SK_PROVCTX *provctx;
+    sk_provctx *provctx;
     sk_key_type type;
     int selection;
     size_t bits;                /* RSA */
@@ -367,7 +367,7 @@ typedef struct sk_genctx {
     char *name;
     char *key_ops;  /* the user's comma list, NULL: SmartKey's default */
     int exportable; /* -1: not said */
-} SK_GENCTX;
+} sk_genctx;
 
 /* SmartKey's default operations, spelled out when EXPORT is added to them
    (sending key_ops replaces the default as a whole). */
@@ -401,7 +401,7 @@ static const char *smartkey_curve_name(sk_curve curve)
 
 static void gen_cleanup(void *genctx)
 {
-    SK_GENCTX *gen = genctx;
+    sk_genctx *gen = genctx;
 
     if (gen == NULL)
         return;
@@ -410,7 +410,7 @@ static void gen_cleanup(void *genctx)
     free(gen);
 }
 
-static int set_gen_string(SK_GENCTX *gen, char **slot, const OSSL_PARAM *p)
+static int set_gen_string(sk_genctx *gen, char **slot, const OSSL_PARAM *p)
 {
     char value[SK_PARAM_MAX_BYTES + 1];
     char *copy;
@@ -451,7 +451,7 @@ static const OSSL_PARAM ec_gen_settable[] = {
 
 static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 {
-    SK_GENCTX *gen = genctx;
+    sk_genctx *gen = genctx;
     const OSSL_PARAM *p;
 
     if (gen == NULL)
@@ -549,7 +549,7 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[],
                       sk_key_type type)
 {
-    SK_GENCTX *gen = calloc(1, sizeof(*gen));
+    sk_genctx *gen = calloc(1, sizeof(*gen));
 
     if (gen == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "starting key generation");
@@ -595,7 +595,7 @@ static const OSSL_PARAM *ec_gen_settable_params(void *genctx, void *provctx)
  * SmartKey's spelling), or SmartKey's default spelled out when EXPORT must
  * be added to it. *count 0 with success means "send none: default".
  */
-static int gen_key_ops(SK_GENCTX *gen, char *buf, size_t buf_len,
+static int gen_key_ops(sk_genctx *gen, char *buf, size_t buf_len,
                        const char **ops, size_t *count)
 {
     int has_export = 0;
@@ -655,14 +655,14 @@ bad:
  */
 static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
 {
-    SK_GENCTX *gen = genctx;
+    sk_genctx *gen = genctx;
     const char *ops[MAX_KEY_OPS + 1];
     char ops_buf[512];
     sk_generate_request req;
     sk_key_info *info = NULL;
-    SK_KEYDATA *keydata;
+    sk_keydata *keydata;
     sk_client *client;
-    SK_KEY *key;
+    sk_key *key;
     sk_error err;
     char subject[256];
     int ok;

@@ -49,7 +49,7 @@ static int is_uuid(const unsigned char *s, int len)
     return 1;
 }
 
-int sk_keyref_to_der(const SK_KEY *key, unsigned char **der, size_t *der_len)
+int sk_keyref_to_der(const sk_key *key, unsigned char **der, size_t *der_len)
 {
     SK_KEYREF_ASN1 *ref;
     const char *type = type_name(key->type);

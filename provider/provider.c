@@ -173,12 +173,12 @@ static const OSSL_ITEM *get_reason_strings(void *provctx)
  * copies. The REST client has handlers of its own for its connections.
  */
 static pthread_mutex_t live_contexts_lock = PTHREAD_MUTEX_INITIALIZER;
-static SK_PROVCTX *live_contexts;
+static sk_provctx *live_contexts;
 static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
 
 static void fork_prepare(void)
 {
-    SK_PROVCTX *ctx;
+    sk_provctx *ctx;
 
     pthread_mutex_lock(&live_contexts_lock);
     for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live) {
@@ -189,7 +189,7 @@ static void fork_prepare(void)
 
 static void fork_release(void)
 {
-    SK_PROVCTX *ctx;
+    sk_provctx *ctx;
 
     for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live) {
         pthread_mutex_unlock(&ctx->key_source_lock);
@@ -203,7 +203,7 @@ static void install_fork_handlers(void)
     pthread_atfork(fork_prepare, fork_release, fork_release);
 }
 
-static void add_live_context(SK_PROVCTX *ctx)
+static void add_live_context(sk_provctx *ctx)
 {
     pthread_once(&fork_handlers_once, install_fork_handlers);
     pthread_mutex_lock(&live_contexts_lock);
@@ -212,9 +212,9 @@ static void add_live_context(SK_PROVCTX *ctx)
     pthread_mutex_unlock(&live_contexts_lock);
 }
 
-static void remove_live_context(SK_PROVCTX *ctx)
+static void remove_live_context(sk_provctx *ctx)
 {
-    SK_PROVCTX **link;
+    sk_provctx **link;
 
     pthread_mutex_lock(&live_contexts_lock);
     for (link = &live_contexts; *link != NULL; link = &(*link)->next_live) {
@@ -228,7 +228,7 @@ static void remove_live_context(SK_PROVCTX *ctx)
 
 static void teardown(void *provctx)
 {
-    SK_PROVCTX *ctx = provctx;
+    sk_provctx *ctx = provctx;
 
     if (ctx == NULL)
         return;
@@ -280,7 +280,7 @@ static const char *env_setting(const char *name, const char *alternative)
  * scripts can point an existing configuration at another account (the endpoint
  * and CA only with the API key, or with env_overrides = yes: config.c).
  */
-static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
+static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_get_params_fn *core_get_params)
 {
     char *api_endpoint = NULL, *api_key = NULL, *ca_file = NULL;
@@ -377,7 +377,7 @@ static void trim_right(char *text)
         text[--len] = '\0';
 }
 
-static char *read_api_key_file(SK_PROVCTX *ctx, const char *path)
+static char *read_api_key_file(sk_provctx *ctx, const char *path)
 {
     struct stat st;
     char *key;
@@ -441,7 +441,7 @@ fail:
 }
 
 /* The API key from its source: a literal, file:PATH or env:NAME. */
-static char *resolve_from(SK_PROVCTX *ctx, const char *source)
+static char *resolve_from(sk_provctx *ctx, const char *source)
 {
     const char *text = source;
     char why[128];
@@ -467,7 +467,7 @@ static char *resolve_from(SK_PROVCTX *ctx, const char *source)
     return key;
 }
 
-static char *resolve_api_key(SK_PROVCTX *ctx)
+static char *resolve_api_key(sk_provctx *ctx)
 {
     char *source = NULL, *key;
     int unset;
@@ -499,7 +499,7 @@ static char *resolve_api_key(SK_PROVCTX *ctx)
 /* After start-up the API key lives in the client only: a literal from
    openssl.cnf (or SMARTKEY_API_KEY) is wiped from the settings; file: and
    env: name where it is, not the key. */
-static void wipe_literal_api_key(SK_PROVCTX *ctx)
+static void wipe_literal_api_key(sk_provctx *ctx)
 {
     char *source;
 
@@ -511,7 +511,7 @@ static void wipe_literal_api_key(SK_PROVCTX *ctx)
     pthread_mutex_unlock(&ctx->key_source_lock);
 }
 
-sk_client *sk_provctx_client(SK_PROVCTX *ctx)
+sk_client *sk_provctx_client(sk_provctx *ctx)
 {
     sk_client_config config;
     sk_client *client, *published = NULL;
@@ -592,7 +592,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                        const OSSL_DISPATCH **out, void **provctx)
 {
     OSSL_FUNC_core_get_params_fn *core_get_params = NULL;
-    SK_PROVCTX *ctx = calloc(1, sizeof(*ctx));
+    sk_provctx *ctx = calloc(1, sizeof(*ctx));
     const OSSL_DISPATCH *fn;
 
     if (ctx == NULL)

@@ -47,9 +47,9 @@ typedef enum sign_operation {
 } sign_operation;
 
 typedef struct sk_signature_ctx {
-    SK_PROVCTX *provctx;
+    sk_provctx *provctx;
     sk_key_type algorithm; /* of this implementation: RSA or EC */
-    SK_KEY *key;
+    sk_key *key;
     sign_operation operation;
     EVP_MD *md; /* NULL for pkeyutl -sign until set or inferred */
     const char *md_smartkey_name;
@@ -65,7 +65,7 @@ typedef struct sk_signature_ctx {
     EVP_PKEY_CTX *verify_ctx;      /* pre-hashed (pkeyutl -verify) */
     EVP_MD_CTX *digest_verify_ctx; /* dgst -prverify, ... */
     int verify_digest_set;
-} SK_SIGNATURE_CTX;
+} sk_signature_ctx;
 
 static const char *smartkey_digest_name(const EVP_MD *md)
 {
@@ -82,7 +82,7 @@ static const char *smartkey_digest_name(const EVP_MD *md)
  * a key can do with digest_sign_init calls and picks its signature
  * algorithm from the answers (docs/openssl-dispatch.md §6).
  */
-static EVP_MD *fetch_signable_digest(SK_SIGNATURE_CTX *ctx, const char *name,
+static EVP_MD *fetch_signable_digest(sk_signature_ctx *ctx, const char *name,
                                      const char *properties,
                                      const char **smartkey_name)
 {
@@ -107,7 +107,7 @@ static EVP_MD *fetch_signable_digest(SK_SIGNATURE_CTX *ctx, const char *name,
 
 static void *newctx(void *provctx, sk_key_type algorithm)
 {
-    SK_SIGNATURE_CTX *ctx = calloc(1, sizeof(*ctx));
+    sk_signature_ctx *ctx = calloc(1, sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a signature context");
@@ -132,7 +132,7 @@ static void *ecdsa_newctx(void *provctx, const char *properties)
 
 static void freectx(void *vctx)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (ctx == NULL)
         return;
@@ -152,8 +152,8 @@ static void freectx(void *vctx)
  */
 static void *dupctx(void *vctx)
 {
-    const SK_SIGNATURE_CTX *from = vctx;
-    SK_SIGNATURE_CTX *copy = calloc(1, sizeof(*copy));
+    const sk_signature_ctx *from = vctx;
+    sk_signature_ctx *copy = calloc(1, sizeof(*copy));
 
     if (copy == NULL) {
         SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY,
@@ -216,10 +216,10 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[]);
  */
 #define REPORTED_KEYS_MAX 64
 static pthread_mutex_t reported_lock = PTHREAD_MUTEX_INITIALIZER;
-static char reported_kids[REPORTED_KEYS_MAX][sizeof(((SK_KEY *)0)->kid)];
+static char reported_kids[REPORTED_KEYS_MAX][sizeof(((sk_key *)0)->kid)];
 static size_t reported_count;
 
-static int first_report(const SK_KEY *key)
+static int first_report(const sk_key *key)
 {
     int first = 1;
     size_t i;
@@ -244,7 +244,7 @@ static void printable_name(const char *name, char *buf, size_t len)
     buf[i] = '\0';
 }
 
-static void report_no_sign_permission(SK_PROVCTX *provctx, const SK_KEY *key)
+static void report_no_sign_permission(sk_provctx *provctx, const sk_key *key)
 {
     char name[128];
 
@@ -271,9 +271,9 @@ static void report_no_sign_permission(SK_PROVCTX *provctx, const SK_KEY *key)
  * `openssl dgst -sign` resetting its digest BIO (docs/openssl-dispatch.md §6).
  * The previous key and settings stay.
  */
-static int init_key(SK_SIGNATURE_CTX *ctx, void *provkey, int for_signing)
+static int init_key(sk_signature_ctx *ctx, void *provkey, int for_signing)
 {
-    SK_KEYDATA *keydata = provkey;
+    sk_keydata *keydata = provkey;
 
     if (keydata == NULL) {
         if (ctx->key == NULL) {
@@ -317,7 +317,7 @@ static int init_key(SK_SIGNATURE_CTX *ctx, void *provkey, int for_signing)
     return 1;
 }
 
-static int set_digest(SK_SIGNATURE_CTX *ctx, const char *name,
+static int set_digest(sk_signature_ctx *ctx, const char *name,
                       const char *properties)
 {
     const char *smartkey_name;
@@ -333,7 +333,7 @@ static int set_digest(SK_SIGNATURE_CTX *ctx, const char *name,
 
 static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (!init_key(ctx, provkey, 1))
         return 0;
@@ -350,7 +350,7 @@ static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
 static int digest_sign_init(void *vctx, const char *mdname, void *provkey,
                             const OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (!init_key(ctx, provkey, 1))
         return 0;
@@ -377,7 +377,7 @@ static int digest_sign_init(void *vctx, const char *mdname, void *provkey,
 static int digest_sign_update(void *vctx, const unsigned char *data,
                               size_t datalen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (ctx->operation != OPERATION_DIGEST_SIGN || ctx->md_ctx == NULL)
         return 0;
@@ -388,7 +388,7 @@ static int digest_sign_update(void *vctx, const unsigned char *data,
 
 /* The PSS salt length SmartKey uses is the digest length (docs/smartkey-api.md
  * §4.1). */
-static int pss_saltlen_matches(SK_SIGNATURE_CTX *ctx)
+static int pss_saltlen_matches(sk_signature_ctx *ctx)
 {
     if (ctx->explicit_saltlen < 0 ||
         ctx->explicit_saltlen == EVP_MD_get_size(ctx->md))
@@ -410,7 +410,7 @@ static int pss_saltlen_matches(SK_SIGNATURE_CTX *ctx)
  * padding, PSS salt length (the digest length, which the
  * AlgorithmIdentifier states) and MGF1 digest in force; no network.
  */
-static int signature_verifies(SK_SIGNATURE_CTX *ctx,
+static int signature_verifies(sk_signature_ctx *ctx,
                               const unsigned char *digest, size_t digest_len,
                               const unsigned char *sig, size_t siglen)
 {
@@ -458,7 +458,7 @@ static int signature_verifies(SK_SIGNATURE_CTX *ctx,
     return ok;
 }
 
-static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
+static int sign_digest(sk_signature_ctx *ctx, unsigned char *sig,
                        size_t *siglen, size_t sigsize,
                        const unsigned char *digest, size_t digest_len)
 {
@@ -510,10 +510,10 @@ static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
         return 0;
     }
     ok = ctx->algorithm == SK_KEY_RSA
-             ? sk_rsa_signature_is_sound(ctx->provctx, ctx->key, answer,
-                                         answer_len)
-             : sk_ecdsa_signature_is_sound(ctx->provctx, ctx->key, answer,
-                                           answer_len);
+             ? sk_rsa_signature_has_valid_shape(ctx->provctx, ctx->key, answer,
+                                                answer_len)
+             : sk_ecdsa_signature_has_valid_shape(ctx->provctx, ctx->key,
+                                                  answer, answer_len);
     if (ok)
         ok = signature_verifies(ctx, digest, digest_len, answer, answer_len);
     if (ok && answer_len > sigsize) {
@@ -534,7 +534,7 @@ static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
 static int digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen,
                              size_t sigsize)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len = 0;
 
@@ -577,7 +577,7 @@ static const char *digest_of_length(size_t len)
 static int sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
                 const unsigned char *tbs, size_t tbslen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     const char *inferred = digest_of_length(tbslen);
     int ok, infer;
 
@@ -623,7 +623,7 @@ static int sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
  * child libctx verifies with the public key; parameters are passed
  * through unchanged, so any salt length a verifier wants is accepted here.
  */
-static int local_verify_init(SK_SIGNATURE_CTX *ctx, void *provkey,
+static int local_verify_init(sk_signature_ctx *ctx, void *provkey,
                              const OSSL_PARAM params[], int recover)
 {
     if (!init_key(ctx, provkey, 0))
@@ -658,7 +658,7 @@ static int verify_recover(void *vctx, unsigned char *rout, size_t *routlen,
                           size_t routsize, const unsigned char *sig,
                           size_t siglen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     size_t len = routsize;
 
     if (ctx->operation != OPERATION_VERIFY_RECOVER)
@@ -672,7 +672,7 @@ static int verify_recover(void *vctx, unsigned char *rout, size_t *routlen,
 static int verify(void *vctx, const unsigned char *sig, size_t siglen,
                   const unsigned char *tbs, size_t tbslen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     const char *inferred = digest_of_length(tbslen);
 
     if (ctx->operation != OPERATION_VERIFY)
@@ -695,7 +695,7 @@ static int verify(void *vctx, const unsigned char *sig, size_t siglen,
 static int digest_verify_init(void *vctx, const char *mdname, void *provkey,
                               const OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (!init_key(ctx, provkey, 0))
         return 0;
@@ -729,7 +729,7 @@ static int digest_verify_init(void *vctx, const char *mdname, void *provkey,
 static int digest_verify_update(void *vctx, const unsigned char *data,
                                 size_t datalen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (ctx->operation != OPERATION_DIGEST_VERIFY)
         return 0;
@@ -739,7 +739,7 @@ static int digest_verify_update(void *vctx, const unsigned char *data,
 static int digest_verify_final(void *vctx, const unsigned char *sig,
                                size_t siglen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (ctx->operation != OPERATION_DIGEST_VERIFY)
         return 0;
@@ -747,7 +747,7 @@ static int digest_verify_final(void *vctx, const unsigned char *sig,
 }
 
 /* The context of the verifier in the default provider, if verifying. */
-static EVP_PKEY_CTX *verifier(SK_SIGNATURE_CTX *ctx)
+static EVP_PKEY_CTX *verifier(sk_signature_ctx *ctx)
 {
     if (ctx->operation == OPERATION_VERIFY ||
         ctx->operation == OPERATION_VERIFY_RECOVER)
@@ -789,7 +789,7 @@ static const OSSL_ITEM padding_names[] = {
 
 /* pad-mode arrives as int from EVP_PKEY_CTX_set_rsa_padding (TLS, CMS)
    and as utf8 from -sigopt (docs/openssl-dispatch.md §4). */
-static int set_padding(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
+static int set_padding(sk_signature_ctx *ctx, const OSSL_PARAM *p)
 {
     int padding = -1;
     char text[32];
@@ -822,7 +822,7 @@ static int set_padding(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
  * (-3) and other lengths are refused: a verifier told to expect them
  * would reject our signatures.
  */
-static int set_saltlen(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
+static int set_saltlen(sk_signature_ctx *ctx, const OSSL_PARAM *p)
 {
     int saltlen;
 
@@ -884,7 +884,7 @@ static int set_saltlen(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
  * caller's text may lack its terminating NUL, and OpenSSL's own providers
  * read it as a C string; OSSL_PARAM_dup() terminates it.
  */
-static int forward_to_verifier(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM params[])
+static int forward_to_verifier(sk_signature_ctx *ctx, const OSSL_PARAM params[])
 {
     const OSSL_PARAM *settable =
         ctx->algorithm == SK_KEY_RSA ? rsa_settable : ecdsa_settable;
@@ -913,7 +913,7 @@ static int forward_to_verifier(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM params[])
 
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     const OSSL_PARAM *p;
     const char *properties = NULL;
     char properties_text[SK_PARAM_MAX_BYTES + 1];
@@ -996,7 +996,7 @@ static const OSSL_PARAM *ecdsa_settable_ctx_params(void *vctx, void *provctx)
 
 static int get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     OSSL_PARAM *p;
 
     if (verifier(ctx) != NULL)

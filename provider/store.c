@@ -18,7 +18,7 @@
 #include "uri.h"
 
 typedef struct sk_store_ctx {
-    SK_PROVCTX *provctx;
+    sk_provctx *provctx;
     char *uri_text;
     sk_uri uri;
     int uri_ok;
@@ -36,11 +36,11 @@ typedef struct sk_store_ctx {
     sk_key_info **keys;
     size_t key_count;
     size_t next_key;
-} SK_STORE_CTX;
+} sk_store_ctx;
 
 static void *store_open(void *provctx, const char *uri)
 {
-    SK_STORE_CTX *ctx = calloc(1, sizeof(*ctx));
+    sk_store_ctx *ctx = calloc(1, sizeof(*ctx));
 
     if (ctx == NULL || (ctx->uri_text = strdup(uri)) == NULL) {
         free(ctx);
@@ -81,7 +81,7 @@ static const OSSL_PARAM *store_settable_ctx_params(void *provctx)
  */
 static int store_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
 {
-    SK_STORE_CTX *ctx = loaderctx;
+    sk_store_ctx *ctx = loaderctx;
 
     if (ctx == NULL)
         return 0;
@@ -114,7 +114,7 @@ static int store_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
     return 1;
 }
 
-static int emit_key(SK_STORE_CTX *ctx, SK_KEY *key, OSSL_CALLBACK *object_cb,
+static int emit_key(sk_store_ctx *ctx, sk_key *key, OSSL_CALLBACK *object_cb,
                     void *object_cbarg)
 {
     int object_type = OSSL_OBJECT_PKEY;
@@ -152,11 +152,11 @@ static int emit_key(SK_STORE_CTX *ctx, SK_KEY *key, OSSL_CALLBACK *object_cb,
     return object_cb(params, object_cbarg);
 }
 
-static int load_one_key(SK_STORE_CTX *ctx, OSSL_CALLBACK *object_cb,
+static int load_one_key(sk_store_ctx *ctx, OSSL_CALLBACK *object_cb,
                         void *object_cbarg)
 {
     sk_key_ref ref = {.kid = ctx->uri.kid, .name = ctx->uri.name};
-    SK_KEY *key = sk_key_fetch(ctx->provctx, &ref);
+    sk_key *key = sk_key_fetch(ctx->provctx, &ref);
     int ok;
 
     if (key == NULL)
@@ -188,18 +188,18 @@ static int listable(const sk_key_info *info)
              info->curve == SK_CURVE_P521));
 }
 
-static void skip_unlistable(SK_STORE_CTX *ctx)
+static void skip_unlistable(sk_store_ctx *ctx)
 {
     while (ctx->next_key < ctx->key_count &&
            !listable(ctx->keys[ctx->next_key]))
         ctx->next_key++;
 }
 
-static int load_next_listed_key(SK_STORE_CTX *ctx, OSSL_CALLBACK *object_cb,
+static int load_next_listed_key(sk_store_ctx *ctx, OSSL_CALLBACK *object_cb,
                                 void *object_cbarg)
 {
     const sk_key_info *info;
-    SK_KEY *key = NULL;
+    sk_key *key = NULL;
     int ok;
 
     if (!ctx->listed) {
@@ -247,7 +247,7 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb,
                       void *object_cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb,
                       void *pw_cbarg)
 {
-    SK_STORE_CTX *ctx = loaderctx;
+    sk_store_ctx *ctx = loaderctx;
 
     if (ctx->eof)
         return 0;
@@ -269,14 +269,14 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb,
 
 static int store_eof(void *loaderctx)
 {
-    SK_STORE_CTX *ctx = loaderctx;
+    sk_store_ctx *ctx = loaderctx;
 
     return ctx->eof;
 }
 
 static int store_close(void *loaderctx)
 {
-    SK_STORE_CTX *ctx = loaderctx;
+    sk_store_ctx *ctx = loaderctx;
 
     if (ctx == NULL)
         return 1;

@@ -29,6 +29,7 @@
 #include <openssl/x509.h>
 
 #include "key.h"
+#include "names.h"
 #include "params.h"
 #include "uri.h"
 
@@ -42,57 +43,13 @@
 /* TLS 1.2 RSA key exchange: the pre-master secret is 48 bytes. */
 #define TLS_PREMASTER_SIZE 48
 
-/*
- * The digests SmartKey's RSA OAEP takes, with the spellings OpenSSL and
- * users give them ("sha256", "SHA2-256", "SHA-256" or the OID).
- */
-typedef struct sk_oaep_digest {
-    const char *smartkey_name; /* the wire spelling */
-    const char *openssl_name;
-    const char *aliases[4];
-} sk_oaep_digest;
-
-static const sk_oaep_digest oaep_digests[] = {
-    {"SHA1", "SHA1", {"SHA-1", "SSL3-SHA1", "1.3.14.3.2.26", NULL}},
-    {"SHA224",
-     "SHA2-224",
-     {"SHA224", "SHA-224", "2.16.840.1.101.3.4.2.4", NULL}},
-    {"SHA256",
-     "SHA2-256",
-     {"SHA256", "SHA-256", "2.16.840.1.101.3.4.2.1", NULL}},
-    {"SHA384",
-     "SHA2-384",
-     {"SHA384", "SHA-384", "2.16.840.1.101.3.4.2.2", NULL}},
-    {"SHA512",
-     "SHA2-512",
-     {"SHA512", "SHA-512", "2.16.840.1.101.3.4.2.3", NULL}},
-};
-
-/* OpenSSL's OAEP default when no digest is given. */
-#define DEFAULT_OAEP_DIGEST (&oaep_digests[0])
-
-static const sk_oaep_digest *oaep_digest_by_name(const char *name)
-{
-    for (size_t i = 0; i < sizeof(oaep_digests) / sizeof(oaep_digests[0]);
-         i++) {
-        const sk_oaep_digest *d = &oaep_digests[i];
-
-        if (strcasecmp(name, d->openssl_name) == 0)
-            return d;
-        for (size_t a = 0; a < 4 && d->aliases[a] != NULL; a++)
-            if (strcasecmp(name, d->aliases[a]) == 0)
-                return d;
-    }
-    return NULL;
-}
-
 typedef struct sk_rsa_cipher {
     sk_provctx *provctx;
     sk_key *key; /* counted */
     int private_handle;
-    int padding;                       /* RSA_*_PADDING */
-    const sk_oaep_digest *oaep_digest; /* NULL: not set (SHA-1) */
-    const sk_oaep_digest *mgf1_digest; /* NULL: not set (= oaep_digest) */
+    int padding;                  /* RSA_*_PADDING */
+    const sk_digest *oaep_digest; /* NULL: not set (SHA-1) */
+    const sk_digest *mgf1_digest; /* NULL: not set (= oaep_digest) */
     unsigned char *oaep_label;
     size_t oaep_label_len;
     unsigned int tls_client_version;
@@ -136,18 +93,6 @@ static void rsa_cipher_freectx(void *vctx)
     free(ctx);
 }
 
-static char *strdup_or_null(const char *s, int *ok)
-{
-    char *copy;
-
-    if (s == NULL)
-        return NULL;
-    copy = strdup(s);
-    if (copy == NULL)
-        *ok = 0;
-    return copy;
-}
-
 static void *rsa_cipher_dupctx(void *vctx)
 {
     const sk_rsa_cipher *from = vctx;
@@ -166,9 +111,9 @@ static void *rsa_cipher_dupctx(void *vctx)
             OPENSSL_memdup(from->oaep_label, from->oaep_label_len);
         ok = copy->oaep_label != NULL;
     }
-    copy->wrap_subject_uri = strdup_or_null(from->wrap_subject_uri, &ok);
-    copy->wrap_subject.name = strdup_or_null(from->wrap_subject.name, &ok);
-    copy->wrap_subject.kid = strdup_or_null(from->wrap_subject.kid, &ok);
+    copy->wrap_subject_uri = sk_strdup_or_null(from->wrap_subject_uri, &ok);
+    copy->wrap_subject.name = sk_strdup_or_null(from->wrap_subject.name, &ok);
+    copy->wrap_subject.kid = sk_strdup_or_null(from->wrap_subject.kid, &ok);
     if (!ok) {
         rsa_cipher_freectx(copy);
         SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
@@ -245,17 +190,17 @@ static int set_padding(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
 }
 
 static int set_digest(sk_rsa_cipher *ctx, const OSSL_PARAM *p,
-                      const sk_oaep_digest **slot, const char *what)
+                      const sk_digest **slot, const char *what)
 {
     char name[64];
-    const sk_oaep_digest *digest;
+    const sk_digest *digest;
 
     if (!sk_param_text(ctx->provctx, p, name, sizeof(name))) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "the %s must be a digest name", what);
         return 0;
     }
-    digest = oaep_digest_by_name(name);
+    digest = sk_digest_by_name(name, SK_DIGEST_OAEP);
     if (digest == NULL) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s '%.64s' is not one SmartKey's RSA OAEP offers (SHA1, "
@@ -306,9 +251,10 @@ static int set_wrap_subject(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
     return 1;
 }
 
-static const sk_oaep_digest *effective_oaep_digest(const sk_rsa_cipher *ctx)
+static const sk_digest *effective_oaep_digest(const sk_rsa_cipher *ctx)
 {
-    return ctx->oaep_digest != NULL ? ctx->oaep_digest : DEFAULT_OAEP_DIGEST;
+    return ctx->oaep_digest != NULL ? ctx->oaep_digest
+                                    : sk_digest_oaep_default();
 }
 
 /*
@@ -320,7 +266,7 @@ static const sk_oaep_digest *effective_oaep_digest(const sk_rsa_cipher *ctx)
  */
 static int digests_agree(const sk_rsa_cipher *ctx, int effective)
 {
-    const sk_oaep_digest *oaep = ctx->oaep_digest, *mgf1 = ctx->mgf1_digest;
+    const sk_digest *oaep = ctx->oaep_digest, *mgf1 = ctx->mgf1_digest;
 
     if (effective) {
         oaep = effective_oaep_digest(ctx);
@@ -590,7 +536,7 @@ static int call_with_key(sk_rsa_cipher *ctx, remote_call call,
                          unsigned char **result, size_t *result_len)
 {
     sk_client *client = client_of(ctx);
-    const sk_oaep_digest *digest = effective_oaep_digest(ctx);
+    const sk_digest *digest = effective_oaep_digest(ctx);
     char subject[300];
     sk_error err;
     int ok = 0;
@@ -675,7 +621,7 @@ static int encrypt_locally(sk_rsa_cipher *ctx, unsigned char *out,
                            size_t *outlen, size_t outsize,
                            const unsigned char *in, size_t inlen)
 {
-    const sk_oaep_digest *digest = effective_oaep_digest(ctx);
+    const sk_digest *digest = effective_oaep_digest(ctx);
     OSSL_PARAM params[5], *p = params;
     EVP_PKEY_CTX *local;
     size_t len = outsize;

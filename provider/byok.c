@@ -33,6 +33,7 @@
 
 #include "byok.h"
 #include "key.h"
+#include "names.h"
 #include "params.h"
 #include "uri.h"
 
@@ -130,18 +131,6 @@ static void *byok_newctx(void *provctx)
     return ctx;
 }
 
-static char *dup_or_null(const char *s, int *ok)
-{
-    char *copy;
-
-    if (s == NULL)
-        return NULL;
-    copy = strdup(s);
-    if (copy == NULL)
-        *ok = 0;
-    return copy;
-}
-
 static void *byok_dupctx(void *vctx)
 {
     const sk_byok_cipher *from = vctx;
@@ -154,8 +143,8 @@ static void *byok_dupctx(void *vctx)
     }
     *copy = *from;
     copy->key = from->key != NULL ? sk_key_up_ref(from->key) : NULL;
-    copy->kid = dup_or_null(from->kid, &ok);
-    copy->jti = dup_or_null(from->jti, &ok);
+    copy->kid = sk_strdup_or_null(from->kid, &ok);
+    copy->jti = sk_strdup_or_null(from->jti, &ok);
     copy->inner =
         INNER(asym_cipher_dupctx, OSSL_FUNC_ASYM_CIPHER_DUPCTX)(from->inner);
     if (!ok || copy->inner == NULL) {
@@ -372,23 +361,6 @@ static int byok_decrypt(void *vctx, unsigned char *out, size_t *outlen,
 
 /* ---- what the RSA cipher was told ------------------------------------ */
 
-/* OpenSSL's digest names, as the RSA cipher reports them, in SmartKey's
-   spelling. */
-static const char *smartkey_hash(const char *openssl_name)
-{
-    static const struct {
-        const char *openssl, *smartkey;
-    } names[] = {
-        {"SHA1", "SHA1"},       {"SHA2-224", "SHA224"}, {"SHA2-256", "SHA256"},
-        {"SHA2-384", "SHA384"}, {"SHA2-512", "SHA512"},
-    };
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcasecmp(openssl_name, names[i].openssl) == 0)
-            return names[i].smartkey;
-    return NULL;
-}
-
 typedef struct wrap_settings {
     char subject_uri[1024];
     sk_uri subject;
@@ -404,6 +376,7 @@ static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
                               int needs_oaep)
 {
     char pad[32] = "", oaep[32] = "", mgf1[32] = "", why[256] = "";
+    const sk_digest *oaep_digest;
     size_t label_len = 0;
     void *label = NULL;
     OSSL_PARAM params[] = {
@@ -454,7 +427,8 @@ static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
                  "rsa_oaep_label");
         return 0;
     }
-    ws->oaep_hash = smartkey_hash(oaep);
+    oaep_digest = sk_digest_by_name(oaep, SK_DIGEST_OAEP);
+    ws->oaep_hash = oaep_digest != NULL ? oaep_digest->smartkey_name : NULL;
     if (ws->oaep_hash == NULL || strcasecmp(oaep, mgf1) != 0) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "OAEP digest %s and MGF1 digest %s: SmartKey uses one "

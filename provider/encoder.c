@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 
 #include "keyref.h"
+#include "names.h"
 
 static void *text_newctx(void *provctx)
 {
@@ -34,20 +35,6 @@ static void text_freectx(void *ctx)
 static int text_does_selection(void *provctx, int selection)
 {
     return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
-}
-
-static const char *curve_name(sk_curve curve)
-{
-    switch (curve) {
-    case SK_CURVE_P256:
-        return "P-256";
-    case SK_CURVE_P384:
-        return "P-384";
-    case SK_CURVE_P521:
-        return "P-521";
-    default:
-        return "?";
-    }
 }
 
 static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
@@ -74,7 +61,7 @@ static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
     else
         ok = BIO_printf(out, "SmartKey EC %s key, %s (%u bit)\n",
                         handle->private_handle ? "private" : "public",
-                        curve_name(key->curve), key->bits) > 0;
+                        sk_curve_openssl_name(key->curve), key->bits) > 0;
     ok = ok &&
          BIO_printf(out, "name: %s\nkid: %s\n", SK_ESCAPED(key->name),
                     key->kid) > 0 &&

@@ -18,6 +18,7 @@
 #include <openssl/params.h>
 
 #include "key.h"
+#include "names.h"
 #include "params.h"
 
 static void *keymgmt_new(void *provctx)
@@ -377,28 +378,6 @@ static const char *const rsa_default_ops[] = {
 static const char *const ec_default_ops[] = {"SIGN", "VERIFY", "AGREEKEY",
                                              "APPMANAGEABLE"};
 
-static const struct {
-    const char *name;
-    sk_curve curve;
-    const char *smartkey_name;
-} curves[] = {
-    {"P-256", SK_CURVE_P256, "NistP256"},
-    {"prime256v1", SK_CURVE_P256, "NistP256"},
-    {"secp256r1", SK_CURVE_P256, "NistP256"},
-    {"P-384", SK_CURVE_P384, "NistP384"},
-    {"secp384r1", SK_CURVE_P384, "NistP384"},
-    {"P-521", SK_CURVE_P521, "NistP521"},
-    {"secp521r1", SK_CURVE_P521, "NistP521"},
-};
-
-static const char *smartkey_curve_name(sk_curve curve)
-{
-    for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++)
-        if (curves[i].curve == curve)
-            return curves[i].smartkey_name;
-    return NULL;
-}
-
 static void gen_cleanup(void *genctx)
 {
     sk_genctx *gen = genctx;
@@ -515,21 +494,17 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
         } else if (gen->type == SK_KEY_EC &&
                    strcmp(p->key, OSSL_PKEY_PARAM_GROUP_NAME) == 0) {
             char group[64];
-            size_t i, n = sizeof(curves) / sizeof(curves[0]);
 
             if (!sk_param_text(gen->provctx, p, group, sizeof(group)))
                 return 0;
-            for (i = 0; i < n; i++)
-                if (strcasecmp(group, curves[i].name) == 0)
-                    break;
-            if (i == n) {
+            gen->curve = sk_curve_by_name(group);
+            if (gen->curve == SK_CURVE_NONE) {
                 SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
                          "curve '%.64s': SmartKey EC keys here are on "
                          "P-256, P-384 or P-521",
                          group);
                 return 0;
             }
-            gen->curve = curves[i].curve;
         } else if (gen->type == SK_KEY_EC &&
                    strcmp(p->key, OSSL_PKEY_PARAM_EC_ENCODING) == 0) {
             char encoding[32];
@@ -688,7 +663,7 @@ static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
         req.pub_exponent = gen->pub_exponent;
     } else {
         req.obj_type = "EC";
-        req.elliptic_curve = smartkey_curve_name(gen->curve);
+        req.elliptic_curve = sk_curve_smartkey_name(gen->curve);
     }
     if (!gen_key_ops(gen, ops_buf, sizeof(ops_buf), ops, &req.key_ops_count))
         return NULL;

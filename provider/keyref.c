@@ -10,6 +10,7 @@
 #include <openssl/asn1t.h>
 
 #include "keyref.h"
+#include "uri.h"
 
 #define KEYREF_VERSION 1
 
@@ -32,21 +33,6 @@ ASN1_SEQUENCE(SK_KEYREF_ASN1) =
     type_name(sk_key_type type)
 {
     return type == SK_KEY_RSA ? "RSA" : type == SK_KEY_EC ? "EC" : NULL;
-}
-
-static int is_uuid(const unsigned char *s, int len)
-{
-    if (len != 36)
-        return 0;
-    for (int i = 0; i < len; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!isxdigit(s[i])) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 int sk_keyref_to_der(const sk_key *key, unsigned char **der, size_t *der_len)
@@ -112,8 +98,8 @@ int sk_keyref_from_der(const unsigned char *der, size_t der_len,
         *why = "its key type is neither RSA nor EC";
         goto done;
     }
-    if (!is_uuid(ASN1_STRING_get0_data(ref->kid),
-                 ASN1_STRING_length(ref->kid))) {
+    if (!sk_uri_is_uuid((const char *)ASN1_STRING_get0_data(ref->kid),
+                        (size_t)ASN1_STRING_length(ref->kid))) {
         *why = "its kid is not a UUID";
         goto done;
     }

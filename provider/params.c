@@ -127,3 +127,15 @@ int sk_param_text(sk_provctx *ctx, const OSSL_PARAM *p, char *buf, size_t len)
     buf[text_len] = '\0';
     return 1;
 }
+
+char *sk_strdup_or_null(const char *s, int *ok)
+{
+    char *copy;
+
+    if (s == NULL)
+        return NULL;
+    copy = strdup(s);
+    if (copy == NULL)
+        *ok = 0;
+    return copy;
+}

@@ -36,4 +36,8 @@ int sk_params_check(sk_provctx *ctx, const OSSL_PARAM params[],
  */
 int sk_param_text(sk_provctx *ctx, const OSSL_PARAM *p, char *buf, size_t len);
 
+/* A copy of s for a duplicated context (dupctx): NULL when s is NULL; when
+   the copy fails, NULL and *ok set to 0. */
+char *sk_strdup_or_null(const char *s, int *ok);
+
 #endif

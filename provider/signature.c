@@ -14,20 +14,9 @@
 #include <openssl/params.h>
 #include <openssl/rsa.h>
 
+#include "names.h"
 #include "params.h"
 #include "signature.h"
-
-/* Digests SmartKey signs (docs/smartkey-api.md §4.1), in both spellings. */
-static const struct {
-    const char *openssl_name;
-    const char *smartkey_name;
-} signable_digests[] = {
-    {"SHA1", "SHA1"},         {"SHA2-224", "SHA224"},
-    {"SHA2-256", "SHA256"},   {"SHA2-384", "SHA384"},
-    {"SHA2-512", "SHA512"},   {"SHA3-224", "SHA3_224"},
-    {"SHA3-256", "SHA3_256"}, {"SHA3-384", "SHA3_384"},
-    {"SHA3-512", "SHA3_512"},
-};
 
 /* The key's default digest, also used when a caller names none. */
 #define DEFAULT_DIGEST "SHA2-256"
@@ -67,15 +56,6 @@ typedef struct sk_signature_ctx {
     int verify_digest_set;
 } sk_signature_ctx;
 
-static const char *smartkey_digest_name(const EVP_MD *md)
-{
-    for (size_t i = 0; i < sizeof(signable_digests) / sizeof(*signable_digests);
-         i++)
-        if (EVP_MD_is_a(md, signable_digests[i].openssl_name))
-            return signable_digests[i].smartkey_name;
-    return NULL;
-}
-
 /*
  * A digest SmartKey can sign, fetched from the child libctx. Failing here
  * (and not at signing time) matters for TLS: libssl probes which digests
@@ -87,14 +67,15 @@ static EVP_MD *fetch_signable_digest(sk_signature_ctx *ctx, const char *name,
                                      const char **smartkey_name)
 {
     EVP_MD *md = EVP_MD_fetch(ctx->provctx->libctx, name, properties);
+    const sk_digest *digest;
 
     if (md == NULL) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "unknown digest '%.64s'",
                  name);
         return NULL;
     }
-    *smartkey_name = smartkey_digest_name(md);
-    if (*smartkey_name == NULL) {
+    digest = sk_digest_of_md(md, SK_DIGEST_SIGN);
+    if (digest == NULL) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "SmartKey cannot sign with digest '%.64s' (it signs SHA-1, "
                  "SHA-2 and SHA-3 digests)",
@@ -102,6 +83,7 @@ static EVP_MD *fetch_signable_digest(sk_signature_ctx *ctx, const char *name,
         EVP_MD_free(md);
         return NULL;
     }
+    *smartkey_name = digest->smartkey_name;
     return md;
 }
 

@@ -54,13 +54,11 @@ static char *percent_decode(const char *value, size_t len, char *why,
     return decoded;
 }
 
-static int is_uuid(const char *s)
+int sk_uri_is_uuid(const char *s, size_t len)
 {
-    size_t i;
-
-    if (strlen(s) != 36)
+    if (len != 36)
         return 0;
-    for (i = 0; i < 36; i++) {
+    for (size_t i = 0; i < len; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-')
                 return 0;
@@ -103,7 +101,7 @@ static int set_attribute(sk_uri *out, const char *attr, size_t attr_len,
     if (strcmp(name, SMARTKEY_URI_ATTR_KID) == 0) {
         if (out->kid != NULL)
             goto duplicate;
-        if (!is_uuid(decoded)) {
+        if (!sk_uri_is_uuid(decoded, strlen(decoded))) {
             snprintf(why, why_len,
                      "kid= must be a key id such as "
                      "0b5c1c0e-3c1f-4a5e-9f6d-2a4b6c8d0e1f");

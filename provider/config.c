@@ -1,8 +1,11 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -342,5 +345,124 @@ char *sk_api_key_from_text(const char *text, size_t len, char *why,
     }
     memcpy(key, text, len);
     key[len] = '\0';
+    return key;
+}
+
+/* API keys are a few hundred bytes; anything much larger is not one. */
+#define MAX_API_KEY_LEN 8192
+
+/* Strips the trailing newline (and spaces) editors leave in key files. */
+static void trim_right(char *text)
+{
+    size_t len = strlen(text);
+
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
+                       text[len - 1] == ' ' || text[len - 1] == '\t'))
+        text[--len] = '\0';
+}
+
+#define FAIL(r, ...)                                                           \
+    do {                                                                       \
+        *reason = (r);                                                         \
+        snprintf(why, why_len, __VA_ARGS__);                                   \
+    } while (0)
+
+/* The file must be a regular file that group and others cannot read. */
+static int open_api_key_file(const char *path, int *reason, char *why,
+                             size_t why_len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        FAIL(SK_R_MISSING_CONFIGURATION, "cannot open the API key file %s: %s",
+             path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        FAIL(SK_R_BAD_CONFIGURATION,
+             "the API key file %s is not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    /* the key is a password: refuse it rather than use a leaked one */
+    if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+        FAIL(SK_R_API_KEY_FILE_PERMISSIONS,
+             "the API key file %s has mode %04o, so group or others can "
+             "read it; run: chmod 600 %s",
+             path, (unsigned)(st.st_mode & 07777), path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static char *read_api_key_file(const char *path, int *reason, char *why,
+                               size_t why_len)
+{
+    char *key;
+    ssize_t got;
+    size_t len = 0;
+    int fd = open_api_key_file(path, reason, why, why_len);
+
+    if (fd < 0)
+        return NULL;
+    key = malloc(MAX_API_KEY_LEN + 1);
+    if (key == NULL) {
+        close(fd);
+        FAIL(SK_R_OUT_OF_MEMORY, "out of memory reading the API key file");
+        return NULL;
+    }
+    while (len < MAX_API_KEY_LEN &&
+           (got = read(fd, key + len, MAX_API_KEY_LEN - len)) != 0) {
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            FAIL(SK_R_BAD_CONFIGURATION, "cannot read the API key file %s: %s",
+                 path, strerror(errno));
+            goto fail;
+        }
+        len += (size_t)got;
+    }
+    key[len] = '\0';
+    trim_right(key);
+    if (key[0] == '\0' || len == MAX_API_KEY_LEN) {
+        FAIL(SK_R_BAD_CONFIGURATION, "the API key file %s is %s", path,
+             key[0] == '\0' ? "empty" : "too large to hold an API key");
+        goto fail;
+    }
+    close(fd);
+    return key;
+
+fail:
+    OPENSSL_cleanse(key, MAX_API_KEY_LEN + 1);
+    free(key);
+    close(fd);
+    return NULL;
+}
+
+char *sk_api_key_resolve(const char *source, int *reason, char *why,
+                         size_t why_len)
+{
+    const char *text = source;
+    char text_why[128];
+    char *key;
+
+    if (strncmp(source, "file:", 5) == 0)
+        return read_api_key_file(source + 5, reason, why, why_len);
+    if (strncmp(source, "env:", 4) == 0) {
+        text = secure_getenv(source + 4);
+        if (text == NULL || *text == '\0') {
+            FAIL(SK_R_MISSING_CONFIGURATION,
+                 "%s = env:%.64s, but that environment variable is not set",
+                 SMARTKEY_CFG_API_KEY, source + 4);
+            return NULL;
+        }
+    }
+    key = sk_api_key_from_text(text, strlen(text), text_why, sizeof(text_why));
+    if (key == NULL)
+        FAIL(SK_R_BAD_CONFIGURATION, "the API key (%s) %s",
+             text == source ? "given literally" : "from the environment",
+             text_why);
     return key;
 }

@@ -1,10 +1,6 @@
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -15,9 +11,6 @@
 #include "config.h"
 #include "key.h"
 #include "provider.h"
-
-/* API keys are a few hundred bytes; anything much larger is not one. */
-#define MAX_API_KEY_LEN 8192
 
 /*
  * Static tables: query_operation also runs inside libcurl's own TLS
@@ -367,110 +360,11 @@ static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
     return 1;
 }
 
-/* Strips the trailing newline (and spaces) editors leave in key files. */
-static void trim_right(char *text)
-{
-    size_t len = strlen(text);
-
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
-                       text[len - 1] == ' ' || text[len - 1] == '\t'))
-        text[--len] = '\0';
-}
-
-static char *read_api_key_file(sk_provctx *ctx, const char *path)
-{
-    struct stat st;
-    char *key;
-    ssize_t got;
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0) {
-        SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
-                 "cannot open the API key file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
-                 "the API key file %s is not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    /* the key is a password: refuse it rather than use a leaked one */
-    if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
-        SK_RAISE(ctx, SK_R_API_KEY_FILE_PERMISSIONS,
-                 "the API key file %s has mode %04o, so group or others can "
-                 "read it; run: chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 07777), path);
-        close(fd);
-        return NULL;
-    }
-    key = malloc(MAX_API_KEY_LEN + 1);
-    if (key == NULL) {
-        close(fd);
-        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "reading the API key file");
-        return NULL;
-    }
-    while (len < MAX_API_KEY_LEN &&
-           (got = read(fd, key + len, MAX_API_KEY_LEN - len)) != 0) {
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
-                     "cannot read the API key file %s: %s", path,
-                     strerror(errno));
-            goto fail;
-        }
-        len += (size_t)got;
-    }
-    key[len] = '\0';
-    trim_right(key);
-    if (key[0] == '\0' || len == MAX_API_KEY_LEN) {
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key file %s is %s", path,
-                 key[0] == '\0' ? "empty" : "too large to hold an API key");
-        goto fail;
-    }
-    close(fd);
-    return key;
-
-fail:
-    OPENSSL_cleanse(key, MAX_API_KEY_LEN + 1);
-    free(key);
-    close(fd);
-    return NULL;
-}
-
-/* The API key from its source: a literal, file:PATH or env:NAME. */
-static char *resolve_from(sk_provctx *ctx, const char *source)
-{
-    const char *text = source;
-    char why[128];
-    char *key;
-
-    if (strncmp(source, "file:", 5) == 0)
-        return read_api_key_file(ctx, source + 5);
-    if (strncmp(source, "env:", 4) == 0) {
-        text = secure_getenv(source + 4);
-        if (text == NULL || *text == '\0') {
-            SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
-                     "%s = env:%.64s, but that environment variable is "
-                     "not set",
-                     SMARTKEY_CFG_API_KEY, source + 4);
-            return NULL;
-        }
-    }
-    key = sk_api_key_from_text(text, strlen(text), why, sizeof(why));
-    if (key == NULL)
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key (%s) %s",
-                 text == source ? "given literally" : "from the environment",
-                 why);
-    return key;
-}
-
 static char *resolve_api_key(sk_provctx *ctx)
 {
     char *source = NULL, *key;
-    int unset;
+    char why[512];
+    int unset, reason = 0;
 
     /* a copy: another thread may wipe a literal once its client exists */
     pthread_mutex_lock(&ctx->key_source_lock);
@@ -490,7 +384,9 @@ static char *resolve_api_key(sk_provctx *ctx)
         SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "reading the API key");
         return NULL;
     }
-    key = resolve_from(ctx, source);
+    key = sk_api_key_resolve(source, &reason, why, sizeof(why));
+    if (key == NULL)
+        SK_RAISE(ctx, reason, "%s", why);
     OPENSSL_cleanse(source, strlen(source));
     free(source);
     return key;

@@ -33,6 +33,21 @@
 #include "params.h"
 #include "uri.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_asym_cipher_newctx_fn rsa_cipher_newctx;
+static OSSL_FUNC_asym_cipher_freectx_fn rsa_cipher_freectx;
+static OSSL_FUNC_asym_cipher_dupctx_fn rsa_cipher_dupctx;
+static OSSL_FUNC_asym_cipher_encrypt_init_fn rsa_cipher_encrypt_init;
+static OSSL_FUNC_asym_cipher_encrypt_fn rsa_cipher_encrypt;
+static OSSL_FUNC_asym_cipher_decrypt_init_fn rsa_cipher_decrypt_init;
+static OSSL_FUNC_asym_cipher_decrypt_fn rsa_cipher_decrypt;
+static OSSL_FUNC_asym_cipher_get_ctx_params_fn rsa_cipher_get_ctx_params;
+static OSSL_FUNC_asym_cipher_gettable_ctx_params_fn
+    rsa_cipher_gettable_ctx_params;
+static OSSL_FUNC_asym_cipher_set_ctx_params_fn rsa_cipher_set_ctx_params;
+static OSSL_FUNC_asym_cipher_settable_ctx_params_fn
+    rsa_cipher_settable_ctx_params;
+
 /* The public half is used in the provider's child libctx; our own cipher
    must never be picked there (it would call itself). */
 #define LOCAL_PROPQ "provider!=" SMARTKEY_PROVIDER_NAME
@@ -1217,22 +1232,18 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
 }
 
 const OSSL_DISPATCH sk_rsa_asym_cipher_functions[] = {
-    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, (void (*)(void))rsa_cipher_newctx},
-    {OSSL_FUNC_ASYM_CIPHER_FREECTX, (void (*)(void))rsa_cipher_freectx},
-    {OSSL_FUNC_ASYM_CIPHER_DUPCTX, (void (*)(void))rsa_cipher_dupctx},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT_INIT,
-     (void (*)(void))rsa_cipher_encrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT, (void (*)(void))rsa_cipher_encrypt},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT,
-     (void (*)(void))rsa_cipher_decrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, (void (*)(void))rsa_cipher_decrypt},
-    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS,
-     (void (*)(void))rsa_cipher_get_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS,
-     (void (*)(void))rsa_cipher_gettable_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS,
-     (void (*)(void))rsa_cipher_set_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS,
-     (void (*)(void))rsa_cipher_settable_ctx_params},
+    SK_DISPATCH(ASYM_CIPHER_NEWCTX, rsa_cipher_newctx),
+    SK_DISPATCH(ASYM_CIPHER_FREECTX, rsa_cipher_freectx),
+    SK_DISPATCH(ASYM_CIPHER_DUPCTX, rsa_cipher_dupctx),
+    SK_DISPATCH(ASYM_CIPHER_ENCRYPT_INIT, rsa_cipher_encrypt_init),
+    SK_DISPATCH(ASYM_CIPHER_ENCRYPT, rsa_cipher_encrypt),
+    SK_DISPATCH(ASYM_CIPHER_DECRYPT_INIT, rsa_cipher_decrypt_init),
+    SK_DISPATCH(ASYM_CIPHER_DECRYPT, rsa_cipher_decrypt),
+    SK_DISPATCH(ASYM_CIPHER_GET_CTX_PARAMS, rsa_cipher_get_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_GETTABLE_CTX_PARAMS,
+                rsa_cipher_gettable_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_SET_CTX_PARAMS, rsa_cipher_set_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_SETTABLE_CTX_PARAMS,
+                rsa_cipher_settable_ctx_params),
     {0, NULL},
 };

@@ -33,6 +33,19 @@
 #include "params.h"
 #include "uri.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_asym_cipher_newctx_fn byok_newctx;
+static OSSL_FUNC_asym_cipher_freectx_fn byok_freectx;
+static OSSL_FUNC_asym_cipher_dupctx_fn byok_dupctx;
+static OSSL_FUNC_asym_cipher_encrypt_init_fn byok_encrypt_init;
+static OSSL_FUNC_asym_cipher_encrypt_fn byok_encrypt;
+static OSSL_FUNC_asym_cipher_decrypt_init_fn byok_decrypt_init;
+static OSSL_FUNC_asym_cipher_decrypt_fn byok_decrypt;
+static OSSL_FUNC_asym_cipher_get_ctx_params_fn byok_get_ctx_params;
+static OSSL_FUNC_asym_cipher_gettable_ctx_params_fn byok_gettable_ctx_params;
+static OSSL_FUNC_asym_cipher_set_ctx_params_fn byok_set_ctx_params;
+static OSSL_FUNC_asym_cipher_settable_ctx_params_fn byok_settable_ctx_params;
+
 /* Upper bound of a subject's serialisation in the size query, which must
    be answered without a request: an RSA-8192 PKCS#8 is about 4.8 KB. */
 #define MAX_SUBJECT_BYTES 16384
@@ -664,18 +677,16 @@ done:
 }
 
 const OSSL_DISPATCH sk_rsa_byok_asym_cipher_functions[] = {
-    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, (void (*)(void))byok_newctx},
-    {OSSL_FUNC_ASYM_CIPHER_FREECTX, (void (*)(void))byok_freectx},
-    {OSSL_FUNC_ASYM_CIPHER_DUPCTX, (void (*)(void))byok_dupctx},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT_INIT, (void (*)(void))byok_encrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT, (void (*)(void))byok_encrypt},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT, (void (*)(void))byok_decrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, (void (*)(void))byok_decrypt},
-    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS, (void (*)(void))byok_get_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS,
-     (void (*)(void))byok_gettable_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, (void (*)(void))byok_set_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS,
-     (void (*)(void))byok_settable_ctx_params},
+    SK_DISPATCH(ASYM_CIPHER_NEWCTX, byok_newctx),
+    SK_DISPATCH(ASYM_CIPHER_FREECTX, byok_freectx),
+    SK_DISPATCH(ASYM_CIPHER_DUPCTX, byok_dupctx),
+    SK_DISPATCH(ASYM_CIPHER_ENCRYPT_INIT, byok_encrypt_init),
+    SK_DISPATCH(ASYM_CIPHER_ENCRYPT, byok_encrypt),
+    SK_DISPATCH(ASYM_CIPHER_DECRYPT_INIT, byok_decrypt_init),
+    SK_DISPATCH(ASYM_CIPHER_DECRYPT, byok_decrypt),
+    SK_DISPATCH(ASYM_CIPHER_GET_CTX_PARAMS, byok_get_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_GETTABLE_CTX_PARAMS, byok_gettable_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_SET_CTX_PARAMS, byok_set_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_SETTABLE_CTX_PARAMS, byok_settable_ctx_params),
     {0, NULL},
 };

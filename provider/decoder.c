@@ -26,6 +26,15 @@
 
 #include "keyref.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_decoder_newctx_fn decoder_newctx;
+static OSSL_FUNC_decoder_freectx_fn decoder_freectx;
+static OSSL_FUNC_decoder_does_selection_fn decoder_does_selection;
+static OSSL_FUNC_decoder_decode_fn pem_to_der_decode;
+static OSSL_FUNC_decoder_decode_fn rsa_decode;
+static OSSL_FUNC_decoder_export_object_fn decoder_export_object;
+static OSSL_FUNC_decoder_decode_fn ec_decode;
+
 static void *decoder_newctx(void *provctx)
 {
     return provctx;
@@ -280,27 +289,27 @@ static int decoder_does_selection(void *provctx, int selection)
 }
 
 const OSSL_DISPATCH sk_keyref_pem_decoder_functions[] = {
-    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
-    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
-    {OSSL_FUNC_DECODER_DOES_SELECTION, (void (*)(void))decoder_does_selection},
-    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))pem_to_der_decode},
+    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
+    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
+    SK_DISPATCH(DECODER_DECODE, pem_to_der_decode),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[] = {
-    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
-    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
-    {OSSL_FUNC_DECODER_DOES_SELECTION, (void (*)(void))decoder_does_selection},
-    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))rsa_decode},
-    {OSSL_FUNC_DECODER_EXPORT_OBJECT, (void (*)(void))decoder_export_object},
+    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
+    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
+    SK_DISPATCH(DECODER_DECODE, rsa_decode),
+    SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_keyref_ec_decoder_functions[] = {
-    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
-    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
-    {OSSL_FUNC_DECODER_DOES_SELECTION, (void (*)(void))decoder_does_selection},
-    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))ec_decode},
-    {OSSL_FUNC_DECODER_EXPORT_OBJECT, (void (*)(void))decoder_export_object},
+    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
+    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
+    SK_DISPATCH(DECODER_DECODE, ec_decode),
+    SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),
     {0, NULL},
 };

@@ -23,6 +23,20 @@
 #include "keyref.h"
 #include "names.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_encoder_newctx_fn keyref_pem_newctx;
+static OSSL_FUNC_encoder_newctx_fn keyref_der_newctx;
+static OSSL_FUNC_encoder_newctx_fn keyref_pkcs8_der_newctx;
+static OSSL_FUNC_encoder_newctx_fn text_newctx;
+static OSSL_FUNC_encoder_freectx_fn text_freectx;
+static OSSL_FUNC_encoder_does_selection_fn text_does_selection;
+static OSSL_FUNC_encoder_encode_fn text_encode;
+static OSSL_FUNC_encoder_freectx_fn keyref_freectx;
+static OSSL_FUNC_encoder_settable_ctx_params_fn keyref_settable_ctx_params;
+static OSSL_FUNC_encoder_set_ctx_params_fn keyref_set_ctx_params;
+static OSSL_FUNC_encoder_does_selection_fn keyref_does_selection;
+static OSSL_FUNC_encoder_encode_fn keyref_encode;
+
 static void *text_newctx(void *provctx)
 {
     return provctx;
@@ -74,10 +88,10 @@ static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
 }
 
 const OSSL_DISPATCH sk_text_encoder_functions[] = {
-    {OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))text_newctx},
-    {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))text_freectx},
-    {OSSL_FUNC_ENCODER_DOES_SELECTION, (void (*)(void))text_does_selection},
-    {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))text_encode},
+    SK_DISPATCH(ENCODER_NEWCTX, text_newctx),
+    SK_DISPATCH(ENCODER_FREECTX, text_freectx),
+    SK_DISPATCH(ENCODER_DOES_SELECTION, text_does_selection),
+    SK_DISPATCH(ENCODER_ENCODE, text_encode),
     {0, NULL},
 };
 
@@ -277,15 +291,12 @@ static int keyref_encode(void *vctx, OSSL_CORE_BIO *cout, const void *obj_raw,
 
 #define SK_KEYREF_ENCODER(name, newctx)                                        \
     const OSSL_DISPATCH name[] = {                                             \
-        {OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))newctx},                    \
-        {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))keyref_freectx},           \
-        {OSSL_FUNC_ENCODER_SETTABLE_CTX_PARAMS,                                \
-         (void (*)(void))keyref_settable_ctx_params},                          \
-        {OSSL_FUNC_ENCODER_SET_CTX_PARAMS,                                     \
-         (void (*)(void))keyref_set_ctx_params},                               \
-        {OSSL_FUNC_ENCODER_DOES_SELECTION,                                     \
-         (void (*)(void))keyref_does_selection},                               \
-        {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))keyref_encode},             \
+        SK_DISPATCH(ENCODER_NEWCTX, newctx),                                   \
+        SK_DISPATCH(ENCODER_FREECTX, keyref_freectx),                          \
+        SK_DISPATCH(ENCODER_SETTABLE_CTX_PARAMS, keyref_settable_ctx_params),  \
+        SK_DISPATCH(ENCODER_SET_CTX_PARAMS, keyref_set_ctx_params),            \
+        SK_DISPATCH(ENCODER_DOES_SELECTION, keyref_does_selection),            \
+        SK_DISPATCH(ENCODER_ENCODE, keyref_encode),                            \
         {0, NULL},                                                             \
     }
 

@@ -21,6 +21,32 @@
 #include "names.h"
 #include "params.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_keymgmt_new_fn keymgmt_new;
+static OSSL_FUNC_keymgmt_free_fn keymgmt_free;
+static OSSL_FUNC_keymgmt_dup_fn keymgmt_dup;
+static OSSL_FUNC_keymgmt_has_fn keymgmt_has;
+static OSSL_FUNC_keymgmt_match_fn keymgmt_match;
+static OSSL_FUNC_keymgmt_export_fn keymgmt_export;
+static OSSL_FUNC_keymgmt_get_params_fn keymgmt_get_params;
+static OSSL_FUNC_keymgmt_load_fn rsa_load;
+static OSSL_FUNC_keymgmt_gen_init_fn rsa_gen_init;
+static OSSL_FUNC_keymgmt_gen_set_params_fn gen_set_params;
+static OSSL_FUNC_keymgmt_gen_settable_params_fn rsa_gen_settable_params;
+static OSSL_FUNC_keymgmt_gen_fn keymgmt_gen;
+static OSSL_FUNC_keymgmt_gen_cleanup_fn gen_cleanup;
+static OSSL_FUNC_keymgmt_export_types_fn rsa_public_types_of;
+static OSSL_FUNC_keymgmt_import_types_fn rsa_public_types_of;
+static OSSL_FUNC_keymgmt_import_fn rsa_import;
+static OSSL_FUNC_keymgmt_gettable_params_fn rsa_gettable_params;
+static OSSL_FUNC_keymgmt_query_operation_name_fn rsa_query_operation_name;
+static OSSL_FUNC_keymgmt_load_fn ec_load;
+static OSSL_FUNC_keymgmt_gen_init_fn ec_gen_init;
+static OSSL_FUNC_keymgmt_gen_settable_params_fn ec_gen_settable_params;
+static OSSL_FUNC_keymgmt_export_types_fn ec_export_types;
+static OSSL_FUNC_keymgmt_gettable_params_fn ec_gettable_params;
+static OSSL_FUNC_keymgmt_query_operation_name_fn ec_query_operation_name;
+
 static void *keymgmt_new(void *provctx)
 {
     sk_keydata *keydata = calloc(1, sizeof(*keydata));
@@ -710,48 +736,35 @@ static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     return keydata;
 }
 
+/* The entries the RSA and EC key managers share (alg: rsa or ec). */
+#define SK_KEYMGMT_FUNCTIONS(alg)                                              \
+    SK_DISPATCH(KEYMGMT_NEW, keymgmt_new),                                     \
+        SK_DISPATCH(KEYMGMT_FREE, keymgmt_free),                               \
+        SK_DISPATCH(KEYMGMT_DUP, keymgmt_dup),                                 \
+        SK_DISPATCH(KEYMGMT_HAS, keymgmt_has),                                 \
+        SK_DISPATCH(KEYMGMT_MATCH, keymgmt_match),                             \
+        SK_DISPATCH(KEYMGMT_EXPORT, keymgmt_export),                           \
+        SK_DISPATCH(KEYMGMT_GET_PARAMS, keymgmt_get_params),                   \
+        SK_DISPATCH(KEYMGMT_LOAD, alg##_load),                                 \
+        SK_DISPATCH(KEYMGMT_GEN_INIT, alg##_gen_init),                         \
+        SK_DISPATCH(KEYMGMT_GEN_SET_PARAMS, gen_set_params),                   \
+        SK_DISPATCH(KEYMGMT_GEN_SETTABLE_PARAMS, alg##_gen_settable_params),   \
+        SK_DISPATCH(KEYMGMT_GEN, keymgmt_gen),                                 \
+        SK_DISPATCH(KEYMGMT_GEN_CLEANUP, gen_cleanup),                         \
+        SK_DISPATCH(KEYMGMT_GETTABLE_PARAMS, alg##_gettable_params),           \
+        SK_DISPATCH(KEYMGMT_QUERY_OPERATION_NAME, alg##_query_operation_name)
+
 const OSSL_DISPATCH sk_rsa_keymgmt_functions[] = {
-    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))keymgmt_new},
-    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))keymgmt_free},
-    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))keymgmt_dup},
-    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))keymgmt_has},
-    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))keymgmt_match},
-    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))keymgmt_export},
-    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))keymgmt_get_params},
-    {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))rsa_load},
-    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))rsa_gen_init},
-    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))gen_set_params},
-    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS,
-     (void (*)(void))rsa_gen_settable_params},
-    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))keymgmt_gen},
-    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))rsa_public_types_of},
-    {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))rsa_import},
-    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))rsa_public_types_of},
-    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))rsa_gettable_params},
-    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,
-     (void (*)(void))rsa_query_operation_name},
+    SK_KEYMGMT_FUNCTIONS(rsa),
+    /* the one import: public keys of other providers (rsa_import) */
+    SK_DISPATCH(KEYMGMT_EXPORT_TYPES, rsa_public_types_of),
+    SK_DISPATCH(KEYMGMT_IMPORT, rsa_import),
+    SK_DISPATCH(KEYMGMT_IMPORT_TYPES, rsa_public_types_of),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_ec_keymgmt_functions[] = {
-    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))keymgmt_new},
-    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))keymgmt_free},
-    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))keymgmt_dup},
-    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))keymgmt_has},
-    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))keymgmt_match},
-    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))keymgmt_export},
-    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))keymgmt_get_params},
-    {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))ec_load},
-    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))ec_gen_init},
-    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))gen_set_params},
-    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS,
-     (void (*)(void))ec_gen_settable_params},
-    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))keymgmt_gen},
-    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))ec_export_types},
-    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))ec_gettable_params},
-    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,
-     (void (*)(void))ec_query_operation_name},
+    SK_KEYMGMT_FUNCTIONS(ec),
+    SK_DISPATCH(KEYMGMT_EXPORT_TYPES, ec_export_types),
     {0, NULL},
 };

@@ -12,6 +12,13 @@
 #include "key.h"
 #include "provider.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_provider_teardown_fn teardown;
+static OSSL_FUNC_provider_gettable_params_fn gettable_params;
+static OSSL_FUNC_provider_get_params_fn get_params;
+static OSSL_FUNC_provider_query_operation_fn query_operation;
+static OSSL_FUNC_provider_get_reason_strings_fn get_reason_strings;
+
 /*
  * Static tables: query_operation also runs inside libcurl's own TLS
  * handshakes (same libcrypto), so it must not lock or allocate
@@ -236,11 +243,11 @@ static void teardown(void *provctx)
 }
 
 static const OSSL_DISPATCH provider_functions[] = {
-    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))teardown},
-    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))gettable_params},
-    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))get_params},
-    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))query_operation},
-    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))get_reason_strings},
+    SK_DISPATCH(PROVIDER_TEARDOWN, teardown),
+    SK_DISPATCH(PROVIDER_GETTABLE_PARAMS, gettable_params),
+    SK_DISPATCH(PROVIDER_GET_PARAMS, get_params),
+    SK_DISPATCH(PROVIDER_QUERY_OPERATION, query_operation),
+    SK_DISPATCH(PROVIDER_GET_REASON_STRINGS, get_reason_strings),
     {0, NULL},
 };
 

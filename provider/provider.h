@@ -144,6 +144,12 @@ sk_client *sk_provctx_client(sk_provctx *ctx);
 void sk_raise(sk_provctx *ctx, const char *file, int line, const char *func,
               int reason, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* One entry of an OSSL_DISPATCH table: SK_DISPATCH(SIGNATURE_NEWCTX, fn). */
+#define SK_DISPATCH(id, fn)                                                    \
+    {                                                                          \
+        OSSL_FUNC_##id, (void (*)(void))(fn)                                   \
+    }
+
 #define SK_RAISE(ctx, reason, ...)                                             \
     sk_raise((ctx), __FILE__, __LINE__, __func__, (reason), __VA_ARGS__)
 

@@ -18,6 +18,30 @@
 #include "params.h"
 #include "signature.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_signature_newctx_fn rsa_newctx;
+static OSSL_FUNC_signature_freectx_fn freectx;
+static OSSL_FUNC_signature_dupctx_fn dupctx;
+static OSSL_FUNC_signature_sign_init_fn sign_init;
+static OSSL_FUNC_signature_sign_fn sign;
+static OSSL_FUNC_signature_digest_sign_init_fn digest_sign_init;
+static OSSL_FUNC_signature_digest_sign_update_fn digest_sign_update;
+static OSSL_FUNC_signature_digest_sign_final_fn digest_sign_final;
+static OSSL_FUNC_signature_verify_init_fn verify_init;
+static OSSL_FUNC_signature_verify_fn verify;
+static OSSL_FUNC_signature_verify_recover_init_fn verify_recover_init;
+static OSSL_FUNC_signature_verify_recover_fn verify_recover;
+static OSSL_FUNC_signature_digest_verify_init_fn digest_verify_init;
+static OSSL_FUNC_signature_digest_verify_update_fn digest_verify_update;
+static OSSL_FUNC_signature_digest_verify_final_fn digest_verify_final;
+static OSSL_FUNC_signature_get_ctx_params_fn get_ctx_params;
+static OSSL_FUNC_signature_set_ctx_params_fn set_ctx_params;
+static OSSL_FUNC_signature_gettable_ctx_params_fn rsa_gettable_ctx_params;
+static OSSL_FUNC_signature_settable_ctx_params_fn rsa_settable_ctx_params;
+static OSSL_FUNC_signature_newctx_fn ecdsa_newctx;
+static OSSL_FUNC_signature_gettable_ctx_params_fn ecdsa_gettable_ctx_params;
+static OSSL_FUNC_signature_settable_ctx_params_fn ecdsa_settable_ctx_params;
+
 /* The key's default digest, also used when a caller names none. */
 #define DEFAULT_DIGEST "SHA2-256"
 
@@ -1071,59 +1095,34 @@ static const OSSL_PARAM *ecdsa_gettable_ctx_params(void *vctx, void *provctx)
 
 /* --- dispatch ---------------------------------------------------------- */
 
+/* The entries the RSA and ECDSA signatures share (alg: rsa or ecdsa). */
+#define SK_SIGNATURE_FUNCTIONS(alg)                                            \
+    SK_DISPATCH(SIGNATURE_NEWCTX, alg##_newctx),                               \
+        SK_DISPATCH(SIGNATURE_FREECTX, freectx),                               \
+        SK_DISPATCH(SIGNATURE_DUPCTX, dupctx),                                 \
+        SK_DISPATCH(SIGNATURE_SIGN_INIT, sign_init),                           \
+        SK_DISPATCH(SIGNATURE_SIGN, sign),                                     \
+        SK_DISPATCH(SIGNATURE_DIGEST_SIGN_INIT, digest_sign_init),             \
+        SK_DISPATCH(SIGNATURE_DIGEST_SIGN_UPDATE, digest_sign_update),         \
+        SK_DISPATCH(SIGNATURE_DIGEST_SIGN_FINAL, digest_sign_final),           \
+        SK_DISPATCH(SIGNATURE_VERIFY_INIT, verify_init),                       \
+        SK_DISPATCH(SIGNATURE_VERIFY, verify),                                 \
+        SK_DISPATCH(SIGNATURE_DIGEST_VERIFY_INIT, digest_verify_init),         \
+        SK_DISPATCH(SIGNATURE_DIGEST_VERIFY_UPDATE, digest_verify_update),     \
+        SK_DISPATCH(SIGNATURE_DIGEST_VERIFY_FINAL, digest_verify_final),       \
+        SK_DISPATCH(SIGNATURE_GET_CTX_PARAMS, get_ctx_params),                 \
+        SK_DISPATCH(SIGNATURE_SET_CTX_PARAMS, set_ctx_params),                 \
+        SK_DISPATCH(SIGNATURE_GETTABLE_CTX_PARAMS, alg##_gettable_ctx_params), \
+        SK_DISPATCH(SIGNATURE_SETTABLE_CTX_PARAMS, alg##_settable_ctx_params)
+
 const OSSL_DISPATCH sk_rsa_signature_functions[] = {
-    {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))rsa_newctx},
-    {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))freectx},
-    {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))dupctx},
-    {OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))sign_init},
-    {OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))sign},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))digest_sign_init},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE,
-     (void (*)(void))digest_sign_update},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},
-    {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},
-    {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))verify},
-    {OSSL_FUNC_SIGNATURE_VERIFY_RECOVER_INIT,
-     (void (*)(void))verify_recover_init},
-    {OSSL_FUNC_SIGNATURE_VERIFY_RECOVER, (void (*)(void))verify_recover},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT,
-     (void (*)(void))digest_verify_init},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE,
-     (void (*)(void))digest_verify_update},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL,
-     (void (*)(void))digest_verify_final},
-    {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))get_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))set_ctx_params},
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS,
-     (void (*)(void))rsa_gettable_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS,
-     (void (*)(void))rsa_settable_ctx_params},
+    SK_SIGNATURE_FUNCTIONS(rsa),
+    SK_DISPATCH(SIGNATURE_VERIFY_RECOVER_INIT, verify_recover_init),
+    SK_DISPATCH(SIGNATURE_VERIFY_RECOVER, verify_recover),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_ecdsa_signature_functions[] = {
-    {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ecdsa_newctx},
-    {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))freectx},
-    {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))dupctx},
-    {OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))sign_init},
-    {OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))sign},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))digest_sign_init},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE,
-     (void (*)(void))digest_sign_update},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},
-    {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},
-    {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))verify},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT,
-     (void (*)(void))digest_verify_init},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE,
-     (void (*)(void))digest_verify_update},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL,
-     (void (*)(void))digest_verify_final},
-    {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))get_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))set_ctx_params},
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS,
-     (void (*)(void))ecdsa_gettable_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS,
-     (void (*)(void))ecdsa_settable_ctx_params},
+    SK_SIGNATURE_FUNCTIONS(ecdsa),
     {0, NULL},
 };

@@ -17,6 +17,15 @@
 #include "params.h"
 #include "uri.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_store_open_fn store_open;
+static OSSL_FUNC_store_settable_ctx_params_fn store_settable_ctx_params;
+static OSSL_FUNC_store_set_ctx_params_fn store_set_ctx_params;
+static OSSL_FUNC_store_load_fn store_load;
+static OSSL_FUNC_store_eof_fn store_eof;
+static OSSL_FUNC_store_close_fn store_close;
+static OSSL_FUNC_store_export_object_fn store_export_object;
+
 typedef struct sk_store_ctx {
     sk_provctx *provctx;
     char *uri_text;
@@ -305,13 +314,12 @@ static int store_export_object(void *loaderctx, const void *reference,
 }
 
 const OSSL_DISPATCH sk_store_functions[] = {
-    {OSSL_FUNC_STORE_OPEN, (void (*)(void))store_open},
-    {OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS,
-     (void (*)(void))store_settable_ctx_params},
-    {OSSL_FUNC_STORE_SET_CTX_PARAMS, (void (*)(void))store_set_ctx_params},
-    {OSSL_FUNC_STORE_LOAD, (void (*)(void))store_load},
-    {OSSL_FUNC_STORE_EOF, (void (*)(void))store_eof},
-    {OSSL_FUNC_STORE_CLOSE, (void (*)(void))store_close},
-    {OSSL_FUNC_STORE_EXPORT_OBJECT, (void (*)(void))store_export_object},
+    SK_DISPATCH(STORE_OPEN, store_open),
+    SK_DISPATCH(STORE_SETTABLE_CTX_PARAMS, store_settable_ctx_params),
+    SK_DISPATCH(STORE_SET_CTX_PARAMS, store_set_ctx_params),
+    SK_DISPATCH(STORE_LOAD, store_load),
+    SK_DISPATCH(STORE_EOF, store_eof),
+    SK_DISPATCH(STORE_CLOSE, store_close),
+    SK_DISPATCH(STORE_EXPORT_OBJECT, store_export_object),
     {0, NULL},
 };

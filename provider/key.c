@@ -148,11 +148,27 @@ static sk_key *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
     return found;
 }
 
+/* Removes the entry of kid, if any; the cache's lock is held. */
+static void drop_locked(sk_key_cache *cache, const char *kid)
+{
+    cache_entry **link, *entry;
+
+    for (link = &cache->entries; (entry = *link) != NULL;) {
+        if (strcmp(entry->key->kid, kid) == 0) {
+            *link = entry->next;
+            sk_key_free(entry->key);
+            free(entry);
+            continue;
+        }
+        link = &entry->next;
+    }
+}
+
 /* A newer description of the same kid replaces the older one (a rename). */
 static void cache_put(sk_provctx *ctx, sk_key *key)
 {
     sk_key_cache *cache = ctx->key_cache;
-    cache_entry **link, *entry, *fresh;
+    cache_entry *fresh;
 
     if (cache == NULL || ctx->settings.cache_lifetime <= 0)
         return;
@@ -163,15 +179,7 @@ static void cache_put(sk_provctx *ctx, sk_key *key)
     fresh->expires = now_seconds() + ctx->settings.cache_lifetime;
 
     pthread_mutex_lock(&cache->lock);
-    for (link = &cache->entries; (entry = *link) != NULL;) {
-        if (strcmp(entry->key->kid, key->kid) == 0) {
-            *link = entry->next;
-            sk_key_free(entry->key);
-            free(entry);
-            continue;
-        }
-        link = &entry->next;
-    }
+    drop_locked(cache, key->kid);
     fresh->next = cache->entries;
     cache->entries = fresh;
     pthread_mutex_unlock(&cache->lock);
@@ -180,20 +188,11 @@ static void cache_put(sk_provctx *ctx, sk_key *key)
 void sk_key_cache_forget(sk_provctx *ctx, const sk_key *key)
 {
     sk_key_cache *cache = ctx != NULL ? ctx->key_cache : NULL;
-    cache_entry **link, *entry;
 
     if (cache == NULL || key == NULL)
         return;
     pthread_mutex_lock(&cache->lock);
-    for (link = &cache->entries; (entry = *link) != NULL;) {
-        if (strcmp(entry->key->kid, key->kid) == 0) {
-            *link = entry->next;
-            sk_key_free(entry->key);
-            free(entry);
-            continue;
-        }
-        link = &entry->next;
-    }
+    drop_locked(cache, key->kid);
     pthread_mutex_unlock(&cache->lock);
 }
 

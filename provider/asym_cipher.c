@@ -77,7 +77,7 @@ typedef struct sk_rsa_cipher {
 
 static void *rsa_cipher_newctx(void *provctx)
 {
-    sk_rsa_cipher *ctx = calloc(1, sizeof(*ctx));
+    sk_rsa_cipher *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating an RSA cipher");
@@ -91,7 +91,7 @@ static void *rsa_cipher_newctx(void *provctx)
 
 static void clear_wrap_subject(sk_rsa_cipher *ctx)
 {
-    free(ctx->wrap_subject_uri);
+    OPENSSL_free(ctx->wrap_subject_uri);
     ctx->wrap_subject_uri = NULL;
     sk_uri_clear(&ctx->wrap_subject);
 }
@@ -105,13 +105,13 @@ static void rsa_cipher_freectx(void *vctx)
     sk_key_free(ctx->key);
     OPENSSL_free(ctx->oaep_label);
     clear_wrap_subject(ctx);
-    free(ctx);
+    OPENSSL_free(ctx);
 }
 
 static void *rsa_cipher_dupctx(void *vctx)
 {
     const sk_rsa_cipher *from = vctx;
-    sk_rsa_cipher *copy = malloc(sizeof(*copy));
+    sk_rsa_cipher *copy = OPENSSL_malloc(sizeof(*copy));
     int ok = 1;
 
     if (copy == NULL) {
@@ -255,7 +255,7 @@ static int set_wrap_subject(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
                  SMARTKEY_PARAM_WRAP_SUBJECT, uri);
         return 0;
     }
-    ctx->wrap_subject_uri = strdup(uri);
+    ctx->wrap_subject_uri = OPENSSL_strdup(uri);
     if (ctx->wrap_subject_uri == NULL) {
         sk_uri_clear(&parsed);
         SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "reading %s",

@@ -77,14 +77,14 @@ static void byok_freectx(void *vctx)
     if (ctx->inner != NULL)
         INNER(asym_cipher_freectx, OSSL_FUNC_ASYM_CIPHER_FREECTX)(ctx->inner);
     sk_key_free(ctx->key);
-    free(ctx->kid);
-    free(ctx->jti);
-    free(ctx);
+    OPENSSL_free(ctx->kid);
+    OPENSSL_free(ctx->jti);
+    OPENSSL_free(ctx);
 }
 
 static void *byok_newctx(void *provctx)
 {
-    sk_byok_cipher *ctx = calloc(1, sizeof(*ctx));
+    sk_byok_cipher *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating an RSA cipher");
@@ -94,7 +94,7 @@ static void *byok_newctx(void *provctx)
     ctx->inner =
         INNER(asym_cipher_newctx, OSSL_FUNC_ASYM_CIPHER_NEWCTX)(provctx);
     if (ctx->inner == NULL) {
-        free(ctx);
+        OPENSSL_free(ctx);
         return NULL;
     }
     return ctx;
@@ -103,7 +103,7 @@ static void *byok_newctx(void *provctx)
 static void *byok_dupctx(void *vctx)
 {
     const sk_byok_cipher *from = vctx;
-    sk_byok_cipher *copy = calloc(1, sizeof(*copy));
+    sk_byok_cipher *copy = OPENSSL_zalloc(sizeof(*copy));
     int ok = 1;
 
     if (copy == NULL) {
@@ -179,11 +179,11 @@ static int set_text(sk_byok_cipher *ctx, const OSSL_PARAM *p, char **slot)
                  p->key);
         return 0;
     }
-    if (*value != '\0' && (copy = strdup(value)) == NULL) {
+    if (*value != '\0' && (copy = OPENSSL_strdup(value)) == NULL) {
         SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "reading %s", p->key);
         return 0;
     }
-    free(*slot);
+    OPENSSL_free(*slot);
     *slot = copy;
     return 1;
 }

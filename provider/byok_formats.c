@@ -267,6 +267,16 @@ static int rsa_aes_key_wrap(byok_call *call, unsigned char **out,
     return ok;
 }
 
+/* Text jansson made (json_dumps) goes back to jansson's own allocator. */
+static void json_text_free(char *text)
+{
+    json_malloc_t malloc_fn;
+    json_free_t free_fn;
+
+    json_get_alloc_funcs(&malloc_fn, &free_fn);
+    free_fn(text);
+}
+
 static int set_string(json_t *obj, const char *key, const char *value)
 {
     return json_object_set_new(obj, key, json_string(value)) == 0;
@@ -346,7 +356,7 @@ static int jwe_compact(byok_call *call, char **out)
     call->err.kind = SK_ERR_NONE;
     ok = 1;
 done:
-    free(header);
+    json_text_free(header);
     for (int i = 0; i < 5; i++)
         OPENSSL_free(parts[i]);
     sk_wrapkey_result_clear(&gcm);
@@ -354,7 +364,7 @@ done:
     return ok;
 }
 
-/* A JSON document as the artifact's bytes (jansson's malloc'd text). */
+/* A JSON document as the artifact's bytes. */
 static int json_artifact(json_t *doc, unsigned char **out, size_t *out_len)
 {
     char *text = doc != NULL
@@ -366,7 +376,7 @@ static int json_artifact(json_t *doc, unsigned char **out, size_t *out_len)
         return 0;
     *out_len = strlen(text);
     *out = OPENSSL_memdup(text, *out_len);
-    free(text);
+    json_text_free(text);
     return *out != NULL;
 }
 

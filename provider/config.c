@@ -224,21 +224,21 @@ static int copy(char **slot, const char *value)
     *slot = NULL;
     if (value == NULL)
         return 1;
-    *slot = strdup(value);
+    *slot = OPENSSL_strdup(value);
     return *slot != NULL;
 }
 
 void sk_settings_clear(sk_settings *settings)
 {
-    free(settings->api_endpoint);
+    OPENSSL_free(settings->api_endpoint);
     if (settings->api_key_source != NULL)
         OPENSSL_cleanse(settings->api_key_source,
                         strlen(settings->api_key_source));
-    free(settings->api_key_source);
-    free(settings->ca_file);
-    free(settings->ca_path);
-    free(settings->proxy);
-    free(settings->no_proxy);
+    OPENSSL_free(settings->api_key_source);
+    OPENSSL_free(settings->ca_file);
+    OPENSSL_free(settings->ca_path);
+    OPENSSL_free(settings->proxy);
+    OPENSSL_free(settings->no_proxy);
     memset(settings, 0, sizeof(*settings));
 }
 
@@ -338,7 +338,7 @@ char *sk_api_key_from_text(const char *text, size_t len, char *why,
             return NULL;
         }
     }
-    key = malloc(len + 1);
+    key = OPENSSL_malloc(len + 1);
     if (key == NULL) {
         snprintf(why, why_len, "cannot be copied: out of memory");
         return NULL;
@@ -407,7 +407,7 @@ static char *read_api_key_file(const char *path, int *reason, char *why,
 
     if (fd < 0)
         return NULL;
-    key = malloc(MAX_API_KEY_LEN + 1);
+    key = OPENSSL_malloc(MAX_API_KEY_LEN + 1);
     if (key == NULL) {
         close(fd);
         FAIL(SK_R_OUT_OF_MEMORY, "out of memory reading the API key file");
@@ -436,7 +436,7 @@ static char *read_api_key_file(const char *path, int *reason, char *why,
 
 fail:
     OPENSSL_cleanse(key, MAX_API_KEY_LEN + 1);
-    free(key);
+    OPENSSL_free(key);
     close(fd);
     return NULL;
 }

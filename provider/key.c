@@ -51,8 +51,8 @@ void sk_key_free(sk_key *key)
         return;
     EVP_PKEY_free(key->public_key);
     BN_free(key->ec_order);
-    free(key->name);
-    free(key);
+    OPENSSL_free(key->name);
+    OPENSSL_free(key);
 }
 
 /* The curve's group order of an EC public key (BN_free it); NULL when the
@@ -84,7 +84,7 @@ void sk_key_ref_describe(const sk_key_ref *ref, char *buf, size_t len)
 
 sk_key_cache *sk_key_cache_new(void)
 {
-    sk_key_cache *cache = calloc(1, sizeof(*cache));
+    sk_key_cache *cache = OPENSSL_zalloc(sizeof(*cache));
 
     if (cache != NULL)
         pthread_mutex_init(&cache->lock, NULL);
@@ -100,10 +100,10 @@ void sk_key_cache_free(sk_key_cache *cache)
     for (entry = cache->entries; entry != NULL; entry = next) {
         next = entry->next;
         sk_key_free(entry->key);
-        free(entry);
+        OPENSSL_free(entry);
     }
     pthread_mutex_destroy(&cache->lock);
-    free(cache);
+    OPENSSL_free(cache);
 }
 
 void sk_key_cache_lock(sk_key_cache *cache)
@@ -137,7 +137,7 @@ static sk_key *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
         if (entry->expires <= now) {
             *link = entry->next;
             sk_key_free(entry->key);
-            free(entry);
+            OPENSSL_free(entry);
             continue;
         }
         if (found == NULL && entry_matches(entry, ref))
@@ -157,7 +157,7 @@ static void drop_locked(sk_key_cache *cache, const char *kid)
         if (strcmp(entry->key->kid, kid) == 0) {
             *link = entry->next;
             sk_key_free(entry->key);
-            free(entry);
+            OPENSSL_free(entry);
             continue;
         }
         link = &entry->next;
@@ -172,7 +172,7 @@ static void cache_put(sk_provctx *ctx, sk_key *key)
 
     if (cache == NULL || ctx->settings.cache_lifetime <= 0)
         return;
-    fresh = calloc(1, sizeof(*fresh));
+    fresh = OPENSSL_zalloc(sizeof(*fresh));
     if (fresh == NULL)
         return;
     fresh->key = sk_key_up_ref(key);
@@ -263,10 +263,10 @@ sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info)
         return NULL;
     }
 
-    key = calloc(1, sizeof(*key));
-    if (key == NULL ||
-        (info->name != NULL && (key->name = strdup(info->name)) == NULL)) {
-        free(key);
+    key = OPENSSL_zalloc(sizeof(*key));
+    if (key == NULL || (info->name != NULL &&
+                        (key->name = OPENSSL_strdup(info->name)) == NULL)) {
+        OPENSSL_free(key);
         SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "building key '%.200s'", label);
         return NULL;
     }

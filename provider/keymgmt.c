@@ -49,7 +49,7 @@ static OSSL_FUNC_keymgmt_query_operation_name_fn ec_query_operation_name;
 
 static void *keymgmt_new(void *provctx)
 {
-    sk_keydata *keydata = calloc(1, sizeof(*keydata));
+    sk_keydata *keydata = OPENSSL_zalloc(sizeof(*keydata));
 
     if (keydata == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a key handle");
@@ -66,7 +66,7 @@ static void keymgmt_free(void *keydata)
     if (handle == NULL)
         return;
     sk_key_free(handle->key);
-    free(handle);
+    OPENSSL_free(handle);
 }
 
 static void *load_of_type(const void *reference, size_t reference_size,
@@ -227,7 +227,7 @@ static int rsa_import(void *keydata, int selection, const OSSL_PARAM params[])
         return 0;
     }
     EVP_PKEY_CTX_free(from_data);
-    key = calloc(1, sizeof(*key));
+    key = OPENSSL_zalloc(sizeof(*key));
     if (key == NULL) {
         EVP_PKEY_free(public_key);
         SK_RAISE(handle->provctx, SK_R_OUT_OF_MEMORY, "importing a key");
@@ -410,9 +410,9 @@ static void gen_cleanup(void *genctx)
 
     if (gen == NULL)
         return;
-    free(gen->name);
-    free(gen->key_ops);
-    free(gen);
+    OPENSSL_free(gen->name);
+    OPENSSL_free(gen->key_ops);
+    OPENSSL_free(gen);
 }
 
 static int set_gen_string(sk_genctx *gen, char **slot, const OSSL_PARAM *p)
@@ -425,12 +425,12 @@ static int set_gen_string(sk_genctx *gen, char **slot, const OSSL_PARAM *p)
                  p->key);
         return 0;
     }
-    copy = strdup(value);
+    copy = OPENSSL_strdup(value);
     if (copy == NULL) {
         SK_RAISE(gen->provctx, SK_R_OUT_OF_MEMORY, "reading %s", p->key);
         return 0;
     }
-    free(*slot);
+    OPENSSL_free(*slot);
     *slot = copy;
     return 1;
 }
@@ -550,7 +550,7 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[],
                       sk_key_type type)
 {
-    sk_genctx *gen = calloc(1, sizeof(*gen));
+    sk_genctx *gen = OPENSSL_zalloc(sizeof(*gen));
 
     if (gen == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "starting key generation");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/asn1t.h>
+#include <openssl/crypto.h>
 
 #include "keyref.h"
 #include "uri.h"
@@ -108,7 +109,7 @@ int sk_keyref_from_der(const unsigned char *der, size_t der_len,
     if (ref->name != NULL) {
         int len = ASN1_STRING_length(ref->name);
 
-        out->name = malloc((size_t)len + 1);
+        out->name = OPENSSL_malloc((size_t)len + 1);
         if (out->name == NULL) {
             *why = "out of memory";
             goto done;
@@ -131,6 +132,6 @@ done:
 
 void sk_keyref_fields_clear(sk_keyref_fields *fields)
 {
-    free(fields->name);
+    OPENSSL_free(fields->name);
     fields->name = NULL;
 }

@@ -7,6 +7,8 @@
  */
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "params.h"
 
 #define MAX_INTEGER_BYTES 8
@@ -134,7 +136,7 @@ char *sk_strdup_or_null(const char *s, int *ok)
 
     if (s == NULL)
         return NULL;
-    copy = strdup(s);
+    copy = OPENSSL_strdup(s);
     if (copy == NULL)
         *ok = 0;
     return copy;

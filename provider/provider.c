@@ -239,7 +239,7 @@ static void teardown(void *provctx)
     OSSL_LIB_CTX_free(ctx->libctx);
     sk_settings_clear(&ctx->settings);
     pthread_mutex_destroy(&ctx->key_source_lock);
-    free(ctx);
+    OPENSSL_free(ctx);
 }
 
 static const OSSL_DISPATCH provider_functions[] = {
@@ -377,7 +377,7 @@ static char *resolve_api_key(sk_provctx *ctx)
     pthread_mutex_lock(&ctx->key_source_lock);
     unset = ctx->settings.api_key_source == NULL;
     if (!unset)
-        source = strdup(ctx->settings.api_key_source);
+        source = OPENSSL_strdup(ctx->settings.api_key_source);
     pthread_mutex_unlock(&ctx->key_source_lock);
     if (unset) {
         SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
@@ -395,7 +395,7 @@ static char *resolve_api_key(sk_provctx *ctx)
     if (key == NULL)
         SK_RAISE(ctx, reason, "%s", why);
     OPENSSL_cleanse(source, strlen(source));
-    free(source);
+    OPENSSL_free(source);
     return key;
 }
 
@@ -465,7 +465,7 @@ sk_client *sk_provctx_client(sk_provctx *ctx)
     memset(&err, 0, sizeof(err));
     client = sk_client_new(&config, &err);
     OPENSSL_cleanse(api_key, strlen(api_key));
-    free(api_key);
+    OPENSSL_free(api_key);
     if (client == NULL) {
         char subject[300];
 
@@ -495,7 +495,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                        const OSSL_DISPATCH **out, void **provctx)
 {
     OSSL_FUNC_core_get_params_fn *core_get_params = NULL;
-    sk_provctx *ctx = calloc(1, sizeof(*ctx));
+    sk_provctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
     const OSSL_DISPATCH *fn;
 
     if (ctx == NULL)

@@ -113,7 +113,7 @@ static EVP_MD *fetch_signable_digest(sk_signature_ctx *ctx, const char *name,
 
 static void *newctx(void *provctx, sk_key_type algorithm)
 {
-    sk_signature_ctx *ctx = calloc(1, sizeof(*ctx));
+    sk_signature_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a signature context");
@@ -148,7 +148,7 @@ static void freectx(void *vctx)
     EVP_MD_CTX_free(ctx->md_ctx);
     EVP_PKEY_CTX_free(ctx->verify_ctx);
     EVP_MD_CTX_free(ctx->digest_verify_ctx);
-    free(ctx);
+    OPENSSL_free(ctx);
 }
 
 /*
@@ -159,7 +159,7 @@ static void freectx(void *vctx)
 static void *dupctx(void *vctx)
 {
     const sk_signature_ctx *from = vctx;
-    sk_signature_ctx *copy = calloc(1, sizeof(*copy));
+    sk_signature_ctx *copy = OPENSSL_zalloc(sizeof(*copy));
 
     if (copy == NULL) {
         SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY,

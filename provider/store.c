@@ -49,10 +49,10 @@ typedef struct sk_store_ctx {
 
 static void *store_open(void *provctx, const char *uri)
 {
-    sk_store_ctx *ctx = calloc(1, sizeof(*ctx));
+    sk_store_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
-    if (ctx == NULL || (ctx->uri_text = strdup(uri)) == NULL) {
-        free(ctx);
+    if (ctx == NULL || (ctx->uri_text = OPENSSL_strdup(uri)) == NULL) {
+        OPENSSL_free(ctx);
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "opening %.200s", uri);
         return NULL;
     }
@@ -291,8 +291,8 @@ static int store_close(void *loaderctx)
         return 1;
     sk_key_info_list_free(ctx->keys, ctx->key_count);
     sk_uri_clear(&ctx->uri);
-    free(ctx->uri_text);
-    free(ctx);
+    OPENSSL_free(ctx->uri_text);
+    OPENSSL_free(ctx);
     return 1;
 }
 

@@ -454,10 +454,121 @@ static const OSSL_PARAM ec_gen_settable[] = {
     OSSL_PARAM_END,
 };
 
+static int set_gen_name(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    return set_gen_string(gen, &gen->name, p);
+}
+
+static int set_gen_key_ops(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    return set_gen_string(gen, &gen->key_ops, p);
+}
+
+static int set_gen_exportable(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    int exportable;
+
+    if (!OSSL_PARAM_get_int(p, &exportable) ||
+        (exportable != 0 && exportable != 1)) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER, "%s takes 0 or 1",
+                 SMARTKEY_PARAM_EXPORTABLE);
+        return 0;
+    }
+    gen->exportable = exportable;
+    return 1;
+}
+
+static int set_gen_rsa_bits(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    if (!OSSL_PARAM_get_size_t(p, &gen->bits) || gen->bits < 1024 ||
+        gen->bits > 8192) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "RSA keys in SmartKey have 1024 to 8192 bits");
+        return 0;
+    }
+    return 1;
+}
+
+static int set_gen_rsa_e(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    BIGNUM *e = NULL;
+    BN_ULONG word;
+
+    if (!OSSL_PARAM_get_BN(p, &e) || (word = BN_get_word(e)) < 3 ||
+        word > 0xffffffffUL || !BN_is_odd(e)) {
+        BN_free(e);
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "the RSA public exponent must be odd, at least 3 and fit in "
+                 "32 bits");
+        return 0;
+    }
+    BN_free(e);
+    gen->pub_exponent = (unsigned long)word;
+    return 1;
+}
+
+static int set_gen_rsa_primes(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    size_t primes;
+
+    if (!OSSL_PARAM_get_size_t(p, &primes) || primes != 2) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "SmartKey makes two-prime RSA keys only");
+        return 0;
+    }
+    return 1;
+}
+
+static int set_gen_ec_group(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    char group[64];
+
+    if (!sk_param_text(gen->provctx, p, group, sizeof(group)))
+        return 0;
+    gen->curve = sk_curve_by_name(group);
+    if (gen->curve == SK_CURVE_NONE) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "curve '%.64s': SmartKey EC keys here are on P-256, P-384 "
+                 "or P-521",
+                 group);
+        return 0;
+    }
+    return 1;
+}
+
+static int set_gen_ec_encoding(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    char encoding[32];
+
+    /* SmartKey keys always name their curve */
+    if (!sk_param_text(gen->provctx, p, encoding, sizeof(encoding)) ||
+        strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) != 0) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "SmartKey EC keys use named curves only");
+        return 0;
+    }
+    return 1;
+}
+
+/* Which parameter sets what, for which key type (0: both). */
+static const struct {
+    const char *key;
+    sk_key_type type;
+    int (*set)(sk_genctx *gen, const OSSL_PARAM *p);
+} gen_setters[] = {
+    {SMARTKEY_PARAM_KEY_NAME, 0, set_gen_name},
+    {SMARTKEY_PARAM_KEY_OPS, 0, set_gen_key_ops},
+    {SMARTKEY_PARAM_EXPORTABLE, 0, set_gen_exportable},
+    {OSSL_PKEY_PARAM_RSA_BITS, SK_KEY_RSA, set_gen_rsa_bits},
+    {OSSL_PKEY_PARAM_RSA_E, SK_KEY_RSA, set_gen_rsa_e},
+    {OSSL_PKEY_PARAM_RSA_PRIMES, SK_KEY_RSA, set_gen_rsa_primes},
+    {OSSL_PKEY_PARAM_GROUP_NAME, SK_KEY_EC, set_gen_ec_group},
+    {OSSL_PKEY_PARAM_EC_ENCODING, SK_KEY_EC, set_gen_ec_encoding},
+};
+
 static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 {
     sk_genctx *gen = genctx;
-    const OSSL_PARAM *p;
 
     if (gen == NULL)
         return 0;
@@ -468,82 +579,14 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
                                                  : ec_gen_settable,
                          NULL, "key generation"))
         return 0;
-    for (p = params; p->key != NULL; p++) {
-        if (strcmp(p->key, SMARTKEY_PARAM_KEY_NAME) == 0) {
-            if (!set_gen_string(gen, &gen->name, p))
+    for (const OSSL_PARAM *p = params; p->key != NULL; p++)
+        for (size_t i = 0; i < sizeof(gen_setters) / sizeof(gen_setters[0]);
+             i++)
+            if ((gen_setters[i].type == 0 ||
+                 gen_setters[i].type == gen->type) &&
+                strcmp(p->key, gen_setters[i].key) == 0 &&
+                !gen_setters[i].set(gen, p))
                 return 0;
-        } else if (strcmp(p->key, SMARTKEY_PARAM_KEY_OPS) == 0) {
-            if (!set_gen_string(gen, &gen->key_ops, p))
-                return 0;
-        } else if (strcmp(p->key, SMARTKEY_PARAM_EXPORTABLE) == 0) {
-            int exportable;
-
-            if (!OSSL_PARAM_get_int(p, &exportable) ||
-                (exportable != 0 && exportable != 1)) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "%s takes 0 or 1", SMARTKEY_PARAM_EXPORTABLE);
-                return 0;
-            }
-            gen->exportable = exportable;
-        } else if (gen->type == SK_KEY_RSA &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_RSA_BITS) == 0) {
-            if (!OSSL_PARAM_get_size_t(p, &gen->bits) || gen->bits < 1024 ||
-                gen->bits > 8192) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "RSA keys in SmartKey have 1024 to 8192 bits");
-                return 0;
-            }
-        } else if (gen->type == SK_KEY_RSA &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_RSA_E) == 0) {
-            BIGNUM *e = NULL;
-            BN_ULONG word;
-
-            if (!OSSL_PARAM_get_BN(p, &e) || (word = BN_get_word(e)) < 3 ||
-                word > 0xffffffffUL || !BN_is_odd(e)) {
-                BN_free(e);
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "the RSA public exponent must be odd, at least 3 "
-                         "and fit in 32 bits");
-                return 0;
-            }
-            BN_free(e);
-            gen->pub_exponent = (unsigned long)word;
-        } else if (gen->type == SK_KEY_RSA &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_RSA_PRIMES) == 0) {
-            size_t primes;
-
-            if (!OSSL_PARAM_get_size_t(p, &primes) || primes != 2) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "SmartKey makes two-prime RSA keys only");
-                return 0;
-            }
-        } else if (gen->type == SK_KEY_EC &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_GROUP_NAME) == 0) {
-            char group[64];
-
-            if (!sk_param_text(gen->provctx, p, group, sizeof(group)))
-                return 0;
-            gen->curve = sk_curve_by_name(group);
-            if (gen->curve == SK_CURVE_NONE) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "curve '%.64s': SmartKey EC keys here are on "
-                         "P-256, P-384 or P-521",
-                         group);
-                return 0;
-            }
-        } else if (gen->type == SK_KEY_EC &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_EC_ENCODING) == 0) {
-            char encoding[32];
-
-            /* SmartKey keys always name their curve */
-            if (!sk_param_text(gen->provctx, p, encoding, sizeof(encoding)) ||
-                strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) != 0) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "SmartKey EC keys use named curves only");
-                return 0;
-            }
-        }
-    }
     return 1;
 }
 

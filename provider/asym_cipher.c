@@ -1098,6 +1098,85 @@ static size_t max_plaintext(const sk_rsa_cipher *ctx, size_t modulus)
     }
 }
 
+/* The request for SmartKey: the ciphertext, modulus-sized, and the
+   padding with its settings. */
+static void decrypt_request(const sk_rsa_cipher *ctx,
+                            const unsigned char *cipher, size_t modulus,
+                            sk_decrypt_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->key.kid = ctx->key->kid;
+    switch (ctx->padding) {
+    case RSA_PKCS1_OAEP_PADDING:
+        req->padding = SK_RSA_OAEP;
+        req->oaep_hash = effective_oaep_digest(ctx)->smartkey_name;
+        req->label = ctx->oaep_label;
+        req->label_len = ctx->oaep_label_len;
+        break;
+    case RSA_NO_PADDING:
+        req->padding = SK_RSA_RAW;
+        break;
+    default:
+        req->padding = SK_RSA_PKCS1_V15;
+        break;
+    }
+    req->cipher = cipher;
+    req->cipher_len = modulus;
+}
+
+/* A failed decryption (not a padding case handled locally): the error
+   names the key; a key SmartKey no longer has leaves the cache. */
+static int decrypt_failed(sk_rsa_cipher *ctx, const sk_error *err)
+{
+    char key_text[260], subject[300];
+
+    describe_key(ctx->key, key_text, sizeof(key_text));
+    snprintf(subject, sizeof(subject), "decrypting with %.250s", key_text);
+    if (err->kind == SK_ERR_NOT_FOUND || err->kind == SK_ERR_FORBIDDEN)
+        sk_key_cache_forget(ctx->provctx, ctx->key);
+    SK_RAISE_CLIENT(ctx->provctx, subject, err);
+    return 0;
+}
+
+/* SmartKey's plaintext, checked against what the key and padding allow,
+   into the caller's buffer; plain is wiped and freed. */
+static int deliver_plaintext(sk_rsa_cipher *ctx, unsigned char *plain,
+                             size_t plain_len, size_t modulus,
+                             unsigned char *out, size_t *outlen, size_t outsize)
+{
+    if (plain_len > max_plaintext(ctx, modulus)) {
+        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
+                 "SmartKey's plaintext is %zu bytes; %s with this key "
+                 "carries at most %zu",
+                 plain_len, padding_name(ctx->padding),
+                 max_plaintext(ctx, modulus));
+        OPENSSL_clear_free(plain, plain_len);
+        return 0;
+    }
+    /* RSA without padding is a modulus-sized number (I2OSP): a shorter
+       answer is not a result of this key */
+    if (ctx->padding == RSA_NO_PADDING && plain_len != modulus) {
+        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
+                 "SmartKey's raw RSA (no padding) result is %zu bytes; with "
+                 "this key it is exactly %zu",
+                 plain_len, modulus);
+        OPENSSL_clear_free(plain, plain_len);
+        return 0;
+    }
+    if (plain_len > outsize) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the plaintext is %zu bytes, more than the %zu-byte output "
+                 "buffer",
+                 plain_len, outsize);
+        OPENSSL_clear_free(plain, plain_len);
+        return 0;
+    }
+    memcpy(out, plain, plain_len);
+    *outlen = plain_len;
+    OPENSSL_clear_free(plain, plain_len);
+    return 1;
+}
+
 static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
                               size_t outsize, const unsigned char *in,
                               size_t inlen)
@@ -1110,7 +1189,6 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     sk_decrypt_request req;
     sk_client *client;
     sk_error err;
-    char key_text[260], subject[300];
     int ok;
 
     if (modulus == 0)
@@ -1140,24 +1218,7 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     }
     memcpy(cipher + (modulus - inlen), in, inlen);
 
-    memset(&req, 0, sizeof(req));
-    req.key.kid = ctx->key->kid;
-    switch (ctx->padding) {
-    case RSA_PKCS1_OAEP_PADDING:
-        req.padding = SK_RSA_OAEP;
-        req.oaep_hash = effective_oaep_digest(ctx)->smartkey_name;
-        req.label = ctx->oaep_label;
-        req.label_len = ctx->oaep_label_len;
-        break;
-    case RSA_NO_PADDING:
-        req.padding = SK_RSA_RAW;
-        break;
-    default:
-        req.padding = SK_RSA_PKCS1_V15;
-        break;
-    }
-    req.cipher = cipher;
-    req.cipher_len = modulus;
+    decrypt_request(ctx, cipher, modulus, &req);
     memset(&err, 0, sizeof(err));
     sk_set_error_mark(ctx->provctx);
     ok = sk_client_decrypt(client, &req, &plain, &plain_len, &err);
@@ -1190,45 +1251,10 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
         return ok;
     }
     OPENSSL_free(cipher);
-    if (!ok) {
-        describe_key(ctx->key, key_text, sizeof(key_text));
-        snprintf(subject, sizeof(subject), "decrypting with %.250s", key_text);
-        if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
-            sk_key_cache_forget(ctx->provctx, ctx->key);
-        SK_RAISE_CLIENT(ctx->provctx, subject, &err);
-        return 0;
-    }
-    if (plain_len > max_plaintext(ctx, modulus)) {
-        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
-                 "SmartKey's plaintext is %zu bytes; %s with this key "
-                 "carries at most %zu",
-                 plain_len, padding_name(ctx->padding),
-                 max_plaintext(ctx, modulus));
-        OPENSSL_clear_free(plain, plain_len);
-        return 0;
-    }
-    /* RSA without padding is a modulus-sized number (I2OSP): a shorter
-       answer is not a result of this key */
-    if (ctx->padding == RSA_NO_PADDING && plain_len != modulus) {
-        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
-                 "SmartKey's raw RSA (no padding) result is %zu bytes; with "
-                 "this key it is exactly %zu",
-                 plain_len, modulus);
-        OPENSSL_clear_free(plain, plain_len);
-        return 0;
-    }
-    if (plain_len > outsize) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "the plaintext is %zu bytes, more than the %zu-byte output "
-                 "buffer",
-                 plain_len, outsize);
-        OPENSSL_clear_free(plain, plain_len);
-        return 0;
-    }
-    memcpy(out, plain, plain_len);
-    *outlen = plain_len;
-    OPENSSL_clear_free(plain, plain_len);
-    return 1;
+    if (!ok)
+        return decrypt_failed(ctx, &err);
+    return deliver_plaintext(ctx, plain, plain_len, modulus, out, outlen,
+                             outsize);
 }
 
 const OSSL_DISPATCH sk_rsa_asym_cipher_functions[] = {

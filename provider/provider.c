@@ -283,34 +283,37 @@ static const char *env_setting(const char *name, const char *alternative)
 static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_get_params_fn *core_get_params)
 {
-    char *api_endpoint = NULL, *api_key = NULL, *ca_file = NULL;
-    char *ca_path = NULL, *connect_timeout = NULL, *request_timeout = NULL;
-    char *retries = NULL, *cache_lifetime = NULL, *debug = NULL;
-    char *insecure_skip_verify = NULL;
-    char *batch_max_size = NULL, *batch_max_wait = NULL, *auth = NULL;
-    char *proxy = NULL, *no_proxy = NULL, *env_overrides = NULL;
+    /* the openssl.cnf values land in text directly (NULL when absent) */
+    sk_settings_text text = {0};
+    char *debug = NULL;
     OSSL_PARAM core_params[] = {
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT, &api_endpoint, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, &api_key, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_FILE, &ca_file, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_PATH, &ca_path, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CONNECT_TIMEOUT, &connect_timeout, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_REQUEST_TIMEOUT, &request_timeout, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_RETRIES, &retries, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CACHE_LIFETIME, &cache_lifetime, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT,
+                            (char **)&text.api_endpoint, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, (char **)&text.api_key, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_FILE, (char **)&text.ca_file, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_PATH, (char **)&text.ca_path, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CONNECT_TIMEOUT,
+                            (char **)&text.connect_timeout, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_REQUEST_TIMEOUT,
+                            (char **)&text.request_timeout, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_RETRIES, (char **)&text.retries, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CACHE_LIFETIME,
+                            (char **)&text.cache_lifetime, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_DEBUG, &debug, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_INSECURE_SKIP_VERIFY,
-                            &insecure_skip_verify, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE, &batch_max_size, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT, &batch_max_wait, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_AUTH, &auth, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_PROXY, &proxy, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_NO_PROXY, &no_proxy, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES, &env_overrides, 0),
+                            (char **)&text.insecure_skip_verify, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE,
+                            (char **)&text.batch_max_size, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT,
+                            (char **)&text.batch_max_wait, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_AUTH, (char **)&text.auth, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_PROXY, (char **)&text.proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_NO_PROXY, (char **)&text.no_proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES,
+                            (char **)&text.env_overrides, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;
-    sk_settings_text text;
     char why[512];
     int reason;
 
@@ -321,22 +324,6 @@ static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
     }
     sk_debug_init(debug);
 
-    memset(&text, 0, sizeof(text));
-    text.api_endpoint = api_endpoint;
-    text.api_key = api_key;
-    text.ca_file = ca_file;
-    text.ca_path = ca_path;
-    text.connect_timeout = connect_timeout;
-    text.request_timeout = request_timeout;
-    text.retries = retries;
-    text.cache_lifetime = cache_lifetime;
-    text.insecure_skip_verify = insecure_skip_verify;
-    text.batch_max_size = batch_max_size;
-    text.batch_max_wait = batch_max_wait;
-    text.auth = auth;
-    text.proxy = proxy;
-    text.no_proxy = no_proxy;
-    text.env_overrides = env_overrides;
     text.env_api_endpoint =
         env_setting_from(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT,
                          &text.env_api_endpoint_name);

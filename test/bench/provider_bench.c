@@ -225,10 +225,7 @@ static EVP_PKEY *public_copy(EVP_PKEY *key)
     return copy;
 }
 
-static const struct {
-    const char *name;
-    bench_op op;
-} ops[] = {
+static const bench_named_op ops[] = {
     {"decrypt", op_decrypt},
     {"sign", op_sign},
     {"wrap", op_wrap},
@@ -239,45 +236,35 @@ static const struct {
     {"rsa-verify", op_rsa_verify},
 };
 
-static int wanted(const char *only, const char *name)
+/* A failed operation's errors are shown once per run. */
+static void show_errors(const bench_result *r)
 {
-    size_t len = strlen(name);
-
-    for (const char *p = only; p != NULL && *p != '\0';) {
-        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
-            return 1;
-        p = strchr(p, ',');
-        p = p != NULL ? p + 1 : NULL;
-    }
-    return only == NULL;
+    if (r->failures > 0)
+        ERR_print_errors_fp(stderr);
+    ERR_clear_error();
 }
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *label = "provider", *only = NULL;
-    int threads[16] = {1, 4, 16, 64}, thread_count = 4;
-    long total = 1000;
+    const char *config = NULL, *label = "provider";
+    bench_options o;
     emu_env env;
+    int bad = 0;
 
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODULE-DIR [options]\n", argv[0]);
         return 2;
     }
+    bench_options_init(&o);
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--config") == 0)
             config = argv[i + 1];
         else if (strcmp(argv[i], "--label") == 0)
             label = argv[i + 1];
-        else if (strcmp(argv[i], "--only") == 0)
-            only = argv[i + 1];
-        else if (strcmp(argv[i], "--ops") == 0)
-            total = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--threads") == 0)
-            thread_count = bench_parse_threads(argv[i + 1], threads, 16);
-        else
-            thread_count = 0;
+        else if (bench_option(&o, argv[i], argv[i + 1]) != 1)
+            bad = 1;
     }
-    if (thread_count == 0 || total < 1) {
+    if (bad) {
         fprintf(stderr, "%s: bad options\n", argv[0]);
         return 2;
     }
@@ -309,7 +296,7 @@ int main(int argc, char **argv)
     /* the verify ops check one signature of each key, made here */
     ec_sig_len = sizeof(ec_sig);
     rsa_sig_len = sizeof(rsa_sig);
-    if ((wanted(only, "ecdsa-verify") || wanted(only, "rsa-verify")) &&
+    if ((bench_wanted(&o, "ecdsa-verify") || bench_wanted(&o, "rsa-verify")) &&
         ((rsa_public = public_copy(rsa_key)) == NULL ||
          !sign_digest(ec_key, ec_sig, &ec_sig_len) ||
          !sign_digest(rsa_key, rsa_sig, &rsa_sig_len))) {
@@ -318,20 +305,9 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
-        if (!wanted(only, ops[o].name))
-            continue;
-        for (int t = 0; t < thread_count; t++) {
-            bench_result r;
-
-            if (!bench_run(&env, ops[o].op, threads[t], total, 2, &r))
-                return 1;
-            if (r.failures > 0)
-                ERR_print_errors_fp(stderr);
-            ERR_clear_error();
-            bench_print(label, ops[o].name, threads[t], &r);
-        }
-    }
+    if (!bench_run_all(&env, &o, ops, sizeof(ops) / sizeof(ops[0]), label,
+                       show_errors))
+        return 1;
     EVP_PKEY_free(rsa_key);
     EVP_PKEY_free(ec_key);
     EVP_PKEY_free(ec_public);

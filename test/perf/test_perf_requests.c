@@ -22,7 +22,7 @@
 
 #include <smartkey/smartkey.h>
 
-#include "emu.h"
+#include "test_common.h"
 
 #define OPS_PER_THREAD 8
 #define MAX_THREADS    16
@@ -40,7 +40,6 @@ static OSSL_LIB_CTX *libctx;
 static EVP_PKEY *rsa_key, *ec_key;
 static unsigned char cipher[256], signature[128];
 static size_t cipher_len, signature_len;
-static int passed, failed;
 
 typedef int (*operation)(void);
 
@@ -208,35 +207,20 @@ static int run_threads(operation op, int n, int count)
     return failures;
 }
 
+/* Every thread opens its connection, all of them at the same time. */
 static void check(int ok, const char *name, int threads)
 {
-    printf("%s - %s at %d thread%s\n", ok ? "ok  " : "FAIL", name, threads,
-           threads == 1 ? "" : "s");
-    if (ok)
-        passed++;
-    else
-        failed++;
+    tc_check(ok, "%s at %d thread%s", name, threads, threads == 1 ? "" : "s");
 }
 
-static int set_latency(long ms)
-{
-    char body[64];
-
-    snprintf(body, sizeof(body), "{\"ms\":%ld}", ms);
-    return emu_request(&env, "POST", "/_emulator/latency", NULL, body, NULL) /
-               100 ==
-           2;
-}
-
-/* Every thread opens its connection, all of them at the same time. */
 static int warm_up(int threads)
 {
     int failures;
 
-    if (!set_latency(WARMUP_LATENCY_MS))
+    if (!tc_set_latency(&env, WARMUP_LATENCY_MS))
         return 0;
     failures = run_threads(op_decrypt, threads, 1);
-    return set_latency(0) && failures == 0;
+    return tc_set_latency(&env, 0) && failures == 0;
 }
 
 typedef struct private_op {
@@ -329,21 +313,12 @@ int main(int argc, char **argv)
     if (!emu_init(&env))
         return 2;
     if (!create_keys()) {
-        fprintf(stderr, "cannot create the test keys\n");
-        printf("0 passed, 1 failed\n");
-        return 1;
+        return tc_setup_failed("cannot create the test keys");
     }
-    setenv(SMARTKEY_ENV_API_ENDPOINT, env.endpoint, 1);
-    setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
-    setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
+    tc_use_emulator(&env);
 
-    /* default first (docs/openssl-dispatch.md §9: libssl inside libcurl needs
-     * its EC). */
-    libctx = OSSL_LIB_CTX_new();
+    libctx = tc_provider_libctx(argv[1]);
     if (libctx == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, argv[1]) ||
-        OSSL_PROVIDER_load(libctx, "default") == NULL ||
-        OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL ||
         (rsa_key = load_key("smartkey:name=perf-rsa")) == NULL ||
         (ec_key = load_key("smartkey:name=perf-ec")) == NULL ||
         !encrypt_public(cipher, &cipher_len) ||
@@ -359,6 +334,5 @@ int main(int argc, char **argv)
     EVP_PKEY_free(rsa_key);
     EVP_PKEY_free(ec_key);
     OSSL_LIB_CTX_free(libctx);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return tc_report();
 }

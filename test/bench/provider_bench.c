@@ -28,6 +28,7 @@
 #include <smartkey/smartkey.h>
 
 #include "bench_common.h"
+#include "test_common.h"
 
 static const char propq[] = "?provider=" SMARTKEY_PROVIDER_NAME;
 static const char subject_uri[] = "smartkey:name=bench-aes";
@@ -124,23 +125,9 @@ static int op_wrap(int thread)
    that the check costs no request and is not the code under test. */
 static int op_sign(int thread)
 {
-    unsigned char sig[128];
-    size_t sig_len = sizeof(sig);
-    EVP_MD_CTX *md = EVP_MD_CTX_new(), *check = EVP_MD_CTX_new();
-    int ok;
-
     (void)thread;
-    ok = md != NULL && check != NULL &&
-         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, ec_key, NULL) >
-             0 &&
-         EVP_DigestSign(md, sig, &sig_len, message, sizeof(message) - 1) > 0 &&
-         EVP_DigestVerifyInit_ex(check, NULL, "SHA256", libctx,
-                                 "provider=default", ec_public, NULL) > 0 &&
-         EVP_DigestVerify(check, sig, sig_len, message, sizeof(message) - 1) ==
-             1;
-    EVP_MD_CTX_free(md);
-    EVP_MD_CTX_free(check);
-    return ok;
+    return tc_sign_and_verify(libctx, ec_key, ec_public, message,
+                              sizeof(message) - 1);
 }
 
 /*
@@ -209,22 +196,6 @@ static int op_rsa_verify(int thread)
     return verify_digest(rsa_public, rsa_sig, rsa_sig_len);
 }
 
-/* A copy of the EC key's public half owned by the default provider. */
-static EVP_PKEY *public_copy(EVP_PKEY *key)
-{
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    int len = i2d_PUBKEY(key, &der);
-    EVP_PKEY *copy = NULL;
-
-    if (len > 0) {
-        p = der;
-        copy = d2i_PUBKEY_ex(NULL, &p, len, libctx, "provider=default");
-    }
-    OPENSSL_free(der);
-    return copy;
-}
-
 static const bench_named_op ops[] = {
     {"decrypt", op_decrypt},
     {"sign", op_sign},
@@ -287,7 +258,8 @@ int main(int argc, char **argv)
     }
     if ((rsa_key = load_key("smartkey:name=bench-rsa")) == NULL ||
         (ec_key = load_key("smartkey:name=bench-ec")) == NULL ||
-        (ec_public = public_copy(ec_key)) == NULL ||
+        (ec_public = tc_public_copy(libctx, ec_key, "provider=default")) ==
+            NULL ||
         !encrypt_public(cipher, &cipher_len)) {
         ERR_print_errors_fp(stderr);
         fprintf(stderr, "%s: cannot load the bench keys\n", argv[0]);
@@ -297,7 +269,8 @@ int main(int argc, char **argv)
     ec_sig_len = sizeof(ec_sig);
     rsa_sig_len = sizeof(rsa_sig);
     if ((bench_wanted(&o, "ecdsa-verify") || bench_wanted(&o, "rsa-verify")) &&
-        ((rsa_public = public_copy(rsa_key)) == NULL ||
+        ((rsa_public = tc_public_copy(libctx, rsa_key, "provider=default")) ==
+             NULL ||
          !sign_digest(ec_key, ec_sig, &ec_sig_len) ||
          !sign_digest(rsa_key, rsa_sig, &rsa_sig_len))) {
         ERR_print_errors_fp(stderr);

@@ -101,6 +101,49 @@ void tc_wrap_params(OSSL_PARAM params[4], const char *subject_uri)
     params[3] = OSSL_PARAM_construct_end();
 }
 
+const OSSL_PARAM tc_oaep_sha256[] = {
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
+                           OSSL_PKEY_RSA_PAD_MODE_OAEP,
+                           sizeof(OSSL_PKEY_RSA_PAD_MODE_OAEP) - 1),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 6),
+    OSSL_PARAM_END,
+};
+
+int tc_local_oaep(EVP_PKEY *key, int encrypt, const unsigned char *in,
+                  size_t in_len, unsigned char *out, size_t *out_len)
+{
+    EVP_PKEY_CTX *ctx =
+        EVP_PKEY_CTX_new_from_pkey(NULL, key, "provider=default");
+    int ok = ctx != NULL &&
+             (encrypt ? EVP_PKEY_encrypt_init_ex(ctx, tc_oaep_sha256)
+                      : EVP_PKEY_decrypt_init_ex(ctx, tc_oaep_sha256)) > 0 &&
+             (encrypt ? EVP_PKEY_encrypt(ctx, out, out_len, in, in_len)
+                      : EVP_PKEY_decrypt(ctx, out, out_len, in, in_len)) > 0;
+
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+int tc_sign_and_verify(OSSL_LIB_CTX *libctx, EVP_PKEY *key, EVP_PKEY *verifier,
+                       const unsigned char *msg, size_t msg_len)
+{
+    unsigned char sig[1024];
+    size_t sig_len = sizeof(sig);
+    EVP_MD_CTX *md = EVP_MD_CTX_new(), *check = EVP_MD_CTX_new();
+    int ok;
+
+    ok = md != NULL && check != NULL &&
+         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, key, NULL) >
+             0 &&
+         EVP_DigestSign(md, sig, &sig_len, msg, msg_len) > 0 &&
+         EVP_DigestVerifyInit_ex(check, NULL, "SHA256", libctx,
+                                 "provider=default", verifier, NULL) > 0 &&
+         EVP_DigestVerify(check, sig, sig_len, msg, msg_len) == 1;
+    EVP_MD_CTX_free(md);
+    EVP_MD_CTX_free(check);
+    return ok;
+}
+
 int tc_set_latency(const emu_env *env, long ms)
 {
     char body[64];

@@ -42,6 +42,16 @@ EVP_PKEY *tc_public_copy(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
                          const char *propq);
 /* The parameters of a server-side wrap of subject_uri: OAEP, SHA-256. */
 void tc_wrap_params(OSSL_PARAM params[4], const char *subject_uri);
+/* RSA-OAEP with SHA-256 (label and MGF1), as the tests' keys use it:
+   OAEP_SHA256 for *_init_ex, and one local encryption (encrypt = 1) or
+   decryption with key in the default provider. */
+extern const OSSL_PARAM tc_oaep_sha256[];
+int tc_local_oaep(EVP_PKEY *key, int encrypt, const unsigned char *in,
+                  size_t in_len, unsigned char *out, size_t *out_len);
+/* One SHA-256 signature of msg by key (in libctx, as fetched), checked
+   with verifier in the default provider (the check costs no request). */
+int tc_sign_and_verify(OSSL_LIB_CTX *libctx, EVP_PKEY *key, EVP_PKEY *verifier,
+                       const unsigned char *msg, size_t msg_len);
 /* The emulator's added latency for every request (test control). */
 int tc_set_latency(const emu_env *env, long ms);
 

@@ -225,17 +225,11 @@ static OSSL_LIB_CTX *configured_libctx(const char *name, const char *endpoint,
         return NULL;
     /* default first: libcurl's TLS inside the provider must keep finding
        the default provider's algorithms (docs/openssl-dispatch.md §9) */
+    tc_write_config_head(f, module_dir);
     fprintf(f,
-            "openssl_conf = openssl_init\n"
-            "[openssl_init]\nproviders = provider_sect\n"
-            "[provider_sect]\ndefault = default_sect\n"
-            "smartkey = smartkey_sect\n"
-            "[default_sect]\nactivate = 1\n"
-            "[smartkey_sect]\nmodule = %s/smartkey.so\nactivate = 1\n"
             "api_endpoint = %s\napi_key = file:%s\nca_file = %s\n"
             "request_timeout = %d\nretries = %d\n",
-            module_dir, endpoint, api_key_file, ca_file, REQUEST_TIMEOUT_S,
-            RETRIES);
+            endpoint, api_key_file, ca_file, REQUEST_TIMEOUT_S, RETRIES);
     fclose(f);
     libctx = OSSL_LIB_CTX_new();
     if (libctx == NULL || !OSSL_LIB_CTX_load_config(libctx, path) ||
@@ -377,28 +371,11 @@ static const char *const op_paths[OP_COUNT] = {
 
 typedef enum outcome { OUT_OK, OUT_FAILED, OUT_WRONG } outcome;
 
-static OSSL_PARAM oaep_sha256[] = {
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-                           OSSL_PKEY_RSA_PAD_MODE_OAEP,
-                           sizeof(OSSL_PKEY_RSA_PAD_MODE_OAEP) - 1),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 6),
-    OSSL_PARAM_END,
-};
-
 /* RSA-OAEP with the local stand-in key (default provider). */
 static int local_rsa(fixture *fx, int encrypt, const unsigned char *in,
                      size_t in_len, unsigned char *out, size_t *out_len)
 {
-    EVP_PKEY_CTX *ctx =
-        EVP_PKEY_CTX_new_from_pkey(NULL, fx->standin, "provider=default");
-    int ok = ctx != NULL &&
-             (encrypt ? EVP_PKEY_encrypt_init_ex(ctx, oaep_sha256)
-                      : EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256)) > 0 &&
-             (encrypt ? EVP_PKEY_encrypt(ctx, out, out_len, in, in_len)
-                      : EVP_PKEY_decrypt(ctx, out, out_len, in, in_len)) > 0;
-
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_local_oaep(fx->standin, encrypt, in, in_len, out, out_len);
 }
 
 static outcome decrypt_once(fixture *fx)
@@ -412,7 +389,7 @@ static outcome decrypt_once(fixture *fx)
         !local_rsa(fx, 1, message, sizeof(message), cipher, &cipher_len))
         return OUT_WRONG; /* the test itself broke: count it loudly */
     ctx = EVP_PKEY_CTX_new_from_pkey(fx->libctx, fx->smartkey_rsa, propq);
-    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256) > 0 &&
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, tc_oaep_sha256) > 0 &&
          EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0;
     EVP_PKEY_CTX_free(ctx);
     if (!ok)

@@ -53,27 +53,10 @@ static EVP_PKEY *load_key(const char *uri)
 
 /* ---- the operations; each returns 1 only for a locally checked result */
 
-static OSSL_PARAM oaep_sha256[] = {
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-                           OSSL_PKEY_RSA_PAD_MODE_OAEP,
-                           sizeof(OSSL_PKEY_RSA_PAD_MODE_OAEP) - 1),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 6),
-    OSSL_PARAM_END,
-};
-
 static int local_rsa(int encrypt, const unsigned char *in, size_t in_len,
                      unsigned char *out, size_t *out_len)
 {
-    EVP_PKEY_CTX *ctx =
-        EVP_PKEY_CTX_new_from_pkey(NULL, standin_rsa, "provider=default");
-    int ok = ctx != NULL &&
-             (encrypt ? EVP_PKEY_encrypt_init_ex(ctx, oaep_sha256)
-                      : EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256)) > 0 &&
-             (encrypt ? EVP_PKEY_encrypt(ctx, out, out_len, in, in_len)
-                      : EVP_PKEY_decrypt(ctx, out, out_len, in, in_len)) > 0;
-
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_local_oaep(standin_rsa, encrypt, in, in_len, out, out_len);
 }
 
 static int decrypt_once(void)
@@ -87,7 +70,7 @@ static int decrypt_once(void)
         !local_rsa(1, message, sizeof(message), cipher, &cipher_len))
         return 0;
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, smartkey_rsa, propq);
-    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256) > 0 &&
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, tc_oaep_sha256) > 0 &&
          EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
          plain_len == sizeof(message) &&
          memcmp(plain, message, sizeof(message)) == 0;

@@ -150,6 +150,20 @@ nginx_prepare() {
     fi
 }
 
+# nginx_server PORT KEY LISTEN_OPTIONS BODY: a server block answering BODY
+# over TLS with $WORK/KEY.pem (a key-reference file) and KEY.crt.
+nginx_server() {
+    cat <<CONF
+    server {
+        listen 127.0.0.1:$1 ssl $3;
+        server_name localhost;
+        ssl_certificate $WORK/$2.crt;
+        ssl_certificate_key $WORK/$2.pem;
+        location / { return 200 "$4\n"; }
+    }
+CONF
+}
+
 # nginx_start NAME WORKERS LISTEN_OPTIONS HTTP_EXTRA RSA_BODY EC_BODY:
 # nginx in the foreground with WORKERS workers, serving RSA_BODY with the
 # key NAME-rsa on $RSA_PORT and EC_BODY with NAME-ec on $EC_PORT (two free
@@ -182,20 +196,8 @@ http {
     uwsgi_temp_path $prefix/uwsgi;
     scgi_temp_path $prefix/scgi;
     ssl_protocols TLSv1.2 TLSv1.3;
-    server {
-        listen 127.0.0.1:$RSA_PORT ssl $listen;
-        server_name localhost;
-        ssl_certificate $WORK/$name-rsa.crt;
-        ssl_certificate_key $WORK/$name-rsa.pem;
-        location / { return 200 "$rsa_body\n"; }
-    }
-    server {
-        listen 127.0.0.1:$EC_PORT ssl $listen;
-        server_name localhost;
-        ssl_certificate $WORK/$name-ec.crt;
-        ssl_certificate_key $WORK/$name-ec.pem;
-        location / { return 200 "$ec_body\n"; }
-    }
+$(nginx_server "$RSA_PORT" "$name-rsa" "$listen" "$rsa_body")
+$(nginx_server "$EC_PORT" "$name-ec" "$listen" "$ec_body")
 }
 CONF
         nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \

@@ -45,34 +45,11 @@ static EVP_PKEY *load_key(const char *uri)
     return emu_load_pkey(libctx, NULL, uri);
 }
 
-static void oaep_params(OSSL_PARAM *params, const char *subject)
-{
-    int n = 0;
-
-    params[n++] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_PAD_MODE, OSSL_PKEY_RSA_PAD_MODE_OAEP, 0);
-    params[n++] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 0);
-    params[n++] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, "SHA256", 0);
-    if (subject != NULL)
-        params[n++] = OSSL_PARAM_construct_utf8_string(
-            SMARTKEY_PARAM_WRAP_SUBJECT, (char *)subject, 0);
-    params[n] = OSSL_PARAM_construct_end();
-}
-
 static int encrypt_public(unsigned char *out, size_t *out_len)
 {
-    OSSL_PARAM params[5];
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
-    int ok;
-
-    oaep_params(params, NULL);
     *out_len = sizeof(cipher);
-    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
-         EVP_PKEY_encrypt(ctx, out, out_len, secret, sizeof(secret) - 1) > 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_encrypt_oaep(libctx, rsa_key, secret, sizeof(secret) - 1, out,
+                           out_len);
 }
 
 static int op_encrypt(int thread)
@@ -93,7 +70,7 @@ static int op_decrypt(int thread)
     int ok;
 
     (void)thread;
-    oaep_params(params, NULL);
+    tc_oaep_params(params, NULL);
     ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
          plain_len == sizeof(secret) - 1 &&
@@ -111,7 +88,7 @@ static int op_wrap(int thread)
     int ok;
 
     (void)thread;
-    oaep_params(params, subject_uri);
+    tc_oaep_params(params, subject_uri);
     ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_encrypt(ctx, NULL, &wrapped_len, NULL, 0) > 0 &&
          wrapped_len <= sizeof(wrapped) &&

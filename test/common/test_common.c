@@ -101,6 +101,37 @@ void tc_wrap_params(OSSL_PARAM params[4], const char *subject_uri)
     params[3] = OSSL_PARAM_construct_end();
 }
 
+void tc_oaep_params(OSSL_PARAM params[5], const char *subject_uri)
+{
+    int n = 0;
+
+    params[n++] = OSSL_PARAM_construct_utf8_string(
+        OSSL_ASYM_CIPHER_PARAM_PAD_MODE, OSSL_PKEY_RSA_PAD_MODE_OAEP, 0);
+    params[n++] = OSSL_PARAM_construct_utf8_string(
+        OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 0);
+    params[n++] = OSSL_PARAM_construct_utf8_string(
+        OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, "SHA256", 0);
+    if (subject_uri != NULL)
+        params[n++] = OSSL_PARAM_construct_utf8_string(
+            SMARTKEY_PARAM_WRAP_SUBJECT, (char *)subject_uri, 0);
+    params[n] = OSSL_PARAM_construct_end();
+}
+
+int tc_encrypt_oaep(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
+                    const unsigned char *in, size_t in_len, unsigned char *out,
+                    size_t *out_len)
+{
+    OSSL_PARAM params[5];
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
+    int ok;
+
+    tc_oaep_params(params, NULL);
+    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_encrypt(ctx, out, out_len, in, in_len) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
 const OSSL_PARAM tc_oaep_sha256[] = {
     OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
                            OSSL_PKEY_RSA_PAD_MODE_OAEP,

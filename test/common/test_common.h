@@ -42,6 +42,13 @@ EVP_PKEY *tc_public_copy(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
                          const char *propq);
 /* The parameters of a server-side wrap of subject_uri: OAEP, SHA-256. */
 void tc_wrap_params(OSSL_PARAM params[4], const char *subject_uri);
+/* RSA-OAEP SHA-256 (MGF1 SHA-256) parameters, with a wrap subject when
+   subject_uri is not NULL. */
+void tc_oaep_params(OSSL_PARAM params[5], const char *subject_uri);
+/* One RSA-OAEP SHA-256 encryption of in with key (fetched in libctx). */
+int tc_encrypt_oaep(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
+                    const unsigned char *in, size_t in_len, unsigned char *out,
+                    size_t *out_len);
 /* RSA-OAEP with SHA-256 (label and MGF1), as the tests' keys use it:
    OAEP_SHA256 for *_init_ex, and one local encryption (encrypt = 1) or
    decryption with key in the default provider. */

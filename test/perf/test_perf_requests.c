@@ -48,36 +48,12 @@ static EVP_PKEY *load_key(const char *uri)
     return emu_load_pkey(libctx, NULL, uri);
 }
 
-static void oaep_params(OSSL_PARAM *params, const char *subject)
-{
-    params[0] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_PAD_MODE, OSSL_PKEY_RSA_PAD_MODE_OAEP, 0);
-    params[1] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 0);
-    params[2] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, "SHA256", 0);
-    if (subject != NULL) {
-        params[3] = OSSL_PARAM_construct_utf8_string(
-            SMARTKEY_PARAM_WRAP_SUBJECT, (char *)subject, 0);
-        params[4] = OSSL_PARAM_construct_end();
-    } else {
-        params[3] = OSSL_PARAM_construct_end();
-    }
-}
-
 /* Encrypts with the public half, as a client of the key holder does. */
 static int encrypt_public(unsigned char *out, size_t *out_len)
 {
-    OSSL_PARAM params[5];
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
-    int ok;
-
-    oaep_params(params, NULL);
     *out_len = sizeof(cipher);
-    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
-         EVP_PKEY_encrypt(ctx, out, out_len, secret, sizeof(secret) - 1) > 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_encrypt_oaep(libctx, rsa_key, secret, sizeof(secret) - 1, out,
+                           out_len);
 }
 
 static int op_encrypt(void)
@@ -96,7 +72,7 @@ static int op_decrypt(void)
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
     int ok;
 
-    oaep_params(params, NULL);
+    tc_oaep_params(params, NULL);
     ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
          plain_len == sizeof(secret) - 1 &&
@@ -114,7 +90,7 @@ static int op_wrap(void)
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, propq);
     int ok;
 
-    oaep_params(params, subject_uri);
+    tc_oaep_params(params, subject_uri);
     ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_encrypt(ctx, NULL, &wrapped_len, NULL, 0) > 0 &&
          wrapped_len == sizeof(wrapped) &&

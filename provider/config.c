@@ -38,8 +38,10 @@ static int parse_seconds(const char *name, const char *text, double *out,
     return 1;
 }
 
-static int parse_count(const char *name, const char *text, int *out, char *why,
-                       size_t why_len)
+/* A whole number from 0 to max. The emulator (and, as far as is known,
+   SmartKey) caps a batch at 1000; retries are capped at 100. */
+static int parse_count(const char *name, const char *text, long max, int *out,
+                       char *why, size_t why_len)
 {
     char *end;
     long value;
@@ -48,34 +50,11 @@ static int parse_count(const char *name, const char *text, int *out, char *why,
         return 1;
     errno = 0;
     value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 0 || value > 100) {
+    if (errno != 0 || end == text || *end != '\0' || value < 0 || value > max) {
         snprintf(why, why_len,
                  "%s = '%.64s' in the provider's openssl.cnf section is not "
-                 "a count between 0 and 100",
-                 name, text);
-        return 0;
-    }
-    *out = (int)value;
-    return 1;
-}
-
-/* The emulator (and, as far as is known, SmartKey) caps a batch at 1000. */
-static int parse_batch_size(const char *text, int *out, char *why,
-                            size_t why_len)
-{
-    char *end;
-    long value;
-
-    if (text == NULL)
-        return 1;
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 0 ||
-        value > 1000) {
-        snprintf(why, why_len,
-                 "%s = '%.64s' in the provider's openssl.cnf section is not "
-                 "a count between 0 and 1000",
-                 SMARTKEY_CFG_BATCH_MAX_SIZE, text);
+                 "a count between 0 and %ld",
+                 name, text, max);
         return 0;
     }
     *out = (int)value;
@@ -295,12 +274,12 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
                        &out->request_timeout, why, why_len) ||
         !parse_seconds(SMARTKEY_CFG_CACHE_LIFETIME, in->cache_lifetime,
                        &out->cache_lifetime, why, why_len) ||
-        !parse_count(SMARTKEY_CFG_RETRIES, in->retries, &out->retries, why,
+        !parse_count(SMARTKEY_CFG_RETRIES, in->retries, 100, &out->retries, why,
                      why_len) ||
         !parse_flag(SMARTKEY_CFG_INSECURE_SKIP_VERIFY, in->insecure_skip_verify,
                     &out->insecure_skip_verify, why, why_len) ||
-        !parse_batch_size(in->batch_max_size, &out->batch_max_size, why,
-                          why_len) ||
+        !parse_count(SMARTKEY_CFG_BATCH_MAX_SIZE, in->batch_max_size, 1000,
+                     &out->batch_max_size, why, why_len) ||
         !parse_seconds(SMARTKEY_CFG_BATCH_MAX_WAIT, in->batch_max_wait,
                        &out->batch_max_wait, why, why_len) ||
         !parse_auth(in->env_auth != NULL ? in->env_auth : in->auth, &out->auth,

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include <smartkey/smartkey.h>
 
 #include "client.h"
@@ -77,7 +79,7 @@ static void parse_debug_setting(const char *setting)
 
     if (setting == NULL || *setting == '\0')
         return;
-    copy = strdup(setting);
+    copy = OPENSSL_strdup(setting);
     if (copy == NULL)
         return;
     for (part = strtok_r(copy, ",", &save); part != NULL;
@@ -101,16 +103,16 @@ static void parse_debug_setting(const char *setting)
     if (level > 0 && path != NULL) {
         /* the path ends where the next ",option" begins */
         size_t len = strcspn(path, ",");
-        char *file_name = strndup(path, len);
+        char *file_name = OPENSSL_strndup(path, len);
 
         if (file_name != NULL) {
             debug_stream = open_log(file_name);
             if (debug_stream != NULL)
                 setvbuf(debug_stream, NULL, _IOLBF, 0);
-            free(file_name);
+            OPENSSL_free(file_name);
         }
     }
-    free(copy);
+    OPENSSL_free(copy);
     if (debug_stream == NULL)
         debug_stream = stderr;
     sk_debug_level = level;

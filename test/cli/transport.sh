@@ -9,9 +9,7 @@
 # cannot read and a host-name mismatch are named as such.
 # Usage: transport.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 create_rsa tr-rsa 2048 >/dev/null || fatal "cannot create the test key"
 server_public_key tr-rsa "$WORK/rsa.der"

@@ -10,7 +10,8 @@
  *    and only the wrapped bytes reach us.
  *
  * Size queries (out == NULL) are answered from the modulus size without a
- * network round trip: pkeyutl asks once before every real call (notes §2.3).
+ * network round trip: pkeyutl asks once before every real call
+ * (docs/openssl-dispatch.md §4).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -28,8 +29,24 @@
 #include <openssl/x509.h>
 
 #include "key.h"
+#include "names.h"
 #include "params.h"
 #include "uri.h"
+
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_asym_cipher_newctx_fn rsa_cipher_newctx;
+static OSSL_FUNC_asym_cipher_freectx_fn rsa_cipher_freectx;
+static OSSL_FUNC_asym_cipher_dupctx_fn rsa_cipher_dupctx;
+static OSSL_FUNC_asym_cipher_encrypt_init_fn rsa_cipher_encrypt_init;
+static OSSL_FUNC_asym_cipher_encrypt_fn rsa_cipher_encrypt;
+static OSSL_FUNC_asym_cipher_decrypt_init_fn rsa_cipher_decrypt_init;
+static OSSL_FUNC_asym_cipher_decrypt_fn rsa_cipher_decrypt;
+static OSSL_FUNC_asym_cipher_get_ctx_params_fn rsa_cipher_get_ctx_params;
+static OSSL_FUNC_asym_cipher_gettable_ctx_params_fn
+    rsa_cipher_gettable_ctx_params;
+static OSSL_FUNC_asym_cipher_set_ctx_params_fn rsa_cipher_set_ctx_params;
+static OSSL_FUNC_asym_cipher_settable_ctx_params_fn
+    rsa_cipher_settable_ctx_params;
 
 /* The public half is used in the provider's child libctx; our own cipher
    must never be picked there (it would call itself). */
@@ -41,57 +58,13 @@
 /* TLS 1.2 RSA key exchange: the pre-master secret is 48 bytes. */
 #define TLS_PREMASTER_SIZE 48
 
-/*
- * The digests SmartKey's RSA OAEP takes, with the spellings OpenSSL and
- * users give them ("sha256", "SHA2-256", "SHA-256" or the OID).
- */
-typedef struct sk_oaep_digest {
-    const char *smartkey_name; /* the wire spelling */
-    const char *openssl_name;
-    const char *aliases[4];
-} sk_oaep_digest;
-
-static const sk_oaep_digest oaep_digests[] = {
-    {"SHA1", "SHA1", {"SHA-1", "SSL3-SHA1", "1.3.14.3.2.26", NULL}},
-    {"SHA224",
-     "SHA2-224",
-     {"SHA224", "SHA-224", "2.16.840.1.101.3.4.2.4", NULL}},
-    {"SHA256",
-     "SHA2-256",
-     {"SHA256", "SHA-256", "2.16.840.1.101.3.4.2.1", NULL}},
-    {"SHA384",
-     "SHA2-384",
-     {"SHA384", "SHA-384", "2.16.840.1.101.3.4.2.2", NULL}},
-    {"SHA512",
-     "SHA2-512",
-     {"SHA512", "SHA-512", "2.16.840.1.101.3.4.2.3", NULL}},
-};
-
-/* OpenSSL's OAEP default when no digest is given. */
-#define DEFAULT_OAEP_DIGEST (&oaep_digests[0])
-
-static const sk_oaep_digest *oaep_digest_by_name(const char *name)
-{
-    for (size_t i = 0; i < sizeof(oaep_digests) / sizeof(oaep_digests[0]);
-         i++) {
-        const sk_oaep_digest *d = &oaep_digests[i];
-
-        if (strcasecmp(name, d->openssl_name) == 0)
-            return d;
-        for (size_t a = 0; a < 4 && d->aliases[a] != NULL; a++)
-            if (strcasecmp(name, d->aliases[a]) == 0)
-                return d;
-    }
-    return NULL;
-}
-
 typedef struct sk_rsa_cipher {
-    SK_PROVCTX *provctx;
-    SK_KEY *key; /* counted */
+    sk_provctx *provctx;
+    sk_key *key; /* counted */
     int private_handle;
-    int padding;                       /* RSA_*_PADDING */
-    const sk_oaep_digest *oaep_digest; /* NULL: not set (SHA-1) */
-    const sk_oaep_digest *mgf1_digest; /* NULL: not set (= oaep_digest) */
+    int padding;                  /* RSA_*_PADDING */
+    const sk_digest *oaep_digest; /* NULL: not set (SHA-1) */
+    const sk_digest *mgf1_digest; /* NULL: not set (= oaep_digest) */
     unsigned char *oaep_label;
     size_t oaep_label_len;
     unsigned int tls_client_version;
@@ -100,11 +73,11 @@ typedef struct sk_rsa_cipher {
     int remote_encrypt;
     char *wrap_subject_uri; /* as the user gave it, for messages */
     sk_uri wrap_subject;
-} SK_RSA_CIPHER;
+} sk_rsa_cipher;
 
 static void *rsa_cipher_newctx(void *provctx)
 {
-    SK_RSA_CIPHER *ctx = calloc(1, sizeof(*ctx));
+    sk_rsa_cipher *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating an RSA cipher");
@@ -116,41 +89,29 @@ static void *rsa_cipher_newctx(void *provctx)
     return ctx;
 }
 
-static void clear_wrap_subject(SK_RSA_CIPHER *ctx)
+static void clear_wrap_subject(sk_rsa_cipher *ctx)
 {
-    free(ctx->wrap_subject_uri);
+    OPENSSL_free(ctx->wrap_subject_uri);
     ctx->wrap_subject_uri = NULL;
     sk_uri_clear(&ctx->wrap_subject);
 }
 
 static void rsa_cipher_freectx(void *vctx)
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
 
     if (ctx == NULL)
         return;
     sk_key_free(ctx->key);
     OPENSSL_free(ctx->oaep_label);
     clear_wrap_subject(ctx);
-    free(ctx);
-}
-
-static char *strdup_or_null(const char *s, int *ok)
-{
-    char *copy;
-
-    if (s == NULL)
-        return NULL;
-    copy = strdup(s);
-    if (copy == NULL)
-        *ok = 0;
-    return copy;
+    OPENSSL_free(ctx);
 }
 
 static void *rsa_cipher_dupctx(void *vctx)
 {
-    const SK_RSA_CIPHER *from = vctx;
-    SK_RSA_CIPHER *copy = malloc(sizeof(*copy));
+    const sk_rsa_cipher *from = vctx;
+    sk_rsa_cipher *copy = OPENSSL_malloc(sizeof(*copy));
     int ok = 1;
 
     if (copy == NULL) {
@@ -165,9 +126,9 @@ static void *rsa_cipher_dupctx(void *vctx)
             OPENSSL_memdup(from->oaep_label, from->oaep_label_len);
         ok = copy->oaep_label != NULL;
     }
-    copy->wrap_subject_uri = strdup_or_null(from->wrap_subject_uri, &ok);
-    copy->wrap_subject.name = strdup_or_null(from->wrap_subject.name, &ok);
-    copy->wrap_subject.kid = strdup_or_null(from->wrap_subject.kid, &ok);
+    copy->wrap_subject_uri = sk_strdup_or_null(from->wrap_subject_uri, &ok);
+    copy->wrap_subject.name = sk_strdup_or_null(from->wrap_subject.name, &ok);
+    copy->wrap_subject.kid = sk_strdup_or_null(from->wrap_subject.kid, &ok);
     if (!ok) {
         rsa_cipher_freectx(copy);
         SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
@@ -180,8 +141,8 @@ static void *rsa_cipher_dupctx(void *vctx)
 
 /*
  * Text types where the command line sends text: -pkeyopt values are
- * converted with the types declared here (notes §3), and pad-mode also
- * arrives as an int from C callers.
+ * converted with the types declared here (docs/openssl-dispatch.md §4), and
+ * pad-mode also arrives as an int from C callers.
  */
 static const OSSL_PARAM settable_params[] = {
     OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL, 0),
@@ -198,11 +159,11 @@ static const OSSL_PARAM settable_params[] = {
     OSSL_PARAM_END,
 };
 
-/* The text parameters that take an int as well (notes §3). */
+/* Text parameters that take an int too (docs/openssl-dispatch.md §4). */
 static const char *const text_or_int_params[] = {
     OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL};
 
-static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
+static int set_padding(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
 {
     static const struct {
         const char *name;
@@ -216,7 +177,7 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
     char text[32] = "";
 
     /* the command line sends text, EVP_PKEY_CTX_set_rsa_padding() and
-       libssl send an int (notes §3) */
+       libssl send an int (docs/openssl-dispatch.md §4) */
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
         if (!sk_param_text(ctx->provctx, p, text, sizeof(text)))
             return 0;
@@ -243,18 +204,18 @@ static int set_padding(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
     return 0;
 }
 
-static int set_digest(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
-                      const sk_oaep_digest **slot, const char *what)
+static int set_digest(sk_rsa_cipher *ctx, const OSSL_PARAM *p,
+                      const sk_digest **slot, const char *what)
 {
     char name[64];
-    const sk_oaep_digest *digest;
+    const sk_digest *digest;
 
     if (!sk_param_text(ctx->provctx, p, name, sizeof(name))) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "the %s must be a digest name", what);
         return 0;
     }
-    digest = oaep_digest_by_name(name);
+    digest = sk_digest_by_name(name, SK_DIGEST_OAEP);
     if (digest == NULL) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s '%.64s' is not one SmartKey's RSA OAEP offers (SHA1, "
@@ -266,7 +227,7 @@ static int set_digest(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
     return 1;
 }
 
-static int set_wrap_subject(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
+static int set_wrap_subject(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
 {
     char uri[SK_PARAM_MAX_BYTES + 1];
     char why[256] = "";
@@ -294,7 +255,7 @@ static int set_wrap_subject(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
                  SMARTKEY_PARAM_WRAP_SUBJECT, uri);
         return 0;
     }
-    ctx->wrap_subject_uri = strdup(uri);
+    ctx->wrap_subject_uri = OPENSSL_strdup(uri);
     if (ctx->wrap_subject_uri == NULL) {
         sk_uri_clear(&parsed);
         SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "reading %s",
@@ -305,21 +266,22 @@ static int set_wrap_subject(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p)
     return 1;
 }
 
-static const sk_oaep_digest *effective_oaep_digest(const SK_RSA_CIPHER *ctx)
+static const sk_digest *effective_oaep_digest(const sk_rsa_cipher *ctx)
 {
-    return ctx->oaep_digest != NULL ? ctx->oaep_digest : DEFAULT_OAEP_DIGEST;
+    return ctx->oaep_digest != NULL ? ctx->oaep_digest
+                                    : sk_digest_oaep_default();
 }
 
 /*
  * SmartKey's OAEP names a single hash for both the label and MGF1, so a
  * request with two different ones cannot be honoured: refuse it instead of
- * guessing (api §3.1). At set time only an explicit pair is compared, so
- * the order of -pkeyopt options does not matter; the operation checks the
- * effective pair (OAEP defaults to SHA-1, MGF1 to the OAEP digest).
+ * guessing (docs/smartkey-api.md §4.1). At set time only an explicit pair is
+ * compared, so the order of -pkeyopt options does not matter; the operation
+ * checks the effective pair (OAEP defaults to SHA-1, MGF1 to the OAEP digest).
  */
-static int digests_agree(const SK_RSA_CIPHER *ctx, int effective)
+static int digests_agree(const sk_rsa_cipher *ctx, int effective)
 {
-    const sk_oaep_digest *oaep = ctx->oaep_digest, *mgf1 = ctx->mgf1_digest;
+    const sk_digest *oaep = ctx->oaep_digest, *mgf1 = ctx->mgf1_digest;
 
     if (effective) {
         oaep = effective_oaep_digest(ctx);
@@ -336,7 +298,7 @@ static int digests_agree(const SK_RSA_CIPHER *ctx, int effective)
     return 0;
 }
 
-static int get_uint(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
+static int get_uint(sk_rsa_cipher *ctx, const OSSL_PARAM *p,
                     unsigned int *value)
 {
     if (OSSL_PARAM_get_uint(p, value))
@@ -350,7 +312,7 @@ static int get_uint(SK_RSA_CIPHER *ctx, const OSSL_PARAM *p,
 
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
     const OSSL_PARAM *p;
 
     if (ctx == NULL)
@@ -434,7 +396,7 @@ static const char *padding_name(int padding)
 
 static int rsa_cipher_get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
     OSSL_PARAM *p;
 
     if (ctx == NULL)
@@ -500,8 +462,8 @@ static const OSSL_PARAM *rsa_cipher_gettable_ctx_params(void *vctx,
 
 static int rsa_cipher_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 {
-    SK_RSA_CIPHER *ctx = vctx;
-    SK_KEYDATA *keydata = vkey;
+    sk_rsa_cipher *ctx = vctx;
+    sk_keydata *keydata = vkey;
 
     if (ctx == NULL || keydata == NULL || keydata->key == NULL ||
         keydata->key->type != SK_KEY_RSA) {
@@ -519,12 +481,12 @@ static int rsa_cipher_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 
 /* A key read from a local file (imported from another provider) has no
    identity in SmartKey. */
-static int held_in_smartkey(const SK_KEY *key)
+static int held_in_smartkey(const sk_key *key)
 {
     return key->kid[0] != '\0';
 }
 
-static void describe_key(const SK_KEY *key, char *buf, size_t len)
+static void describe_key(const sk_key *key, char *buf, size_t len)
 {
     if (!held_in_smartkey(key))
         snprintf(buf, len, "wrapping key from a local file");
@@ -534,7 +496,7 @@ static void describe_key(const SK_KEY *key, char *buf, size_t len)
         snprintf(buf, len, "key %s", key->kid);
 }
 
-static sk_client *client_of(SK_RSA_CIPHER *ctx)
+static sk_client *client_of(sk_rsa_cipher *ctx)
 {
     return sk_provctx_client(ctx->provctx);
 }
@@ -543,9 +505,9 @@ static sk_client *client_of(SK_RSA_CIPHER *ctx)
  * Registers the public half of a key that SmartKey does not hold as a
  * transient key of the client's session: SmartKey wraps and encrypts only
  * under keys it knows. Transient keys die with the session, so nothing is
- * left on the server (api §2.4).
+ * left on the server (docs/smartkey-api.md §3.3).
  */
-static char *register_transient_key(SK_RSA_CIPHER *ctx, sk_client *client)
+static char *register_transient_key(sk_rsa_cipher *ctx, sk_client *client)
 {
     unsigned char *spki = NULL;
     int spki_len = i2d_PUBKEY(ctx->key->public_key, &spki);
@@ -584,12 +546,12 @@ typedef enum remote_call { CALL_WRAPKEY, CALL_ENCRYPT } remote_call;
  * registration. A transient handle is refused once the session that
  * created it was renewed in between: then the pair is done once more.
  */
-static int call_with_key(SK_RSA_CIPHER *ctx, remote_call call,
+static int call_with_key(sk_rsa_cipher *ctx, remote_call call,
                          const unsigned char *in, size_t inlen,
                          unsigned char **result, size_t *result_len)
 {
     sk_client *client = client_of(ctx);
-    const sk_oaep_digest *digest = effective_oaep_digest(ctx);
+    const sk_digest *digest = effective_oaep_digest(ctx);
     char subject[300];
     sk_error err;
     int ok = 0;
@@ -670,11 +632,11 @@ static int rsa_cipher_encrypt_init(void *vctx, void *vkey,
 }
 
 /* The caller's data with the public half, in the default provider. */
-static int encrypt_locally(SK_RSA_CIPHER *ctx, unsigned char *out,
+static int encrypt_locally(sk_rsa_cipher *ctx, unsigned char *out,
                            size_t *outlen, size_t outsize,
                            const unsigned char *in, size_t inlen)
 {
-    const sk_oaep_digest *digest = effective_oaep_digest(ctx);
+    const sk_digest *digest = effective_oaep_digest(ctx);
     OSSL_PARAM params[5], *p = params;
     EVP_PKEY_CTX *local;
     size_t len = outsize;
@@ -717,7 +679,7 @@ static int encrypt_locally(SK_RSA_CIPHER *ctx, unsigned char *out,
  * exactly the modulus long (PKCS#1 I2OSP): another length is a broken or
  * tampered answer, and no application can tell it from a good one later.
  */
-static int is_rsa_block(SK_RSA_CIPHER *ctx, size_t result_len, const char *what)
+static int is_rsa_block(sk_rsa_cipher *ctx, size_t result_len, const char *what)
 {
     if (result_len == (size_t)ctx->key->max_size)
         return 1;
@@ -728,7 +690,7 @@ static int is_rsa_block(SK_RSA_CIPHER *ctx, size_t result_len, const char *what)
     return 0;
 }
 
-static int copy_result(SK_RSA_CIPHER *ctx, unsigned char *result,
+static int copy_result(sk_rsa_cipher *ctx, unsigned char *result,
                        size_t result_len, unsigned char *out, size_t *outlen,
                        size_t outsize, const char *what)
 {
@@ -744,7 +706,7 @@ static int copy_result(SK_RSA_CIPHER *ctx, unsigned char *result,
     return 1;
 }
 
-static int wrap_subject_key(SK_RSA_CIPHER *ctx, unsigned char *out,
+static int wrap_subject_key(sk_rsa_cipher *ctx, unsigned char *out,
                             size_t *outlen, size_t outsize, size_t inlen)
 {
     unsigned char *wrapped = NULL;
@@ -790,7 +752,7 @@ static int rsa_cipher_encrypt(void *vctx, unsigned char *out, size_t *outlen,
                               size_t outsize, const unsigned char *in,
                               size_t inlen)
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
     unsigned char *cipher = NULL;
     size_t cipher_len = 0;
     int ok;
@@ -835,7 +797,7 @@ static int rsa_cipher_encrypt(void *vctx, unsigned char *out, size_t *outlen,
 static int rsa_cipher_decrypt_init(void *vctx, void *vkey,
                                    const OSSL_PARAM params[])
 {
-    SK_RSA_CIPHER *ctx = vctx;
+    sk_rsa_cipher *ctx = vctx;
 
     if (!rsa_cipher_init(vctx, vkey, params))
         return 0;
@@ -905,7 +867,7 @@ static void tls_premaster_select(const unsigned char *plain, size_t plain_len,
     OPENSSL_cleanse(candidate, sizeof(candidate));
 }
 
-static int tls_premaster(SK_RSA_CIPHER *ctx, int decrypted,
+static int tls_premaster(sk_rsa_cipher *ctx, int decrypted,
                          const unsigned char *plain, size_t plain_len,
                          unsigned char *out, size_t *outlen, size_t outsize)
 {
@@ -946,7 +908,7 @@ static int tls_premaster(SK_RSA_CIPHER *ctx, int decrypted,
 #define KDK_SIZE    32
 #define MAX_LEN_GEN 128
 
-static int hmac_sha256(SK_PROVCTX *provctx, const unsigned char *key,
+static int hmac_sha256(sk_provctx *provctx, const unsigned char *key,
                        size_t key_len, const unsigned char *const parts[],
                        const size_t part_lens[], size_t part_count,
                        unsigned char out[KDK_SIZE])
@@ -969,7 +931,7 @@ static int hmac_sha256(SK_PROVCTX *provctx, const unsigned char *key,
 }
 
 /* OpenSSL's ossl_rsa_prf: HMAC(kdk, counter || label || bit length). */
-static int prf(SK_PROVCTX *provctx, const unsigned char kdk[KDK_SIZE],
+static int prf(sk_provctx *provctx, const unsigned char kdk[KDK_SIZE],
                const char *label, unsigned char *out, size_t out_len)
 {
     unsigned char block[KDK_SIZE], bits[2], counter[2];
@@ -993,7 +955,7 @@ static int prf(SK_PROVCTX *provctx, const unsigned char kdk[KDK_SIZE],
 }
 
 /* The synthetic message for a bad block: cipher is modulus bytes. */
-static int implicit_rejection(SK_RSA_CIPHER *ctx, const unsigned char *cipher,
+static int implicit_rejection(sk_rsa_cipher *ctx, const unsigned char *cipher,
                               size_t modulus, unsigned char *out,
                               size_t *outlen, size_t outsize)
 {
@@ -1083,7 +1045,7 @@ static int is_bad_padding(const sk_error *err)
  * visibly, so besides the error queue one error-level line per key goes
  * to stderr, without SMARTKEY_DEBUG.
  */
-static void pkcs1_policy_refusal(SK_RSA_CIPHER *ctx, const sk_error *err)
+static void pkcs1_policy_refusal(sk_rsa_cipher *ctx, const sk_error *err)
 {
     char key_text[260], message[600], subject[300];
 
@@ -1102,7 +1064,7 @@ static void pkcs1_policy_refusal(SK_RSA_CIPHER *ctx, const sk_error *err)
 
 /* The longest message the padding fits in a block of `modulus` bytes: a
    longer "plaintext" from SmartKey cannot be one. */
-static size_t max_plaintext(const SK_RSA_CIPHER *ctx, size_t modulus)
+static size_t max_plaintext(const sk_rsa_cipher *ctx, size_t modulus)
 {
     const char *hash = effective_oaep_digest(ctx)->smartkey_name;
     size_t hash_len;
@@ -1121,106 +1083,52 @@ static size_t max_plaintext(const SK_RSA_CIPHER *ctx, size_t modulus)
     }
 }
 
-static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
-                              size_t outsize, const unsigned char *in,
-                              size_t inlen)
+/* The request for SmartKey: the ciphertext, modulus-sized, and the
+   padding with its settings. */
+static void decrypt_request(const sk_rsa_cipher *ctx,
+                            const unsigned char *cipher, size_t modulus,
+                            sk_decrypt_request *req)
 {
-    SK_RSA_CIPHER *ctx = vctx;
-    size_t modulus =
-        ctx != NULL && ctx->key != NULL ? (size_t)ctx->key->max_size : 0;
-    unsigned char *cipher = NULL, *plain = NULL;
-    size_t plain_len = 0;
-    sk_decrypt_request req;
-    sk_client *client;
-    sk_error err;
-    char key_text[260], subject[300];
-    int ok;
-
-    if (modulus == 0)
-        return 0;
-    if (out == NULL) {
-        *outlen = modulus;
-        return 1;
-    }
-    if (in == NULL || inlen == 0 || inlen > modulus) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "the ciphertext is %zu bytes; an RSA ciphertext of this "
-                 "key is %zu bytes",
-                 inlen, modulus);
-        return 0;
-    }
-    if (ctx->padding == RSA_PKCS1_OAEP_PADDING && !digests_agree(ctx, 1))
-        return 0;
-    client = client_of(ctx);
-    if (client == NULL)
-        return 0;
-    /* SmartKey wants the full modulus length; a shorter input is the same
-       number without its leading zero bytes */
-    cipher = OPENSSL_zalloc(modulus);
-    if (cipher == NULL) {
-        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "decrypting");
-        return 0;
-    }
-    memcpy(cipher + (modulus - inlen), in, inlen);
-
-    memset(&req, 0, sizeof(req));
-    req.key.kid = ctx->key->kid;
+    memset(req, 0, sizeof(*req));
+    req->key.kid = ctx->key->kid;
     switch (ctx->padding) {
     case RSA_PKCS1_OAEP_PADDING:
-        req.padding = SK_RSA_OAEP;
-        req.oaep_hash = effective_oaep_digest(ctx)->smartkey_name;
-        req.label = ctx->oaep_label;
-        req.label_len = ctx->oaep_label_len;
+        req->padding = SK_RSA_OAEP;
+        req->oaep_hash = effective_oaep_digest(ctx)->smartkey_name;
+        req->label = ctx->oaep_label;
+        req->label_len = ctx->oaep_label_len;
         break;
     case RSA_NO_PADDING:
-        req.padding = SK_RSA_RAW;
+        req->padding = SK_RSA_RAW;
         break;
     default:
-        req.padding = SK_RSA_PKCS1_V15;
+        req->padding = SK_RSA_PKCS1_V15;
         break;
     }
-    req.cipher = cipher;
-    req.cipher_len = modulus;
-    memset(&err, 0, sizeof(err));
-    sk_set_error_mark(ctx->provctx);
-    ok = sk_client_decrypt(client, &req, &plain, &plain_len, &err);
-    sk_pop_error_to_mark(ctx->provctx);
+    req->cipher = cipher;
+    req->cipher_len = modulus;
+}
 
-    if (!ok && is_policy_refusal(&err) &&
-        (ctx->padding == RSA_PKCS1_PADDING ||
-         ctx->padding == RSA_PKCS1_WITH_TLS_PADDING)) {
-        pkcs1_policy_refusal(ctx, &err);
-        /* TLS: still no visible failure; the handshake fails later */
-        if (ctx->padding == RSA_PKCS1_WITH_TLS_PADDING) {
-            sk_set_error_mark(ctx->provctx);
-            ok = tls_premaster(ctx, 0, NULL, 0, out, outlen, outsize);
-            sk_pop_error_to_mark(ctx->provctx);
-        }
-        OPENSSL_free(cipher);
-        return ok;
-    }
-    if (ctx->padding == RSA_PKCS1_WITH_TLS_PADDING &&
-        (ok || is_bad_padding(&err))) {
-        OPENSSL_free(cipher);
-        ok = tls_premaster(ctx, ok, plain, plain_len, out, outlen, outsize);
-        OPENSSL_clear_free(plain, plain_len);
-        return ok;
-    }
-    if (!ok && ctx->padding == RSA_PKCS1_PADDING && is_bad_padding(&err) &&
-        ctx->implicit_rejection != 0 && openssl_has_implicit_rejection()) {
-        ok = implicit_rejection(ctx, cipher, modulus, out, outlen, outsize);
-        OPENSSL_free(cipher);
-        return ok;
-    }
-    OPENSSL_free(cipher);
-    if (!ok) {
-        describe_key(ctx->key, key_text, sizeof(key_text));
-        snprintf(subject, sizeof(subject), "decrypting with %.250s", key_text);
-        if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
-            sk_key_cache_forget(ctx->provctx, ctx->key);
-        SK_RAISE_CLIENT(ctx->provctx, subject, &err);
-        return 0;
-    }
+/* A failed decryption (not a padding case handled locally): the error
+   names the key; a key SmartKey no longer has leaves the cache. */
+static int decrypt_failed(sk_rsa_cipher *ctx, const sk_error *err)
+{
+    char key_text[260], subject[300];
+
+    describe_key(ctx->key, key_text, sizeof(key_text));
+    snprintf(subject, sizeof(subject), "decrypting with %.250s", key_text);
+    if (err->kind == SK_ERR_NOT_FOUND || err->kind == SK_ERR_FORBIDDEN)
+        sk_key_cache_forget(ctx->provctx, ctx->key);
+    SK_RAISE_CLIENT(ctx->provctx, subject, err);
+    return 0;
+}
+
+/* SmartKey's plaintext, checked against what the key and padding allow,
+   into the caller's buffer; plain is wiped and freed. */
+static int deliver_plaintext(sk_rsa_cipher *ctx, unsigned char *plain,
+                             size_t plain_len, size_t modulus,
+                             unsigned char *out, size_t *outlen, size_t outsize)
+{
     if (plain_len > max_plaintext(ctx, modulus)) {
         SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
                  "SmartKey's plaintext is %zu bytes; %s with this key "
@@ -1254,23 +1162,99 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     return 1;
 }
 
+static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
+                              size_t outsize, const unsigned char *in,
+                              size_t inlen)
+{
+    sk_rsa_cipher *ctx = vctx;
+    size_t modulus =
+        ctx != NULL && ctx->key != NULL ? (size_t)ctx->key->max_size : 0;
+    unsigned char *cipher = NULL, *plain = NULL;
+    size_t plain_len = 0;
+    sk_decrypt_request req;
+    sk_client *client;
+    sk_error err;
+    int ok;
+
+    if (modulus == 0)
+        return 0;
+    if (out == NULL) {
+        *outlen = modulus;
+        return 1;
+    }
+    if (in == NULL || inlen == 0 || inlen > modulus) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the ciphertext is %zu bytes; an RSA ciphertext of this "
+                 "key is %zu bytes",
+                 inlen, modulus);
+        return 0;
+    }
+    if (ctx->padding == RSA_PKCS1_OAEP_PADDING && !digests_agree(ctx, 1))
+        return 0;
+    client = client_of(ctx);
+    if (client == NULL)
+        return 0;
+    /* SmartKey wants the full modulus length; a shorter input is the same
+       number without its leading zero bytes */
+    cipher = OPENSSL_zalloc(modulus);
+    if (cipher == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "decrypting");
+        return 0;
+    }
+    memcpy(cipher + (modulus - inlen), in, inlen);
+
+    decrypt_request(ctx, cipher, modulus, &req);
+    memset(&err, 0, sizeof(err));
+    sk_set_error_mark(ctx->provctx);
+    ok = sk_client_decrypt(client, &req, &plain, &plain_len, &err);
+    sk_pop_error_to_mark(ctx->provctx);
+
+    if (!ok && is_policy_refusal(&err) &&
+        (ctx->padding == RSA_PKCS1_PADDING ||
+         ctx->padding == RSA_PKCS1_WITH_TLS_PADDING)) {
+        pkcs1_policy_refusal(ctx, &err);
+        /* TLS: still no visible failure; the handshake fails later */
+        if (ctx->padding == RSA_PKCS1_WITH_TLS_PADDING) {
+            sk_set_error_mark(ctx->provctx);
+            ok = tls_premaster(ctx, 0, NULL, 0, out, outlen, outsize);
+            sk_pop_error_to_mark(ctx->provctx);
+        }
+        OPENSSL_free(cipher);
+        return ok;
+    }
+    if (ctx->padding == RSA_PKCS1_WITH_TLS_PADDING &&
+        (ok || is_bad_padding(&err))) {
+        OPENSSL_free(cipher);
+        ok = tls_premaster(ctx, ok, plain, plain_len, out, outlen, outsize);
+        OPENSSL_clear_free(plain, plain_len);
+        return ok;
+    }
+    if (!ok && ctx->padding == RSA_PKCS1_PADDING && is_bad_padding(&err) &&
+        ctx->implicit_rejection != 0 && openssl_has_implicit_rejection()) {
+        ok = implicit_rejection(ctx, cipher, modulus, out, outlen, outsize);
+        OPENSSL_free(cipher);
+        return ok;
+    }
+    OPENSSL_free(cipher);
+    if (!ok)
+        return decrypt_failed(ctx, &err);
+    return deliver_plaintext(ctx, plain, plain_len, modulus, out, outlen,
+                             outsize);
+}
+
 const OSSL_DISPATCH sk_rsa_asym_cipher_functions[] = {
-    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, (void (*)(void))rsa_cipher_newctx},
-    {OSSL_FUNC_ASYM_CIPHER_FREECTX, (void (*)(void))rsa_cipher_freectx},
-    {OSSL_FUNC_ASYM_CIPHER_DUPCTX, (void (*)(void))rsa_cipher_dupctx},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT_INIT,
-     (void (*)(void))rsa_cipher_encrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT, (void (*)(void))rsa_cipher_encrypt},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT,
-     (void (*)(void))rsa_cipher_decrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, (void (*)(void))rsa_cipher_decrypt},
-    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS,
-     (void (*)(void))rsa_cipher_get_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS,
-     (void (*)(void))rsa_cipher_gettable_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS,
-     (void (*)(void))rsa_cipher_set_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS,
-     (void (*)(void))rsa_cipher_settable_ctx_params},
+    SK_DISPATCH(ASYM_CIPHER_NEWCTX, rsa_cipher_newctx),
+    SK_DISPATCH(ASYM_CIPHER_FREECTX, rsa_cipher_freectx),
+    SK_DISPATCH(ASYM_CIPHER_DUPCTX, rsa_cipher_dupctx),
+    SK_DISPATCH(ASYM_CIPHER_ENCRYPT_INIT, rsa_cipher_encrypt_init),
+    SK_DISPATCH(ASYM_CIPHER_ENCRYPT, rsa_cipher_encrypt),
+    SK_DISPATCH(ASYM_CIPHER_DECRYPT_INIT, rsa_cipher_decrypt_init),
+    SK_DISPATCH(ASYM_CIPHER_DECRYPT, rsa_cipher_decrypt),
+    SK_DISPATCH(ASYM_CIPHER_GET_CTX_PARAMS, rsa_cipher_get_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_GETTABLE_CTX_PARAMS,
+                rsa_cipher_gettable_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_SET_CTX_PARAMS, rsa_cipher_set_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_SETTABLE_CTX_PARAMS,
+                rsa_cipher_settable_ctx_params),
     {0, NULL},
 };

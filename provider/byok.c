@@ -7,18 +7,15 @@
  * cloud's artifact from SmartKey calls. Everything else (decrypt, local and
  * remote encrypt, the plain wrap) goes to the RSA cipher unchanged.
  *
- * Every secret step runs in SmartKey: the AES key of the hybrid formats is
- * a transient key of the session, generated there, used there as the KWP or
- * GCM key and wrapped there under the cloud's RSA key. Only ciphertexts,
- * tags and digests reach this file, which concatenates and encodes them.
+ * This file is the interposer: context, parameters, the checks of the RSA
+ * cipher's settings and of the subject, sizes and encodings. The formats
+ * themselves (the SmartKey calls of each) are in byok_formats.c.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <jansson.h>
 #include <pthread.h>
 
 #include <openssl/core_dispatch.h>
@@ -27,61 +24,34 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-#include <openssl/rand.h>
 #include <openssl/rsa.h>
-#include <openssl/x509.h>
 
 #include "byok.h"
+#include "byok_formats.h"
 #include "key.h"
+#include "names.h"
 #include "params.h"
 #include "uri.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_asym_cipher_newctx_fn byok_newctx;
+static OSSL_FUNC_asym_cipher_freectx_fn byok_freectx;
+static OSSL_FUNC_asym_cipher_dupctx_fn byok_dupctx;
+static OSSL_FUNC_asym_cipher_encrypt_init_fn byok_encrypt_init;
+static OSSL_FUNC_asym_cipher_encrypt_fn byok_encrypt;
+static OSSL_FUNC_asym_cipher_decrypt_init_fn byok_decrypt_init;
+static OSSL_FUNC_asym_cipher_decrypt_fn byok_decrypt;
+static OSSL_FUNC_asym_cipher_get_ctx_params_fn byok_get_ctx_params;
+static OSSL_FUNC_asym_cipher_gettable_ctx_params_fn byok_gettable_ctx_params;
+static OSSL_FUNC_asym_cipher_set_ctx_params_fn byok_set_ctx_params;
+static OSSL_FUNC_asym_cipher_settable_ctx_params_fn byok_settable_ctx_params;
+
 /* Upper bound of a subject's serialisation in the size query, which must
    be answered without a request: an RSA-8192 PKCS#8 is about 4.8 KB. */
-#define MAX_SUBJECT_BYTES  16384
-#define TRANSIENT_AES_BITS 256
-/* JWE A256GCM (RFC 7518 §5.3): 96-bit IV, 128-bit tag. */
-#define JWE_IV_BYTES 12
-#define JWE_TAG_BITS 128
-#define SHA256_BYTES 32
-
-typedef enum byok_format {
-    FORMAT_RSA_OAEP = 0,
-    FORMAT_RSA_AES_KEY_WRAP,
-    FORMAT_AZURE_BYOK,
-    FORMAT_JWE,
-    FORMAT_SALESFORCE_CACHE_ONLY,
-    FORMAT_SHA256,
-} byok_format;
-
-static const char *const format_names[] = {
-    SMARTKEY_WRAP_FORMAT_RSA_OAEP,
-    SMARTKEY_WRAP_FORMAT_RSA_AES_KEY_WRAP,
-    SMARTKEY_WRAP_FORMAT_AZURE_BYOK,
-    SMARTKEY_WRAP_FORMAT_JWE,
-    SMARTKEY_WRAP_FORMAT_SALESFORCE_CACHE_ONLY,
-    SMARTKEY_WRAP_FORMAT_SHA256,
-};
-#define FORMAT_COUNT (sizeof(format_names) / sizeof(format_names[0]))
-
-typedef enum byok_encoding {
-    ENCODING_RAW = 0,
-    ENCODING_BASE64,
-    ENCODING_BASE64URL,
-} byok_encoding;
+#define MAX_SUBJECT_BYTES 16384
 
 static const char *const encoding_names[] = {"raw", "base64", "base64url"};
 #define ENCODING_COUNT (sizeof(encoding_names) / sizeof(encoding_names[0]))
-
-typedef struct sk_byok_cipher {
-    SK_PROVCTX *provctx;
-    void *inner; /* the RSA cipher's context */
-    SK_KEY *key; /* counted; the wrapping key of the last encrypt_init */
-    byok_format format;
-    byok_encoding encoding;
-    char *kid;
-    char *jti;
-} SK_BYOK_CIPHER;
 
 /* ---- the wrapped RSA cipher ------------------------------------------ */
 
@@ -100,21 +70,21 @@ static void (*inner_function(int id))(void)
 
 static void byok_freectx(void *vctx)
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
 
     if (ctx == NULL)
         return;
     if (ctx->inner != NULL)
         INNER(asym_cipher_freectx, OSSL_FUNC_ASYM_CIPHER_FREECTX)(ctx->inner);
     sk_key_free(ctx->key);
-    free(ctx->kid);
-    free(ctx->jti);
-    free(ctx);
+    OPENSSL_free(ctx->kid);
+    OPENSSL_free(ctx->jti);
+    OPENSSL_free(ctx);
 }
 
 static void *byok_newctx(void *provctx)
 {
-    SK_BYOK_CIPHER *ctx = calloc(1, sizeof(*ctx));
+    sk_byok_cipher *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating an RSA cipher");
@@ -124,28 +94,16 @@ static void *byok_newctx(void *provctx)
     ctx->inner =
         INNER(asym_cipher_newctx, OSSL_FUNC_ASYM_CIPHER_NEWCTX)(provctx);
     if (ctx->inner == NULL) {
-        free(ctx);
+        OPENSSL_free(ctx);
         return NULL;
     }
     return ctx;
 }
 
-static char *dup_or_null(const char *s, int *ok)
-{
-    char *copy;
-
-    if (s == NULL)
-        return NULL;
-    copy = strdup(s);
-    if (copy == NULL)
-        *ok = 0;
-    return copy;
-}
-
 static void *byok_dupctx(void *vctx)
 {
-    const SK_BYOK_CIPHER *from = vctx;
-    SK_BYOK_CIPHER *copy = calloc(1, sizeof(*copy));
+    const sk_byok_cipher *from = vctx;
+    sk_byok_cipher *copy = OPENSSL_zalloc(sizeof(*copy));
     int ok = 1;
 
     if (copy == NULL) {
@@ -154,8 +112,8 @@ static void *byok_dupctx(void *vctx)
     }
     *copy = *from;
     copy->key = from->key != NULL ? sk_key_up_ref(from->key) : NULL;
-    copy->kid = dup_or_null(from->kid, &ok);
-    copy->jti = dup_or_null(from->jti, &ok);
+    copy->kid = sk_strdup_or_null(from->kid, &ok);
+    copy->jti = sk_strdup_or_null(from->jti, &ok);
     copy->inner =
         INNER(asym_cipher_dupctx, OSSL_FUNC_ASYM_CIPHER_DUPCTX)(from->inner);
     if (!ok || copy->inner == NULL) {
@@ -177,7 +135,7 @@ static const OSSL_PARAM byok_params[] = {
 };
 #define BYOK_PARAM_COUNT (sizeof(byok_params) / sizeof(byok_params[0]) - 1)
 
-static int set_choice(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p,
+static int set_choice(sk_byok_cipher *ctx, const OSSL_PARAM *p,
                       const char *const *names, size_t count, int *slot)
 {
     char text[64];
@@ -211,7 +169,7 @@ static int set_choice(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p,
     return 0;
 }
 
-static int set_text(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p, char **slot)
+static int set_text(sk_byok_cipher *ctx, const OSSL_PARAM *p, char **slot)
 {
     char value[SK_PARAM_MAX_BYTES + 1];
     char *copy = NULL;
@@ -221,18 +179,18 @@ static int set_text(SK_BYOK_CIPHER *ctx, const OSSL_PARAM *p, char **slot)
                  p->key);
         return 0;
     }
-    if (*value != '\0' && (copy = strdup(value)) == NULL) {
+    if (*value != '\0' && (copy = OPENSSL_strdup(value)) == NULL) {
         SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "reading %s", p->key);
         return 0;
     }
-    free(*slot);
+    OPENSSL_free(*slot);
     *slot = copy;
     return 1;
 }
 
 static int byok_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
     const OSSL_PARAM *p;
     int choice;
 
@@ -245,7 +203,7 @@ static int byok_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 0;
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_FORMAT);
     if (p != NULL) {
-        if (!set_choice(ctx, p, format_names, FORMAT_COUNT, &choice))
+        if (!set_choice(ctx, p, sk_byok_format_names, FORMAT_COUNT, &choice))
             return 0;
         ctx->format = (byok_format)choice;
     }
@@ -268,13 +226,14 @@ static int byok_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 
 static int byok_get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
     OSSL_PARAM *p;
 
     if (ctx == NULL)
         return 0;
     p = OSSL_PARAM_locate(params, SMARTKEY_PARAM_WRAP_FORMAT);
-    if (p != NULL && !OSSL_PARAM_set_utf8_string(p, format_names[ctx->format]))
+    if (p != NULL &&
+        !OSSL_PARAM_set_utf8_string(p, sk_byok_format_names[ctx->format]))
         return 0;
     p = OSSL_PARAM_locate(params, SMARTKEY_PARAM_WRAP_ENCODING);
     if (p != NULL &&
@@ -338,8 +297,8 @@ static const OSSL_PARAM *byok_gettable_ctx_params(void *vctx, void *provctx)
 
 static int byok_encrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 {
-    SK_BYOK_CIPHER *ctx = vctx;
-    SK_KEYDATA *keydata = vkey;
+    sk_byok_cipher *ctx = vctx;
+    sk_keydata *keydata = vkey;
 
     if (ctx == NULL ||
         !INNER(asym_cipher_encrypt_init,
@@ -352,7 +311,7 @@ static int byok_encrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 
 static int byok_decrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
 
     return ctx != NULL &&
            INNER(asym_cipher_decrypt_init,
@@ -363,7 +322,7 @@ static int byok_decrypt_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 static int byok_decrypt(void *vctx, unsigned char *out, size_t *outlen,
                         size_t outsize, const unsigned char *in, size_t inlen)
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
 
     return ctx != NULL &&
            INNER(asym_cipher_decrypt, OSSL_FUNC_ASYM_CIPHER_DECRYPT)(
@@ -372,38 +331,16 @@ static int byok_decrypt(void *vctx, unsigned char *out, size_t *outlen,
 
 /* ---- what the RSA cipher was told ------------------------------------ */
 
-/* OpenSSL's digest names, as the RSA cipher reports them, in SmartKey's
-   spelling. */
-static const char *smartkey_hash(const char *openssl_name)
-{
-    static const struct {
-        const char *openssl, *smartkey;
-    } names[] = {
-        {"SHA1", "SHA1"},       {"SHA2-224", "SHA224"}, {"SHA2-256", "SHA256"},
-        {"SHA2-384", "SHA384"}, {"SHA2-512", "SHA512"},
-    };
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcasecmp(openssl_name, names[i].openssl) == 0)
-            return names[i].smartkey;
-    return NULL;
-}
-
-typedef struct wrap_settings {
-    char subject_uri[1024];
-    sk_uri subject;
-    const char *oaep_hash; /* SmartKey spelling */
-} wrap_settings;
-
 /*
  * Reads the subject and the OAEP settings from the RSA cipher and refuses
  * what SmartKey cannot do, before any request: the same rules as the plain
  * wrap (docs/wrapping.md), plus the fixed hash of some formats.
  */
-static int read_wrap_settings(SK_BYOK_CIPHER *ctx, wrap_settings *ws,
+static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
                               int needs_oaep)
 {
     char pad[32] = "", oaep[32] = "", mgf1[32] = "", why[256] = "";
+    const sk_digest *oaep_digest;
     size_t label_len = 0;
     void *label = NULL;
     OSSL_PARAM params[] = {
@@ -430,7 +367,7 @@ static int read_wrap_settings(SK_BYOK_CIPHER *ctx, wrap_settings *ws,
     if (ws->subject_uri[0] == '\0') {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s %s needs %s: the key whose artifact is made",
-                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format],
+                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
                  SMARTKEY_PARAM_WRAP_SUBJECT);
         return 0;
     }
@@ -445,7 +382,8 @@ static int read_wrap_settings(SK_BYOK_CIPHER *ctx, wrap_settings *ws,
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s %s wraps with RSA-OAEP; add -pkeyopt "
                  "rsa_padding_mode:oaep (padding %s requested)",
-                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format], pad);
+                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
+                 pad);
         return 0;
     }
     if (label_len > 0) {
@@ -454,7 +392,8 @@ static int read_wrap_settings(SK_BYOK_CIPHER *ctx, wrap_settings *ws,
                  "rsa_oaep_label");
         return 0;
     }
-    ws->oaep_hash = smartkey_hash(oaep);
+    oaep_digest = sk_digest_by_name(oaep, SK_DIGEST_OAEP);
+    ws->oaep_hash = oaep_digest != NULL ? oaep_digest->smartkey_name : NULL;
     if (ws->oaep_hash == NULL || strcasecmp(oaep, mgf1) != 0) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "OAEP digest %s and MGF1 digest %s: SmartKey uses one "
@@ -470,480 +409,11 @@ static int read_wrap_settings(SK_BYOK_CIPHER *ctx, wrap_settings *ws,
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s %s uses RSA-OAEP with SHA-1 (MGF1 SHA-1), not %s: "
                  "set rsa_oaep_md:sha1 or leave it out",
-                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format], oaep);
+                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
+                 oaep);
         return 0;
     }
     return 1;
-}
-
-/* ---- encodings ------------------------------------------------------- */
-
-static size_t base64_size(size_t n)
-{
-    return 4 * ((n + 2) / 3);
-}
-
-/* base64 (padded) or base64url (unpadded) into a NUL-terminated string. */
-static char *encode_base64(const unsigned char *in, size_t len, int url)
-{
-    char *out = OPENSSL_malloc(base64_size(len) + 1);
-    int n;
-
-    if (out == NULL)
-        return NULL;
-    n = len > 0 ? EVP_EncodeBlock((unsigned char *)out, in, (int)len) : 0;
-    out[n] = '\0';
-    if (url) {
-        for (int i = 0; i < n; i++) {
-            if (out[i] == '+')
-                out[i] = '-';
-            else if (out[i] == '/')
-                out[i] = '_';
-        }
-        while (n > 0 && out[n - 1] == '=')
-            out[--n] = '\0';
-    }
-    return out;
-}
-
-/* ---- SmartKey calls -------------------------------------------------- */
-
-typedef struct byok_call {
-    SK_BYOK_CIPHER *ctx;
-    sk_client *client;
-    wrap_settings *ws;
-    char *wrapping_transient; /* the cloud's key from a file, registered */
-    char *aes_transient;      /* the transient AES key */
-    sk_error err;
-    const char *failed; /* what failed, for the message */
-} byok_call;
-
-static void call_clear(byok_call *call)
-{
-    OPENSSL_free(call->wrapping_transient);
-    OPENSSL_free(call->aes_transient);
-    call->wrapping_transient = call->aes_transient = NULL;
-}
-
-static int held_in_smartkey(const SK_KEY *key)
-{
-    return key->kid[0] != '\0';
-}
-
-static void subject_ref(const wrap_settings *ws, sk_key_ref *ref)
-{
-    ref->name = ws->subject.name;
-    ref->kid = ws->subject.kid;
-}
-
-/*
- * The wrapping key as SmartKey knows it: by kid, or a transient key of the
- * session holding the public key read from the cloud's file or certificate.
- */
-static int wrapping_key(byok_call *call, sk_key_ref *ref,
-                        const char **transient)
-{
-    const SK_KEY *key = call->ctx->key;
-    unsigned char *spki = NULL;
-    int spki_len, ok;
-
-    memset(ref, 0, sizeof(*ref));
-    *transient = NULL;
-    if (held_in_smartkey(key)) {
-        ref->kid = key->kid;
-        return 1;
-    }
-    if (call->wrapping_transient == NULL) {
-        spki_len = i2d_PUBKEY(key->public_key, &spki);
-        if (spki_len <= 0) {
-            call->failed = "encoding the wrapping key";
-            return 0;
-        }
-        call->failed = "registering the wrapping key from a local file "
-                       "with SmartKey";
-        ok = sk_client_create_transient_public_key(
-            call->client, "RSA", spki, (size_t)spki_len,
-            &call->wrapping_transient, &call->err);
-        OPENSSL_free(spki);
-        if (!ok)
-            return 0;
-    }
-    *transient = call->wrapping_transient;
-    return 1;
-}
-
-/* A result SmartKey returned that cannot be right: the call fails as a
-   bad answer, naming what was wrong. */
-static int answer_wrong(byok_call *call, const char *what, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int answer_wrong(byok_call *call, const char *what, const char *fmt, ...)
-{
-    va_list args;
-
-    call->failed = what;
-    call->err.kind = SK_ERR_PROTOCOL;
-    va_start(args, fmt);
-    vsnprintf(call->err.message, sizeof(call->err.message), fmt, args);
-    va_end(args);
-    return 0;
-}
-
-/* An RSA-OAEP block under the wrapping key is exactly its modulus long. */
-static int oaep_block_sound(byok_call *call, const sk_wrapkey_result *rsa)
-{
-    size_t modulus = (size_t)call->ctx->key->max_size;
-
-    if (rsa->wrapped_len == modulus)
-        return 1;
-    return answer_wrong(call, "checking the RSA-OAEP block SmartKey returned",
-                        "it has %zu bytes, the wrapping key's modulus %zu",
-                        rsa->wrapped_len, modulus);
-}
-
-/* R3: a fresh AES-256 key, generated and kept in SmartKey. */
-static int make_transient_aes(byok_call *call)
-{
-    call->failed = "generating the transient AES-256 key";
-    return sk_client_generate_transient_aes(call->client, TRANSIENT_AES_BITS,
-                                            &call->aes_transient, &call->err);
-}
-
-/* R2: the transient AES key wrapped with RSA-OAEP under the cloud's key. */
-static int wrap_transient_under_rsa(byok_call *call, sk_wrapkey_result *out)
-{
-    sk_wrapkey_ex_request req;
-
-    memset(&req, 0, sizeof(req));
-    if (!wrapping_key(call, &req.wrapping_key, &req.wrapping_transient_key))
-        return 0;
-    req.subject_transient_key = call->aes_transient;
-    req.alg = "RSA";
-    req.oaep_hash = call->ws->oaep_hash;
-    call->failed = "wrapping the transient AES key under the RSA key";
-    return sk_client_wrapkey_ex(call->client, &req, out, &call->err);
-}
-
-/*
- * R4 (KWP, RFC 5649) or R5 (GCM with the caller's IV and AAD): the subject
- * wrapped under the transient AES key. key_format Pkcs8 is what every
- * cloud takes for RSA and EC keys; only those have a PKCS#8 form, so it is
- * sent for them only (raw keys are wrapped as their bytes).
- */
-static int wrap_subject_under_aes(byok_call *call, const char *mode,
-                                  const unsigned char *iv, size_t iv_len,
-                                  const unsigned char *ad, size_t ad_len,
-                                  sk_wrapkey_result *out)
-{
-    sk_wrapkey_ex_request req;
-    sk_key_info *info = NULL;
-
-    memset(&req, 0, sizeof(req));
-    req.wrapping_transient_key = call->aes_transient;
-    subject_ref(call->ws, &req.wrap_subject);
-    /* the JWE formats take symmetric subjects only (subject_fits_format) */
-    if (iv == NULL) {
-        call->failed = "reading the type of the key";
-        if (!sk_client_key_info(call->client, &req.wrap_subject, &info,
-                                &call->err))
-            return 0;
-        if (info->obj_type == SK_OBJ_RSA || info->obj_type == SK_OBJ_EC)
-            req.key_format = "Pkcs8";
-        sk_key_info_free(info);
-    }
-    req.alg = "AES";
-    req.cipher_mode = mode;
-    if (iv != NULL) {
-        req.iv = iv;
-        req.iv_len = iv_len;
-        req.ad = ad;
-        req.ad_len = ad_len;
-        req.tag_len_bits = JWE_TAG_BITS;
-    }
-    call->failed = "wrapping the key under the transient AES key";
-    return sk_client_wrapkey_ex(call->client, &req, out, &call->err);
-}
-
-/*
- * KWP (RFC 5649) of n bytes is 8 * ceil(n / 8) + 8 bytes: a multiple of 8,
- * at least 16. n, the subject's PKCS#8 (or raw) size, is known only to
- * SmartKey, so this is the whole check the answer allows.
- */
-static int kwp_block_sound(byok_call *call, const sk_wrapkey_result *kwp)
-{
-    if (kwp->wrapped_len >= 16 && kwp->wrapped_len % 8 == 0)
-        return 1;
-    return answer_wrong(call, "checking the AES key wrap SmartKey returned",
-                        "%zu bytes is not the length of an AES key wrap "
-                        "(RFC 5649: a multiple of 8, at least 16)",
-                        kwp->wrapped_len);
-}
-
-/* RSA-OAEP block || KWP block (PKCS#11 CKM_RSA_AES_KEY_WRAP). */
-static int rsa_aes_key_wrap(byok_call *call, unsigned char **out,
-                            size_t *out_len)
-{
-    sk_wrapkey_result kwp, rsa;
-    int ok = 0;
-
-    memset(&kwp, 0, sizeof(kwp));
-    memset(&rsa, 0, sizeof(rsa));
-    if (make_transient_aes(call) &&
-        wrap_subject_under_aes(call, "KWP", NULL, 0, NULL, 0, &kwp) &&
-        wrap_transient_under_rsa(call, &rsa) && oaep_block_sound(call, &rsa) &&
-        kwp_block_sound(call, &kwp)) {
-        *out_len = rsa.wrapped_len + kwp.wrapped_len;
-        *out = OPENSSL_malloc(*out_len);
-        if (*out != NULL) {
-            memcpy(*out, rsa.wrapped, rsa.wrapped_len);
-            memcpy(*out + rsa.wrapped_len, kwp.wrapped, kwp.wrapped_len);
-            ok = 1;
-        } else {
-            call->failed = "assembling the artifact";
-            call->err.kind = SK_ERR_NOMEM;
-        }
-    }
-    sk_wrapkey_result_clear(&kwp);
-    sk_wrapkey_result_clear(&rsa);
-    return ok;
-}
-
-static int set_string(json_t *obj, const char *key, const char *value)
-{
-    return json_object_set_new(obj, key, json_string(value)) == 0;
-}
-
-/* The JOSE protected header; key order as Salesforce's documentation. */
-static char *jwe_header(const SK_BYOK_CIPHER *ctx)
-{
-    json_t *header = json_object();
-    char *text = NULL;
-
-    if (header != NULL && set_string(header, "alg", "RSA-OAEP") &&
-        set_string(header, "enc", "A256GCM") &&
-        set_string(header, "kid", ctx->kid) &&
-        (ctx->jti == NULL || set_string(header, "jti", ctx->jti)))
-        text = json_dumps(header, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(header);
-    return text;
-}
-
-/*
- * JWE compact serialization (RFC 7516 §3.1): the subject's bytes are the
- * plaintext of A256GCM under a transient CEK in SmartKey, with the ASCII of
- * the encoded header as AAD; the CEK is wrapped with RSA-OAEP (SHA-1).
- */
-static int jwe_compact(byok_call *call, char **out)
-{
-    unsigned char iv[JWE_IV_BYTES];
-    sk_wrapkey_result gcm, rsa;
-    char *header = NULL, *parts[5] = {NULL, NULL, NULL, NULL, NULL};
-    size_t total = 0;
-    int ok = 0;
-
-    memset(&gcm, 0, sizeof(gcm));
-    memset(&rsa, 0, sizeof(rsa));
-    *out = NULL;
-    call->failed = "assembling the JWE";
-    call->err.kind = SK_ERR_NOMEM;
-    header = jwe_header(call->ctx);
-    if (header == NULL)
-        goto done;
-    parts[0] = encode_base64((unsigned char *)header, strlen(header), 1);
-    /* the IV is public; a fresh one per JWE is all GCM asks */
-    if (parts[0] == NULL ||
-        RAND_bytes_ex(call->ctx->provctx->libctx, iv, sizeof(iv), 0) <= 0)
-        goto done;
-    call->err.kind = SK_ERR_NONE;
-    if (!make_transient_aes(call) ||
-        !wrap_subject_under_aes(call, "GCM", iv, sizeof(iv),
-                                (unsigned char *)parts[0], strlen(parts[0]),
-                                &gcm) ||
-        !wrap_transient_under_rsa(call, &rsa) || !oaep_block_sound(call, &rsa))
-        goto done;
-    if (gcm.tag_len != JWE_TAG_BITS / 8) {
-        call->failed = "reading SmartKey's GCM tag";
-        call->err.kind = SK_ERR_PROTOCOL;
-        snprintf(call->err.message, sizeof(call->err.message),
-                 "the tag is %zu bytes, not %d", gcm.tag_len, JWE_TAG_BITS / 8);
-        goto done;
-    }
-    call->failed = "assembling the JWE";
-    call->err.kind = SK_ERR_NOMEM;
-    parts[1] = encode_base64(rsa.wrapped, rsa.wrapped_len, 1);
-    parts[2] = encode_base64(iv, sizeof(iv), 1);
-    parts[3] = encode_base64(gcm.wrapped, gcm.wrapped_len, 1);
-    parts[4] = encode_base64(gcm.tag, gcm.tag_len, 1);
-    for (int i = 0; i < 5; i++) {
-        if (parts[i] == NULL)
-            goto done;
-        total += strlen(parts[i]) + 1;
-    }
-    *out = OPENSSL_malloc(total);
-    if (*out == NULL)
-        goto done;
-    snprintf(*out, total, "%s.%s.%s.%s.%s", parts[0], parts[1], parts[2],
-             parts[3], parts[4]);
-    call->err.kind = SK_ERR_NONE;
-    ok = 1;
-done:
-    free(header);
-    for (int i = 0; i < 5; i++)
-        OPENSSL_free(parts[i]);
-    sk_wrapkey_result_clear(&gcm);
-    sk_wrapkey_result_clear(&rsa);
-    return ok;
-}
-
-/* A JSON document as the artifact's bytes (jansson's malloc'd text). */
-static int json_artifact(json_t *doc, unsigned char **out, size_t *out_len)
-{
-    char *text = doc != NULL
-                     ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
-                     : NULL;
-
-    json_decref(doc);
-    if (text == NULL)
-        return 0;
-    *out_len = strlen(text);
-    *out = OPENSSL_memdup(text, *out_len);
-    free(text);
-    return *out != NULL;
-}
-
-/* Azure Key Vault's "Bring your own key specification" transfer file. */
-static int azure_byok(byok_call *call, unsigned char **out, size_t *out_len)
-{
-    unsigned char *blob = NULL;
-    size_t blob_len = 0;
-    char *ciphertext;
-    json_t *doc;
-
-    if (!rsa_aes_key_wrap(call, &blob, &blob_len))
-        return 0;
-    ciphertext = encode_base64(blob, blob_len, 1);
-    OPENSSL_free(blob);
-    doc = ciphertext == NULL
-              ? NULL
-              : json_pack("{s:s,s:{s:s,s:s,s:s},s:s,s:s}", "schema_version",
-                          "1.0.0", "header", "kid", call->ctx->kid, "alg",
-                          "dir", "enc", "CKM_RSA_AES_KEY_WRAP", "ciphertext",
-                          ciphertext, "generator",
-                          "smartkey " SMARTKEY_VERSION " (OpenSSL provider); "
-                          "SmartKey");
-    OPENSSL_free(ciphertext);
-    if (!json_artifact(doc, out, out_len)) {
-        call->failed = "assembling the .byok file";
-        call->err.kind = SK_ERR_NOMEM;
-        return 0;
-    }
-    return 1;
-}
-
-static int jwe_artifact(byok_call *call, int salesforce, unsigned char **out,
-                        size_t *out_len)
-{
-    char *jwe = NULL;
-    json_t *doc;
-
-    if (!jwe_compact(call, &jwe))
-        return 0;
-    if (!salesforce) {
-        *out = (unsigned char *)jwe;
-        *out_len = strlen(jwe);
-        return 1;
-    }
-    doc = json_pack("{s:s,s:s}", "kid", call->ctx->kid, "jwe", jwe);
-    OPENSSL_free(jwe);
-    if (!json_artifact(doc, out, out_len)) {
-        call->failed = "assembling the key service's answer";
-        call->err.kind = SK_ERR_NOMEM;
-        return 0;
-    }
-    return 1;
-}
-
-/* R7: SHA-256 of the subject's value, computed inside SmartKey. */
-static int subject_sha256(byok_call *call, unsigned char **out, size_t *out_len)
-{
-    sk_key_ref ref;
-
-    subject_ref(call->ws, &ref);
-    call->failed = "hashing the key in SmartKey";
-    if (!sk_client_key_digest(call->client, &ref, "SHA256", out, out_len,
-                              &call->err))
-        return 0;
-    if (*out_len == SHA256_BYTES)
-        return 1;
-    OPENSSL_free(*out);
-    *out = NULL;
-    return answer_wrong(call, "checking the SHA-256 SmartKey returned",
-                        "it has %zu bytes, a SHA-256 has %d", *out_len,
-                        SHA256_BYTES);
-}
-
-/*
- * The artifact's bytes before the encoding. A transient handle is lost when
- * SmartKey renews the session between two calls (404): then the whole
- * sequence runs once more in the new session.
- */
-static int produce(SK_BYOK_CIPHER *ctx, wrap_settings *ws, unsigned char **out,
-                   size_t *out_len)
-{
-    byok_call call;
-    int ok = 0;
-
-    memset(&call, 0, sizeof(call));
-    call.ctx = ctx;
-    call.ws = ws;
-    call.client = sk_provctx_client(ctx->provctx);
-    if (call.client == NULL)
-        return 0;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        memset(&call.err, 0, sizeof(call.err));
-        call.failed = NULL;
-        sk_set_error_mark(ctx->provctx);
-        switch (ctx->format) {
-        case FORMAT_RSA_AES_KEY_WRAP:
-            ok = rsa_aes_key_wrap(&call, out, out_len);
-            break;
-        case FORMAT_AZURE_BYOK:
-            ok = azure_byok(&call, out, out_len);
-            break;
-        case FORMAT_JWE:
-        case FORMAT_SALESFORCE_CACHE_ONLY:
-            ok =
-                jwe_artifact(&call, ctx->format == FORMAT_SALESFORCE_CACHE_ONLY,
-                             out, out_len);
-            break;
-        case FORMAT_SHA256:
-            ok = subject_sha256(&call, out, out_len);
-            break;
-        case FORMAT_RSA_OAEP:
-            break;
-        }
-        sk_pop_error_to_mark(ctx->provctx);
-        call_clear(&call);
-        if (ok || call.err.kind != SK_ERR_NOT_FOUND ||
-            ctx->format == FORMAT_SHA256)
-            break;
-    }
-    if (!ok) {
-        char subject[512];
-
-        snprintf(subject, sizeof(subject), "%s for %.200s (%s): %s",
-                 format_names[ctx->format], ws->subject_uri,
-                 held_in_smartkey(ctx->key) ? ctx->key->kid
-                                            : "wrapping key from a file",
-                 call.failed != NULL ? call.failed : "internal error");
-        if (call.err.kind == SK_ERR_NOMEM || call.err.kind == SK_ERR_NONE)
-            SK_RAISE(ctx->provctx,
-                     call.err.kind == SK_ERR_NOMEM ? SK_R_OUT_OF_MEMORY
-                                                   : SK_R_INTERNAL_ERROR,
-                     "%s", subject);
-        else
-            SK_RAISE_CLIENT(ctx->provctx, subject, &call.err);
-    }
-    return ok;
 }
 
 /* ---- the subject's type ------------------------------------------------ */
@@ -953,7 +423,7 @@ static int produce(SK_BYOK_CIPHER *ctx, wrap_settings *ws, unsigned char **out,
  * keys/info request). *kind is set to "an RSA" or "an EC" when it is.
  * Returns -1 with an error raised when SmartKey cannot say, unless quiet.
  */
-static int subject_is_asymmetric(SK_BYOK_CIPHER *ctx, const sk_uri *subject,
+static int subject_is_asymmetric(sk_byok_cipher *ctx, const sk_uri *subject,
                                  const char **kind, int quiet)
 {
     sk_client *client = sk_provctx_client(ctx->provctx);
@@ -988,7 +458,7 @@ static int subject_is_asymmetric(SK_BYOK_CIPHER *ctx, const sk_uri *subject,
  * carry its PKCS#8 where every consumer expects key bytes, and SmartKey's
  * SHA-256 is of its PKCS#1 / SEC1 form, which no cloud compares with.
  */
-static int subject_fits_format(SK_BYOK_CIPHER *ctx, const wrap_settings *ws)
+static int subject_fits_format(sk_byok_cipher *ctx, const wrap_settings *ws)
 {
     const char *kind = NULL;
     int asymmetric;
@@ -1012,7 +482,7 @@ static int subject_fits_format(SK_BYOK_CIPHER *ctx, const wrap_settings *ws)
                  "%s %s carries an AES or SECRET key; %.256s is %s key: "
                  "nothing was made. For an RSA or EC private key use -pkeyopt "
                  "%s:%s",
-                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format],
+                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
                  ws->subject_uri, kind, SMARTKEY_PARAM_WRAP_FORMAT,
                  SMARTKEY_WRAP_FORMAT_RSA_AES_KEY_WRAP);
     return 0;
@@ -1044,7 +514,7 @@ static int wrap_refused(char *text, size_t len)
  * type is looked up (on this failure path only) and the user is pointed to
  * the format that does it. Any other refusal is reported as it was.
  */
-static int inner_encrypt(SK_BYOK_CIPHER *ctx, unsigned char *out,
+static int inner_encrypt(sk_byok_cipher *ctx, unsigned char *out,
                          size_t *outlen, size_t outsize,
                          const unsigned char *in, size_t inlen)
 {
@@ -1093,7 +563,7 @@ static int is_text_format(byok_format format)
 
 /* The size query is answered locally (pkeyutl asks before every call), so
    it is a bound: the subject's size is known only to SmartKey. */
-static size_t size_bound(const SK_BYOK_CIPHER *ctx)
+static size_t size_bound(const sk_byok_cipher *ctx)
 {
     size_t modulus = (size_t)ctx->key->max_size;
     size_t raw = modulus + MAX_SUBJECT_BYTES + 16;
@@ -1103,12 +573,12 @@ static size_t size_bound(const SK_BYOK_CIPHER *ctx)
     if (ctx->format == FORMAT_SHA256)
         raw = EVP_MAX_MD_SIZE;
     if (is_text_format(ctx->format))
-        return 2 * base64_size(raw + names) + 1024;
-    return ctx->encoding == ENCODING_RAW ? raw : base64_size(raw) + 1;
+        return 2 * sk_byok_base64_size(raw + names) + 1024;
+    return ctx->encoding == ENCODING_RAW ? raw : sk_byok_base64_size(raw) + 1;
 }
 
 /* The plain RSA-OAEP wrap by the RSA cipher, then encoded. */
-static int rsa_oaep_by_inner(SK_BYOK_CIPHER *ctx, unsigned char **out,
+static int rsa_oaep_by_inner(sk_byok_cipher *ctx, unsigned char **out,
                              size_t *out_len)
 {
     size_t size = 0;
@@ -1131,7 +601,7 @@ static int rsa_oaep_by_inner(SK_BYOK_CIPHER *ctx, unsigned char **out,
 static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
                         size_t outsize, const unsigned char *in, size_t inlen)
 {
-    SK_BYOK_CIPHER *ctx = vctx;
+    sk_byok_cipher *ctx = vctx;
     unsigned char *artifact = NULL;
     size_t artifact_len = 0;
     char *encoded = NULL;
@@ -1156,7 +626,7 @@ static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
     if (is_text_format(ctx->format) && ctx->encoding != ENCODING_RAW) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s %s is a text document: leave %s out",
-                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format],
+                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
                  SMARTKEY_PARAM_WRAP_ENCODING);
         goto done;
     }
@@ -1165,7 +635,7 @@ static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s %s needs %s: the key id the cloud gave its wrapping "
                  "key",
-                 SMARTKEY_PARAM_WRAP_FORMAT, format_names[ctx->format],
+                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
                  SMARTKEY_PARAM_WRAP_KID);
         goto done;
     }
@@ -1177,11 +647,11 @@ static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
     if (ctx->format == FORMAT_RSA_OAEP
             ? !rsa_oaep_by_inner(ctx, &artifact, &artifact_len)
             : !subject_fits_format(ctx, &ws) ||
-                  !produce(ctx, &ws, &artifact, &artifact_len))
+                  !sk_byok_produce(ctx, &ws, &artifact, &artifact_len))
         goto done;
     if (ctx->encoding != ENCODING_RAW) {
-        encoded = encode_base64(artifact, artifact_len,
-                                ctx->encoding == ENCODING_BASE64URL);
+        encoded = sk_byok_base64(artifact, artifact_len,
+                                 ctx->encoding == ENCODING_BASE64URL);
         if (encoded == NULL) {
             SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "encoding");
             goto done;
@@ -1194,7 +664,7 @@ static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "the %s artifact is %zu bytes, more than the %zu-byte "
                  "output buffer",
-                 format_names[ctx->format], artifact_len, outsize);
+                 sk_byok_format_names[ctx->format], artifact_len, outsize);
         goto done;
     }
     memcpy(out, artifact, artifact_len);
@@ -1207,18 +677,16 @@ done:
 }
 
 const OSSL_DISPATCH sk_rsa_byok_asym_cipher_functions[] = {
-    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, (void (*)(void))byok_newctx},
-    {OSSL_FUNC_ASYM_CIPHER_FREECTX, (void (*)(void))byok_freectx},
-    {OSSL_FUNC_ASYM_CIPHER_DUPCTX, (void (*)(void))byok_dupctx},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT_INIT, (void (*)(void))byok_encrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT, (void (*)(void))byok_encrypt},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT, (void (*)(void))byok_decrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, (void (*)(void))byok_decrypt},
-    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS, (void (*)(void))byok_get_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS,
-     (void (*)(void))byok_gettable_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, (void (*)(void))byok_set_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS,
-     (void (*)(void))byok_settable_ctx_params},
+    SK_DISPATCH(ASYM_CIPHER_NEWCTX, byok_newctx),
+    SK_DISPATCH(ASYM_CIPHER_FREECTX, byok_freectx),
+    SK_DISPATCH(ASYM_CIPHER_DUPCTX, byok_dupctx),
+    SK_DISPATCH(ASYM_CIPHER_ENCRYPT_INIT, byok_encrypt_init),
+    SK_DISPATCH(ASYM_CIPHER_ENCRYPT, byok_encrypt),
+    SK_DISPATCH(ASYM_CIPHER_DECRYPT_INIT, byok_decrypt_init),
+    SK_DISPATCH(ASYM_CIPHER_DECRYPT, byok_decrypt),
+    SK_DISPATCH(ASYM_CIPHER_GET_CTX_PARAMS, byok_get_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_GETTABLE_CTX_PARAMS, byok_gettable_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_SET_CTX_PARAMS, byok_set_ctx_params),
+    SK_DISPATCH(ASYM_CIPHER_SETTABLE_CTX_PARAMS, byok_settable_ctx_params),
     {0, NULL},
 };

@@ -1,8 +1,11 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -35,8 +38,10 @@ static int parse_seconds(const char *name, const char *text, double *out,
     return 1;
 }
 
-static int parse_count(const char *name, const char *text, int *out, char *why,
-                       size_t why_len)
+/* A whole number from 0 to max. The emulator (and, as far as is known,
+   SmartKey) caps a batch at 1000; retries are capped at 100. */
+static int parse_count(const char *name, const char *text, long max, int *out,
+                       char *why, size_t why_len)
 {
     char *end;
     long value;
@@ -45,34 +50,11 @@ static int parse_count(const char *name, const char *text, int *out, char *why,
         return 1;
     errno = 0;
     value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 0 || value > 100) {
+    if (errno != 0 || end == text || *end != '\0' || value < 0 || value > max) {
         snprintf(why, why_len,
                  "%s = '%.64s' in the provider's openssl.cnf section is not "
-                 "a count between 0 and 100",
-                 name, text);
-        return 0;
-    }
-    *out = (int)value;
-    return 1;
-}
-
-/* The emulator (and, as far as is known, SmartKey) caps a batch at 1000. */
-static int parse_batch_size(const char *text, int *out, char *why,
-                            size_t why_len)
-{
-    char *end;
-    long value;
-
-    if (text == NULL)
-        return 1;
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 0 ||
-        value > 1000) {
-        snprintf(why, why_len,
-                 "%s = '%.64s' in the provider's openssl.cnf section is not "
-                 "a count between 0 and 1000",
-                 SMARTKEY_CFG_BATCH_MAX_SIZE, text);
+                 "a count between 0 and %ld",
+                 name, text, max);
         return 0;
     }
     *out = (int)value;
@@ -143,9 +125,33 @@ static int parse_async(const char *text, int *off, char *why, size_t why_len)
     return 0;
 }
 
-/* Every node of an api_endpoint value must be an https:// URL: each
-   request carries the API key or a session token. endpoints.c checks the
-   rest of the syntax when the client is made. */
+/* A node of an endpoint list for a message: escaped, cut, and with any
+   user:password@ part replaced by "***@" (it never reaches a message). */
+static void describe_node(const char *node, size_t len, char *out,
+                          size_t out_len)
+{
+    const char *scheme_end = strstr(node, "://");
+    size_t start = 0, at = 0;
+    char masked[96];
+
+    if (scheme_end != NULL && (size_t)(scheme_end - node) < len)
+        start = (size_t)(scheme_end - node) + 3;
+    for (size_t i = start; i < len && node[i] != '/'; i++)
+        if (node[i] == '@')
+            at = i;
+    if (at == 0) {
+        sk_escape_text(node, len < 64 ? len : 64, out, out_len);
+        return;
+    }
+    snprintf(masked, sizeof(masked), "%.*s***%.*s", (int)start, node,
+             (int)(len - at < 64 ? len - at : 64), node + at);
+    sk_escape_text(masked, SIZE_MAX, out, out_len);
+}
+
+/* Every node of an api_endpoint value must be an https:// URL without a
+   user name or password: each request carries the API key or a session
+   token, and a password in the URL would travel and be logged with it.
+   endpoints.c checks the rest of the syntax when the client is made. */
 static int check_https(const char *setting, const char *value, char *why,
                        size_t why_len)
 {
@@ -153,20 +159,29 @@ static int check_https(const char *setting, const char *value, char *why,
     const char *p = value;
 
     for (;;) {
-        size_t len;
+        size_t len, authority;
+        char node[128];
 
         p += strspn(p, separators);
         if (*p == '\0')
             return 1;
         len = strcspn(p, separators);
         if (len < 8 || strncmp(p, "https://", 8) != 0) {
-            char node[80];
-
-            sk_escape_text(p, len < 64 ? len : 64, node, sizeof(node));
+            describe_node(p, len, node, sizeof(node));
             snprintf(why, why_len,
                      "%s: '%s' is not an https:// URL; the provider speaks "
                      "HTTPS only, so that the API key never travels in "
                      "clear text",
+                     setting, node);
+            return 0;
+        }
+        authority = strcspn(p + 8, "/");
+        if (memchr(p + 8, '@', authority < len - 8 ? authority : len - 8)) {
+            describe_node(p, len, node, sizeof(node));
+            snprintf(why, why_len,
+                     "%s: '%s' carries a user name or password; SmartKey "
+                     "authenticates with the API key (api_key), so remove "
+                     "the user:password@ part",
                      setting, node);
             return 0;
         }
@@ -238,21 +253,21 @@ static int copy(char **slot, const char *value)
     *slot = NULL;
     if (value == NULL)
         return 1;
-    *slot = strdup(value);
+    *slot = OPENSSL_strdup(value);
     return *slot != NULL;
 }
 
 void sk_settings_clear(sk_settings *settings)
 {
-    free(settings->api_endpoint);
+    OPENSSL_free(settings->api_endpoint);
     if (settings->api_key_source != NULL)
         OPENSSL_cleanse(settings->api_key_source,
                         strlen(settings->api_key_source));
-    free(settings->api_key_source);
-    free(settings->ca_file);
-    free(settings->ca_path);
-    free(settings->proxy);
-    free(settings->no_proxy);
+    OPENSSL_free(settings->api_key_source);
+    OPENSSL_free(settings->ca_file);
+    OPENSSL_free(settings->ca_path);
+    OPENSSL_free(settings->proxy);
+    OPENSSL_free(settings->no_proxy);
     memset(settings, 0, sizeof(*settings));
 }
 
@@ -309,12 +324,12 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
                        &out->request_timeout, why, why_len) ||
         !parse_seconds(SMARTKEY_CFG_CACHE_LIFETIME, in->cache_lifetime,
                        &out->cache_lifetime, why, why_len) ||
-        !parse_count(SMARTKEY_CFG_RETRIES, in->retries, &out->retries, why,
+        !parse_count(SMARTKEY_CFG_RETRIES, in->retries, 100, &out->retries, why,
                      why_len) ||
         !parse_flag(SMARTKEY_CFG_INSECURE_SKIP_VERIFY, in->insecure_skip_verify,
                     &out->insecure_skip_verify, why, why_len) ||
-        !parse_batch_size(in->batch_max_size, &out->batch_max_size, why,
-                          why_len) ||
+        !parse_count(SMARTKEY_CFG_BATCH_MAX_SIZE, in->batch_max_size, 1000,
+                     &out->batch_max_size, why, why_len) ||
         !parse_seconds(SMARTKEY_CFG_BATCH_MAX_WAIT, in->batch_max_wait,
                        &out->batch_max_wait, why, why_len) ||
         !parse_auth(in->env_auth != NULL ? in->env_auth : in->auth, &out->auth,
@@ -353,12 +368,131 @@ char *sk_api_key_from_text(const char *text, size_t len, char *why,
             return NULL;
         }
     }
-    key = malloc(len + 1);
+    key = OPENSSL_malloc(len + 1);
     if (key == NULL) {
         snprintf(why, why_len, "cannot be copied: out of memory");
         return NULL;
     }
     memcpy(key, text, len);
     key[len] = '\0';
+    return key;
+}
+
+/* API keys are a few hundred bytes; anything much larger is not one. */
+#define MAX_API_KEY_LEN 8192
+
+/* Strips the trailing newline (and spaces) editors leave in key files. */
+static void trim_right(char *text)
+{
+    size_t len = strlen(text);
+
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
+                       text[len - 1] == ' ' || text[len - 1] == '\t'))
+        text[--len] = '\0';
+}
+
+#define FAIL(r, ...)                                                           \
+    do {                                                                       \
+        *reason = (r);                                                         \
+        snprintf(why, why_len, __VA_ARGS__);                                   \
+    } while (0)
+
+/* The file must be a regular file that group and others cannot read. */
+static int open_api_key_file(const char *path, int *reason, char *why,
+                             size_t why_len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        FAIL(SK_R_MISSING_CONFIGURATION, "cannot open the API key file %s: %s",
+             path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        FAIL(SK_R_BAD_CONFIGURATION,
+             "the API key file %s is not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    /* the key is a password: refuse it rather than use a leaked one */
+    if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+        FAIL(SK_R_API_KEY_FILE_PERMISSIONS,
+             "the API key file %s has mode %04o, so group or others can "
+             "read it; run: chmod 600 %s",
+             path, (unsigned)(st.st_mode & 07777), path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static char *read_api_key_file(const char *path, int *reason, char *why,
+                               size_t why_len)
+{
+    char *key;
+    ssize_t got;
+    size_t len = 0;
+    int fd = open_api_key_file(path, reason, why, why_len);
+
+    if (fd < 0)
+        return NULL;
+    key = OPENSSL_malloc(MAX_API_KEY_LEN + 1);
+    if (key == NULL) {
+        close(fd);
+        FAIL(SK_R_OUT_OF_MEMORY, "out of memory reading the API key file");
+        return NULL;
+    }
+    while (len < MAX_API_KEY_LEN &&
+           (got = read(fd, key + len, MAX_API_KEY_LEN - len)) != 0) {
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            FAIL(SK_R_BAD_CONFIGURATION, "cannot read the API key file %s: %s",
+                 path, strerror(errno));
+            goto fail;
+        }
+        len += (size_t)got;
+    }
+    key[len] = '\0';
+    trim_right(key);
+    if (key[0] == '\0' || len == MAX_API_KEY_LEN) {
+        FAIL(SK_R_BAD_CONFIGURATION, "the API key file %s is %s", path,
+             key[0] == '\0' ? "empty" : "too large to hold an API key");
+        goto fail;
+    }
+    close(fd);
+    return key;
+
+fail:
+    OPENSSL_cleanse(key, MAX_API_KEY_LEN + 1);
+    OPENSSL_free(key);
+    close(fd);
+    return NULL;
+}
+
+char *sk_api_key_resolve(const char *source, int *reason, char *why,
+                         size_t why_len)
+{
+    const char *text = source;
+    char text_why[128];
+    char *key;
+
+    if (strncmp(source, "file:", 5) == 0)
+        return read_api_key_file(source + 5, reason, why, why_len);
+    if (strncmp(source, "env:", 4) == 0) {
+        text = secure_getenv(source + 4);
+        if (text == NULL || *text == '\0') {
+            FAIL(SK_R_MISSING_CONFIGURATION,
+                 "%s = env:%.64s, but that environment variable is not set",
+                 SMARTKEY_CFG_API_KEY, source + 4);
+            return NULL;
+        }
+    }
+    key = sk_api_key_from_text(text, strlen(text), text_why, sizeof(text_why));
+    if (key == NULL)
+        FAIL(SK_R_BAD_CONFIGURATION, "the API key (%s) %s",
+             text == source ? "given literally" : "from the environment",
+             text_why);
     return key;
 }

@@ -1,7 +1,8 @@
 /*
  * The provider's configuration as text (openssl.cnf values and environment
- * variables) turned into sk_settings. Pure: no OSSL core, no files, no
- * environment lookups, so it can be unit-tested and fuzzed alone.
+ * variables) turned into sk_settings, and the API key read from where the
+ * configuration names it. No OSSL core, so it can be unit-tested and fuzzed
+ * alone.
  */
 #ifndef SMARTKEY_CONFIG_H
 #define SMARTKEY_CONFIG_H
@@ -51,10 +52,21 @@ void sk_settings_clear(sk_settings *settings);
 /*
  * An API key as read from a literal, a variable or a file: trailing white
  * space (editors' newlines) removed, then it must be one non-empty line of
- * printable characters. Returns a malloc'd copy (zeroise before free) or
+ * printable characters. Returns an OPENSSL_malloc'd copy (zeroise before
+ * OPENSSL_free) or
  * NULL with a sentence in why that does not quote the key.
  */
 char *sk_api_key_from_text(const char *text, size_t len, char *why,
                            size_t why_len);
+
+/*
+ * The API key from its source in the configuration: a literal, file:PATH
+ * (a regular file only its owner can read) or env:NAME. The one function
+ * here that reads files and the environment. Returns an OPENSSL_malloc'd key
+ * (zeroise before free) or NULL with the SK_R_* reason in *reason and a
+ * sentence in why that names the source, never the key.
+ */
+char *sk_api_key_resolve(const char *source, int *reason, char *why,
+                         size_t why_len);
 
 #endif

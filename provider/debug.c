@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include <smartkey/smartkey.h>
 
 #include "client.h"
@@ -43,6 +45,20 @@ static FILE *open_log(const char *path)
         close(fd);
         return NULL;
     }
+    if (st.st_uid != geteuid()) {
+        fprintf(stderr,
+                "smartkey: debug log %s belongs to another user (uid %ld): "
+                "refused; logging to stderr\n",
+                SK_ESCAPED(path), (long)st.st_uid);
+        close(fd);
+        return NULL;
+    }
+    if (S_ISREG(st.st_mode) && (st.st_mode & 077) != 0)
+        fprintf(stderr,
+                "smartkey: warning: debug log %s is readable or writable by "
+                "group or others (mode %04o): it names keys and requests; "
+                "chmod 600 it\n",
+                SK_ESCAPED(path), (unsigned)(st.st_mode & 07777));
     stream = fdopen(fd, "a");
     if (stream == NULL)
         close(fd);
@@ -63,7 +79,7 @@ static void parse_debug_setting(const char *setting)
 
     if (setting == NULL || *setting == '\0')
         return;
-    copy = strdup(setting);
+    copy = OPENSSL_strdup(setting);
     if (copy == NULL)
         return;
     for (part = strtok_r(copy, ",", &save); part != NULL;
@@ -72,22 +88,31 @@ static void parse_debug_setting(const char *setting)
             level = atoi(part + 6);
         else if (strncmp(part, "file:", 5) == 0)
             path = setting + (part + 5 - copy);
-        else
+        else if (part[0] >= '0' && part[0] <= '9')
             level = atoi(part);
+        else
+            fprintf(stderr,
+                    "smartkey: debug setting (%s or debug) part '%s' is not "
+                    "understood (use 1, 2 or 3, "
+                    "level:N or file:PATH); ignored\n",
+                    SMARTKEY_ENV_DEBUG, SK_ESCAPED(part));
     }
+    /* a log file asked for without a level: errors at least */
+    if (path != NULL && level == 0)
+        level = 1;
     if (level > 0 && path != NULL) {
         /* the path ends where the next ",option" begins */
         size_t len = strcspn(path, ",");
-        char *file_name = strndup(path, len);
+        char *file_name = OPENSSL_strndup(path, len);
 
         if (file_name != NULL) {
             debug_stream = open_log(file_name);
             if (debug_stream != NULL)
                 setvbuf(debug_stream, NULL, _IOLBF, 0);
-            free(file_name);
+            OPENSSL_free(file_name);
         }
     }
-    free(copy);
+    OPENSSL_free(copy);
     if (debug_stream == NULL)
         debug_stream = stderr;
     sk_debug_level = level;

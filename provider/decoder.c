@@ -1,6 +1,7 @@
 /*
  * Decoders for key-reference files (smartkey.h), in two stages so that
- * every way OpenSSL reads a key file reaches them (notes §7.4, E17):
+ * every way OpenSSL reads a key file reaches them
+ * (docs/openssl-dispatch.md §5):
  *
  *   1. "DER" from input=pem: unwraps the SMARTKEY KEY REFERENCE block
  *      into DER with structure "smartkey-ref". OSSL_STORE's file: loader
@@ -25,6 +26,15 @@
 
 #include "keyref.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_decoder_newctx_fn decoder_newctx;
+static OSSL_FUNC_decoder_freectx_fn decoder_freectx;
+static OSSL_FUNC_decoder_does_selection_fn decoder_does_selection;
+static OSSL_FUNC_decoder_decode_fn pem_to_der_decode;
+static OSSL_FUNC_decoder_decode_fn rsa_decode;
+static OSSL_FUNC_decoder_export_object_fn decoder_export_object;
+static OSSL_FUNC_decoder_decode_fn ec_decode;
+
 static void *decoder_newctx(void *provctx)
 {
     return provctx;
@@ -34,7 +44,7 @@ static void decoder_freectx(void *ctx)
 {
 }
 
-static BIO *read_input(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin)
+static BIO *read_input(sk_provctx *provctx, OSSL_CORE_BIO *cin)
 {
     return BIO_new_from_core_bio(provctx->libctx, cin);
 }
@@ -44,7 +54,7 @@ static BIO *read_input(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin)
  * caller decides whether a failure is an error (our PEM label) or just
  * someone else's DER.
  */
-static int parse_reference(SK_PROVCTX *provctx, const unsigned char *der,
+static int parse_reference(sk_provctx *provctx, const unsigned char *der,
                            size_t der_len, sk_keyref_fields *fields,
                            const char **why)
 {
@@ -65,11 +75,11 @@ static const char *type_name(sk_key_type type)
  * The key a reference names, as SmartKey describes it now: NULL with an
  * error raised when it is gone or no longer what the file says.
  */
-static SK_KEY *referenced_key(SK_PROVCTX *provctx,
+static sk_key *referenced_key(sk_provctx *provctx,
                               const sk_keyref_fields *fields)
 {
     sk_key_ref ref = {fields->kid, NULL};
-    SK_KEY *key = sk_key_fetch(provctx, &ref);
+    sk_key *key = sk_key_fetch(provctx, &ref);
 
     if (key == NULL) {
         /*
@@ -102,13 +112,13 @@ static int pem_to_der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                              OSSL_CALLBACK *object_cb, void *object_cbarg,
                              OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
-    SK_PROVCTX *provctx = ctx;
+    sk_provctx *provctx = ctx;
     BIO *in = read_input(provctx, cin);
     char *label = NULL, *header = NULL;
     unsigned char *der = NULL;
     long der_len = 0;
     sk_keyref_fields fields;
-    SK_KEY *key;
+    sk_key *key;
     const char *why;
     int object_type = OSSL_OBJECT_PKEY;
     OSSL_PARAM params[5];
@@ -167,7 +177,7 @@ done:
     return ok;
 }
 
-static int der_to_key_decode(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin,
+static int der_to_key_decode(sk_provctx *provctx, OSSL_CORE_BIO *cin,
                              int selection, OSSL_CALLBACK *object_cb,
                              void *object_cbarg, sk_key_type type)
 {
@@ -176,7 +186,7 @@ static int der_to_key_decode(SK_PROVCTX *provctx, OSSL_CORE_BIO *cin,
     long der_len = 0;
     sk_keyref_fields fields;
     sk_key_reference reference;
-    SK_KEY *key;
+    sk_key *key;
     const char *why;
     int object_type = OSSL_OBJECT_PKEY;
     OSSL_PARAM params[4];
@@ -272,27 +282,27 @@ static int decoder_does_selection(void *provctx, int selection)
 }
 
 const OSSL_DISPATCH sk_keyref_pem_decoder_functions[] = {
-    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
-    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
-    {OSSL_FUNC_DECODER_DOES_SELECTION, (void (*)(void))decoder_does_selection},
-    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))pem_to_der_decode},
+    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
+    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
+    SK_DISPATCH(DECODER_DECODE, pem_to_der_decode),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[] = {
-    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
-    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
-    {OSSL_FUNC_DECODER_DOES_SELECTION, (void (*)(void))decoder_does_selection},
-    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))rsa_decode},
-    {OSSL_FUNC_DECODER_EXPORT_OBJECT, (void (*)(void))decoder_export_object},
+    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
+    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
+    SK_DISPATCH(DECODER_DECODE, rsa_decode),
+    SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_keyref_ec_decoder_functions[] = {
-    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
-    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
-    {OSSL_FUNC_DECODER_DOES_SELECTION, (void (*)(void))decoder_does_selection},
-    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))ec_decode},
-    {OSSL_FUNC_DECODER_EXPORT_OBJECT, (void (*)(void))decoder_export_object},
+    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
+    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
+    SK_DISPATCH(DECODER_DECODE, ec_decode),
+    SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),
     {0, NULL},
 };

@@ -2,15 +2,15 @@
  * TEXT encoder for private-key handles: `openssl pkey -text`,
  * `storeutl -keys -text` and EVP_PKEY_print_private() describe the key
  * (type, size, SmartKey name and kid, public half) instead of failing
- * silently because the private half cannot be exported (notes §4).
- * Public-only selections are left to the default provider's encoders,
- * which get the public half through keymgmt export.
+ * silently because the private half cannot be exported
+ * (docs/openssl-dispatch.md §5). Public-only selections are left to the default
+ * provider's encoders, which get the public half through keymgmt export.
  *
  * Key-reference encoders (PEM and DER, structure PrivateKeyInfo): where
  * OpenSSL would write a private key (`genpkey -out`, `pkey -out`,
  * PEM_write_PrivateKey), a private handle is written as a reference to the
  * SmartKey key instead (smartkey.h, keyref.c). Without them genpkey fails
- * after the key was already made in SmartKey (notes §6).
+ * after the key was already made in SmartKey (docs/openssl-dispatch.md §7).
  */
 #include <string.h>
 
@@ -21,6 +21,21 @@
 #include <openssl/pem.h>
 
 #include "keyref.h"
+#include "names.h"
+
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_encoder_newctx_fn keyref_pem_newctx;
+static OSSL_FUNC_encoder_newctx_fn keyref_der_newctx;
+static OSSL_FUNC_encoder_newctx_fn keyref_pkcs8_der_newctx;
+static OSSL_FUNC_encoder_newctx_fn text_newctx;
+static OSSL_FUNC_encoder_freectx_fn text_freectx;
+static OSSL_FUNC_encoder_does_selection_fn text_does_selection;
+static OSSL_FUNC_encoder_encode_fn text_encode;
+static OSSL_FUNC_encoder_freectx_fn keyref_freectx;
+static OSSL_FUNC_encoder_settable_ctx_params_fn keyref_settable_ctx_params;
+static OSSL_FUNC_encoder_set_ctx_params_fn keyref_set_ctx_params;
+static OSSL_FUNC_encoder_does_selection_fn keyref_does_selection;
+static OSSL_FUNC_encoder_encode_fn keyref_encode;
 
 static void *text_newctx(void *provctx)
 {
@@ -36,27 +51,13 @@ static int text_does_selection(void *provctx, int selection)
     return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
 }
 
-static const char *curve_name(sk_curve curve)
-{
-    switch (curve) {
-    case SK_CURVE_P256:
-        return "P-256";
-    case SK_CURVE_P384:
-        return "P-384";
-    case SK_CURVE_P521:
-        return "P-521";
-    default:
-        return "?";
-    }
-}
-
 static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
                        const OSSL_PARAM obj_abstract[], int selection,
                        OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
 {
-    SK_PROVCTX *provctx = ctx;
-    const SK_KEYDATA *handle = obj_raw;
-    const SK_KEY *key;
+    sk_provctx *provctx = ctx;
+    const sk_keydata *handle = obj_raw;
+    const sk_key *key;
     BIO *out;
     int ok;
 
@@ -74,7 +75,7 @@ static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
     else
         ok = BIO_printf(out, "SmartKey EC %s key, %s (%u bit)\n",
                         handle->private_handle ? "private" : "public",
-                        curve_name(key->curve), key->bits) > 0;
+                        sk_curve_openssl_name(key->curve), key->bits) > 0;
     ok = ok &&
          BIO_printf(out, "name: %s\nkid: %s\n", SK_ESCAPED(key->name),
                     key->kid) > 0 &&
@@ -87,10 +88,10 @@ static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
 }
 
 const OSSL_DISPATCH sk_text_encoder_functions[] = {
-    {OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))text_newctx},
-    {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))text_freectx},
-    {OSSL_FUNC_ENCODER_DOES_SELECTION, (void (*)(void))text_does_selection},
-    {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))text_encode},
+    SK_DISPATCH(ENCODER_NEWCTX, text_newctx),
+    SK_DISPATCH(ENCODER_FREECTX, text_freectx),
+    SK_DISPATCH(ENCODER_DOES_SELECTION, text_does_selection),
+    SK_DISPATCH(ENCODER_ENCODE, text_encode),
     {0, NULL},
 };
 
@@ -101,15 +102,15 @@ const OSSL_DISPATCH sk_text_encoder_functions[] = {
  * EVP_CIPHER, i2d_PKCS8PrivateKey_bio with one).
  */
 typedef struct sk_keyref_encoder_ctx {
-    SK_PROVCTX *provctx;
+    sk_provctx *provctx;
     int pem;
     int pkcs8; /* registered as structure=PrivateKeyInfo */
     char cipher[64];
-} SK_KEYREF_ENCODER_CTX;
+} sk_keyref_encoder_ctx;
 
-static void *keyref_newctx(SK_PROVCTX *provctx, int pem, int pkcs8)
+static void *keyref_newctx(sk_provctx *provctx, int pem, int pkcs8)
 {
-    SK_KEYREF_ENCODER_CTX *ctx = OPENSSL_zalloc(sizeof(*ctx));
+    sk_keyref_encoder_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a key encoder");
@@ -159,7 +160,7 @@ static const OSSL_PARAM *keyref_settable_ctx_params(void *provctx)
  */
 static int keyref_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
-    SK_KEYREF_ENCODER_CTX *ctx = vctx;
+    sk_keyref_encoder_ctx *ctx = vctx;
     const OSSL_PARAM *p;
     size_t i;
 
@@ -198,7 +199,7 @@ static int keyref_does_selection(void *provctx, int selection)
  * what the caller asked for. Each says "the private key stays in
  * SmartKey" and what to do instead.
  */
-static int keyref_refused(SK_KEYREF_ENCODER_CTX *ctx, const SK_KEY *key,
+static int keyref_refused(sk_keyref_encoder_ctx *ctx, const sk_key *key,
                           int selection)
 {
     /*
@@ -243,9 +244,9 @@ static int keyref_encode(void *vctx, OSSL_CORE_BIO *cout, const void *obj_raw,
                          const OSSL_PARAM obj_abstract[], int selection,
                          OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
 {
-    SK_KEYREF_ENCODER_CTX *ctx = vctx;
-    SK_PROVCTX *provctx = ctx->provctx;
-    const SK_KEYDATA *handle = obj_raw;
+    sk_keyref_encoder_ctx *ctx = vctx;
+    sk_provctx *provctx = ctx->provctx;
+    const sk_keydata *handle = obj_raw;
     unsigned char *der = NULL;
     size_t der_len = 0;
     BIO *out;
@@ -290,15 +291,12 @@ static int keyref_encode(void *vctx, OSSL_CORE_BIO *cout, const void *obj_raw,
 
 #define SK_KEYREF_ENCODER(name, newctx)                                        \
     const OSSL_DISPATCH name[] = {                                             \
-        {OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))newctx},                    \
-        {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))keyref_freectx},           \
-        {OSSL_FUNC_ENCODER_SETTABLE_CTX_PARAMS,                                \
-         (void (*)(void))keyref_settable_ctx_params},                          \
-        {OSSL_FUNC_ENCODER_SET_CTX_PARAMS,                                     \
-         (void (*)(void))keyref_set_ctx_params},                               \
-        {OSSL_FUNC_ENCODER_DOES_SELECTION,                                     \
-         (void (*)(void))keyref_does_selection},                               \
-        {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))keyref_encode},             \
+        SK_DISPATCH(ENCODER_NEWCTX, newctx),                                   \
+        SK_DISPATCH(ENCODER_FREECTX, keyref_freectx),                          \
+        SK_DISPATCH(ENCODER_SETTABLE_CTX_PARAMS, keyref_settable_ctx_params),  \
+        SK_DISPATCH(ENCODER_SET_CTX_PARAMS, keyref_set_ctx_params),            \
+        SK_DISPATCH(ENCODER_DOES_SELECTION, keyref_does_selection),            \
+        SK_DISPATCH(ENCODER_ENCODE, keyref_encode),                            \
         {0, NULL},                                                             \
     }
 

@@ -52,7 +52,7 @@ static const char *reason_text(int reason)
 }
 
 /* The core's vset_error takes a va_list: this makes one for "%s". */
-static void set_core_error(SK_PROVCTX *ctx, int reason, const char *fmt, ...)
+static void set_core_error(sk_provctx *ctx, int reason, const char *fmt, ...)
 {
     va_list args;
 
@@ -65,7 +65,7 @@ static void set_core_error(SK_PROVCTX *ctx, int reason, const char *fmt, ...)
 }
 
 __attribute__((format(printf, 6, 0))) static void
-vraise(SK_PROVCTX *ctx, const char *file, int line, const char *func,
+vraise(sk_provctx *ctx, const char *file, int line, const char *func,
        int reason, const char *fmt, va_list args)
 {
     /* the build machine's directories mean nothing to users */
@@ -92,7 +92,7 @@ vraise(SK_PROVCTX *ctx, const char *file, int line, const char *func,
     set_core_error(ctx, reason, "%s", escaped);
 }
 
-void sk_raise(SK_PROVCTX *ctx, const char *file, int line, const char *func,
+void sk_raise(sk_provctx *ctx, const char *file, int line, const char *func,
               int reason, const char *fmt, ...)
 {
     va_list args;
@@ -161,7 +161,7 @@ static const char *advice_for(sk_err_kind kind)
     }
 }
 
-void sk_raise_client_error(SK_PROVCTX *ctx, const char *file, int line,
+void sk_raise_client_error(sk_provctx *ctx, const char *file, int line,
                            const char *func, const char *subject,
                            const sk_error *err)
 {
@@ -182,7 +182,7 @@ void sk_raise_client_error(SK_PROVCTX *ctx, const char *file, int line,
              text, advice_for(err->kind));
 }
 
-void sk_set_error_mark(SK_PROVCTX *ctx)
+void sk_set_error_mark(sk_provctx *ctx)
 {
     if (ctx != NULL && ctx->core_set_error_mark != NULL)
         ctx->core_set_error_mark(ctx->handle);
@@ -190,7 +190,7 @@ void sk_set_error_mark(SK_PROVCTX *ctx)
         ERR_set_mark();
 }
 
-void sk_pop_error_to_mark(SK_PROVCTX *ctx)
+void sk_pop_error_to_mark(sk_provctx *ctx)
 {
     if (ctx != NULL && ctx->core_pop_error_to_mark != NULL)
         ctx->core_pop_error_to_mark(ctx->handle);
@@ -198,7 +198,7 @@ void sk_pop_error_to_mark(SK_PROVCTX *ctx)
         ERR_pop_to_mark();
 }
 
-void sk_clear_last_error_mark(SK_PROVCTX *ctx)
+void sk_clear_last_error_mark(sk_provctx *ctx)
 {
     if (ctx != NULL && ctx->core_clear_last_error_mark != NULL)
         ctx->core_clear_last_error_mark(ctx->handle);

@@ -20,7 +20,7 @@
 #define DECODE_PROPQ "provider!=" SMARTKEY_PROVIDER_NAME
 
 typedef struct cache_entry {
-    SK_KEY *key;
+    sk_key *key;
     double expires; /* CLOCK_MONOTONIC seconds */
     struct cache_entry *next;
 } cache_entry;
@@ -38,21 +38,21 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-SK_KEY *sk_key_up_ref(SK_KEY *key)
+sk_key *sk_key_up_ref(sk_key *key)
 {
     if (key != NULL)
         atomic_fetch_add(&key->refs, 1);
     return key;
 }
 
-void sk_key_free(SK_KEY *key)
+void sk_key_free(sk_key *key)
 {
     if (key == NULL || atomic_fetch_sub(&key->refs, 1) != 1)
         return;
     EVP_PKEY_free(key->public_key);
     BN_free(key->ec_order);
-    free(key->name);
-    free(key);
+    OPENSSL_free(key->name);
+    OPENSSL_free(key);
 }
 
 /* The curve's group order of an EC public key (BN_free it); NULL when the
@@ -84,7 +84,7 @@ void sk_key_ref_describe(const sk_key_ref *ref, char *buf, size_t len)
 
 sk_key_cache *sk_key_cache_new(void)
 {
-    sk_key_cache *cache = calloc(1, sizeof(*cache));
+    sk_key_cache *cache = OPENSSL_zalloc(sizeof(*cache));
 
     if (cache != NULL)
         pthread_mutex_init(&cache->lock, NULL);
@@ -100,10 +100,10 @@ void sk_key_cache_free(sk_key_cache *cache)
     for (entry = cache->entries; entry != NULL; entry = next) {
         next = entry->next;
         sk_key_free(entry->key);
-        free(entry);
+        OPENSSL_free(entry);
     }
     pthread_mutex_destroy(&cache->lock);
-    free(cache);
+    OPENSSL_free(cache);
 }
 
 void sk_key_cache_lock(sk_key_cache *cache)
@@ -126,10 +126,10 @@ static int entry_matches(const cache_entry *entry, const sk_key_ref *ref)
            strcmp(entry->key->name, ref->name) == 0;
 }
 
-static SK_KEY *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
+static sk_key *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
 {
     cache_entry **link, *entry;
-    SK_KEY *found = NULL;
+    sk_key *found = NULL;
     double now = now_seconds();
 
     pthread_mutex_lock(&cache->lock);
@@ -137,7 +137,7 @@ static SK_KEY *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
         if (entry->expires <= now) {
             *link = entry->next;
             sk_key_free(entry->key);
-            free(entry);
+            OPENSSL_free(entry);
             continue;
         }
         if (found == NULL && entry_matches(entry, ref))
@@ -148,56 +148,55 @@ static SK_KEY *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
     return found;
 }
 
+/* Removes the entry of kid, if any; the cache's lock is held. */
+static void drop_locked(sk_key_cache *cache, const char *kid)
+{
+    cache_entry **link, *entry;
+
+    for (link = &cache->entries; (entry = *link) != NULL;) {
+        if (strcmp(entry->key->kid, kid) == 0) {
+            *link = entry->next;
+            sk_key_free(entry->key);
+            OPENSSL_free(entry);
+            continue;
+        }
+        link = &entry->next;
+    }
+}
+
 /* A newer description of the same kid replaces the older one (a rename). */
-static void cache_put(SK_PROVCTX *ctx, SK_KEY *key)
+static void cache_put(sk_provctx *ctx, sk_key *key)
 {
     sk_key_cache *cache = ctx->key_cache;
-    cache_entry **link, *entry, *fresh;
+    cache_entry *fresh;
 
     if (cache == NULL || ctx->settings.cache_lifetime <= 0)
         return;
-    fresh = calloc(1, sizeof(*fresh));
+    fresh = OPENSSL_zalloc(sizeof(*fresh));
     if (fresh == NULL)
         return;
     fresh->key = sk_key_up_ref(key);
     fresh->expires = now_seconds() + ctx->settings.cache_lifetime;
 
     pthread_mutex_lock(&cache->lock);
-    for (link = &cache->entries; (entry = *link) != NULL;) {
-        if (strcmp(entry->key->kid, key->kid) == 0) {
-            *link = entry->next;
-            sk_key_free(entry->key);
-            free(entry);
-            continue;
-        }
-        link = &entry->next;
-    }
+    drop_locked(cache, key->kid);
     fresh->next = cache->entries;
     cache->entries = fresh;
     pthread_mutex_unlock(&cache->lock);
 }
 
-void sk_key_cache_forget(SK_PROVCTX *ctx, const SK_KEY *key)
+void sk_key_cache_forget(sk_provctx *ctx, const sk_key *key)
 {
     sk_key_cache *cache = ctx != NULL ? ctx->key_cache : NULL;
-    cache_entry **link, *entry;
 
     if (cache == NULL || key == NULL)
         return;
     pthread_mutex_lock(&cache->lock);
-    for (link = &cache->entries; (entry = *link) != NULL;) {
-        if (strcmp(entry->key->kid, key->kid) == 0) {
-            *link = entry->next;
-            sk_key_free(entry->key);
-            free(entry);
-            continue;
-        }
-        link = &entry->next;
-    }
+    drop_locked(cache, key->kid);
     pthread_mutex_unlock(&cache->lock);
 }
 
-static EVP_PKEY *decode_public_key(SK_PROVCTX *ctx, const sk_key_info *info)
+static EVP_PKEY *decode_public_key(sk_provctx *ctx, const sk_key_info *info)
 {
     EVP_PKEY *pkey = NULL;
     OSSL_DECODER_CTX *decoder;
@@ -237,9 +236,9 @@ static const char *obj_type_name(sk_obj_type type)
     return "a non-RSA/EC";
 }
 
-SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info)
+sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info)
 {
-    SK_KEY *key;
+    sk_key *key;
     const char *label = info->name != NULL ? info->name : info->kid;
 
     if (info->obj_type != SK_OBJ_RSA && info->obj_type != SK_OBJ_EC) {
@@ -264,10 +263,10 @@ SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info)
         return NULL;
     }
 
-    key = calloc(1, sizeof(*key));
-    if (key == NULL ||
-        (info->name != NULL && (key->name = strdup(info->name)) == NULL)) {
-        free(key);
+    key = OPENSSL_zalloc(sizeof(*key));
+    if (key == NULL || (info->name != NULL &&
+                        (key->name = OPENSSL_strdup(info->name)) == NULL)) {
+        OPENSSL_free(key);
         SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "building key '%.200s'", label);
         return NULL;
     }
@@ -315,7 +314,7 @@ SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info)
  * later operation use (and cache under the asked name) a key the user did
  * not name. Refused, whatever the reason (a proxy, a broken server).
  */
-static int answer_names_ref(SK_PROVCTX *ctx, const sk_key_ref *ref,
+static int answer_names_ref(sk_provctx *ctx, const sk_key_ref *ref,
                             const sk_key_info *info)
 {
     char asked[256];
@@ -341,9 +340,9 @@ static int answer_names_ref(SK_PROVCTX *ctx, const sk_key_ref *ref,
     return 1;
 }
 
-SK_KEY *sk_key_fetch(SK_PROVCTX *ctx, const sk_key_ref *ref)
+sk_key *sk_key_fetch(sk_provctx *ctx, const sk_key_ref *ref)
 {
-    SK_KEY *key;
+    sk_key *key;
     sk_client *client;
     sk_key_info *info = NULL;
     sk_error err;

@@ -36,10 +36,10 @@ typedef struct sk_key {
        per key because building the group costs as much as a request's
        client-side work */
     BIGNUM *ec_order;
-} SK_KEY;
+} sk_key;
 
-SK_KEY *sk_key_up_ref(SK_KEY *key);
-void sk_key_free(SK_KEY *key);
+sk_key *sk_key_up_ref(sk_key *key);
+void sk_key_free(sk_key *key);
 
 /* "key 'my key'" or "key <kid>", for error messages. */
 void sk_key_ref_describe(const sk_key_ref *ref, char *buf, size_t len);
@@ -48,11 +48,11 @@ void sk_key_ref_describe(const sk_key_ref *ref, char *buf, size_t len);
  * The key named by ref: from the cache, or with one key-info request.
  * NULL with an error raised (unknown key, unsupported type, network...).
  */
-SK_KEY *sk_key_fetch(SK_PROVCTX *ctx, const sk_key_ref *ref);
+sk_key *sk_key_fetch(sk_provctx *ctx, const sk_key_ref *ref);
 
 /* Builds a key from a listing entry (and caches it); NULL with an error
    raised when the entry is not an RSA/EC key with a public key. */
-SK_KEY *sk_key_from_info(SK_PROVCTX *ctx, const sk_key_info *info);
+sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info);
 
 sk_key_cache *sk_key_cache_new(void);
 void sk_key_cache_free(sk_key_cache *cache);
@@ -62,7 +62,7 @@ void sk_key_cache_free(sk_key_cache *cache);
  * load by name looks it up again instead of trusting the cache until
  * cache_lifetime runs out. Handles already holding the key keep it.
  */
-void sk_key_cache_forget(SK_PROVCTX *ctx, const SK_KEY *key);
+void sk_key_cache_forget(sk_provctx *ctx, const sk_key *key);
 /* For the fork handlers: the cache must not be copied mid-update. */
 void sk_key_cache_lock(sk_key_cache *cache);
 void sk_key_cache_unlock(sk_key_cache *cache);
@@ -70,23 +70,24 @@ void sk_key_cache_unlock(sk_key_cache *cache);
 /*
  * What the store hands to keymgmt load() through OSSL_OBJECT_PARAM_REFERENCE.
  * Deliberately not pointer-sized: the default provider's RSA/EC load()
- * accepts any pointer-sized reference as its own object (notes §1.2).
+ * accepts any pointer-sized reference as its own object
+ * (docs/openssl-dispatch.md §2).
  */
 #define SK_KEY_REFERENCE_MAGIC   0x534b5946u /* "SKYF" */
 #define SK_KEY_REFERENCE_VERSION 1u
 typedef struct sk_key_reference {
     uint32_t magic;
     uint32_t version;
-    SK_PROVCTX *provctx; /* load() gets no provider context */
-    SK_KEY *key;         /* counted: the store holds one reference */
+    sk_provctx *provctx; /* load() gets no provider context */
+    sk_key *key;         /* counted: the store holds one reference */
     int public_handle;   /* hand out the public half only */
 } sk_key_reference;
 
 /* The keymgmt's key data (the EVP_PKEY's keydata). */
 typedef struct sk_keydata {
-    SK_PROVCTX *provctx;
-    SK_KEY *key;        /* NULL for an empty keydata from new() */
+    sk_provctx *provctx;
+    sk_key *key;        /* NULL for an empty keydata from new() */
     int private_handle; /* operations with the private half go to SmartKey */
-} SK_KEYDATA;
+} sk_keydata;
 
 #endif

@@ -3,7 +3,7 @@
  * objects the store loads. Only the public half can be exported, and only
  * when the private key is not asked for (keymgmt_export). The only
  * import is of RSA public keys, for wrapping under a cloud's key read from
- * a file (rsa_import); EC has none (notes §2.2, §7.3).
+ * a file (rsa_import); EC has none (docs/openssl-dispatch.md §2, §9).
  * Generation (genpkey) makes the key inside SmartKey; the private half
  * never exists anywhere else.
  */
@@ -18,11 +18,38 @@
 #include <openssl/params.h>
 
 #include "key.h"
+#include "names.h"
 #include "params.h"
+
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_keymgmt_new_fn keymgmt_new;
+static OSSL_FUNC_keymgmt_free_fn keymgmt_free;
+static OSSL_FUNC_keymgmt_dup_fn keymgmt_dup;
+static OSSL_FUNC_keymgmt_has_fn keymgmt_has;
+static OSSL_FUNC_keymgmt_match_fn keymgmt_match;
+static OSSL_FUNC_keymgmt_export_fn keymgmt_export;
+static OSSL_FUNC_keymgmt_get_params_fn keymgmt_get_params;
+static OSSL_FUNC_keymgmt_load_fn rsa_load;
+static OSSL_FUNC_keymgmt_gen_init_fn rsa_gen_init;
+static OSSL_FUNC_keymgmt_gen_set_params_fn gen_set_params;
+static OSSL_FUNC_keymgmt_gen_settable_params_fn rsa_gen_settable_params;
+static OSSL_FUNC_keymgmt_gen_fn keymgmt_gen;
+static OSSL_FUNC_keymgmt_gen_cleanup_fn gen_cleanup;
+static OSSL_FUNC_keymgmt_export_types_fn rsa_public_types_of;
+static OSSL_FUNC_keymgmt_import_types_fn rsa_public_types_of;
+static OSSL_FUNC_keymgmt_import_fn rsa_import;
+static OSSL_FUNC_keymgmt_gettable_params_fn rsa_gettable_params;
+static OSSL_FUNC_keymgmt_query_operation_name_fn rsa_query_operation_name;
+static OSSL_FUNC_keymgmt_load_fn ec_load;
+static OSSL_FUNC_keymgmt_gen_init_fn ec_gen_init;
+static OSSL_FUNC_keymgmt_gen_settable_params_fn ec_gen_settable_params;
+static OSSL_FUNC_keymgmt_export_types_fn ec_export_types;
+static OSSL_FUNC_keymgmt_gettable_params_fn ec_gettable_params;
+static OSSL_FUNC_keymgmt_query_operation_name_fn ec_query_operation_name;
 
 static void *keymgmt_new(void *provctx)
 {
-    SK_KEYDATA *keydata = calloc(1, sizeof(*keydata));
+    sk_keydata *keydata = OPENSSL_zalloc(sizeof(*keydata));
 
     if (keydata == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a key handle");
@@ -34,19 +61,19 @@ static void *keymgmt_new(void *provctx)
 
 static void keymgmt_free(void *keydata)
 {
-    SK_KEYDATA *handle = keydata;
+    sk_keydata *handle = keydata;
 
     if (handle == NULL)
         return;
     sk_key_free(handle->key);
-    free(handle);
+    OPENSSL_free(handle);
 }
 
 static void *load_of_type(const void *reference, size_t reference_size,
                           sk_key_type type)
 {
     const sk_key_reference *ref = reference;
-    SK_KEYDATA *keydata;
+    sk_keydata *keydata;
 
     /* anything else is another provider's reference, not ours to read */
     if (ref == NULL || reference_size != sizeof(*ref) ||
@@ -74,8 +101,8 @@ static void *ec_load(const void *reference, size_t reference_size)
 
 static void *keymgmt_dup(const void *keydata_from, int selection)
 {
-    const SK_KEYDATA *from = keydata_from;
-    SK_KEYDATA *copy = keymgmt_new(from->provctx);
+    const sk_keydata *from = keydata_from;
+    sk_keydata *copy = keymgmt_new(from->provctx);
 
     if (copy == NULL)
         return NULL;
@@ -87,7 +114,7 @@ static void *keymgmt_dup(const void *keydata_from, int selection)
 
 static int keymgmt_has(const void *keydata, int selection)
 {
-    const SK_KEYDATA *handle = keydata;
+    const sk_keydata *handle = keydata;
 
     if (handle == NULL)
         return 0;
@@ -105,7 +132,7 @@ static int keymgmt_has(const void *keydata, int selection)
 static int keymgmt_match(const void *keydata1, const void *keydata2,
                          int selection)
 {
-    const SK_KEYDATA *a = keydata1, *b = keydata2;
+    const sk_keydata *a = keydata1, *b = keydata2;
 
     if (a == NULL || b == NULL || a->key == NULL || b->key == NULL)
         return 0;
@@ -129,16 +156,16 @@ static int keymgmt_match(const void *keydata1, const void *keydata2,
  * the provider of an operation it fetched) is refused, for RSA public
  * handles too: that refusal makes OpenSSL fetch the operation from this
  * provider
- * (notes §2.1), so smartkey's cipher sees smartkey-wrap-subject and
- * smartkey's signature verifies. Had a public handle been exported, the
- * default provider's cipher would have ignored the wrap subject and
- * returned a local encryption of the empty input (issue 12). Expected
- * during operation set-up: no error.
+ * (docs/openssl-dispatch.md §3), so smartkey's cipher sees
+ * smartkey-wrap-subject and smartkey's signature verifies. Had a public handle
+ * been exported, the default provider's cipher would have ignored the wrap
+ * subject and returned a local encryption of the empty input (issue 12).
+ * Expected during operation set-up: no error.
  */
 static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
                           void *cbarg)
 {
-    SK_KEYDATA *handle = keydata;
+    sk_keydata *handle = keydata;
     int public_selection;
 
     if (handle == NULL || handle->key == NULL)
@@ -167,16 +194,16 @@ static int keymgmt_export(void *keydata, int selection, OSSL_CALLBACK *param_cb,
  * here when the operation is fetched from smartkey (-propquery
  * '?provider=smartkey'), so the asym cipher can have SmartKey wrap under it
  * (docs/wrapping.md). OpenSSL asks with the full selection even when it
- * holds only a public key (notes §9.3), so what is refused is private
- * material, not the selection bit. The key gets no kid: it is not held in
- * SmartKey, and the cipher registers it as a transient key when needed.
+ * holds only a public key (docs/openssl-dispatch.md §3), so what is refused is
+ * private material, not the selection bit. The key gets no kid: it is not held
+ * in SmartKey, and the cipher registers it as a transient key when needed.
  */
 static int rsa_import(void *keydata, int selection, const OSSL_PARAM params[])
 {
-    SK_KEYDATA *handle = keydata;
+    sk_keydata *handle = keydata;
     EVP_PKEY_CTX *from_data;
     EVP_PKEY *public_key = NULL;
-    SK_KEY *key;
+    sk_key *key;
 
     if (handle == NULL || handle->key != NULL ||
         (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) == 0 ||
@@ -200,7 +227,7 @@ static int rsa_import(void *keydata, int selection, const OSSL_PARAM params[])
         return 0;
     }
     EVP_PKEY_CTX_free(from_data);
-    key = calloc(1, sizeof(*key));
+    key = OPENSSL_zalloc(sizeof(*key));
     if (key == NULL) {
         EVP_PKEY_free(public_key);
         SK_RAISE(handle->provctx, SK_R_OUT_OF_MEMORY, "importing a key");
@@ -248,7 +275,7 @@ static const OSSL_PARAM *ec_export_types(int selection)
 }
 
 /* One parameter from the public EVP_PKEY (n, e, group, ...). */
-static int get_public_param(const SK_KEY *key, OSSL_PARAM *p)
+static int get_public_param(const sk_key *key, OSSL_PARAM *p)
 {
     OSSL_PARAM one[2] = {*p, OSSL_PARAM_END};
 
@@ -261,13 +288,13 @@ static int get_public_param(const SK_KEY *key, OSSL_PARAM *p)
 /*
  * bits, security-bits and max-size must all be answered here: OpenSSL
  * caches them once when the EVP_PKEY is created, and TLS refuses an RSA key
- * whose max-size is 0 (notes §2.2, E7f). Unknown names are ignored so
- * combined queries succeed.
+ * whose max-size is 0 (docs/openssl-dispatch.md §2). Unknown names are ignored
+ * so combined queries succeed.
  */
 static int keymgmt_get_params(void *keydata, OSSL_PARAM params[])
 {
-    SK_KEYDATA *handle = keydata;
-    const SK_KEY *key;
+    sk_keydata *handle = keydata;
+    const sk_key *key;
     OSSL_PARAM *p;
 
     if (handle == NULL || handle->key == NULL)
@@ -341,7 +368,7 @@ static const char *rsa_query_operation_name(int operation_id)
     return "RSA";
 }
 
-/* There is no "EC" signature or key exchange (notes §2.1). */
+/* There is no "EC" signature or key exchange (docs/openssl-dispatch.md §3). */
 static const char *ec_query_operation_name(int operation_id)
 {
     switch (operation_id) {
@@ -358,7 +385,7 @@ static const char *ec_query_operation_name(int operation_id)
 #define MAX_KEY_OPS 16
 
 typedef struct sk_genctx {
-    SK_PROVCTX *provctx;
+    sk_provctx *provctx;
     sk_key_type type;
     int selection;
     size_t bits;                /* RSA */
@@ -367,7 +394,7 @@ typedef struct sk_genctx {
     char *name;
     char *key_ops;  /* the user's comma list, NULL: SmartKey's default */
     int exportable; /* -1: not said */
-} SK_GENCTX;
+} sk_genctx;
 
 /* SmartKey's default operations, spelled out when EXPORT is added to them
    (sending key_ops replaces the default as a whole). */
@@ -377,40 +404,18 @@ static const char *const rsa_default_ops[] = {
 static const char *const ec_default_ops[] = {"SIGN", "VERIFY", "AGREEKEY",
                                              "APPMANAGEABLE"};
 
-static const struct {
-    const char *name;
-    sk_curve curve;
-    const char *smartkey_name;
-} curves[] = {
-    {"P-256", SK_CURVE_P256, "NistP256"},
-    {"prime256v1", SK_CURVE_P256, "NistP256"},
-    {"secp256r1", SK_CURVE_P256, "NistP256"},
-    {"P-384", SK_CURVE_P384, "NistP384"},
-    {"secp384r1", SK_CURVE_P384, "NistP384"},
-    {"P-521", SK_CURVE_P521, "NistP521"},
-    {"secp521r1", SK_CURVE_P521, "NistP521"},
-};
-
-static const char *smartkey_curve_name(sk_curve curve)
-{
-    for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++)
-        if (curves[i].curve == curve)
-            return curves[i].smartkey_name;
-    return NULL;
-}
-
 static void gen_cleanup(void *genctx)
 {
-    SK_GENCTX *gen = genctx;
+    sk_genctx *gen = genctx;
 
     if (gen == NULL)
         return;
-    free(gen->name);
-    free(gen->key_ops);
-    free(gen);
+    OPENSSL_free(gen->name);
+    OPENSSL_free(gen->key_ops);
+    OPENSSL_free(gen);
 }
 
-static int set_gen_string(SK_GENCTX *gen, char **slot, const OSSL_PARAM *p)
+static int set_gen_string(sk_genctx *gen, char **slot, const OSSL_PARAM *p)
 {
     char value[SK_PARAM_MAX_BYTES + 1];
     char *copy;
@@ -420,12 +425,12 @@ static int set_gen_string(SK_GENCTX *gen, char **slot, const OSSL_PARAM *p)
                  p->key);
         return 0;
     }
-    copy = strdup(value);
+    copy = OPENSSL_strdup(value);
     if (copy == NULL) {
         SK_RAISE(gen->provctx, SK_R_OUT_OF_MEMORY, "reading %s", p->key);
         return 0;
     }
-    free(*slot);
+    OPENSSL_free(*slot);
     *slot = copy;
     return 1;
 }
@@ -449,10 +454,121 @@ static const OSSL_PARAM ec_gen_settable[] = {
     OSSL_PARAM_END,
 };
 
+static int set_gen_name(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    return set_gen_string(gen, &gen->name, p);
+}
+
+static int set_gen_key_ops(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    return set_gen_string(gen, &gen->key_ops, p);
+}
+
+static int set_gen_exportable(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    int exportable;
+
+    if (!OSSL_PARAM_get_int(p, &exportable) ||
+        (exportable != 0 && exportable != 1)) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER, "%s takes 0 or 1",
+                 SMARTKEY_PARAM_EXPORTABLE);
+        return 0;
+    }
+    gen->exportable = exportable;
+    return 1;
+}
+
+static int set_gen_rsa_bits(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    if (!OSSL_PARAM_get_size_t(p, &gen->bits) || gen->bits < 1024 ||
+        gen->bits > 8192) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "RSA keys in SmartKey have 1024 to 8192 bits");
+        return 0;
+    }
+    return 1;
+}
+
+static int set_gen_rsa_e(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    BIGNUM *e = NULL;
+    BN_ULONG word;
+
+    if (!OSSL_PARAM_get_BN(p, &e) || (word = BN_get_word(e)) < 3 ||
+        word > 0xffffffffUL || !BN_is_odd(e)) {
+        BN_free(e);
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "the RSA public exponent must be odd, at least 3 and fit in "
+                 "32 bits");
+        return 0;
+    }
+    BN_free(e);
+    gen->pub_exponent = (unsigned long)word;
+    return 1;
+}
+
+static int set_gen_rsa_primes(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    size_t primes;
+
+    if (!OSSL_PARAM_get_size_t(p, &primes) || primes != 2) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "SmartKey makes two-prime RSA keys only");
+        return 0;
+    }
+    return 1;
+}
+
+static int set_gen_ec_group(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    char group[64];
+
+    if (!sk_param_text(gen->provctx, p, group, sizeof(group)))
+        return 0;
+    gen->curve = sk_curve_by_name(group);
+    if (gen->curve == SK_CURVE_NONE) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "curve '%.64s': SmartKey EC keys here are on P-256, P-384 "
+                 "or P-521",
+                 group);
+        return 0;
+    }
+    return 1;
+}
+
+static int set_gen_ec_encoding(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    char encoding[32];
+
+    /* SmartKey keys always name their curve */
+    if (!sk_param_text(gen->provctx, p, encoding, sizeof(encoding)) ||
+        strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) != 0) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "SmartKey EC keys use named curves only");
+        return 0;
+    }
+    return 1;
+}
+
+/* Which parameter sets what, for which key type (0: both). */
+static const struct {
+    const char *key;
+    sk_key_type type;
+    int (*set)(sk_genctx *gen, const OSSL_PARAM *p);
+} gen_setters[] = {
+    {SMARTKEY_PARAM_KEY_NAME, 0, set_gen_name},
+    {SMARTKEY_PARAM_KEY_OPS, 0, set_gen_key_ops},
+    {SMARTKEY_PARAM_EXPORTABLE, 0, set_gen_exportable},
+    {OSSL_PKEY_PARAM_RSA_BITS, SK_KEY_RSA, set_gen_rsa_bits},
+    {OSSL_PKEY_PARAM_RSA_E, SK_KEY_RSA, set_gen_rsa_e},
+    {OSSL_PKEY_PARAM_RSA_PRIMES, SK_KEY_RSA, set_gen_rsa_primes},
+    {OSSL_PKEY_PARAM_GROUP_NAME, SK_KEY_EC, set_gen_ec_group},
+    {OSSL_PKEY_PARAM_EC_ENCODING, SK_KEY_EC, set_gen_ec_encoding},
+};
+
 static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 {
-    SK_GENCTX *gen = genctx;
-    const OSSL_PARAM *p;
+    sk_genctx *gen = genctx;
 
     if (gen == NULL)
         return 0;
@@ -463,93 +579,21 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
                                                  : ec_gen_settable,
                          NULL, "key generation"))
         return 0;
-    for (p = params; p->key != NULL; p++) {
-        if (strcmp(p->key, SMARTKEY_PARAM_KEY_NAME) == 0) {
-            if (!set_gen_string(gen, &gen->name, p))
+    for (const OSSL_PARAM *p = params; p->key != NULL; p++)
+        for (size_t i = 0; i < sizeof(gen_setters) / sizeof(gen_setters[0]);
+             i++)
+            if ((gen_setters[i].type == 0 ||
+                 gen_setters[i].type == gen->type) &&
+                strcmp(p->key, gen_setters[i].key) == 0 &&
+                !gen_setters[i].set(gen, p))
                 return 0;
-        } else if (strcmp(p->key, SMARTKEY_PARAM_KEY_OPS) == 0) {
-            if (!set_gen_string(gen, &gen->key_ops, p))
-                return 0;
-        } else if (strcmp(p->key, SMARTKEY_PARAM_EXPORTABLE) == 0) {
-            int exportable;
-
-            if (!OSSL_PARAM_get_int(p, &exportable) ||
-                (exportable != 0 && exportable != 1)) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "%s takes 0 or 1", SMARTKEY_PARAM_EXPORTABLE);
-                return 0;
-            }
-            gen->exportable = exportable;
-        } else if (gen->type == SK_KEY_RSA &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_RSA_BITS) == 0) {
-            if (!OSSL_PARAM_get_size_t(p, &gen->bits) || gen->bits < 1024 ||
-                gen->bits > 8192) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "RSA keys in SmartKey have 1024 to 8192 bits");
-                return 0;
-            }
-        } else if (gen->type == SK_KEY_RSA &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_RSA_E) == 0) {
-            BIGNUM *e = NULL;
-            BN_ULONG word;
-
-            if (!OSSL_PARAM_get_BN(p, &e) || (word = BN_get_word(e)) < 3 ||
-                word > 0xffffffffUL || !BN_is_odd(e)) {
-                BN_free(e);
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "the RSA public exponent must be odd, at least 3 "
-                         "and fit in 32 bits");
-                return 0;
-            }
-            BN_free(e);
-            gen->pub_exponent = (unsigned long)word;
-        } else if (gen->type == SK_KEY_RSA &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_RSA_PRIMES) == 0) {
-            size_t primes;
-
-            if (!OSSL_PARAM_get_size_t(p, &primes) || primes != 2) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "SmartKey makes two-prime RSA keys only");
-                return 0;
-            }
-        } else if (gen->type == SK_KEY_EC &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_GROUP_NAME) == 0) {
-            char group[64];
-            size_t i, n = sizeof(curves) / sizeof(curves[0]);
-
-            if (!sk_param_text(gen->provctx, p, group, sizeof(group)))
-                return 0;
-            for (i = 0; i < n; i++)
-                if (strcasecmp(group, curves[i].name) == 0)
-                    break;
-            if (i == n) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "curve '%.64s': SmartKey EC keys here are on "
-                         "P-256, P-384 or P-521",
-                         group);
-                return 0;
-            }
-            gen->curve = curves[i].curve;
-        } else if (gen->type == SK_KEY_EC &&
-                   strcmp(p->key, OSSL_PKEY_PARAM_EC_ENCODING) == 0) {
-            char encoding[32];
-
-            /* SmartKey keys always name their curve */
-            if (!sk_param_text(gen->provctx, p, encoding, sizeof(encoding)) ||
-                strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) != 0) {
-                SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
-                         "SmartKey EC keys use named curves only");
-                return 0;
-            }
-        }
-    }
     return 1;
 }
 
 static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[],
                       sk_key_type type)
 {
-    SK_GENCTX *gen = calloc(1, sizeof(*gen));
+    sk_genctx *gen = OPENSSL_zalloc(sizeof(*gen));
 
     if (gen == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "starting key generation");
@@ -595,7 +639,7 @@ static const OSSL_PARAM *ec_gen_settable_params(void *genctx, void *provctx)
  * SmartKey's spelling), or SmartKey's default spelled out when EXPORT must
  * be added to it. *count 0 with success means "send none: default".
  */
-static int gen_key_ops(SK_GENCTX *gen, char *buf, size_t buf_len,
+static int gen_key_ops(sk_genctx *gen, char *buf, size_t buf_len,
                        const char **ops, size_t *count)
 {
     int has_export = 0;
@@ -651,18 +695,18 @@ bad:
 /*
  * One POST /crypto/v1/keys; its answer already holds the public key, so
  * the handle is complete at once (OpenSSL caches bits and size right
- * after gen, notes §6).
+ * after gen, docs/openssl-dispatch.md §7).
  */
 static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
 {
-    SK_GENCTX *gen = genctx;
+    sk_genctx *gen = genctx;
     const char *ops[MAX_KEY_OPS + 1];
     char ops_buf[512];
     sk_generate_request req;
     sk_key_info *info = NULL;
-    SK_KEYDATA *keydata;
+    sk_keydata *keydata;
     sk_client *client;
-    SK_KEY *key;
+    sk_key *key;
     sk_error err;
     char subject[256];
     int ok;
@@ -688,7 +732,7 @@ static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
         req.pub_exponent = gen->pub_exponent;
     } else {
         req.obj_type = "EC";
-        req.elliptic_curve = smartkey_curve_name(gen->curve);
+        req.elliptic_curve = sk_curve_smartkey_name(gen->curve);
     }
     if (!gen_key_ops(gen, ops_buf, sizeof(ops_buf), ops, &req.key_ops_count))
         return NULL;
@@ -735,48 +779,35 @@ static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     return keydata;
 }
 
+/* The entries the RSA and EC key managers share (alg: rsa or ec). */
+#define SK_KEYMGMT_FUNCTIONS(alg)                                              \
+    SK_DISPATCH(KEYMGMT_NEW, keymgmt_new),                                     \
+        SK_DISPATCH(KEYMGMT_FREE, keymgmt_free),                               \
+        SK_DISPATCH(KEYMGMT_DUP, keymgmt_dup),                                 \
+        SK_DISPATCH(KEYMGMT_HAS, keymgmt_has),                                 \
+        SK_DISPATCH(KEYMGMT_MATCH, keymgmt_match),                             \
+        SK_DISPATCH(KEYMGMT_EXPORT, keymgmt_export),                           \
+        SK_DISPATCH(KEYMGMT_GET_PARAMS, keymgmt_get_params),                   \
+        SK_DISPATCH(KEYMGMT_LOAD, alg##_load),                                 \
+        SK_DISPATCH(KEYMGMT_GEN_INIT, alg##_gen_init),                         \
+        SK_DISPATCH(KEYMGMT_GEN_SET_PARAMS, gen_set_params),                   \
+        SK_DISPATCH(KEYMGMT_GEN_SETTABLE_PARAMS, alg##_gen_settable_params),   \
+        SK_DISPATCH(KEYMGMT_GEN, keymgmt_gen),                                 \
+        SK_DISPATCH(KEYMGMT_GEN_CLEANUP, gen_cleanup),                         \
+        SK_DISPATCH(KEYMGMT_GETTABLE_PARAMS, alg##_gettable_params),           \
+        SK_DISPATCH(KEYMGMT_QUERY_OPERATION_NAME, alg##_query_operation_name)
+
 const OSSL_DISPATCH sk_rsa_keymgmt_functions[] = {
-    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))keymgmt_new},
-    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))keymgmt_free},
-    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))keymgmt_dup},
-    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))keymgmt_has},
-    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))keymgmt_match},
-    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))keymgmt_export},
-    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))keymgmt_get_params},
-    {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))rsa_load},
-    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))rsa_gen_init},
-    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))gen_set_params},
-    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS,
-     (void (*)(void))rsa_gen_settable_params},
-    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))keymgmt_gen},
-    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))rsa_public_types_of},
-    {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))rsa_import},
-    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))rsa_public_types_of},
-    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))rsa_gettable_params},
-    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,
-     (void (*)(void))rsa_query_operation_name},
+    SK_KEYMGMT_FUNCTIONS(rsa),
+    /* the one import: public keys of other providers (rsa_import) */
+    SK_DISPATCH(KEYMGMT_EXPORT_TYPES, rsa_public_types_of),
+    SK_DISPATCH(KEYMGMT_IMPORT, rsa_import),
+    SK_DISPATCH(KEYMGMT_IMPORT_TYPES, rsa_public_types_of),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_ec_keymgmt_functions[] = {
-    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))keymgmt_new},
-    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))keymgmt_free},
-    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))keymgmt_dup},
-    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))keymgmt_has},
-    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))keymgmt_match},
-    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))keymgmt_export},
-    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))keymgmt_get_params},
-    {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))ec_load},
-    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))ec_gen_init},
-    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))gen_set_params},
-    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS,
-     (void (*)(void))ec_gen_settable_params},
-    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))keymgmt_gen},
-    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))ec_export_types},
-    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))ec_gettable_params},
-    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,
-     (void (*)(void))ec_query_operation_name},
+    SK_KEYMGMT_FUNCTIONS(ec),
+    SK_DISPATCH(KEYMGMT_EXPORT_TYPES, ec_export_types),
     {0, NULL},
 };

@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include <openssl/asn1t.h>
+#include <openssl/crypto.h>
 
 #include "keyref.h"
+#include "uri.h"
 
 #define KEYREF_VERSION 1
 
@@ -34,22 +36,7 @@ ASN1_SEQUENCE(SK_KEYREF_ASN1) =
     return type == SK_KEY_RSA ? "RSA" : type == SK_KEY_EC ? "EC" : NULL;
 }
 
-static int is_uuid(const unsigned char *s, int len)
-{
-    if (len != 36)
-        return 0;
-    for (int i = 0; i < len; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!isxdigit(s[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-int sk_keyref_to_der(const SK_KEY *key, unsigned char **der, size_t *der_len)
+int sk_keyref_to_der(const sk_key *key, unsigned char **der, size_t *der_len)
 {
     SK_KEYREF_ASN1 *ref;
     const char *type = type_name(key->type);
@@ -112,8 +99,8 @@ int sk_keyref_from_der(const unsigned char *der, size_t der_len,
         *why = "its key type is neither RSA nor EC";
         goto done;
     }
-    if (!is_uuid(ASN1_STRING_get0_data(ref->kid),
-                 ASN1_STRING_length(ref->kid))) {
+    if (!sk_uri_is_uuid((const char *)ASN1_STRING_get0_data(ref->kid),
+                        (size_t)ASN1_STRING_length(ref->kid))) {
         *why = "its kid is not a UUID";
         goto done;
     }
@@ -122,7 +109,7 @@ int sk_keyref_from_der(const unsigned char *der, size_t der_len,
     if (ref->name != NULL) {
         int len = ASN1_STRING_length(ref->name);
 
-        out->name = malloc((size_t)len + 1);
+        out->name = OPENSSL_malloc((size_t)len + 1);
         if (out->name == NULL) {
             *why = "out of memory";
             goto done;
@@ -145,6 +132,6 @@ done:
 
 void sk_keyref_fields_clear(sk_keyref_fields *fields)
 {
-    free(fields->name);
+    OPENSSL_free(fields->name);
     fields->name = NULL;
 }

@@ -20,7 +20,7 @@ typedef struct sk_keyref_fields {
 } sk_keyref_fields;
 
 /* DER of key's reference in *der (OPENSSL_free). 0 on failure. */
-int sk_keyref_to_der(const SK_KEY *key, unsigned char **der, size_t *der_len);
+int sk_keyref_to_der(const sk_key *key, unsigned char **der, size_t *der_len);
 
 /*
  * Parses a reference. 0 when the bytes are not one (wrong structure,

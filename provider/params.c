@@ -7,6 +7,8 @@
  */
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "params.h"
 
 #define MAX_INTEGER_BYTES 8
@@ -46,7 +48,7 @@ static int is_integer(unsigned int type)
     return type == OSSL_PARAM_INTEGER || type == OSSL_PARAM_UNSIGNED_INTEGER;
 }
 
-static int check_one(SK_PROVCTX *ctx, const OSSL_PARAM *p,
+static int check_one(sk_provctx *ctx, const OSSL_PARAM *p,
                      const OSSL_PARAM *declared, const char *const *text_or_int,
                      const char *what)
 {
@@ -88,7 +90,7 @@ static int check_one(SK_PROVCTX *ctx, const OSSL_PARAM *p,
     return 1;
 }
 
-int sk_params_check(SK_PROVCTX *ctx, const OSSL_PARAM params[],
+int sk_params_check(sk_provctx *ctx, const OSSL_PARAM params[],
                     const OSSL_PARAM *settable, const char *const *text_or_int,
                     const char *what)
 {
@@ -103,7 +105,7 @@ int sk_params_check(SK_PROVCTX *ctx, const OSSL_PARAM params[],
     return 1;
 }
 
-int sk_param_text(SK_PROVCTX *ctx, const OSSL_PARAM *p, char *buf, size_t len)
+int sk_param_text(sk_provctx *ctx, const OSSL_PARAM *p, char *buf, size_t len)
 {
     const char *text, *nul;
     size_t text_len;
@@ -126,4 +128,16 @@ int sk_param_text(SK_PROVCTX *ctx, const OSSL_PARAM *p, char *buf, size_t len)
     memcpy(buf, text, text_len);
     buf[text_len] = '\0';
     return 1;
+}
+
+char *sk_strdup_or_null(const char *s, int *ok)
+{
+    char *copy;
+
+    if (s == NULL)
+        return NULL;
+    copy = OPENSSL_strdup(s);
+    if (copy == NULL)
+        *ok = 0;
+    return copy;
 }

@@ -25,7 +25,7 @@
  * an integer (pad-mode from EVP_PKEY_CTX_set_rsa_padding, ...). what names
  * the operation in the error ("the RSA cipher"). 0 with an error raised.
  */
-int sk_params_check(SK_PROVCTX *ctx, const OSSL_PARAM params[],
+int sk_params_check(sk_provctx *ctx, const OSSL_PARAM params[],
                     const OSSL_PARAM *settable, const char *const *text_or_int,
                     const char *what);
 
@@ -34,6 +34,10 @@ int sk_params_check(SK_PROVCTX *ctx, const OSSL_PARAM params[],
  * 0 with an error raised when p is not text, has no data, or does not fit
  * in len - 1 bytes.
  */
-int sk_param_text(SK_PROVCTX *ctx, const OSSL_PARAM *p, char *buf, size_t len);
+int sk_param_text(sk_provctx *ctx, const OSSL_PARAM *p, char *buf, size_t len);
+
+/* A copy of s for a duplicated context (dupctx): NULL when s is NULL; when
+   the copy fails, NULL and *ok set to 0. */
+char *sk_strdup_or_null(const char *s, int *ok);
 
 #endif

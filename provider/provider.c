@@ -1,10 +1,6 @@
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -16,12 +12,17 @@
 #include "key.h"
 #include "provider.h"
 
-/* API keys are a few hundred bytes; anything much larger is not one. */
-#define MAX_API_KEY_LEN 8192
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_provider_teardown_fn teardown;
+static OSSL_FUNC_provider_gettable_params_fn gettable_params;
+static OSSL_FUNC_provider_get_params_fn get_params;
+static OSSL_FUNC_provider_query_operation_fn query_operation;
+static OSSL_FUNC_provider_get_reason_strings_fn get_reason_strings;
 
 /*
  * Static tables: query_operation also runs inside libcurl's own TLS
- * handshakes (same libcrypto), so it must not lock or allocate (notes §7.3).
+ * handshakes (same libcrypto), so it must not lock or allocate
+ * (docs/openssl-dispatch.md §9).
  */
 static const OSSL_ALGORITHM keymgmt_algorithms[] = {
     {SK_NAMES_RSA, SK_PROPS, sk_rsa_keymgmt_functions,
@@ -38,10 +39,11 @@ static const OSSL_ALGORITHM encoder_algorithms[] = {
      "Describes an RSA key held in SmartKey"},
     {SK_NAMES_EC, SK_PROPS ",output=text", sk_text_encoder_functions,
      "Describes an EC key held in SmartKey"},
-    /* "private key" output of a SmartKey key: a reference file (notes §4),
-       in the structures `pkey`/`rsa` (PrivateKeyInfo), `ec` and
-       i2d_PrivateKey (type-specific) and `rsa -traditional` (pkcs1) ask
-       for; DER PrivateKeyInfo refuses PKCS#8 conversions (encoder.c) */
+    /* "private key" output of a SmartKey key: a reference file
+       (docs/openssl-dispatch.md §5), in the structures `pkey`/`rsa`
+       (PrivateKeyInfo), `ec` and i2d_PrivateKey (type-specific) and `rsa
+       -traditional` (pkcs1) ask for; DER PrivateKeyInfo refuses PKCS#8
+       conversions (encoder.c) */
     {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("pem", "PrivateKeyInfo"),
      sk_keyref_pem_encoder_functions, "Reference to an RSA key in SmartKey"},
     {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("pem", "PrivateKeyInfo"),
@@ -67,7 +69,8 @@ static const OSSL_ALGORITHM encoder_algorithms[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-/* Key-reference files, in two stages (notes §7.4, decoder.c). */
+/* Key-reference files, in two stages (docs/openssl-dispatch.md §5, decoder.c).
+ */
 static const OSSL_ALGORITHM decoder_algorithms[] = {
     {"DER", SK_PROPS ",input=pem", sk_keyref_pem_decoder_functions,
      "SmartKey key reference PEM block"},
@@ -170,12 +173,12 @@ static const OSSL_ITEM *get_reason_strings(void *provctx)
  * copies. The REST client has handlers of its own for its connections.
  */
 static pthread_mutex_t live_contexts_lock = PTHREAD_MUTEX_INITIALIZER;
-static SK_PROVCTX *live_contexts;
+static sk_provctx *live_contexts;
 static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
 
 static void fork_prepare(void)
 {
-    SK_PROVCTX *ctx;
+    sk_provctx *ctx;
 
     pthread_mutex_lock(&live_contexts_lock);
     for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live) {
@@ -186,7 +189,7 @@ static void fork_prepare(void)
 
 static void fork_release(void)
 {
-    SK_PROVCTX *ctx;
+    sk_provctx *ctx;
 
     for (ctx = live_contexts; ctx != NULL; ctx = ctx->next_live) {
         pthread_mutex_unlock(&ctx->key_source_lock);
@@ -200,7 +203,7 @@ static void install_fork_handlers(void)
     pthread_atfork(fork_prepare, fork_release, fork_release);
 }
 
-static void add_live_context(SK_PROVCTX *ctx)
+static void add_live_context(sk_provctx *ctx)
 {
     pthread_once(&fork_handlers_once, install_fork_handlers);
     pthread_mutex_lock(&live_contexts_lock);
@@ -209,9 +212,9 @@ static void add_live_context(SK_PROVCTX *ctx)
     pthread_mutex_unlock(&live_contexts_lock);
 }
 
-static void remove_live_context(SK_PROVCTX *ctx)
+static void remove_live_context(sk_provctx *ctx)
 {
-    SK_PROVCTX **link;
+    sk_provctx **link;
 
     pthread_mutex_lock(&live_contexts_lock);
     for (link = &live_contexts; *link != NULL; link = &(*link)->next_live) {
@@ -225,7 +228,7 @@ static void remove_live_context(SK_PROVCTX *ctx)
 
 static void teardown(void *provctx)
 {
-    SK_PROVCTX *ctx = provctx;
+    sk_provctx *ctx = provctx;
 
     if (ctx == NULL)
         return;
@@ -236,15 +239,15 @@ static void teardown(void *provctx)
     OSSL_LIB_CTX_free(ctx->libctx);
     sk_settings_clear(&ctx->settings);
     pthread_mutex_destroy(&ctx->key_source_lock);
-    free(ctx);
+    OPENSSL_free(ctx);
 }
 
 static const OSSL_DISPATCH provider_functions[] = {
-    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))teardown},
-    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))gettable_params},
-    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))get_params},
-    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))query_operation},
-    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))get_reason_strings},
+    SK_DISPATCH(PROVIDER_TEARDOWN, teardown),
+    SK_DISPATCH(PROVIDER_GETTABLE_PARAMS, gettable_params),
+    SK_DISPATCH(PROVIDER_GET_PARAMS, get_params),
+    SK_DISPATCH(PROVIDER_QUERY_OPERATION, query_operation),
+    SK_DISPATCH(PROVIDER_GET_REASON_STRINGS, get_reason_strings),
     {0, NULL},
 };
 
@@ -273,43 +276,45 @@ static const char *env_setting(const char *name, const char *alternative)
 
 /*
  * openssl.cnf values (every key of the provider's section arrives as a core
- * parameter, notes §7.1), then the environment, which wins so scripts can
- * point an existing configuration at another account (the endpoint and CA
- * only with the API key, or with env_overrides = yes: config.c).
+ * parameter, docs/openssl-dispatch.md §8), then the environment, which wins so
+ * scripts can point an existing configuration at another account (the endpoint
+ * and CA only with the API key, or with env_overrides = yes: config.c).
  */
-static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
+static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_get_params_fn *core_get_params)
 {
-    char *api_endpoint = NULL, *api_key = NULL, *ca_file = NULL;
-    char *ca_path = NULL, *connect_timeout = NULL, *request_timeout = NULL;
-    char *retries = NULL, *cache_lifetime = NULL, *debug = NULL;
-    char *insecure_skip_verify = NULL;
-    char *batch_max_size = NULL, *batch_max_wait = NULL, *auth = NULL;
-    char *proxy = NULL, *no_proxy = NULL, *env_overrides = NULL;
-    char *async = NULL;
+    /* the openssl.cnf values land in text directly (NULL when absent) */
+    sk_settings_text text = {0};
+    char *debug = NULL;
     OSSL_PARAM core_params[] = {
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT, &api_endpoint, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, &api_key, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_FILE, &ca_file, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_PATH, &ca_path, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CONNECT_TIMEOUT, &connect_timeout, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_REQUEST_TIMEOUT, &request_timeout, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_RETRIES, &retries, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CACHE_LIFETIME, &cache_lifetime, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT,
+                            (char **)&text.api_endpoint, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, (char **)&text.api_key, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_FILE, (char **)&text.ca_file, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_PATH, (char **)&text.ca_path, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CONNECT_TIMEOUT,
+                            (char **)&text.connect_timeout, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_REQUEST_TIMEOUT,
+                            (char **)&text.request_timeout, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_RETRIES, (char **)&text.retries, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CACHE_LIFETIME,
+                            (char **)&text.cache_lifetime, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_DEBUG, &debug, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_INSECURE_SKIP_VERIFY,
-                            &insecure_skip_verify, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE, &batch_max_size, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT, &batch_max_wait, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_AUTH, &auth, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_PROXY, &proxy, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_NO_PROXY, &no_proxy, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES, &env_overrides, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ASYNC, &async, 0),
+                            (char **)&text.insecure_skip_verify, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE,
+                            (char **)&text.batch_max_size, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT,
+                            (char **)&text.batch_max_wait, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_AUTH, (char **)&text.auth, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_PROXY, (char **)&text.proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_NO_PROXY, (char **)&text.no_proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES,
+                            (char **)&text.env_overrides, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ASYNC, (char **)&text.async, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;
-    sk_settings_text text;
     char why[512];
     int reason;
 
@@ -320,23 +325,6 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     }
     sk_debug_init(debug);
 
-    memset(&text, 0, sizeof(text));
-    text.api_endpoint = api_endpoint;
-    text.api_key = api_key;
-    text.ca_file = ca_file;
-    text.ca_path = ca_path;
-    text.connect_timeout = connect_timeout;
-    text.request_timeout = request_timeout;
-    text.retries = retries;
-    text.cache_lifetime = cache_lifetime;
-    text.insecure_skip_verify = insecure_skip_verify;
-    text.batch_max_size = batch_max_size;
-    text.batch_max_wait = batch_max_wait;
-    text.auth = auth;
-    text.proxy = proxy;
-    text.no_proxy = no_proxy;
-    text.env_overrides = env_overrides;
-    text.async = async;
     text.env_api_endpoint =
         env_setting_from(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT,
                          &text.env_api_endpoint_name);
@@ -371,116 +359,17 @@ static int read_settings(SK_PROVCTX *ctx, const OSSL_CORE_HANDLE *handle,
     return 1;
 }
 
-/* Strips the trailing newline (and spaces) editors leave in key files. */
-static void trim_right(char *text)
-{
-    size_t len = strlen(text);
-
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
-                       text[len - 1] == ' ' || text[len - 1] == '\t'))
-        text[--len] = '\0';
-}
-
-static char *read_api_key_file(SK_PROVCTX *ctx, const char *path)
-{
-    struct stat st;
-    char *key;
-    ssize_t got;
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0) {
-        SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
-                 "cannot open the API key file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
-                 "the API key file %s is not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    /* the key is a password: refuse it rather than use a leaked one */
-    if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
-        SK_RAISE(ctx, SK_R_API_KEY_FILE_PERMISSIONS,
-                 "the API key file %s has mode %04o, so group or others can "
-                 "read it; run: chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 07777), path);
-        close(fd);
-        return NULL;
-    }
-    key = malloc(MAX_API_KEY_LEN + 1);
-    if (key == NULL) {
-        close(fd);
-        SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "reading the API key file");
-        return NULL;
-    }
-    while (len < MAX_API_KEY_LEN &&
-           (got = read(fd, key + len, MAX_API_KEY_LEN - len)) != 0) {
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            SK_RAISE(ctx, SK_R_BAD_CONFIGURATION,
-                     "cannot read the API key file %s: %s", path,
-                     strerror(errno));
-            goto fail;
-        }
-        len += (size_t)got;
-    }
-    key[len] = '\0';
-    trim_right(key);
-    if (key[0] == '\0' || len == MAX_API_KEY_LEN) {
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key file %s is %s", path,
-                 key[0] == '\0' ? "empty" : "too large to hold an API key");
-        goto fail;
-    }
-    close(fd);
-    return key;
-
-fail:
-    OPENSSL_cleanse(key, MAX_API_KEY_LEN + 1);
-    free(key);
-    close(fd);
-    return NULL;
-}
-
-/* The API key from its source: a literal, file:PATH or env:NAME. */
-static char *resolve_from(SK_PROVCTX *ctx, const char *source)
-{
-    const char *text = source;
-    char why[128];
-    char *key;
-
-    if (strncmp(source, "file:", 5) == 0)
-        return read_api_key_file(ctx, source + 5);
-    if (strncmp(source, "env:", 4) == 0) {
-        text = secure_getenv(source + 4);
-        if (text == NULL || *text == '\0') {
-            SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
-                     "%s = env:%.64s, but that environment variable is "
-                     "not set",
-                     SMARTKEY_CFG_API_KEY, source + 4);
-            return NULL;
-        }
-    }
-    key = sk_api_key_from_text(text, strlen(text), why, sizeof(why));
-    if (key == NULL)
-        SK_RAISE(ctx, SK_R_BAD_CONFIGURATION, "the API key (%s) %s",
-                 text == source ? "given literally" : "from the environment",
-                 why);
-    return key;
-}
-
-static char *resolve_api_key(SK_PROVCTX *ctx)
+static char *resolve_api_key(sk_provctx *ctx)
 {
     char *source = NULL, *key;
-    int unset;
+    char why[512];
+    int unset, reason = 0;
 
     /* a copy: another thread may wipe a literal once its client exists */
     pthread_mutex_lock(&ctx->key_source_lock);
     unset = ctx->settings.api_key_source == NULL;
     if (!unset)
-        source = strdup(ctx->settings.api_key_source);
+        source = OPENSSL_strdup(ctx->settings.api_key_source);
     pthread_mutex_unlock(&ctx->key_source_lock);
     if (unset) {
         SK_RAISE(ctx, SK_R_MISSING_CONFIGURATION,
@@ -494,16 +383,18 @@ static char *resolve_api_key(SK_PROVCTX *ctx)
         SK_RAISE(ctx, SK_R_OUT_OF_MEMORY, "reading the API key");
         return NULL;
     }
-    key = resolve_from(ctx, source);
+    key = sk_api_key_resolve(source, &reason, why, sizeof(why));
+    if (key == NULL)
+        SK_RAISE(ctx, reason, "%s", why);
     OPENSSL_cleanse(source, strlen(source));
-    free(source);
+    OPENSSL_free(source);
     return key;
 }
 
 /* After start-up the API key lives in the client only: a literal from
    openssl.cnf (or SMARTKEY_API_KEY) is wiped from the settings; file: and
    env: name where it is, not the key. */
-static void wipe_literal_api_key(SK_PROVCTX *ctx)
+static void wipe_literal_api_key(sk_provctx *ctx)
 {
     char *source;
 
@@ -515,7 +406,7 @@ static void wipe_literal_api_key(SK_PROVCTX *ctx)
     pthread_mutex_unlock(&ctx->key_source_lock);
 }
 
-sk_client *sk_provctx_client(SK_PROVCTX *ctx)
+sk_client *sk_provctx_client(sk_provctx *ctx)
 {
     sk_client_config config;
     sk_client *client, *published = NULL;
@@ -567,7 +458,7 @@ sk_client *sk_provctx_client(SK_PROVCTX *ctx)
     memset(&err, 0, sizeof(err));
     client = sk_client_new(&config, &err);
     OPENSSL_cleanse(api_key, strlen(api_key));
-    free(api_key);
+    OPENSSL_free(api_key);
     if (client == NULL) {
         char subject[300];
 
@@ -597,7 +488,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                        const OSSL_DISPATCH **out, void **provctx)
 {
     OSSL_FUNC_core_get_params_fn *core_get_params = NULL;
-    SK_PROVCTX *ctx = calloc(1, sizeof(*ctx));
+    sk_provctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
     const OSSL_DISPATCH *fn;
 
     if (ctx == NULL)

@@ -28,7 +28,7 @@
 /*
  * Full alias lists: EVP_PKEY_is_a() (libssl's certificate lookup) and the
  * legacy NID mapping behind EVP_PKEY_get_id() only work when the OID and
- * its long name are registered too (notes §2.2).
+ * its long name are registered too (docs/openssl-dispatch.md §2).
  */
 #define SK_NAMES_RSA "RSA:rsaEncryption:1.2.840.113549.1.1.1"
 #define SK_NAMES_EC  "EC:id-ecPublicKey:1.2.840.10045.2.1"
@@ -132,19 +132,25 @@ typedef struct sk_provctx {
     sk_key_cache *key_cache;
 
     struct sk_provctx *next_live; /* list of live contexts (fork) */
-} SK_PROVCTX;
+} sk_provctx;
 
 /*
  * The SmartKey client, created on first use. NULL (with an error raised
  * naming what is missing or wrong) when the configuration cannot work.
  */
-sk_client *sk_provctx_client(SK_PROVCTX *ctx);
+sk_client *sk_provctx_client(sk_provctx *ctx);
 
 /* Errors: raise through the core so the reason strings of this provider
    show up in ERR_print_errors(). */
-void sk_raise(SK_PROVCTX *ctx, const char *file, int line, const char *func,
+void sk_raise(sk_provctx *ctx, const char *file, int line, const char *func,
               int reason, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* One entry of an OSSL_DISPATCH table: SK_DISPATCH(SIGNATURE_NEWCTX, fn). */
+#define SK_DISPATCH(id, fn)                                                    \
+    {                                                                          \
+        OSSL_FUNC_##id, (void (*)(void))(fn)                                   \
+    }
+
 #define SK_RAISE(ctx, reason, ...)                                             \
     sk_raise((ctx), __FILE__, __LINE__, __func__, (reason), __VA_ARGS__)
 
@@ -153,7 +159,7 @@ void sk_raise(SK_PROVCTX *ctx, const char *file, int line, const char *func,
  * subject, e.g. "key 'my key'"), the request, the HTTP status and
  * SmartKey's own text.
  */
-void sk_raise_client_error(SK_PROVCTX *ctx, const char *file, int line,
+void sk_raise_client_error(sk_provctx *ctx, const char *file, int line,
                            const char *func, const char *subject,
                            const sk_error *err);
 #define SK_RAISE_CLIENT(ctx, subject, err)                                     \
@@ -161,9 +167,9 @@ void sk_raise_client_error(SK_PROVCTX *ctx, const char *file, int line,
 
 /* Marks around calls that are allowed to fail, so the error queue stays
    clean for libssl and the apps. */
-void sk_set_error_mark(SK_PROVCTX *ctx);
-void sk_pop_error_to_mark(SK_PROVCTX *ctx);
-void sk_clear_last_error_mark(SK_PROVCTX *ctx);
+void sk_set_error_mark(sk_provctx *ctx);
+void sk_pop_error_to_mark(sk_provctx *ctx);
+void sk_clear_last_error_mark(sk_provctx *ctx);
 
 const OSSL_ITEM *sk_reason_strings(void);
 

@@ -14,20 +14,33 @@
 #include <openssl/params.h>
 #include <openssl/rsa.h>
 
+#include "names.h"
 #include "params.h"
 #include "signature.h"
 
-/* Digests SmartKey signs (shared/smartkey-api.md §3.1), in both spellings. */
-static const struct {
-    const char *openssl_name;
-    const char *smartkey_name;
-} signable_digests[] = {
-    {"SHA1", "SHA1"},         {"SHA2-224", "SHA224"},
-    {"SHA2-256", "SHA256"},   {"SHA2-384", "SHA384"},
-    {"SHA2-512", "SHA512"},   {"SHA3-224", "SHA3_224"},
-    {"SHA3-256", "SHA3_256"}, {"SHA3-384", "SHA3_384"},
-    {"SHA3-512", "SHA3_512"},
-};
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_signature_newctx_fn rsa_newctx;
+static OSSL_FUNC_signature_freectx_fn freectx;
+static OSSL_FUNC_signature_dupctx_fn dupctx;
+static OSSL_FUNC_signature_sign_init_fn sign_init;
+static OSSL_FUNC_signature_sign_fn sign;
+static OSSL_FUNC_signature_digest_sign_init_fn digest_sign_init;
+static OSSL_FUNC_signature_digest_sign_update_fn digest_sign_update;
+static OSSL_FUNC_signature_digest_sign_final_fn digest_sign_final;
+static OSSL_FUNC_signature_verify_init_fn verify_init;
+static OSSL_FUNC_signature_verify_fn verify;
+static OSSL_FUNC_signature_verify_recover_init_fn verify_recover_init;
+static OSSL_FUNC_signature_verify_recover_fn verify_recover;
+static OSSL_FUNC_signature_digest_verify_init_fn digest_verify_init;
+static OSSL_FUNC_signature_digest_verify_update_fn digest_verify_update;
+static OSSL_FUNC_signature_digest_verify_final_fn digest_verify_final;
+static OSSL_FUNC_signature_get_ctx_params_fn get_ctx_params;
+static OSSL_FUNC_signature_set_ctx_params_fn set_ctx_params;
+static OSSL_FUNC_signature_gettable_ctx_params_fn rsa_gettable_ctx_params;
+static OSSL_FUNC_signature_settable_ctx_params_fn rsa_settable_ctx_params;
+static OSSL_FUNC_signature_newctx_fn ecdsa_newctx;
+static OSSL_FUNC_signature_gettable_ctx_params_fn ecdsa_gettable_ctx_params;
+static OSSL_FUNC_signature_settable_ctx_params_fn ecdsa_settable_ctx_params;
 
 /* The key's default digest, also used when a caller names none. */
 #define DEFAULT_DIGEST "SHA2-256"
@@ -47,9 +60,9 @@ typedef enum sign_operation {
 } sign_operation;
 
 typedef struct sk_signature_ctx {
-    SK_PROVCTX *provctx;
+    sk_provctx *provctx;
     sk_key_type algorithm; /* of this implementation: RSA or EC */
-    SK_KEY *key;
+    sk_key *key;
     sign_operation operation;
     EVP_MD *md; /* NULL for pkeyutl -sign until set or inferred */
     const char *md_smartkey_name;
@@ -65,36 +78,28 @@ typedef struct sk_signature_ctx {
     EVP_PKEY_CTX *verify_ctx;      /* pre-hashed (pkeyutl -verify) */
     EVP_MD_CTX *digest_verify_ctx; /* dgst -prverify, ... */
     int verify_digest_set;
-} SK_SIGNATURE_CTX;
-
-static const char *smartkey_digest_name(const EVP_MD *md)
-{
-    for (size_t i = 0; i < sizeof(signable_digests) / sizeof(*signable_digests);
-         i++)
-        if (EVP_MD_is_a(md, signable_digests[i].openssl_name))
-            return signable_digests[i].smartkey_name;
-    return NULL;
-}
+} sk_signature_ctx;
 
 /*
  * A digest SmartKey can sign, fetched from the child libctx. Failing here
  * (and not at signing time) matters for TLS: libssl probes which digests
  * a key can do with digest_sign_init calls and picks its signature
- * algorithm from the answers (notes §5.3).
+ * algorithm from the answers (docs/openssl-dispatch.md §6).
  */
-static EVP_MD *fetch_signable_digest(SK_SIGNATURE_CTX *ctx, const char *name,
+static EVP_MD *fetch_signable_digest(sk_signature_ctx *ctx, const char *name,
                                      const char *properties,
                                      const char **smartkey_name)
 {
     EVP_MD *md = EVP_MD_fetch(ctx->provctx->libctx, name, properties);
+    const sk_digest *digest;
 
     if (md == NULL) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "unknown digest '%.64s'",
                  name);
         return NULL;
     }
-    *smartkey_name = smartkey_digest_name(md);
-    if (*smartkey_name == NULL) {
+    digest = sk_digest_of_md(md, SK_DIGEST_SIGN);
+    if (digest == NULL) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "SmartKey cannot sign with digest '%.64s' (it signs SHA-1, "
                  "SHA-2 and SHA-3 digests)",
@@ -102,12 +107,13 @@ static EVP_MD *fetch_signable_digest(SK_SIGNATURE_CTX *ctx, const char *name,
         EVP_MD_free(md);
         return NULL;
     }
+    *smartkey_name = digest->smartkey_name;
     return md;
 }
 
 static void *newctx(void *provctx, sk_key_type algorithm)
 {
-    SK_SIGNATURE_CTX *ctx = calloc(1, sizeof(*ctx));
+    sk_signature_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
     if (ctx == NULL) {
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a signature context");
@@ -132,7 +138,7 @@ static void *ecdsa_newctx(void *provctx, const char *properties)
 
 static void freectx(void *vctx)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (ctx == NULL)
         return;
@@ -142,18 +148,18 @@ static void freectx(void *vctx)
     EVP_MD_CTX_free(ctx->md_ctx);
     EVP_PKEY_CTX_free(ctx->verify_ctx);
     EVP_MD_CTX_free(ctx->digest_verify_ctx);
-    free(ctx);
+    OPENSSL_free(ctx);
 }
 
 /*
- * EVP_DigestSignFinal signs a copy of the context (notes §5.1), so this
- * runs once per signature. Hashing is local, so a copy is a plain
+ * EVP_DigestSignFinal signs a copy of the context (docs/openssl-dispatch.md
+ * §6), so this runs once per signature. Hashing is local, so a copy is a plain
  * EVP_MD_CTX_copy_ex; SmartKey holds no per-operation state.
  */
 static void *dupctx(void *vctx)
 {
-    const SK_SIGNATURE_CTX *from = vctx;
-    SK_SIGNATURE_CTX *copy = calloc(1, sizeof(*copy));
+    const sk_signature_ctx *from = vctx;
+    sk_signature_ctx *copy = OPENSSL_zalloc(sizeof(*copy));
 
     if (copy == NULL) {
         SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY,
@@ -212,7 +218,7 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[]);
  * raises: without a line on stderr the operator sees only "no suitable
  * signature algorithm" on the client side.
  */
-static void report_no_sign_permission(SK_PROVCTX *provctx, const SK_KEY *key)
+static void report_no_sign_permission(sk_provctx *provctx, const sk_key *key)
 {
     const char *name = SK_ESCAPED(key->name != NULL ? key->name : "");
 
@@ -224,21 +230,22 @@ static void report_no_sign_permission(SK_PROVCTX *provctx, const SK_KEY *key)
              name, key->kid);
     sk_report_once("no SIGN", key->kid,
                    "key '%s' (kid %s) lacks the SIGN permission in SmartKey: "
-                   "it cannot sign, so TLS handshakes that need its signature "
-                   "fail (\"no suitable signature algorithm\"); grant SIGN "
-                   "(key_ops) to the key in SmartKey or use another key",
+                   "it cannot sign (a TLS server's handshakes that need its "
+                   "signature fail with \"no suitable signature "
+                   "algorithm\"); grant SIGN (key_ops) to the key in "
+                   "SmartKey or use another key",
                    name, key->kid);
 }
 
 /*
  * Common to every *_init. provkey is NULL when OpenSSL re-initialises a
  * context it already set up: EVP_DigestInit_ex on a signing context, e.g.
- * `openssl dgst -sign` resetting its digest BIO (notes §5.1, E6). The
- * previous key and settings stay.
+ * `openssl dgst -sign` resetting its digest BIO (docs/openssl-dispatch.md §6).
+ * The previous key and settings stay.
  */
-static int init_key(SK_SIGNATURE_CTX *ctx, void *provkey, int for_signing)
+static int init_key(sk_signature_ctx *ctx, void *provkey, int for_signing)
 {
-    SK_KEYDATA *keydata = provkey;
+    sk_keydata *keydata = provkey;
 
     if (keydata == NULL) {
         if (ctx->key == NULL) {
@@ -282,7 +289,7 @@ static int init_key(SK_SIGNATURE_CTX *ctx, void *provkey, int for_signing)
     return 1;
 }
 
-static int set_digest(SK_SIGNATURE_CTX *ctx, const char *name,
+static int set_digest(sk_signature_ctx *ctx, const char *name,
                       const char *properties)
 {
     const char *smartkey_name;
@@ -298,12 +305,12 @@ static int set_digest(SK_SIGNATURE_CTX *ctx, const char *name,
 
 static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (!init_key(ctx, provkey, 1))
         return 0;
     if (provkey != NULL) {
-        /* pkeyutl passes no digest unless -pkeyopt digest:... (E14) */
+        /* pkeyutl passes no digest unless -pkeyopt digest:... */
         EVP_MD_free(ctx->md);
         ctx->md = NULL;
         ctx->md_smartkey_name = NULL;
@@ -315,7 +322,7 @@ static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
 static int digest_sign_init(void *vctx, const char *mdname, void *provkey,
                             const OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (!init_key(ctx, provkey, 1))
         return 0;
@@ -342,7 +349,7 @@ static int digest_sign_init(void *vctx, const char *mdname, void *provkey,
 static int digest_sign_update(void *vctx, const unsigned char *data,
                               size_t datalen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (ctx->operation != OPERATION_DIGEST_SIGN || ctx->md_ctx == NULL)
         return 0;
@@ -351,8 +358,9 @@ static int digest_sign_update(void *vctx, const unsigned char *data,
 
 /* --- signing ----------------------------------------------------------- */
 
-/* The PSS salt length SmartKey uses is the digest length (api §3.1). */
-static int pss_saltlen_matches(SK_SIGNATURE_CTX *ctx)
+/* The PSS salt length SmartKey uses is the digest length (docs/smartkey-api.md
+ * §4.1). */
+static int pss_saltlen_matches(sk_signature_ctx *ctx)
 {
     if (ctx->explicit_saltlen < 0 ||
         ctx->explicit_saltlen == EVP_MD_get_size(ctx->md))
@@ -374,7 +382,7 @@ static int pss_saltlen_matches(SK_SIGNATURE_CTX *ctx)
  * padding, PSS salt length (the digest length, which the
  * AlgorithmIdentifier states) and MGF1 digest in force; no network.
  */
-static int signature_verifies(SK_SIGNATURE_CTX *ctx,
+static int signature_verifies(sk_signature_ctx *ctx,
                               const unsigned char *digest, size_t digest_len,
                               const unsigned char *sig, size_t siglen)
 {
@@ -422,7 +430,7 @@ static int signature_verifies(SK_SIGNATURE_CTX *ctx,
     return ok;
 }
 
-static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
+static int sign_digest(sk_signature_ctx *ctx, unsigned char *sig,
                        size_t *siglen, size_t sigsize,
                        const unsigned char *digest, size_t digest_len)
 {
@@ -474,10 +482,10 @@ static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
         return 0;
     }
     ok = ctx->algorithm == SK_KEY_RSA
-             ? sk_rsa_signature_is_sound(ctx->provctx, ctx->key, answer,
-                                         answer_len)
-             : sk_ecdsa_signature_is_sound(ctx->provctx, ctx->key, answer,
-                                           answer_len);
+             ? sk_rsa_signature_has_valid_shape(ctx->provctx, ctx->key, answer,
+                                                answer_len)
+             : sk_ecdsa_signature_has_valid_shape(ctx->provctx, ctx->key,
+                                                  answer, answer_len);
     if (ok)
         ok = signature_verifies(ctx, digest, digest_len, answer, answer_len);
     if (ok && answer_len > sigsize) {
@@ -498,7 +506,7 @@ static int sign_digest(SK_SIGNATURE_CTX *ctx, unsigned char *sig,
 static int digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen,
                              size_t sigsize)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len = 0;
 
@@ -519,7 +527,7 @@ static int digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen,
 
 /*
  * pkeyutl -sign hands over a digest. Without -pkeyopt digest:NAME no name
- * arrives (E14), but SmartKey needs one (and RSA PKCS#1 v1.5 embeds it):
+ * arrives, but SmartKey needs one (and RSA PKCS#1 v1.5 embeds it):
  * it is inferred from the length, SHA-2 being the family in use.
  */
 static const char *digest_of_length(size_t len)
@@ -541,7 +549,7 @@ static const char *digest_of_length(size_t len)
 static int sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
                 const unsigned char *tbs, size_t tbslen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     const char *inferred = digest_of_length(tbslen);
     int ok, infer;
 
@@ -587,7 +595,7 @@ static int sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
  * child libctx verifies with the public key; parameters are passed
  * through unchanged, so any salt length a verifier wants is accepted here.
  */
-static int local_verify_init(SK_SIGNATURE_CTX *ctx, void *provkey,
+static int local_verify_init(sk_signature_ctx *ctx, void *provkey,
                              const OSSL_PARAM params[], int recover)
 {
     if (!init_key(ctx, provkey, 0))
@@ -622,7 +630,7 @@ static int verify_recover(void *vctx, unsigned char *rout, size_t *routlen,
                           size_t routsize, const unsigned char *sig,
                           size_t siglen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     size_t len = routsize;
 
     if (ctx->operation != OPERATION_VERIFY_RECOVER)
@@ -636,7 +644,7 @@ static int verify_recover(void *vctx, unsigned char *rout, size_t *routlen,
 static int verify(void *vctx, const unsigned char *sig, size_t siglen,
                   const unsigned char *tbs, size_t tbslen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     const char *inferred = digest_of_length(tbslen);
 
     if (ctx->operation != OPERATION_VERIFY)
@@ -659,7 +667,7 @@ static int verify(void *vctx, const unsigned char *sig, size_t siglen,
 static int digest_verify_init(void *vctx, const char *mdname, void *provkey,
                               const OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (!init_key(ctx, provkey, 0))
         return 0;
@@ -693,7 +701,7 @@ static int digest_verify_init(void *vctx, const char *mdname, void *provkey,
 static int digest_verify_update(void *vctx, const unsigned char *data,
                                 size_t datalen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (ctx->operation != OPERATION_DIGEST_VERIFY)
         return 0;
@@ -703,7 +711,7 @@ static int digest_verify_update(void *vctx, const unsigned char *data,
 static int digest_verify_final(void *vctx, const unsigned char *sig,
                                size_t siglen)
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
 
     if (ctx->operation != OPERATION_DIGEST_VERIFY)
         return 0;
@@ -711,7 +719,7 @@ static int digest_verify_final(void *vctx, const unsigned char *sig,
 }
 
 /* The context of the verifier in the default provider, if verifying. */
-static EVP_PKEY_CTX *verifier(SK_SIGNATURE_CTX *ctx)
+static EVP_PKEY_CTX *verifier(sk_signature_ctx *ctx)
 {
     if (ctx->operation == OPERATION_VERIFY ||
         ctx->operation == OPERATION_VERIFY_RECOVER)
@@ -739,7 +747,8 @@ static const OSSL_PARAM ecdsa_settable[] = {
     OSSL_PARAM_END,
 };
 
-/* The text parameters that take an int as well (notes §3). */
+/* The text parameters that take an int as well (docs/openssl-dispatch.md §4).
+ */
 static const char *const text_or_int_params[] = {
     OSSL_SIGNATURE_PARAM_PAD_MODE, OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL};
 
@@ -751,8 +760,8 @@ static const OSSL_ITEM padding_names[] = {
 };
 
 /* pad-mode arrives as int from EVP_PKEY_CTX_set_rsa_padding (TLS, CMS)
-   and as utf8 from -sigopt (notes §3). */
-static int set_padding(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
+   and as utf8 from -sigopt (docs/openssl-dispatch.md §4). */
+static int set_padding(sk_signature_ctx *ctx, const OSSL_PARAM *p)
 {
     int padding = -1;
     char text[32];
@@ -778,14 +787,14 @@ static int set_padding(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
 
 /*
  * SmartKey's PSS has no salt-length field: it always uses the digest
- * length (api §3.1). "digest" (-1) and the digest's own length are
- * honoured. "auto" (-2) and "auto-digestmax" (-4, 3.1+) are accepted too:
+ * length (docs/smartkey-api.md §4.1). "digest" (-1) and the digest's own length
+ * are honoured. "auto" (-2) and "auto-digestmax" (-4, 3.1+) are accepted too:
  * they let the signer choose and verifiers detect the length, and the
  * AlgorithmIdentifier we return states the length actually used. "max"
  * (-3) and other lengths are refused: a verifier told to expect them
  * would reject our signatures.
  */
-static int set_saltlen(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
+static int set_saltlen(sk_signature_ctx *ctx, const OSSL_PARAM *p)
 {
     int saltlen;
 
@@ -847,7 +856,7 @@ static int set_saltlen(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM *p)
  * caller's text may lack its terminating NUL, and OpenSSL's own providers
  * read it as a C string; OSSL_PARAM_dup() terminates it.
  */
-static int forward_to_verifier(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM params[])
+static int forward_to_verifier(sk_signature_ctx *ctx, const OSSL_PARAM params[])
 {
     const OSSL_PARAM *settable =
         ctx->algorithm == SK_KEY_RSA ? rsa_settable : ecdsa_settable;
@@ -876,7 +885,7 @@ static int forward_to_verifier(SK_SIGNATURE_CTX *ctx, const OSSL_PARAM params[])
 
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     const OSSL_PARAM *p;
     const char *properties = NULL;
     char properties_text[SK_PARAM_MAX_BYTES + 1];
@@ -959,7 +968,7 @@ static const OSSL_PARAM *ecdsa_settable_ctx_params(void *vctx, void *provctx)
 
 static int get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
-    SK_SIGNATURE_CTX *ctx = vctx;
+    sk_signature_ctx *ctx = vctx;
     OSSL_PARAM *p;
 
     if (verifier(ctx) != NULL)
@@ -1052,59 +1061,34 @@ static const OSSL_PARAM *ecdsa_gettable_ctx_params(void *vctx, void *provctx)
 
 /* --- dispatch ---------------------------------------------------------- */
 
+/* The entries the RSA and ECDSA signatures share (alg: rsa or ecdsa). */
+#define SK_SIGNATURE_FUNCTIONS(alg)                                            \
+    SK_DISPATCH(SIGNATURE_NEWCTX, alg##_newctx),                               \
+        SK_DISPATCH(SIGNATURE_FREECTX, freectx),                               \
+        SK_DISPATCH(SIGNATURE_DUPCTX, dupctx),                                 \
+        SK_DISPATCH(SIGNATURE_SIGN_INIT, sign_init),                           \
+        SK_DISPATCH(SIGNATURE_SIGN, sign),                                     \
+        SK_DISPATCH(SIGNATURE_DIGEST_SIGN_INIT, digest_sign_init),             \
+        SK_DISPATCH(SIGNATURE_DIGEST_SIGN_UPDATE, digest_sign_update),         \
+        SK_DISPATCH(SIGNATURE_DIGEST_SIGN_FINAL, digest_sign_final),           \
+        SK_DISPATCH(SIGNATURE_VERIFY_INIT, verify_init),                       \
+        SK_DISPATCH(SIGNATURE_VERIFY, verify),                                 \
+        SK_DISPATCH(SIGNATURE_DIGEST_VERIFY_INIT, digest_verify_init),         \
+        SK_DISPATCH(SIGNATURE_DIGEST_VERIFY_UPDATE, digest_verify_update),     \
+        SK_DISPATCH(SIGNATURE_DIGEST_VERIFY_FINAL, digest_verify_final),       \
+        SK_DISPATCH(SIGNATURE_GET_CTX_PARAMS, get_ctx_params),                 \
+        SK_DISPATCH(SIGNATURE_SET_CTX_PARAMS, set_ctx_params),                 \
+        SK_DISPATCH(SIGNATURE_GETTABLE_CTX_PARAMS, alg##_gettable_ctx_params), \
+        SK_DISPATCH(SIGNATURE_SETTABLE_CTX_PARAMS, alg##_settable_ctx_params)
+
 const OSSL_DISPATCH sk_rsa_signature_functions[] = {
-    {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))rsa_newctx},
-    {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))freectx},
-    {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))dupctx},
-    {OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))sign_init},
-    {OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))sign},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))digest_sign_init},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE,
-     (void (*)(void))digest_sign_update},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},
-    {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},
-    {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))verify},
-    {OSSL_FUNC_SIGNATURE_VERIFY_RECOVER_INIT,
-     (void (*)(void))verify_recover_init},
-    {OSSL_FUNC_SIGNATURE_VERIFY_RECOVER, (void (*)(void))verify_recover},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT,
-     (void (*)(void))digest_verify_init},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE,
-     (void (*)(void))digest_verify_update},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL,
-     (void (*)(void))digest_verify_final},
-    {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))get_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))set_ctx_params},
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS,
-     (void (*)(void))rsa_gettable_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS,
-     (void (*)(void))rsa_settable_ctx_params},
+    SK_SIGNATURE_FUNCTIONS(rsa),
+    SK_DISPATCH(SIGNATURE_VERIFY_RECOVER_INIT, verify_recover_init),
+    SK_DISPATCH(SIGNATURE_VERIFY_RECOVER, verify_recover),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_ecdsa_signature_functions[] = {
-    {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ecdsa_newctx},
-    {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))freectx},
-    {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))dupctx},
-    {OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))sign_init},
-    {OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))sign},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))digest_sign_init},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE,
-     (void (*)(void))digest_sign_update},
-    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},
-    {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},
-    {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))verify},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT,
-     (void (*)(void))digest_verify_init},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE,
-     (void (*)(void))digest_verify_update},
-    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL,
-     (void (*)(void))digest_verify_final},
-    {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))get_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))set_ctx_params},
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS,
-     (void (*)(void))ecdsa_gettable_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS,
-     (void (*)(void))ecdsa_settable_ctx_params},
+    SK_SIGNATURE_FUNCTIONS(ecdsa),
     {0, NULL},
 };

@@ -22,9 +22,9 @@ int sk_signature_algorithm_id(sk_key_type type, int padding, const EVP_MD *md,
 
 /* Checks of SmartKey's answer; raise an error naming the key and return 0
    when the signature does not have the shape the key implies. */
-int sk_rsa_signature_is_sound(SK_PROVCTX *provctx, const SK_KEY *key,
-                              const unsigned char *sig, size_t siglen);
-int sk_ecdsa_signature_is_sound(SK_PROVCTX *provctx, const SK_KEY *key,
-                                const unsigned char *sig, size_t siglen);
+int sk_rsa_signature_has_valid_shape(sk_provctx *provctx, const sk_key *key,
+                                     const unsigned char *sig, size_t siglen);
+int sk_ecdsa_signature_has_valid_shape(sk_provctx *provctx, const sk_key *key,
+                                       const unsigned char *sig, size_t siglen);
 
 #endif

@@ -2,7 +2,7 @@
  * The "smartkey" store loader: smartkey:name=..., smartkey:kid=...,
  * smartkey://... and smartkey: (every key). One key per load() call, each
  * handed to OpenSSL as a reference that this provider's keymgmt load()
- * turns into a key handle (notes §1).
+ * turns into a key handle (docs/openssl-dispatch.md §1).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +17,17 @@
 #include "params.h"
 #include "uri.h"
 
+/* The dispatch functions, typed: a wrong signature does not compile. */
+static OSSL_FUNC_store_open_fn store_open;
+static OSSL_FUNC_store_settable_ctx_params_fn store_settable_ctx_params;
+static OSSL_FUNC_store_set_ctx_params_fn store_set_ctx_params;
+static OSSL_FUNC_store_load_fn store_load;
+static OSSL_FUNC_store_eof_fn store_eof;
+static OSSL_FUNC_store_close_fn store_close;
+static OSSL_FUNC_store_export_object_fn store_export_object;
+
 typedef struct sk_store_ctx {
-    SK_PROVCTX *provctx;
+    sk_provctx *provctx;
     char *uri_text;
     sk_uri uri;
     int uri_ok;
@@ -28,7 +37,7 @@ typedef struct sk_store_ctx {
     /*
      * Set after every object and after every failure: OpenSSL's apps loop
      * "while (!eof) load()", and a failure that left eof at 0 re-issued
-     * the request forever (notes §1.2, E16).
+     * the request forever (docs/openssl-dispatch.md §1).
      */
     int eof;
     /* listing (smartkey: without name= or kid=) */
@@ -36,14 +45,14 @@ typedef struct sk_store_ctx {
     sk_key_info **keys;
     size_t key_count;
     size_t next_key;
-} SK_STORE_CTX;
+} sk_store_ctx;
 
 static void *store_open(void *provctx, const char *uri)
 {
-    SK_STORE_CTX *ctx = calloc(1, sizeof(*ctx));
+    sk_store_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
 
-    if (ctx == NULL || (ctx->uri_text = strdup(uri)) == NULL) {
-        free(ctx);
+    if (ctx == NULL || (ctx->uri_text = OPENSSL_strdup(uri)) == NULL) {
+        OPENSSL_free(ctx);
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "opening %.200s", uri);
         return NULL;
     }
@@ -51,7 +60,7 @@ static void *store_open(void *provctx, const char *uri)
     /*
      * A malformed URI is reported by the first load(), not here: a failed
      * open leaves the file loader's "no such file" error in front of ours
-     * (notes §1.4), a successful one lets OpenSSL drop it.
+     * (docs/openssl-dispatch.md §1), a successful one lets OpenSSL drop it.
      */
     ctx->uri_ok =
         sk_uri_parse(uri, &ctx->uri, ctx->uri_error, sizeof(ctx->uri_error));
@@ -81,7 +90,7 @@ static const OSSL_PARAM *store_settable_ctx_params(void *provctx)
  */
 static int store_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
 {
-    SK_STORE_CTX *ctx = loaderctx;
+    sk_store_ctx *ctx = loaderctx;
 
     if (ctx == NULL)
         return 0;
@@ -114,7 +123,7 @@ static int store_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
     return 1;
 }
 
-static int emit_key(SK_STORE_CTX *ctx, SK_KEY *key, OSSL_CALLBACK *object_cb,
+static int emit_key(sk_store_ctx *ctx, sk_key *key, OSSL_CALLBACK *object_cb,
                     void *object_cbarg)
 {
     int object_type = OSSL_OBJECT_PKEY;
@@ -152,18 +161,18 @@ static int emit_key(SK_STORE_CTX *ctx, SK_KEY *key, OSSL_CALLBACK *object_cb,
     return object_cb(params, object_cbarg);
 }
 
-static int load_one_key(SK_STORE_CTX *ctx, OSSL_CALLBACK *object_cb,
+static int load_one_key(sk_store_ctx *ctx, OSSL_CALLBACK *object_cb,
                         void *object_cbarg)
 {
     sk_key_ref ref = {.kid = ctx->uri.kid, .name = ctx->uri.name};
-    SK_KEY *key = sk_key_fetch(ctx->provctx, &ref);
+    sk_key *key = sk_key_fetch(ctx->provctx, &ref);
     int ok;
 
     if (key == NULL)
         return 0;
     /*
      * OpenSSL would drop the public key it gets here and say only "Could
-     * not read private key" (notes §1.5, E2a): say why instead.
+     * not read private key" (docs/openssl-dispatch.md §1): say why instead.
      */
     if (ctx->expect == OSSL_STORE_INFO_PKEY &&
         (!key->has_private || ctx->uri.type == SK_URI_TYPE_PUBLIC)) {
@@ -188,18 +197,18 @@ static int listable(const sk_key_info *info)
              info->curve == SK_CURVE_P521));
 }
 
-static void skip_unlistable(SK_STORE_CTX *ctx)
+static void skip_unlistable(sk_store_ctx *ctx)
 {
     while (ctx->next_key < ctx->key_count &&
            !listable(ctx->keys[ctx->next_key]))
         ctx->next_key++;
 }
 
-static int load_next_listed_key(SK_STORE_CTX *ctx, OSSL_CALLBACK *object_cb,
+static int load_next_listed_key(sk_store_ctx *ctx, OSSL_CALLBACK *object_cb,
                                 void *object_cbarg)
 {
     const sk_key_info *info;
-    SK_KEY *key = NULL;
+    sk_key *key = NULL;
     int ok;
 
     if (!ctx->listed) {
@@ -247,7 +256,7 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb,
                       void *object_cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb,
                       void *pw_cbarg)
 {
-    SK_STORE_CTX *ctx = loaderctx;
+    sk_store_ctx *ctx = loaderctx;
 
     if (ctx->eof)
         return 0;
@@ -269,21 +278,21 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb,
 
 static int store_eof(void *loaderctx)
 {
-    SK_STORE_CTX *ctx = loaderctx;
+    sk_store_ctx *ctx = loaderctx;
 
     return ctx->eof;
 }
 
 static int store_close(void *loaderctx)
 {
-    SK_STORE_CTX *ctx = loaderctx;
+    sk_store_ctx *ctx = loaderctx;
 
     if (ctx == NULL)
         return 1;
     sk_key_info_list_free(ctx->keys, ctx->key_count);
     sk_uri_clear(&ctx->uri);
-    free(ctx->uri_text);
-    free(ctx);
+    OPENSSL_free(ctx->uri_text);
+    OPENSSL_free(ctx);
     return 1;
 }
 
@@ -305,13 +314,12 @@ static int store_export_object(void *loaderctx, const void *reference,
 }
 
 const OSSL_DISPATCH sk_store_functions[] = {
-    {OSSL_FUNC_STORE_OPEN, (void (*)(void))store_open},
-    {OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS,
-     (void (*)(void))store_settable_ctx_params},
-    {OSSL_FUNC_STORE_SET_CTX_PARAMS, (void (*)(void))store_set_ctx_params},
-    {OSSL_FUNC_STORE_LOAD, (void (*)(void))store_load},
-    {OSSL_FUNC_STORE_EOF, (void (*)(void))store_eof},
-    {OSSL_FUNC_STORE_CLOSE, (void (*)(void))store_close},
-    {OSSL_FUNC_STORE_EXPORT_OBJECT, (void (*)(void))store_export_object},
+    SK_DISPATCH(STORE_OPEN, store_open),
+    SK_DISPATCH(STORE_SETTABLE_CTX_PARAMS, store_settable_ctx_params),
+    SK_DISPATCH(STORE_SET_CTX_PARAMS, store_set_ctx_params),
+    SK_DISPATCH(STORE_LOAD, store_load),
+    SK_DISPATCH(STORE_EOF, store_eof),
+    SK_DISPATCH(STORE_CLOSE, store_close),
+    SK_DISPATCH(STORE_EXPORT_OBJECT, store_export_object),
     {0, NULL},
 };

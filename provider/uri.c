@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include <smartkey/smartkey.h>
 
 #include "uri.h"
@@ -23,7 +25,7 @@ static int hex_value(char c)
 static char *percent_decode(const char *value, size_t len, char *why,
                             size_t why_len, const char *attr)
 {
-    char *decoded = malloc(len + 1);
+    char *decoded = OPENSSL_malloc(len + 1);
     size_t in, out = 0;
 
     if (decoded == NULL) {
@@ -44,7 +46,7 @@ static char *percent_decode(const char *value, size_t len, char *why,
                      "bad percent-escape in %s= (write '%%' as %%25 and ';' "
                      "as %%3B)",
                      attr);
-            free(decoded);
+            OPENSSL_free(decoded);
             return NULL;
         }
         decoded[out++] = (char)(high * 16 + low);
@@ -54,13 +56,11 @@ static char *percent_decode(const char *value, size_t len, char *why,
     return decoded;
 }
 
-static int is_uuid(const char *s)
+int sk_uri_is_uuid(const char *s, size_t len)
 {
-    size_t i;
-
-    if (strlen(s) != 36)
+    if (len != 36)
         return 0;
-    for (i = 0; i < 36; i++) {
+    for (size_t i = 0; i < len; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-')
                 return 0;
@@ -103,7 +103,7 @@ static int set_attribute(sk_uri *out, const char *attr, size_t attr_len,
     if (strcmp(name, SMARTKEY_URI_ATTR_KID) == 0) {
         if (out->kid != NULL)
             goto duplicate;
-        if (!is_uuid(decoded)) {
+        if (!sk_uri_is_uuid(decoded, strlen(decoded))) {
             snprintf(why, why_len,
                      "kid= must be a key id such as "
                      "0b5c1c0e-3c1f-4a5e-9f6d-2a4b6c8d0e1f");
@@ -123,7 +123,7 @@ static int set_attribute(sk_uri *out, const char *attr, size_t attr_len,
             snprintf(why, why_len, "type= must be 'private' or 'public'");
             goto fail;
         }
-        free(decoded);
+        OPENSSL_free(decoded);
         return 1;
     }
     snprintf(why, why_len,
@@ -133,7 +133,7 @@ static int set_attribute(sk_uri *out, const char *attr, size_t attr_len,
 duplicate:
     snprintf(why, why_len, "attribute %s= given twice", name);
 fail:
-    free(decoded);
+    OPENSSL_free(decoded);
     return 0;
 }
 
@@ -188,7 +188,7 @@ fail:
 
 void sk_uri_clear(sk_uri *uri)
 {
-    free(uri->name);
-    free(uri->kid);
+    OPENSSL_free(uri->name);
+    OPENSSL_free(uri->kid);
     memset(uri, 0, sizeof(*uri));
 }

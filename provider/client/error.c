@@ -5,17 +5,61 @@
 #include <openssl/crypto.h>
 #include "internal.h"
 
-/* The escaped form of c into seq (at least 5 bytes); returns its length. */
-static size_t escape_char(unsigned char c, char *seq)
+/*
+ * Length of the well-formed UTF-8 sequence at in[0..len) for a code point
+ * from U+00A0 on (printable beyond ASCII), or 0: C1 controls (U+0080 to
+ * U+009F, which some terminals obey), overlong forms, surrogates, stray
+ * or truncated bytes are escaped byte by byte instead.
+ */
+static size_t utf8_printable(const unsigned char *in, size_t len)
+{
+    unsigned long cp;
+    size_t n;
+
+    if (in[0] >= 0xc2 && in[0] <= 0xdf)
+        n = 2, cp = in[0] & 0x1f;
+    else if (in[0] >= 0xe0 && in[0] <= 0xef)
+        n = 3, cp = in[0] & 0x0f;
+    else if (in[0] >= 0xf0 && in[0] <= 0xf4)
+        n = 4, cp = in[0] & 0x07;
+    else
+        return 0;
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((in[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (in[i] & 0x3f);
+    }
+    if (cp < 0xa0 || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+        return 0;
+    return n;
+}
+
+/*
+ * The escaped form of the character at in[0..len) into seq (at least 5
+ * bytes); *used gets the input bytes it stands for. Returns its length.
+ */
+static size_t escape_unit(const unsigned char *in, size_t len, char *seq,
+                          size_t *used)
 {
     static const char hex[] = "0123456789abcdef";
+    unsigned char c = in[0];
+    size_t n;
 
+    *used = 1;
     if (c == '\n' || c == '\r' || c == '\t' || c == 0x1b) {
         seq[0] = '\\';
         seq[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 'e';
         return 2;
     }
-    if (c < 0x20 || c == 0x7f) {
+    if (c >= 0x80 && (n = utf8_printable(in, len)) > 0) {
+        memcpy(seq, in, n);
+        *used = n;
+        return n;
+    }
+    if (c < 0x20 || c >= 0x7f) {
         seq[0] = '\\';
         seq[1] = 'x';
         seq[2] = hex[c >> 4];
@@ -29,7 +73,8 @@ static size_t escape_char(unsigned char c, char *seq)
 const char *sk_escape_text(const char *in, size_t len, char *out,
                            size_t out_len)
 {
-    size_t o = 0, need = 0, limit;
+    const unsigned char *u = (const unsigned char *)in;
+    size_t o = 0, need = 0, limit, used;
     char seq[5];
 
     if (out == NULL || out_len == 0)
@@ -38,12 +83,12 @@ const char *sk_escape_text(const char *in, size_t len, char *out,
         len = 0;
     else if (len == SIZE_MAX)
         len = strlen(in);
-    for (size_t i = 0; i < len; i++)
-        need += escape_char((unsigned char)in[i], seq);
+    for (size_t i = 0; i < len; i += used)
+        need += escape_unit(u + i, len - i, seq, &used);
     /* too long: whole sequences only, then "..." */
     limit = need < out_len ? need : out_len > 4 ? out_len - 4 : 0;
-    for (size_t i = 0; i < len; i++) {
-        size_t n = escape_char((unsigned char)in[i], seq);
+    for (size_t i = 0; i < len; i += used) {
+        size_t n = escape_unit(u + i, len - i, seq, &used);
 
         if (o + n > limit)
             break;
@@ -146,36 +191,29 @@ void sk_error_set(sk_error *err, sk_err_kind kind, const char *request,
 
 void sk_error_set_text(sk_error *err, const char *text, size_t len)
 {
+    char line[sizeof(err->message)];
     size_t out = 0;
     int last_space = 1;
 
     if (err == NULL)
         return;
-    for (size_t i = 0; i < len && out + 1 < sizeof(err->message); i++) {
-        unsigned char c = (unsigned char)text[i];
-        char seq[8];
-        size_t n;
+    /* One line: line breaks and tabs become one space, runs of spaces one
+       space; then control characters and malformed bytes are escaped
+       (sk_escape_text), well-formed UTF-8 is kept. */
+    for (size_t i = 0; i < len && out + 1 < sizeof(line); i++) {
+        char c = text[i];
 
-        /* Line breaks and tabs become one space so the message stays one
-           line; other control characters are escaped (ESC, ...); bytes
-           outside ASCII are dropped. */
         if (c == '\n' || c == '\r' || c == '\t')
             c = ' ';
-        if (c > 0x7e && c != 0x7f)
-            continue;
         if (c == ' ' && last_space)
             continue;
         last_space = c == ' ';
-        sk_escape_text((const char *)&c, 1, seq, sizeof(seq));
-        n = strlen(seq);
-        if (out + n + 1 > sizeof(err->message))
-            break;
-        memcpy(err->message + out, seq, n);
-        out += n;
+        line[out++] = c;
     }
-    while (out > 0 && err->message[out - 1] == ' ')
+    while (out > 0 && line[out - 1] == ' ')
         out--;
-    err->message[out] = '\0';
+    sk_escape_text(line, out, err->message, sizeof(err->message));
+    OPENSSL_cleanse(line, sizeof(line));
 }
 
 const char *sk_err_kind_name(sk_err_kind kind)

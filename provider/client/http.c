@@ -910,6 +910,31 @@ static int ca_file_unreadable(const sk_client *c, char *out, size_t len)
     return 1;
 }
 
+/* Failures that may be the configured proxy's (unreachable, or refusing
+   the CONNECT tunnel) name it: the generic advice names only api_endpoint
+   and the network. */
+static const char *proxy_note(const sk_client *c, CURLcode rc)
+{
+    if (c->proxy == NULL && !c->proxy_env)
+        return "";
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_OPERATION_TIMEDOUT:
+#if LIBCURL_VERSION_NUM >= 0x074e00
+    case CURLE_PROXY:
+#endif
+        return c->proxy_env ? " (through the proxy of the environment: "
+                              "proxy = env; check HTTPS_PROXY/ALL_PROXY)"
+                            : " (through the configured proxy: check the "
+                              "provider's proxy and no_proxy settings)";
+    default:
+        return "";
+    }
+}
+
 /* TLS failures whose usual advice ("set ca_file") would be wrong: an
    unreadable ca_file and a certificate for another host name. */
 static int tls_problem(sk_client *c, CURLcode rc, const char *errbuf,
@@ -1104,8 +1129,9 @@ static int exchange(sk_client *c, const char *base, const char *method,
             sk_error_set(err, SK_ERR_PROTOCOL, request,
                          "response larger than %d bytes", SK_MAX_RESPONSE);
         else if (!tls_problem(c, rc, errbuf, request, err))
-            sk_error_set(err, curl_kind(rc), request, "%s",
-                         errbuf[0] ? errbuf : curl_easy_strerror(rc));
+            sk_error_set(err, curl_kind(rc), request, "%s%s",
+                         errbuf[0] ? errbuf : curl_easy_strerror(rc),
+                         proxy_note(c, rc));
         *resend = ans->too_large ? RESEND_NEVER : curl_resend(rc);
         sk_client_log(c, 1, "%s: %s", request, err->message);
         return 0;

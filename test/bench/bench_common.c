@@ -236,3 +236,65 @@ int bench_parse_threads(const char *text, int *threads, int max)
     }
     return n;
 }
+
+void bench_options_init(bench_options *o)
+{
+    static const int defaults[] = {1, 4, 16, 64};
+
+    memset(o, 0, sizeof(*o));
+    o->total = 1000;
+    memcpy(o->threads, defaults, sizeof(defaults));
+    o->thread_count = 4;
+}
+
+int bench_option(bench_options *o, const char *name, const char *value)
+{
+    if (strcmp(name, "--only") == 0) {
+        o->only = value;
+    } else if (strcmp(name, "--ops") == 0) {
+        o->total = atol(value);
+        if (o->total < 1)
+            return -1;
+    } else if (strcmp(name, "--threads") == 0) {
+        o->thread_count = bench_parse_threads(
+            value, o->threads, (int)(sizeof(o->threads) / sizeof(int)));
+        if (o->thread_count == 0)
+            return -1;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int bench_wanted(const bench_options *o, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *p = o->only; p != NULL && *p != '\0';) {
+        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+            return 1;
+        p = strchr(p, ',');
+        p = p != NULL ? p + 1 : NULL;
+    }
+    return o->only == NULL;
+}
+
+int bench_run_all(const emu_env *env, const bench_options *o,
+                  const bench_named_op *ops, size_t op_count,
+                  const char *client, void (*after_run)(const bench_result *))
+{
+    for (size_t i = 0; i < op_count; i++) {
+        if (!bench_wanted(o, ops[i].name))
+            continue;
+        for (int t = 0; t < o->thread_count; t++) {
+            bench_result r;
+
+            if (!bench_run(env, ops[i].op, o->threads[t], o->total, 2, &r))
+                return 0;
+            if (after_run != NULL)
+                after_run(&r);
+            bench_print(client, ops[i].name, o->threads[t], &r);
+        }
+    }
+    return 1;
+}

@@ -43,4 +43,32 @@ void bench_print(const char *client, const char *op, int threads,
 /* Parses "1,4,16,64"; returns the count (0 on a bad list). */
 int bench_parse_threads(const char *text, int *threads, int max);
 
+/* The options both benchmarks take: --only OP,OP --ops N --threads LIST. */
+typedef struct bench_options {
+    const char *only; /* NULL: every operation */
+    long total;       /* operations per run (1000) */
+    int threads[16];  /* thread counts (1, 4, 16, 64) */
+    int thread_count;
+} bench_options;
+
+void bench_options_init(bench_options *o);
+/* Takes NAME VALUE if it is one of the common options: 1 when taken, 0
+   when NAME is not one, -1 when VALUE is bad. */
+int bench_option(bench_options *o, const char *name, const char *value);
+
+typedef struct bench_named_op {
+    const char *name;
+    bench_op op;
+} bench_named_op;
+
+/* Whether OP is in the --only list (every OP without one). */
+int bench_wanted(const bench_options *o, const char *name);
+
+/* Runs every wanted op at every thread count and prints its RESULT line
+   as `client`; after_run (may be NULL) sees each result first. 0 when a
+   run could not be made. */
+int bench_run_all(const emu_env *env, const bench_options *o,
+                  const bench_named_op *ops, size_t op_count,
+                  const char *client, void (*after_run)(const bench_result *));
+
 #endif

@@ -28,6 +28,7 @@
 #include <smartkey/smartkey.h>
 
 #include "bench_common.h"
+#include "test_common.h"
 
 static const char propq[] = "?provider=" SMARTKEY_PROVIDER_NAME;
 static const char subject_uri[] = "smartkey:name=bench-aes";
@@ -44,34 +45,11 @@ static EVP_PKEY *load_key(const char *uri)
     return emu_load_pkey(libctx, NULL, uri);
 }
 
-static void oaep_params(OSSL_PARAM *params, const char *subject)
-{
-    int n = 0;
-
-    params[n++] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_PAD_MODE, OSSL_PKEY_RSA_PAD_MODE_OAEP, 0);
-    params[n++] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 0);
-    params[n++] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, "SHA256", 0);
-    if (subject != NULL)
-        params[n++] = OSSL_PARAM_construct_utf8_string(
-            SMARTKEY_PARAM_WRAP_SUBJECT, (char *)subject, 0);
-    params[n] = OSSL_PARAM_construct_end();
-}
-
 static int encrypt_public(unsigned char *out, size_t *out_len)
 {
-    OSSL_PARAM params[5];
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
-    int ok;
-
-    oaep_params(params, NULL);
     *out_len = sizeof(cipher);
-    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
-         EVP_PKEY_encrypt(ctx, out, out_len, secret, sizeof(secret) - 1) > 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_encrypt_oaep(libctx, rsa_key, secret, sizeof(secret) - 1, out,
+                           out_len);
 }
 
 static int op_encrypt(int thread)
@@ -92,7 +70,7 @@ static int op_decrypt(int thread)
     int ok;
 
     (void)thread;
-    oaep_params(params, NULL);
+    tc_oaep_params(params, NULL);
     ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
          plain_len == sizeof(secret) - 1 &&
@@ -110,7 +88,7 @@ static int op_wrap(int thread)
     int ok;
 
     (void)thread;
-    oaep_params(params, subject_uri);
+    tc_oaep_params(params, subject_uri);
     ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_encrypt(ctx, NULL, &wrapped_len, NULL, 0) > 0 &&
          wrapped_len <= sizeof(wrapped) &&
@@ -124,23 +102,9 @@ static int op_wrap(int thread)
    that the check costs no request and is not the code under test. */
 static int op_sign(int thread)
 {
-    unsigned char sig[128];
-    size_t sig_len = sizeof(sig);
-    EVP_MD_CTX *md = EVP_MD_CTX_new(), *check = EVP_MD_CTX_new();
-    int ok;
-
     (void)thread;
-    ok = md != NULL && check != NULL &&
-         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, ec_key, NULL) >
-             0 &&
-         EVP_DigestSign(md, sig, &sig_len, message, sizeof(message) - 1) > 0 &&
-         EVP_DigestVerifyInit_ex(check, NULL, "SHA256", libctx,
-                                 "provider=default", ec_public, NULL) > 0 &&
-         EVP_DigestVerify(check, sig, sig_len, message, sizeof(message) - 1) ==
-             1;
-    EVP_MD_CTX_free(md);
-    EVP_MD_CTX_free(check);
-    return ok;
+    return tc_sign_and_verify(libctx, ec_key, ec_public, message,
+                              sizeof(message) - 1);
 }
 
 /*
@@ -209,26 +173,7 @@ static int op_rsa_verify(int thread)
     return verify_digest(rsa_public, rsa_sig, rsa_sig_len);
 }
 
-/* A copy of the EC key's public half owned by the default provider. */
-static EVP_PKEY *public_copy(EVP_PKEY *key)
-{
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    int len = i2d_PUBKEY(key, &der);
-    EVP_PKEY *copy = NULL;
-
-    if (len > 0) {
-        p = der;
-        copy = d2i_PUBKEY_ex(NULL, &p, len, libctx, "provider=default");
-    }
-    OPENSSL_free(der);
-    return copy;
-}
-
-static const struct {
-    const char *name;
-    bench_op op;
-} ops[] = {
+static const bench_named_op ops[] = {
     {"decrypt", op_decrypt},
     {"sign", op_sign},
     {"wrap", op_wrap},
@@ -239,45 +184,35 @@ static const struct {
     {"rsa-verify", op_rsa_verify},
 };
 
-static int wanted(const char *only, const char *name)
+/* A failed operation's errors are shown once per run. */
+static void show_errors(const bench_result *r)
 {
-    size_t len = strlen(name);
-
-    for (const char *p = only; p != NULL && *p != '\0';) {
-        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
-            return 1;
-        p = strchr(p, ',');
-        p = p != NULL ? p + 1 : NULL;
-    }
-    return only == NULL;
+    if (r->failures > 0)
+        ERR_print_errors_fp(stderr);
+    ERR_clear_error();
 }
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *label = "provider", *only = NULL;
-    int threads[16] = {1, 4, 16, 64}, thread_count = 4;
-    long total = 1000;
+    const char *config = NULL, *label = "provider";
+    bench_options o;
     emu_env env;
+    int bad = 0;
 
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODULE-DIR [options]\n", argv[0]);
         return 2;
     }
+    bench_options_init(&o);
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--config") == 0)
             config = argv[i + 1];
         else if (strcmp(argv[i], "--label") == 0)
             label = argv[i + 1];
-        else if (strcmp(argv[i], "--only") == 0)
-            only = argv[i + 1];
-        else if (strcmp(argv[i], "--ops") == 0)
-            total = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--threads") == 0)
-            thread_count = bench_parse_threads(argv[i + 1], threads, 16);
-        else
-            thread_count = 0;
+        else if (bench_option(&o, argv[i], argv[i + 1]) != 1)
+            bad = 1;
     }
-    if (thread_count == 0 || total < 1) {
+    if (bad) {
         fprintf(stderr, "%s: bad options\n", argv[0]);
         return 2;
     }
@@ -300,7 +235,8 @@ int main(int argc, char **argv)
     }
     if ((rsa_key = load_key("smartkey:name=bench-rsa")) == NULL ||
         (ec_key = load_key("smartkey:name=bench-ec")) == NULL ||
-        (ec_public = public_copy(ec_key)) == NULL ||
+        (ec_public = tc_public_copy(libctx, ec_key, "provider=default")) ==
+            NULL ||
         !encrypt_public(cipher, &cipher_len)) {
         ERR_print_errors_fp(stderr);
         fprintf(stderr, "%s: cannot load the bench keys\n", argv[0]);
@@ -309,8 +245,9 @@ int main(int argc, char **argv)
     /* the verify ops check one signature of each key, made here */
     ec_sig_len = sizeof(ec_sig);
     rsa_sig_len = sizeof(rsa_sig);
-    if ((wanted(only, "ecdsa-verify") || wanted(only, "rsa-verify")) &&
-        ((rsa_public = public_copy(rsa_key)) == NULL ||
+    if ((bench_wanted(&o, "ecdsa-verify") || bench_wanted(&o, "rsa-verify")) &&
+        ((rsa_public = tc_public_copy(libctx, rsa_key, "provider=default")) ==
+             NULL ||
          !sign_digest(ec_key, ec_sig, &ec_sig_len) ||
          !sign_digest(rsa_key, rsa_sig, &rsa_sig_len))) {
         ERR_print_errors_fp(stderr);
@@ -318,20 +255,9 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
-        if (!wanted(only, ops[o].name))
-            continue;
-        for (int t = 0; t < thread_count; t++) {
-            bench_result r;
-
-            if (!bench_run(&env, ops[o].op, threads[t], total, 2, &r))
-                return 1;
-            if (r.failures > 0)
-                ERR_print_errors_fp(stderr);
-            ERR_clear_error();
-            bench_print(label, ops[o].name, threads[t], &r);
-        }
-    }
+    if (!bench_run_all(&env, &o, ops, sizeof(ops) / sizeof(ops[0]), label,
+                       show_errors))
+        return 1;
     EVP_PKEY_free(rsa_key);
     EVP_PKEY_free(ec_key);
     EVP_PKEY_free(ec_public);

@@ -262,49 +262,26 @@ static EVP_PKEY *look_up(const char *name, char kid[37])
     return pkey;
 }
 
-static const struct {
-    const char *name;
-    bench_op op;
-} ops[] = {
+static const bench_named_op ops[] = {
     {"decrypt", op_decrypt},
     {"sign", op_sign},
     {"wrap", op_wrap},
     {"encrypt", op_encrypt},
 };
 
-static int wanted(const char *only, const char *name)
-{
-    size_t len = strlen(name);
-
-    for (const char *p = only; p != NULL && *p != '\0';) {
-        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
-            return 1;
-        p = strchr(p, ',');
-        p = p != NULL ? p + 1 : NULL;
-    }
-    return only == NULL;
-}
-
 int main(int argc, char **argv)
 {
-    const char *only = NULL;
-    int threads[16] = {1, 4, 16, 64}, thread_count = 4;
-    long total = 1000;
     unsigned char cipher[256], hash[32];
     size_t cipher_len = sizeof(cipher);
     unsigned hash_len = 0;
+    bench_options o;
+    int bad = 0;
 
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--only") == 0)
-            only = argv[i + 1];
-        else if (strcmp(argv[i], "--ops") == 0)
-            total = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--threads") == 0)
-            thread_count = bench_parse_threads(argv[i + 1], threads, 16);
-        else
-            thread_count = 0;
-    }
-    if (thread_count == 0 || total < 1) {
+    bench_options_init(&o);
+    for (int i = 1; i + 1 < argc; i += 2)
+        if (bench_option(&o, argv[i], argv[i + 1]) != 1)
+            bad = 1;
+    if (bad) {
         fprintf(stderr, "%s: bad options\n", argv[0]);
         return 2;
     }
@@ -321,17 +298,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: cannot set up (session, keys)\n", argv[0]);
         return 1;
     }
-    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
-        if (!wanted(only, ops[o].name))
-            continue;
-        for (int t = 0; t < thread_count; t++) {
-            bench_result r;
-
-            if (!bench_run(&env, ops[o].op, threads[t], total, 2, &r))
-                return 1;
-            bench_print("raw", ops[o].name, threads[t], &r);
-        }
-    }
+    if (!bench_run_all(&env, &o, ops, sizeof(ops) / sizeof(ops[0]), "raw",
+                       NULL))
+        return 1;
     for (int i = 0; i < BENCH_MAX_THREADS; i++)
         curl_easy_cleanup(handles[i]);
     curl_slist_free_all(headers);

@@ -17,10 +17,8 @@
 # Usage: byok.sh MODULE_DIR EMULATOR BITS
 source "$(dirname "$0")/lib.sh"
 bits=${3:?usage: $0 MODULE_DIR EMULATOR BITS}
-cli_init "$1" "$2"
 find_python
-emulator_start
-use_env_config
+cli_start "$1" "$2"
 
 # The cloud: the private half stays here as the stand-in.
 openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$bits" \

@@ -5,10 +5,8 @@
 # ever produced locally instead.
 # Usage: errors.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$1" "$2"
 find_python
-emulator_start
-use_env_config
+cli_start "$1" "$2"
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
     -out "$WORK/cloud.pem" 2>/dev/null &&

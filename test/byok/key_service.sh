@@ -7,10 +7,8 @@
 # Usage: key_service.sh MODULE_DIR EMULATOR KEY_SERVICE_PROGRAM
 source "$(dirname "$0")/lib.sh"
 program=${3:?usage: $0 MODULE_DIR EMULATOR KEY_SERVICE_PROGRAM}
-cli_init "$1" "$2"
 find_python
-emulator_start
-use_env_config
+cli_start "$1" "$2"
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 \
     -out "$WORK/sf.pem" 2>/dev/null &&

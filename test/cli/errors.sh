@@ -6,9 +6,7 @@
 # message, even at the highest debug level, contains the API key.
 # Usage: errors.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 create_rsa err-rsa 2048 >/dev/null ||
     fatal "could not create the test keys in the emulator"

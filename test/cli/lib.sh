@@ -81,6 +81,14 @@ cli_cleanup() {
     exit "$status"
 }
 
+# cli_start MODULE_DIR EMULATOR: the usual start of a test: cli_init, a
+# private emulator, and the provider configured through the environment.
+cli_start() {
+    cli_init "$1" "$2"
+    emulator_start
+    use_env_config
+}
+
 # Starts an emulator on an ephemeral loopback port with its own state dir.
 # Sets ENDPOINT, CA_FILE, API_KEY_FILE, STATE. Extra arguments go to the
 # emulator (e.g. --token-lifetime 5).

@@ -5,9 +5,7 @@
 # public key too.
 # Usage: pubin.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 # Public keys generated here, imported without their private half.
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \

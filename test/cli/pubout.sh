@@ -6,9 +6,7 @@
 # Configuration: environment variables, provider loaded with -provider.
 # Usage: pubout.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 declare -A kid
 kid[rsa-2048]=$(create_rsa rsa-2048 2048)

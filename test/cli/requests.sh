@@ -5,9 +5,7 @@
 # forever, hammering SmartKey).
 # Usage: requests.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 CLI_TIMEOUT=30
 
 kid=$(create_rsa count-rsa 2048) ||

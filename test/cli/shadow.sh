@@ -4,9 +4,7 @@
 # `smartkey:name=...` (docs/openssl-dispatch.md §1), but never for the `//` form.
 # Usage: shadow.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 create_ec shadowed NistP256 >/dev/null ||
     fatal "could not create the test keys in the emulator"

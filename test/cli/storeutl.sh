@@ -3,9 +3,7 @@
 # entry per key, and with -text each key's name and type.
 # Usage: storeutl.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 # name:type of every key with a private half (storeutl -keys expects
 # private keys; OSSL_STORE drops other object types).

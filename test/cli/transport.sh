@@ -9,9 +9,7 @@
 # cannot read and a host-name mismatch are named as such.
 # Usage: transport.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 create_rsa tr-rsa 2048 >/dev/null || fatal "cannot create the test key"
 server_public_key tr-rsa "$WORK/rsa.der"
@@ -55,6 +53,18 @@ SMARTKEY_API_ENDPOINT="$ENDPOINT, $plain" \
     run ossl pkey -in smartkey:name=tr-rsa -pubout
 check "an http:// node in a list with an https node is refused" \
     refused_http SMARTKEY_API_ENDPOINT
+# a password in the URL would travel and be logged with every request
+SMARTKEY_API_ENDPOINT="https://user:pw-secret-77@${ENDPOINT#https://}" \
+    run ossl pkey -in smartkey:name=tr-rsa -pubout
+check "user:password@ in the endpoint is refused, naming the variable" \
+    eval 'failed_cleanly && stderr_has "user name or password" &&
+          stderr_has_text SMARTKEY_API_ENDPOINT'
+check "and the password is not repeated in the message" \
+    eval '! stderr_has pw-secret-77'
+SMARTKEY_API_ENDPOINT="${plain/http:\/\//http://user:pw-secret-77@}" \
+    run ossl pkey -in smartkey:name=tr-rsa -pubout
+check "nor in the message for an http:// URL with a password" \
+    eval 'refused_http SMARTKEY_API_ENDPOINT && ! stderr_has pw-secret-77'
 clear_env_config
 make_config "$WORK/http.cnf" "api_endpoint=$plain" ||
     fatal "cannot generate openssl.cnf"
@@ -101,6 +111,13 @@ OPENSSL_CONF=$WORK/proxy.cnf run ossl_plain pkey -in smartkey:name=tr-rsa \
 check "proxy = URL in openssl.cnf: the operation succeeds" succeeded
 check "proxy = URL in openssl.cnf: the request went through it (CONNECT)" \
     grep -q "^CONNECT 127.0.0.1:${ENDPOINT##*:} " "$WORK/proxy.log"
+refused_port
+make_config "$WORK/proxy-down.cnf" "proxy=http://127.0.0.1:$REFUSED_PORT" ||
+    fatal "cannot generate openssl.cnf"
+OPENSSL_CONF=$WORK/proxy-down.cnf run ossl_plain pkey -in smartkey:name=tr-rsa \
+    -pubout
+check "an unreachable configured proxy is named as a possible cause" \
+    eval 'failed_cleanly && stderr_has "through the configured proxy"'
 make_config "$WORK/proxy-env.cnf" "proxy=env" ||
     fatal "cannot generate openssl.cnf"
 : >"$WORK/envproxy.log"
@@ -156,6 +173,15 @@ check "a debug log path that is a symlink is refused on stderr" \
     stderr_has 'symbolic link'
 check "the symlink's target is untouched" \
     eval '[[ $(<"$WORK/target") == precious ]]'
+install -m 0644 /dev/null "$WORK/shared.log"
+SMARTKEY_DEBUG=file:$WORK/shared.log run ossl pkey \
+    -in smartkey:name=no-such-key -pubout
+check "an existing log readable by others is used, with a warning" \
+    eval 'stderr_has "readable or writable by group or others" &&
+          grep -q "no-such-key" "$WORK/shared.log"'
+SMARTKEY_DEBUG=verbose run ossl pkey -in smartkey:name=tr-rsa -pubout
+check "a debug setting it does not understand is said so, not ignored" \
+    eval 'succeeded && stderr_has "is not understood"'
 
 # ---- 9. TLS failures that say what is wrong ----
 SMARTKEY_CA_FILE=$WORK/no-such-ca.pem run ossl pkey -in smartkey:name=tr-rsa \

@@ -283,6 +283,30 @@ static void test_server_text_is_redacted_and_escaped(void)
                            "");
 }
 
+/* SmartKey's text and key names keep their letters beyond ASCII; bytes a
+   terminal could obey (C1 controls) or that are not UTF-8 are escaped. */
+static void test_utf8_is_kept_and_malformed_bytes_escaped(void)
+{
+    static const char text[] = "name 'cl\xc3\xa9'\r\n";
+    char out[64];
+    sk_error err;
+
+    memset(&err, 0, sizeof(err));
+    sk_error_set_text(&err, text, sizeof(text) - 1);
+    CU_ASSERT_STRING_EQUAL(err.message, "name 'cl\xc3\xa9'");
+    CU_ASSERT_STRING_EQUAL(sk_escape_text("\xe2\x82\xac \xf0\x9f\x94\x91",
+                                          SIZE_MAX, out, sizeof(out)),
+                           "\xe2\x82\xac \xf0\x9f\x94\x91");
+    /* U+009B (CSI as a C1 control), a stray continuation byte, a
+       truncated sequence, an overlong '/' */
+    CU_ASSERT_STRING_EQUAL(sk_escape_text("\xc2\x9b"
+                                          "a\x80"
+                                          "b\xe2\x82"
+                                          "c\xc0\xaf",
+                                          SIZE_MAX, out, sizeof(out)),
+                           "\\xc2\\x9ba\\x80b\\xe2\\x82c\\xc0\\xaf");
+}
+
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "api-key-page";
@@ -304,6 +328,8 @@ int main(int argc, char **argv)
                     test_api_key_page_is_not_dumped);
         CU_add_test(suite, "server text is redacted and escaped",
                     test_server_text_is_redacted_and_escaped);
+        CU_add_test(suite, "UTF-8 is kept, malformed bytes escaped",
+                    test_utf8_is_kept_and_malformed_bytes_escaped);
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

@@ -42,7 +42,7 @@
 
 #include <smartkey/smartkey.h>
 
-#include "emu.h"
+#include "test_common.h"
 
 #define REQUEST_TIMEOUT_S 2
 #define RETRIES           2
@@ -51,26 +51,8 @@
 static const char propq[] = "?provider=" SMARTKEY_PROVIDER_NAME;
 static const char *emulator_program, *module_dir, *reshape_proxy;
 static char work_dir[256];
-static int passed, failed;
 
 /* ---- checks and figures ---- */
-
-static void check(int ok, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void check(int ok, const char *fmt, ...)
-{
-    va_list args;
-
-    va_start(args, fmt);
-    printf("%s - ", ok ? "ok  " : "FAIL");
-    vprintf(fmt, args);
-    printf("\n");
-    va_end(args);
-    if (ok)
-        passed++;
-    else
-        failed++;
-}
 
 typedef struct figures {
     char fault[64];
@@ -243,17 +225,11 @@ static OSSL_LIB_CTX *configured_libctx(const char *name, const char *endpoint,
         return NULL;
     /* default first: libcurl's TLS inside the provider must keep finding
        the default provider's algorithms (docs/openssl-dispatch.md §9) */
+    tc_write_config_head(f, module_dir);
     fprintf(f,
-            "openssl_conf = openssl_init\n"
-            "[openssl_init]\nproviders = provider_sect\n"
-            "[provider_sect]\ndefault = default_sect\n"
-            "smartkey = smartkey_sect\n"
-            "[default_sect]\nactivate = 1\n"
-            "[smartkey_sect]\nmodule = %s/smartkey.so\nactivate = 1\n"
             "api_endpoint = %s\napi_key = file:%s\nca_file = %s\n"
             "request_timeout = %d\nretries = %d\n",
-            module_dir, endpoint, api_key_file, ca_file, REQUEST_TIMEOUT_S,
-            RETRIES);
+            endpoint, api_key_file, ca_file, REQUEST_TIMEOUT_S, RETRIES);
     fclose(f);
     libctx = OSSL_LIB_CTX_new();
     if (libctx == NULL || !OSSL_LIB_CTX_load_config(libctx, path) ||
@@ -395,28 +371,11 @@ static const char *const op_paths[OP_COUNT] = {
 
 typedef enum outcome { OUT_OK, OUT_FAILED, OUT_WRONG } outcome;
 
-static OSSL_PARAM oaep_sha256[] = {
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-                           OSSL_PKEY_RSA_PAD_MODE_OAEP,
-                           sizeof(OSSL_PKEY_RSA_PAD_MODE_OAEP) - 1),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 6),
-    OSSL_PARAM_END,
-};
-
 /* RSA-OAEP with the local stand-in key (default provider). */
 static int local_rsa(fixture *fx, int encrypt, const unsigned char *in,
                      size_t in_len, unsigned char *out, size_t *out_len)
 {
-    EVP_PKEY_CTX *ctx =
-        EVP_PKEY_CTX_new_from_pkey(NULL, fx->standin, "provider=default");
-    int ok = ctx != NULL &&
-             (encrypt ? EVP_PKEY_encrypt_init_ex(ctx, oaep_sha256)
-                      : EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256)) > 0 &&
-             (encrypt ? EVP_PKEY_encrypt(ctx, out, out_len, in, in_len)
-                      : EVP_PKEY_decrypt(ctx, out, out_len, in, in_len)) > 0;
-
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_local_oaep(fx->standin, encrypt, in, in_len, out, out_len);
 }
 
 static outcome decrypt_once(fixture *fx)
@@ -430,7 +389,7 @@ static outcome decrypt_once(fixture *fx)
         !local_rsa(fx, 1, message, sizeof(message), cipher, &cipher_len))
         return OUT_WRONG; /* the test itself broke: count it loudly */
     ctx = EVP_PKEY_CTX_new_from_pkey(fx->libctx, fx->smartkey_rsa, propq);
-    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256) > 0 &&
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, tc_oaep_sha256) > 0 &&
          EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0;
     EVP_PKEY_CTX_free(ctx);
     if (!ok)
@@ -473,20 +432,13 @@ static outcome sign_once(fixture *fx)
    or the public key "from a file", registered as a transient key). */
 static outcome wrap_under(fixture *fx, EVP_PKEY *wrapping_key)
 {
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-                                         OSSL_PKEY_RSA_PAD_MODE_OAEP, 0),
-        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST,
-                                         "SHA256", 0),
-        OSSL_PARAM_construct_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT,
-                                         "smartkey:name=fault-secret", 0),
-        OSSL_PARAM_construct_end(),
-    };
+    OSSL_PARAM params[4];
     unsigned char wrapped[512], plain[512];
     size_t wrapped_len = sizeof(wrapped), plain_len = sizeof(plain);
     EVP_PKEY_CTX *ctx;
     int ok;
 
+    tc_wrap_params(params, "smartkey:name=fault-secret");
     ctx = EVP_PKEY_CTX_new_from_pkey(fx->libctx, wrapping_key, propq);
     ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_encrypt(ctx, wrapped, &wrapped_len, NULL, 0) > 0;
@@ -563,7 +515,7 @@ static void record(figures *row, outcome result, int expect_ok,
     row->operations++;
     if (result == OUT_WRONG) {
         row->wrong_results++;
-        check(0, "%s: no wrong result", what);
+        tc_check(0, "%s: no wrong result", what);
         return;
     }
     if (result == OUT_OK) {
@@ -577,9 +529,9 @@ static void record(figures *row, outcome result, int expect_ok,
     }
     if (!as_expected) {
         row->unexpected++;
-        check(0, "%s: %s", what,
-              result == OUT_OK ? "succeeded but should have failed"
-                               : "failed unexpectedly");
+        tc_check(0, "%s: %s", what,
+                 result == OUT_OK ? "succeeded but should have failed"
+                                  : "failed unexpectedly");
         if (errors[0] != '\0')
             fprintf(stderr, "%s", errors);
     }
@@ -587,9 +539,10 @@ static void record(figures *row, outcome result, int expect_ok,
 
 static void row_checks(const figures *row)
 {
-    check(row->unexpected == 0 && row->operations > 0,
-          "%s: %d operations behave as expected", row->fault, row->operations);
-    check(row->wrong_results == 0, "%s: 0 wrong results", row->fault);
+    tc_check(row->unexpected == 0 && row->operations > 0,
+             "%s: %d operations behave as expected", row->fault,
+             row->operations);
+    tc_check(row->wrong_results == 0, "%s: 0 wrong results", row->fault);
 }
 
 static long count_of(fixture *fx, const char *method, const char *path)
@@ -631,8 +584,8 @@ static void scenario_session_expiry(fixture *fx)
     }
     auths = count_of(fx, "POST", "/sys/v1/session/auth");
     row_checks(row);
-    check(auths == 30, "each expiry cost exactly one re-authentication (%ld)",
-          auths);
+    tc_check(auths == 30,
+             "each expiry cost exactly one re-authentication (%ld)", auths);
 }
 
 /* 429/503 below and above the retry budget, for each operation. */
@@ -670,18 +623,18 @@ static void scenario_status(fixture *fx, int status, int retry_after)
                    "%.1f s\n",
                    op_names[op], RETRIES, now_seconds() - started);
         sent = count_of(fx, "POST", path);
-        check(sent == RETRIES + 1,
-              "%s %s: recovered after %d retries (%ld sent)", name,
-              op_names[op], RETRIES, sent);
+        tc_check(sent == RETRIES + 1,
+                 "%s %s: recovered after %d retries (%ld sent)", name,
+                 op_names[op], RETRIES, sent);
 
         /* one fault more than the budget: a clean error, no extra request */
         emu_reset_counters(&fx->emu.env);
         add_fault(fx, path, RETRIES + 1, fields);
         record(row, run_op(fx, (op_kind)op), 0, text, name);
         sent = count_of(fx, "POST", path);
-        check(sent == RETRIES + 1,
-              "%s %s: gave up after the retry budget (%ld sent)", name,
-              op_names[op], sent);
+        tc_check(sent == RETRIES + 1,
+                 "%s %s: gave up after the retry budget (%ld sent)", name,
+                 op_names[op], sent);
         emu_clear_faults(&fx->emu.env);
     }
     row_checks(row);
@@ -730,8 +683,8 @@ static void scenario_not_retried(fixture *fx)
         add_fault(fx, "/crypto/v1/keys", 1, faults[i]);
         record(row, generate_key(fx, name), 0, NULL, "key generation");
         sent = count_of(fx, "POST", "/crypto/v1/keys");
-        check(sent == 1, "key generation under %s: sent once (%ld)", faults[i],
-              sent);
+        tc_check(sent == 1, "key generation under %s: sent once (%ld)",
+                 faults[i], sent);
 
         emu_clear_faults(&fx->emu.env);
         emu_reset_counters(&fx->emu.env);
@@ -739,9 +692,9 @@ static void scenario_not_retried(fixture *fx)
         record(row, wrap_under(fx, fx->file_public), 0, NULL,
                "wrap under a transient key");
         sent = count_of(fx, "PUT", "/crypto/v1/keys");
-        check(sent == 1 && count_of(fx, "POST", "/crypto/v1/wrapkey") == 0,
-              "transient import under %s: sent once (%ld), no wrap", faults[i],
-              sent);
+        tc_check(sent == 1 && count_of(fx, "POST", "/crypto/v1/wrapkey") == 0,
+                 "transient import under %s: sent once (%ld), no wrap",
+                 faults[i], sent);
         emu_clear_faults(&fx->emu.env);
     }
     /* without a fault both work: the failures above were the faults' */
@@ -763,8 +716,8 @@ static void scenario_reset(fixture *fx)
         emu_reset_counters(&fx->emu.env);
         add_fault(fx, op_paths[op], 1, "\"action\":\"reset\"");
         record(row, run_op(fx, (op_kind)op), 1, NULL, "reset once");
-        check(count_of(fx, "POST", op_paths[op]) == 2,
-              "%s: a reset is retried once", op_names[op]);
+        tc_check(count_of(fx, "POST", op_paths[op]) == 2,
+                 "%s: a reset is retried once", op_names[op]);
 
         /* libcurl itself resends once on a reused connection that closed
            without an answer, so an attempt may cost two requests */
@@ -773,9 +726,9 @@ static void scenario_reset(fixture *fx)
         record(row, run_op(fx, (op_kind)op), 0, "cannot reach",
                "reset on every attempt");
         sent = count_of(fx, "POST", op_paths[op]);
-        check(sent >= RETRIES + 1 && sent <= 2 * (RETRIES + 1),
-              "%s: resets are retried a bounded number of times (%ld)",
-              op_names[op], sent);
+        tc_check(sent >= RETRIES + 1 && sent <= 2 * (RETRIES + 1),
+                 "%s: resets are retried a bounded number of times (%ld)",
+                 op_names[op], sent);
         emu_clear_faults(&fx->emu.env);
     }
     row_checks(row);
@@ -853,7 +806,7 @@ static void scenario_restart(fixture *fx)
         record(row, run_op(fx, (op_kind)op), 0, "cannot reach",
                "while the server is down");
     if (!emulator_start(&fx->emu) || fx->emu.port != port) {
-        check(0, "the emulator restarts on port %d", port);
+        tc_check(0, "the emulator restarts on port %d", port);
         return;
     }
     /* same app, same EVP_PKEYs, a server that forgot every session */
@@ -1011,7 +964,7 @@ static void hostile_byok_and_key_info(fixture *fx, figures *row,
                         "\"elliptic_curve\":\"NistP256\",\"key_ops\":"
                         "[\"SIGN\",\"VERIFY\",\"APPMANAGEABLE\"]}",
                         kid)) {
-        check(0, "the EC key for the key-info cases is created");
+        tc_check(0, "the EC key for the key-info cases is created");
         return;
     }
     snprintf(uri, sizeof(uri), "smartkey:kid=%s", kid);
@@ -1022,7 +975,8 @@ static void hostile_byok_and_key_info(fixture *fx, figures *row,
         EVP_PKEY *key;
 
         if (fresh == NULL) {
-            check(0, "%s: a library context through the proxy", lookups[i][0]);
+            tc_check(0, "%s: a library context through the proxy",
+                     lookups[i][0]);
             continue;
         }
         write_text(shape_file, lookups[i][0]);
@@ -1065,7 +1019,7 @@ static void scenario_reshaped(fixture *fx)
     snprintf(key_file, sizeof(key_file), "%s/api-key", fx->emu.state);
     if (!write_text(shape_file, "as-is") ||
         (proxy = start_proxy(fx, shape_file, &port)) < 0) {
-        check(0, "the reshaping proxy starts");
+        tc_check(0, "the reshaping proxy starts");
         return;
     }
     snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d", port);
@@ -1076,7 +1030,7 @@ static void scenario_reshaped(fixture *fx)
         proxied_key = load_key(proxied, "smartkey:name=fault-rsa");
     }
     if (proxied_key == NULL) {
-        check(0, "the key loads through the proxy");
+        tc_check(0, "the key loads through the proxy");
     } else {
         fx->smartkey_rsa = proxied_key;
         for (int op = 0; op < OP_COUNT; op++)
@@ -1224,7 +1178,7 @@ static void scenario_tls(fixture *fx)
         !write_pem(ca_path, ca, NULL) ||
         !write_pem(other_path, other_ca, NULL) ||
         !write_pem(server_key_path, NULL, server_key)) {
-        check(0, "test certificates made");
+        tc_check(0, "test certificates made");
         goto end;
     }
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1245,7 +1199,8 @@ static void scenario_tls(fixture *fx)
         snprintf(cnf, sizeof(cnf), "tls-%zu", i);
         if (cert == NULL || !write_pem(server.cert, cert, NULL) ||
             !emulator_start(&server)) {
-            check(0, "%s: the emulator starts with its certificate", c->fault);
+            tc_check(0, "%s: the emulator starts with its certificate",
+                     c->fault);
             X509_free(cert);
             continue;
         }
@@ -1263,7 +1218,7 @@ static void scenario_tls(fixture *fx)
                    c->fault);
             EVP_PKEY_free(key);
         }
-        check(libctx != NULL, "%s: configuration loads", c->fault);
+        tc_check(libctx != NULL, "%s: configuration loads", c->fault);
         row_checks(row);
         OSSL_LIB_CTX_free(libctx);
         emulator_stop(&server);
@@ -1439,8 +1394,8 @@ int main(int argc, char **argv)
         printf("# scenario %s\n", scenarios[i].name);
         fflush(stdout);
         if (!fixture_setup(&fx, scenarios[i].name)) {
-            check(0, "%s: set-up (emulator, keys, provider)",
-                  scenarios[i].name);
+            tc_check(0, "%s: set-up (emulator, keys, provider)",
+                     scenarios[i].name);
             ERR_print_errors_fp(stderr);
         } else {
             emu_reset_counters(&fx.emu.env);
@@ -1450,11 +1405,10 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     if (ran == 0)
-        check(0, "a known scenario was named");
+        tc_check(0, "a known scenario was named");
     print_table();
     remove_tree(work_dir);
     free((char *)emulator_program);
     free((char *)module_dir);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return tc_report();
 }

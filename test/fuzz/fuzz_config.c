@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             key = sk_api_key_from_text(settings.api_key_source,
                                        strlen(settings.api_key_source), why,
                                        sizeof(why));
-            free(key);
+            OPENSSL_free(key);
         }
         sk_settings_clear(&settings);
     }

@@ -11,9 +11,7 @@
 # session, made for it. Counts only, never timings.
 # Usage: oneshot_wrap.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/../cli/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 rest POST /crypto/v1/keys '{"name":"oneshot-kek","obj_type":"RSA",
     "key_size":2048,"key_ops":["WRAPKEY","ENCRYPT","APPMANAGEABLE"]}' \

@@ -26,7 +26,7 @@
 
 #include <smartkey/smartkey.h>
 
-#include "emu.h"
+#include "test_common.h"
 
 #define INFO_REQUEST "POST /crypto/v1/keys/info"
 
@@ -47,16 +47,6 @@ static const unsigned char secret[] = "thirty-two bytes of cached secret";
 
 static emu_env env;
 static OSSL_LIB_CTX *libctx;
-static int passed, failed;
-
-static void check(const char *what, int ok)
-{
-    printf("%s - %s\n", ok ? "ok  " : "FAIL", what);
-    if (ok)
-        passed++;
-    else
-        failed++;
-}
 
 static EVP_PKEY *load_key(const char *uri)
 {
@@ -175,40 +165,43 @@ static void scenario(const char *what, const char *uri, const char *request,
 
     if (!emu_create_key(&env, request, kid)) {
         snprintf(text, sizeof(text), "%s: the key is created", what);
-        check(text, 0);
+        tc_check(0, "%s", text);
         return;
     }
     old_key = load_key(uri);
     snprintf(text, sizeof(text), "%s: the key loads and works", what);
-    check(text, old_key != NULL && use(old_key));
+    tc_check(old_key != NULL && use(old_key), "%s", text);
     ERR_clear_error();
 
     emu_reset_counters(&env);
     again = load_key(uri);
     snprintf(text, sizeof(text),
              "%s: a second load comes from the cache (no lookup)", what);
-    check(text, again != NULL && emu_request_count(&env, INFO_REQUEST) == 0);
+    tc_check(again != NULL && emu_request_count(&env, INFO_REQUEST) == 0, "%s",
+             text);
 
     snprintf(text, sizeof(text), "%s: the key is deleted in SmartKey", what);
-    check(text, delete_key(kid));
+    tc_check(delete_key(kid), "%s", text);
     snprintf(text, sizeof(text), "%s: the operation fails with not found",
              what);
-    check(text, failed_with(old_key != NULL && use(old_key), "404"));
+    tc_check(failed_with(old_key != NULL && use(old_key), "404"), "%s", text);
 
     if (!emu_create_key(&env, request, new_kid)) {
         snprintf(text, sizeof(text), "%s: a key of the same name is created",
                  what);
-        check(text, 0);
+        tc_check(0, "%s", text);
         goto end;
     }
     emu_reset_counters(&env);
     new_key = load_key(uri);
     snprintf(text, sizeof(text),
              "%s: the next load looks the name up again (1 lookup)", what);
-    check(text, new_key != NULL && emu_request_count(&env, INFO_REQUEST) == 1);
+    tc_check(new_key != NULL && emu_request_count(&env, INFO_REQUEST) == 1,
+             "%s", text);
     snprintf(text, sizeof(text), "%s: it gets the new key, which works", what);
-    check(text, new_key != NULL && strcmp(kid, new_kid) != 0 &&
-                    EVP_PKEY_eq(new_key, old_key) != 1 && use(new_key));
+    tc_check(new_key != NULL && strcmp(kid, new_kid) != 0 &&
+                 EVP_PKEY_eq(new_key, old_key) != 1 && use(new_key),
+             "%s", text);
 end:
     ERR_clear_error();
     EVP_PKEY_free(old_key);
@@ -228,29 +221,30 @@ static void disabled_scenario(const char *what, const char *uri,
 
     if (!emu_create_key(&env, request, kid)) {
         snprintf(text, sizeof(text), "%s: the key is created", what);
-        check(text, 0);
+        tc_check(0, "%s", text);
         return;
     }
     key = load_key(uri);
     snprintf(text, sizeof(text), "%s: the key loads and works", what);
-    check(text, key != NULL && use(key));
+    tc_check(key != NULL && use(key), "%s", text);
     ERR_clear_error();
 
     snprintf(text, sizeof(text), "%s: the key is disabled in SmartKey", what);
-    check(text, set_enabled(kid, 0));
+    tc_check(set_enabled(kid, 0), "%s", text);
     snprintf(text, sizeof(text), "%s: the operation fails with 403", what);
-    check(text, failed_with(key != NULL && use(key), "403"));
+    tc_check(failed_with(key != NULL && use(key), "403"), "%s", text);
     snprintf(text, sizeof(text), "%s: the key is enabled again", what);
-    check(text, set_enabled(kid, 1));
+    tc_check(set_enabled(kid, 1), "%s", text);
 
     emu_reset_counters(&env);
     again = load_key(uri);
     snprintf(text, sizeof(text),
              "%s: after the 403 the next load looks the key up (1 lookup)",
              what);
-    check(text, again != NULL && emu_request_count(&env, INFO_REQUEST) == 1);
+    tc_check(again != NULL && emu_request_count(&env, INFO_REQUEST) == 1, "%s",
+             text);
     snprintf(text, sizeof(text), "%s: the reloaded key works", what);
-    check(text, again != NULL && use(again));
+    tc_check(again != NULL && use(again), "%s", text);
     ERR_clear_error();
     EVP_PKEY_free(key);
     EVP_PKEY_free(again);
@@ -264,21 +258,11 @@ int main(int argc, char **argv)
     }
     if (!emu_init(&env))
         return 2;
-    setenv(SMARTKEY_ENV_API_ENDPOINT, env.endpoint, 1);
-    setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
-    setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
+    tc_use_emulator(&env);
 
-    /* default first (docs/openssl-dispatch.md §9: libssl inside libcurl needs
-     * its EC). */
-    libctx = OSSL_LIB_CTX_new();
-    if (libctx == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, argv[1]) ||
-        OSSL_PROVIDER_load(libctx, "default") == NULL ||
-        OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL) {
-        ERR_print_errors_fp(stderr);
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
+    libctx = tc_provider_libctx(argv[1]);
+    if (libctx == NULL)
+        return tc_setup_failed("cannot load the providers");
 
     scenario("ECDSA sign", "smartkey:name=cached%20ec", ec_request,
              sign_and_verify);
@@ -291,6 +275,5 @@ int main(int argc, char **argv)
                       encrypt_and_decrypt);
 
     OSSL_LIB_CTX_free(libctx);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return tc_report();
 }

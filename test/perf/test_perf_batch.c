@@ -22,7 +22,7 @@
 
 #include <smartkey/smartkey.h>
 
-#include "emu.h"
+#include "test_common.h"
 
 #define SIGNERS       64
 #define SIGNS         20
@@ -39,7 +39,6 @@ static EVP_PKEY *ec_key, *gone_key, *ec_public, *rsa_key;
 static const unsigned char secret[] = "batch: a secret to decrypt";
 static unsigned char cipher[256];
 static size_t cipher_len;
-static int passed, failed;
 
 static EVP_PKEY *load_key(const char *uri)
 {
@@ -49,21 +48,9 @@ static EVP_PKEY *load_key(const char *uri)
 /* Signs in SmartKey; checks the signature with the default provider. */
 static int sign_and_verify(EVP_PKEY *key)
 {
-    unsigned char sig[128];
-    size_t sig_len = sizeof(sig);
-    EVP_MD_CTX *md = EVP_MD_CTX_new(), *check = EVP_MD_CTX_new();
-    int ok;
+    int ok = tc_sign_and_verify(libctx, key, ec_public, message,
+                                sizeof(message) - 1);
 
-    ok = md != NULL && check != NULL &&
-         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, key, NULL) >
-             0 &&
-         EVP_DigestSign(md, sig, &sig_len, message, sizeof(message) - 1) > 0 &&
-         EVP_DigestVerifyInit_ex(check, NULL, "SHA256", libctx,
-                                 "provider=default", ec_public, NULL) > 0 &&
-         EVP_DigestVerify(check, sig, sig_len, message, sizeof(message) - 1) ==
-             1;
-    EVP_MD_CTX_free(md);
-    EVP_MD_CTX_free(check);
     ERR_clear_error();
     return ok;
 }
@@ -158,25 +145,6 @@ static int run_signers(int n, EVP_PKEY *bad_key, int *bad_ok)
     return good;
 }
 
-static void check(int ok, const char *name)
-{
-    printf("%s - %s\n", ok ? "ok  " : "FAIL", name);
-    if (ok)
-        passed++;
-    else
-        failed++;
-}
-
-static int set_latency(long ms)
-{
-    char body[64];
-
-    snprintf(body, sizeof(body), "{\"ms\":%ld}", ms);
-    return emu_request(&env, "POST", "/_emulator/latency", NULL, body, NULL) /
-               100 ==
-           2;
-}
-
 static void test_sixty_four_signers_share_batch_requests(void)
 {
     const long ops = (long)SIGNERS * SIGNS;
@@ -190,9 +158,9 @@ static void test_sixty_four_signers_share_batch_requests(void)
     printf("       %ld signatures: %ld requests (%ld batches), %.3f per "
            "signature\n",
            ops, requests, batches, (double)requests / (double)ops);
-    check(good == ops, "every batched signature verifies");
-    check(requests >= 1 && requests * 10 <= ops,
-          "64 signers cost at most 0.1 requests per signature");
+    tc_check(good == ops, "every batched signature verifies");
+    tc_check(requests >= 1 && requests * 10 <= ops,
+             "64 signers cost at most 0.1 requests per signature");
 }
 
 static void test_concurrent_decryptions_share_batch_requests(void)
@@ -218,9 +186,9 @@ static void test_concurrent_decryptions_share_batch_requests(void)
     batches = emu_request_count(&env, "POST /crypto/v1/keys/batch/decrypt");
     printf("       %ld decryptions: %ld requests (%ld batches)\n", ops,
            requests, batches);
-    check(good == ops, "every batched decryption returns the plaintext");
-    check(batches >= 1 && requests * 2 <= ops,
-          "16 decrypting threads cost at most 0.5 requests per decryption");
+    tc_check(good == ops, "every batched decryption returns the plaintext");
+    tc_check(batches >= 1 && requests * 2 <= ops,
+             "16 decrypting threads cost at most 0.5 requests per decryption");
 }
 
 static void test_failed_item_fails_only_its_operation(void)
@@ -232,9 +200,9 @@ static void test_failed_item_fails_only_its_operation(void)
     emu_reset_counters(&env);
     good = run_signers(SMALL_SIGNERS, gone_key, &bad);
     batches = emu_request_count(&env, "POST /crypto/v1/keys/batch/sign");
-    check(batches >= 1, "signers with a deleted key still share batches");
-    check(good == ops, "operations batched with a failing one succeed");
-    check(bad == 0, "every operation with the deleted key fails");
+    tc_check(batches >= 1, "signers with a deleted key still share batches");
+    tc_check(good == ops, "operations batched with a failing one succeed");
+    tc_check(bad == 0, "every operation with the deleted key fails");
 }
 
 static int write_config(const char *path, const char *module_dir)
@@ -243,33 +211,10 @@ static int write_config(const char *path, const char *module_dir)
 
     if (f == NULL)
         return 0;
-    fprintf(f,
-            "openssl_conf = openssl_init\n"
-            "[openssl_init]\nproviders = provider_sect\n"
-            "[provider_sect]\ndefault = default_sect\n"
-            "smartkey = smartkey_sect\n"
-            "[default_sect]\nactivate = 1\n"
-            "[smartkey_sect]\nmodule = %s/smartkey.so\nactivate = 1\n"
-            "%s = 64\n%s = 0.05\n",
-            module_dir, SMARTKEY_CFG_BATCH_MAX_SIZE,
+    tc_write_config_head(f, module_dir);
+    fprintf(f, "%s = 64\n%s = 0.05\n", SMARTKEY_CFG_BATCH_MAX_SIZE,
             SMARTKEY_CFG_BATCH_MAX_WAIT);
     return fclose(f) == 0;
-}
-
-/* The default provider's copy of the public key: checks cost nothing. */
-static EVP_PKEY *public_copy(EVP_PKEY *key)
-{
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    int len = i2d_PUBKEY(key, &der);
-    EVP_PKEY *copy = NULL;
-
-    if (len > 0) {
-        p = der;
-        copy = d2i_PUBKEY_ex(NULL, &p, len, libctx, "provider=default");
-    }
-    OPENSSL_free(der);
-    return copy;
 }
 
 int main(int argc, char **argv)
@@ -301,20 +246,18 @@ int main(int argc, char **argv)
                         "\"ENCRYPT\",\"APPMANAGEABLE\"]}",
                         kid) ||
         !write_config(config, argv[1])) {
-        fprintf(stderr, "cannot set up the keys and the configuration\n");
-        printf("0 passed, 1 failed\n");
-        return 1;
+        return tc_setup_failed("cannot set up the keys and the configuration");
     }
-    setenv(SMARTKEY_ENV_API_ENDPOINT, env.endpoint, 1);
-    setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
-    setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
+    tc_use_emulator(&env);
 
     libctx = OSSL_LIB_CTX_new();
     if (libctx == NULL || !OSSL_LIB_CTX_load_config(libctx, config) ||
         (ec_key = load_key("smartkey:name=batch-ec")) == NULL ||
         (gone_key = load_key("smartkey:name=batch-gone")) == NULL ||
         (rsa_key = load_key("smartkey:name=batch-rsa")) == NULL ||
-        !encrypt_locally() || (ec_public = public_copy(ec_key)) == NULL) {
+        !encrypt_locally() ||
+        (ec_public = tc_public_copy(libctx, ec_key, "provider=default")) ==
+            NULL) {
         ERR_print_errors_fp(stderr);
         printf("0 passed, 1 failed\n");
         return 1;
@@ -326,12 +269,10 @@ int main(int argc, char **argv)
 
         snprintf(header, sizeof(header), "Basic %s", env.api_key);
         if (emu_request(&env, "DELETE", path, header, NULL, NULL) / 100 != 2) {
-            fprintf(stderr, "cannot delete batch-gone\n");
-            printf("0 passed, 1 failed\n");
-            return 1;
+            return tc_setup_failed("cannot delete batch-gone");
         }
     }
-    if (!set_latency(ROUND_TRIP_MS)) {
+    if (!tc_set_latency(&env, ROUND_TRIP_MS)) {
         printf("0 passed, 1 failed\n");
         return 1;
     }
@@ -345,6 +286,5 @@ int main(int argc, char **argv)
     EVP_PKEY_free(ec_public);
     EVP_PKEY_free(rsa_key);
     OSSL_LIB_CTX_free(libctx);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return tc_report();
 }

@@ -22,7 +22,7 @@
 
 #include <smartkey/smartkey.h>
 
-#include "emu.h"
+#include "test_common.h"
 
 #define OPS_PER_THREAD 8
 #define MAX_THREADS    16
@@ -40,7 +40,6 @@ static OSSL_LIB_CTX *libctx;
 static EVP_PKEY *rsa_key, *ec_key;
 static unsigned char cipher[256], signature[128];
 static size_t cipher_len, signature_len;
-static int passed, failed;
 
 typedef int (*operation)(void);
 
@@ -49,36 +48,12 @@ static EVP_PKEY *load_key(const char *uri)
     return emu_load_pkey(libctx, NULL, uri);
 }
 
-static void oaep_params(OSSL_PARAM *params, const char *subject)
-{
-    params[0] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_PAD_MODE, OSSL_PKEY_RSA_PAD_MODE_OAEP, 0);
-    params[1] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 0);
-    params[2] = OSSL_PARAM_construct_utf8_string(
-        OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, "SHA256", 0);
-    if (subject != NULL) {
-        params[3] = OSSL_PARAM_construct_utf8_string(
-            SMARTKEY_PARAM_WRAP_SUBJECT, (char *)subject, 0);
-        params[4] = OSSL_PARAM_construct_end();
-    } else {
-        params[3] = OSSL_PARAM_construct_end();
-    }
-}
-
 /* Encrypts with the public half, as a client of the key holder does. */
 static int encrypt_public(unsigned char *out, size_t *out_len)
 {
-    OSSL_PARAM params[5];
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
-    int ok;
-
-    oaep_params(params, NULL);
     *out_len = sizeof(cipher);
-    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
-         EVP_PKEY_encrypt(ctx, out, out_len, secret, sizeof(secret) - 1) > 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_encrypt_oaep(libctx, rsa_key, secret, sizeof(secret) - 1, out,
+                           out_len);
 }
 
 static int op_encrypt(void)
@@ -97,7 +72,7 @@ static int op_decrypt(void)
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
     int ok;
 
-    oaep_params(params, NULL);
+    tc_oaep_params(params, NULL);
     ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
          plain_len == sizeof(secret) - 1 &&
@@ -115,7 +90,7 @@ static int op_wrap(void)
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, propq);
     int ok;
 
-    oaep_params(params, subject_uri);
+    tc_oaep_params(params, subject_uri);
     ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_encrypt(ctx, NULL, &wrapped_len, NULL, 0) > 0 &&
          wrapped_len == sizeof(wrapped) &&
@@ -208,35 +183,20 @@ static int run_threads(operation op, int n, int count)
     return failures;
 }
 
+/* Every thread opens its connection, all of them at the same time. */
 static void check(int ok, const char *name, int threads)
 {
-    printf("%s - %s at %d thread%s\n", ok ? "ok  " : "FAIL", name, threads,
-           threads == 1 ? "" : "s");
-    if (ok)
-        passed++;
-    else
-        failed++;
+    tc_check(ok, "%s at %d thread%s", name, threads, threads == 1 ? "" : "s");
 }
 
-static int set_latency(long ms)
-{
-    char body[64];
-
-    snprintf(body, sizeof(body), "{\"ms\":%ld}", ms);
-    return emu_request(&env, "POST", "/_emulator/latency", NULL, body, NULL) /
-               100 ==
-           2;
-}
-
-/* Every thread opens its connection, all of them at the same time. */
 static int warm_up(int threads)
 {
     int failures;
 
-    if (!set_latency(WARMUP_LATENCY_MS))
+    if (!tc_set_latency(&env, WARMUP_LATENCY_MS))
         return 0;
     failures = run_threads(op_decrypt, threads, 1);
-    return set_latency(0) && failures == 0;
+    return tc_set_latency(&env, 0) && failures == 0;
 }
 
 typedef struct private_op {
@@ -329,21 +289,12 @@ int main(int argc, char **argv)
     if (!emu_init(&env))
         return 2;
     if (!create_keys()) {
-        fprintf(stderr, "cannot create the test keys\n");
-        printf("0 passed, 1 failed\n");
-        return 1;
+        return tc_setup_failed("cannot create the test keys");
     }
-    setenv(SMARTKEY_ENV_API_ENDPOINT, env.endpoint, 1);
-    setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
-    setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
+    tc_use_emulator(&env);
 
-    /* default first (docs/openssl-dispatch.md §9: libssl inside libcurl needs
-     * its EC). */
-    libctx = OSSL_LIB_CTX_new();
+    libctx = tc_provider_libctx(argv[1]);
     if (libctx == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, argv[1]) ||
-        OSSL_PROVIDER_load(libctx, "default") == NULL ||
-        OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL ||
         (rsa_key = load_key("smartkey:name=perf-rsa")) == NULL ||
         (ec_key = load_key("smartkey:name=perf-ec")) == NULL ||
         !encrypt_public(cipher, &cipher_len) ||
@@ -359,6 +310,5 @@ int main(int argc, char **argv)
     EVP_PKEY_free(rsa_key);
     EVP_PKEY_free(ec_key);
     OSSL_LIB_CTX_free(libctx);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return tc_report();
 }

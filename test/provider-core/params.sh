@@ -5,9 +5,7 @@
 # Usage: params.sh MODULE_DIR EMULATOR TEST_PROGRAM
 source "$(dirname "$0")/../cli/lib.sh"
 program=${3:?usage: $0 MODULE_DIR EMULATOR TEST_PROGRAM}
-cli_init "$1" "$2"
-emulator_start
-use_env_config
+cli_start "$1" "$2"
 
 create_rsa "param rsa" 2048 >/dev/null && create_ec "param ec" NistP256 \
     >/dev/null || fatal "cannot create the test keys in the emulator"

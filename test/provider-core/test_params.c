@@ -300,7 +300,7 @@ int main(int argc, char **argv)
     pkey_operation(libctx, NULL, "EC", OP_KEYGEN, "EC key generation");
 
     /* no API lists a store's settable parameters in 3.0: the ones
-       OSSL_STORE_open_ex() sends (notes §1.2) */
+       OSSL_STORE_open_ex() sends (docs/openssl-dispatch.md §1) */
     loader = OSSL_STORE_LOADER_fetch(libctx, SMARTKEY_URI_SCHEME, NULL);
     if (loader == NULL) {
         failed++;

@@ -39,7 +39,8 @@ static int setup_providers(void)
     if (libctx == NULL || module_dir == NULL ||
         !OSSL_PROVIDER_set_default_search_path(libctx, module_dir))
         return 0;
-    /* default first, as every configuration must (notes §5.3, §7.2) */
+    /* default first, as every configuration must (docs/openssl-dispatch.md §3,
+     * §8) */
     default_provider = OSSL_PROVIDER_load(libctx, "default");
     smartkey_provider = OSSL_PROVIDER_load(libctx, "smartkey");
     if (default_provider == NULL || smartkey_provider == NULL) {

@@ -9,9 +9,7 @@
 # Usage: answers.sh MODULE_DIR EMULATOR HOSTILE_BATCH_PROGRAM
 source "$(dirname "$0")/lib.sh"
 BATCH_PROGRAM=${3:?usage: $0 MODULE_DIR EMULATOR HOSTILE_BATCH_PROGRAM}
-sign_test_init "$1" "$2"
-emulator_start
-use_env_config
+sign_test_start "$1" "$2"
 
 create_rsa answer-rsa 2048 >/dev/null || fatal "cannot create the RSA key"
 create_ec answer-p256 NistP256 >/dev/null || fatal "cannot create the EC key"

@@ -7,9 +7,7 @@
 # Usage: api.sh MODULE_DIR EMULATOR TEST_PROGRAM
 source "$(dirname "$0")/lib.sh"
 PROGRAM=${3:?usage: $0 MODULE_DIR EMULATOR TEST_PROGRAM}
-sign_test_init "$1" "$2"
-emulator_start
-use_env_config
+sign_test_start "$1" "$2"
 export SMARTKEY_TEST_MODULE_DIR=$MODULE_DIR
 
 create_rsa api-rsa 2048 >/dev/null || fatal "cannot create the RSA key"

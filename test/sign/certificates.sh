@@ -6,9 +6,7 @@
 # Salt lengths and digests SmartKey cannot do are refused before any
 # request.
 source "$(dirname "$0")/lib.sh"
-sign_test_init "$@"
-emulator_start
-use_env_config
+sign_test_start "$@"
 
 create_rsa ca-rsa 2048 >/dev/null || fatal "cannot create the RSA key"
 create_ec ca-ec384 NistP384 >/dev/null || fatal "cannot create the EC key"

@@ -5,9 +5,7 @@
 # POST /crypto/v1/sign: the key lookup and the session happen once per
 # process, never per signature.
 source "$(dirname "$0")/lib.sh"
-sign_test_init "$@"
-emulator_start
-use_env_config
+sign_test_start "$@"
 
 create_rsa signer-rsa 2048 >/dev/null || fatal "cannot create the RSA key"
 create_ec signer-p256 NistP256 >/dev/null || fatal "cannot create a P-256 key"

@@ -114,3 +114,11 @@ sign_test_init() {
     cli_init "$@"
     trap 'status=$?; server_stop; (exit $status); cli_cleanup' EXIT
 }
+
+# sign_test_start MODULE_DIR EMULATOR: sign_test_init, a private emulator,
+# and the provider configured through the environment.
+sign_test_start() {
+    sign_test_init "$1" "$2"
+    emulator_start
+    use_env_config
+}

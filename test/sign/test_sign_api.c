@@ -24,6 +24,8 @@
 #include <openssl/provider.h>
 #include <openssl/store.h>
 
+#include "test_common.h"
+
 static OSSL_LIB_CTX *libctx;
 static int failures;
 
@@ -119,25 +121,9 @@ static int verifies(EVP_PKEY *pkey, const unsigned char *sig, size_t siglen,
     return ok;
 }
 
-/* The public half, as a verifier holds it: through an SPKI round trip. */
-static EVP_PKEY *public_copy(EVP_PKEY *pkey)
-{
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    int len = i2d_PUBKEY(pkey, &der);
-    EVP_PKEY *copy = NULL;
-
-    if (len > 0) {
-        p = der;
-        copy = d2i_PUBKEY_ex(NULL, &p, len, libctx, NULL);
-    }
-    OPENSSL_free(der);
-    return copy;
-}
-
 static int sign_many(EVP_PKEY *pkey, int count)
 {
-    EVP_PKEY *public_key = public_copy(pkey);
+    EVP_PKEY *public_key = tc_public_copy(libctx, pkey, NULL);
     EVP_MD_CTX *md_ctx = EVP_MD_CTX_new(), *copy = EVP_MD_CTX_new();
     unsigned char sig[1024];
     size_t siglen;

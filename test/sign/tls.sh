@@ -9,9 +9,7 @@
 # and the key lookup happen once per process. A server whose key lacks the
 # SIGN permission says so on stderr, once, without SMARTKEY_DEBUG.
 source "$(dirname "$0")/lib.sh"
-sign_test_init "$@"
-emulator_start
-use_env_config
+sign_test_start "$@"
 
 create_rsa tls-rsa 2048 >/dev/null || fatal "cannot create the RSA key"
 create_ec tls-p256 NistP256 >/dev/null || fatal "cannot create the EC key"

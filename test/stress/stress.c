@@ -28,7 +28,7 @@
 
 #include <smartkey/smartkey.h>
 
-#include "emu.h"
+#include "test_common.h"
 
 #define THREADS            32
 #define OPS_PER_THREAD     40
@@ -39,30 +39,12 @@
 
 static const char propq[] = "?provider=" SMARTKEY_PROVIDER_NAME;
 static emu_env env;
-static int passed, failed;
 
 static EVP_PKEY *standin_rsa;  /* local private half of stress-rsa */
 static EVP_PKEY *smartkey_rsa; /* the same key, held in SmartKey */
 static EVP_PKEY *smartkey_ec;  /* generated in SmartKey */
 static EVP_PKEY *ec_public;    /* its public half, default provider */
 static unsigned char secret[32];
-
-static void check(int ok, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void check(int ok, const char *fmt, ...)
-{
-    va_list args;
-
-    va_start(args, fmt);
-    printf("%s - ", ok ? "ok  " : "FAIL");
-    vprintf(fmt, args);
-    printf("\n");
-    va_end(args);
-    if (ok)
-        passed++;
-    else
-        failed++;
-}
 
 static EVP_PKEY *load_key(const char *uri)
 {
@@ -71,27 +53,10 @@ static EVP_PKEY *load_key(const char *uri)
 
 /* ---- the operations; each returns 1 only for a locally checked result */
 
-static OSSL_PARAM oaep_sha256[] = {
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-                           OSSL_PKEY_RSA_PAD_MODE_OAEP,
-                           sizeof(OSSL_PKEY_RSA_PAD_MODE_OAEP) - 1),
-    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 6),
-    OSSL_PARAM_END,
-};
-
 static int local_rsa(int encrypt, const unsigned char *in, size_t in_len,
                      unsigned char *out, size_t *out_len)
 {
-    EVP_PKEY_CTX *ctx =
-        EVP_PKEY_CTX_new_from_pkey(NULL, standin_rsa, "provider=default");
-    int ok = ctx != NULL &&
-             (encrypt ? EVP_PKEY_encrypt_init_ex(ctx, oaep_sha256)
-                      : EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256)) > 0 &&
-             (encrypt ? EVP_PKEY_encrypt(ctx, out, out_len, in, in_len)
-                      : EVP_PKEY_decrypt(ctx, out, out_len, in, in_len)) > 0;
-
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_local_oaep(standin_rsa, encrypt, in, in_len, out, out_len);
 }
 
 static int decrypt_once(void)
@@ -105,7 +70,7 @@ static int decrypt_once(void)
         !local_rsa(1, message, sizeof(message), cipher, &cipher_len))
         return 0;
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, smartkey_rsa, propq);
-    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, oaep_sha256) > 0 &&
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, tc_oaep_sha256) > 0 &&
          EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
          plain_len == sizeof(message) &&
          memcmp(plain, message, sizeof(message)) == 0;
@@ -140,21 +105,15 @@ static int sign_once(EVP_PKEY *key, EVP_PKEY *verifier)
 
 static int wrap_once(void)
 {
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-                                         OSSL_PKEY_RSA_PAD_MODE_OAEP, 0),
-        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST,
-                                         "SHA256", 0),
-        OSSL_PARAM_construct_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT,
-                                         "smartkey:name=stress-secret", 0),
-        OSSL_PARAM_construct_end(),
-    };
+    OSSL_PARAM params[4];
     unsigned char wrapped[512], plain[512];
     size_t wrapped_len = sizeof(wrapped), plain_len = sizeof(plain);
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, smartkey_rsa, propq);
-    int ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
-             EVP_PKEY_encrypt(ctx, wrapped, &wrapped_len, NULL, 0) > 0;
+    int ok;
 
+    tc_wrap_params(params, "smartkey:name=stress-secret");
+    ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_encrypt(ctx, wrapped, &wrapped_len, NULL, 0) > 0;
     EVP_PKEY_CTX_free(ctx);
     return ok && local_rsa(0, wrapped, wrapped_len, plain, &plain_len) &&
            plain_len == sizeof(secret) &&
@@ -300,7 +259,7 @@ static void threads_test(void)
     int started = 0;
 
     /* warm: the session and the first connection exist before the race */
-    check(run_mixed(0, 6) == 0, "each operation works once before the race");
+    tc_check(run_mixed(0, 6) == 0, "each operation works once before the race");
     emu_reset_counters(&env);
     for (long t = 0; t < THREADS; t++)
         if (pthread_create(&threads[t], NULL, worker, (void *)t) == 0)
@@ -316,13 +275,13 @@ static void threads_test(void)
     printf("# %d threads x %d mixed operations: %ld failed; %ld requests, "
            "%ld authentications\n",
            started, OPS_PER_THREAD, failures, requests, auths);
-    check(started == THREADS, "%d threads started", THREADS);
-    check(failures == 0,
-          "%d threads x %d mixed operations (decrypt, RSA and ECDSA sign, "
-          "wrap, key loads) all give checked results",
-          THREADS, OPS_PER_THREAD);
-    check(auths == 0, "the threads share the warm session (%ld new ones)",
-          auths);
+    tc_check(started == THREADS, "%d threads started", THREADS);
+    tc_check(failures == 0,
+             "%d threads x %d mixed operations (decrypt, RSA and ECDSA sign, "
+             "wrap, key loads) all give checked results",
+             THREADS, OPS_PER_THREAD);
+    tc_check(auths == 0, "the threads share the warm session (%ld new ones)",
+             auths);
 }
 
 static void fork_test(void)
@@ -331,9 +290,9 @@ static void fork_test(void)
     int forked = 0, children_ok = 0, parent_failures;
     long auths;
 
-    check(sign_once(smartkey_rsa, standin_rsa) &&
-              sign_once(smartkey_ec, ec_public),
-          "the parent signs before fork()");
+    tc_check(sign_once(smartkey_rsa, standin_rsa) &&
+                 sign_once(smartkey_ec, ec_public),
+             "the parent signs before fork()");
     emu_reset_counters(&env);
     fflush(stdout);
     fflush(stderr);
@@ -365,14 +324,15 @@ static void fork_test(void)
            "parent %d operations meanwhile, %d failed; %ld authentications\n",
            forked, OPS_PER_CHILD, children_ok, PARENT_OPS_IN_FORK,
            parent_failures, auths);
-    check(forked == CHILDREN && children_ok == CHILDREN,
-          "%d forked children each run %d checked operations", CHILDREN,
-          OPS_PER_CHILD);
-    check(parent_failures == 0,
-          "the parent keeps working while its children run");
-    check(auths == 0, "children reuse the inherited session (%ld new ones)",
-          auths);
-    check(run_mixed(0, 12) == 0, "the parent still works after its children");
+    tc_check(forked == CHILDREN && children_ok == CHILDREN,
+             "%d forked children each run %d checked operations", CHILDREN,
+             OPS_PER_CHILD);
+    tc_check(parent_failures == 0,
+             "the parent keeps working while its children run");
+    tc_check(auths == 0, "children reuse the inherited session (%ld new ones)",
+             auths);
+    tc_check(run_mixed(0, 12) == 0,
+             "the parent still works after its children");
 }
 
 int main(int argc, char **argv)
@@ -386,7 +346,7 @@ int main(int argc, char **argv)
         return 2;
     if (!set_up(argv[1])) {
         ERR_print_errors_fp(stderr);
-        check(0, "set-up: keys in the emulator, provider loaded");
+        tc_check(0, "set-up: keys in the emulator, provider loaded");
     } else if (strcmp(argv[2], "threads") == 0) {
         threads_test();
     } else {
@@ -396,6 +356,5 @@ int main(int argc, char **argv)
     EVP_PKEY_free(smartkey_ec);
     EVP_PKEY_free(ec_public);
     EVP_PKEY_free(standin_rsa);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return tc_report();
 }

@@ -28,7 +28,7 @@
 
 #include <smartkey/smartkey.h>
 
-#include "emu.h"
+#include "test_common.h"
 
 static int passed, failed;
 static emu_env env;
@@ -79,21 +79,14 @@ static int unwraps(OSSL_LIB_CTX *libctx, EVP_PKEY *standin,
 static void wrap_case(OSSL_LIB_CTX *libctx, EVP_PKEY *key, EVP_PKEY *standin,
                       const char *order, const char *uri)
 {
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-                                         OSSL_PKEY_RSA_PAD_MODE_OAEP, 0),
-        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST,
-                                         "SHA256", 0),
-        OSSL_PARAM_construct_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT,
-                                         (char *)subject_uri, 0),
-        OSSL_PARAM_construct_end(),
-    };
+    OSSL_PARAM params[4];
     unsigned char wrapped[1024];
     size_t wrapped_len = 0;
     EVP_PKEY_CTX *ctx;
     long wrapkeys;
     int ok, error_queued, unwrapped = 0;
 
+    tc_wrap_params(params, subject_uri);
     ERR_clear_error();
     emu_reset_counters(&env);
     ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);

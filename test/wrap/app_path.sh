@@ -6,9 +6,7 @@
 # Usage: app_path.sh MODULE_DIR EMULATOR APP_PATH_PROGRAM
 source "$(dirname "$0")/lib.sh"
 program=${3:?usage: $0 MODULE_DIR EMULATOR APP_PATH_PROGRAM}
-cli_init "$1" "$2"
-emulator_start
-use_env_config
+cli_start "$1" "$2"
 
 ops='["WRAPKEY", "ENCRYPT", "VERIFY", "APPMANAGEABLE"]'
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \

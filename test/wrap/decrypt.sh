@@ -9,9 +9,7 @@
 # smartkey-remote-encrypt:1.
 # Usage: decrypt.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
     -out "$WORK/pair.pem" 2>/dev/null &&

@@ -8,9 +8,7 @@
 # provider's cipher was selected and cannot take the smartkey parameters.
 # Usage: errors.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
-cli_init "$@"
-emulator_start
-use_env_config
+cli_start "$@"
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
     -out "$WORK/kek.pem" 2>/dev/null &&

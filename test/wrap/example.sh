@@ -5,9 +5,7 @@
 # Usage: example.sh MODULE_DIR EMULATOR EXAMPLE_PROGRAM
 source "$(dirname "$0")/lib.sh"
 example=${3:?usage: $0 MODULE_DIR EMULATOR EXAMPLE_PROGRAM}
-cli_init "$1" "$2"
-emulator_start
-use_env_config
+cli_start "$1" "$2"
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 \
     -out "$WORK/kek.pem" 2>/dev/null || fatal "cannot make a local RSA key"

@@ -11,9 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../sign/lib.sh"
 program=${3:?usage: $0 MODULE_DIR EMULATOR PKCS1_TLS_PROGRAM}
-sign_test_init "$1" "$2"
-emulator_start
-use_env_config
+sign_test_start "$1" "$2"
 
 refusal="SmartKey's policy for this key does not allow PKCS#1 v1.5 decryption"
 implicit=0

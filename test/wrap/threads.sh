@@ -4,9 +4,7 @@
 # Usage: threads.sh MODULE_DIR EMULATOR WRAP_THREADS_PROGRAM
 source "$(dirname "$0")/lib.sh"
 program=${3:?usage: $0 MODULE_DIR EMULATOR WRAP_THREADS_PROGRAM}
-cli_init "$1" "$2"
-emulator_start
-use_env_config
+cli_start "$1" "$2"
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
     -out "$WORK/kek.pem" 2>/dev/null || fatal "cannot make a local RSA key"

@@ -13,9 +13,7 @@
 # Usage: wrap.sh MODULE_DIR EMULATOR BITS
 source "$(dirname "$0")/lib.sh"
 bits=${3:?usage: $0 MODULE_DIR EMULATOR BITS}
-cli_init "$1" "$2"
-emulator_start
-use_env_config
+cli_start "$1" "$2"
 
 # The cloud's key pair: the private half stays here as the stand-in.
 openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$bits" \

@@ -22,7 +22,7 @@
 
 #include <smartkey/smartkey.h>
 
-#include "emu.h"
+#include "test_common.h"
 
 #define THREADS          8
 #define WRAPS_PER_THREAD 200
@@ -44,20 +44,13 @@ static EVP_PKEY *load_key(const char *uri)
 /* One wrap as an application does it: a fresh context per operation. */
 static int wrap_once(void)
 {
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-                                         OSSL_PKEY_RSA_PAD_MODE_OAEP, 0),
-        OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST,
-                                         "SHA256", 0),
-        OSSL_PARAM_construct_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT,
-                                         (char *)subject_uri, 0),
-        OSSL_PARAM_construct_end(),
-    };
+    OSSL_PARAM params[4];
     unsigned char wrapped[512], plain[512];
     size_t wrapped_len = 0, plain_len = sizeof(plain);
     EVP_PKEY_CTX *ctx, *check;
     int ok;
 
+    tc_wrap_params(params, subject_uri);
     ctx = EVP_PKEY_CTX_new_from_pkey(libctx, wrapping_key, propq);
     ok = ctx != NULL && EVP_PKEY_encrypt_init_ex(ctx, params) > 0 &&
          EVP_PKEY_encrypt(ctx, NULL, &wrapped_len, NULL, 0) > 0 &&

@@ -22,9 +22,9 @@
 #include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
-#include <openssl/x509.h>
 #include <smartkey/smartkey.h>
 #include "emu.h"
+#include "test_common.h"
 
 #define JOBS          100
 #define POLL_LIMIT_MS 20000
@@ -191,9 +191,7 @@ static int suite_init(void)
 
     if (!emu_init(&env))
         return 1;
-    setenv(SMARTKEY_ENV_API_ENDPOINT, env.endpoint, 1);
-    setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
-    setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
+    tc_use_emulator(&env);
     if (!emu_create_key(&env,
                         "{\"name\":\"async-evp-ec\",\"obj_type\":\"EC\","
                         "\"elliptic_curve\":\"NistP256\","
@@ -215,16 +213,8 @@ static int suite_init(void)
         return 1;
     ec_key = emu_load_pkey(NULL, NULL, "smartkey:name=async-evp-ec");
     rsa_key = emu_load_pkey(NULL, NULL, "smartkey:name=async-evp-rsa");
-    if (ec_key != NULL) {
-        unsigned char *der = NULL;
-        const unsigned char *p;
-        int len = i2d_PUBKEY(ec_key, &der);
-
-        p = der;
-        if (len > 0)
-            ec_public = d2i_PUBKEY(NULL, &p, len);
-        OPENSSL_free(der);
-    }
+    if (ec_key != NULL)
+        ec_public = tc_public_copy(NULL, ec_key, "provider=default");
     return ec_key == NULL || rsa_key == NULL || ec_public == NULL;
 }
 

@@ -52,7 +52,7 @@ static json_t *descriptor_or_transient(const sk_key_ref *key,
     return desc;
 }
 
-/* Enum spellings are SmartKey's, case-sensitive (fact sheet §0). */
+/* Enum spellings are SmartKey's, case-sensitive (docs/smartkey-api.md §1). */
 static sk_obj_type obj_type_of(const char *s)
 {
     static const struct {

@@ -126,7 +126,7 @@ static json_t *make_item(const batch_queue *q, json_t *body)
     json_t *key = json_object_get(body, "key"), *request, *item;
     const char *kid = json_string_value(json_object_get(key, "kid"));
 
-    /* decrypt items name their key by kid only (smartkey-api.md 3.6) */
+    /* decrypt items name their key by kid only (docs/smartkey-api.md §4.6) */
     if (!q->keyed)
         return json_incref(body);
     if (kid == NULL)

@@ -1,6 +1,6 @@
 /*
  * The SmartKey REST client: the only code in smartkey that knows HTTP, JSON
- * and SmartKey's wire format (shared/smartkey-api.md). Callers pass and get
+ * and SmartKey's wire format (docs/smartkey-api.md). Callers pass and get
  * C types.
  *
  * Thread safety: one sk_client is shared by every thread of the process.
@@ -44,7 +44,7 @@ typedef struct sk_error {
 } sk_error;
 
 /*
- * How requests authenticate (smartkey-api.md §1.1).
+ * How requests authenticate (docs/smartkey-api.md §2.1).
  *   SESSION: the API key is exchanged once for a Bearer session.
  *   API_KEY: every request carries the API key (SmartKey's session-less
  *            mode) and a 401 is final.

@@ -4,7 +4,8 @@
  *
  * Locking: client->lock guards the pool, the session and the pid; it is
  * never held across a libcurl call (libcurl's TLS runs in the same OpenSSL
- * library context and may call back into the provider, notes §7.3).
+ * library context and may call back into the provider, docs/openssl-dispatch.md
+ * §9).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +41,7 @@
 #define BACKOFF_BASE_MS    100
 #define BACKOFF_CAP_MS     2000
 /* Re-authenticate when this share of the idle lifetime has passed since
-   the token was last used (fact sheet §1.2: the lifetime slides). */
+   the token was last used (docs/smartkey-api.md §2.3: the lifetime slides). */
 #define REAUTH_FRACTION 0.8
 /* A cluster node that could not be reached is left alone this long before
    it is tried again (unless every other node is unreachable too). */
@@ -1144,7 +1145,8 @@ static int exchange(sk_client *c, const char *base, const char *method,
 static int is_permission_message(const char *text)
 {
     /* 403 answers that are about the key or the policy, not the session
-       (fact sheet §1.3): those must not trigger a re-authentication. */
+       (docs/smartkey-api.md §2.4, §5.2): those must not trigger a
+       re-authentication. */
     return text != NULL && (strstr(text, "not allowed") != NULL ||
                             strstr(text, "requires approval") != NULL ||
                             strstr(text, "ermission") != NULL);
@@ -1362,7 +1364,7 @@ static char *basic_header(const char *api_key)
     size_t len = strlen(api_key) + sizeof("Authorization: Basic ");
     char *header = OPENSSL_malloc(len);
 
-    /* The API key is sent verbatim (fact sheet §1.1). */
+    /* The API key is sent verbatim (docs/smartkey-api.md §2.1). */
     if (header != NULL)
         snprintf(header, len, "Authorization: Basic %s", api_key);
     return header;

@@ -13,7 +13,8 @@ static int wrong_type(const char *field, const char *expected,
     return -1;
 }
 
-/* SmartKey treats null exactly like an absent field (fact sheet §0). */
+/* SmartKey treats null exactly like an absent field (docs/smartkey-api.md §1).
+ */
 static json_t *field_of(json_t *obj, const char *field)
 {
     json_t *value = json_is_object(obj) ? json_object_get(obj, field) : NULL;

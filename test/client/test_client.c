@@ -470,7 +470,8 @@ static void test_auto_auth_falls_back_to_a_session_on_401(void)
     sk_client_free(client);
 }
 
-/* SmartKey may answer 403 for a dead session (fact sheet §1.3). */
+/* SmartKey may answer 403 for a dead session (docs/smartkey-api.md §2.4, §5.2).
+ */
 static void test_unexplained_403_renews_the_session_once(void)
 {
     sk_client *client = new_client();

@@ -642,7 +642,8 @@ static const char *enum_tag(json_t *value, json_t **payload)
     return NULL;
 }
 
-/* ---- RSA paddings and the key's policies (smartkey-api.md 2.5, 3.1) ---- */
+/* ---- RSA paddings and the key's policies (docs/smartkey-api.md §3.5, §4.1)
+ * ---- */
 
 enum pad_kind { PAD_OAEP, PAD_PKCS1, PAD_PSS, PAD_RAW };
 
@@ -1731,7 +1732,7 @@ done:
 }
 
 /* Ops a new object gets when the request names none: all valid for the
-   type except EXPORT (as for generate, smartkey-api.md 2.1). */
+   type except EXPORT (as for generate, docs/smartkey-api.md §3.4). */
 static unsigned default_key_ops(const char *obj_type)
 {
     if (strcmp(obj_type, "RSA") == 0)

@@ -2,7 +2,7 @@
  * smartkey-emulator: /crypto/v1/keys/batch/{encrypt,decrypt,sign,verify}.
  *
  * Each item runs through the single-request handler; the call answers 200
- * with one result per item, in order (smartkey-api.md 3.6).
+ * with one result per item, in order (docs/smartkey-api.md §4.6).
  *
  * How SmartKey executes a batch's items is not documented (it is a cluster
  * service). Running them one after another on the thread that received the

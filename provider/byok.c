@@ -1,5 +1,5 @@
 /*
- * BYOK artifacts produced inside SmartKey (docs/byok/, byok-targets.md).
+ * BYOK artifacts produced inside SmartKey (docs/byok/).
  *
  * A wrapper around the RSA asymmetric cipher (asym_cipher.c): it adds the
  * smartkey-wrap-format, -encoding, -kid and -jti parameters and, when a

@@ -103,7 +103,7 @@ for subject in Cloud-Secret-Key Target-RSA Target-EC; do
     done
 done
 
-# The stock openssl CLI unwraps it too (byok-targets.md §0 recipe).
+# The stock openssl CLI unwraps it too.
 byok_artifact "$WORK/hybrid.bin" "$PEM" sha256 Cloud-Secret-Key \
     rsa-aes-key-wrap
 cli_unwrap() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Offline verifiers of the BYOK artifacts (docs/byok/, byok-targets.md).
+"""Offline verifiers of the BYOK artifacts (docs/byok/).
 
 Each subcommand plays the cloud: it takes the artifact smartkey produced,
 unwraps it with the stand-in private key exactly as the cloud documents
@@ -175,7 +175,7 @@ def cmd_jwe(a):
     need(token.payload == read(a.expected),
          "the JWE's plaintext differs from the key's material")
     need(len(token.payload) == 32, "Salesforce takes 32-byte keys only")
-    # the same by hand, as byok-targets.md §5b describes
+    # the same by hand: RSA-OAEP (SHA-1) of the CEK, then AES-256-GCM
     priv = load_private(a.private_key)
     cek = priv.decrypt(b64u(parts[1]), oaep("sha1"))
     plain = AESGCM(cek).decrypt(b64u(parts[2]),

@@ -57,8 +57,8 @@ run ossl_plain pkey -in smartkey:name=cfg-ec -text_pub -noout
 check "-text_pub through openssl.cnf only" stdout_has 'NIST CURVE: P-384'
 
 # A configuration without `activate` keeps the provider opt-in: the section
-# still supplies the module and parameters to `-provider smartkey` (notes
-# §7.1, E9c).
+# still supplies the module and parameters to `-provider smartkey` (see
+# docs/openssl-dispatch.md §8).
 grep -v '^activate' "$WORK/openssl.cnf" >"$WORK/opt-in.cnf"
 sed -i '/^\[ *default_sect *\]/a activate = 1' "$WORK/opt-in.cnf"
 export OPENSSL_CONF=$WORK/opt-in.cnf

@@ -2,8 +2,8 @@
 # `openssl s_server` with a key held in SmartKey completes TLS 1.2 and TLS
 # 1.3 handshakes with a stock `openssl s_client`: RSA with PKCS#1 v1.5
 # (TLS 1.2, -sigalgs RSA+SHA256) and PSS sigalgs, and ECDSA P-256 (also
-# with a client that offers P-256 only, the provider-order trap of notes
-# §5.3), and s_client presents a client certificate whose key is in
+# with a client that offers P-256 only, the provider-order trap of
+# docs/openssl-dispatch.md §3), and s_client presents a client certificate whose key is in
 # SmartKey. The provider is loaded as documented: default first, then
 # smartkey. Every handshake costs exactly one sign request; the session
 # and the key lookup happen once per process. A server whose key lacks the

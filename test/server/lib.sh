@@ -235,6 +235,13 @@ import_key() {
     api PUT /crypto/v1/keys "$1"
     KID=$(field kid)
 }
+# save_public PEM: the pub_key of the key in BODY as the PEM file PEM.
+save_public() {
+    unb64 "$(field pub_key)" "$WORK/pub.der"
+    openssl pkey -pubin -inform DER -in "$WORK/pub.der" -out "$1"
+}
+# sha256_b64 TEXT: the SHA-256 digest of TEXT, base64 (a hash to sign).
+sha256_b64() { printf '%s' "$1" | openssl dgst -sha256 -binary | base64 -w0; }
 # export_value KID FILE: exports the key's value (decoded) into FILE.
 export_value() {
     api POST /crypto/v1/keys/export "{\"kid\":\"$1\"}"
@@ -247,36 +254,38 @@ export_value() {
 check() {
     local name=$1
     shift
-    if "$@"; then
-        PASSED=$((PASSED + 1))
-        echo "ok - $name"
-    else
-        FAILED=$((FAILED + 1))
-        echo "FAIL - $name"
-    fi
+    if "$@"; then record_pass "$name"; else record_failure "$name"; fi
 }
 
 # check_status NAME EXPECTED: the last call answered EXPECTED. On failure the
 # body is shown truncated (error bodies are plain text without secrets).
 check_status() {
     if [[ "$STATUS" == "$2" ]]; then
-        PASSED=$((PASSED + 1))
-        echo "ok - $1"
+        record_pass "$1"
     else
-        FAILED=$((FAILED + 1))
-        echo "FAIL - $1: expected HTTP $2, got $STATUS (curl $CURL_RC):" \
+        record_failure "$1: expected HTTP $2, got $STATUS (curl $CURL_RC):" \
             "$(head -c 300 <<<"$BODY")"
     fi
+}
+
+# check_statuses CASE...: one request and its expected status a case, each
+# "STATUS|NAME|METHOD|PATH|JSON": calls `api METHOD PATH JSON` and then
+# `check_status NAME STATUS` (the table form of a run of api + check_status).
+check_statuses() {
+    local case status name method path json
+    for case in "$@"; do
+        IFS='|' read -r status name method path json <<<"$case"
+        api "$method" "$path" "$json"
+        check_status "$name" "$status"
+    done
 }
 
 # check_eq NAME EXPECTED ACTUAL
 check_eq() {
     if [[ "$2" == "$3" ]]; then
-        PASSED=$((PASSED + 1))
-        echo "ok - $1"
+        record_pass "$1"
     else
-        FAILED=$((FAILED + 1))
-        echo "FAIL - $1: expected '$(head -c 200 <<<"$2")'," \
+        record_failure "$1: expected '$(head -c 200 <<<"$2")'," \
             "got '$(head -c 200 <<<"$3")'"
     fi
 }
@@ -287,9 +296,14 @@ check_plain_text() {
     check "$1" eval '[[ -n "$BODY" ]] && ! jq -e . <<<"$BODY" >/dev/null 2>&1'
 }
 
+# record_pass NAME / record_failure TEXT...: count one check and print its line.
+record_pass() {
+    PASSED=$((PASSED + 1))
+    echo "ok - $1"
+}
 record_failure() {
     FAILED=$((FAILED + 1))
-    echo "FAIL - $1"
+    echo "FAIL - $*"
 }
 
 # show_emulator_stderr: the end of the emulator's stderr (crash or sanitizer

@@ -19,8 +19,8 @@ set -u
 EMULATOR=${1:?usage: $0 PATH-TO-smartkey-emulator}
 [[ -x "$EMULATOR" ]] || { echo "not executable: $EMULATOR" >&2; exit 2; }
 
-PASSED=0
-FAILED=0
+# shellcheck source=../common/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../common/checks.sh"
 FINISHED=0
 EMU_PID=""
 TOKEN=""
@@ -40,10 +40,10 @@ on_exit() {
         # A script that dies half-way must not look like a success.
         record_failure "script ended early (exit status $rc)"
         show_emulator_stderr
-        echo "$PASSED passed, $FAILED failed"
+        tally
     fi
     rm -rf "$WORK"
-    [[ $FAILED -eq 0 ]] || exit 1
+    [[ $failed -eq 0 ]] || exit 1
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
@@ -250,12 +250,7 @@ export_value() {
 
 # ---- assertions --------------------------------------------------------------
 
-# check NAME COMMAND...: passes when COMMAND succeeds.
-check() {
-    local name=$1
-    shift
-    if "$@"; then record_pass "$name"; else record_failure "$name"; fi
-}
+# check NAME COMMAND... (common/checks.sh): passes when COMMAND succeeds.
 
 # check_status NAME EXPECTED: the last call answered EXPECTED. On failure the
 # body is shown truncated (error bodies are plain text without secrets).
@@ -296,15 +291,6 @@ check_plain_text() {
     check "$1" eval '[[ -n "$BODY" ]] && ! jq -e . <<<"$BODY" >/dev/null 2>&1'
 }
 
-# record_pass NAME / record_failure TEXT...: count one check and print its line.
-record_pass() {
-    PASSED=$((PASSED + 1))
-    echo "ok - $1"
-}
-record_failure() {
-    FAILED=$((FAILED + 1))
-    echo "FAIL - $*"
-}
 
 # show_emulator_stderr: the end of the emulator's stderr (crash or sanitizer
 # reports), shown when something failed.
@@ -319,8 +305,7 @@ show_emulator_stderr() {
 finish() {
     stop_emulator
     FINISHED=1
-    [[ $FAILED -eq 0 ]] || show_emulator_stderr
-    echo "$PASSED passed, $FAILED failed"
-    [[ $FAILED -eq 0 ]] && exit 0
-    exit 1
+    [[ $failed -eq 0 ]] || show_emulator_stderr
+    tally
+    exit $?
 }

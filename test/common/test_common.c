@@ -159,17 +159,26 @@ int tc_local_oaep(EVP_PKEY *key, int encrypt, const unsigned char *in,
 int tc_sign_and_verify(OSSL_LIB_CTX *libctx, EVP_PKEY *key, EVP_PKEY *verifier,
                        const unsigned char *msg, size_t msg_len)
 {
+    return tc_sign_and_verify_ex(libctx, NULL, key, "provider=default",
+                                 verifier, msg, msg_len);
+}
+
+int tc_sign_and_verify_ex(OSSL_LIB_CTX *libctx, const char *sign_propq,
+                          EVP_PKEY *key, const char *verify_propq,
+                          EVP_PKEY *verifier, const unsigned char *msg,
+                          size_t msg_len)
+{
     unsigned char sig[1024];
     size_t sig_len = sizeof(sig);
     EVP_MD_CTX *md = EVP_MD_CTX_new(), *check = EVP_MD_CTX_new();
     int ok;
 
     ok = md != NULL && check != NULL &&
-         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, key, NULL) >
-             0 &&
+         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, sign_propq, key,
+                               NULL) > 0 &&
          EVP_DigestSign(md, sig, &sig_len, msg, msg_len) > 0 &&
-         EVP_DigestVerifyInit_ex(check, NULL, "SHA256", libctx,
-                                 "provider=default", verifier, NULL) > 0 &&
+         EVP_DigestVerifyInit_ex(check, NULL, "SHA256", libctx, verify_propq,
+                                 verifier, NULL) > 0 &&
          EVP_DigestVerify(check, sig, sig_len, msg, msg_len) == 1;
     EVP_MD_CTX_free(md);
     EVP_MD_CTX_free(check);

@@ -63,6 +63,12 @@ int tc_local_oaep(EVP_PKEY *key, int encrypt, const unsigned char *in,
    with verifier in the default provider (the check costs no request). */
 int tc_sign_and_verify(OSSL_LIB_CTX *libctx, EVP_PKEY *key, EVP_PKEY *verifier,
                        const unsigned char *msg, size_t msg_len);
+/* The same with the property queries of the signature (sign_propq) and of
+   its check (verify_propq) chosen by the caller. */
+int tc_sign_and_verify_ex(OSSL_LIB_CTX *libctx, const char *sign_propq,
+                          EVP_PKEY *key, const char *verify_propq,
+                          EVP_PKEY *verifier, const unsigned char *msg,
+                          size_t msg_len);
 /* The emulator's added latency for every request (test control). */
 int tc_set_latency(const emu_env *env, long ms);
 

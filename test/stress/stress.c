@@ -80,27 +80,11 @@ static int decrypt_once(void)
 
 static int sign_once(EVP_PKEY *key, EVP_PKEY *verifier)
 {
-    unsigned char message[64], signature[512];
-    size_t signature_len = sizeof(signature);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int ok;
+    unsigned char message[64];
 
-    ok =
-        md != NULL && RAND_bytes(message, sizeof(message)) == 1 &&
-        EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, propq, key, NULL) > 0 &&
-        EVP_DigestSign(md, signature, &signature_len, message,
-                       sizeof(message)) > 0;
-    EVP_MD_CTX_free(md);
-    if (!ok)
-        return 0;
-    md = EVP_MD_CTX_new();
-    ok = md != NULL &&
-         EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, "provider=default",
-                                 verifier, NULL) > 0 &&
-         EVP_DigestVerify(md, signature, signature_len, message,
-                          sizeof(message)) == 1;
-    EVP_MD_CTX_free(md);
-    return ok;
+    return RAND_bytes(message, sizeof(message)) == 1 &&
+           tc_sign_and_verify_ex(NULL, propq, key, "provider=default", verifier,
+                                 message, sizeof(message));
 }
 
 static int wrap_once(void)

@@ -215,3 +215,12 @@ EVP_PKEY *tc_load_private_key(OSSL_LIB_CTX *libctx, const char *uri)
     OSSL_STORE_close(store);
     return key;
 }
+
+char *tc_base64(const unsigned char *in, size_t len)
+{
+    char *out = OPENSSL_malloc(4 * ((len + 2) / 3) + 1);
+
+    if (out != NULL)
+        EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return out;
+}

@@ -26,6 +26,9 @@ int tc_report(void);
    returns the exit status (1). */
 int tc_setup_failed(const char *why);
 
+/* in as base64 text (OPENSSL_free it); NULL when out of memory. */
+char *tc_base64(const unsigned char *in, size_t len);
+
 /* The first private key at uri (a smartkey: URI or a key reference file)
    through OSSL_STORE in libctx (NULL: the default one); NULL if none. */
 EVP_PKEY *tc_load_private_key(OSSL_LIB_CTX *libctx, const char *uri);

@@ -146,15 +146,6 @@ static int run_mixed(int first, int count)
 
 /* ---- set-up ---- */
 
-static char *base64_of(const unsigned char *der, size_t len)
-{
-    char *out = OPENSSL_malloc(4 * ((len + 2) / 3) + 1);
-
-    if (out != NULL)
-        EVP_EncodeBlock((unsigned char *)out, der, (int)len);
-    return out;
-}
-
 /* Imports a key (PUT /crypto/v1/keys) with the app's API key. */
 static int put_key(const char *name, const char *obj_type, const char *value,
                    const char *key_ops)
@@ -188,14 +179,14 @@ static int set_up(const char *module_dir)
     if (standin_rsa == NULL || RAND_bytes(secret, sizeof(secret)) != 1)
         return 0;
     der_len = i2d_PrivateKey(standin_rsa, &der);
-    value = der_len > 0 ? base64_of(der, (size_t)der_len) : NULL;
+    value = der_len > 0 ? tc_base64(der, (size_t)der_len) : NULL;
     OPENSSL_clear_free(der, der_len > 0 ? (size_t)der_len : 0);
     ok =
         value != NULL && put_key("stress-rsa", "RSA", value,
                                  "[\"SIGN\",\"VERIFY\",\"DECRYPT\",\"ENCRYPT\","
                                  "\"WRAPKEY\",\"APPMANAGEABLE\"]");
     OPENSSL_free(value);
-    value = base64_of(secret, sizeof(secret));
+    value = tc_base64(secret, sizeof(secret));
     ok = ok && value != NULL &&
          put_key("stress-secret", "SECRET", value,
                  "[\"EXPORT\",\"APPMANAGEABLE\"]") &&

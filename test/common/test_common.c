@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -223,4 +224,22 @@ char *tc_base64(const unsigned char *in, size_t len)
     if (out != NULL)
         EVP_EncodeBlock((unsigned char *)out, in, (int)len);
     return out;
+}
+
+int tc_decrypts_to(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
+                   const unsigned char *cipher, size_t cipher_len,
+                   const unsigned char *expected, size_t len)
+{
+    OSSL_PARAM params[5];
+    unsigned char plain[1024];
+    size_t plain_len = sizeof(plain);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
+    int ok;
+
+    tc_oaep_params(params, NULL);
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
+         plain_len == len && memcmp(plain, expected, len) == 0;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
 }

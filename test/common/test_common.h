@@ -56,6 +56,11 @@ void tc_oaep_params(OSSL_PARAM params[5], const char *subject_uri);
 int tc_encrypt_oaep(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
                     const unsigned char *in, size_t in_len, unsigned char *out,
                     size_t *out_len);
+/* One RSA-OAEP SHA-256 decryption of cipher with key (fetched in libctx):
+   1 when it gives exactly the len bytes of expected. */
+int tc_decrypts_to(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
+                   const unsigned char *cipher, size_t cipher_len,
+                   const unsigned char *expected, size_t len);
 /* RSA-OAEP with SHA-256 (label and MGF1), as the tests' keys use it:
    OAEP_SHA256 for *_init_ex, and one local encryption (encrypt = 1) or
    decryption with key in the default provider. */

@@ -8,7 +8,6 @@
 #include <openssl/err.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
-#include <openssl/store.h>
 #include <openssl/x509.h>
 
 #include <smartkey/smartkey.h>
@@ -194,27 +193,6 @@ int tc_set_latency(const emu_env *env, long ms)
     return emu_request(env, "POST", "/_emulator/latency", NULL, body, NULL) /
                100 ==
            2;
-}
-
-EVP_PKEY *tc_load_private_key(OSSL_LIB_CTX *libctx, const char *uri)
-{
-    OSSL_STORE_CTX *store =
-        OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-    EVP_PKEY *key = NULL;
-
-    if (store == NULL)
-        return NULL;
-    while (key == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            key = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(store);
-    return key;
 }
 
 char *tc_base64(const unsigned char *in, size_t len)

@@ -29,10 +29,6 @@ int tc_setup_failed(const char *why);
 /* in as base64 text (OPENSSL_free it); NULL when out of memory. */
 char *tc_base64(const unsigned char *in, size_t len);
 
-/* The first private key at uri (a smartkey: URI or a key reference file)
-   through OSSL_STORE in libctx (NULL: the default one); NULL if none. */
-EVP_PKEY *tc_load_private_key(OSSL_LIB_CTX *libctx, const char *uri);
-
 /* Points the provider at the emulator through the environment. */
 void tc_use_emulator(const emu_env *env);
 /* A library context with the modules of module_dir loaded, default first

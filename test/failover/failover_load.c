@@ -20,7 +20,7 @@
 #include <openssl/store.h>
 #include <openssl/x509.h>
 
-#include "test_common.h"
+#include "emu.h"
 
 static unsigned char *read_file(const char *path, long *len)
 {
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
             }
             printf("killed node 1 before load %d\n", i);
         }
-        key = tc_load_private_key(NULL, argv[1]);
+        key = emu_load_pkey(NULL, NULL, argv[1]);
         if (key != NULL && same_public_key(key, expected, expected_len)) {
             ok++;
         } else {

@@ -21,7 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/store.h>
 
-#include "test_common.h"
+#include "emu.h"
 
 static int report_key(EVP_PKEY *key)
 {
@@ -64,7 +64,7 @@ static int ssl_use(const char *key_path, const char *cert_path)
 
 static int store_load(const char *uri)
 {
-    return report_key(tc_load_private_key(NULL, uri));
+    return report_key(emu_load_pkey(NULL, NULL, uri));
 }
 
 int main(int argc, char **argv)

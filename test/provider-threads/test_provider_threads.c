@@ -54,8 +54,8 @@ static int load_and_read_keys(int rounds)
     int failures = 0;
 
     for (int i = 0; i < rounds; i++) {
-        EVP_PKEY *rsa = tc_load_private_key(NULL, "smartkey:name=threads-rsa");
-        EVP_PKEY *ec = tc_load_private_key(NULL, "smartkey:name=threads-ec");
+        EVP_PKEY *rsa = emu_load_pkey(NULL, NULL, "smartkey:name=threads-rsa");
+        EVP_PKEY *ec = emu_load_pkey(NULL, NULL, "smartkey:name=threads-ec");
 
         if (!key_reads_back(rsa, 2048, 256))
             failures++;
@@ -137,7 +137,7 @@ static void test_sixteen_threads_load_keys_with_one_session(void)
 
 static void test_forked_child_loads_keys_and_parent_still_does(void)
 {
-    EVP_PKEY *before = tc_load_private_key(NULL, "smartkey:name=threads-rsa");
+    EVP_PKEY *before = emu_load_pkey(NULL, NULL, "smartkey:name=threads-rsa");
     int status = -1;
     pid_t pid;
 

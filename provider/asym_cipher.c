@@ -77,12 +77,11 @@ typedef struct sk_rsa_cipher {
 
 static void *rsa_cipher_newctx(void *provctx)
 {
-    sk_rsa_cipher *ctx = OPENSSL_zalloc(sizeof(*ctx));
+    sk_rsa_cipher *ctx =
+        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating an RSA cipher");
 
-    if (ctx == NULL) {
-        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating an RSA cipher");
+    if (ctx == NULL)
         return NULL;
-    }
     ctx->provctx = provctx;
     ctx->padding = RSA_PKCS1_PADDING; /* OpenSSL's default for RSA */
     ctx->implicit_rejection = 1;      /* OpenSSL 3.2+'s default */
@@ -111,13 +110,12 @@ static void rsa_cipher_freectx(void *vctx)
 static void *rsa_cipher_dupctx(void *vctx)
 {
     const sk_rsa_cipher *from = vctx;
-    sk_rsa_cipher *copy = OPENSSL_malloc(sizeof(*copy));
+    sk_rsa_cipher *copy =
+        SK_CTX_ZALLOC(from->provctx, sizeof(*copy), "copying an RSA cipher");
     int ok = 1;
 
-    if (copy == NULL) {
-        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
+    if (copy == NULL)
         return NULL;
-    }
     *copy = *from;
     copy->key = sk_key_up_ref(from->key);
     copy->oaep_label = NULL;

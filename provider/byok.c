@@ -53,6 +53,13 @@ static OSSL_FUNC_asym_cipher_settable_ctx_params_fn byok_settable_ctx_params;
 static const char *const encoding_names[] = {"raw", "base64", "base64url"};
 #define ENCODING_COUNT (sizeof(encoding_names) / sizeof(encoding_names[0]))
 
+/* Raises SK_R_INVALID_PARAMETER for what the chosen format does not allow:
+   "smartkey-wrap-format FORMAT " and the text. */
+#define RAISE_FOR_FORMAT(ctx, fmt, ...)                                        \
+    SK_RAISE((ctx)->provctx, SK_R_INVALID_PARAMETER, "%s %s " fmt,             \
+             SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[(ctx)->format],  \
+             __VA_ARGS__)
+
 /* ---- the wrapped RSA cipher ------------------------------------------ */
 
 static void (*inner_function(int id))(void)
@@ -84,12 +91,11 @@ static void byok_freectx(void *vctx)
 
 static void *byok_newctx(void *provctx)
 {
-    sk_byok_cipher *ctx = OPENSSL_zalloc(sizeof(*ctx));
+    sk_byok_cipher *ctx =
+        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating an RSA cipher");
 
-    if (ctx == NULL) {
-        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating an RSA cipher");
+    if (ctx == NULL)
         return NULL;
-    }
     ctx->provctx = provctx;
     ctx->inner =
         INNER(asym_cipher_newctx, OSSL_FUNC_ASYM_CIPHER_NEWCTX)(provctx);
@@ -103,13 +109,12 @@ static void *byok_newctx(void *provctx)
 static void *byok_dupctx(void *vctx)
 {
     const sk_byok_cipher *from = vctx;
-    sk_byok_cipher *copy = OPENSSL_zalloc(sizeof(*copy));
+    sk_byok_cipher *copy =
+        SK_CTX_ZALLOC(from->provctx, sizeof(*copy), "copying an RSA cipher");
     int ok = 1;
 
-    if (copy == NULL) {
-        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
+    if (copy == NULL)
         return NULL;
-    }
     *copy = *from;
     copy->key = from->key != NULL ? sk_key_up_ref(from->key) : NULL;
     copy->kid = sk_strdup_or_null(from->kid, &ok);
@@ -365,10 +370,8 @@ static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
     }
     label_len = params[4].return_size;
     if (ws->subject_uri[0] == '\0') {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "%s %s needs %s: the key whose artifact is made",
-                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
-                 SMARTKEY_PARAM_WRAP_SUBJECT);
+        RAISE_FOR_FORMAT(ctx, "needs %s: the key whose artifact is made",
+                         SMARTKEY_PARAM_WRAP_SUBJECT);
         return 0;
     }
     if (!sk_uri_parse(ws->subject_uri, &ws->subject, why, sizeof(why))) {
@@ -379,11 +382,10 @@ static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
     if (!needs_oaep)
         return 1;
     if (strcasecmp(pad, OSSL_PKEY_RSA_PAD_MODE_OAEP) != 0) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "%s %s wraps with RSA-OAEP; add -pkeyopt "
-                 "rsa_padding_mode:oaep (padding %s requested)",
-                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
-                 pad);
+        RAISE_FOR_FORMAT(ctx,
+                         "wraps with RSA-OAEP; add -pkeyopt "
+                         "rsa_padding_mode:oaep (padding %s requested)",
+                         pad);
         return 0;
     }
     if (label_len > 0) {
@@ -406,11 +408,10 @@ static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
     if ((ctx->format == FORMAT_AZURE_BYOK || ctx->format == FORMAT_JWE ||
          ctx->format == FORMAT_SALESFORCE_CACHE_ONLY) &&
         strcmp(ws->oaep_hash, "SHA1") != 0) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "%s %s uses RSA-OAEP with SHA-1 (MGF1 SHA-1), not %s: "
-                 "set rsa_oaep_md:sha1 or leave it out",
-                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
-                 oaep);
+        RAISE_FOR_FORMAT(ctx,
+                         "uses RSA-OAEP with SHA-1 (MGF1 SHA-1), not %s: "
+                         "set rsa_oaep_md:sha1 or leave it out",
+                         oaep);
         return 0;
     }
     return 1;
@@ -478,13 +479,12 @@ static int subject_fits_format(sk_byok_cipher *ctx, const wrap_settings *ws)
                  "carries: nothing was made",
                  SMARTKEY_PARAM_WRAP_FORMAT, ws->subject_uri, kind);
     else
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "%s %s carries an AES or SECRET key; %.256s is %s key: "
-                 "nothing was made. For an RSA or EC private key use -pkeyopt "
-                 "%s:%s",
-                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
-                 ws->subject_uri, kind, SMARTKEY_PARAM_WRAP_FORMAT,
-                 SMARTKEY_WRAP_FORMAT_RSA_AES_KEY_WRAP);
+        RAISE_FOR_FORMAT(ctx,
+                         "carries an AES or SECRET key; %.256s is %s key: "
+                         "nothing was made. For an RSA or EC private key use "
+                         "-pkeyopt %s:%s",
+                         ws->subject_uri, kind, SMARTKEY_PARAM_WRAP_FORMAT,
+                         SMARTKEY_WRAP_FORMAT_RSA_AES_KEY_WRAP);
     return 0;
 }
 
@@ -624,19 +624,16 @@ static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
         goto done;
     }
     if (is_text_format(ctx->format) && ctx->encoding != ENCODING_RAW) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "%s %s is a text document: leave %s out",
-                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
-                 SMARTKEY_PARAM_WRAP_ENCODING);
+        RAISE_FOR_FORMAT(ctx, "is a text document: leave %s out",
+                         SMARTKEY_PARAM_WRAP_ENCODING);
         goto done;
     }
     if (ctx->format != FORMAT_RSA_OAEP && ctx->format != FORMAT_SHA256 &&
         ctx->format != FORMAT_RSA_AES_KEY_WRAP && ctx->kid == NULL) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "%s %s needs %s: the key id the cloud gave its wrapping "
-                 "key",
-                 SMARTKEY_PARAM_WRAP_FORMAT, sk_byok_format_names[ctx->format],
-                 SMARTKEY_PARAM_WRAP_KID);
+        RAISE_FOR_FORMAT(ctx,
+                         "needs %s: the key id the cloud gave its wrapping "
+                         "key",
+                         SMARTKEY_PARAM_WRAP_KID);
         goto done;
     }
     if (out == NULL) {

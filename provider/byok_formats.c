@@ -148,6 +148,14 @@ static int answer_wrong(byok_call *call, const char *what, const char *fmt, ...)
     return 0;
 }
 
+/* The call fails for want of memory while doing what doing says. */
+static int out_of_memory(byok_call *call, const char *doing)
+{
+    call->failed = doing;
+    call->err.kind = SK_ERR_NOMEM;
+    return 0;
+}
+
 /* An RSA-OAEP block under the wrapping key is exactly its modulus long. */
 static int oaep_block_sound(byok_call *call, const sk_wrapkey_result *rsa)
 {
@@ -258,8 +266,7 @@ static int rsa_aes_key_wrap(byok_call *call, unsigned char **out,
             memcpy(*out + rsa.wrapped_len, kwp.wrapped, kwp.wrapped_len);
             ok = 1;
         } else {
-            call->failed = "assembling the artifact";
-            call->err.kind = SK_ERR_NOMEM;
+            out_of_memory(call, "assembling the artifact");
         }
     }
     sk_wrapkey_result_clear(&kwp);
@@ -331,10 +338,9 @@ static int jwe_compact(byok_call *call, char **out)
         !wrap_transient_under_rsa(call, &rsa) || !oaep_block_sound(call, &rsa))
         goto done;
     if (gcm.tag_len != JWE_TAG_BITS / 8) {
-        call->failed = "reading SmartKey's GCM tag";
-        call->err.kind = SK_ERR_PROTOCOL;
-        snprintf(call->err.message, sizeof(call->err.message),
-                 "the tag is %zu bytes, not %d", gcm.tag_len, JWE_TAG_BITS / 8);
+        answer_wrong(call, "reading SmartKey's GCM tag",
+                     "the tag is %zu bytes, not %d", gcm.tag_len,
+                     JWE_TAG_BITS / 8);
         goto done;
     }
     call->failed = "assembling the JWE";
@@ -365,7 +371,10 @@ done:
 }
 
 /* A JSON document as the artifact's bytes. */
-static int json_artifact(json_t *doc, unsigned char **out, size_t *out_len)
+/* The artifact as doc's indented text (doc is released); on failure the
+   call records doing as what ran out of memory. */
+static int json_artifact(byok_call *call, json_t *doc, const char *doing,
+                         unsigned char **out, size_t *out_len)
 {
     char *text = doc != NULL
                      ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
@@ -373,11 +382,11 @@ static int json_artifact(json_t *doc, unsigned char **out, size_t *out_len)
 
     json_decref(doc);
     if (text == NULL)
-        return 0;
+        return out_of_memory(call, doing);
     *out_len = strlen(text);
     *out = OPENSSL_memdup(text, *out_len);
     json_text_free(text);
-    return *out != NULL;
+    return *out != NULL ? 1 : out_of_memory(call, doing);
 }
 
 /* Azure Key Vault's "Bring your own key specification" transfer file. */
@@ -401,12 +410,7 @@ static int azure_byok(byok_call *call, unsigned char **out, size_t *out_len)
                           "smartkey " SMARTKEY_VERSION " (OpenSSL provider); "
                           "SmartKey");
     OPENSSL_free(ciphertext);
-    if (!json_artifact(doc, out, out_len)) {
-        call->failed = "assembling the .byok file";
-        call->err.kind = SK_ERR_NOMEM;
-        return 0;
-    }
-    return 1;
+    return json_artifact(call, doc, "assembling the .byok file", out, out_len);
 }
 
 static int jwe_artifact(byok_call *call, int salesforce, unsigned char **out,
@@ -424,12 +428,8 @@ static int jwe_artifact(byok_call *call, int salesforce, unsigned char **out,
     }
     doc = json_pack("{s:s,s:s}", "kid", call->ctx->kid, "jwe", jwe);
     OPENSSL_free(jwe);
-    if (!json_artifact(doc, out, out_len)) {
-        call->failed = "assembling the key service's answer";
-        call->err.kind = SK_ERR_NOMEM;
-        return 0;
-    }
-    return 1;
+    return json_artifact(call, doc, "assembling the key service's answer", out,
+                         out_len);
 }
 
 /* R7: SHA-256 of the subject's value, computed inside SmartKey. */

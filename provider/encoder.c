@@ -22,6 +22,7 @@
 
 #include "keyref.h"
 #include "names.h"
+#include "params.h"
 
 /* The dispatch functions, typed: a wrong signature does not compile. */
 static OSSL_FUNC_encoder_newctx_fn keyref_pem_newctx;
@@ -110,12 +111,11 @@ typedef struct sk_keyref_encoder_ctx {
 
 static void *keyref_newctx(sk_provctx *provctx, int pem, int pkcs8)
 {
-    sk_keyref_encoder_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
+    sk_keyref_encoder_ctx *ctx =
+        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating a key encoder");
 
-    if (ctx == NULL) {
-        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a key encoder");
+    if (ctx == NULL)
         return NULL;
-    }
     ctx->provctx = provctx;
     ctx->pem = pem;
     ctx->pkcs8 = pkcs8;

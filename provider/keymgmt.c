@@ -49,12 +49,11 @@ static OSSL_FUNC_keymgmt_query_operation_name_fn ec_query_operation_name;
 
 static void *keymgmt_new(void *provctx)
 {
-    sk_keydata *keydata = OPENSSL_zalloc(sizeof(*keydata));
+    sk_keydata *keydata =
+        SK_CTX_ZALLOC(provctx, sizeof(*keydata), "creating a key handle");
 
-    if (keydata == NULL) {
-        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a key handle");
+    if (keydata == NULL)
         return NULL;
-    }
     keydata->provctx = provctx;
     return keydata;
 }
@@ -593,12 +592,11 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[],
                       sk_key_type type)
 {
-    sk_genctx *gen = OPENSSL_zalloc(sizeof(*gen));
+    sk_genctx *gen =
+        SK_CTX_ZALLOC(provctx, sizeof(*gen), "starting key generation");
 
-    if (gen == NULL) {
-        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "starting key generation");
+    if (gen == NULL)
         return NULL;
-    }
     gen->provctx = provctx;
     gen->type = type;
     gen->selection = selection;

@@ -141,3 +141,13 @@ char *sk_strdup_or_null(const char *s, int *ok)
         *ok = 0;
     return copy;
 }
+
+void *sk_ctx_zalloc(sk_provctx *provctx, size_t size, const char *doing,
+                    const char *file, int line, const char *func)
+{
+    void *ctx = OPENSSL_zalloc(size);
+
+    if (ctx == NULL)
+        sk_raise(provctx, file, line, func, SK_R_OUT_OF_MEMORY, "%s", doing);
+    return ctx;
+}

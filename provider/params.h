@@ -40,4 +40,14 @@ int sk_param_text(sk_provctx *ctx, const OSSL_PARAM *p, char *buf, size_t len);
    the copy fails, NULL and *ok set to 0. */
 char *sk_strdup_or_null(const char *s, int *ok);
 
+/*
+ * A zeroed context of size bytes whose provctx member the caller sets; NULL
+ * with SK_R_OUT_OF_MEMORY raised (the message names what was being done)
+ * when it cannot be allocated. SK_CTX_ZALLOC records the caller's place.
+ */
+void *sk_ctx_zalloc(sk_provctx *provctx, size_t size, const char *doing,
+                    const char *file, int line, const char *func);
+#define SK_CTX_ZALLOC(provctx, size, doing)                                    \
+    sk_ctx_zalloc((provctx), (size), (doing), __FILE__, __LINE__, __func__)
+
 #endif

@@ -139,21 +139,27 @@ static const OSSL_PARAM *gettable_params(void *provctx)
     return provider_param_types;
 }
 
+/* The provider's texts, as OSSL_PROV_PARAM_* asks for them. */
+static const struct {
+    const char *key;
+    const char *text;
+} provider_texts[] = {
+    {OSSL_PROV_PARAM_NAME, "SmartKey Provider"},
+    {OSSL_PROV_PARAM_VERSION, SMARTKEY_VERSION},
+    {OSSL_PROV_PARAM_BUILDINFO,
+     "smartkey " SMARTKEY_VERSION ", built with " OPENSSL_VERSION_TEXT},
+};
+
 static int get_params(void *provctx, OSSL_PARAM params[])
 {
     OSSL_PARAM *p;
 
-    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME);
-    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, "SmartKey Provider"))
-        return 0;
-    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION);
-    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, SMARTKEY_VERSION))
-        return 0;
-    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO);
-    if (p != NULL &&
-        !OSSL_PARAM_set_utf8_ptr(p, "smartkey " SMARTKEY_VERSION
-                                    ", built with " OPENSSL_VERSION_TEXT))
-        return 0;
+    for (size_t i = 0; i < sizeof(provider_texts) / sizeof(provider_texts[0]);
+         i++) {
+        p = OSSL_PARAM_locate(params, provider_texts[i].key);
+        if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, provider_texts[i].text))
+            return 0;
+    }
     /* "running": SmartKey itself is only contacted on first use */
     p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS);
     if (p != NULL && !OSSL_PARAM_set_int(p, 1))

@@ -113,12 +113,11 @@ static EVP_MD *fetch_signable_digest(sk_signature_ctx *ctx, const char *name,
 
 static void *newctx(void *provctx, sk_key_type algorithm)
 {
-    sk_signature_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
+    sk_signature_ctx *ctx =
+        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating a signature context");
 
-    if (ctx == NULL) {
-        SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "creating a signature context");
+    if (ctx == NULL)
         return NULL;
-    }
     ctx->provctx = provctx;
     ctx->algorithm = algorithm;
     ctx->padding = RSA_PKCS1_PADDING;
@@ -159,13 +158,11 @@ static void freectx(void *vctx)
 static void *dupctx(void *vctx)
 {
     const sk_signature_ctx *from = vctx;
-    sk_signature_ctx *copy = OPENSSL_zalloc(sizeof(*copy));
+    sk_signature_ctx *copy = SK_CTX_ZALLOC(from->provctx, sizeof(*copy),
+                                           "copying a signature context");
 
-    if (copy == NULL) {
-        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY,
-                 "copying a signature context");
+    if (copy == NULL)
         return NULL;
-    }
     *copy = *from;
     copy->key = NULL;
     copy->md = NULL;

@@ -71,6 +71,26 @@ int sk_uri_is_uuid(const char *s, size_t len)
     return 1;
 }
 
+#define NOT_A_KID                                                              \
+    "kid= must be a key id such as 0b5c1c0e-3c1f-4a5e-9f6d-2a4b6c8d0e1f"
+
+/* Keeps decoded in *slot (name=, kid=): refused (and freed) when the
+   attribute was given already, or when problem says what is wrong with it. */
+static int keep_text_attribute(char **slot, char *decoded, const char *name,
+                               const char *problem, char *why, size_t why_len)
+{
+    if (*slot != NULL) {
+        snprintf(why, why_len, "attribute %s= given twice", name);
+    } else if (problem != NULL) {
+        snprintf(why, why_len, "%s", problem);
+    } else {
+        *slot = decoded;
+        return 1;
+    }
+    OPENSSL_free(decoded);
+    return 0;
+}
+
 /* Attribute names compare case-sensitively, as in RFC 7512 (pkcs11:). */
 static int set_attribute(sk_uri *out, const char *attr, size_t attr_len,
                          const char *value, size_t value_len, char *why,
@@ -90,28 +110,15 @@ static int set_attribute(sk_uri *out, const char *attr, size_t attr_len,
     if (decoded == NULL)
         return 0;
 
-    if (strcmp(name, SMARTKEY_URI_ATTR_NAME) == 0) {
-        if (out->name != NULL)
-            goto duplicate;
-        if (decoded[0] == '\0') {
-            snprintf(why, why_len, "empty key name");
-            goto fail;
-        }
-        out->name = decoded;
-        return 1;
-    }
-    if (strcmp(name, SMARTKEY_URI_ATTR_KID) == 0) {
-        if (out->kid != NULL)
-            goto duplicate;
-        if (!sk_uri_is_uuid(decoded, strlen(decoded))) {
-            snprintf(why, why_len,
-                     "kid= must be a key id such as "
-                     "0b5c1c0e-3c1f-4a5e-9f6d-2a4b6c8d0e1f");
-            goto fail;
-        }
-        out->kid = decoded;
-        return 1;
-    }
+    if (strcmp(name, SMARTKEY_URI_ATTR_NAME) == 0)
+        return keep_text_attribute(&out->name, decoded, name,
+                                   decoded[0] == '\0' ? "empty key name" : NULL,
+                                   why, why_len);
+    if (strcmp(name, SMARTKEY_URI_ATTR_KID) == 0)
+        return keep_text_attribute(
+            &out->kid, decoded, name,
+            sk_uri_is_uuid(decoded, strlen(decoded)) ? NULL : NOT_A_KID, why,
+            why_len);
     if (strcmp(name, SMARTKEY_URI_ATTR_TYPE) == 0) {
         if (out->type != SK_URI_TYPE_ANY)
             goto duplicate;

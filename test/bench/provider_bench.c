@@ -63,20 +63,9 @@ static int op_encrypt(int thread)
 
 static int op_decrypt(int thread)
 {
-    OSSL_PARAM params[5];
-    unsigned char plain[256];
-    size_t plain_len = sizeof(plain);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
-    int ok;
-
     (void)thread;
-    tc_oaep_params(params, NULL);
-    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
-         EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
-         plain_len == sizeof(secret) - 1 &&
-         memcmp(plain, secret, plain_len) == 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_decrypts_to(libctx, rsa_key, cipher, cipher_len, secret,
+                          sizeof(secret) - 1);
 }
 
 static int op_wrap(int thread)

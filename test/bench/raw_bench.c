@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "bench_common.h"
+#include "test_common.h"
 
 static const unsigned char secret[] = "bench: thirty-two bytes secret!!";
 static const unsigned char message[] = "a message to sign";
@@ -49,15 +50,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     b->len += size * n;
     b->data[b->len] = '\0';
     return size * n;
-}
-
-static char *base64(const unsigned char *in, size_t len)
-{
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-
-    if (out != NULL)
-        EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    return out;
 }
 
 static unsigned char *unbase64(const char *in, size_t *len)
@@ -293,8 +285,8 @@ int main(int argc, char **argv)
         !encrypt_public(cipher, &cipher_len) ||
         !EVP_Digest(message, sizeof(message) - 1, hash, &hash_len, EVP_sha256(),
                     NULL) ||
-        (cipher_b64 = base64(cipher, cipher_len)) == NULL ||
-        (hash_b64 = base64(hash, hash_len)) == NULL) {
+        (cipher_b64 = tc_base64(cipher, cipher_len)) == NULL ||
+        (hash_b64 = tc_base64(hash, hash_len)) == NULL) {
         fprintf(stderr, "%s: cannot set up (session, keys)\n", argv[0]);
         return 1;
     }

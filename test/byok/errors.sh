@@ -8,10 +8,7 @@ source "$(dirname "$0")/lib.sh"
 find_python
 cli_start "$1" "$2"
 
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
-    -out "$WORK/cloud.pem" 2>/dev/null &&
-    openssl pkey -in "$WORK/cloud.pem" -pubout -out "$WORK/cloud-pub.pem" ||
-    fatal "cannot make a local RSA key"
+local_rsa_key "$WORK/cloud.pem" "$WORK/cloud-pub.pem"
 openssl rand -out "$WORK/aes.bin" 32
 import_key Cloud-Secret-Key AES "$WORK/aes.bin" >/dev/null ||
     fatal "cannot import the AES key"
@@ -109,11 +106,16 @@ check "hash of a key without EXPORT: refused by SmartKey" \
 check "hash of a key without EXPORT: no output" no_output
 # A transient key is lost when SmartKey renews the session between two
 # calls (404): the sequence runs once more, once; a second loss is an error.
-control POST /_emulator/faults '{"path": "/crypto/v1/wrapkey", "count": 1,
-    "action": "status", "status": 404}' >/dev/null
-counters_reset
-byok_artifact "$WORK/artifact" "$PEM" sha256 Cloud-Secret-Key \
-    rsa-aes-key-wrap
+# wrap_losing_transient_keys N: the next N wrapkey calls answer 404, then a
+# Cloud-Secret-Key artifact is made with the counters reset.
+wrap_losing_transient_keys() {
+    control POST /_emulator/faults "{\"path\": \"/crypto/v1/wrapkey\",
+        \"count\": $1, \"action\": \"status\", \"status\": 404}" >/dev/null
+    counters_reset
+    byok_artifact "$WORK/artifact" "$PEM" sha256 Cloud-Secret-Key \
+        rsa-aes-key-wrap
+}
+wrap_losing_transient_keys 1
 check "a lost transient key: the sequence is run again" succeeded
 check "a lost transient key: two transient keys, three wraps" \
     equals "$(counter '.requests["POST /crypto/v1/keys"]'),$(counter \
@@ -121,11 +123,7 @@ check "a lost transient key: two transient keys, three wraps" \
 check "a lost transient key: the artifact verifies" \
     verify rsa-aes "$WORK/cloud.pem" "$WORK/artifact" "$WORK/aes.bin" \
     --hash sha256
-control POST /_emulator/faults '{"path": "/crypto/v1/wrapkey", "count": 2,
-    "action": "status", "status": 404}' >/dev/null
-counters_reset
-byok_artifact "$WORK/artifact" "$PEM" sha256 Cloud-Secret-Key \
-    rsa-aes-key-wrap
+wrap_losing_transient_keys 2
 check "a transient key lost twice: fails cleanly" failed_cleanly
 check "a transient key lost twice: tried twice only" \
     equals "$(counter '.requests["POST /crypto/v1/wrapkey"]')" 2

@@ -21,8 +21,8 @@ CONFIG_SNIPPET=$TOP_DIR/openssl.cnf.d/smartkey.cnf
 # Upper bound for one openssl run; generous because 2 cores run ctest -j.
 CLI_TIMEOUT=${CLI_TIMEOUT:-60}
 
-passed=0
-failed=0
+# shellcheck source=../common/checks.sh
+source "$CLI_DIR/../common/checks.sh"
 EMULATOR_PID=""
 WORK=""
 
@@ -351,23 +351,14 @@ pem_to_der() {
 
 # ---- assertions ----
 
-# check DESCRIPTION CMD ARGS...: one assertion; on failure shows the last
-# openssl command and its stderr.
-check() {
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        echo "ok   - $what"
-    else
-        failed=$((failed + 1))
-        echo "FAIL - $what"
-        echo "       assertion: $*"
-        if [[ -n $LAST_COMMAND ]]; then
-            echo "       last command: $LAST_COMMAND (exit $RC)"
-            if [[ -s $ERR ]]; then
-                sed -n '1,15s/^/       stderr: /p' "$ERR"
-            fi
+# check DESCRIPTION CMD ARGS... (common/checks.sh): one assertion; on
+# failure this shows the last openssl command and its stderr.
+check_failure_details() {
+    echo "       assertion: $*"
+    if [[ -n $LAST_COMMAND ]]; then
+        echo "       last command: $LAST_COMMAND (exit $RC)"
+        if [[ -s $ERR ]]; then
+            sed -n '1,15s/^/       stderr: /p' "$ERR"
         fi
     fi
 }
@@ -419,7 +410,6 @@ fatal() {
 }
 
 finish() {
-    echo "$passed passed, $failed failed"
-    [[ $failed -eq 0 ]]
+    tally
     exit $?
 }

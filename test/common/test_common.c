@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -158,17 +159,26 @@ int tc_local_oaep(EVP_PKEY *key, int encrypt, const unsigned char *in,
 int tc_sign_and_verify(OSSL_LIB_CTX *libctx, EVP_PKEY *key, EVP_PKEY *verifier,
                        const unsigned char *msg, size_t msg_len)
 {
+    return tc_sign_and_verify_ex(libctx, NULL, key, "provider=default",
+                                 verifier, msg, msg_len);
+}
+
+int tc_sign_and_verify_ex(OSSL_LIB_CTX *libctx, const char *sign_propq,
+                          EVP_PKEY *key, const char *verify_propq,
+                          EVP_PKEY *verifier, const unsigned char *msg,
+                          size_t msg_len)
+{
     unsigned char sig[1024];
     size_t sig_len = sizeof(sig);
     EVP_MD_CTX *md = EVP_MD_CTX_new(), *check = EVP_MD_CTX_new();
     int ok;
 
     ok = md != NULL && check != NULL &&
-         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, key, NULL) >
-             0 &&
+         EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, sign_propq, key,
+                               NULL) > 0 &&
          EVP_DigestSign(md, sig, &sig_len, msg, msg_len) > 0 &&
-         EVP_DigestVerifyInit_ex(check, NULL, "SHA256", libctx,
-                                 "provider=default", verifier, NULL) > 0 &&
+         EVP_DigestVerifyInit_ex(check, NULL, "SHA256", libctx, verify_propq,
+                                 verifier, NULL) > 0 &&
          EVP_DigestVerify(check, sig, sig_len, msg, msg_len) == 1;
     EVP_MD_CTX_free(md);
     EVP_MD_CTX_free(check);
@@ -183,4 +193,31 @@ int tc_set_latency(const emu_env *env, long ms)
     return emu_request(env, "POST", "/_emulator/latency", NULL, body, NULL) /
                100 ==
            2;
+}
+
+char *tc_base64(const unsigned char *in, size_t len)
+{
+    char *out = OPENSSL_malloc(4 * ((len + 2) / 3) + 1);
+
+    if (out != NULL)
+        EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return out;
+}
+
+int tc_decrypts_to(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
+                   const unsigned char *cipher, size_t cipher_len,
+                   const unsigned char *expected, size_t len)
+{
+    OSSL_PARAM params[5];
+    unsigned char plain[1024];
+    size_t plain_len = sizeof(plain);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
+    int ok;
+
+    tc_oaep_params(params, NULL);
+    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
+         EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
+         plain_len == len && memcmp(plain, expected, len) == 0;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
 }

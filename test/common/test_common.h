@@ -26,6 +26,9 @@ int tc_report(void);
    returns the exit status (1). */
 int tc_setup_failed(const char *why);
 
+/* in as base64 text (OPENSSL_free it); NULL when out of memory. */
+char *tc_base64(const unsigned char *in, size_t len);
+
 /* Points the provider at the emulator through the environment. */
 void tc_use_emulator(const emu_env *env);
 /* A library context with the modules of module_dir loaded, default first
@@ -49,6 +52,11 @@ void tc_oaep_params(OSSL_PARAM params[5], const char *subject_uri);
 int tc_encrypt_oaep(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
                     const unsigned char *in, size_t in_len, unsigned char *out,
                     size_t *out_len);
+/* One RSA-OAEP SHA-256 decryption of cipher with key (fetched in libctx):
+   1 when it gives exactly the len bytes of expected. */
+int tc_decrypts_to(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
+                   const unsigned char *cipher, size_t cipher_len,
+                   const unsigned char *expected, size_t len);
 /* RSA-OAEP with SHA-256 (label and MGF1), as the tests' keys use it:
    OAEP_SHA256 for *_init_ex, and one local encryption (encrypt = 1) or
    decryption with key in the default provider. */
@@ -59,6 +67,12 @@ int tc_local_oaep(EVP_PKEY *key, int encrypt, const unsigned char *in,
    with verifier in the default provider (the check costs no request). */
 int tc_sign_and_verify(OSSL_LIB_CTX *libctx, EVP_PKEY *key, EVP_PKEY *verifier,
                        const unsigned char *msg, size_t msg_len);
+/* The same with the property queries of the signature (sign_propq) and of
+   its check (verify_propq) chosen by the caller. */
+int tc_sign_and_verify_ex(OSSL_LIB_CTX *libctx, const char *sign_propq,
+                          EVP_PKEY *key, const char *verify_propq,
+                          EVP_PKEY *verifier, const unsigned char *msg,
+                          size_t msg_len);
 /* The emulator's added latency for every request (test control). */
 int tc_set_latency(const emu_env *env, long ms);
 

@@ -20,6 +20,8 @@
 #include <openssl/store.h>
 #include <openssl/x509.h>
 
+#include "emu.h"
+
 static unsigned char *read_file(const char *path, long *len)
 {
     FILE *f = fopen(path, "rb");
@@ -39,28 +41,6 @@ static unsigned char *read_file(const char *path, long *len)
     return data;
 }
 
-static EVP_PKEY *load_key(const char *uri)
-{
-    OSSL_STORE_CTX *store =
-        OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-    EVP_PKEY *key = NULL;
-
-    if (store == NULL)
-        return NULL;
-    while (key == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            key = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(store);
-    return key;
-}
-
-/* 1 when the key's public half is exactly the SPKI SmartKey holds. */
 static int same_public_key(EVP_PKEY *key, const unsigned char *expected,
                            long expected_len)
 {
@@ -102,7 +82,7 @@ int main(int argc, char **argv)
             }
             printf("killed node 1 before load %d\n", i);
         }
-        key = load_key(argv[1]);
+        key = emu_load_pkey(NULL, NULL, argv[1]);
         if (key != NULL && same_public_key(key, expected, expected_len)) {
             ok++;
         } else {

@@ -258,23 +258,14 @@ typedef struct fixture {
     unsigned char secret[32];
 } fixture;
 
-static char *base64_of(const unsigned char *der, size_t len)
-{
-    char *out = OPENSSL_malloc(4 * ((len + 2) / 3) + 1);
-
-    if (out != NULL)
-        EVP_EncodeBlock((unsigned char *)out, der, (int)len);
-    return out;
-}
-
 /* Imports the stand-in RSA key (so that results can be checked locally)
    and a 32-byte SECRET to wrap. */
 static int import_keys(fixture *fx)
 {
     unsigned char *der = NULL;
     int der_len = i2d_PrivateKey(fx->standin, &der);
-    char *value = der_len > 0 ? base64_of(der, (size_t)der_len) : NULL;
-    char *secret = base64_of(fx->secret, sizeof(fx->secret));
+    char *value = der_len > 0 ? tc_base64(der, (size_t)der_len) : NULL;
+    char *secret = tc_base64(fx->secret, sizeof(fx->secret));
     char *body = NULL;
     long rsa_status = 0, secret_status = 0;
     char authorization[560];

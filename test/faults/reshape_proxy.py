@@ -27,14 +27,13 @@ The port is written to PORT_FILE once listening."""
 import base64
 import json
 import os
-import ssl
 import sys
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "common"))
+import tls_relay  # noqa: E402
 
 UPSTREAM, CA_FILE, SHAPE_FILE, PORT_FILE = sys.argv[1:5]
-TLS = ssl.create_default_context(cafile=CA_FILE)
 RESULT_FIELD = {
     "/crypto/v1/sign": "signature",
     "/crypto/v1/decrypt": "plain",
@@ -44,22 +43,19 @@ RESULT_FIELD = {
 OTHER_KID = "00000000-0000-4000-8000-000000000bad"
 
 
+RESHAPES = {
+    "drop-last": lambda value: value[:-1],
+    "extra-byte": lambda value: value + b"\x01",
+    "empty": lambda value: b"",
+    "oversized": lambda value: os.urandom(600),
+    "over-oaep": lambda value: os.urandom(191),
+    "one-byte": lambda value: b"\x01",
+    "over-pkcs1": lambda value: os.urandom(246),
+}
+
+
 def reshape(value, shape):
-    if shape == "drop-last":
-        return value[:-1]
-    if shape == "extra-byte":
-        return value + b"\x01"
-    if shape == "empty":
-        return b""
-    if shape == "oversized":
-        return os.urandom(600)
-    if shape == "over-oaep":
-        return os.urandom(191)
-    if shape == "one-byte":
-        return b"\x01"
-    if shape == "over-pkcs1":
-        return os.urandom(246)
-    return value
+    return RESHAPES.get(shape, lambda value: value)(value)
 
 
 def reshape_request(path, body, shape):
@@ -90,61 +86,20 @@ def read_shape():
         return f.read().strip()
 
 
-class Relay(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def relay(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        body = reshape_request(self.path.split("?")[0], body, read_shape())
-        headers = {name: value for name, value in self.headers.items()
-                   if name.lower() not in ("host", "connection",
-                                           "content-length", "expect")}
-        upstream = urllib.request.Request(UPSTREAM + self.path, data=body,
-                                          headers=headers,
-                                          method=self.command)
-        try:
-            with urllib.request.urlopen(upstream, context=TLS) as answer:
-                status, payload = answer.status, answer.read()
-                kind = answer.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as error:
-            status, payload = error.code, error.read()
-            kind = error.headers.get("Content-Type", "")
-        path = self.path.split("?")[0]
-        field = RESULT_FIELD.get(path)
-        shape = read_shape()
-        if status // 100 == 2 and shape != "as-is" and payload:
-            answer_json = json.loads(payload)
-            if isinstance(answer_json, dict):
-                if field is not None and field in answer_json:
-                    value = base64.b64decode(answer_json[field])
-                    answer_json[field] = base64.b64encode(
-                        reshape(value, shape)).decode()
-                answer_json = hostile_answer(path, answer_json, shape)
-                payload = json.dumps(answer_json).encode()
-        self.send_response(status)
-        if kind:
-            self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = relay
+def change_answer(method, path, status, payload):
+    shape = read_shape()
+    if status // 100 != 2 or shape == "as-is" or not payload:
+        return payload
+    answer = json.loads(payload)
+    if not isinstance(answer, dict):
+        return payload
+    field = RESULT_FIELD.get(path)
+    if field is not None and field in answer:
+        value = base64.b64decode(answer[field])
+        answer[field] = base64.b64encode(reshape(value, shape)).decode()
+    return json.dumps(hostile_answer(path, answer, shape)).encode()
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
-# The provider speaks HTTPS only: the proxy serves the emulator's own server
-# certificate (beside its CA file), so the test's ca_file trusts it as well.
-# The handshake runs in the handler's thread, not in accept().
-listener = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-listener.load_cert_chain(os.path.join(os.path.dirname(CA_FILE), "server.pem"),
-                         os.path.join(os.path.dirname(CA_FILE), "server-key.pem"))
-server.socket = listener.wrap_socket(server.socket, server_side=True,
-                                     do_handshake_on_connect=False)
-with open(PORT_FILE + ".tmp", "w") as f:
-    f.write(str(server.server_address[1]))
-os.rename(PORT_FILE + ".tmp", PORT_FILE)
-server.serve_forever()
+tls_relay.serve(UPSTREAM, CA_FILE, PORT_FILE,
+                lambda path, body: reshape_request(path, body, read_shape()),
+                change_answer)

@@ -21,6 +21,8 @@
 #include <openssl/ssl.h>
 #include <openssl/store.h>
 
+#include "emu.h"
+
 static int report_key(EVP_PKEY *key)
 {
     if (key == NULL)
@@ -62,22 +64,7 @@ static int ssl_use(const char *key_path, const char *cert_path)
 
 static int store_load(const char *uri)
 {
-    OSSL_STORE_CTX *store = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
-    EVP_PKEY *key = NULL;
-
-    if (store == NULL)
-        return 0;
-    while (key == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            key = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(store);
-    return report_key(key);
+    return report_key(emu_load_pkey(NULL, NULL, uri));
 }
 
 int main(int argc, char **argv)

@@ -66,19 +66,8 @@ static int op_encrypt(void)
 
 static int op_decrypt(void)
 {
-    OSSL_PARAM params[5];
-    unsigned char plain[256];
-    size_t plain_len = sizeof(plain);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, rsa_key, NULL);
-    int ok;
-
-    tc_oaep_params(params, NULL);
-    ok = ctx != NULL && EVP_PKEY_decrypt_init_ex(ctx, params) > 0 &&
-         EVP_PKEY_decrypt(ctx, plain, &plain_len, cipher, cipher_len) > 0 &&
-         plain_len == sizeof(secret) - 1 &&
-         memcmp(plain, secret, plain_len) == 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return tc_decrypts_to(libctx, rsa_key, cipher, cipher_len, secret,
+                          sizeof(secret) - 1);
 }
 
 /* As an application does it: asks for the size first, then wraps. */

@@ -20,6 +20,7 @@
 #include <openssl/store.h>
 #include <smartkey/smartkey.h>
 #include "emu.h"
+#include "test_common.h"
 
 #define AUTH_REQUEST "POST /sys/v1/session/auth"
 #define THREADS      16
@@ -28,26 +29,6 @@
 static emu_env env;
 static const char *module_dir;
 static OSSL_PROVIDER *default_provider, *smartkey_provider;
-
-static EVP_PKEY *load_key(const char *uri)
-{
-    OSSL_STORE_CTX *store = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
-    EVP_PKEY *pkey = NULL;
-
-    if (store == NULL)
-        return NULL;
-    while (pkey == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(store);
-    return pkey;
-}
 
 /* Reads what applications read from a key: size, bits and parameters. */
 static int key_reads_back(EVP_PKEY *pkey, int bits, int max_size)
@@ -73,8 +54,8 @@ static int load_and_read_keys(int rounds)
     int failures = 0;
 
     for (int i = 0; i < rounds; i++) {
-        EVP_PKEY *rsa = load_key("smartkey:name=threads-rsa");
-        EVP_PKEY *ec = load_key("smartkey:name=threads-ec");
+        EVP_PKEY *rsa = emu_load_pkey(NULL, NULL, "smartkey:name=threads-rsa");
+        EVP_PKEY *ec = emu_load_pkey(NULL, NULL, "smartkey:name=threads-ec");
 
         if (!key_reads_back(rsa, 2048, 256))
             failures++;
@@ -156,7 +137,7 @@ static void test_sixteen_threads_load_keys_with_one_session(void)
 
 static void test_forked_child_loads_keys_and_parent_still_does(void)
 {
-    EVP_PKEY *before = load_key("smartkey:name=threads-rsa");
+    EVP_PKEY *before = emu_load_pkey(NULL, NULL, "smartkey:name=threads-rsa");
     int status = -1;
     pid_t pid;
 

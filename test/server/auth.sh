@@ -36,7 +36,7 @@ key='{"name":"auth-ec","obj_type":"EC","elliptic_curve":"NistP256"}'
 api POST /crypto/v1/keys "$key"
 check_status "bearer token works on a crypto/v1 call" 201
 kid=$(field kid)
-hash=$(printf 'hello' | openssl dgst -sha256 -binary | base64 -w0)
+hash=$(sha256_b64 hello)
 sign_body="{\"key\":{\"kid\":\"$kid\"},\"hash_alg\":\"SHA256\",\"hash\":\"$hash\"}"
 api POST /crypto/v1/sign "$sign_body"
 check_status "bearer token works on /crypto/v1/sign" 200

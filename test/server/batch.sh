@@ -11,8 +11,7 @@ NOKEY=00000000-0000-4000-8000-000000000000
 
 generate_key '{"name":"batch-ec","obj_type":"EC","elliptic_curve":"NistP256"}'
 EC_KID=$KID
-unb64 "$(field pub_key)" "$WORK/ec.der"
-openssl pkey -pubin -inform DER -in "$WORK/ec.der" -out "$WORK/ec-pub.pem"
+save_public "$WORK/ec-pub.pem"
 generate_key '{"name":"batch-rsa","obj_type":"RSA","key_size":2048,"key_ops":["ENCRYPT","DECRYPT","SIGN","VERIFY","EXPORT"]}'
 RSA_KID=$KID
 export_value "$RSA_KID" "$WORK/rsa.der"

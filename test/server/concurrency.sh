@@ -12,12 +12,10 @@ bearer_header
 
 generate_key '{"name":"busy-ec","obj_type":"EC","elliptic_curve":"NistP256"}'
 EC_KID=$KID
-unb64 "$(field pub_key)" "$WORK/pub.der"
-openssl pkey -pubin -inform DER -in "$WORK/pub.der" -out "$WORK/pub.pem"
+save_public "$WORK/pub.pem"
 generate_key '{"name":"busy-rsa","obj_type":"RSA","key_size":2048}'
 RSA_KID=$KID
-unb64 "$(field pub_key)" "$WORK/rsa-pub.der"
-openssl pkey -pubin -inform DER -in "$WORK/rsa-pub.der" -out "$WORK/rsa-pub.pem"
+save_public "$WORK/rsa-pub.pem"
 control POST /_emulator/counters/reset
 
 # client N: one curl process, PER_CLIENT requests over a kept-alive

@@ -9,7 +9,7 @@ bearer_header
 
 generate_key '{"name":"controls-ec","obj_type":"EC","elliptic_curve":"NistP256"}'
 EC_KID=$KID
-hash=$(printf 'controls' | openssl dgst -sha256 -binary | base64 -w0)
+hash=$(sha256_b64 controls)
 SIGN="{\"key\":{\"kid\":\"$EC_KID\"},\"hash_alg\":\"SHA256\",\"hash\":\"$hash\"}"
 printf '%s' "$SIGN" >"$WORK/sign.json"
 

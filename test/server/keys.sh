@@ -99,12 +99,10 @@ check "HMAC default key_ops are MACGENERATE and MACVERIFY" \
 api POST /crypto/v1/keys '{"name":"gen-secret","obj_type":"SECRET","key_size":256}'
 check_status "generating a SECRET (POST) is refused with 400" 400
 check_plain_text "400 body is plain text"
-api POST /crypto/v1/keys '{"name":"gen-bad","obj_type":"EC","elliptic_curve":"NistP999"}'
-check_status "unknown curve is refused with 400" 400
-api POST /crypto/v1/keys '{"name":"gen-bad2","obj_type":"AES","key_size":100}'
-check_status "AES key_size 100 is refused with 400" 400
-api POST /crypto/v1/keys '{"name":"gen-bad3","obj_type":"AES","key_size":128,"key_ops":["FLY"]}'
-check_status "unknown key_ops spelling is refused with 400" 400
+check_statuses \
+    "400|unknown curve is refused with 400|POST|/crypto/v1/keys|{\"name\":\"gen-bad\",\"obj_type\":\"EC\",\"elliptic_curve\":\"NistP999\"}" \
+    "400|AES key_size 100 is refused with 400|POST|/crypto/v1/keys|{\"name\":\"gen-bad2\",\"obj_type\":\"AES\",\"key_size\":100}" \
+    "400|unknown key_ops spelling is refused with 400|POST|/crypto/v1/keys|{\"name\":\"gen-bad3\",\"obj_type\":\"AES\",\"key_size\":128,\"key_ops\":[\"FLY\"]}"
 
 generate_key '{"name":"gen-ops","obj_type":"AES","key_size":128,"key_ops":["ENCRYPT","EXPORT"]}'
 check_status "generate with explicit key_ops answers 201" 201
@@ -263,7 +261,7 @@ check "list sort=name:asc is sorted by name" \
     json_is '[.[].name] == ([.[].name] | sort)'
 
 # -- patch ------------------------------------------------------------------
-hash=$(printf 'patch' | openssl dgst -sha256 -binary | base64 -w0)
+hash=$(sha256_b64 patch)
 sign_ec="{\"key\":{\"kid\":\"$ODD_KID\"},\"hash_alg\":\"SHA256\",\"hash\":\"$hash\"}"
 api POST /crypto/v1/sign "$sign_ec"
 check_status "enabled key signs" 200
@@ -339,14 +337,11 @@ check_status "generate with a duplicate name answers 409" 409
 api PUT /crypto/v1/keys "{\"name\":\"imp-secret\",\"obj_type\":\"SECRET\",\"value\":\"$(b64_file "$WORK/secret.bin")\"}"
 check_status "import with a duplicate name answers 409" 409
 
-api POST /crypto/v1/keys/info '{}'
-check_status "descriptor with no variant is refused with 400" 400
-api POST /crypto/v1/keys/info "{\"kid\":\"$EC_KID\",\"name\":\"gen-ec-NistP521\"}"
-check_status "descriptor with two variants is refused with 400" 400
-api POST /crypto/v1/sign "{\"key\":{},\"hash_alg\":\"SHA256\",\"hash\":\"$hash\"}"
-check_status "sign with an empty key descriptor is refused with 400" 400
-api POST /crypto/v1/sign "{\"key\":{\"kid\":\"$EC_KID\",\"name\":\"x\"},\"hash_alg\":\"SHA256\",\"hash\":\"$hash\"}"
-check_status "sign with a two-variant key descriptor is refused with 400" 400
+check_statuses \
+    "400|descriptor with no variant is refused with 400|POST|/crypto/v1/keys/info|{}" \
+    "400|descriptor with two variants is refused with 400|POST|/crypto/v1/keys/info|{\"kid\":\"$EC_KID\",\"name\":\"gen-ec-NistP521\"}" \
+    "400|sign with an empty key descriptor is refused with 400|POST|/crypto/v1/sign|{\"key\":{},\"hash_alg\":\"SHA256\",\"hash\":\"$hash\"}" \
+    "400|sign with a two-variant key descriptor is refused with 400|POST|/crypto/v1/sign|{\"key\":{\"kid\":\"$EC_KID\",\"name\":\"x\"},\"hash_alg\":\"SHA256\",\"hash\":\"$hash\"}"
 
 # -- transient keys -------------------------------------------------------
 api GET /crypto/v1/keys

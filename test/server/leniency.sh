@@ -11,7 +11,7 @@ auth
 
 generate_key '{"name":"lenient-ec","obj_type":"EC","elliptic_curve":"NistP256"}'
 EC_KID=$KID
-hash=$(printf 'lenient' | openssl dgst -sha256 -binary | base64 -w0)
+hash=$(sha256_b64 lenient)
 SIGN="{\"key\":{\"kid\":\"$EC_KID\"},\"hash_alg\":\"SHA256\",\"hash\":\"$hash\"}"
 
 api POST /crypto/v1/sign "$SIGN" -H 'Content-Type:'

@@ -19,8 +19,8 @@ set -u
 EMULATOR=${1:?usage: $0 PATH-TO-smartkey-emulator}
 [[ -x "$EMULATOR" ]] || { echo "not executable: $EMULATOR" >&2; exit 2; }
 
-PASSED=0
-FAILED=0
+# shellcheck source=../common/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../common/checks.sh"
 FINISHED=0
 EMU_PID=""
 TOKEN=""
@@ -40,10 +40,10 @@ on_exit() {
         # A script that dies half-way must not look like a success.
         record_failure "script ended early (exit status $rc)"
         show_emulator_stderr
-        echo "$PASSED passed, $FAILED failed"
+        tally
     fi
     rm -rf "$WORK"
-    [[ $FAILED -eq 0 ]] || exit 1
+    [[ $failed -eq 0 ]] || exit 1
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
@@ -235,6 +235,13 @@ import_key() {
     api PUT /crypto/v1/keys "$1"
     KID=$(field kid)
 }
+# save_public PEM: the pub_key of the key in BODY as the PEM file PEM.
+save_public() {
+    unb64 "$(field pub_key)" "$WORK/pub.der"
+    openssl pkey -pubin -inform DER -in "$WORK/pub.der" -out "$1"
+}
+# sha256_b64 TEXT: the SHA-256 digest of TEXT, base64 (a hash to sign).
+sha256_b64() { printf '%s' "$1" | openssl dgst -sha256 -binary | base64 -w0; }
 # export_value KID FILE: exports the key's value (decoded) into FILE.
 export_value() {
     api POST /crypto/v1/keys/export "{\"kid\":\"$1\"}"
@@ -243,40 +250,37 @@ export_value() {
 
 # ---- assertions --------------------------------------------------------------
 
-# check NAME COMMAND...: passes when COMMAND succeeds.
-check() {
-    local name=$1
-    shift
-    if "$@"; then
-        PASSED=$((PASSED + 1))
-        echo "ok - $name"
-    else
-        FAILED=$((FAILED + 1))
-        echo "FAIL - $name"
-    fi
-}
+# check NAME COMMAND... (common/checks.sh): passes when COMMAND succeeds.
 
 # check_status NAME EXPECTED: the last call answered EXPECTED. On failure the
 # body is shown truncated (error bodies are plain text without secrets).
 check_status() {
     if [[ "$STATUS" == "$2" ]]; then
-        PASSED=$((PASSED + 1))
-        echo "ok - $1"
+        record_pass "$1"
     else
-        FAILED=$((FAILED + 1))
-        echo "FAIL - $1: expected HTTP $2, got $STATUS (curl $CURL_RC):" \
+        record_failure "$1: expected HTTP $2, got $STATUS (curl $CURL_RC):" \
             "$(head -c 300 <<<"$BODY")"
     fi
+}
+
+# check_statuses CASE...: one request and its expected status a case, each
+# "STATUS|NAME|METHOD|PATH|JSON": calls `api METHOD PATH JSON` and then
+# `check_status NAME STATUS` (the table form of a run of api + check_status).
+check_statuses() {
+    local case status name method path json
+    for case in "$@"; do
+        IFS='|' read -r status name method path json <<<"$case"
+        api "$method" "$path" "$json"
+        check_status "$name" "$status"
+    done
 }
 
 # check_eq NAME EXPECTED ACTUAL
 check_eq() {
     if [[ "$2" == "$3" ]]; then
-        PASSED=$((PASSED + 1))
-        echo "ok - $1"
+        record_pass "$1"
     else
-        FAILED=$((FAILED + 1))
-        echo "FAIL - $1: expected '$(head -c 200 <<<"$2")'," \
+        record_failure "$1: expected '$(head -c 200 <<<"$2")'," \
             "got '$(head -c 200 <<<"$3")'"
     fi
 }
@@ -287,10 +291,6 @@ check_plain_text() {
     check "$1" eval '[[ -n "$BODY" ]] && ! jq -e . <<<"$BODY" >/dev/null 2>&1'
 }
 
-record_failure() {
-    FAILED=$((FAILED + 1))
-    echo "FAIL - $1"
-}
 
 # show_emulator_stderr: the end of the emulator's stderr (crash or sanitizer
 # reports), shown when something failed.
@@ -305,8 +305,7 @@ show_emulator_stderr() {
 finish() {
     stop_emulator
     FINISHED=1
-    [[ $FAILED -eq 0 ]] || show_emulator_stderr
-    echo "$PASSED passed, $FAILED failed"
-    [[ $FAILED -eq 0 ]] && exit 0
-    exit 1
+    [[ $failed -eq 0 ]] || show_emulator_stderr
+    tally
+    exit $?
 }

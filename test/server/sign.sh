@@ -24,12 +24,6 @@ ossl_verify() {
     openssl dgst -"$(ossl_md "$md")" -verify "$pub" -signature "$sig" "$@" \
         "$WORK/data.bin" >/dev/null 2>&1
 }
-# save_public: the pub_key of the Sobject in BODY as PEM file $1.
-save_public() {
-    unb64 "$(field pub_key)" "$WORK/pub.der"
-    openssl pkey -pubin -inform DER -in "$WORK/pub.der" -out "$1"
-}
-
 # -- RSA ------------------------------------------------------------------------
 generate_key '{"name":"rsa-sign","obj_type":"RSA","key_size":2048,"key_ops":["SIGN","VERIFY","EXPORT"]}'
 check_status "generate RSA signing key" 201
@@ -69,16 +63,12 @@ unb64 "$(field signature)" "$WORK/sig"
 check "RSA PSS SHA256: openssl pkeyutl -verify accepts it" \
     eval 'openssl pkeyutl -verify -pubin -inkey "$WORK/rsa-pub.pem" -in "$WORK/h256" -sigfile "$WORK/sig" -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:digest >/dev/null 2>&1'
 
-api POST /crypto/v1/sign "{\"key\":{\"kid\":\"$RSA_KID\"},\"hash_alg\":\"SHA256\",\"hash\":\"$(b64_str short)\",\"mode\":{\"PKCS1_V15\":{}}}"
-check_status "RSA sign with a hash of the wrong length is refused with 400" 400
-api POST /crypto/v1/sign "{\"key\":{\"kid\":\"$RSA_KID\"},\"hash_alg\":\"SHA256\",\"hash\":\"$(hash_of SHA256)\",\"data\":\"$DATA\",\"mode\":{\"PKCS1_V15\":{}}}"
-check_status "sign with both hash and data is refused with 400" 400
-api POST /crypto/v1/sign "{\"key\":{\"kid\":\"$RSA_KID\"},\"hash_alg\":\"SHA256\",\"mode\":{\"PKCS1_V15\":{}}}"
-check_status "sign with neither hash nor data is refused with 400" 400
-api POST /crypto/v1/sign "{\"key\":{\"kid\":\"$RSA_KID\"},\"hash\":\"$(hash_of SHA256)\",\"mode\":{\"PKCS1_V15\":{}}}"
-check_status "sign without hash_alg is refused with 400" 400
-api POST /crypto/v1/sign "{\"key\":{\"kid\":\"$RSA_KID\"},\"hash_alg\":\"SHA257\",\"hash\":\"$(hash_of SHA256)\",\"mode\":{\"PKCS1_V15\":{}}}"
-check_status "sign with an unknown hash_alg is refused with 400" 400
+check_statuses \
+    "400|RSA sign with a hash of the wrong length is refused with 400|POST|/crypto/v1/sign|{\"key\":{\"kid\":\"$RSA_KID\"},\"hash_alg\":\"SHA256\",\"hash\":\"$(b64_str short)\",\"mode\":{\"PKCS1_V15\":{}}}" \
+    "400|sign with both hash and data is refused with 400|POST|/crypto/v1/sign|{\"key\":{\"kid\":\"$RSA_KID\"},\"hash_alg\":\"SHA256\",\"hash\":\"$(hash_of SHA256)\",\"data\":\"$DATA\",\"mode\":{\"PKCS1_V15\":{}}}" \
+    "400|sign with neither hash nor data is refused with 400|POST|/crypto/v1/sign|{\"key\":{\"kid\":\"$RSA_KID\"},\"hash_alg\":\"SHA256\",\"mode\":{\"PKCS1_V15\":{}}}" \
+    "400|sign without hash_alg is refused with 400|POST|/crypto/v1/sign|{\"key\":{\"kid\":\"$RSA_KID\"},\"hash\":\"$(hash_of SHA256)\",\"mode\":{\"PKCS1_V15\":{}}}" \
+    "400|sign with an unknown hash_alg is refused with 400|POST|/crypto/v1/sign|{\"key\":{\"kid\":\"$RSA_KID\"},\"hash_alg\":\"SHA257\",\"hash\":\"$(hash_of SHA256)\",\"mode\":{\"PKCS1_V15\":{}}}"
 
 # Wildcard signature policy: an omitted mode resolves to PKCS#1 v1.5 (§4.1).
 api POST /crypto/v1/sign "$(sign_req "$RSA_KID" SHA256 hash)"
@@ -91,12 +81,10 @@ generate_key '{"name":"rsa-pss-only","obj_type":"RSA","key_size":2048,"key_ops":
 check_status "generate RSA with a PSS-only signature policy" 201
 PSS_ONLY=$KID
 save_public "$WORK/pss-pub.pem"
-api POST /crypto/v1/sign "$(sign_req "$PSS_ONLY" SHA256 hash '{"PKCS1_V15":{}}')"
-check_status "PKCS1_V15 sign is refused by a PSS-only policy (400)" 400
-api POST /crypto/v1/sign "$(sign_req "$PSS_ONLY" SHA384 hash "$(pss SHA384)")"
-check_status "PSS sign is allowed by a PSS-only policy" 200
-api POST /crypto/v1/sign "$(sign_req "$PSS_ONLY" SHA256 hash)"
-check_status "RSA sign without mode under a PSS policy answers 200" 200
+check_statuses \
+    "400|PKCS1_V15 sign is refused by a PSS-only policy (400)|POST|/crypto/v1/sign|$(sign_req "$PSS_ONLY" SHA256 hash '{"PKCS1_V15":{}}')" \
+    "200|PSS sign is allowed by a PSS-only policy|POST|/crypto/v1/sign|$(sign_req "$PSS_ONLY" SHA384 hash "$(pss SHA384)")" \
+    "200|RSA sign without mode under a PSS policy answers 200|POST|/crypto/v1/sign|$(sign_req "$PSS_ONLY" SHA256 hash)"
 unb64 "$(field signature)" "$WORK/sig"
 check "omitted mode under a bare PSS policy is PSS MGF1-SHA256" \
     ossl_verify "$WORK/pss-pub.pem" SHA256 "$WORK/sig" \
@@ -162,12 +150,10 @@ for curve in NistP256 NistP384 NistP521; do
     api POST /crypto/v1/verify "$(jq -c --arg s "$(b64_file "$WORK/sig")" '. + {signature:$s}' <<<"$(sign_req "$EC_KID" SHA1 hash)")"
     check "ECDSA $curve verify against another hash is false" json_is '.result == false'
 done
-api POST /crypto/v1/sign "$(sign_req "$EC_KID" SHA256 hash)"
-check_status "ECDSA P-521 with a SHA256 hash (any hash_alg) answers 200" 200
-api POST /crypto/v1/sign "$(sign_req "$EC_KID" SHA512 hash '{"PKCS1_V15":{}}')"
-check_status "sign with mode on an EC key is refused with 400" 400
-api POST /crypto/v1/sign "{\"key\":{\"kid\":\"$EC_KID\"},\"hash_alg\":\"SHA512\",\"hash\":\"$(hash_of SHA256)\"}"
-check_status "ECDSA with a hash of the wrong length is refused with 400" 400
+check_statuses \
+    "200|ECDSA P-521 with a SHA256 hash (any hash_alg) answers 200|POST|/crypto/v1/sign|$(sign_req "$EC_KID" SHA256 hash)" \
+    "400|sign with mode on an EC key is refused with 400|POST|/crypto/v1/sign|$(sign_req "$EC_KID" SHA512 hash '{"PKCS1_V15":{}}')" \
+    "400|ECDSA with a hash of the wrong length is refused with 400|POST|/crypto/v1/sign|{\"key\":{\"kid\":\"$EC_KID\"},\"hash_alg\":\"SHA512\",\"hash\":\"$(hash_of SHA256)\"}"
 
 generate_key '{"name":"aes-nosign","obj_type":"AES","key_size":128}'
 api POST /crypto/v1/sign "$(sign_req "$KID" SHA256 hash)"

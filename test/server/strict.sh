@@ -17,7 +17,7 @@ generate_key '{"name":"strict-aes","obj_type":"AES","key_size":256,"key_ops":["E
 AES_KID=$KID
 generate_key '{"name":"strict-rsa","obj_type":"RSA","key_size":2048,"key_ops":["WRAPKEY","EXPORT","SIGN"]}'
 RSA_KID=$KID
-hash=$(printf 'strict' | openssl dgst -sha256 -binary | base64 -w0)
+hash=$(sha256_b64 strict)
 sign() { printf '{"key":{"kid":"%s"},"hash_alg":"%s","hash":"%s"%s}' \
     "$EC_KID" "$1" "$hash" "${2:-}"; }
 # refused WHAT FIELD: the last call was a plain-text 400 naming FIELD.

@@ -82,12 +82,10 @@ api POST /crypto/v1/wrapkey "$(wrap_req "$KID" "$AES_KID" RSA "$(oaep SHA256)")"
 check_status "wrapping with a key without WRAPKEY is refused with 403" 403
 generate_key '{"name":"rsa-subject","obj_type":"RSA","key_size":2048,"key_ops":["SIGN","EXPORT"]}'
 RSA_SUBJECT=$KID
-api POST /crypto/v1/wrapkey "$(wrap_req "$RSA_KID" "$RSA_SUBJECT" RSA "$(oaep SHA256)")"
-check_status "wrapping an RSA subject under an RSA key is refused with 400" 400
-api POST /crypto/v1/wrapkey "$(wrap_req "$RSA_KID" 00000000-0000-4000-8000-000000000000 RSA "$(oaep SHA256)")"
-check_status "wrapping an unknown subject answers 404" 404
-api POST /crypto/v1/wrapkey "{\"key\":{\"kid\":\"$RSA_KID\"},\"alg\":\"RSA\",\"mode\":$(oaep SHA256)}"
-check_status "wrapkey without subject is refused with 400" 400
+check_statuses \
+    "400|wrapping an RSA subject under an RSA key is refused with 400|POST|/crypto/v1/wrapkey|$(wrap_req "$RSA_KID" "$RSA_SUBJECT" RSA "$(oaep SHA256)")" \
+    "404|wrapping an unknown subject answers 404|POST|/crypto/v1/wrapkey|$(wrap_req "$RSA_KID" 00000000-0000-4000-8000-000000000000 RSA "$(oaep SHA256)")" \
+    "400|wrapkey without subject is refused with 400|POST|/crypto/v1/wrapkey|{\"key\":{\"kid\":\"$RSA_KID\"},\"alg\":\"RSA\",\"mode\":$(oaep SHA256)}"
 
 # -- AES KW / KWP -----------------------------------------------------------------
 generate_key '{"name":"wrapping-aes","obj_type":"AES","key_size":256,"key_ops":["WRAPKEY","UNWRAPKEY","EXPORT"]}'

@@ -19,14 +19,13 @@ proxy listens."""
 import base64
 import json
 import os
-import ssl
 import sys
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "common"))
+import tls_relay  # noqa: E402
 
 upstream, ca_file, mode_file, port_file = sys.argv[1:5]
-context = ssl.create_default_context(cafile=ca_file)
 
 
 def damage(signature, mode):
@@ -87,53 +86,14 @@ def tamper_answer(path, payload, mode):
     return json.dumps(answer).encode()
 
 
-class Proxy(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def forward(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        body = tamper_request(self.path, body, read_mode())
-        headers = {k: v for k, v in self.headers.items()
-                   if k.lower() not in ("host", "connection",
-                                        "content-length")}
-        request = urllib.request.Request(upstream + self.path, data=body,
-                                         headers=headers,
-                                         method=self.command)
-        try:
-            with urllib.request.urlopen(request, context=context) as answer:
-                status, payload = answer.status, answer.read()
-                content_type = answer.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as error:
-            status, payload = error.code, error.read()
-            content_type = error.headers.get("Content-Type", "")
-        mode = read_mode()
-        if (self.command == "POST" and self.path in SIGN_PATHS
-                and status == 200 and mode not in ("none", "wrong-message")):
-            payload = tamper_answer(self.path, payload, mode)
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = forward
+def change_answer(method, path, status, payload):
+    mode = read_mode()
+    if (method == "POST" and path in SIGN_PATHS and status == 200
+            and mode not in ("none", "wrong-message")):
+        return tamper_answer(path, payload, mode)
+    return payload
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-# The provider speaks HTTPS only: the proxy serves the emulator's own server
-# certificate (beside its CA file), so the test's ca_file trusts it as well.
-# The handshake runs in the handler's thread, not in accept().
-listener = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-listener.load_cert_chain(os.path.join(os.path.dirname(ca_file), "server.pem"),
-                         os.path.join(os.path.dirname(ca_file), "server-key.pem"))
-server.socket = listener.wrap_socket(server.socket, server_side=True,
-                                     do_handshake_on_connect=False)
-with open(port_file + ".tmp", "w") as f:
-    f.write(str(server.server_address[1]))
-os.rename(port_file + ".tmp", port_file)
-server.serve_forever()
+tls_relay.serve(upstream, ca_file, port_file,
+                lambda path, body: tamper_request(path, body, read_mode()),
+                change_answer)

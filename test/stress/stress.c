@@ -80,27 +80,11 @@ static int decrypt_once(void)
 
 static int sign_once(EVP_PKEY *key, EVP_PKEY *verifier)
 {
-    unsigned char message[64], signature[512];
-    size_t signature_len = sizeof(signature);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int ok;
+    unsigned char message[64];
 
-    ok =
-        md != NULL && RAND_bytes(message, sizeof(message)) == 1 &&
-        EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, propq, key, NULL) > 0 &&
-        EVP_DigestSign(md, signature, &signature_len, message,
-                       sizeof(message)) > 0;
-    EVP_MD_CTX_free(md);
-    if (!ok)
-        return 0;
-    md = EVP_MD_CTX_new();
-    ok = md != NULL &&
-         EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, "provider=default",
-                                 verifier, NULL) > 0 &&
-         EVP_DigestVerify(md, signature, signature_len, message,
-                          sizeof(message)) == 1;
-    EVP_MD_CTX_free(md);
-    return ok;
+    return RAND_bytes(message, sizeof(message)) == 1 &&
+           tc_sign_and_verify_ex(NULL, propq, key, "provider=default", verifier,
+                                 message, sizeof(message));
 }
 
 static int wrap_once(void)
@@ -162,15 +146,6 @@ static int run_mixed(int first, int count)
 
 /* ---- set-up ---- */
 
-static char *base64_of(const unsigned char *der, size_t len)
-{
-    char *out = OPENSSL_malloc(4 * ((len + 2) / 3) + 1);
-
-    if (out != NULL)
-        EVP_EncodeBlock((unsigned char *)out, der, (int)len);
-    return out;
-}
-
 /* Imports a key (PUT /crypto/v1/keys) with the app's API key. */
 static int put_key(const char *name, const char *obj_type, const char *value,
                    const char *key_ops)
@@ -204,14 +179,14 @@ static int set_up(const char *module_dir)
     if (standin_rsa == NULL || RAND_bytes(secret, sizeof(secret)) != 1)
         return 0;
     der_len = i2d_PrivateKey(standin_rsa, &der);
-    value = der_len > 0 ? base64_of(der, (size_t)der_len) : NULL;
+    value = der_len > 0 ? tc_base64(der, (size_t)der_len) : NULL;
     OPENSSL_clear_free(der, der_len > 0 ? (size_t)der_len : 0);
     ok =
         value != NULL && put_key("stress-rsa", "RSA", value,
                                  "[\"SIGN\",\"VERIFY\",\"DECRYPT\",\"ENCRYPT\","
                                  "\"WRAPKEY\",\"APPMANAGEABLE\"]");
     OPENSSL_free(value);
-    value = base64_of(secret, sizeof(secret));
+    value = tc_base64(secret, sizeof(secret));
     ok = ok && value != NULL &&
          put_key("stress-secret", "SECRET", value,
                  "[\"EXPORT\",\"APPMANAGEABLE\"]") &&

@@ -11,10 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 cli_start "$@"
 
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
-    -out "$WORK/pair.pem" 2>/dev/null &&
-    openssl pkey -in "$WORK/pair.pem" -pubout -out "$WORK/pub.pem" ||
-    fatal "cannot make a local RSA key"
+local_rsa_key "$WORK/pair.pem" "$WORK/pub.pem"
 ops='["ENCRYPT", "DECRYPT", "APPMANAGEABLE"]'
 import_rsa_pair lenient "$WORK/pair.pem" "$ops" \
     '[{"padding": {"OAEP": {}}}, {"padding": {"PKCS1_V15": {}}}]' \

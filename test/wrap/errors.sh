@@ -10,10 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 cli_start "$@"
 
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
-    -out "$WORK/kek.pem" 2>/dev/null &&
-    openssl pkey -in "$WORK/kek.pem" -pubout -out "$WORK/kek-pub.pem" ||
-    fatal "cannot make a local RSA key"
+local_rsa_key "$WORK/kek.pem" "$WORK/kek-pub.pem"
 import_rsa_pair kek "$WORK/kek.pem" \
     '["WRAPKEY", "ENCRYPT", "DECRYPT", "APPMANAGEABLE"]' >/dev/null &&
     create_rsa "no wrap" 2048 >/dev/null &&

@@ -4,6 +4,27 @@
 
 source "$(dirname "${BASH_SOURCE[0]}")/../cli/lib.sh"
 
+# local_rsa_key PEM PUB_PEM [BITS]: a local RSA key pair of BITS (2048) bits
+# made by stock openssl, and its public half; fatal when it cannot be made.
+local_rsa_key() {
+    openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:${3:-2048}" \
+        -out "$1" 2>/dev/null &&
+        openssl pkey -in "$1" -pubout -out "$2" ||
+        fatal "cannot make a local RSA key"
+}
+
+# cloud_kek BITS: a cloud's key-encryption key, whose private half stays here
+# as the stand-in: $WORK/cloud.pem, cloud-pub.pem, cloud-pub.der and a
+# self-signed certificate cloud.crt.
+cloud_kek() {
+    local_rsa_key "$WORK/cloud.pem" "$WORK/cloud-pub.pem" "$1"
+    openssl pkey -in "$WORK/cloud.pem" -pubout -outform DER \
+        -out "$WORK/cloud-pub.der" &&
+        openssl req -x509 -new -key "$WORK/cloud.pem" -subj /CN=cloud-kek \
+            -days 2 -out "$WORK/cloud.crt" 2>/dev/null ||
+        fatal "cannot make the local public key and certificate"
+}
+
 # The property query that selects smartkey's RSA cipher whatever the order
 # of -provider options (docs/wrapping.md).
 # shellcheck disable=SC2034

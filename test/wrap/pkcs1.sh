@@ -96,19 +96,22 @@ check "cms -decrypt with a key refusing PKCS#1 v1.5 fails" failed_cleanly
 check "cms -decrypt says why on stderr" stderr_has_text "$refusal"
 
 # TLS 1.2 with the RSA key exchange (static RSA)
-self_signed p1 "$WORK/p1.crt" || fatal "no certificate for p1"
-server_start smartkey:name=p1 "$WORK/p1.crt" 1 -tls1_2 ||
-    fatal "s_server did not start: $(cat "$WORK/server.err")"
-handshake "$WORK/p1.crt" -tls1_2 -cipher AES128-SHA256
+# static_rsa_handshake NAME CERT N: s_server with the SmartKey key NAME and a
+# new self-signed CERT over TLS 1.2, accepting N connections, and one static
+# RSA handshake with it.
+static_rsa_handshake() {
+    self_signed "$1" "$2" || fatal "no certificate for $1"
+    server_start "smartkey:name=$1" "$2" "$3" -tls1_2 ||
+        fatal "s_server did not start: $(cat "$WORK/server.err")"
+    handshake "$2" -tls1_2 -cipher AES128-SHA256
+}
+static_rsa_handshake p1 "$WORK/p1.crt" 1
 check "TLS 1.2 static RSA (AES128-SHA256) with the SmartKey key completes" \
     succeeded
 check "the RSA key exchange was used" stderr_has '^Ciphersuite: AES128-SHA256'
 server_stop
 
-self_signed strict "$WORK/strict-server.crt" || fatal "no certificate"
-server_start smartkey:name=strict "$WORK/strict-server.crt" 2 -tls1_2 ||
-    fatal "s_server did not start: $(cat "$WORK/server.err")"
-handshake "$WORK/strict-server.crt" -tls1_2 -cipher AES128-SHA256
+static_rsa_handshake strict "$WORK/strict-server.crt" 2
 check "static RSA with a key refusing PKCS#1 v1.5: the handshake fails" \
     failed_cleanly
 handshake "$WORK/strict-server.crt" -tls1_2 -cipher AES128-SHA256

@@ -16,14 +16,7 @@ bits=${3:?usage: $0 MODULE_DIR EMULATOR BITS}
 cli_start "$1" "$2"
 
 # The cloud's key pair: the private half stays here as the stand-in.
-openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$bits" \
-    -out "$WORK/cloud.pem" 2>/dev/null || fatal "cannot make a local RSA key"
-openssl pkey -in "$WORK/cloud.pem" -pubout -out "$WORK/cloud-pub.pem" &&
-    openssl pkey -in "$WORK/cloud.pem" -pubout -outform DER \
-        -out "$WORK/cloud-pub.der" &&
-    openssl req -x509 -new -key "$WORK/cloud.pem" -subj /CN=cloud-kek \
-        -days 2 -out "$WORK/cloud.crt" 2>/dev/null ||
-    fatal "cannot make the local public key and certificate"
+cloud_kek "$bits"
 
 create_aes "My AES" 256 >/dev/null || fatal "cannot create the AES key"
 export_value "My AES" "$WORK/aes.bin" || fatal "cannot export the AES key"

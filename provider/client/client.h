@@ -156,6 +156,9 @@ typedef struct sk_key_ref {
 sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err);
 void sk_client_free(sk_client *client);
 
+/* Seconds on the monotonic clock (cool-downs, lifetimes, cache ages). */
+double sk_now_seconds(void);
+
 /* POST /crypto/v1/keys/info?show_pub_key=true */
 int sk_client_key_info(sk_client *client, const sk_key_ref *key,
                        sk_key_info **out, sk_error *err);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <openssl/async.h>
 #include <openssl/crypto.h>
+#include "client.h"
 #include "engine.h"
 
 #define ENGINE_IDLE_HANDLES 256
@@ -62,14 +63,6 @@ struct sk_engine {
     sk_engine_req *active; /* in the multi handle */
     sk_engine_req *timers;
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- slots: one eventfd per ASYNC_WAIT_CTX ---- */
 
@@ -363,7 +356,7 @@ static void *io_thread(void *arg)
             finish(e, req, msg->data.result);
         }
 
-        now = now_seconds();
+        now = sk_now_seconds();
         for (req = e->timers; req != NULL; req = next) {
             next = PRIV(req)->next;
             if (PRIV(req)->due <= now) {
@@ -461,7 +454,7 @@ int sk_engine_run(sk_engine *e, sk_async_slot *slot, sk_engine_req *req)
     p->refs = 2; /* the job, the engine */
     p->pid = e->pid;
     if (req->handle == NULL)
-        p->due = now_seconds() + (double)req->delay_ms / 1000.0;
+        p->due = sk_now_seconds() + (double)req->delay_ms / 1000.0;
     __atomic_store_n(&slot->pending, req, __ATOMIC_RELEASE);
 
     pthread_mutex_lock(&e->lock);

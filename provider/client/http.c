@@ -58,48 +58,50 @@ int sk_has_control_chars(const char *s)
     return 0;
 }
 
-sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
+/* The configuration's checks that need no allocation: the endpoints
+   (parsed into *urls), the API key and the proxy. */
+static int check_config(const sk_client_config *cfg, char ***urls,
+                        size_t *url_count, sk_error *err)
 {
-    sk_client *c;
-    char **urls = NULL;
-    size_t url_count = 0;
-    int ok = 1, curl_thread_safe;
-    CURLcode curl_rc;
-
-    sk_error_clear(err);
-    curl_rc = sk_pool_global_init(&curl_thread_safe);
-    if (curl_rc != CURLE_OK) {
-        sk_error_set(err, SK_ERR_CONFIG, NULL, "libcurl failed to start: %s",
-                     curl_easy_strerror(curl_rc));
-        return NULL;
-    }
-    if (cfg == NULL ||
-        !sk_endpoints_parse(cfg->endpoint, &urls, &url_count, err))
-        return NULL;
+    if (cfg == NULL || !sk_endpoints_parse(cfg->endpoint, urls, url_count, err))
+        return 0;
     /* The key goes verbatim into a header: a line break would let it
        smuggle other headers (and would never authenticate anyway). */
     if (cfg->api_key == NULL || *cfg->api_key == '\0' ||
         sk_has_control_chars(cfg->api_key) ||
         strlen(cfg->api_key) > SECRET_KEY_MAX) {
-        sk_endpoints_free(urls, url_count);
         sk_error_set(err, SK_ERR_CONFIG, NULL,
                      "an API key is required (one line, no spaces, at most "
                      "%d characters)",
                      SECRET_KEY_MAX);
-        return NULL;
-    }
-    if (cfg->proxy != NULL && sk_has_control_chars(cfg->proxy)) {
-        sk_endpoints_free(urls, url_count);
+    } else if (cfg->proxy != NULL && sk_has_control_chars(cfg->proxy)) {
         sk_error_set(err, SK_ERR_CONFIG, NULL,
                      "the proxy must be one URL without spaces");
-        return NULL;
+    } else {
+        return 1;
     }
+    sk_endpoints_free(*urls, *url_count);
+    return 0;
+}
 
-    c = OPENSSL_zalloc(sizeof(*c));
-    if (c == NULL) {
-        sk_endpoints_free(urls, url_count);
-        goto nomem;
-    }
+/* Frees what copy_config may have allocated, and c itself. */
+static void free_config(sk_client *c)
+{
+    sk_secrets_free(c->secrets, c->secrets_size);
+    free_nodes(c);
+    OPENSSL_free(c->ca_file);
+    OPENSSL_free(c->ca_path);
+    OPENSSL_free(c->proxy);
+    OPENSSL_free(c->no_proxy);
+    OPENSSL_free(c);
+}
+
+/* Copies the configuration into c (the URLs are taken). 0 on no memory. */
+static int copy_config(sk_client *c, const sk_client_config *cfg, char **urls,
+                       size_t url_count)
+{
+    int ok = 1;
+
     c->nodes = OPENSSL_zalloc(url_count * sizeof(*c->nodes));
     if (c->nodes != NULL) {
         for (size_t i = 0; i < url_count; i++) {
@@ -123,16 +125,6 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
         c->proxy = dup_or_null(cfg->proxy, &ok);
     }
     c->no_proxy = dup_or_null(cfg->no_proxy, &ok);
-    if (c->nodes == NULL || c->secrets == NULL || !ok) {
-        sk_secrets_free(c->secrets, c->secrets_size);
-        free_nodes(c);
-        OPENSSL_free(c->ca_file);
-        OPENSSL_free(c->ca_path);
-        OPENSSL_free(c->proxy);
-        OPENSSL_free(c->no_proxy);
-        OPENSSL_free(c);
-        goto nomem;
-    }
     c->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
     c->request_timeout_ms =
@@ -141,16 +133,13 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
     c->insecure_skip_verify = cfg->insecure_skip_verify;
     c->log = cfg->log;
     c->log_arg = cfg->log_arg;
-    /* on no memory batching stays off: every call still works alone */
-    c->batcher = sk_batcher_new(cfg->batch_max_size, cfg->batch_max_wait_us);
     c->async_off = cfg->async_off;
-    c->pid = getpid();
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->auth_done, NULL);
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&c->share_locks[i], NULL);
+    return c->nodes != NULL && c->secrets != NULL && ok;
+}
 
-    sk_pool_register(c);
+/* What a new client says once: an insecure setting, a weak libcurl. */
+static void announce(sk_client *c, int curl_thread_safe)
+{
     /* Users must not run this by accident: a man in the middle then reads
        the API key. Said at level 1 and on stderr, whatever the debug
        setting. */
@@ -167,6 +156,43 @@ sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
                       "libcurl %s lacks the threadsafe feature: initialise "
                       "it before starting threads",
                       curl_version_info(CURLVERSION_NOW)->version);
+}
+
+sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err)
+{
+    sk_client *c;
+    char **urls = NULL;
+    size_t url_count = 0;
+    int curl_thread_safe;
+    CURLcode curl_rc;
+
+    sk_error_clear(err);
+    curl_rc = sk_pool_global_init(&curl_thread_safe);
+    if (curl_rc != CURLE_OK) {
+        sk_error_set(err, SK_ERR_CONFIG, NULL, "libcurl failed to start: %s",
+                     curl_easy_strerror(curl_rc));
+        return NULL;
+    }
+    if (!check_config(cfg, &urls, &url_count, err))
+        return NULL;
+    c = OPENSSL_zalloc(sizeof(*c));
+    if (c == NULL) {
+        sk_endpoints_free(urls, url_count);
+        goto nomem;
+    }
+    if (!copy_config(c, cfg, urls, url_count)) {
+        free_config(c);
+        goto nomem;
+    }
+    /* on no memory batching stays off: every call still works alone */
+    c->batcher = sk_batcher_new(cfg->batch_max_size, cfg->batch_max_wait_us);
+    c->pid = getpid();
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->auth_done, NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&c->share_locks[i], NULL);
+    sk_pool_register(c);
+    announce(c, curl_thread_safe);
     return c;
 
 nomem:
@@ -186,17 +212,11 @@ void sk_client_free(sk_client *client)
     sk_pool_release(client);
     sk_session_wake_waiters(client);
     sk_batcher_free(client->batcher);
-    sk_secrets_free(client->secrets, client->secrets_size);
-    free_nodes(client);
-    OPENSSL_free(client->ca_file);
-    OPENSSL_free(client->ca_path);
-    OPENSSL_free(client->proxy);
-    OPENSSL_free(client->no_proxy);
     pthread_cond_destroy(&client->auth_done);
     pthread_mutex_destroy(&client->lock);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&client->share_locks[i]);
-    OPENSSL_free(client);
+    free_config(client);
 }
 
 struct sk_batcher *sk_client_batcher(sk_client *client)
@@ -255,16 +275,111 @@ void sk_http_status_error(sk_client *c, const http_answer *ans,
 
 /* ---- the generic JSON call ---- */
 
+/* One JSON call's request, as sent (body serialised). */
+typedef struct json_call {
+    const char *method;
+    const char *path;
+    const char *request;
+    const char *body; /* NULL: none */
+    size_t body_len;
+    unsigned flags;
+} json_call;
+
+/* One attempt with the API key: 1 with an answer, 0 with err filled;
+ *again when auto mode tries once more with a session. */
+static int send_with_api_key(sk_client *c, const json_call *call, int first,
+                             http_answer *ans, int *again, sk_error *err)
+{
+    char *authorization = sk_session_basic_header(c->api_key);
+    int ok;
+
+    *again = 0;
+    if (authorization == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, call->request, "out of memory");
+        return 0;
+    }
+    ok = sk_exchange_with_retries(c, call->method, call->path, call->request,
+                                  authorization, call->body, call->body_len,
+                                  call->flags, ans, err);
+    sk_free_secret(authorization);
+    if (!ok)
+        return 0;
+    /* api-key mode has no session to fall back on: a 401 is final
+       (status_error); auto mode tries once more with a session. */
+    if (ans->status == 401 && c->auth == SK_AUTH_AUTO && first) {
+        sk_session_key_refused(c);
+        sk_client_log(c, 2, "%s: 401 to the API key, using a session",
+                      call->request);
+        *again = 1;
+    }
+    return 1;
+}
+
+/* One attempt with the session: 1 with an answer, 0 with err filled;
+ *again when the session was refused and this was the first attempt. */
+static int send_with_session(sk_client *c, const json_call *call, int first,
+                             http_answer *ans, int *again, sk_error *err)
+{
+    unsigned long generation = 0;
+    char *authorization = sk_session_header(c, &generation, err);
+    int ok;
+
+    *again = 0;
+    if (authorization == NULL)
+        return 0;
+    ok = sk_exchange_with_retries(c, call->method, call->path, call->request,
+                                  authorization, call->body, call->body_len,
+                                  call->flags, ans, err);
+    sk_free_secret(authorization);
+    if (!ok)
+        return 0;
+    if (ans->status == 401 ||
+        (ans->status == 403 && !is_permission_message(ans->body))) {
+        sk_session_refused(c, generation);
+        if (first) {
+            sk_client_log(c, 2, "%s: %ld, re-authenticating", call->request,
+                          ans->status);
+            *again = 1;
+        }
+    } else {
+        sk_session_used(c, generation);
+    }
+    return 1;
+}
+
+/* The answer's status and JSON body into *response (NULL when empty). */
+static int parse_answer(sk_client *c, const http_answer *ans,
+                        const char *request, json_t **response, sk_error *err)
+{
+    json_error_t json_err;
+
+    if (ans->status < 200 || ans->status > 299) {
+        sk_http_status_error(c, ans, request, err);
+        return 0;
+    }
+    if (ans->len == 0)
+        return 1;
+    *response =
+        json_loadb(ans->body, ans->len, JSON_REJECT_DUPLICATES, &json_err);
+    if (*response == NULL) {
+        /* json_err.text may quote the body: only its position. */
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "invalid JSON in the response (at byte %d)",
+                     json_err.position);
+        err->http_status = ans->status;
+        return 0;
+    }
+    return 1;
+}
+
 int sk_http_json(sk_client *client, const char *method, const char *path,
                  const char *request, json_t *body, unsigned flags,
                  json_t **response, sk_error *err)
 {
     http_answer ans = {0};
-    char *body_text = NULL, *authorization = NULL;
-    size_t body_len = 0;
-    unsigned long generation = 0;
-    json_error_t json_err;
-    int ok = 0;
+    json_call call = {method, path, request, NULL, 0, flags};
+    char *body_text = NULL;
+    int ok = 0, again = 1;
 
     sk_error_clear(err);
     *response = NULL;
@@ -274,83 +389,21 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
             sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
             return 0;
         }
-        body_len = strlen(body_text);
+        call.body = body_text;
+        call.body_len = strlen(body_text);
     }
-
-    for (int reauth = 0;; reauth++) {
-        if (sk_session_use_api_key(client, body)) {
-            authorization = sk_session_basic_header(client->api_key);
-            if (authorization == NULL) {
-                sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-                goto end;
-            }
-            ok = sk_exchange_with_retries(client, method, path, request,
-                                          authorization, body_text, body_len,
-                                          flags, &ans, err);
-            sk_free_secret(authorization);
-            authorization = NULL;
-            if (!ok)
-                goto end;
-            ok = 0;
-            /* api-key mode has no session to fall back on: a 401 is final
-               (status_error); auto mode tries once more with a session. */
-            if (ans.status == 401 && client->auth == SK_AUTH_AUTO &&
-                reauth == 0) {
-                sk_session_key_refused(client);
-                sk_client_log(client, 2,
-                              "%s: 401 to the API key, using a session",
-                              request);
-                continue;
-            }
-            break;
-        }
-        authorization = sk_session_header(client, &generation, err);
-        if (authorization == NULL)
-            goto end;
-        ok = sk_exchange_with_retries(client, method, path, request,
-                                      authorization, body_text, body_len, flags,
-                                      &ans, err);
-        sk_free_secret(authorization);
-        authorization = NULL;
+    for (int first = 1; again; first = 0) {
+        ok = sk_session_use_api_key(client, body)
+                 ? send_with_api_key(client, &call, first, &ans, &again, err)
+                 : send_with_session(client, &call, first, &ans, &again, err);
         if (!ok)
-            goto end;
-        ok = 0;
-        if (ans.status == 401 ||
-            (ans.status == 403 && !is_permission_message(ans.body))) {
-            sk_session_refused(client, generation);
-            if (reauth == 0) {
-                sk_client_log(client, 2, "%s: %ld, re-authenticating", request,
-                              ans.status);
-                continue;
-            }
-        } else {
-            sk_session_used(client, generation);
-        }
-        break;
+            break;
     }
-
-    if (ans.status < 200 || ans.status > 299) {
-        sk_http_status_error(client, &ans, request, err);
-        goto end;
-    }
-    if (ans.len > 0) {
-        *response =
-            json_loadb(ans.body, ans.len, JSON_REJECT_DUPLICATES, &json_err);
-        if (*response == NULL) {
-            /* json_err.text may quote the body: only its position. */
-            sk_error_set(err, SK_ERR_PROTOCOL, request,
-                         "invalid JSON in the response (at byte %d)",
-                         json_err.position);
-            err->http_status = ans.status;
-            goto end;
-        }
-    }
-    ok = 1;
-end:
+    ok = ok && parse_answer(client, &ans, request, response, err);
     if (body_text != NULL) {
         /* Request bodies may carry plaintext (decrypt answers, wrap
            material); both are wiped rather than left on the heap. */
-        OPENSSL_cleanse(body_text, body_len);
+        OPENSSL_cleanse(body_text, call.body_len);
         free(body_text);
     }
     sk_http_answer_reset(&ans);

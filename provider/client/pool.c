@@ -440,21 +440,20 @@ static CURLcode no_key_log(CURL *handle, void *ssl_ctx, void *arg)
     return CURLE_OK;
 }
 
-static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
-                       const char *url, struct curl_slist *headers,
-                       const char *body, size_t body_len, unsigned flags,
-                       http_answer *ans, char *errbuf)
-{
-    CURLcode rc = CURLE_OK;
-
+/* Each SET is skipped once one failed; rc holds the first failure. */
 #define SET(opt, val)                                                          \
     do {                                                                       \
         if (rc == CURLE_OK)                                                    \
             rc = curl_easy_setopt(h, opt, val);                                \
     } while (0)
-    /* reset keeps the connection cache, the TLS session cache and the
-       share; per-request options never leak into the next request. */
-    curl_easy_reset(h);
+
+/* Where the request goes and how: the URL, the share, HTTPS only, the
+   proxy, timeouts and TLS verification. */
+static CURLcode set_connection(sk_client *c, CURL *h, CURLSH *share,
+                               const char *url, unsigned flags, char *errbuf)
+{
+    CURLcode rc = CURLE_OK;
+
     SET(CURLOPT_URL, url);
     SET(CURLOPT_ERRORBUFFER, errbuf);
     if (share != NULL)
@@ -494,6 +493,20 @@ static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
         SET(CURLOPT_CAINFO, c->ca_file);
     if (c->ca_path != NULL)
         SET(CURLOPT_CAPATH, c->ca_path);
+    return rc;
+}
+
+static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
+                       const char *url, struct curl_slist *headers,
+                       const char *body, size_t body_len, unsigned flags,
+                       http_answer *ans, char *errbuf)
+{
+    CURLcode rc;
+
+    /* reset keeps the connection cache, the TLS session cache and the
+       share; per-request options never leak into the next request. */
+    curl_easy_reset(h);
+    rc = set_connection(c, h, share, url, flags, errbuf);
     SET(CURLOPT_USERAGENT, "smartkey/" SMARTKEY_VERSION);
     SET(CURLOPT_HTTPHEADER, headers);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SK_MAX_RESPONSE);
@@ -510,9 +523,9 @@ static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
         if (strcmp(method, "POST") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
     }
-#undef SET
     return rc;
 }
+#undef SET
 
 /* The Authorization header holds the token or the API key. */
 static void cleanse_headers(struct curl_slist *headers)
@@ -605,6 +618,47 @@ static void answer_free(void *arg)
     OPENSSL_free(arg);
 }
 
+/* A request for the engine with its own answer and a copy of the body
+   (NULL on no memory). */
+static sk_engine_req *engine_request(const char *body, size_t body_len)
+{
+    sk_engine_req *req = sk_engine_req_new();
+    http_answer *a = OPENSSL_zalloc(sizeof(*a));
+
+    if (req == NULL || a == NULL) {
+        OPENSSL_free(a);
+        sk_engine_req_release(req);
+        return NULL;
+    }
+    sk_http_answer_reset(a);
+    req->answer = a;
+    req->answer_free = answer_free;
+    if (body != NULL) {
+        req->body = OPENSSL_malloc(body_len + 1);
+        if (req->body == NULL) {
+            sk_engine_req_release(req);
+            return NULL;
+        }
+        memcpy(req->body, body, body_len);
+        req->body[body_len] = '\0';
+        req->body_len = body_len;
+    }
+    return req;
+}
+
+/* The client's share (made on first use; a fresh one in a forked child). */
+static CURLSH *current_share(sk_client *c)
+{
+    CURLSH *share;
+
+    pthread_mutex_lock(&c->lock);
+    check_fork(c);
+    share = c->share;
+    pthread_mutex_unlock(&c->lock);
+    make_share(c, &share);
+    return share;
+}
+
 /*
  * The exchange of a job: the request (with copies of everything it points
  * to) goes to the engine's I/O thread, the job pauses until its answer is
@@ -617,41 +671,14 @@ static CURLcode exchange_async(sk_client *c, sk_engine *e, sk_async_slot *slot,
                                size_t body_len, unsigned flags,
                                http_answer *ans, char *errbuf)
 {
-    sk_engine_req *req = sk_engine_req_new();
-    http_answer *a = OPENSSL_zalloc(sizeof(*a));
-    CURLSH *share;
-    CURLcode rc;
+    sk_engine_req *req = engine_request(body, body_len);
+    CURLSH *share = req != NULL ? current_share(c) : NULL;
+    http_answer *a;
+    CURLcode rc = CURLE_OUT_OF_MEMORY;
 
-    if (req == NULL || a == NULL) {
-        OPENSSL_free(a);
-        sk_engine_req_release(req);
-        sk_async_announce(slot);
-        return CURLE_OUT_OF_MEMORY;
-    }
-    sk_http_answer_reset(a);
-    req->answer = a;
-    req->answer_free = answer_free;
-    if (body != NULL) {
-        req->body = OPENSSL_malloc(body_len + 1);
-        if (req->body == NULL) {
-            sk_engine_req_release(req);
-            sk_async_announce(slot);
-            return CURLE_OUT_OF_MEMORY;
-        }
-        memcpy(req->body, body, body_len);
-        req->body[body_len] = '\0';
-        req->body_len = body_len;
-    }
-    pthread_mutex_lock(&c->lock);
-    check_fork(c);
-    share = c->share;
-    pthread_mutex_unlock(&c->lock);
-    make_share(c, &share);
-    req->handle = sk_engine_handle(e);
-    rc = req->handle == NULL
-             ? CURLE_OUT_OF_MEMORY
-             : set_options(c, req->handle, share, method, url, *headers,
-                           req->body, body_len, flags, a, req->errbuf);
+    if (req != NULL && (req->handle = sk_engine_handle(e)) != NULL)
+        rc = set_options(c, req->handle, share, method, url, *headers,
+                         req->body, body_len, flags, req->answer, req->errbuf);
     if (rc != CURLE_OK) {
         sk_engine_req_release(req);
         sk_async_announce(slot);
@@ -665,6 +692,7 @@ static CURLcode exchange_async(sk_client *c, sk_engine *e, sk_async_slot *slot,
         return CURLE_ABORTED_BY_CALLBACK;
     }
     rc = req->rc;
+    a = req->answer;
     *ans = *a; /* the answer moves to the caller */
     memset(a, 0, sizeof(*a));
     ans->status = req->status;
@@ -673,6 +701,83 @@ static CURLcode exchange_async(sk_client *c, sk_engine *e, sk_async_slot *slot,
     memcpy(errbuf, req->errbuf, CURL_ERROR_SIZE);
     sk_engine_req_release(req);
     return rc;
+}
+
+/* The request's header list (NULL on no memory). */
+static struct curl_slist *request_headers(const char *authorization,
+                                          int has_body)
+{
+    struct curl_slist *headers = NULL, *h;
+    /* "Expect:" stops libcurl from waiting for 100-continue on bodies
+       over 1 KiB, which costs a round trip. */
+    const char *lines[] = {
+        authorization,
+        "Accept: application/json",
+        "Expect:",
+        /* no body: "Content-Type:" stops libcurl's form type */
+        has_body ? "Content-Type: application/json" : "Content-Type:",
+    };
+
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        if (lines[i] == NULL)
+            continue;
+        h = curl_slist_append(headers, lines[i]);
+        if (h == NULL) {
+            cleanse_headers(headers);
+            return NULL;
+        }
+        headers = h;
+    }
+    return headers;
+}
+
+/* The exchange on the calling thread with a handle of the pool. Returns
+   like curl_easy_perform. */
+static CURLcode exchange_sync(sk_client *c, const char *method, const char *url,
+                              struct curl_slist *headers, const char *body,
+                              size_t body_len, unsigned flags, http_answer *ans,
+                              char *errbuf)
+{
+    CURLSH *share;
+    CURL *handle = take_handle(c, &share);
+    CURLcode rc;
+    int reusable = 1;
+
+    if (handle == NULL)
+        return CURLE_OUT_OF_MEMORY;
+    rc = set_options(c, handle, share, method, url, headers, body, body_len,
+                     flags, ans, errbuf);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(handle);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &ans->status);
+    else if (curl_easy_getinfo(handle, CURLINFO_REQUEST_SIZE,
+                               &ans->request_bytes) != CURLE_OK)
+        ans->request_bytes = 1; /* unknown: assume it was sent */
+    ans->transport = rc;
+    /* The header list goes away after this: the handle must not keep a
+       pointer to it while it sits in the pool. */
+    if (curl_easy_setopt(handle, CURLOPT_HTTPHEADER, NULL) != CURLE_OK)
+        reusable = 0;
+    curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, NULL);
+    return_handle(c, handle, reusable);
+    return rc;
+}
+
+/* A transport failure into err, with whether it may be sent again. */
+static void transport_error(sk_client *c, CURLcode rc, const http_answer *ans,
+                            const char *errbuf, const char *request,
+                            enum resend *resend, sk_error *err)
+{
+    if (ans->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "response larger than %d bytes", SK_MAX_RESPONSE);
+    else if (!tls_problem(c, rc, errbuf, request, err))
+        sk_error_set(err, curl_kind(rc), request, "%s%s",
+                     errbuf[0] ? errbuf : curl_easy_strerror(rc),
+                     proxy_note(c, rc));
+    *resend = ans->too_large ? RESEND_NEVER : curl_resend(rc);
+    sk_client_log(c, 1, "%s: %s", request, err->message);
 }
 
 /*
@@ -687,92 +792,41 @@ int sk_pool_exchange(sk_client *c, const char *base, const char *method,
                      enum resend *resend, sk_error *err)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *headers = NULL, *h;
-    CURLSH *share;
-    CURL *handle;
+    struct curl_slist *headers;
     sk_async_slot *slot;
     sk_engine *engine;
     char *url;
     size_t url_len;
     CURLcode rc;
     double started = sk_now_seconds();
-    int reusable = 1;
-    /* "Expect:" stops libcurl from waiting for 100-continue on bodies
-       over 1 KiB, which costs a round trip. */
-    const char *lines[] = {
-        authorization,
-        "Accept: application/json",
-        "Expect:",
-        /* no body: "Content-Type:" stops libcurl's form type */
-        body != NULL ? "Content-Type: application/json" : "Content-Type:",
-    };
 
     *resend = RESEND_NEVER;
     sk_http_answer_reset(ans);
     url_len = strlen(base) + strlen(path) + 1;
     url = OPENSSL_malloc(url_len);
-    if (url == NULL) {
+    headers = url != NULL ? request_headers(authorization, body != NULL) : NULL;
+    if (headers == NULL) {
+        OPENSSL_free(url);
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;
     }
     snprintf(url, url_len, "%s%s", base, path);
 
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        if (lines[i] == NULL)
-            continue;
-        h = curl_slist_append(headers, lines[i]);
-        if (h == NULL) {
-            cleanse_headers(headers);
-            OPENSSL_free(url);
-            sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-            return 0;
-        }
-        headers = h;
-    }
-
     slot = sk_pool_async_slot(c);
     engine = slot != NULL ? sk_pool_engine(c) : NULL;
     if (slot != NULL && engine == NULL)
         sk_async_announce(slot); /* no engine: synchronous */
-    if (engine != NULL) {
+    if (engine != NULL)
         rc = exchange_async(c, engine, slot, method, url, &headers, body,
                             body_len, flags, ans, errbuf);
-    } else if ((handle = take_handle(c, &share)) == NULL) {
-        rc = CURLE_OUT_OF_MEMORY;
-    } else {
-        rc = set_options(c, handle, share, method, url, headers, body, body_len,
-                         flags, ans, errbuf);
-        if (rc == CURLE_OK)
-            rc = curl_easy_perform(handle);
-        if (rc == CURLE_OK)
-            curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &ans->status);
-        else if (curl_easy_getinfo(handle, CURLINFO_REQUEST_SIZE,
-                                   &ans->request_bytes) != CURLE_OK)
-            ans->request_bytes = 1; /* unknown: assume it was sent */
-        ans->transport = rc;
-        /* The header list goes away below: the handle must not keep a
-           pointer to it while it sits in the pool. */
-        if (curl_easy_setopt(handle, CURLOPT_HTTPHEADER, NULL) != CURLE_OK)
-            reusable = 0;
-        curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, NULL);
-        return_handle(c, handle, reusable);
-    }
+    else
+        rc = exchange_sync(c, method, url, headers, body, body_len, flags, ans,
+                           errbuf);
     cleanse_headers(headers);
     OPENSSL_free(url);
 
     if (rc != CURLE_OK) {
-        if (ans->too_large)
-            sk_error_set(err, SK_ERR_PROTOCOL, request,
-                         "response larger than %d bytes", SK_MAX_RESPONSE);
-        else if (rc == CURLE_FILESIZE_EXCEEDED)
-            sk_error_set(err, SK_ERR_PROTOCOL, request,
-                         "response larger than %d bytes", SK_MAX_RESPONSE);
-        else if (!tls_problem(c, rc, errbuf, request, err))
-            sk_error_set(err, curl_kind(rc), request, "%s%s",
-                         errbuf[0] ? errbuf : curl_easy_strerror(rc),
-                         proxy_note(c, rc));
-        *resend = ans->too_large ? RESEND_NEVER : curl_resend(rc);
-        sk_client_log(c, 1, "%s: %s", request, err->message);
+        transport_error(c, rc, ans, errbuf, request, resend, err);
         return 0;
     }
     sk_client_log(c, 2, "%s: %ld (%ld us)", request, ans->status,

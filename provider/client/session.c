@@ -91,14 +91,50 @@ char *sk_session_basic_header(const char *api_key)
     return header;
 }
 
+/* The token and its lifetime from the answer of POST /sys/v1/session/auth
+   (*token is a copy, NULL on failure). */
+static int read_token(json_t *json, const char *request, char **token,
+                      double *expires_in, sk_error *err)
+{
+    const char *access_token, *token_type = NULL;
+    unsigned lifetime = 0;
+
+    if (!json_is_object(json)) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "the answer is not a JSON object");
+        return 0;
+    }
+    if (sk_json_string(json, "token_type", &token_type, request, err) < 0 ||
+        !sk_json_need_string(json, "access_token", &access_token, request,
+                             err) ||
+        sk_json_uint(json, "expires_in", &lifetime, request, err) < 0)
+        return 0;
+    if (token_type != NULL && strcmp(token_type, "Bearer") != 0) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request,
+                     "unsupported token type \"%.32s\"", token_type);
+        return 0;
+    }
+    if (*access_token == '\0' || sk_has_control_chars(access_token) ||
+        strlen(access_token) > SECRET_TOKEN_MAX) {
+        sk_error_set(err, SK_ERR_PROTOCOL, request, "invalid access token");
+        return 0;
+    }
+    *token = OPENSSL_strdup(access_token);
+    if (*token == NULL) {
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return 0;
+    }
+    /* No lifetime: assume the documented default for apps (10 min). */
+    *expires_in = lifetime > 0 ? lifetime : 600;
+    return 1;
+}
+
 static int authenticate(sk_client *c, char **token, double *expires_in,
                         sk_error *err)
 {
     static const char request[] = "POST /sys/v1/session/auth";
     http_answer ans = {0};
     json_t *json = NULL, *value;
-    const char *access_token, *token_type = NULL;
-    unsigned lifetime = 0;
     char *authorization = sk_session_basic_header(c->api_key);
     int ok = 0;
 
@@ -111,46 +147,16 @@ static int authenticate(sk_client *c, char **token, double *expires_in,
                                   authorization, NULL, 0, SK_HTTP_IDEMPOTENT,
                                   &ans, err);
     sk_free_secret(authorization);
-    if (!ok)
-        goto end;
-    ok = 0;
-    if (ans.status != 200) {
+    if (ok && ans.status != 200) {
         sk_http_status_error(c, &ans, request, err);
         if (ans.status == 401 || ans.status == 403)
             err->kind = SK_ERR_AUTH;
-        goto end;
+        ok = 0;
+    } else if (ok) {
+        json = json_loadb(ans.body != NULL ? ans.body : "", ans.len,
+                          JSON_REJECT_DUPLICATES, NULL);
+        ok = read_token(json, request, token, expires_in, err);
     }
-    json = json_loadb(ans.body != NULL ? ans.body : "", ans.len,
-                      JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(json)) {
-        sk_error_set(err, SK_ERR_PROTOCOL, request,
-                     "the answer is not a JSON object");
-        goto end;
-    }
-    if (sk_json_string(json, "token_type", &token_type, request, err) < 0 ||
-        !sk_json_need_string(json, "access_token", &access_token, request,
-                             err) ||
-        sk_json_uint(json, "expires_in", &lifetime, request, err) < 0)
-        goto end;
-    if (token_type != NULL && strcmp(token_type, "Bearer") != 0) {
-        sk_error_set(err, SK_ERR_PROTOCOL, request,
-                     "unsupported token type \"%.32s\"", token_type);
-        goto end;
-    }
-    if (*access_token == '\0' || sk_has_control_chars(access_token) ||
-        strlen(access_token) > SECRET_TOKEN_MAX) {
-        sk_error_set(err, SK_ERR_PROTOCOL, request, "invalid access token");
-        goto end;
-    }
-    *token = OPENSSL_strdup(access_token);
-    if (*token == NULL) {
-        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-        goto end;
-    }
-    /* No lifetime: assume the documented default for apps (10 min). */
-    *expires_in = lifetime > 0 ? lifetime : 600;
-    ok = 1;
-end:
     if (json != NULL) {
         value = json_object_get(json, "access_token");
         if (json_is_string(value))
@@ -223,6 +229,77 @@ void sk_client_slot_gone(sk_async_slot *slot)
     sk_pool_each_client(forget_slot, slot);
 }
 
+enum session_state {
+    SESSION_READY,       /* a usable token: *header made (NULL: no memory) */
+    SESSION_FAILED,      /* the attempt waited for failed: err filled */
+    SESSION_AUTHENTICATE /* the caller authenticates */
+};
+
+/*
+ * Called with c->lock held (released while waiting): waits while another
+ * caller authenticates. *slot is the job's once it paused; *parallel is set
+ * when this thread must authenticate beside the job it would have to
+ * resume itself.
+ */
+static enum session_state await_session(sk_client *c, int in_job,
+                                        sk_async_slot **slot, int *parallel,
+                                        unsigned long *generation,
+                                        char **header, sk_error *err)
+{
+    for (;;) {
+        unsigned long attempt;
+
+        if (token_usable(c)) {
+            *header = bearer_header(c->token);
+            *generation = c->generation;
+            return SESSION_READY;
+        }
+        if (!c->auth_running)
+            return SESSION_AUTHENTICATE;
+        attempt = c->auth_attempts;
+        if (in_job && *slot == NULL)
+            *slot = sk_pool_async_slot(c);
+        if (*slot != NULL && auth_wait_async(c, *slot)) {
+            pthread_mutex_unlock(&c->lock);
+            sk_async_pause(*slot);
+            sk_async_drain(*slot);
+            pthread_mutex_lock(&c->lock);
+        } else if (c->auth_owner_slot != NULL &&
+                   pthread_equal(c->auth_owner_thread, pthread_self())) {
+            *parallel = 1;
+            return SESSION_AUTHENTICATE;
+        } else {
+            while (c->auth_running && c->auth_attempts == attempt)
+                pthread_cond_wait(&c->auth_done, &c->lock);
+        }
+        if (c->auth_attempts != attempt && c->token == NULL) {
+            *err = c->auth_error;
+            return SESSION_FAILED;
+        }
+    }
+}
+
+/* Called with c->lock held: the new token replaces the old one (token is
+   wiped and freed). Returns its Bearer header (NULL: no memory). */
+static char *store_token(sk_client *c, char *token, double expires_in,
+                         unsigned long *generation, sk_error *err)
+{
+    char *header;
+
+    token_clear(c);
+    strcpy(c->secrets->token, token);
+    c->token = c->secrets->token;
+    sk_free_secret(token);
+    c->generation++;
+    c->expires_in = expires_in;
+    c->last_used = sk_now_seconds();
+    header = bearer_header(c->token);
+    *generation = c->generation;
+    if (header == NULL)
+        sk_error_set(err, SK_ERR_NOMEM, NULL, "out of memory");
+    return header;
+}
+
 /*
  * Returns an "Authorization: Bearer" header for the current session,
  * authenticating first when there is none (or it is about to expire).
@@ -242,40 +319,18 @@ char *sk_session_header(sk_client *c, unsigned long *generation, sk_error *err)
     int in_job = sk_http_async_now(c), ok, parallel = 0;
 
     pthread_mutex_lock(&c->lock);
-    for (;;) {
-        unsigned long attempt;
-
-        if (token_usable(c)) {
-            header = bearer_header(c->token);
-            *generation = c->generation;
-            pthread_mutex_unlock(&c->lock);
-            if (header == NULL)
-                sk_error_set(err, SK_ERR_NOMEM, NULL, "out of memory");
-            return header;
-        }
-        if (!c->auth_running)
-            break;
-        attempt = c->auth_attempts;
-        if (in_job && slot == NULL)
-            slot = sk_pool_async_slot(c);
-        if (slot != NULL && auth_wait_async(c, slot)) {
-            pthread_mutex_unlock(&c->lock);
-            sk_async_pause(slot);
-            sk_async_drain(slot);
-            pthread_mutex_lock(&c->lock);
-        } else if (c->auth_owner_slot != NULL &&
-                   pthread_equal(c->auth_owner_thread, pthread_self())) {
-            parallel = 1;
-            break;
-        } else {
-            while (c->auth_running && c->auth_attempts == attempt)
-                pthread_cond_wait(&c->auth_done, &c->lock);
-        }
-        if (c->auth_attempts != attempt && c->token == NULL) {
-            *err = c->auth_error;
-            pthread_mutex_unlock(&c->lock);
-            return NULL;
-        }
+    switch (
+        await_session(c, in_job, &slot, &parallel, generation, &header, err)) {
+    case SESSION_READY:
+        pthread_mutex_unlock(&c->lock);
+        if (header == NULL)
+            sk_error_set(err, SK_ERR_NOMEM, NULL, "out of memory");
+        return header;
+    case SESSION_FAILED:
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+    case SESSION_AUTHENTICATE:
+        break;
     }
     /* the job's requests pause on this slot (exchange) */
     if (in_job && slot == NULL)
@@ -295,20 +350,10 @@ char *sk_session_header(sk_client *c, unsigned long *generation, sk_error *err)
     pthread_mutex_lock(&c->lock);
     if (slot != NULL)
         sk_async_slot_set_auth_owner(slot, 0);
-    token_clear(c);
     if (ok) {
-        strcpy(c->secrets->token, token);
-        c->token = c->secrets->token;
-        sk_free_secret(token);
-        token = NULL;
-        c->generation++;
-        c->expires_in = expires_in;
-        c->last_used = sk_now_seconds();
-        header = bearer_header(c->token);
-        *generation = c->generation;
-        if (header == NULL)
-            sk_error_set(err, SK_ERR_NOMEM, NULL, "out of memory");
+        header = store_token(c, token, expires_in, generation, err);
     } else {
+        token_clear(c);
         c->auth_error = auth_err;
         *err = auth_err;
     }

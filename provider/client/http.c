@@ -285,65 +285,63 @@ typedef struct json_call {
     unsigned flags;
 } json_call;
 
-/* One attempt with the API key: 1 with an answer, 0 with err filled;
- *again when auto mode tries once more with a session. */
-static int send_with_api_key(sk_client *c, const json_call *call, int first,
-                             http_answer *ans, int *again, sk_error *err)
+/* Auto mode: SmartKey answered 401 to the API key on the first attempt;
+   returns 1 when the call goes again with a session. api-key mode has no
+   session to fall back on: its 401 is final (status_error). */
+static int api_key_refused(sk_client *c, const json_call *call, int first,
+                           const http_answer *ans)
 {
-    char *authorization = sk_session_basic_header(c->api_key);
-    int ok;
-
-    *again = 0;
-    if (authorization == NULL) {
-        sk_error_set(err, SK_ERR_NOMEM, call->request, "out of memory");
+    if (ans->status != 401 || c->auth != SK_AUTH_AUTO || !first)
         return 0;
-    }
-    ok = sk_exchange_with_retries(c, call->method, call->path, call->request,
-                                  authorization, call->body, call->body_len,
-                                  call->flags, ans, err);
-    sk_free_secret(authorization);
-    if (!ok)
-        return 0;
-    /* api-key mode has no session to fall back on: a 401 is final
-       (status_error); auto mode tries once more with a session. */
-    if (ans->status == 401 && c->auth == SK_AUTH_AUTO && first) {
-        sk_session_key_refused(c);
-        sk_client_log(c, 2, "%s: 401 to the API key, using a session",
-                      call->request);
-        *again = 1;
-    }
+    sk_session_key_refused(c);
+    sk_client_log(c, 2, "%s: 401 to the API key, using a session",
+                  call->request);
     return 1;
 }
 
-/* One attempt with the session: 1 with an answer, 0 with err filled;
- *again when the session was refused and this was the first attempt. */
-static int send_with_session(sk_client *c, const json_call *call, int first,
-                             http_answer *ans, int *again, sk_error *err)
+/* The session was refused (401, or a 403 that is not about permissions):
+   returns 1 when the call goes again with a new session. */
+static int session_refused(sk_client *c, const json_call *call, int first,
+                           unsigned long generation, const http_answer *ans)
 {
+    if (ans->status != 401 &&
+        (ans->status != 403 || is_permission_message(ans->body))) {
+        sk_session_used(c, generation);
+        return 0;
+    }
+    sk_session_refused(c, generation);
+    if (!first)
+        return 0;
+    sk_client_log(c, 2, "%s: %ld, re-authenticating", call->request,
+                  ans->status);
+    return 1;
+}
+
+/* One attempt with the API key or the session, as the mode and the body
+   say. Returns 1 with an answer, 0 with err filled; sets *again when the
+   credentials were refused and the call goes once more. */
+static int send_attempt(sk_client *c, const json_call *call, json_t *body,
+                        int first, http_answer *ans, int *again, sk_error *err)
+{
+    int api_key = sk_session_use_api_key(c, body), ok;
     unsigned long generation = 0;
-    char *authorization = sk_session_header(c, &generation, err);
-    int ok;
+    char *authorization = api_key ? sk_session_basic_header(c->api_key)
+                                  : sk_session_header(c, &generation, err);
 
     *again = 0;
-    if (authorization == NULL)
+    if (authorization == NULL) {
+        if (api_key)
+            sk_error_set(err, SK_ERR_NOMEM, call->request, "out of memory");
         return 0;
+    }
     ok = sk_exchange_with_retries(c, call->method, call->path, call->request,
                                   authorization, call->body, call->body_len,
                                   call->flags, ans, err);
     sk_free_secret(authorization);
     if (!ok)
         return 0;
-    if (ans->status == 401 ||
-        (ans->status == 403 && !is_permission_message(ans->body))) {
-        sk_session_refused(c, generation);
-        if (first) {
-            sk_client_log(c, 2, "%s: %ld, re-authenticating", call->request,
-                          ans->status);
-            *again = 1;
-        }
-    } else {
-        sk_session_used(c, generation);
-    }
+    *again = api_key ? api_key_refused(c, call, first, ans)
+                     : session_refused(c, call, first, generation, ans);
     return 1;
 }
 
@@ -393,9 +391,7 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
         call.body_len = strlen(body_text);
     }
     for (int first = 1; again; first = 0) {
-        ok = sk_session_use_api_key(client, body)
-                 ? send_with_api_key(client, &call, first, &ans, &again, err)
-                 : send_with_session(client, &call, first, &ans, &again, err);
+        ok = send_attempt(client, &call, body, first, &ans, &again, err);
         if (!ok)
             break;
     }

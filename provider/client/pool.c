@@ -47,12 +47,14 @@ static void fork_prepare(void)
             pthread_mutex_lock(&c->share_locks[i]);
         if (c->engine != NULL)
             sk_engine_fork_prepare(c->engine);
+        sk_batcher_at_fork(c->batcher, SK_FORK_PREPARE);
     }
 }
 
 static void fork_parent(void)
 {
     for (sk_client *c = registry; c != NULL; c = c->next) {
+        sk_batcher_at_fork(c->batcher, SK_FORK_PARENT);
         if (c->engine != NULL)
             sk_engine_fork_release(c->engine);
         for (int i = CURL_LOCK_DATA_LAST - 1; i >= 0; i--)
@@ -65,6 +67,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     for (sk_client *c = registry; c != NULL; c = c->next) {
+        sk_batcher_at_fork(c->batcher, SK_FORK_CHILD);
         /* The engine's I/O thread does not exist here: the parent's engine
            is abandoned (its connections are the parent's) and the first
            request of a job makes a fresh one (client_engine). */

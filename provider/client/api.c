@@ -23,7 +23,7 @@ static json_t *descriptor(const sk_key_ref *key, const char *request,
                      "name a key by exactly one of kid and name");
         return NULL;
     }
-    if (key->kid != NULL && !sk_is_uuid(key->kid)) {
+    if (key->kid != NULL && !sk_is_uuid(key->kid, strlen(key->kid))) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
                      "a kid is a UUID like "
                      "0b5c2f6e-27e5-4d3a-9b8e-3c7f1a2d4e5f");
@@ -165,7 +165,7 @@ static sk_key_info *parse_sobject(json_t *obj, const char *request,
         sk_json_base64(obj, "pub_key", &info->pub_key, &info->pub_key_len,
                        request, err) < 0)
         goto fail;
-    if (!sk_is_uuid(kid)) {
+    if (!sk_is_uuid(kid, strlen(kid))) {
         sk_error_set(err, SK_ERR_PROTOCOL, request,
                      "field \"kid\" of the response is not a UUID");
         goto fail;

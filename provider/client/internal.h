@@ -107,7 +107,5 @@ int sk_json_need_base64(json_t *obj, const char *field, unsigned char **out,
 json_t *sk_json_from_bytes(const unsigned char *in, size_t len);
 /* Strict decoder: rejects whitespace, bad padding and the URL alphabet. */
 unsigned char *sk_base64_decode(const char *in, size_t in_len, size_t *out_len);
-/* Lower- or upper-case hyphenated UUID. */
-int sk_is_uuid(const char *s);
 
 #endif

@@ -80,6 +80,16 @@ static sk_curve curve_of(const char *s)
     return SK_CURVE_OTHER;
 }
 
+/* value is a JSON array, or err holds `message` as a protocol error. */
+static int is_array(json_t *value, const char *message, const char *request,
+                    sk_error *err)
+{
+    if (json_is_array(value))
+        return 1;
+    sk_error_set(err, SK_ERR_PROTOCOL, request, "%s", message);
+    return 0;
+}
+
 static int key_ops_of(json_t *array, unsigned *ops, const char *request,
                       sk_error *err)
 {
@@ -95,11 +105,9 @@ static int key_ops_of(json_t *array, unsigned *ops, const char *request,
     size_t i;
     json_t *op;
 
-    if (!json_is_array(array)) {
-        sk_error_set(err, SK_ERR_PROTOCOL, request,
-                     "field \"key_ops\" of the response is not an array");
+    if (!is_array(array, "field \"key_ops\" of the response is not an array",
+                  request, err))
         return 0;
-    }
     *ops = 0;
     json_array_foreach(array, i, op)
     {
@@ -242,11 +250,8 @@ static int append_page(json_t *page, sk_key_info ***list, size_t *count,
     size_t i;
     json_t *item;
 
-    if (!json_is_array(page)) {
-        sk_error_set(err, SK_ERR_PROTOCOL, list_request,
-                     "the answer is not a JSON array");
+    if (!is_array(page, "the answer is not a JSON array", list_request, err))
         return 0;
-    }
     json_array_foreach(page, i, item)
     {
         sk_key_info *info = parse_sobject(item, list_request, err);

@@ -23,7 +23,7 @@ static json_t *descriptor(const sk_key_ref *key, const char *request,
                      "name a key by exactly one of kid and name");
         return NULL;
     }
-    if (key->kid != NULL && !sk_is_uuid(key->kid)) {
+    if (key->kid != NULL && !sk_is_uuid(key->kid, strlen(key->kid))) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
                      "a kid is a UUID like "
                      "0b5c2f6e-27e5-4d3a-9b8e-3c7f1a2d4e5f");
@@ -80,6 +80,16 @@ static sk_curve curve_of(const char *s)
     return SK_CURVE_OTHER;
 }
 
+/* value is a JSON array, or err holds `message` as a protocol error. */
+static int is_array(json_t *value, const char *message, const char *request,
+                    sk_error *err)
+{
+    if (json_is_array(value))
+        return 1;
+    sk_error_set(err, SK_ERR_PROTOCOL, request, "%s", message);
+    return 0;
+}
+
 static int key_ops_of(json_t *array, unsigned *ops, const char *request,
                       sk_error *err)
 {
@@ -95,11 +105,9 @@ static int key_ops_of(json_t *array, unsigned *ops, const char *request,
     size_t i;
     json_t *op;
 
-    if (!json_is_array(array)) {
-        sk_error_set(err, SK_ERR_PROTOCOL, request,
-                     "field \"key_ops\" of the response is not an array");
+    if (!is_array(array, "field \"key_ops\" of the response is not an array",
+                  request, err))
         return 0;
-    }
     *ops = 0;
     json_array_foreach(array, i, op)
     {
@@ -165,7 +173,7 @@ static sk_key_info *parse_sobject(json_t *obj, const char *request,
         sk_json_base64(obj, "pub_key", &info->pub_key, &info->pub_key_len,
                        request, err) < 0)
         goto fail;
-    if (!sk_is_uuid(kid)) {
+    if (!sk_is_uuid(kid, strlen(kid))) {
         sk_error_set(err, SK_ERR_PROTOCOL, request,
                      "field \"kid\" of the response is not a UUID");
         goto fail;
@@ -242,11 +250,8 @@ static int append_page(json_t *page, sk_key_info ***list, size_t *count,
     size_t i;
     json_t *item;
 
-    if (!json_is_array(page)) {
-        sk_error_set(err, SK_ERR_PROTOCOL, list_request,
-                     "the answer is not a JSON array");
+    if (!is_array(page, "the answer is not a JSON array", list_request, err))
         return 0;
-    }
     json_array_foreach(page, i, item)
     {
         sk_key_info *info = parse_sobject(item, list_request, err);
@@ -500,42 +505,73 @@ int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
                           plain, plain_len, err);
 }
 
+/*
+ * The body of POST /crypto/v1/wrapkey without its optional fields (iv, ad,
+ * tag_len, key_format): checks the algorithm names first. NULL with err
+ * filled.
+ */
+static json_t *wrapkey_body(const sk_wrapkey_ex_request *req,
+                            const char *request, sk_error *err)
+{
+    json_t *key, *subject, *mode, *body;
+    int rsa;
+
+    if (req == NULL || !valid_alg_name(req->alg)) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "the wrapping algorithm is required");
+        return NULL;
+    }
+    rsa = strcmp(req->alg, "RSA") == 0;
+    if ((rsa && req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash)) ||
+        (!rsa && !valid_alg_name(req->cipher_mode)) ||
+        (req->key_format != NULL && !valid_alg_name(req->key_format))) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     req->key_format != NULL
+                         ? "invalid OAEP hash, cipher mode or key format"
+                         : "invalid OAEP hash or cipher mode");
+        return NULL;
+    }
+    key = descriptor_or_transient(&req->wrapping_key,
+                                  req->wrapping_transient_key, request, err);
+    if (key == NULL)
+        return NULL;
+    subject = descriptor_or_transient(&req->wrap_subject,
+                                      req->subject_transient_key, request, err);
+    if (subject == NULL) {
+        json_decref(key);
+        return NULL;
+    }
+    mode = rsa ? rsa_mode(SK_RSA_OAEP, req->oaep_hash)
+               : json_string(req->cipher_mode);
+    body = json_pack("{s:o,s:o,s:s,s:o}", "key", key, "subject", subject, "alg",
+                     req->alg, "mode", mode);
+    if (body == NULL)
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+    return body;
+}
+
 int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
                       unsigned char **wrapped, size_t *wrapped_len,
                       sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/wrapkey";
-    json_t *key, *subject, *mode;
-    int rsa;
+    sk_wrapkey_ex_request ex = {0};
+    json_t *body;
 
     sk_error_clear(err);
     *wrapped = NULL;
-    if (req == NULL || !valid_alg_name(req->alg)) {
-        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "the wrapping algorithm is required");
-        return 0;
+    if (req != NULL) {
+        ex.wrapping_key = req->wrapping_key;
+        ex.wrapping_transient_key = req->wrapping_transient_key;
+        ex.wrap_subject = req->wrap_subject;
+        ex.alg = req->alg;
+        ex.oaep_hash = req->oaep_hash;
+        ex.cipher_mode = req->cipher_mode;
     }
-    rsa = strcmp(req->alg, "RSA") == 0;
-    if ((rsa && req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash)) ||
-        (!rsa && !valid_alg_name(req->cipher_mode))) {
-        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "invalid OAEP hash or cipher mode");
+    body = wrapkey_body(req != NULL ? &ex : NULL, request, err);
+    if (body == NULL)
         return 0;
-    }
-    key = descriptor_or_transient(&req->wrapping_key,
-                                  req->wrapping_transient_key, request, err);
-    if (key == NULL)
-        return 0;
-    subject = descriptor(&req->wrap_subject, request, err);
-    if (subject == NULL) {
-        json_decref(key);
-        return 0;
-    }
-    mode = rsa ? rsa_mode(SK_RSA_OAEP, req->oaep_hash)
-               : json_string(req->cipher_mode);
-    return call_for_bytes(client, "/crypto/v1/wrapkey", request,
-                          json_pack("{s:o,s:o,s:s,s:o}", "key", key, "subject",
-                                    subject, "alg", req->alg, "mode", mode),
+    return call_for_bytes(client, "/crypto/v1/wrapkey", request, body,
                           "wrapped_key", wrapped, wrapped_len, err);
 }
 
@@ -791,39 +827,15 @@ int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
                          sk_wrapkey_result *out, sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/wrapkey";
-    json_t *key = NULL, *subject = NULL, *mode, *body, *answer = NULL;
-    int rsa, ok = 0;
+    json_t *body, *answer = NULL;
+    int ok = 0;
 
     sk_error_clear(err);
     memset(out, 0, sizeof(*out));
-    if (req == NULL || !valid_alg_name(req->alg)) {
-        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "the wrapping algorithm is required");
+    body = wrapkey_body(req, request, err);
+    if (body == NULL)
         return 0;
-    }
-    rsa = strcmp(req->alg, "RSA") == 0;
-    if ((rsa && req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash)) ||
-        (!rsa && !valid_alg_name(req->cipher_mode)) ||
-        (req->key_format != NULL && !valid_alg_name(req->key_format))) {
-        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "invalid OAEP hash, cipher mode or key format");
-        return 0;
-    }
-    key = descriptor_or_transient(&req->wrapping_key,
-                                  req->wrapping_transient_key, request, err);
-    if (key == NULL)
-        return 0;
-    subject = descriptor_or_transient(&req->wrap_subject,
-                                      req->subject_transient_key, request, err);
-    if (subject == NULL) {
-        json_decref(key);
-        return 0;
-    }
-    mode = rsa ? rsa_mode(SK_RSA_OAEP, req->oaep_hash)
-               : json_string(req->cipher_mode);
-    body = json_pack("{s:o,s:o,s:s,s:o}", "key", key, "subject", subject, "alg",
-                     req->alg, "mode", mode);
-    if (body == NULL || !add_wrapkey_options(body, req)) {
+    if (!add_wrapkey_options(body, req)) {
         json_decref(body);
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;

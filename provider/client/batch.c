@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include <openssl/crypto.h>
 #include "batch.h"
 #include "internal.h"
@@ -55,7 +54,6 @@ typedef struct batch_queue {
 struct sk_batcher {
     unsigned max_size;
     long max_wait_us;
-    pid_t pid;
     pthread_mutex_t lock;
     batch_queue sign, decrypt;
 };
@@ -64,24 +62,22 @@ static void queue_init(batch_queue *q, const char *path, const char *batch_path,
                        const char *request, const char *single_request,
                        int keyed)
 {
-    memset(q, 0, sizeof(*q));
-    q->path = path;
-    q->batch_path = batch_path;
-    q->request = request;
-    q->single_request = single_request;
-    q->keyed = keyed;
+    *q = (batch_queue){.path = path,
+                       .batch_path = batch_path,
+                       .request = request,
+                       .single_request = single_request,
+                       .keyed = keyed};
     q->tail = &q->head;
 }
 
-static void init_state(sk_batcher *b)
+/* Empty queues (the other fields of a queue are zero). */
+static void reset_queues(sk_batcher *b)
 {
-    pthread_mutex_init(&b->lock, NULL);
     queue_init(&b->sign, "/crypto/v1/sign", "/crypto/v1/keys/batch/sign",
                "POST /crypto/v1/keys/batch/sign", "POST /crypto/v1/sign", 0);
     queue_init(
         &b->decrypt, "/crypto/v1/decrypt", "/crypto/v1/keys/batch/decrypt",
         "POST /crypto/v1/keys/batch/decrypt", "POST /crypto/v1/decrypt", 1);
-    b->pid = getpid();
 }
 
 sk_batcher *sk_batcher_new(unsigned max_size, long max_wait_us)
@@ -95,7 +91,8 @@ sk_batcher *sk_batcher_new(unsigned max_size, long max_wait_us)
         return NULL;
     b->max_size = max_size;
     b->max_wait_us = max_wait_us > 0 ? max_wait_us : DEFAULT_MAX_WAIT_US;
-    init_state(b);
+    pthread_mutex_init(&b->lock, NULL);
+    reset_queues(b);
     return b;
 }
 
@@ -107,16 +104,22 @@ void sk_batcher_free(sk_batcher *b)
     free(b);
 }
 
-/*
- * A forked child has none of the parent's other threads: their queued
- * calls and batches on the wire will never finish there. Called without
- * the lock (which a parent thread may have held at fork time).
- */
-static void check_fork(sk_batcher *b)
+/* The client's fork handlers (pool.c) call these with the client's lock
+   held: the lock is held across fork(), so the child finds it in a known
+   state. A forked child has none of the parent's other threads: their
+   queued calls and batches on the wire will never finish there, so its
+   queues start empty. */
+void sk_batcher_at_fork(sk_batcher *b, sk_fork_stage stage)
 {
-    if (b->pid == getpid())
+    if (b == NULL)
         return;
-    init_state(b);
+    if (stage == SK_FORK_PREPARE) {
+        pthread_mutex_lock(&b->lock);
+        return;
+    }
+    if (stage == SK_FORK_CHILD)
+        reset_queues(b);
+    pthread_mutex_unlock(&b->lock);
 }
 
 /* The batch endpoint's item for a single-call body, or NULL when this
@@ -368,7 +371,6 @@ int sk_batch_call(sk_client *client, const char *path, json_t *body,
 
     if (b == NULL)
         return -1;
-    check_fork(b);
     if (strcmp(path, b->sign.path) == 0)
         q = &b->sign;
     else if (strcmp(path, b->decrypt.path) == 0)

@@ -18,6 +18,16 @@ typedef struct sk_batcher sk_batcher;
 sk_batcher *sk_batcher_new(unsigned max_size, long max_wait_us);
 void sk_batcher_free(sk_batcher *batcher);
 
+/* The client's fork handlers (pool.c) call this with the client's lock
+   held, at each stage of fork(); a NULL batcher is ignored. The child's
+   queues start empty. */
+typedef enum sk_fork_stage {
+    SK_FORK_PREPARE,
+    SK_FORK_PARENT,
+    SK_FORK_CHILD,
+} sk_fork_stage;
+void sk_batcher_at_fork(sk_batcher *batcher, sk_fork_stage stage);
+
 /*
  * Sends the single-call request `body` (a POST to `path`, answered by an
  * object whose Base64 field `field` is the result) as an item of a batch.

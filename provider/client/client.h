@@ -156,6 +156,13 @@ typedef struct sk_key_ref {
 sk_client *sk_client_new(const sk_client_config *cfg, sk_error *err);
 void sk_client_free(sk_client *client);
 
+/* Seconds on the monotonic clock (cool-downs, lifetimes, cache ages). */
+double sk_now_seconds(void);
+
+/* The len bytes at s are a hyphenated UUID (a kid), hex digits in either
+   case; s need not be NUL-terminated. */
+int sk_is_uuid(const char *s, size_t len);
+
 /* POST /crypto/v1/keys/info?show_pub_key=true */
 int sk_client_key_info(sk_client *client, const sk_key_ref *key,
                        sk_key_info **out, sk_error *err);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <openssl/async.h>
 #include <openssl/crypto.h>
+#include "client.h"
 #include "engine.h"
 
 #define ENGINE_IDLE_HANDLES 256
@@ -62,14 +63,6 @@ struct sk_engine {
     sk_engine_req *active; /* in the multi handle */
     sk_engine_req *timers;
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- slots: one eventfd per ASYNC_WAIT_CTX ---- */
 
@@ -312,70 +305,93 @@ static void unlink_req(sk_engine_req **list, sk_engine_req *req)
         }
 }
 
+/* Takes the submitted requests: transfers join the multi handle, delays
+   the timers. Returns the stop flag. */
+static int take_submissions(sk_engine *e)
+{
+    sk_engine_req *batch, *req, *next;
+    int stop;
+
+    pthread_mutex_lock(&e->lock);
+    batch = e->queue;
+    e->queue = e->queue_tail = NULL;
+    stop = e->stop;
+    pthread_mutex_unlock(&e->lock);
+
+    for (req = batch; req != NULL; req = next) {
+        req_private *p = PRIV(req);
+
+        next = p->next;
+        if (req->handle == NULL) {
+            p->next = e->timers;
+            e->timers = req;
+        } else if (curl_easy_setopt(req->handle, CURLOPT_PRIVATE, req) !=
+                       CURLE_OK ||
+                   curl_multi_add_handle(e->multi, req->handle) != CURLM_OK) {
+            p->next = NULL;
+            finish(e, req, CURLE_OUT_OF_MEMORY);
+        } else {
+            p->next = e->active;
+            e->active = req;
+        }
+    }
+    return stop;
+}
+
+/* Drives the transfers and finishes those that are done. */
+static void perform_transfers(sk_engine *e)
+{
+    CURLMsg *msg;
+    int running, left;
+
+    curl_multi_perform(e->multi, &running);
+    while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+        char *priv = NULL;
+        sk_engine_req *req;
+
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        req = (sk_engine_req *)priv;
+        if (req == NULL)
+            continue;
+        unlink_req(&e->active, req);
+        finish(e, req, msg->data.result);
+    }
+}
+
+/* Finishes the delays that are due; returns how long the poll may sleep
+   before the next one. */
+static int run_timers(sk_engine *e)
+{
+    sk_engine_req *req, *next;
+    int timeout_ms = POLL_MAX_MS;
+    double now = sk_now_seconds();
+
+    for (req = e->timers; req != NULL; req = next) {
+        next = PRIV(req)->next;
+        if (PRIV(req)->due <= now) {
+            unlink_req(&e->timers, req);
+            finish(e, req, CURLE_OK);
+        } else {
+            double ms = (PRIV(req)->due - now) * 1000 + 1;
+
+            if (ms < timeout_ms)
+                timeout_ms = (int)ms;
+        }
+    }
+    return timeout_ms;
+}
+
 static void *io_thread(void *arg)
 {
     sk_engine *e = arg;
 
-    for (;;) {
-        sk_engine_req *batch, *req, *next;
-        CURLMsg *msg;
-        int running, left, stop, timeout_ms = POLL_MAX_MS;
-        double now;
+    while (!take_submissions(e)) {
+        int timeout_ms;
 
-        pthread_mutex_lock(&e->lock);
-        batch = e->queue;
-        e->queue = e->queue_tail = NULL;
-        stop = e->stop;
-        pthread_mutex_unlock(&e->lock);
-
-        for (req = batch; req != NULL; req = next) {
-            req_private *p = PRIV(req);
-
-            next = p->next;
-            if (req->handle == NULL) {
-                p->next = e->timers;
-                e->timers = req;
-            } else if (curl_easy_setopt(req->handle, CURLOPT_PRIVATE, req) !=
-                           CURLE_OK ||
-                       curl_multi_add_handle(e->multi, req->handle) !=
-                           CURLM_OK) {
-                p->next = NULL;
-                finish(e, req, CURLE_OUT_OF_MEMORY);
-            } else {
-                p->next = e->active;
-                e->active = req;
-            }
-        }
-        if (stop)
-            break;
-
-        curl_multi_perform(e->multi, &running);
-        while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
-            char *priv = NULL;
-
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-            req = (sk_engine_req *)priv;
-            if (req == NULL)
-                continue;
-            unlink_req(&e->active, req);
-            finish(e, req, msg->data.result);
-        }
-
-        now = now_seconds();
-        for (req = e->timers; req != NULL; req = next) {
-            next = PRIV(req)->next;
-            if (PRIV(req)->due <= now) {
-                unlink_req(&e->timers, req);
-                finish(e, req, CURLE_OK);
-            } else {
-                double ms = (PRIV(req)->due - now) * 1000 + 1;
-
-                if (ms < timeout_ms)
-                    timeout_ms = (int)ms;
-            }
-        }
+        perform_transfers(e);
+        timeout_ms = run_timers(e);
         /* woken early by curl_multi_wakeup (a submission, the stop) */
         curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
     }
@@ -461,7 +477,7 @@ int sk_engine_run(sk_engine *e, sk_async_slot *slot, sk_engine_req *req)
     p->refs = 2; /* the job, the engine */
     p->pid = e->pid;
     if (req->handle == NULL)
-        p->due = now_seconds() + (double)req->delay_ms / 1000.0;
+        p->due = sk_now_seconds() + (double)req->delay_ms / 1000.0;
     __atomic_store_n(&slot->pending, req, __ATOMIC_RELEASE);
 
     pthread_mutex_lock(&e->lock);

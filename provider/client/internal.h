@@ -1,10 +1,16 @@
 /*
  * Private interfaces of the REST client.
  *
- *   http.c   libcurl: handle pool, session token, retries, fork handling
- *   json.c   strict readers of SmartKey's JSON and Base64
- *   api.c    the typed calls of client.h
- *   error.c  sk_error helpers
+ *   http.c     the client's life cycle and the JSON call (sk_http_json)
+ *   session.c  API key, session token, single-flight authentication
+ *   retry.c    node order, failover, retries and backoff
+ *   pool.c     libcurl: global init, fork, handle pool, one exchange
+ *              (http_private.h: what those four share)
+ *   engine.c   the I/O thread of requests made inside ASYNC jobs
+ *   batch.c    batching of concurrent calls
+ *   json.c     strict readers of SmartKey's JSON and Base64
+ *   api.c      the typed calls of client.h
+ *   error.c    sk_error helpers
  *
  * A new typed call only builds its request with jansson, calls
  * sk_http_json() and reads the answer with the sk_json_* readers.
@@ -35,7 +41,7 @@ void sk_error_set_text(sk_error *err, const char *text, size_t len);
 void sk_error_set_server_text(sk_error *err, const char *text, size_t len,
                               const char *const *secrets, size_t n_secrets);
 
-/* ---- http.c ---- */
+/* ---- http.c and the layers below it ---- */
 
 /* The call changes nothing on the server (lookups, sign, decrypt, wrap):
    it may be sent again after a 429, a 5xx or a lost connection. Without
@@ -101,7 +107,5 @@ int sk_json_need_base64(json_t *obj, const char *field, unsigned char **out,
 json_t *sk_json_from_bytes(const unsigned char *in, size_t len);
 /* Strict decoder: rejects whitespace, bad padding and the URL alphabet. */
 unsigned char *sk_base64_decode(const char *in, size_t in_len, size_t *out_len);
-/* Lower- or upper-case hyphenated UUID. */
-int sk_is_uuid(const char *s);
 
 #endif

@@ -163,11 +163,11 @@ json_t *sk_json_from_bytes(const unsigned char *in, size_t len)
     return value;
 }
 
-int sk_is_uuid(const char *s)
+int sk_is_uuid(const char *s, size_t len)
 {
-    if (s == NULL || strlen(s) != 36)
+    if (s == NULL || len != 36)
         return 0;
-    for (int i = 0; i < 36; i++) {
+    for (size_t i = 0; i < len; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-')
                 return 0;

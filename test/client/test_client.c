@@ -736,6 +736,53 @@ static void test_fork_child_reconnects_and_parent_keeps_working(void)
     sk_client_free(client);
 }
 
+/* The batcher's lock and queues go through fork() with the client's
+   (batch.c's sk_batcher_at_fork): a child signs through the batcher. */
+static int sign_once(sk_client *client)
+{
+    unsigned char digest[32] = {1}, *signature = NULL;
+    size_t len = 0;
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256",    digest,
+                           sizeof(digest), SK_SIG_NONE, NULL};
+    sk_error err;
+    int ok = sk_client_sign(client, &req, &signature, &len, &err) == 1;
+
+    OPENSSL_free(signature);
+    return ok;
+}
+
+static void test_fork_child_signs_with_batching_on(void)
+{
+    sk_client_config cfg = {0};
+    sk_client *client;
+    sk_error err;
+    int status = -1;
+    pid_t pid;
+
+    cfg.endpoint = env.endpoint;
+    cfg.api_key = env.api_key;
+    cfg.ca_file = env.ca_file;
+    cfg.retries = -1;
+    cfg.auth = SK_AUTH_SESSION;
+    cfg.batch_max_size = 4;
+    cfg.batch_max_wait_us = 1000;
+    client = sk_client_new(&cfg, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(client);
+    CU_ASSERT_FATAL(sign_once(client));
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        int ok = sign_once(client) && sign_once(client);
+
+        sk_client_free(client);
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CU_ASSERT(sign_once(client));
+    sk_client_free(client);
+}
+
 /* ---- crypto calls ---- */
 
 static int verify_locally(const sk_key_info *info, int padding,
@@ -895,6 +942,7 @@ int main(int argc, char **argv)
         T(test_logs_and_errors_never_show_the_api_key),
         T(test_sequential_calls_reuse_one_connection),
         T(test_fork_child_reconnects_and_parent_keeps_working),
+        T(test_fork_child_signs_with_batching_on),
         T(test_signatures_verify_with_the_public_key),
         T(test_oaep_decrypt_recovers_local_encryption),
         T(test_wrapkey_under_rsa_unwraps_to_the_aes_key),

@@ -2,7 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -29,14 +28,6 @@ struct sk_key_cache {
     pthread_mutex_t lock;
     cache_entry *entries;
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 sk_key *sk_key_up_ref(sk_key *key)
 {
@@ -130,7 +121,7 @@ static sk_key *cache_lookup(sk_key_cache *cache, const sk_key_ref *ref)
 {
     cache_entry **link, *entry;
     sk_key *found = NULL;
-    double now = now_seconds();
+    double now = sk_now_seconds();
 
     pthread_mutex_lock(&cache->lock);
     for (link = &cache->entries; (entry = *link) != NULL;) {
@@ -176,7 +167,7 @@ static void cache_put(sk_provctx *ctx, sk_key *key)
     if (fresh == NULL)
         return;
     fresh->key = sk_key_up_ref(key);
-    fresh->expires = now_seconds() + ctx->settings.cache_lifetime;
+    fresh->expires = sk_now_seconds() + ctx->settings.cache_lifetime;
 
     pthread_mutex_lock(&cache->lock);
     drop_locked(cache, key->kid);

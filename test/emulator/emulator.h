@@ -126,7 +126,8 @@ extern int em_lenient;
  * Unless em_lenient: refuses (400, plain text naming the field) a request
  * whose JSON body has a field outside SmartKey's request model at any depth,
  * an enum value SmartKey does not spell that way, an unknown query parameter
- * or a form Content-Type on a request without a body. route_path is the route's pattern
+ * or a form Content-Type on a request without a body. route_path is the route's
+ * pattern
  * ("/crypto/v1/keys/{kid}"). Returns 1 when the request may proceed.
  */
 int em_check_request(const em_request *req, const char *route_path,

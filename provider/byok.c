@@ -454,23 +454,25 @@ static int subject_is_asymmetric(sk_byok_cipher *ctx, const sk_uri *subject,
 }
 
 /*
- * jwe, salesforce-cache-only and sha256 are for symmetric keys (tenant
- * secrets, data keys, CSEK hashes): for an RSA or EC key, the JWE would
- * carry its PKCS#8 where every consumer expects key bytes, and SmartKey's
- * SHA-256 is of its PKCS#1 / SEC1 form, which no cloud compares with.
+ * Reads the subject's type once per artifact (one keys/info request), for
+ * every format but rsa-oaep: the hybrid formats wrap an RSA or EC subject
+ * as PKCS#8 (ws->subject_asymmetric), and jwe, salesforce-cache-only and
+ * sha256 are for symmetric keys (tenant secrets, data keys, CSEK hashes):
+ * for an RSA or EC key, the JWE would carry its PKCS#8 where every
+ * consumer expects key bytes, and SmartKey's SHA-256 is of its PKCS#1 /
+ * SEC1 form, which no cloud compares with.
  */
-static int subject_fits_format(sk_byok_cipher *ctx, const wrap_settings *ws)
+static int subject_fits_format(sk_byok_cipher *ctx, wrap_settings *ws)
 {
     const char *kind = NULL;
-    int asymmetric;
+    int asymmetric = subject_is_asymmetric(ctx, &ws->subject, &kind, 0);
 
-    if (ctx->format != FORMAT_JWE &&
-        ctx->format != FORMAT_SALESFORCE_CACHE_ONLY &&
-        ctx->format != FORMAT_SHA256)
+    if (asymmetric < 0)
+        return 0;
+    ws->subject_asymmetric = asymmetric;
+    if (!asymmetric || ctx->format == FORMAT_RSA_AES_KEY_WRAP ||
+        ctx->format == FORMAT_AZURE_BYOK)
         return 1;
-    asymmetric = subject_is_asymmetric(ctx, &ws->subject, &kind, 0);
-    if (asymmetric <= 0)
-        return asymmetric == 0;
     if (ctx->format == FORMAT_SHA256)
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "%s sha256 hashes the value of an AES or SECRET key (hash "

@@ -203,21 +203,14 @@ static int wrap_subject_under_aes(byok_call *call, const char *mode,
                                   sk_wrapkey_result *out)
 {
     sk_wrapkey_ex_request req;
-    sk_key_info *info = NULL;
 
     memset(&req, 0, sizeof(req));
     req.wrapping_transient_key = call->aes_transient;
     subject_ref(call->ws, &req.wrap_subject);
-    /* the JWE formats take symmetric subjects only (subject_fits_format) */
-    if (iv == NULL) {
-        call->failed = "reading the type of the key";
-        if (!sk_client_key_info(call->client, &req.wrap_subject, &info,
-                                &call->err))
-            return 0;
-        if (info->obj_type == SK_OBJ_RSA || info->obj_type == SK_OBJ_EC)
-            req.key_format = "Pkcs8";
-        sk_key_info_free(info);
-    }
+    /* KWP of an RSA or EC subject carries its PKCS#8; symmetric subjects
+       have no key_format (the JWE formats take symmetric subjects only) */
+    if (iv == NULL && call->ws->subject_asymmetric)
+        req.key_format = "Pkcs8";
     req.alg = "AES";
     req.cipher_mode = mode;
     if (iv != NULL) {

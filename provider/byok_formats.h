@@ -45,6 +45,9 @@ typedef struct wrap_settings {
     char subject_uri[1024];
     sk_uri subject;
     const char *oaep_hash; /* SmartKey spelling */
+    /* the subject is an RSA or EC key (read once, by byok.c, before any
+       format runs): the KWP step then wraps its PKCS#8 form */
+    int subject_asymmetric;
 } wrap_settings;
 
 /* base64 (url: base64url, RFC 4648 §5, without padding) of in: an

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <openssl/async.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -590,6 +591,26 @@ static const char *proxy_note(const sk_client *c, CURLcode rc)
     }
 }
 
+/* libcurl says "Couldn't connect to server" when it could not even make a
+   socket: a process out of file descriptors (a busy event-loop server at
+   its RLIMIT_NOFILE) is told so. */
+static const char *fd_note(CURLcode rc)
+{
+    int probe;
+
+    if (rc != CURLE_COULDNT_CONNECT)
+        return "";
+    probe = eventfd(0, EFD_CLOEXEC);
+    if (probe >= 0) {
+        close(probe);
+        return "";
+    }
+    return errno == EMFILE || errno == ENFILE
+               ? " (no file descriptor left for a connection: raise the "
+                 "process's open files limit, ulimit -n / RLIMIT_NOFILE)"
+               : "";
+}
+
 /* TLS failures whose usual advice ("set ca_file") would be wrong: an
    unreadable ca_file and a certificate for another host name. */
 static int tls_problem(sk_client *c, CURLcode rc, const char *errbuf,
@@ -776,8 +797,8 @@ static void transport_error(sk_client *c, CURLcode rc, const http_answer *ans,
         sk_error_set(err, SK_ERR_PROTOCOL, request,
                      "response larger than %d bytes", SK_MAX_RESPONSE);
     else if (!tls_problem(c, rc, errbuf, request, err))
-        sk_error_set(err, curl_kind(rc), request, "%s%s",
-                     errbuf[0] ? errbuf : curl_easy_strerror(rc),
+        sk_error_set(err, curl_kind(rc), request, "%s%s%s",
+                     errbuf[0] ? errbuf : curl_easy_strerror(rc), fd_note(rc),
                      proxy_note(c, rc));
     *resend = ans->too_large ? RESEND_NEVER : curl_resend(rc);
     sk_client_log(c, 1, "%s: %s", request, err->message);

@@ -20,7 +20,7 @@ set logscale x 2
 set logscale y 10
 set xtics (1, 4, 16, 64)
 set xrange [0.8:80]
-set yrange [5:*]
+set yrange [5:5000]
 set xlabel "concurrent clients"
 set ylabel "handshakes/s"
 set key top left font ",8"

@@ -11,14 +11,12 @@
  * call, no socket a clear error.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -489,23 +487,35 @@ static void fds_restore(fd_squeeze *q)
     setrlimit(RLIMIT_NOFILE, &q->saved);
 }
 
-static void test_no_fd_for_the_wait_fd_signs_synchronously(void)
+/* n jobs of a warmed-up client (its synchronous path's connection open
+   and pooled), run while every fd but `spare` is taken; returns how many
+   were paused at once (run_jobs). */
+static int run_without_fds(sign_job **jobs, size_t n, int spare,
+                           sk_client **client)
 {
-    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
-    sign_job *jobs;
     fd_squeeze q;
     int paused;
 
-    /* the synchronous path's connection is open and pooled */
-    CU_ASSERT_FATAL(client != NULL && warm_up(client));
-    jobs = new_jobs(client, 4);
-    CU_ASSERT_FATAL(jobs != NULL);
+    *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    *jobs = NULL;
+    if (*client == NULL || !warm_up(*client) ||
+        (*jobs = new_jobs(*client, n)) == NULL)
+        return -2;
     emu_reset_counters(&env);
-    CU_ASSERT_FATAL(fds_exhaust(&q, 0));
-    CU_ASSERT(eventfd(0, 0) < 0 && errno == EMFILE);
-    paused = run_jobs(jobs, 4);
+    if (!fds_exhaust(&q, spare))
+        return -2;
+    paused = run_jobs(*jobs, n);
     fds_restore(&q);
-    CU_ASSERT_EQUAL(paused, 0); /* never paused: no fd to wait on */
+    return paused;
+}
+
+static void test_no_fd_for_the_wait_fd_signs_synchronously(void)
+{
+    sk_client *client;
+    sign_job *jobs;
+
+    /* never paused: no fd to wait on */
+    CU_ASSERT_EQUAL_FATAL(run_without_fds(&jobs, 4, 0, &client), 0);
     CU_ASSERT(all_signed(jobs, 4));
     CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), 4);
     free_jobs(jobs, 4);
@@ -514,19 +524,12 @@ static void test_no_fd_for_the_wait_fd_signs_synchronously(void)
 
 static void test_no_fd_for_a_connection_fails_the_job_with_an_error(void)
 {
-    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    sk_client *client;
     sign_job *jobs;
-    fd_squeeze q;
-    int paused;
 
-    CU_ASSERT_FATAL(client != NULL && warm_up(client));
-    jobs = new_jobs(client, 1);
-    CU_ASSERT_FATAL(jobs != NULL);
-    /* one fd left: the job's wait fd; the engine gets no socket */
-    CU_ASSERT_FATAL(fds_exhaust(&q, 1));
-    paused = run_jobs(jobs, 1);
-    fds_restore(&q);
-    CU_ASSERT_EQUAL(paused, 1); /* it had its wait fd, and finished */
+    /* one fd left: the job's wait fd; the engine (new: no connection)
+       gets no socket. The job had its wait fd, paused, and finished. */
+    CU_ASSERT_EQUAL_FATAL(run_without_fds(&jobs, 1, 1, &client), 1);
     CU_ASSERT(!jobs[0].ok);
     CU_ASSERT(strstr(jobs[0].err.message, "no file descriptor left") != NULL);
     fprintf(stderr, "  %s\n", jobs[0].err.message);

@@ -451,6 +451,20 @@ static CURLcode no_key_log(CURL *handle, void *ssl_ctx, void *arg)
             rc = curl_easy_setopt(h, opt, val);                                \
     } while (0)
 
+/* Whether libcurl has a built-in CA bundle (a file) of its own. */
+static int builtin_ca_file(CURL *h)
+{
+#if LIBCURL_VERSION_NUM >= 0x075400 /* CURLINFO_CAINFO: 7.84.0 */
+    char *file = NULL;
+
+    return curl_easy_getinfo(h, CURLINFO_CAINFO, &file) == CURLE_OK &&
+           file != NULL;
+#else
+    (void)h;
+    return 0;
+#endif
+}
+
 /* Where the request goes and how: the URL, the share, HTTPS only, the
    proxy, timeouts and TLS verification. */
 static CURLcode set_connection(sk_client *c, CURL *h, CURLSH *share,
@@ -495,13 +509,17 @@ static CURLcode set_connection(sk_client *c, CURL *h, CURLSH *share,
     SET(CURLOPT_SSL_VERIFYHOST, c->insecure_skip_verify ? 0L : 2L);
     if (c->ca_file != NULL)
         SET(CURLOPT_CAINFO, c->ca_file);
-    /* Without ca_path, no directory either (libcurl's built-in one, e.g.
-       Debian's /etc/ssl/certs, holds the certificates of its default
-       bundle): libcurl then keeps the CA store it loaded in the multi
-       handle (CURLOPT_CA_CACHE_TIMEOUT) instead of parsing the CA file
-       again for every new connection (X509_STORE_load_file_ex: 16 % of
-       the CPU samples of 300 jobs on a cold engine). */
-    SET(CURLOPT_CAPATH, c->ca_path);
+    /* Without ca_path, no directory either when there is a CA file
+       (ca_file, or libcurl's built-in bundle: its built-in directory,
+       e.g. Debian's /etc/ssl/certs, holds the same certificates): libcurl
+       then keeps the CA store it loaded in the multi handle
+       (CURLOPT_CA_CACHE_TIMEOUT) instead of parsing the CA file again for
+       every new connection (X509_STORE_load_file_ex: 16 % of the CPU
+       samples of 300 jobs on a cold engine). */
+    if (c->ca_path != NULL)
+        SET(CURLOPT_CAPATH, c->ca_path);
+    else if (c->ca_file != NULL || builtin_ca_file(h))
+        SET(CURLOPT_CAPATH, NULL);
     return rc;
 }
 

@@ -7,7 +7,12 @@
  * one request, and requests overlap (the emulator, 20 ms late, saw more
  * than one in flight). Then a job abandoned while its signature is in
  * flight: its wait context is freed, the late answer is dropped (ASan:
- * no use after free, no leak), and the provider goes on working.
+ * no use after free, no leak), and the provider goes on working. Then
+ * unload with requests in flight, in a library context of its own:
+ * OSSL_PROVIDER_unload under 8 paused jobs (they complete, the I/O thread
+ * ends after them), and a shutdown that frees everything, down to
+ * OSSL_LIB_CTX_free, under 8 requests in flight (held fds become
+ * readable, the answers are dropped).
  * Usage (with-emulator.sh --latency-ms 20 --): test_async_evp MODULE-DIR
  */
 #include <poll.h>

@@ -415,7 +415,11 @@ sk_engine *sk_engine_new(void)
         OPENSSL_free(e);
         return NULL;
     }
-    /* keep as many connections as the pool of the synchronous path */
+    /* Keep as many connections as the pool of the synchronous path. No
+       CURLMOPT_MAX_HOST_CONNECTIONS or MAX_TOTAL_CONNECTIONS (unlimited)
+       and no PIPEWAIT (HTTP/1.1): a handle that finds no idle connection
+       opens its own at once, so paused jobs on a cold engine connect in
+       parallel instead of queueing for each other's connections. */
     curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS,
                       (long)ENGINE_IDLE_HANDLES);
     pthread_mutex_init(&e->lock, NULL);

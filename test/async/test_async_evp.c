@@ -7,7 +7,12 @@
  * one request, and requests overlap (the emulator, 20 ms late, saw more
  * than one in flight). Then a job abandoned while its signature is in
  * flight: its wait context is freed, the late answer is dropped (ASan:
- * no use after free, no leak), and the provider goes on working.
+ * no use after free, no leak), and the provider goes on working. Then
+ * unload with requests in flight, in a library context of its own:
+ * OSSL_PROVIDER_unload under 8 paused jobs (they complete, the I/O thread
+ * ends after them), and a shutdown that frees everything, down to
+ * OSSL_LIB_CTX_free, under 8 requests in flight (held fds become
+ * readable, the answers are dropped).
  * Usage (with-emulator.sh --latency-ms 20 --): test_async_evp MODULE-DIR
  */
 #include <poll.h>
@@ -35,10 +40,14 @@ static OSSL_PROVIDER *default_provider, *smartkey_provider;
 static EVP_PKEY *ec_key, *rsa_key;
 static EVP_PKEY *ec_public; /* the EC key's public half, a local key */
 /* abandoned on purpose: kept reachable, as a server keeps its objects */
-static ASYNC_JOB *volatile abandoned_job;
+static ASYNC_JOB *volatile abandoned_jobs[16];
+static size_t abandoned_count;
 
 typedef struct op {
-    int decrypt; /* 0: ECDSA sign, 1: RSA-OAEP decrypt */
+    int decrypt;        /* 0: ECDSA sign, 1: RSA-OAEP decrypt */
+    EVP_PKEY *key;      /* signs with this key instead of ec_key */
+    EVP_PKEY_CTX *pctx; /* or signs in (a digest) with this context, which
+                           the test owns (EVP_PKEY_sign) */
     unsigned char in[256];
     size_t in_len;
     unsigned char cipher[256];
@@ -71,11 +80,15 @@ static int in_job(void *arg)
                 EVP_PKEY_decrypt(ctx, o->out, &o->out_len, o->cipher,
                                  o->cipher_len) == 1;
         EVP_PKEY_CTX_free(ctx);
+    } else if (o->pctx != NULL) {
+        o->ok =
+            EVP_PKEY_sign(o->pctx, o->out, &o->out_len, o->in, o->in_len) == 1;
     } else {
         EVP_MD_CTX *md = EVP_MD_CTX_new();
 
         o->ok = md != NULL &&
-                EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, ec_key,
+                EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL,
+                                      o->key != NULL ? o->key : ec_key,
                                       NULL) == 1 &&
                 EVP_DigestSign(md, o->out, &o->out_len, o->in, o->in_len) == 1;
         EVP_MD_CTX_free(md);
@@ -96,17 +109,24 @@ static int step(op *o)
     return 0;
 }
 
-/* Starts every job, resumes each when its fd is readable; returns how
-   many were paused at once (all of them, once started), -1 on a hang. */
-static int run(op *ops, size_t n)
+/* Starts every job; returns how many paused. */
+static int start(op *ops, size_t n)
 {
-    struct pollfd *fds = calloc(n, sizeof(*fds));
-    size_t *owner = calloc(n, sizeof(*owner));
-    int paused = 0, max;
+    int paused = 0;
 
     for (size_t i = 0; i < n; i++)
         paused += step(&ops[i]);
-    max = paused;
+    return paused;
+}
+
+/* Resumes each of the `paused` jobs when its fd is readable until all have
+   finished; returns `paused`, -1 on a hang. */
+static int drive(op *ops, size_t n, int paused)
+{
+    struct pollfd *fds = calloc(n, sizeof(*fds));
+    size_t *owner = calloc(n, sizeof(*owner));
+    int max = paused;
+
     while (paused > 0 && max >= 0) {
         size_t nfds = 0, count;
 
@@ -135,6 +155,13 @@ static int run(op *ops, size_t n)
     free(fds);
     free(owner);
     return max;
+}
+
+/* Starts every job, resumes each when its fd is readable; returns how
+   many were paused at once (all of them, once started), -1 on a hang. */
+static int run(op *ops, size_t n)
+{
+    return drive(ops, n, start(ops, n));
 }
 
 static int checks_out(const op *o)
@@ -184,6 +211,91 @@ static void free_ops(op *ops, size_t n)
         ASYNC_WAIT_CTX_free(ops[i].wctx);
     free(ops);
 }
+
+/* What SSL_free does to a connection closed while its job is paused: the
+   wait context goes, the job is never resumed. */
+static void abandon(op *o)
+{
+    if (abandoned_count < sizeof(abandoned_jobs) / sizeof(abandoned_jobs[0]))
+        abandoned_jobs[abandoned_count++] = o->job;
+    ASYNC_WAIT_CTX_free(o->wctx);
+    o->wctx = NULL;
+}
+
+/* Waits until the emulator received `signs` signature requests and has
+   answered them all, and the I/O threads have had time to read the
+   answers. */
+static void wait_for_answers(long signs)
+{
+    for (int i = 0;
+         i < 500 && (emu_counter(&env, "in_flight") != 0 ||
+                     emu_request_count(&env, "POST /crypto/v1/sign") < signs);
+         i++)
+        usleep(10000);
+    usleep(50000);
+}
+
+/* Waits until the emulator holds n requests (answer delayed). */
+static int in_flight_reaches(long n)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (emu_counter(&env, "in_flight") >= n)
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* The threads of this process: the provider's I/O threads among them. */
+static int thread_count(void)
+{
+    char line[256];
+    int threads = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "Threads: %d", &threads) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return threads;
+}
+
+/* A library context of its own with the default and smartkey providers. */
+static OSSL_LIB_CTX *own_libctx(OSSL_PROVIDER **def, OSSL_PROVIDER **sk)
+{
+    OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
+
+    *def = *sk = NULL;
+    if (libctx == NULL ||
+        !OSSL_PROVIDER_set_default_search_path(libctx, module_dir) ||
+        (*def = OSSL_PROVIDER_load(libctx, "default")) == NULL ||
+        (*sk = OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME)) == NULL) {
+        OSSL_PROVIDER_unload(*def);
+        OSSL_LIB_CTX_free(libctx);
+        return NULL;
+    }
+    return libctx;
+}
+
+/* Three signatures outside any job: the client of a fresh provider has
+   its session afterwards (auth = auto opens it on the third request). */
+static int warm_up(EVP_PKEY *key)
+{
+    op warm = {0};
+    op *arg = &warm;
+    int ok = 1;
+
+    warm.key = key;
+    warm.in_len = 32;
+    for (int i = 0; i < 3; i++)
+        ok &= in_job(&arg);
+    return ok;
+}
+
+#define STALL_SIGNS(n, s)                                                      \
+    emu_add_fault(&env, "{\"path\":\"/crypto/v1/sign\",\"count\":" #n          \
+                        ",\"action\":\"stall\",\"seconds\":" #s "}")
 
 static int suite_init(void)
 {
@@ -257,21 +369,117 @@ static void test_abandoned_sign_is_dropped_and_the_provider_goes_on(void)
     CU_ASSERT_FATAL(one != NULL && more != NULL);
     emu_reset_counters(&env);
     CU_ASSERT_FATAL(step(one) == 1);
-    /* what SSL_free does to a connection closed mid-handshake */
-    abandoned_job = one->job;
-    ASYNC_WAIT_CTX_free(one->wctx);
-    one->wctx = NULL;
-    for (int i = 0;
-         i < 500 && (emu_counter(&env, "in_flight") != 0 ||
-                     emu_request_count(&env, "POST /crypto/v1/sign") < 1);
-         i++)
-        usleep(10000);
-    usleep(50000); /* the I/O thread has the late answer and drops it */
+    abandon(one);
+    wait_for_answers(1);
     CU_ASSERT_EQUAL(run(more, 4), 4);
     for (size_t i = 0; i < 4; i++)
         CU_ASSERT(checks_out(&more[i]));
     CU_ASSERT_EQUAL(emu_request_count(&env, "POST /crypto/v1/sign"), 5);
     free_ops(one, 1);
+    free_ops(more, 4);
+}
+
+/*
+ * OSSL_PROVIDER_unload while 8 jobs are paused on signatures in flight:
+ * the jobs hold the provider (their contexts and the key reference it),
+ * so it stays usable until they are done; resumed, every job completes
+ * with a good signature. When the last of them lets go, the provider is
+ * torn down and its I/O thread ends.
+ */
+static void test_unload_with_jobs_in_flight_completes_them_then_stops(void)
+{
+    OSSL_PROVIDER *def, *sk;
+    int threads = thread_count();
+    OSSL_LIB_CTX *libctx = own_libctx(&def, &sk);
+    EVP_PKEY *key;
+    op *ops = new_ops(8, 0);
+
+    CU_ASSERT_FATAL(libctx != NULL && ops != NULL);
+    key = emu_load_pkey(libctx, NULL, "smartkey:name=async-evp-ec");
+    CU_ASSERT_FATAL(key != NULL && warm_up(key));
+    for (size_t i = 0; i < 8; i++)
+        ops[i].key = key;
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(STALL_SIGNS(8, 1));
+    CU_ASSERT_EQUAL(start(ops, 8), 8);
+    CU_ASSERT(in_flight_reaches(8));
+    CU_ASSERT(thread_count() > threads); /* the provider's I/O thread */
+
+    OSSL_PROVIDER_unload(sk);
+    EVP_PKEY_free(key);
+    CU_ASSERT(!OSSL_PROVIDER_available(libctx, SMARTKEY_PROVIDER_NAME));
+    CU_ASSERT_EQUAL(drive(ops, 8, 8), 8);
+    for (size_t i = 0; i < 8; i++)
+        CU_ASSERT(checks_out(&ops[i]));
+    CU_ASSERT_EQUAL(emu_request_count(&env, "POST /crypto/v1/sign"), 8);
+    free_ops(ops, 8);
+    OSSL_PROVIDER_unload(def);
+    OSSL_LIB_CTX_free(libctx);
+    CU_ASSERT_EQUAL(thread_count(), threads);
+    emu_clear_faults(&env);
+}
+
+/*
+ * A server shutting down with handshakes in flight: 8 jobs paused on
+ * signatures (contexts the application owns), the application frees the
+ * wait contexts of four (closed connections), then its contexts, the key,
+ * the providers and the library context. The provider is torn down with
+ * the 8 requests in flight: the wait fds still held become readable, the
+ * late answers are discarded (ASan, TSan: no use after free, no leak), the
+ * I/O thread ends, and the provider elsewhere goes on working.
+ */
+static void test_libctx_freed_with_requests_in_flight_drops_them(void)
+{
+    OSSL_PROVIDER *def, *sk;
+    int threads = thread_count();
+    OSSL_LIB_CTX *libctx = own_libctx(&def, &sk);
+    EVP_PKEY *key;
+    op *ops = new_ops(8, 0), *more = new_ops(4, 0);
+    OSSL_ASYNC_FD fds[4];
+
+    CU_ASSERT_FATAL(libctx != NULL && ops != NULL && more != NULL);
+    key = emu_load_pkey(libctx, NULL, "smartkey:name=async-evp-ec");
+    CU_ASSERT_FATAL(key != NULL && warm_up(key));
+    for (size_t i = 0; i < 8; i++) {
+        ops[i].pctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
+        CU_ASSERT_FATAL(
+            ops[i].pctx != NULL && EVP_PKEY_sign_init(ops[i].pctx) == 1 &&
+            EVP_PKEY_CTX_set_signature_md(ops[i].pctx, EVP_sha256()) > 0);
+    }
+    emu_reset_counters(&env);
+    CU_ASSERT_FATAL(STALL_SIGNS(8, 2));
+    CU_ASSERT_EQUAL(start(ops, 8), 8);
+    CU_ASSERT(in_flight_reaches(8));
+    for (size_t i = 0; i < 4; i++) {
+        size_t count = 1;
+
+        CU_ASSERT_FATAL(
+            ASYNC_WAIT_CTX_get_all_fds(ops[i].wctx, &fds[i], &count) &&
+            count == 1);
+    }
+    for (size_t i = 4; i < 8; i++)
+        abandon(&ops[i]);
+
+    for (size_t i = 0; i < 8; i++)
+        EVP_PKEY_CTX_free(ops[i].pctx);
+    EVP_PKEY_free(key);
+    OSSL_PROVIDER_unload(sk);
+    OSSL_PROVIDER_unload(def);
+    OSSL_LIB_CTX_free(libctx);
+    CU_ASSERT_EQUAL(thread_count(), threads);
+    for (size_t i = 0; i < 4; i++) {
+        struct pollfd p = {fds[i], POLLIN, 0};
+
+        CU_ASSERT(poll(&p, 1, POLL_LIMIT_MS) == 1);
+        abandon(&ops[i]); /* its contexts are gone: never resumed */
+    }
+    wait_for_answers(8);
+    emu_clear_faults(&env);
+
+    CU_ASSERT_EQUAL(run(more, 4), 4);
+    for (size_t i = 0; i < 4; i++)
+        CU_ASSERT(checks_out(&more[i]));
+    free_ops(ops, 8);
     free_ops(more, 4);
 }
 
@@ -297,6 +505,11 @@ int main(int argc, char **argv)
     CU_add_test(suite,
                 "test_abandoned_sign_is_dropped_and_the_provider_goes_on",
                 test_abandoned_sign_is_dropped_and_the_provider_goes_on);
+    CU_add_test(suite,
+                "test_unload_with_jobs_in_flight_completes_them_then_stops",
+                test_unload_with_jobs_in_flight_completes_them_then_stops);
+    CU_add_test(suite, "test_libctx_freed_with_requests_in_flight_drops_them",
+                test_libctx_freed_with_requests_in_flight_drops_them);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     failed = CU_get_number_of_tests_failed();

@@ -6,7 +6,9 @@
  * ssl-mode-async does with TLS handshakes. The emulator answers every
  * request 20 ms late (with-emulator.sh --latency-ms 20), so requests
  * overlap only when the jobs really run concurrently. Counts come from the
- * emulator; nothing asserts wall-clock times.
+ * emulator; nothing asserts wall-clock times. Out of file descriptors
+ * (RLIMIT_NOFILE lowered in this process): no wait fd means a synchronous
+ * call, no socket a clear error.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,11 +27,13 @@
 #include <openssl/x509.h>
 #include "client.h"
 #include "emu.h"
+#include "test_common.h"
 
 #define AUTH_REQUEST       "POST /sys/v1/session/auth"
 #define SIGN_REQUEST       "POST /crypto/v1/sign"
 #define BATCH_SIGN_REQUEST "POST /crypto/v1/keys/batch/sign"
 #define MANY_JOBS          300
+#define COLD_JOBS          64
 /* a job that is not resumed within this long has hung */
 #define POLL_LIMIT_MS 20000
 
@@ -186,8 +191,10 @@ static sk_client *client_with(const char *endpoint, sk_auth_mode auth,
     cfg.api_key = env.api_key;
     cfg.ca_file = env.ca_file;
     cfg.retries = -1;
-    cfg.connect_timeout_ms = 3000;
-    cfg.request_timeout_ms = 10000;
+    /* 300 new TLS connections at once take the I/O thread seconds under
+       a sanitizer's allocator on a busy machine: generous timeouts */
+    cfg.connect_timeout_ms = 30000;
+    cfg.request_timeout_ms = 30000;
     cfg.auth = auth;
     cfg.async_off = async_off;
     cfg.batch_max_size = batch;
@@ -260,6 +267,37 @@ static void test_300_jobs_paused_at_once_in_one_thread_all_sign(void)
             emu_counter(&env, "max_in_flight"));
     CU_ASSERT(emu_counter(&env, "max_in_flight") > 1);
     free_jobs(jobs, MANY_JOBS);
+    sk_client_free(client);
+}
+
+/*
+ * A cold engine with 64 jobs paused at once opens 64 connections (no
+ * connection limit of the multi handle, no handle waiting for another's
+ * connection): with every answer 5 s late, all 64 requests are in the
+ * emulator at the same time, each on its own new connection (a limit of
+ * k connections would show k; handles queueing for one connection, 1).
+ * A second wave reuses them: no handshake. The 5 s only has to exceed
+ * the I/O thread's CPU for 64 TLS handshakes, even under sanitizers.
+ */
+static void test_cold_engine_connects_in_parallel_then_reuses(void)
+{
+    sk_client *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    sign_job *jobs;
+
+    CU_ASSERT_FATAL(client != NULL && warm_up(client));
+    CU_ASSERT_FATAL(tc_set_latency(&env, 5000));
+    for (int wave = 0; wave < 2; wave++) {
+        jobs = new_jobs(client, COLD_JOBS);
+        CU_ASSERT_FATAL(jobs != NULL);
+        emu_reset_counters(&env);
+        CU_ASSERT_EQUAL(run_jobs(jobs, COLD_JOBS), COLD_JOBS);
+        CU_ASSERT(all_signed(jobs, COLD_JOBS));
+        CU_ASSERT_EQUAL(emu_counter(&env, "max_in_flight"), COLD_JOBS);
+        CU_ASSERT_EQUAL(emu_counter(&env, "tls_handshakes"),
+                        wave == 0 ? COLD_JOBS : 0);
+        free_jobs(jobs, COLD_JOBS);
+    }
+    CU_ASSERT(tc_set_latency(&env, 20));
     sk_client_free(client);
 }
 
@@ -414,6 +452,95 @@ static void test_forked_child_runs_jobs_on_a_fresh_engine(void)
     sk_client_free(client);
 }
 
+/* ---- no file descriptors left (EMFILE) ---- */
+
+/* The process may open no more files: RLIMIT_NOFILE is lowered to the
+   lowest free descriptor plus `spare`, and every free one below it but
+   `spare` is taken (dup of stdin). Undone by fds_restore. */
+typedef struct fd_squeeze {
+    struct rlimit saved;
+    int held[1024];
+    size_t count;
+} fd_squeeze;
+
+static int fds_exhaust(fd_squeeze *q, int spare)
+{
+    int lowest = dup(0);
+    struct rlimit low;
+
+    q->count = 0;
+    if (lowest < 0 || getrlimit(RLIMIT_NOFILE, &q->saved) != 0)
+        return 0;
+    close(lowest);
+    low = q->saved;
+    low.rlim_cur = (rlim_t)lowest + (rlim_t)spare;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0)
+        return 0;
+    for (int fd; q->count < 1024 && (fd = dup(0)) >= 0;)
+        q->held[q->count++] = fd;
+    /* leave `spare` free */
+    for (int i = 0; i < spare && q->count > 0; i++)
+        close(q->held[--q->count]);
+    return 1;
+}
+
+static void fds_restore(fd_squeeze *q)
+{
+    while (q->count > 0)
+        close(q->held[--q->count]);
+    setrlimit(RLIMIT_NOFILE, &q->saved);
+}
+
+/* n jobs of a warmed-up client (its synchronous path's connection open
+   and pooled), run while every fd but `spare` is taken; returns how many
+   were paused at once (run_jobs). */
+static int run_without_fds(sign_job **jobs, size_t n, int spare,
+                           sk_client **client)
+{
+    fd_squeeze q;
+    int paused;
+
+    *client = client_with(env.endpoint, SK_AUTH_SESSION, 0, 0);
+    *jobs = NULL;
+    if (*client == NULL || !warm_up(*client) ||
+        (*jobs = new_jobs(*client, n)) == NULL)
+        return -2;
+    emu_reset_counters(&env);
+    if (!fds_exhaust(&q, spare))
+        return -2;
+    paused = run_jobs(*jobs, n);
+    fds_restore(&q);
+    return paused;
+}
+
+static void test_no_fd_for_the_wait_fd_signs_synchronously(void)
+{
+    sk_client *client;
+    sign_job *jobs;
+
+    /* never paused: no fd to wait on */
+    CU_ASSERT_EQUAL_FATAL(run_without_fds(&jobs, 4, 0, &client), 0);
+    CU_ASSERT(all_signed(jobs, 4));
+    CU_ASSERT_EQUAL(emu_request_count(&env, SIGN_REQUEST), 4);
+    free_jobs(jobs, 4);
+    sk_client_free(client);
+}
+
+static void test_no_fd_for_a_connection_fails_the_job_with_an_error(void)
+{
+    sk_client *client;
+    sign_job *jobs;
+
+    /* one fd left: the job's wait fd; the engine (new: no connection)
+       gets no socket. The job had its wait fd, paused, and finished. */
+    CU_ASSERT_EQUAL_FATAL(run_without_fds(&jobs, 1, 1, &client), 1);
+    CU_ASSERT(!jobs[0].ok);
+    CU_ASSERT(strstr(jobs[0].err.message, "no file descriptor left") != NULL);
+    fprintf(stderr, "  %s\n", jobs[0].err.message);
+    free_jobs(jobs, 1);
+    sk_client_free(client);
+}
+
 /* ---- sessions, batching, retries, failover ---- */
 
 static void test_reauth_while_jobs_are_paused_is_single_flight(void)
@@ -520,11 +647,14 @@ int main(void)
     } tests[] = {
 #define T(f) {#f, f}
         T(test_300_jobs_paused_at_once_in_one_thread_all_sign),
+        T(test_cold_engine_connects_in_parallel_then_reuses),
         T(test_async_off_jobs_block_one_at_a_time),
         T(test_abandoned_job_late_answer_is_discarded),
         T(test_abandoned_authenticating_job_does_not_block_others),
         T(test_client_free_with_a_request_in_flight_wakes_the_job),
         T(test_forked_child_runs_jobs_on_a_fresh_engine),
+        T(test_no_fd_for_the_wait_fd_signs_synchronously),
+        T(test_no_fd_for_a_connection_fails_the_job_with_an_error),
         T(test_reauth_while_jobs_are_paused_is_single_flight),
         T(test_jobs_bypass_batching_and_sign_concurrently),
         T(test_503_is_retried_after_a_paused_backoff),

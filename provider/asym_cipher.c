@@ -77,12 +77,10 @@ typedef struct sk_rsa_cipher {
 
 static void *rsa_cipher_newctx(void *provctx)
 {
-    sk_rsa_cipher *ctx =
-        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating an RSA cipher");
+    sk_rsa_cipher *ctx;
 
-    if (ctx == NULL)
+    if (!SK_CTX_NEW(ctx, provctx, "creating an RSA cipher"))
         return NULL;
-    ctx->provctx = provctx;
     ctx->padding = RSA_PKCS1_PADDING; /* OpenSSL's default for RSA */
     ctx->implicit_rejection = 1;      /* OpenSSL 3.2+'s default */
     return ctx;
@@ -110,13 +108,11 @@ static void rsa_cipher_freectx(void *vctx)
 static void *rsa_cipher_dupctx(void *vctx)
 {
     const sk_rsa_cipher *from = vctx;
-    sk_rsa_cipher *copy =
-        SK_CTX_ZALLOC(from->provctx, sizeof(*copy), "copying an RSA cipher");
+    sk_rsa_cipher *copy = SK_CTX_DUP(from, "copying an RSA cipher");
     int ok = 1;
 
     if (copy == NULL)
         return NULL;
-    *copy = *from;
     copy->key = sk_key_up_ref(from->key);
     copy->oaep_label = NULL;
     if (from->oaep_label != NULL) {
@@ -127,12 +123,8 @@ static void *rsa_cipher_dupctx(void *vctx)
     copy->wrap_subject_uri = sk_strdup_or_null(from->wrap_subject_uri, &ok);
     copy->wrap_subject.name = sk_strdup_or_null(from->wrap_subject.name, &ok);
     copy->wrap_subject.kid = sk_strdup_or_null(from->wrap_subject.kid, &ok);
-    if (!ok) {
-        rsa_cipher_freectx(copy);
-        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
-        return NULL;
-    }
-    return copy;
+    return SK_CTX_DUP_DONE(from, copy, ok, rsa_cipher_freectx,
+                           "copying an RSA cipher");
 }
 
 /* ---- parameters ---------------------------------------------------- */

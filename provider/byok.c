@@ -91,12 +91,10 @@ static void byok_freectx(void *vctx)
 
 static void *byok_newctx(void *provctx)
 {
-    sk_byok_cipher *ctx =
-        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating an RSA cipher");
+    sk_byok_cipher *ctx;
 
-    if (ctx == NULL)
+    if (!SK_CTX_NEW(ctx, provctx, "creating an RSA cipher"))
         return NULL;
-    ctx->provctx = provctx;
     ctx->inner =
         INNER(asym_cipher_newctx, OSSL_FUNC_ASYM_CIPHER_NEWCTX)(provctx);
     if (ctx->inner == NULL) {
@@ -109,24 +107,18 @@ static void *byok_newctx(void *provctx)
 static void *byok_dupctx(void *vctx)
 {
     const sk_byok_cipher *from = vctx;
-    sk_byok_cipher *copy =
-        SK_CTX_ZALLOC(from->provctx, sizeof(*copy), "copying an RSA cipher");
+    sk_byok_cipher *copy = SK_CTX_DUP(from, "copying an RSA cipher");
     int ok = 1;
 
     if (copy == NULL)
         return NULL;
-    *copy = *from;
     copy->key = from->key != NULL ? sk_key_up_ref(from->key) : NULL;
     copy->kid = sk_strdup_or_null(from->kid, &ok);
     copy->jti = sk_strdup_or_null(from->jti, &ok);
     copy->inner =
         INNER(asym_cipher_dupctx, OSSL_FUNC_ASYM_CIPHER_DUPCTX)(from->inner);
-    if (!ok || copy->inner == NULL) {
-        byok_freectx(copy);
-        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
-        return NULL;
-    }
-    return copy;
+    return SK_CTX_DUP_DONE(from, copy, ok && copy->inner != NULL, byok_freectx,
+                           "copying an RSA cipher");
 }
 
 /* ---- parameters ------------------------------------------------------ */

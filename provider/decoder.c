@@ -25,24 +25,14 @@
 #include <openssl/pem.h>
 
 #include "keyref.h"
+#include "params.h"
 
 /* The dispatch functions, typed: a wrong signature does not compile. */
-static OSSL_FUNC_decoder_newctx_fn decoder_newctx;
-static OSSL_FUNC_decoder_freectx_fn decoder_freectx;
 static OSSL_FUNC_decoder_does_selection_fn decoder_does_selection;
 static OSSL_FUNC_decoder_decode_fn pem_to_der_decode;
 static OSSL_FUNC_decoder_decode_fn rsa_decode;
 static OSSL_FUNC_decoder_export_object_fn decoder_export_object;
 static OSSL_FUNC_decoder_decode_fn ec_decode;
-
-static void *decoder_newctx(void *provctx)
-{
-    return provctx;
-}
-
-static void decoder_freectx(void *ctx)
-{
-}
 
 static BIO *read_input(sk_provctx *provctx, OSSL_CORE_BIO *cin)
 {
@@ -282,16 +272,16 @@ static int decoder_does_selection(void *provctx, int selection)
 }
 
 const OSSL_DISPATCH sk_keyref_pem_decoder_functions[] = {
-    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
-    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_NEWCTX, sk_provctx_newctx),
+    SK_DISPATCH(DECODER_FREECTX, sk_provctx_freectx),
     SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
     SK_DISPATCH(DECODER_DECODE, pem_to_der_decode),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[] = {
-    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
-    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_NEWCTX, sk_provctx_newctx),
+    SK_DISPATCH(DECODER_FREECTX, sk_provctx_freectx),
     SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
     SK_DISPATCH(DECODER_DECODE, rsa_decode),
     SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),
@@ -299,8 +289,8 @@ const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[] = {
 };
 
 const OSSL_DISPATCH sk_keyref_ec_decoder_functions[] = {
-    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
-    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_NEWCTX, sk_provctx_newctx),
+    SK_DISPATCH(DECODER_FREECTX, sk_provctx_freectx),
     SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
     SK_DISPATCH(DECODER_DECODE, ec_decode),
     SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),

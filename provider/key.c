@@ -210,21 +210,16 @@ static EVP_PKEY *decode_public_key(sk_provctx *ctx, const sk_key_info *info)
 
 static const char *obj_type_name(sk_obj_type type)
 {
-    switch (type) {
-    case SK_OBJ_RSA:
-        return "an RSA";
-    case SK_OBJ_EC:
-        return "an EC";
-    case SK_OBJ_AES:
-        return "an AES";
-    case SK_OBJ_SECRET:
-        return "a SECRET";
-    case SK_OBJ_HMAC:
-        return "an HMAC";
-    case SK_OBJ_OTHER:
-        break;
-    }
-    return "a non-RSA/EC";
+    static const char *const names[] = {
+        [SK_OBJ_RSA] = "an RSA",   [SK_OBJ_EC] = "an EC",
+        [SK_OBJ_AES] = "an AES",   [SK_OBJ_SECRET] = "a SECRET",
+        [SK_OBJ_HMAC] = "an HMAC",
+    };
+
+    return (size_t)type < sizeof(names) / sizeof(names[0]) &&
+                   names[type] != NULL
+               ? names[type]
+               : "a non-RSA/EC";
 }
 
 sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info)

@@ -49,12 +49,9 @@ static OSSL_FUNC_keymgmt_query_operation_name_fn ec_query_operation_name;
 
 static void *keymgmt_new(void *provctx)
 {
-    sk_keydata *keydata =
-        SK_CTX_ZALLOC(provctx, sizeof(*keydata), "creating a key handle");
+    sk_keydata *keydata;
 
-    if (keydata == NULL)
-        return NULL;
-    keydata->provctx = provctx;
+    SK_CTX_NEW(keydata, provctx, "creating a key handle");
     return keydata;
 }
 
@@ -592,12 +589,10 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[],
                       sk_key_type type)
 {
-    sk_genctx *gen =
-        SK_CTX_ZALLOC(provctx, sizeof(*gen), "starting key generation");
+    sk_genctx *gen;
 
-    if (gen == NULL)
+    if (!SK_CTX_NEW(gen, provctx, "starting key generation"))
         return NULL;
-    gen->provctx = provctx;
     gen->type = type;
     gen->selection = selection;
     gen->bits = 2048;

@@ -151,3 +151,34 @@ void *sk_ctx_zalloc(sk_provctx *provctx, size_t size, const char *doing,
         sk_raise(provctx, file, line, func, SK_R_OUT_OF_MEMORY, "%s", doing);
     return ctx;
 }
+
+void *sk_provctx_newctx(void *provctx)
+{
+    return provctx;
+}
+
+void sk_provctx_freectx(void *ctx)
+{
+}
+
+void *sk_ctx_dup(sk_provctx *provctx, const void *from, size_t size,
+                 const char *doing, const char *file, int line,
+                 const char *func)
+{
+    void *copy = OPENSSL_memdup(from, size);
+
+    if (copy == NULL)
+        sk_raise(provctx, file, line, func, SK_R_OUT_OF_MEMORY, "%s", doing);
+    return copy;
+}
+
+void *sk_ctx_dup_done(sk_provctx *provctx, void *copy, int ok,
+                      void (*freectx)(void *), const char *doing,
+                      const char *file, int line, const char *func)
+{
+    if (ok)
+        return copy;
+    freectx(copy);
+    sk_raise(provctx, file, line, func, SK_R_OUT_OF_MEMORY, "%s", doing);
+    return NULL;
+}

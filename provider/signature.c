@@ -113,12 +113,10 @@ static EVP_MD *fetch_signable_digest(sk_signature_ctx *ctx, const char *name,
 
 static void *newctx(void *provctx, sk_key_type algorithm)
 {
-    sk_signature_ctx *ctx =
-        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating a signature context");
+    sk_signature_ctx *ctx;
 
-    if (ctx == NULL)
+    if (!SK_CTX_NEW(ctx, provctx, "creating a signature context"))
         return NULL;
-    ctx->provctx = provctx;
     ctx->algorithm = algorithm;
     ctx->padding = RSA_PKCS1_PADDING;
     ctx->explicit_saltlen = -1;
@@ -150,6 +148,23 @@ static void freectx(void *vctx)
     OPENSSL_free(ctx);
 }
 
+/* *to: a copy of from's digest state (NULL when from is NULL); 0 with an
+   error naming what raised when it cannot be copied. */
+static int copy_digest_state(sk_provctx *provctx, EVP_MD_CTX **to,
+                             const EVP_MD_CTX *from, const char *what)
+{
+    *to = NULL;
+    if (from == NULL)
+        return 1;
+    *to = EVP_MD_CTX_new();
+    if (*to == NULL || !EVP_MD_CTX_copy_ex(*to, from)) {
+        SK_RAISE(provctx, SK_R_INTERNAL_ERROR, "cannot copy the %s state",
+                 what);
+        return 0;
+    }
+    return 1;
+}
+
 /*
  * EVP_DigestSignFinal signs a copy of the context (docs/openssl-dispatch.md
  * §6), so this runs once per signature. Hashing is local, so a copy is a plain
@@ -158,18 +173,19 @@ static void freectx(void *vctx)
 static void *dupctx(void *vctx)
 {
     const sk_signature_ctx *from = vctx;
-    sk_signature_ctx *copy = SK_CTX_ZALLOC(from->provctx, sizeof(*copy),
-                                           "copying a signature context");
+    sk_signature_ctx *copy = SK_CTX_DUP(from, "copying a signature context");
 
     if (copy == NULL)
         return NULL;
-    *copy = *from;
-    copy->key = NULL;
-    copy->md = NULL;
-    copy->mgf1_md = NULL;
-    copy->md_ctx = NULL;
+    /* The copy takes its own references; what it cannot take stays NULL. */
+    copy->key = from->key != NULL ? sk_key_up_ref(from->key) : NULL;
+    copy->md = from->md != NULL && EVP_MD_up_ref(from->md) ? from->md : NULL;
+    copy->mgf1_md = from->mgf1_md != NULL && EVP_MD_up_ref(from->mgf1_md)
+                        ? from->mgf1_md
+                        : NULL;
     copy->verify_ctx = NULL;
     copy->digest_verify_ctx = NULL;
+    copy->md_ctx = NULL;
     if (from->verify_ctx != NULL &&
         (copy->verify_ctx = EVP_PKEY_CTX_dup(from->verify_ctx)) == NULL) {
         SK_RAISE(from->provctx, SK_R_INTERNAL_ERROR,
@@ -177,33 +193,13 @@ static void *dupctx(void *vctx)
         freectx(copy);
         return NULL;
     }
-    if (from->digest_verify_ctx != NULL) {
-        copy->digest_verify_ctx = EVP_MD_CTX_new();
-        if (copy->digest_verify_ctx == NULL ||
-            !EVP_MD_CTX_copy_ex(copy->digest_verify_ctx,
-                                from->digest_verify_ctx)) {
-            SK_RAISE(from->provctx, SK_R_INTERNAL_ERROR,
-                     "cannot copy the verification state");
-            freectx(copy);
-            return NULL;
-        }
+    if (!copy_digest_state(from->provctx, &copy->digest_verify_ctx,
+                           from->digest_verify_ctx, "verification") ||
+        !copy_digest_state(from->provctx, &copy->md_ctx, from->md_ctx,
+                           "digest")) {
+        freectx(copy);
+        return NULL;
     }
-    if (from->md_ctx != NULL) {
-        copy->md_ctx = EVP_MD_CTX_new();
-        if (copy->md_ctx == NULL ||
-            !EVP_MD_CTX_copy_ex(copy->md_ctx, from->md_ctx)) {
-            SK_RAISE(from->provctx, SK_R_INTERNAL_ERROR,
-                     "cannot copy the digest state");
-            freectx(copy);
-            return NULL;
-        }
-    }
-    if (from->key != NULL)
-        copy->key = sk_key_up_ref(from->key);
-    if (from->md != NULL && EVP_MD_up_ref(from->md))
-        copy->md = from->md;
-    if (from->mgf1_md != NULL && EVP_MD_up_ref(from->mgf1_md))
-        copy->mgf1_md = from->mgf1_md;
     return copy;
 }
 

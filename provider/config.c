@@ -302,6 +302,49 @@ void sk_settings_clear(sk_settings *settings)
     memset(settings, 0, sizeof(*settings));
 }
 
+/* The settings kept as text, each from its source (the environment
+   first where it may set it); 0 when out of memory. */
+static int copy_texts(const sk_settings_text *in, sk_settings *out)
+{
+    return copy(&out->api_endpoint,
+                in->env_api_endpoint != NULL ? in->env_api_endpoint
+                : in->api_endpoint != NULL   ? in->api_endpoint
+                                             : SMARTKEY_DEFAULT_API_ENDPOINT) &&
+           copy(&out->api_key_source,
+                in->env_api_key != NULL ? in->env_api_key : in->api_key) &&
+           copy(&out->ca_file,
+                in->env_ca_file != NULL ? in->env_ca_file : in->ca_file) &&
+           copy(&out->ca_path, in->ca_path) &&
+           copy(&out->proxy, in->proxy != NULL && strcmp(in->proxy, "none") != 0
+                                 ? in->proxy
+                                 : NULL) &&
+           copy(&out->no_proxy, in->no_proxy);
+}
+
+/* Every endpoint list that may be used, now or once a variable goes, is
+   https:// only; 0 with why naming its source. */
+static int check_endpoint_sources(const sk_settings_text *in,
+                                  const sk_settings *out, char *why,
+                                  size_t why_len)
+{
+    if (in->env_api_endpoint != NULL
+            ? !check_https(in->env_api_endpoint_name != NULL
+                               ? in->env_api_endpoint_name
+                               : SMARTKEY_ENV_API_ENDPOINT,
+                           in->env_api_endpoint, why, why_len)
+            : !check_https("api_endpoint in the provider's openssl.cnf "
+                           "section",
+                           out->api_endpoint, why, why_len))
+        return 0;
+    /* a list in openssl.cnf overridden by the environment must not hide
+       an http:// node either: it would be used once the variable goes */
+    if (in->api_endpoint != NULL &&
+        !check_https("api_endpoint in the provider's openssl.cnf section",
+                     in->api_endpoint, why, why_len))
+        return 0;
+    return 1;
+}
+
 int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
                       char *why, size_t why_len)
 {
@@ -316,38 +359,13 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
 
     *out = defaults;
 
-    if (!copy(&out->api_endpoint,
-              in->env_api_endpoint != NULL ? in->env_api_endpoint
-              : in->api_endpoint != NULL   ? in->api_endpoint
-                                           : SMARTKEY_DEFAULT_API_ENDPOINT) ||
-        !copy(&out->api_key_source,
-              in->env_api_key != NULL ? in->env_api_key : in->api_key) ||
-        !copy(&out->ca_file,
-              in->env_ca_file != NULL ? in->env_ca_file : in->ca_file) ||
-        !copy(&out->ca_path, in->ca_path) ||
-        !copy(&out->proxy, in->proxy != NULL && strcmp(in->proxy, "none") != 0
-                               ? in->proxy
-                               : NULL) ||
-        !copy(&out->no_proxy, in->no_proxy)) {
+    if (!copy_texts(in, out)) {
         *reason = SK_R_OUT_OF_MEMORY;
         snprintf(why, why_len, "reading the configuration");
         goto fail;
     }
     *reason = SK_R_BAD_CONFIGURATION;
-    if (in->env_api_endpoint != NULL
-            ? !check_https(in->env_api_endpoint_name != NULL
-                               ? in->env_api_endpoint_name
-                               : SMARTKEY_ENV_API_ENDPOINT,
-                           in->env_api_endpoint, why, why_len)
-            : !check_https("api_endpoint in the provider's openssl.cnf "
-                           "section",
-                           out->api_endpoint, why, why_len))
-        goto fail;
-    /* a list in openssl.cnf overridden by the environment must not hide
-       an http:// node either: it would be used once the variable goes */
-    if (in->api_endpoint != NULL &&
-        !check_https("api_endpoint in the provider's openssl.cnf section",
-                     in->api_endpoint, why, why_len))
+    if (!check_endpoint_sources(in, out, why, why_len))
         goto fail;
     if (!check_env_precedence(in, why, why_len) ||
         !check_proxy(in->proxy, why, why_len))

@@ -423,6 +423,41 @@ static int signature_verifies(sk_signature_ctx *ctx,
     return ok;
 }
 
+/* The sign request of digest with ctx's key, hash and padding. */
+static void sign_request(const sk_signature_ctx *ctx,
+                         const unsigned char *digest, size_t digest_len,
+                         sk_sign_request *request)
+{
+    memset(request, 0, sizeof(*request));
+    request->key.kid = ctx->key->kid;
+    request->hash_alg = ctx->md_smartkey_name;
+    request->hash = digest;
+    request->hash_len = digest_len;
+    request->padding = SK_SIG_NONE;
+    if (ctx->algorithm == SK_KEY_RSA)
+        request->padding = ctx->padding == RSA_PKCS1_PSS_PADDING
+                               ? SK_SIG_PSS
+                               : SK_SIG_PKCS1_V15;
+    if (request->padding == SK_SIG_PSS)
+        request->mgf1_hash = ctx->mgf1_smartkey_name;
+}
+
+/* The error of a refused or failed sign call, naming the key; a key
+   deleted or re-permissioned is dropped from the cache (the next load
+   must ask again). */
+static void sign_failed(sk_signature_ctx *ctx, const sk_error *err)
+{
+    char subject[300];
+
+    snprintf(subject, sizeof(subject), "key %s%s%.200s%s", ctx->key->kid,
+             ctx->key->name != NULL ? " ('" : "",
+             ctx->key->name != NULL ? ctx->key->name : "",
+             ctx->key->name != NULL ? "')" : "");
+    if (err->kind == SK_ERR_NOT_FOUND || err->kind == SK_ERR_FORBIDDEN)
+        sk_key_cache_forget(ctx->provctx, ctx->key);
+    SK_RAISE_CLIENT(ctx->provctx, subject, err);
+}
+
 static int sign_digest(sk_signature_ctx *ctx, unsigned char *sig,
                        size_t *siglen, size_t sigsize,
                        const unsigned char *digest, size_t digest_len)
@@ -447,31 +482,10 @@ static int sign_digest(sk_signature_ctx *ctx, unsigned char *sig,
     if (client == NULL)
         return 0;
 
-    memset(&request, 0, sizeof(request));
-    request.key.kid = ctx->key->kid;
-    request.hash_alg = ctx->md_smartkey_name;
-    request.hash = digest;
-    request.hash_len = digest_len;
-    request.padding = SK_SIG_NONE;
-    if (ctx->algorithm == SK_KEY_RSA)
-        request.padding = ctx->padding == RSA_PKCS1_PSS_PADDING
-                              ? SK_SIG_PSS
-                              : SK_SIG_PKCS1_V15;
-    if (request.padding == SK_SIG_PSS)
-        request.mgf1_hash = ctx->mgf1_smartkey_name;
-
+    sign_request(ctx, digest, digest_len, &request);
     memset(&err, 0, sizeof(err));
     if (!sk_client_sign(client, &request, &answer, &answer_len, &err)) {
-        char subject[300];
-
-        snprintf(subject, sizeof(subject), "key %s%s%.200s%s", ctx->key->kid,
-                 ctx->key->name != NULL ? " ('" : "",
-                 ctx->key->name != NULL ? ctx->key->name : "",
-                 ctx->key->name != NULL ? "')" : "");
-        /* deleted or re-permissioned: the next load must ask again */
-        if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
-            sk_key_cache_forget(ctx->provctx, ctx->key);
-        SK_RAISE_CLIENT(ctx->provctx, subject, &err);
+        sign_failed(ctx, &err);
         return 0;
     }
     ok = ctx->algorithm == SK_KEY_RSA
@@ -876,6 +890,45 @@ static int forward_to_verifier(sk_signature_ctx *ctx, const OSSL_PARAM params[])
     return ok;
 }
 
+/* The digest parameter; the running hash of a digest-sign cannot change
+   its algorithm halfway. */
+static int set_digest_param(sk_signature_ctx *ctx, const OSSL_PARAM *p,
+                            const char *properties)
+{
+    char name[64];
+
+    if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
+        return 0;
+    if (ctx->operation == OPERATION_DIGEST_SIGN && ctx->md != NULL &&
+        !EVP_MD_is_a(ctx->md, name)) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the digest is fixed once signing started (%s)",
+                 EVP_MD_get0_name(ctx->md));
+        return 0;
+    }
+    return ctx->operation == OPERATION_DIGEST_SIGN ||
+           set_digest(ctx, name, properties);
+}
+
+/* The MGF1 digest of PSS (one SmartKey can sign with). */
+static int set_mgf1_param(sk_signature_ctx *ctx, const OSSL_PARAM *p,
+                          const char *properties)
+{
+    const char *smartkey_name;
+    char name[64];
+    EVP_MD *md;
+
+    if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
+        return 0;
+    md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
+    if (md == NULL)
+        return 0;
+    EVP_MD_free(ctx->mgf1_md);
+    ctx->mgf1_md = md;
+    ctx->mgf1_smartkey_name = smartkey_name;
+    return 1;
+}
+
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     sk_signature_ctx *ctx = vctx;
@@ -905,23 +958,8 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
         properties = properties_text;
     }
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST);
-    if (p != NULL) {
-        char name[64];
-
-        if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
-            return 0;
-        /* the running hash cannot change its algorithm halfway */
-        if (ctx->operation == OPERATION_DIGEST_SIGN && ctx->md != NULL &&
-            !EVP_MD_is_a(ctx->md, name)) {
-            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                     "the digest is fixed once signing started (%s)",
-                     EVP_MD_get0_name(ctx->md));
-            return 0;
-        }
-        if (ctx->operation != OPERATION_DIGEST_SIGN &&
-            !set_digest(ctx, name, properties))
-            return 0;
-    }
+    if (p != NULL && !set_digest_param(ctx, p, properties))
+        return 0;
     if (ctx->algorithm != SK_KEY_RSA)
         return 1;
 
@@ -932,21 +970,7 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
     if (p != NULL && !set_saltlen(ctx, p))
         return 0;
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
-    if (p != NULL) {
-        const char *smartkey_name;
-        char name[64];
-        EVP_MD *md;
-
-        if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
-            return 0;
-        md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
-        if (md == NULL)
-            return 0;
-        EVP_MD_free(ctx->mgf1_md);
-        ctx->mgf1_md = md;
-        ctx->mgf1_smartkey_name = smartkey_name;
-    }
-    return 1;
+    return p == NULL || set_mgf1_param(ctx, p, properties);
 }
 
 static const OSSL_PARAM *rsa_settable_ctx_params(void *vctx, void *provctx)

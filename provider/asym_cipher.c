@@ -300,6 +300,36 @@ static int get_uint(sk_rsa_cipher *ctx, const OSSL_PARAM *p,
     return 0;
 }
 
+static int set_oaep_label(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
+{
+    void *label = NULL;
+    size_t len = 0;
+
+    if (!OSSL_PARAM_get_octet_string(p, &label, 0, &len)) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the OAEP label must be an octet string");
+        return 0;
+    }
+    OPENSSL_free(ctx->oaep_label);
+    ctx->oaep_label = label;
+    ctx->oaep_label_len = len;
+    return 1;
+}
+
+/* smartkey-remote-encrypt: 1 encrypts in SmartKey, 0 locally. */
+static int set_remote_encrypt(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
+{
+    int remote;
+
+    if (!OSSL_PARAM_get_int(p, &remote) || (remote != 0 && remote != 1)) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be 0 or 1",
+                 SMARTKEY_PARAM_REMOTE_ENCRYPT);
+        return 0;
+    }
+    ctx->remote_encrypt = remote;
+    return 1;
+}
+
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     sk_rsa_cipher *ctx = vctx;
@@ -326,19 +356,8 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     /* digest-props and mgf1-digest-props are accepted and not needed: the
        hashing happens in SmartKey or in the default provider */
     p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL);
-    if (p != NULL) {
-        void *label = NULL;
-        size_t len = 0;
-
-        if (!OSSL_PARAM_get_octet_string(p, &label, 0, &len)) {
-            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                     "the OAEP label must be an octet string");
-            return 0;
-        }
-        OPENSSL_free(ctx->oaep_label);
-        ctx->oaep_label = label;
-        ctx->oaep_label_len = len;
-    }
+    if (p != NULL && !set_oaep_label(ctx, p))
+        return 0;
     p = OSSL_PARAM_locate_const(params,
                                 OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION);
     if (p != NULL && !get_uint(ctx, p, &ctx->tls_client_version))
@@ -351,16 +370,8 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     if (p != NULL && !get_uint(ctx, p, &ctx->implicit_rejection))
         return 0;
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_REMOTE_ENCRYPT);
-    if (p != NULL) {
-        int remote;
-
-        if (!OSSL_PARAM_get_int(p, &remote) || (remote != 0 && remote != 1)) {
-            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be 0 or 1",
-                     SMARTKEY_PARAM_REMOTE_ENCRYPT);
-            return 0;
-        }
-        ctx->remote_encrypt = remote;
-    }
+    if (p != NULL && !set_remote_encrypt(ctx, p))
+        return 0;
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_SUBJECT);
     if (p != NULL && !set_wrap_subject(ctx, p))
         return 0;
@@ -720,13 +731,8 @@ static int wrap_subject_key(sk_rsa_cipher *ctx, unsigned char *out,
     size_t wrapped_len = 0;
     int ok;
 
-    if (inlen != 0) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "the input must be empty when %s names a key to wrap "
-                 "(got %zu bytes); use -in /dev/null",
-                 SMARTKEY_PARAM_WRAP_SUBJECT, inlen);
+    if (!sk_wrap_input_is_empty(ctx->provctx, inlen))
         return 0;
-    }
     if (ctx->padding != RSA_PKCS1_OAEP_PADDING) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "server-side wrapping uses RSA-OAEP; add "

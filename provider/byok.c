@@ -606,13 +606,8 @@ static int rsa_oaep_by_inner(sk_byok_cipher *ctx, unsigned char **out,
    0 with an error raised. */
 static int check_artifact_request(sk_byok_cipher *ctx, size_t inlen)
 {
-    if (inlen != 0) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "the input must be empty when %s names a key to wrap "
-                 "(got %zu bytes); use -in /dev/null",
-                 SMARTKEY_PARAM_WRAP_SUBJECT, inlen);
+    if (!sk_wrap_input_is_empty(ctx->provctx, inlen))
         return 0;
-    }
     if (is_text_format(ctx->format) && ctx->encoding != ENCODING_RAW) {
         RAISE_FOR_FORMAT(ctx, "is a text document: leave %s out",
                          SMARTKEY_PARAM_WRAP_ENCODING);

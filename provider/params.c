@@ -9,6 +9,8 @@
 
 #include <openssl/crypto.h>
 
+#include <smartkey/smartkey.h>
+
 #include "params.h"
 
 #define MAX_INTEGER_BYTES 8
@@ -127,6 +129,18 @@ int sk_param_text(sk_provctx *ctx, const OSSL_PARAM *p, char *buf, size_t len)
     }
     memcpy(buf, text, text_len);
     buf[text_len] = '\0';
+    return 1;
+}
+
+int sk_wrap_input_is_empty(sk_provctx *ctx, size_t inlen)
+{
+    if (inlen != 0) {
+        SK_RAISE(ctx, SK_R_INVALID_PARAMETER,
+                 "the input must be empty when %s names a key to wrap "
+                 "(got %zu bytes); use -in /dev/null",
+                 SMARTKEY_PARAM_WRAP_SUBJECT, inlen);
+        return 0;
+    }
     return 1;
 }
 

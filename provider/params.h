@@ -37,6 +37,10 @@ int sk_params_check(sk_provctx *ctx, const OSSL_PARAM params[],
  */
 int sk_param_text(sk_provctx *ctx, const OSSL_PARAM *p, char *buf, size_t len);
 
+/* A wrap (smartkey-wrap-subject set) takes no input: 0 with an error
+   raised when inlen is not 0. */
+int sk_wrap_input_is_empty(sk_provctx *ctx, size_t inlen);
+
 /* A copy of s for a duplicated context (dupctx): NULL when s is NULL; when
    the copy fails, NULL and *ok set to 0. */
 char *sk_strdup_or_null(const char *s, int *ok);

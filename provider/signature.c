@@ -983,6 +983,33 @@ static const OSSL_PARAM *ecdsa_settable_ctx_params(void *vctx, void *provctx)
     return ecdsa_settable;
 }
 
+/* The DER AlgorithmIdentifier of the signature being made. */
+static int get_algorithm_id(sk_signature_ctx *ctx, OSSL_PARAM *p)
+{
+    unsigned char *der = NULL;
+    int len = ctx->md == NULL
+                  ? 0
+                  : sk_signature_algorithm_id(ctx->algorithm, ctx->padding,
+                                              ctx->md, ctx->mgf1_md, &der);
+    int ok = len > 0 && OSSL_PARAM_set_octet_string(p, der, (size_t)len);
+
+    OPENSSL_free(der);
+    if (!ok)
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "no signature algorithm identifier for %s with %s",
+                 ctx->algorithm == SK_KEY_RSA ? "RSA" : "ECDSA",
+                 ctx->md != NULL ? EVP_MD_get0_name(ctx->md) : "no digest");
+    return ok;
+}
+
+/* A parameter asked for as text (the command line) or as an int (C). */
+static int set_text_or_int(OSSL_PARAM *p, const char *text, int value)
+{
+    return p->data_type == OSSL_PARAM_UTF8_STRING
+               ? OSSL_PARAM_set_utf8_string(p, text)
+               : OSSL_PARAM_set_int(p, value);
+}
+
 static int get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
     sk_signature_ctx *ctx = vctx;
@@ -991,23 +1018,8 @@ static int get_ctx_params(void *vctx, OSSL_PARAM params[])
     if (verifier(ctx) != NULL)
         return EVP_PKEY_CTX_get_params(verifier(ctx), params) > 0;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID);
-    if (p != NULL) {
-        unsigned char *der = NULL;
-        int len = ctx->md == NULL
-                      ? 0
-                      : sk_signature_algorithm_id(ctx->algorithm, ctx->padding,
-                                                  ctx->md, ctx->mgf1_md, &der);
-        int ok = len > 0 && OSSL_PARAM_set_octet_string(p, der, (size_t)len);
-
-        OPENSSL_free(der);
-        if (!ok) {
-            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                     "no signature algorithm identifier for %s with %s",
-                     ctx->algorithm == SK_KEY_RSA ? "RSA" : "ECDSA",
-                     ctx->md != NULL ? EVP_MD_get0_name(ctx->md) : "no digest");
-            return 0;
-        }
-    }
+    if (p != NULL && !get_algorithm_id(ctx, p))
+        return 0;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST);
     if (p != NULL && ctx->md != NULL &&
         !OSSL_PARAM_set_utf8_string(p, EVP_MD_get0_name(ctx->md)))
@@ -1015,31 +1027,16 @@ static int get_ctx_params(void *vctx, OSSL_PARAM params[])
     if (ctx->algorithm != SK_KEY_RSA)
         return 1;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE);
-    if (p != NULL) {
-        int ok;
-
-        if (p->data_type == OSSL_PARAM_UTF8_STRING)
-            ok = OSSL_PARAM_set_utf8_string(
-                p, ctx->padding == RSA_PKCS1_PSS_PADDING
-                       ? OSSL_PKEY_RSA_PAD_MODE_PSS
-                       : OSSL_PKEY_RSA_PAD_MODE_PKCSV15);
-        else
-            ok = OSSL_PARAM_set_int(p, ctx->padding);
-        if (!ok)
-            return 0;
-    }
+    if (p != NULL && !set_text_or_int(p,
+                                      ctx->padding == RSA_PKCS1_PSS_PADDING
+                                          ? OSSL_PKEY_RSA_PAD_MODE_PSS
+                                          : OSSL_PKEY_RSA_PAD_MODE_PKCSV15,
+                                      ctx->padding))
+        return 0;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN);
-    if (p != NULL) {
-        int ok;
-
-        if (p->data_type == OSSL_PARAM_UTF8_STRING)
-            ok = OSSL_PARAM_set_utf8_string(p,
-                                            OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST);
-        else
-            ok = OSSL_PARAM_set_int(p, RSA_PSS_SALTLEN_DIGEST);
-        if (!ok)
-            return 0;
-    }
+    if (p != NULL && !set_text_or_int(p, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST,
+                                      RSA_PSS_SALTLEN_DIGEST))
+        return 0;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
     if (p != NULL) {
         const EVP_MD *mgf1 = ctx->mgf1_md != NULL ? ctx->mgf1_md : ctx->md;

@@ -282,18 +282,27 @@ static int init_key(sk_signature_ctx *ctx, void *provkey, int for_signing)
     return 1;
 }
 
-static int set_digest(sk_signature_ctx *ctx, const char *name,
-                      const char *properties)
+/* *slot (ctx->md or ctx->mgf1_md) and its SmartKey name: the digest name,
+   if SmartKey can sign with it. */
+static int set_md(sk_signature_ctx *ctx, const char *name,
+                  const char *properties, EVP_MD **slot,
+                  const char **slot_smartkey_name)
 {
     const char *smartkey_name;
     EVP_MD *md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
 
     if (md == NULL)
         return 0;
-    EVP_MD_free(ctx->md);
-    ctx->md = md;
-    ctx->md_smartkey_name = smartkey_name;
+    EVP_MD_free(*slot);
+    *slot = md;
+    *slot_smartkey_name = smartkey_name;
     return 1;
+}
+
+static int set_digest(sk_signature_ctx *ctx, const char *name,
+                      const char *properties)
+{
+    return set_md(ctx, name, properties, &ctx->md, &ctx->md_smartkey_name);
 }
 
 static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
@@ -914,19 +923,11 @@ static int set_digest_param(sk_signature_ctx *ctx, const OSSL_PARAM *p,
 static int set_mgf1_param(sk_signature_ctx *ctx, const OSSL_PARAM *p,
                           const char *properties)
 {
-    const char *smartkey_name;
     char name[64];
-    EVP_MD *md;
 
-    if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
-        return 0;
-    md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
-    if (md == NULL)
-        return 0;
-    EVP_MD_free(ctx->mgf1_md);
-    ctx->mgf1_md = md;
-    ctx->mgf1_smartkey_name = smartkey_name;
-    return 1;
+    return sk_param_text(ctx->provctx, p, name, sizeof(name)) &&
+           set_md(ctx, name, properties, &ctx->mgf1_md,
+                  &ctx->mgf1_smartkey_name);
 }
 
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[])

@@ -77,12 +77,10 @@ typedef struct sk_rsa_cipher {
 
 static void *rsa_cipher_newctx(void *provctx)
 {
-    sk_rsa_cipher *ctx =
-        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating an RSA cipher");
+    sk_rsa_cipher *ctx;
 
-    if (ctx == NULL)
+    if (!SK_CTX_NEW(ctx, provctx, "creating an RSA cipher"))
         return NULL;
-    ctx->provctx = provctx;
     ctx->padding = RSA_PKCS1_PADDING; /* OpenSSL's default for RSA */
     ctx->implicit_rejection = 1;      /* OpenSSL 3.2+'s default */
     return ctx;
@@ -110,13 +108,11 @@ static void rsa_cipher_freectx(void *vctx)
 static void *rsa_cipher_dupctx(void *vctx)
 {
     const sk_rsa_cipher *from = vctx;
-    sk_rsa_cipher *copy =
-        SK_CTX_ZALLOC(from->provctx, sizeof(*copy), "copying an RSA cipher");
+    sk_rsa_cipher *copy = SK_CTX_DUP(from, "copying an RSA cipher");
     int ok = 1;
 
     if (copy == NULL)
         return NULL;
-    *copy = *from;
     copy->key = sk_key_up_ref(from->key);
     copy->oaep_label = NULL;
     if (from->oaep_label != NULL) {
@@ -127,12 +123,8 @@ static void *rsa_cipher_dupctx(void *vctx)
     copy->wrap_subject_uri = sk_strdup_or_null(from->wrap_subject_uri, &ok);
     copy->wrap_subject.name = sk_strdup_or_null(from->wrap_subject.name, &ok);
     copy->wrap_subject.kid = sk_strdup_or_null(from->wrap_subject.kid, &ok);
-    if (!ok) {
-        rsa_cipher_freectx(copy);
-        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
-        return NULL;
-    }
-    return copy;
+    return SK_CTX_DUP_DONE(from, copy, ok, rsa_cipher_freectx,
+                           "copying an RSA cipher");
 }
 
 /* ---- parameters ---------------------------------------------------- */
@@ -308,6 +300,36 @@ static int get_uint(sk_rsa_cipher *ctx, const OSSL_PARAM *p,
     return 0;
 }
 
+static int set_oaep_label(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
+{
+    void *label = NULL;
+    size_t len = 0;
+
+    if (!OSSL_PARAM_get_octet_string(p, &label, 0, &len)) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the OAEP label must be an octet string");
+        return 0;
+    }
+    OPENSSL_free(ctx->oaep_label);
+    ctx->oaep_label = label;
+    ctx->oaep_label_len = len;
+    return 1;
+}
+
+/* smartkey-remote-encrypt: 1 encrypts in SmartKey, 0 locally. */
+static int set_remote_encrypt(sk_rsa_cipher *ctx, const OSSL_PARAM *p)
+{
+    int remote;
+
+    if (!OSSL_PARAM_get_int(p, &remote) || (remote != 0 && remote != 1)) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be 0 or 1",
+                 SMARTKEY_PARAM_REMOTE_ENCRYPT);
+        return 0;
+    }
+    ctx->remote_encrypt = remote;
+    return 1;
+}
+
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     sk_rsa_cipher *ctx = vctx;
@@ -334,19 +356,8 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     /* digest-props and mgf1-digest-props are accepted and not needed: the
        hashing happens in SmartKey or in the default provider */
     p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL);
-    if (p != NULL) {
-        void *label = NULL;
-        size_t len = 0;
-
-        if (!OSSL_PARAM_get_octet_string(p, &label, 0, &len)) {
-            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                     "the OAEP label must be an octet string");
-            return 0;
-        }
-        OPENSSL_free(ctx->oaep_label);
-        ctx->oaep_label = label;
-        ctx->oaep_label_len = len;
-    }
+    if (p != NULL && !set_oaep_label(ctx, p))
+        return 0;
     p = OSSL_PARAM_locate_const(params,
                                 OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION);
     if (p != NULL && !get_uint(ctx, p, &ctx->tls_client_version))
@@ -359,16 +370,8 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     if (p != NULL && !get_uint(ctx, p, &ctx->implicit_rejection))
         return 0;
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_REMOTE_ENCRYPT);
-    if (p != NULL) {
-        int remote;
-
-        if (!OSSL_PARAM_get_int(p, &remote) || (remote != 0 && remote != 1)) {
-            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER, "%s must be 0 or 1",
-                     SMARTKEY_PARAM_REMOTE_ENCRYPT);
-            return 0;
-        }
-        ctx->remote_encrypt = remote;
-    }
+    if (p != NULL && !set_remote_encrypt(ctx, p))
+        return 0;
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_SUBJECT);
     if (p != NULL && !set_wrap_subject(ctx, p))
         return 0;
@@ -544,13 +547,70 @@ typedef enum remote_call { CALL_WRAPKEY, CALL_ENCRYPT } remote_call;
  * registration. A transient handle is refused once the session that
  * created it was renewed in between: then the pair is done once more.
  */
+/* One wrapkey (the sk_wrapkey_request of a plain wrap) or encrypt call
+   with key or transient as the RSA key; err set when it fails. */
+static int send_with_key(sk_rsa_cipher *ctx, sk_client *client,
+                         remote_call call, sk_key_ref key,
+                         const char *transient, const unsigned char *in,
+                         size_t inlen, unsigned char **result,
+                         size_t *result_len, sk_error *err)
+{
+    const sk_digest *digest = effective_oaep_digest(ctx);
+
+    if (call == CALL_WRAPKEY) {
+        sk_wrapkey_request req;
+
+        memset(&req, 0, sizeof(req));
+        req.wrapping_key = key;
+        req.wrapping_transient_key = transient;
+        req.wrap_subject.name = ctx->wrap_subject.name;
+        req.wrap_subject.kid = ctx->wrap_subject.kid;
+        req.alg = "RSA";
+        req.oaep_hash = digest->smartkey_name;
+        return sk_client_wrapkey(client, &req, result, result_len, err);
+    } else {
+        sk_encrypt_request req;
+
+        memset(&req, 0, sizeof(req));
+        req.key = key;
+        req.transient_key = transient;
+        req.padding = ctx->padding == RSA_PKCS1_OAEP_PADDING ? SK_RSA_OAEP
+                                                             : SK_RSA_PKCS1_V15;
+        req.oaep_hash = digest->smartkey_name;
+        req.label = ctx->oaep_label;
+        req.label_len = ctx->oaep_label_len;
+        req.plain = in;
+        req.plain_len = inlen;
+        return sk_client_encrypt(client, &req, result, result_len, err);
+    }
+}
+
+/* The error of a failed call: what was done with which key, SmartKey's
+   answer; a key SmartKey no longer shows is dropped from the cache. */
+static void call_failed(sk_rsa_cipher *ctx, remote_call call,
+                        const sk_error *err)
+{
+    char key_text[260], subject[300];
+
+    describe_key(ctx->key, key_text, sizeof(key_text));
+    if (call == CALL_WRAPKEY)
+        snprintf(subject, sizeof(subject), "wrapping %.120s under %.150s",
+                 ctx->wrap_subject_uri, key_text);
+    else
+        snprintf(subject, sizeof(subject), "encrypting with %.250s", key_text);
+    /* A 404 may also be about the wrap subject; forgetting the
+       wrapping key as well only costs one lookup on the next load. */
+    if (held_in_smartkey(ctx->key) &&
+        (err->kind == SK_ERR_NOT_FOUND || err->kind == SK_ERR_FORBIDDEN))
+        sk_key_cache_forget(ctx->provctx, ctx->key);
+    SK_RAISE_CLIENT(ctx->provctx, subject, err);
+}
+
 static int call_with_key(sk_rsa_cipher *ctx, remote_call call,
                          const unsigned char *in, size_t inlen,
                          unsigned char **result, size_t *result_len)
 {
     sk_client *client = client_of(ctx);
-    const sk_digest *digest = effective_oaep_digest(ctx);
-    char subject[300];
     sk_error err;
     int ok = 0;
 
@@ -569,55 +629,15 @@ static int call_with_key(sk_rsa_cipher *ctx, remote_call call,
         }
         memset(&err, 0, sizeof(err));
         sk_set_error_mark(ctx->provctx);
-        if (call == CALL_WRAPKEY) {
-            sk_wrapkey_request req;
-
-            memset(&req, 0, sizeof(req));
-            req.wrapping_key = key;
-            req.wrapping_transient_key = transient;
-            req.wrap_subject.name = ctx->wrap_subject.name;
-            req.wrap_subject.kid = ctx->wrap_subject.kid;
-            req.alg = "RSA";
-            req.oaep_hash = digest->smartkey_name;
-            ok = sk_client_wrapkey(client, &req, result, result_len, &err);
-        } else {
-            sk_encrypt_request req;
-
-            memset(&req, 0, sizeof(req));
-            req.key = key;
-            req.transient_key = transient;
-            req.padding = ctx->padding == RSA_PKCS1_OAEP_PADDING
-                              ? SK_RSA_OAEP
-                              : SK_RSA_PKCS1_V15;
-            req.oaep_hash = digest->smartkey_name;
-            req.label = ctx->oaep_label;
-            req.label_len = ctx->oaep_label_len;
-            req.plain = in;
-            req.plain_len = inlen;
-            ok = sk_client_encrypt(client, &req, result, result_len, &err);
-        }
+        ok = send_with_key(ctx, client, call, key, transient, in, inlen, result,
+                           result_len, &err);
         sk_pop_error_to_mark(ctx->provctx);
         OPENSSL_free(transient);
         if (ok || transient == NULL || err.kind != SK_ERR_NOT_FOUND)
             break;
     }
-    if (!ok) {
-        char key_text[260];
-
-        describe_key(ctx->key, key_text, sizeof(key_text));
-        if (call == CALL_WRAPKEY)
-            snprintf(subject, sizeof(subject), "wrapping %.120s under %.150s",
-                     ctx->wrap_subject_uri, key_text);
-        else
-            snprintf(subject, sizeof(subject), "encrypting with %.250s",
-                     key_text);
-        /* A 404 may also be about the wrap subject; forgetting the
-           wrapping key as well only costs one lookup on the next load. */
-        if (held_in_smartkey(ctx->key) &&
-            (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN))
-            sk_key_cache_forget(ctx->provctx, ctx->key);
-        SK_RAISE_CLIENT(ctx->provctx, subject, &err);
-    }
+    if (!ok)
+        call_failed(ctx, call, &err);
     return ok;
 }
 
@@ -711,13 +731,8 @@ static int wrap_subject_key(sk_rsa_cipher *ctx, unsigned char *out,
     size_t wrapped_len = 0;
     int ok;
 
-    if (inlen != 0) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "the input must be empty when %s names a key to wrap "
-                 "(got %zu bytes); use -in /dev/null",
-                 SMARTKEY_PARAM_WRAP_SUBJECT, inlen);
+    if (!sk_wrap_input_is_empty(ctx->provctx, inlen))
         return 0;
-    }
     if (ctx->padding != RSA_PKCS1_OAEP_PADDING) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "server-side wrapping uses RSA-OAEP; add "
@@ -1160,6 +1175,71 @@ static int deliver_plaintext(sk_rsa_cipher *ctx, unsigned char *plain,
     return 1;
 }
 
+/* in is a ciphertext of the key (not longer than the modulus) and, for
+   OAEP, the two digests agree; 0 with an error raised. */
+static int check_ciphertext(sk_rsa_cipher *ctx, const unsigned char *in,
+                            size_t inlen, size_t modulus)
+{
+    if (in == NULL || inlen == 0 || inlen > modulus) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the ciphertext is %zu bytes; an RSA ciphertext of this "
+                 "key is %zu bytes",
+                 inlen, modulus);
+        return 0;
+    }
+    return ctx->padding != RSA_PKCS1_OAEP_PADDING || digests_agree(ctx, 1);
+}
+
+/*
+ * POST /crypto/v1/decrypt of in. SmartKey wants the full modulus length; a
+ * shorter input is the same number without its leading zero bytes: *cipher
+ * is in padded so (the caller frees it). 1 with *plain, 0 with err
+ * (SmartKey's refusal or a transport error), -1 when nothing was sent (an
+ * error raised, *cipher NULL).
+ */
+static int remote_decrypt(sk_rsa_cipher *ctx, const unsigned char *in,
+                          size_t inlen, size_t modulus, unsigned char **cipher,
+                          unsigned char **plain, size_t *plain_len,
+                          sk_error *err)
+{
+    sk_client *client = client_of(ctx);
+    sk_decrypt_request req;
+    int ok;
+
+    *cipher = NULL;
+    if (client == NULL)
+        return -1;
+    *cipher = OPENSSL_zalloc(modulus);
+    if (*cipher == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "decrypting");
+        return -1;
+    }
+    memcpy(*cipher + (modulus - inlen), in, inlen);
+    decrypt_request(ctx, *cipher, modulus, &req);
+    memset(err, 0, sizeof(*err));
+    sk_set_error_mark(ctx->provctx);
+    ok = sk_client_decrypt(client, &req, plain, plain_len, err);
+    sk_pop_error_to_mark(ctx->provctx);
+    return ok;
+}
+
+/* SmartKey's policy refuses PKCS#1 v1.5 decryption: the error says so; a
+   TLS pre-master is still a random one, with no visible failure (the
+   handshake fails later). */
+static int policy_refused(sk_rsa_cipher *ctx, const sk_error *err,
+                          unsigned char *out, size_t *outlen, size_t outsize)
+{
+    int ok = 0;
+
+    pkcs1_policy_refusal(ctx, err);
+    if (ctx->padding == RSA_PKCS1_WITH_TLS_PADDING) {
+        sk_set_error_mark(ctx->provctx);
+        ok = tls_premaster(ctx, 0, NULL, 0, out, outlen, outsize);
+        sk_pop_error_to_mark(ctx->provctx);
+    }
+    return ok;
+}
+
 static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
                               size_t outsize, const unsigned char *in,
                               size_t inlen)
@@ -1169,8 +1249,6 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
         ctx != NULL && ctx->key != NULL ? (size_t)ctx->key->max_size : 0;
     unsigned char *cipher = NULL, *plain = NULL;
     size_t plain_len = 0;
-    sk_decrypt_request req;
-    sk_client *client;
     sk_error err;
     int ok;
 
@@ -1180,45 +1258,17 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
         *outlen = modulus;
         return 1;
     }
-    if (in == NULL || inlen == 0 || inlen > modulus) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "the ciphertext is %zu bytes; an RSA ciphertext of this "
-                 "key is %zu bytes",
-                 inlen, modulus);
+    if (!check_ciphertext(ctx, in, inlen, modulus))
         return 0;
-    }
-    if (ctx->padding == RSA_PKCS1_OAEP_PADDING && !digests_agree(ctx, 1))
+    ok = remote_decrypt(ctx, in, inlen, modulus, &cipher, &plain, &plain_len,
+                        &err);
+    if (ok < 0)
         return 0;
-    client = client_of(ctx);
-    if (client == NULL)
-        return 0;
-    /* SmartKey wants the full modulus length; a shorter input is the same
-       number without its leading zero bytes */
-    cipher = OPENSSL_zalloc(modulus);
-    if (cipher == NULL) {
-        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "decrypting");
-        return 0;
-    }
-    memcpy(cipher + (modulus - inlen), in, inlen);
-
-    decrypt_request(ctx, cipher, modulus, &req);
-    memset(&err, 0, sizeof(err));
-    sk_set_error_mark(ctx->provctx);
-    ok = sk_client_decrypt(client, &req, &plain, &plain_len, &err);
-    sk_pop_error_to_mark(ctx->provctx);
-
     if (!ok && is_policy_refusal(&err) &&
         (ctx->padding == RSA_PKCS1_PADDING ||
          ctx->padding == RSA_PKCS1_WITH_TLS_PADDING)) {
-        pkcs1_policy_refusal(ctx, &err);
-        /* TLS: still no visible failure; the handshake fails later */
-        if (ctx->padding == RSA_PKCS1_WITH_TLS_PADDING) {
-            sk_set_error_mark(ctx->provctx);
-            ok = tls_premaster(ctx, 0, NULL, 0, out, outlen, outsize);
-            sk_pop_error_to_mark(ctx->provctx);
-        }
         OPENSSL_free(cipher);
-        return ok;
+        return policy_refused(ctx, &err, out, outlen, outsize);
     }
     if (ctx->padding == RSA_PKCS1_WITH_TLS_PADDING &&
         (ok || is_bad_padding(&err))) {

@@ -91,12 +91,10 @@ static void byok_freectx(void *vctx)
 
 static void *byok_newctx(void *provctx)
 {
-    sk_byok_cipher *ctx =
-        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating an RSA cipher");
+    sk_byok_cipher *ctx;
 
-    if (ctx == NULL)
+    if (!SK_CTX_NEW(ctx, provctx, "creating an RSA cipher"))
         return NULL;
-    ctx->provctx = provctx;
     ctx->inner =
         INNER(asym_cipher_newctx, OSSL_FUNC_ASYM_CIPHER_NEWCTX)(provctx);
     if (ctx->inner == NULL) {
@@ -109,24 +107,18 @@ static void *byok_newctx(void *provctx)
 static void *byok_dupctx(void *vctx)
 {
     const sk_byok_cipher *from = vctx;
-    sk_byok_cipher *copy =
-        SK_CTX_ZALLOC(from->provctx, sizeof(*copy), "copying an RSA cipher");
+    sk_byok_cipher *copy = SK_CTX_DUP(from, "copying an RSA cipher");
     int ok = 1;
 
     if (copy == NULL)
         return NULL;
-    *copy = *from;
     copy->key = from->key != NULL ? sk_key_up_ref(from->key) : NULL;
     copy->kid = sk_strdup_or_null(from->kid, &ok);
     copy->jti = sk_strdup_or_null(from->jti, &ok);
     copy->inner =
         INNER(asym_cipher_dupctx, OSSL_FUNC_ASYM_CIPHER_DUPCTX)(from->inner);
-    if (!ok || copy->inner == NULL) {
-        byok_freectx(copy);
-        SK_RAISE(from->provctx, SK_R_OUT_OF_MEMORY, "copying an RSA cipher");
-        return NULL;
-    }
-    return copy;
+    return SK_CTX_DUP_DONE(from, copy, ok && copy->inner != NULL, byok_freectx,
+                           "copying an RSA cipher");
 }
 
 /* ---- parameters ------------------------------------------------------ */
@@ -341,46 +333,15 @@ static int byok_decrypt(void *vctx, unsigned char *out, size_t *outlen,
  * what SmartKey cannot do, before any request: the same rules as the plain
  * wrap (docs/wrapping.md), plus the fixed hash of some formats.
  */
-static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
-                              int needs_oaep)
+/* The RSA-OAEP settings of a format that wraps with it: OAEP padding, no
+   label, one digest for OAEP and MGF1 (SmartKey has one), SHA-1 where the
+   format fixes it; ws->oaep_hash set. 0 with an error raised. */
+static int check_wrap_oaep(sk_byok_cipher *ctx, wrap_settings *ws,
+                           const char *pad, const char *oaep, const char *mgf1,
+                           size_t label_len)
 {
-    char pad[32] = "", oaep[32] = "", mgf1[32] = "", why[256] = "";
     const sk_digest *oaep_digest;
-    size_t label_len = 0;
-    void *label = NULL;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, ws->subject_uri,
-                               sizeof(ws->subject_uri)),
-        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, pad,
-                               sizeof(pad)),
-        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, oaep,
-                               sizeof(oaep)),
-        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, mgf1,
-                               sizeof(mgf1)),
-        OSSL_PARAM_octet_ptr(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, &label, 0),
-        OSSL_PARAM_END,
-    };
 
-    memset(&ws->subject, 0, sizeof(ws->subject));
-    if (!INNER(asym_cipher_get_ctx_params,
-               OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS)(ctx->inner, params)) {
-        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
-                 "cannot read the RSA cipher's settings");
-        return 0;
-    }
-    label_len = params[4].return_size;
-    if (ws->subject_uri[0] == '\0') {
-        RAISE_FOR_FORMAT(ctx, "needs %s: the key whose artifact is made",
-                         SMARTKEY_PARAM_WRAP_SUBJECT);
-        return 0;
-    }
-    if (!sk_uri_parse(ws->subject_uri, &ws->subject, why, sizeof(why))) {
-        SK_RAISE(ctx->provctx, SK_R_MALFORMED_URI, "%s '%.256s': %s",
-                 SMARTKEY_PARAM_WRAP_SUBJECT, ws->subject_uri, why);
-        return 0;
-    }
-    if (!needs_oaep)
-        return 1;
     if (strcasecmp(pad, OSSL_PKEY_RSA_PAD_MODE_OAEP) != 0) {
         RAISE_FOR_FORMAT(ctx,
                          "wraps with RSA-OAEP; add -pkeyopt "
@@ -415,6 +376,46 @@ static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
         return 0;
     }
     return 1;
+}
+
+static int read_wrap_settings(sk_byok_cipher *ctx, wrap_settings *ws,
+                              int needs_oaep)
+{
+    char pad[32] = "", oaep[32] = "", mgf1[32] = "", why[256] = "";
+    size_t label_len = 0;
+    void *label = NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, ws->subject_uri,
+                               sizeof(ws->subject_uri)),
+        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, pad,
+                               sizeof(pad)),
+        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, oaep,
+                               sizeof(oaep)),
+        OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, mgf1,
+                               sizeof(mgf1)),
+        OSSL_PARAM_octet_ptr(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, &label, 0),
+        OSSL_PARAM_END,
+    };
+
+    memset(&ws->subject, 0, sizeof(ws->subject));
+    if (!INNER(asym_cipher_get_ctx_params,
+               OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS)(ctx->inner, params)) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "cannot read the RSA cipher's settings");
+        return 0;
+    }
+    label_len = params[4].return_size;
+    if (ws->subject_uri[0] == '\0') {
+        RAISE_FOR_FORMAT(ctx, "needs %s: the key whose artifact is made",
+                         SMARTKEY_PARAM_WRAP_SUBJECT);
+        return 0;
+    }
+    if (!sk_uri_parse(ws->subject_uri, &ws->subject, why, sizeof(why))) {
+        SK_RAISE(ctx->provctx, SK_R_MALFORMED_URI, "%s '%.256s': %s",
+                 SMARTKEY_PARAM_WRAP_SUBJECT, ws->subject_uri, why);
+        return 0;
+    }
+    return !needs_oaep || check_wrap_oaep(ctx, ws, pad, oaep, mgf1, label_len);
 }
 
 /* ---- the subject's type ------------------------------------------------ */
@@ -600,13 +601,56 @@ static int rsa_oaep_by_inner(sk_byok_cipher *ctx, unsigned char **out,
     return 1;
 }
 
+/* What an artifact asks of the call besides the wrap settings: no input,
+   no encoding for text formats, the cloud's kid where the format has one.
+   0 with an error raised. */
+static int check_artifact_request(sk_byok_cipher *ctx, size_t inlen)
+{
+    if (!sk_wrap_input_is_empty(ctx->provctx, inlen))
+        return 0;
+    if (is_text_format(ctx->format) && ctx->encoding != ENCODING_RAW) {
+        RAISE_FOR_FORMAT(ctx, "is a text document: leave %s out",
+                         SMARTKEY_PARAM_WRAP_ENCODING);
+        return 0;
+    }
+    if (ctx->format != FORMAT_RSA_OAEP && ctx->format != FORMAT_SHA256 &&
+        ctx->format != FORMAT_RSA_AES_KEY_WRAP && ctx->kid == NULL) {
+        RAISE_FOR_FORMAT(ctx,
+                         "needs %s: the key id the cloud gave its wrapping "
+                         "key",
+                         SMARTKEY_PARAM_WRAP_KID);
+        return 0;
+    }
+    return 1;
+}
+
+/* *artifact in the requested encoding (replaced by its base64 or base64url
+   text unless raw). 0 with an error raised. */
+static int encode_artifact(sk_byok_cipher *ctx, unsigned char **artifact,
+                           size_t *artifact_len)
+{
+    char *encoded;
+
+    if (ctx->encoding == ENCODING_RAW)
+        return 1;
+    encoded = sk_byok_base64(*artifact, *artifact_len,
+                             ctx->encoding == ENCODING_BASE64URL);
+    if (encoded == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "encoding");
+        return 0;
+    }
+    OPENSSL_free(*artifact);
+    *artifact = (unsigned char *)encoded;
+    *artifact_len = strlen(encoded);
+    return 1;
+}
+
 static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
                         size_t outsize, const unsigned char *in, size_t inlen)
 {
     sk_byok_cipher *ctx = vctx;
     unsigned char *artifact = NULL;
     size_t artifact_len = 0;
-    char *encoded = NULL;
     wrap_settings ws;
     int ok = 0;
 
@@ -618,26 +662,8 @@ static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
     memset(&ws, 0, sizeof(ws));
     if (!read_wrap_settings(ctx, &ws, ctx->format != FORMAT_SHA256))
         goto done;
-    if (inlen != 0) {
-        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                 "the input must be empty when %s names a key to wrap "
-                 "(got %zu bytes); use -in /dev/null",
-                 SMARTKEY_PARAM_WRAP_SUBJECT, inlen);
+    if (!check_artifact_request(ctx, inlen))
         goto done;
-    }
-    if (is_text_format(ctx->format) && ctx->encoding != ENCODING_RAW) {
-        RAISE_FOR_FORMAT(ctx, "is a text document: leave %s out",
-                         SMARTKEY_PARAM_WRAP_ENCODING);
-        goto done;
-    }
-    if (ctx->format != FORMAT_RSA_OAEP && ctx->format != FORMAT_SHA256 &&
-        ctx->format != FORMAT_RSA_AES_KEY_WRAP && ctx->kid == NULL) {
-        RAISE_FOR_FORMAT(ctx,
-                         "needs %s: the key id the cloud gave its wrapping "
-                         "key",
-                         SMARTKEY_PARAM_WRAP_KID);
-        goto done;
-    }
     if (out == NULL) {
         *outlen = size_bound(ctx);
         ok = 1;
@@ -648,17 +674,8 @@ static int byok_encrypt(void *vctx, unsigned char *out, size_t *outlen,
             : !subject_fits_format(ctx, &ws) ||
                   !sk_byok_produce(ctx, &ws, &artifact, &artifact_len))
         goto done;
-    if (ctx->encoding != ENCODING_RAW) {
-        encoded = sk_byok_base64(artifact, artifact_len,
-                                 ctx->encoding == ENCODING_BASE64URL);
-        if (encoded == NULL) {
-            SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "encoding");
-            goto done;
-        }
-        OPENSSL_free(artifact);
-        artifact = (unsigned char *)encoded;
-        artifact_len = strlen(encoded);
-    }
+    if (!encode_artifact(ctx, &artifact, &artifact_len))
+        goto done;
     if (artifact_len > outsize) {
         SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                  "the %s artifact is %zu bytes, more than the %zu-byte "

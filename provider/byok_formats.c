@@ -406,15 +406,16 @@ static int azure_byok(byok_call *call, unsigned char **out, size_t *out_len)
     return json_artifact(call, doc, "assembling the .byok file", out, out_len);
 }
 
-static int jwe_artifact(byok_call *call, int salesforce, unsigned char **out,
-                        size_t *out_len)
+/* The compact JWE, or for the Salesforce cache-only format the key
+   service's JSON answer around it. */
+static int jwe_artifact(byok_call *call, unsigned char **out, size_t *out_len)
 {
     char *jwe = NULL;
     json_t *doc;
 
     if (!jwe_compact(call, &jwe))
         return 0;
-    if (!salesforce) {
+    if (call->ctx->format != FORMAT_SALESFORCE_CACHE_ONLY) {
         *out = (unsigned char *)jwe;
         *out_len = strlen(jwe);
         return 1;
@@ -444,6 +445,40 @@ static int subject_sha256(byok_call *call, unsigned char **out, size_t *out_len)
                         SHA256_BYTES);
 }
 
+typedef int byok_producer(byok_call *call, unsigned char **out,
+                          size_t *out_len);
+
+/* The sequence of SmartKey calls of each format (FORMAT_RSA_OAEP is the
+   plain RSA cipher's: none here). */
+static byok_producer *const producers[FORMAT_COUNT] = {
+    [FORMAT_RSA_AES_KEY_WRAP] = rsa_aes_key_wrap,
+    [FORMAT_AZURE_BYOK] = azure_byok,
+    [FORMAT_JWE] = jwe_artifact,
+    [FORMAT_SALESFORCE_CACHE_ONLY] = jwe_artifact,
+    [FORMAT_SHA256] = subject_sha256,
+};
+
+/* The error of a failed artifact: the format, the subject, the wrapping
+   key and the step that failed, with SmartKey's answer when there is one. */
+static void report_failure(sk_byok_cipher *ctx, const wrap_settings *ws,
+                           const byok_call *call)
+{
+    char subject[512];
+
+    snprintf(subject, sizeof(subject), "%s for %.200s (%s): %s",
+             sk_byok_format_names[ctx->format], ws->subject_uri,
+             held_in_smartkey(ctx->key) ? ctx->key->kid
+                                        : "wrapping key from a file",
+             call->failed != NULL ? call->failed : "internal error");
+    if (call->err.kind == SK_ERR_NOMEM || call->err.kind == SK_ERR_NONE)
+        SK_RAISE(ctx->provctx,
+                 call->err.kind == SK_ERR_NOMEM ? SK_R_OUT_OF_MEMORY
+                                                : SK_R_INTERNAL_ERROR,
+                 "%s", subject);
+    else
+        SK_RAISE_CLIENT(ctx->provctx, subject, &call->err);
+}
+
 /*
  * The artifact's bytes before the encoding. A transient handle is lost when
  * SmartKey renews the session between two calls (404): then the whole
@@ -452,6 +487,8 @@ static int subject_sha256(byok_call *call, unsigned char **out, size_t *out_len)
 int sk_byok_produce(sk_byok_cipher *ctx, wrap_settings *ws, unsigned char **out,
                     size_t *out_len)
 {
+    byok_producer *produce =
+        ctx->format < FORMAT_COUNT ? producers[ctx->format] : NULL;
     byok_call call;
     int ok = 0;
 
@@ -465,47 +502,14 @@ int sk_byok_produce(sk_byok_cipher *ctx, wrap_settings *ws, unsigned char **out,
         memset(&call.err, 0, sizeof(call.err));
         call.failed = NULL;
         sk_set_error_mark(ctx->provctx);
-        switch (ctx->format) {
-        case FORMAT_RSA_AES_KEY_WRAP:
-            ok = rsa_aes_key_wrap(&call, out, out_len);
-            break;
-        case FORMAT_AZURE_BYOK:
-            ok = azure_byok(&call, out, out_len);
-            break;
-        case FORMAT_JWE:
-        case FORMAT_SALESFORCE_CACHE_ONLY:
-            ok =
-                jwe_artifact(&call, ctx->format == FORMAT_SALESFORCE_CACHE_ONLY,
-                             out, out_len);
-            break;
-        case FORMAT_SHA256:
-            ok = subject_sha256(&call, out, out_len);
-            break;
-        case FORMAT_RSA_OAEP:
-        case FORMAT_COUNT:
-            break;
-        }
+        ok = produce != NULL && produce(&call, out, out_len);
         sk_pop_error_to_mark(ctx->provctx);
         call_clear(&call);
         if (ok || call.err.kind != SK_ERR_NOT_FOUND ||
             ctx->format == FORMAT_SHA256)
             break;
     }
-    if (!ok) {
-        char subject[512];
-
-        snprintf(subject, sizeof(subject), "%s for %.200s (%s): %s",
-                 sk_byok_format_names[ctx->format], ws->subject_uri,
-                 held_in_smartkey(ctx->key) ? ctx->key->kid
-                                            : "wrapping key from a file",
-                 call.failed != NULL ? call.failed : "internal error");
-        if (call.err.kind == SK_ERR_NOMEM || call.err.kind == SK_ERR_NONE)
-            SK_RAISE(ctx->provctx,
-                     call.err.kind == SK_ERR_NOMEM ? SK_R_OUT_OF_MEMORY
-                                                   : SK_R_INTERNAL_ERROR,
-                     "%s", subject);
-        else
-            SK_RAISE_CLIENT(ctx->provctx, subject, &call.err);
-    }
+    if (!ok)
+        report_failure(ctx, ws, &call);
     return ok;
 }

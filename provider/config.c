@@ -15,8 +15,12 @@
    client computes within a long. */
 #define MAX_SECONDS 86400.0
 
-static int parse_seconds(const char *name, const char *text, double *out,
-                         char *why, size_t why_len)
+/* *out: text as a number from 0 to max (a whole one, in decimal, when
+   whole is set); unchanged when text is NULL; 0 with why saying text is
+   not what (e.g. "a number of seconds"). */
+static int parse_number(const char *name, const char *text, int whole,
+                        double max, const char *what, double *out, char *why,
+                        size_t why_len)
 {
     char *end;
     double value;
@@ -24,18 +28,25 @@ static int parse_seconds(const char *name, const char *text, double *out,
     if (text == NULL)
         return 1;
     errno = 0;
-    value = strtod(text, &end);
+    value = whole ? (double)strtol(text, &end, 10) : strtod(text, &end);
     /* value != value: strtod accepts "nan" */
     if (errno != 0 || end == text || *end != '\0' || value != value ||
-        value < 0 || value > MAX_SECONDS) {
+        value < 0 || value > max) {
         snprintf(why, why_len,
                  "%s = '%.64s' in the provider's openssl.cnf section is not "
-                 "a number of seconds",
-                 name, text);
+                 "%s",
+                 name, text, what);
         return 0;
     }
     *out = value;
     return 1;
+}
+
+static int parse_seconds(const char *name, const char *text, double *out,
+                         char *why, size_t why_len)
+{
+    return parse_number(name, text, 0, MAX_SECONDS, "a number of seconds", out,
+                        why, why_len);
 }
 
 /* A whole number from 0 to max. The emulator (and, as far as is known,
@@ -43,20 +54,12 @@ static int parse_seconds(const char *name, const char *text, double *out,
 static int parse_count(const char *name, const char *text, long max, int *out,
                        char *why, size_t why_len)
 {
-    char *end;
-    long value;
+    char what[48];
+    double value = *out;
 
-    if (text == NULL)
-        return 1;
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 0 || value > max) {
-        snprintf(why, why_len,
-                 "%s = '%.64s' in the provider's openssl.cnf section is not "
-                 "a count between 0 and %ld",
-                 name, text, max);
+    snprintf(what, sizeof(what), "a count between 0 and %ld", max);
+    if (!parse_number(name, text, 1, (double)max, what, &value, why, why_len))
         return 0;
-    }
     *out = (int)value;
     return 1;
 }
@@ -86,43 +89,71 @@ static int parse_flag(const char *name, const char *text, int *out, char *why,
     return 0;
 }
 
+/* One spelling of a setting that takes a word, and what it stands for. */
+typedef struct {
+    const char *text;
+    int value;
+} sk_choice;
+
+static const sk_choice auth_choices[] = {
+    {"auto", SK_AUTH_AUTO},
+    {"session", SK_AUTH_SESSION},
+    {"api-key", SK_AUTH_API_KEY},
+    {NULL, 0},
+};
+
+static const sk_choice async_choices[] = {
+    {"auto", 0}, /* async_off */
+    {"off", 1},
+    {NULL, 0},
+};
+
+/*
+ * *out: the value of text among choices (case-insensitive; the first
+ * choice when text is NULL), or 0 with why naming the setting, where else
+ * it can be set (also, "" or " (or VARIABLE)") and every spelling.
+ */
+static int parse_choice(const char *name, const char *also, const char *text,
+                        const sk_choice *choices, int *out, char *why,
+                        size_t why_len)
+{
+    char spellings[128] = "";
+    size_t i;
+
+    for (i = 0; choices[i].text != NULL; i++) {
+        if (text == NULL || strcasecmp(text, choices[i].text) == 0) {
+            *out = choices[i].value;
+            return 1;
+        }
+    }
+    for (i = 0; choices[i].text != NULL; i++)
+        snprintf(spellings + strlen(spellings),
+                 sizeof(spellings) - strlen(spellings), "%s%s",
+                 i == 0                        ? ""
+                 : choices[i + 1].text == NULL ? " or "
+                                               : ", ",
+                 choices[i].text);
+    snprintf(why, why_len,
+             "%s = '%.64s' in the provider's openssl.cnf section%s is not %s",
+             name, text, also, spellings);
+    return 0;
+}
+
 static int parse_auth(const char *text, sk_auth_mode *mode, char *why,
                       size_t why_len)
 {
-    if (text == NULL || strcasecmp(text, "auto") == 0) {
-        *mode = SK_AUTH_AUTO;
-        return 1;
-    }
-    if (strcasecmp(text, "session") == 0) {
-        *mode = SK_AUTH_SESSION;
-        return 1;
-    }
-    if (strcasecmp(text, "api-key") == 0) {
-        *mode = SK_AUTH_API_KEY;
-        return 1;
-    }
-    snprintf(why, why_len,
-             "%s = '%.64s' in the provider's openssl.cnf section (or %s) is "
-             "not auto, session or api-key",
-             SMARTKEY_CFG_AUTH, text, SMARTKEY_ENV_AUTH);
-    return 0;
+    int value = SK_AUTH_AUTO;
+    int ok = parse_choice(SMARTKEY_CFG_AUTH, " (or " SMARTKEY_ENV_AUTH ")",
+                          text, auth_choices, &value, why, why_len);
+
+    *mode = (sk_auth_mode)value;
+    return ok;
 }
 
 static int parse_async(const char *text, int *off, char *why, size_t why_len)
 {
-    if (text == NULL || strcasecmp(text, "auto") == 0) {
-        *off = 0;
-        return 1;
-    }
-    if (strcasecmp(text, "off") == 0) {
-        *off = 1;
-        return 1;
-    }
-    snprintf(why, why_len,
-             "%s = '%.64s' in the provider's openssl.cnf section is not "
-             "auto or off",
-             SMARTKEY_CFG_ASYNC, text);
-    return 0;
+    return parse_choice(SMARTKEY_CFG_ASYNC, "", text, async_choices, off, why,
+                        why_len);
 }
 
 /* A node of an endpoint list for a message: escaped, cut, and with any
@@ -271,35 +302,31 @@ void sk_settings_clear(sk_settings *settings)
     memset(settings, 0, sizeof(*settings));
 }
 
-int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
-                      char *why, size_t why_len)
+/* The settings kept as text, each from its source (the environment
+   first where it may set it); 0 when out of memory. */
+static int copy_texts(const sk_settings_text *in, sk_settings *out)
 {
-    memset(out, 0, sizeof(*out));
-    out->connect_timeout = SMARTKEY_DEFAULT_CONNECT_TIMEOUT;
-    out->request_timeout = SMARTKEY_DEFAULT_REQUEST_TIMEOUT;
-    out->retries = SMARTKEY_DEFAULT_RETRIES;
-    out->cache_lifetime = SMARTKEY_DEFAULT_CACHE_LIFETIME;
-    out->batch_max_size = SMARTKEY_DEFAULT_BATCH_MAX_SIZE;
-    out->batch_max_wait = SMARTKEY_DEFAULT_BATCH_MAX_WAIT;
+    return copy(&out->api_endpoint,
+                in->env_api_endpoint != NULL ? in->env_api_endpoint
+                : in->api_endpoint != NULL   ? in->api_endpoint
+                                             : SMARTKEY_DEFAULT_API_ENDPOINT) &&
+           copy(&out->api_key_source,
+                in->env_api_key != NULL ? in->env_api_key : in->api_key) &&
+           copy(&out->ca_file,
+                in->env_ca_file != NULL ? in->env_ca_file : in->ca_file) &&
+           copy(&out->ca_path, in->ca_path) &&
+           copy(&out->proxy, in->proxy != NULL && strcmp(in->proxy, "none") != 0
+                                 ? in->proxy
+                                 : NULL) &&
+           copy(&out->no_proxy, in->no_proxy);
+}
 
-    if (!copy(&out->api_endpoint,
-              in->env_api_endpoint != NULL ? in->env_api_endpoint
-              : in->api_endpoint != NULL   ? in->api_endpoint
-                                           : SMARTKEY_DEFAULT_API_ENDPOINT) ||
-        !copy(&out->api_key_source,
-              in->env_api_key != NULL ? in->env_api_key : in->api_key) ||
-        !copy(&out->ca_file,
-              in->env_ca_file != NULL ? in->env_ca_file : in->ca_file) ||
-        !copy(&out->ca_path, in->ca_path) ||
-        !copy(&out->proxy, in->proxy != NULL && strcmp(in->proxy, "none") != 0
-                               ? in->proxy
-                               : NULL) ||
-        !copy(&out->no_proxy, in->no_proxy)) {
-        *reason = SK_R_OUT_OF_MEMORY;
-        snprintf(why, why_len, "reading the configuration");
-        goto fail;
-    }
-    *reason = SK_R_BAD_CONFIGURATION;
+/* Every endpoint list that may be used, now or once a variable goes, is
+   https:// only; 0 with why naming its source. */
+static int check_endpoint_sources(const sk_settings_text *in,
+                                  const sk_settings *out, char *why,
+                                  size_t why_len)
+{
     if (in->env_api_endpoint != NULL
             ? !check_https(in->env_api_endpoint_name != NULL
                                ? in->env_api_endpoint_name
@@ -308,12 +335,37 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
             : !check_https("api_endpoint in the provider's openssl.cnf "
                            "section",
                            out->api_endpoint, why, why_len))
-        goto fail;
+        return 0;
     /* a list in openssl.cnf overridden by the environment must not hide
        an http:// node either: it would be used once the variable goes */
     if (in->api_endpoint != NULL &&
         !check_https("api_endpoint in the provider's openssl.cnf section",
                      in->api_endpoint, why, why_len))
+        return 0;
+    return 1;
+}
+
+int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
+                      char *why, size_t why_len)
+{
+    static const sk_settings defaults = {
+        .connect_timeout = SMARTKEY_DEFAULT_CONNECT_TIMEOUT,
+        .request_timeout = SMARTKEY_DEFAULT_REQUEST_TIMEOUT,
+        .retries = SMARTKEY_DEFAULT_RETRIES,
+        .cache_lifetime = SMARTKEY_DEFAULT_CACHE_LIFETIME,
+        .batch_max_size = SMARTKEY_DEFAULT_BATCH_MAX_SIZE,
+        .batch_max_wait = SMARTKEY_DEFAULT_BATCH_MAX_WAIT,
+    };
+
+    *out = defaults;
+
+    if (!copy_texts(in, out)) {
+        *reason = SK_R_OUT_OF_MEMORY;
+        snprintf(why, why_len, "reading the configuration");
+        goto fail;
+    }
+    *reason = SK_R_BAD_CONFIGURATION;
+    if (!check_endpoint_sources(in, out, why, why_len))
         goto fail;
     if (!check_env_precedence(in, why, why_len) ||
         !check_proxy(in->proxy, why, why_len))

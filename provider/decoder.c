@@ -25,24 +25,14 @@
 #include <openssl/pem.h>
 
 #include "keyref.h"
+#include "params.h"
 
 /* The dispatch functions, typed: a wrong signature does not compile. */
-static OSSL_FUNC_decoder_newctx_fn decoder_newctx;
-static OSSL_FUNC_decoder_freectx_fn decoder_freectx;
 static OSSL_FUNC_decoder_does_selection_fn decoder_does_selection;
 static OSSL_FUNC_decoder_decode_fn pem_to_der_decode;
 static OSSL_FUNC_decoder_decode_fn rsa_decode;
 static OSSL_FUNC_decoder_export_object_fn decoder_export_object;
 static OSSL_FUNC_decoder_decode_fn ec_decode;
-
-static void *decoder_newctx(void *provctx)
-{
-    return provctx;
-}
-
-static void decoder_freectx(void *ctx)
-{
-}
 
 static BIO *read_input(sk_provctx *provctx, OSSL_CORE_BIO *cin)
 {
@@ -108,6 +98,29 @@ static sk_key *referenced_key(sk_provctx *provctx,
     return key;
 }
 
+/* The first stage's object: the DER of a key reference of type, for the
+   second stage (der_to_key_decode). */
+static int pass_reference_der(sk_key_type type, unsigned char *der,
+                              size_t der_len, OSSL_CALLBACK *object_cb,
+                              void *object_cbarg)
+{
+    int object_type = OSSL_OBJECT_PKEY;
+    OSSL_PARAM params[5];
+
+    /* the construct_ forms: the OSSL_PARAM_utf8_string() initialiser
+       leaves the length 0, and OpenSSL then reads an empty type name */
+    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
+                                                 (char *)type_name(type), 0);
+    params[2] = OSSL_PARAM_construct_utf8_string(
+        OSSL_OBJECT_PARAM_DATA_STRUCTURE,
+        (char *)SMARTKEY_KEY_REFERENCE_STRUCTURE, 0);
+    params[3] =
+        OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, der, der_len);
+    params[4] = OSSL_PARAM_construct_end();
+    return object_cb(params, object_cbarg);
+}
+
 static int pem_to_der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                              OSSL_CALLBACK *object_cb, void *object_cbarg,
                              OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
@@ -120,8 +133,6 @@ static int pem_to_der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     sk_keyref_fields fields;
     sk_key *key;
     const char *why;
-    int object_type = OSSL_OBJECT_PKEY;
-    OSSL_PARAM params[5];
     int ok = 1;
 
     if (in == NULL)
@@ -156,25 +167,58 @@ static int pem_to_der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
         goto done;
     }
     sk_key_free(key);
-    /* the construct_ forms: the OSSL_PARAM_utf8_string() initialiser
-       leaves the length 0, and OpenSSL then reads an empty type name */
-    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
-    params[1] = OSSL_PARAM_construct_utf8_string(
-        OSSL_OBJECT_PARAM_DATA_TYPE, (char *)type_name(fields.type), 0);
-    params[2] = OSSL_PARAM_construct_utf8_string(
-        OSSL_OBJECT_PARAM_DATA_STRUCTURE,
-        (char *)SMARTKEY_KEY_REFERENCE_STRUCTURE, 0);
-    params[3] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, der,
-                                                  (size_t)der_len);
-    params[4] = OSSL_PARAM_construct_end();
+    ok = pass_reference_der(fields.type, der, (size_t)der_len, object_cb,
+                            object_cbarg);
     sk_keyref_fields_clear(&fields);
-    ok = object_cb(params, object_cbarg);
 done:
     OPENSSL_free(label);
     OPENSSL_free(header);
     OPENSSL_free(der);
     BIO_free(in);
     return ok;
+}
+
+/* All of in, up to one byte more than any reference (to recognise larger
+   input); NULL when out of memory. */
+static unsigned char *read_der(BIO *in, long *der_len)
+{
+    unsigned char *der = OPENSSL_malloc(SK_KEYREF_MAX_FILE + 1);
+    int got;
+
+    *der_len = 0;
+    if (der == NULL)
+        return NULL;
+    while (*der_len <= SK_KEYREF_MAX_FILE &&
+           (got = BIO_read(in, der + *der_len,
+                           (int)(SK_KEYREF_MAX_FILE + 1 - *der_len))) > 0)
+        *der_len += got;
+    return der;
+}
+
+/* The second stage's object: a reference to key (a struct, never a
+   pointer-sized value) for the key manager's load. */
+static int pass_key(sk_provctx *provctx, sk_key *key, sk_key_type type,
+                    int selection, OSSL_CALLBACK *object_cb, void *object_cbarg)
+{
+    sk_key_reference reference;
+    int object_type = OSSL_OBJECT_PKEY;
+    OSSL_PARAM params[4];
+
+    memset(&reference, 0, sizeof(reference));
+    reference.magic = SK_KEY_REFERENCE_MAGIC;
+    reference.version = SK_KEY_REFERENCE_VERSION;
+    reference.provctx = provctx;
+    reference.key = key;
+    /* -pubin and other public-only loads get a public handle */
+    reference.public_handle =
+        selection != 0 && (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0;
+    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
+                                                 (char *)type_name(type), 0);
+    params[2] = OSSL_PARAM_construct_octet_string(
+        OSSL_OBJECT_PARAM_REFERENCE, &reference, sizeof(reference));
+    params[3] = OSSL_PARAM_construct_end();
+    return object_cb(params, object_cbarg);
 }
 
 static int der_to_key_decode(sk_provctx *provctx, OSSL_CORE_BIO *cin,
@@ -185,25 +229,17 @@ static int der_to_key_decode(sk_provctx *provctx, OSSL_CORE_BIO *cin,
     unsigned char *der = NULL;
     long der_len = 0;
     sk_keyref_fields fields;
-    sk_key_reference reference;
     sk_key *key;
     const char *why;
-    int object_type = OSSL_OBJECT_PKEY;
-    OSSL_PARAM params[4];
-    int got, ok = 1;
+    int ok = 1;
 
     if (in == NULL)
         return 0;
-    /* one byte more than any reference, to recognise larger input */
-    der = OPENSSL_malloc(SK_KEYREF_MAX_FILE + 1);
+    der = read_der(in, &der_len);
     if (der == NULL) {
         BIO_free(in);
         return 0;
     }
-    while (der_len <= SK_KEYREF_MAX_FILE &&
-           (got = BIO_read(in, der + der_len,
-                           (int)(SK_KEYREF_MAX_FILE + 1 - der_len))) > 0)
-        der_len += got;
     if (der_len > SK_KEYREF_MAX_FILE)
         goto done; /* someone else's DER */
     SK_DEBUG(3, "decoder: %ld bytes of DER for %s (selection 0x%x)", der_len,
@@ -221,21 +257,7 @@ static int der_to_key_decode(sk_provctx *provctx, OSSL_CORE_BIO *cin,
         ok = 0;
         goto done;
     }
-    memset(&reference, 0, sizeof(reference));
-    reference.magic = SK_KEY_REFERENCE_MAGIC;
-    reference.version = SK_KEY_REFERENCE_VERSION;
-    reference.provctx = provctx;
-    reference.key = key;
-    /* -pubin and other public-only loads get a public handle */
-    reference.public_handle =
-        selection != 0 && (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0;
-    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
-    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
-                                                 (char *)type_name(type), 0);
-    params[2] = OSSL_PARAM_construct_octet_string(
-        OSSL_OBJECT_PARAM_REFERENCE, &reference, sizeof(reference));
-    params[3] = OSSL_PARAM_construct_end();
-    ok = object_cb(params, object_cbarg);
+    ok = pass_key(provctx, key, type, selection, object_cb, object_cbarg);
     sk_key_free(key);
 done:
     OPENSSL_free(der);
@@ -282,16 +304,16 @@ static int decoder_does_selection(void *provctx, int selection)
 }
 
 const OSSL_DISPATCH sk_keyref_pem_decoder_functions[] = {
-    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
-    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_NEWCTX, sk_provctx_newctx),
+    SK_DISPATCH(DECODER_FREECTX, sk_provctx_freectx),
     SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
     SK_DISPATCH(DECODER_DECODE, pem_to_der_decode),
     {0, NULL},
 };
 
 const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[] = {
-    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
-    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_NEWCTX, sk_provctx_newctx),
+    SK_DISPATCH(DECODER_FREECTX, sk_provctx_freectx),
     SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
     SK_DISPATCH(DECODER_DECODE, rsa_decode),
     SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),
@@ -299,8 +321,8 @@ const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[] = {
 };
 
 const OSSL_DISPATCH sk_keyref_ec_decoder_functions[] = {
-    SK_DISPATCH(DECODER_NEWCTX, decoder_newctx),
-    SK_DISPATCH(DECODER_FREECTX, decoder_freectx),
+    SK_DISPATCH(DECODER_NEWCTX, sk_provctx_newctx),
+    SK_DISPATCH(DECODER_FREECTX, sk_provctx_freectx),
     SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
     SK_DISPATCH(DECODER_DECODE, ec_decode),
     SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),

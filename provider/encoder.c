@@ -28,8 +28,6 @@
 static OSSL_FUNC_encoder_newctx_fn keyref_pem_newctx;
 static OSSL_FUNC_encoder_newctx_fn keyref_der_newctx;
 static OSSL_FUNC_encoder_newctx_fn keyref_pkcs8_der_newctx;
-static OSSL_FUNC_encoder_newctx_fn text_newctx;
-static OSSL_FUNC_encoder_freectx_fn text_freectx;
 static OSSL_FUNC_encoder_does_selection_fn text_does_selection;
 static OSSL_FUNC_encoder_encode_fn text_encode;
 static OSSL_FUNC_encoder_freectx_fn keyref_freectx;
@@ -37,15 +35,6 @@ static OSSL_FUNC_encoder_settable_ctx_params_fn keyref_settable_ctx_params;
 static OSSL_FUNC_encoder_set_ctx_params_fn keyref_set_ctx_params;
 static OSSL_FUNC_encoder_does_selection_fn keyref_does_selection;
 static OSSL_FUNC_encoder_encode_fn keyref_encode;
-
-static void *text_newctx(void *provctx)
-{
-    return provctx;
-}
-
-static void text_freectx(void *ctx)
-{
-}
 
 static int text_does_selection(void *provctx, int selection)
 {
@@ -89,8 +78,8 @@ static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
 }
 
 const OSSL_DISPATCH sk_text_encoder_functions[] = {
-    SK_DISPATCH(ENCODER_NEWCTX, text_newctx),
-    SK_DISPATCH(ENCODER_FREECTX, text_freectx),
+    SK_DISPATCH(ENCODER_NEWCTX, sk_provctx_newctx),
+    SK_DISPATCH(ENCODER_FREECTX, sk_provctx_freectx),
     SK_DISPATCH(ENCODER_DOES_SELECTION, text_does_selection),
     SK_DISPATCH(ENCODER_ENCODE, text_encode),
     {0, NULL},
@@ -111,12 +100,10 @@ typedef struct sk_keyref_encoder_ctx {
 
 static void *keyref_newctx(sk_provctx *provctx, int pem, int pkcs8)
 {
-    sk_keyref_encoder_ctx *ctx =
-        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating a key encoder");
+    sk_keyref_encoder_ctx *ctx;
 
-    if (ctx == NULL)
+    if (!SK_CTX_NEW(ctx, provctx, "creating a key encoder"))
         return NULL;
-    ctx->provctx = provctx;
     ctx->pem = pem;
     ctx->pkcs8 = pkcs8;
     return ctx;

@@ -210,34 +210,29 @@ static EVP_PKEY *decode_public_key(sk_provctx *ctx, const sk_key_info *info)
 
 static const char *obj_type_name(sk_obj_type type)
 {
-    switch (type) {
-    case SK_OBJ_RSA:
-        return "an RSA";
-    case SK_OBJ_EC:
-        return "an EC";
-    case SK_OBJ_AES:
-        return "an AES";
-    case SK_OBJ_SECRET:
-        return "a SECRET";
-    case SK_OBJ_HMAC:
-        return "an HMAC";
-    case SK_OBJ_OTHER:
-        break;
-    }
-    return "a non-RSA/EC";
+    static const char *const names[] = {
+        [SK_OBJ_RSA] = "an RSA",   [SK_OBJ_EC] = "an EC",
+        [SK_OBJ_AES] = "an AES",   [SK_OBJ_SECRET] = "a SECRET",
+        [SK_OBJ_HMAC] = "an HMAC",
+    };
+
+    return (size_t)type < sizeof(names) / sizeof(names[0]) &&
+                   names[type] != NULL
+               ? names[type]
+               : "a non-RSA/EC";
 }
 
-sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info)
+/* info describes a key OpenSSL can use: RSA, or EC on a supported curve,
+   with a public key. 0 with an error raised naming label. */
+static int usable_info(sk_provctx *ctx, const sk_key_info *info,
+                       const char *label)
 {
-    sk_key *key;
-    const char *label = info->name != NULL ? info->name : info->kid;
-
     if (info->obj_type != SK_OBJ_RSA && info->obj_type != SK_OBJ_EC) {
         SK_RAISE(ctx, SK_R_UNSUPPORTED_KEY_TYPE,
                  "key '%.200s' (%s) is %s key; only RSA and EC keys can be "
                  "used as OpenSSL keys",
                  label, info->kid, obj_type_name(info->obj_type));
-        return NULL;
+        return 0;
     }
     if (info->obj_type == SK_OBJ_EC && info->curve != SK_CURVE_P256 &&
         info->curve != SK_CURVE_P384 && info->curve != SK_CURVE_P521) {
@@ -245,15 +240,24 @@ sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info)
                  "key '%.200s' (%s) is on a curve other than P-256, P-384 "
                  "and P-521",
                  label, info->kid);
-        return NULL;
+        return 0;
     }
     if (info->pub_key == NULL || info->pub_key_len == 0) {
         SK_RAISE(ctx, SK_R_BAD_RESPONSE,
                  "SmartKey sent no public key for key '%.200s' (%s)", label,
                  info->kid);
-        return NULL;
+        return 0;
     }
+    return 1;
+}
 
+sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info)
+{
+    sk_key *key;
+    const char *label = info->name != NULL ? info->name : info->kid;
+
+    if (!usable_info(ctx, info, label))
+        return NULL;
     key = OPENSSL_zalloc(sizeof(*key));
     if (key == NULL || (info->name != NULL &&
                         (key->name = OPENSSL_strdup(info->name)) == NULL)) {

@@ -49,12 +49,9 @@ static OSSL_FUNC_keymgmt_query_operation_name_fn ec_query_operation_name;
 
 static void *keymgmt_new(void *provctx)
 {
-    sk_keydata *keydata =
-        SK_CTX_ZALLOC(provctx, sizeof(*keydata), "creating a key handle");
+    sk_keydata *keydata;
 
-    if (keydata == NULL)
-        return NULL;
-    keydata->provctx = provctx;
+    SK_CTX_NEW(keydata, provctx, "creating a key handle");
     return keydata;
 }
 
@@ -592,12 +589,10 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[],
                       sk_key_type type)
 {
-    sk_genctx *gen =
-        SK_CTX_ZALLOC(provctx, sizeof(*gen), "starting key generation");
+    sk_genctx *gen;
 
-    if (gen == NULL)
+    if (!SK_CTX_NEW(gen, provctx, "starting key generation"))
         return NULL;
-    gen->provctx = provctx;
     gen->type = type;
     gen->selection = selection;
     gen->bits = 2048;
@@ -695,69 +690,69 @@ bad:
  * the handle is complete at once (OpenSSL caches bits and size right
  * after gen, docs/openssl-dispatch.md §7).
  */
-static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
+/* The generation request of gen (key pairs only, named); ops and ops_buf
+   hold its key_ops. 0 with an error raised. */
+static int gen_request(sk_genctx *gen, sk_generate_request *req,
+                       const char **ops, char *ops_buf, size_t ops_buf_len)
 {
-    sk_genctx *gen = genctx;
-    const char *ops[MAX_KEY_OPS + 1];
-    char ops_buf[512];
-    sk_generate_request req;
-    sk_key_info *info = NULL;
-    sk_keydata *keydata;
-    sk_client *client;
-    sk_key *key;
-    sk_error err;
-    char subject[256];
-    int ok;
-
-    if (gen == NULL)
-        return NULL;
     if ((gen->selection & OSSL_KEYMGMT_SELECT_KEYPAIR) == 0) {
         SK_RAISE(gen->provctx, SK_R_UNSUPPORTED_KEY_TYPE,
                  "SmartKey generates key pairs only, not parameters");
-        return NULL;
+        return 0;
     }
     if (gen->name == NULL || gen->name[0] == '\0') {
         SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
                  "a key made in SmartKey needs a name: -pkeyopt %s:NAME",
                  SMARTKEY_PARAM_KEY_NAME);
-        return NULL;
+        return 0;
     }
-    memset(&req, 0, sizeof(req));
-    req.name = gen->name;
+    memset(req, 0, sizeof(*req));
+    req->name = gen->name;
     if (gen->type == SK_KEY_RSA) {
-        req.obj_type = "RSA";
-        req.key_size = (unsigned)gen->bits;
-        req.pub_exponent = gen->pub_exponent;
+        req->obj_type = "RSA";
+        req->key_size = (unsigned)gen->bits;
+        req->pub_exponent = gen->pub_exponent;
     } else {
-        req.obj_type = "EC";
-        req.elliptic_curve = sk_curve_smartkey_name(gen->curve);
+        req->obj_type = "EC";
+        req->elliptic_curve = sk_curve_smartkey_name(gen->curve);
     }
-    if (!gen_key_ops(gen, ops_buf, sizeof(ops_buf), ops, &req.key_ops_count))
-        return NULL;
-    req.key_ops = req.key_ops_count > 0 ? ops : NULL;
+    if (!gen_key_ops(gen, ops_buf, ops_buf_len, ops, &req->key_ops_count))
+        return 0;
+    req->key_ops = req->key_ops_count > 0 ? ops : NULL;
+    return 1;
+}
 
-    client = sk_provctx_client(gen->provctx);
+/* The key SmartKey makes for req, checked to be the kind gen asked for;
+   NULL with an error raised. */
+static sk_key *generate_in_smartkey(sk_genctx *gen,
+                                    const sk_generate_request *req)
+{
+    sk_client *client = sk_provctx_client(gen->provctx);
+    sk_key_info *info = NULL;
+    sk_error err;
+    sk_key *key;
+    char subject[256];
+    int ok;
+
     if (client == NULL)
         return NULL;
     memset(&err, 0, sizeof(err));
     /* libcurl's own TLS errors are summed up in err (as in key.c) */
     sk_set_error_mark(gen->provctx);
-    ok = sk_client_generate_key(client, &req, &info, &err);
+    ok = sk_client_generate_key(client, req, &info, &err);
     sk_pop_error_to_mark(gen->provctx);
     if (!ok) {
-        snprintf(subject, sizeof(subject), "new %s key '%.200s'", req.obj_type,
+        snprintf(subject, sizeof(subject), "new %s key '%.200s'", req->obj_type,
                  gen->name);
         SK_RAISE_CLIENT(gen->provctx, subject, &err);
         SK_RAISE(gen->provctx, SK_R_KEY_GENERATION_FAILED,
-                 "SmartKey did not make %s key '%.200s'", req.obj_type,
+                 "SmartKey did not make %s key '%.200s'", req->obj_type,
                  gen->name);
         return NULL;
     }
     key = sk_key_from_info(gen->provctx, info);
     sk_key_info_free(info);
-    if (key == NULL)
-        return NULL;
-    if (key->type != gen->type || !key->has_private) {
+    if (key != NULL && (key->type != gen->type || !key->has_private)) {
         SK_RAISE(gen->provctx, SK_R_BAD_RESPONSE,
                  "SmartKey answered the generation of '%.200s' with a "
                  "different kind of key (%s)",
@@ -765,6 +760,23 @@ static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
         sk_key_free(key);
         return NULL;
     }
+    return key;
+}
+
+static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
+{
+    sk_genctx *gen = genctx;
+    const char *ops[MAX_KEY_OPS + 1];
+    char ops_buf[512];
+    sk_generate_request req;
+    sk_keydata *keydata;
+    sk_key *key;
+
+    if (gen == NULL || !gen_request(gen, &req, ops, ops_buf, sizeof(ops_buf)))
+        return NULL;
+    key = generate_in_smartkey(gen, &req);
+    if (key == NULL)
+        return NULL;
     keydata = keymgmt_new(gen->provctx);
     if (keydata == NULL) {
         sk_key_free(key);

@@ -10,6 +10,7 @@
 #include <openssl/asn1t.h>
 #include <openssl/crypto.h>
 
+#include "client.h"
 #include "keyref.h"
 #include "uri.h"
 
@@ -99,8 +100,8 @@ int sk_keyref_from_der(const unsigned char *der, size_t der_len,
         *why = "its key type is neither RSA nor EC";
         goto done;
     }
-    if (!sk_uri_is_uuid((const char *)ASN1_STRING_get0_data(ref->kid),
-                        (size_t)ASN1_STRING_length(ref->kid))) {
+    if (!sk_is_uuid((const char *)ASN1_STRING_get0_data(ref->kid),
+                    (size_t)ASN1_STRING_length(ref->kid))) {
         *why = "its kid is not a UUID";
         goto done;
     }

@@ -9,6 +9,8 @@
 
 #include <openssl/crypto.h>
 
+#include <smartkey/smartkey.h>
+
 #include "params.h"
 
 #define MAX_INTEGER_BYTES 8
@@ -130,6 +132,18 @@ int sk_param_text(sk_provctx *ctx, const OSSL_PARAM *p, char *buf, size_t len)
     return 1;
 }
 
+int sk_wrap_input_is_empty(sk_provctx *ctx, size_t inlen)
+{
+    if (inlen != 0) {
+        SK_RAISE(ctx, SK_R_INVALID_PARAMETER,
+                 "the input must be empty when %s names a key to wrap "
+                 "(got %zu bytes); use -in /dev/null",
+                 SMARTKEY_PARAM_WRAP_SUBJECT, inlen);
+        return 0;
+    }
+    return 1;
+}
+
 char *sk_strdup_or_null(const char *s, int *ok)
 {
     char *copy;
@@ -150,4 +164,35 @@ void *sk_ctx_zalloc(sk_provctx *provctx, size_t size, const char *doing,
     if (ctx == NULL)
         sk_raise(provctx, file, line, func, SK_R_OUT_OF_MEMORY, "%s", doing);
     return ctx;
+}
+
+void *sk_provctx_newctx(void *provctx)
+{
+    return provctx;
+}
+
+void sk_provctx_freectx(void *ctx)
+{
+}
+
+void *sk_ctx_dup(sk_provctx *provctx, const void *from, size_t size,
+                 const char *doing, const char *file, int line,
+                 const char *func)
+{
+    void *copy = OPENSSL_memdup(from, size);
+
+    if (copy == NULL)
+        sk_raise(provctx, file, line, func, SK_R_OUT_OF_MEMORY, "%s", doing);
+    return copy;
+}
+
+void *sk_ctx_dup_done(sk_provctx *provctx, void *copy, int ok,
+                      void (*freectx)(void *), const char *doing,
+                      const char *file, int line, const char *func)
+{
+    if (ok)
+        return copy;
+    freectx(copy);
+    sk_raise(provctx, file, line, func, SK_R_OUT_OF_MEMORY, "%s", doing);
+    return NULL;
 }

@@ -286,6 +286,35 @@ static const char *env_setting(const char *name, const char *alternative)
  * scripts can point an existing configuration at another account (the endpoint
  * and CA only with the API key, or with env_overrides = yes: config.c).
  */
+/* The settings the environment gives (they take precedence as config.c
+   decides). */
+static void read_environment(sk_settings_text *text)
+{
+    text->env_api_endpoint =
+        env_setting_from(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT,
+                         &text->env_api_endpoint_name);
+    text->env_api_key = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
+    text->env_ca_file = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
+    text->env_auth = env_setting(SMARTKEY_ENV_AUTH, NULL);
+}
+
+/* The settings in the debug log: where things come from, never a secret. */
+static void debug_settings(const sk_settings *settings)
+{
+    SK_DEBUG(3, "endpoint %s, ca_file %s, proxy %s, api key %s",
+             settings->api_endpoint,
+             settings->ca_file != NULL ? settings->ca_file : "(system)",
+             settings->proxy == NULL               ? "none"
+             : strcmp(settings->proxy, "env") == 0 ? "from the environment"
+                                                   : "configured",
+             settings->api_key_source == NULL ? "not set"
+             : strncmp(settings->api_key_source, "file:", 5) == 0
+                 ? "from a file"
+             : strncmp(settings->api_key_source, "env:", 4) == 0
+                 ? "from the environment"
+                 : "given literally");
+}
+
 static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_get_params_fn *core_get_params)
 {
@@ -330,13 +359,7 @@ static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
         return 0;
     }
     sk_debug_init(debug);
-
-    text.env_api_endpoint =
-        env_setting_from(SMARTKEY_ENV_API_ENDPOINT, FORTANIX_ENV_API_ENDPOINT,
-                         &text.env_api_endpoint_name);
-    text.env_api_key = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
-    text.env_ca_file = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
-    text.env_auth = env_setting(SMARTKEY_ENV_AUTH, NULL);
+    read_environment(&text);
     if (!sk_settings_parse(&text, settings, &reason, why, sizeof(why))) {
         if (reason != SK_R_BAD_CONFIGURATION) {
             SK_RAISE(ctx, reason, "%s", why);
@@ -349,19 +372,7 @@ static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
         snprintf(ctx->config_error, sizeof(ctx->config_error), "%s", why);
         return 1;
     }
-
-    SK_DEBUG(3, "endpoint %s, ca_file %s, proxy %s, api key %s",
-             settings->api_endpoint,
-             settings->ca_file != NULL ? settings->ca_file : "(system)",
-             settings->proxy == NULL               ? "none"
-             : strcmp(settings->proxy, "env") == 0 ? "from the environment"
-                                                   : "configured",
-             settings->api_key_source == NULL ? "not set"
-             : strncmp(settings->api_key_source, "file:", 5) == 0
-                 ? "from a file"
-             : strncmp(settings->api_key_source, "env:", 4) == 0
-                 ? "from the environment"
-                 : "given literally");
+    debug_settings(settings);
     return 1;
 }
 

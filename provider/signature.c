@@ -113,12 +113,10 @@ static EVP_MD *fetch_signable_digest(sk_signature_ctx *ctx, const char *name,
 
 static void *newctx(void *provctx, sk_key_type algorithm)
 {
-    sk_signature_ctx *ctx =
-        SK_CTX_ZALLOC(provctx, sizeof(*ctx), "creating a signature context");
+    sk_signature_ctx *ctx;
 
-    if (ctx == NULL)
+    if (!SK_CTX_NEW(ctx, provctx, "creating a signature context"))
         return NULL;
-    ctx->provctx = provctx;
     ctx->algorithm = algorithm;
     ctx->padding = RSA_PKCS1_PADDING;
     ctx->explicit_saltlen = -1;
@@ -150,6 +148,23 @@ static void freectx(void *vctx)
     OPENSSL_free(ctx);
 }
 
+/* *to: a copy of from's digest state (NULL when from is NULL); 0 with an
+   error naming what raised when it cannot be copied. */
+static int copy_digest_state(sk_provctx *provctx, EVP_MD_CTX **to,
+                             const EVP_MD_CTX *from, const char *what)
+{
+    *to = NULL;
+    if (from == NULL)
+        return 1;
+    *to = EVP_MD_CTX_new();
+    if (*to == NULL || !EVP_MD_CTX_copy_ex(*to, from)) {
+        SK_RAISE(provctx, SK_R_INTERNAL_ERROR, "cannot copy the %s state",
+                 what);
+        return 0;
+    }
+    return 1;
+}
+
 /*
  * EVP_DigestSignFinal signs a copy of the context (docs/openssl-dispatch.md
  * §6), so this runs once per signature. Hashing is local, so a copy is a plain
@@ -158,18 +173,19 @@ static void freectx(void *vctx)
 static void *dupctx(void *vctx)
 {
     const sk_signature_ctx *from = vctx;
-    sk_signature_ctx *copy = SK_CTX_ZALLOC(from->provctx, sizeof(*copy),
-                                           "copying a signature context");
+    sk_signature_ctx *copy = SK_CTX_DUP(from, "copying a signature context");
 
     if (copy == NULL)
         return NULL;
-    *copy = *from;
-    copy->key = NULL;
-    copy->md = NULL;
-    copy->mgf1_md = NULL;
-    copy->md_ctx = NULL;
+    /* The copy takes its own references; what it cannot take stays NULL. */
+    copy->key = from->key != NULL ? sk_key_up_ref(from->key) : NULL;
+    copy->md = from->md != NULL && EVP_MD_up_ref(from->md) ? from->md : NULL;
+    copy->mgf1_md = from->mgf1_md != NULL && EVP_MD_up_ref(from->mgf1_md)
+                        ? from->mgf1_md
+                        : NULL;
     copy->verify_ctx = NULL;
     copy->digest_verify_ctx = NULL;
+    copy->md_ctx = NULL;
     if (from->verify_ctx != NULL &&
         (copy->verify_ctx = EVP_PKEY_CTX_dup(from->verify_ctx)) == NULL) {
         SK_RAISE(from->provctx, SK_R_INTERNAL_ERROR,
@@ -177,33 +193,13 @@ static void *dupctx(void *vctx)
         freectx(copy);
         return NULL;
     }
-    if (from->digest_verify_ctx != NULL) {
-        copy->digest_verify_ctx = EVP_MD_CTX_new();
-        if (copy->digest_verify_ctx == NULL ||
-            !EVP_MD_CTX_copy_ex(copy->digest_verify_ctx,
-                                from->digest_verify_ctx)) {
-            SK_RAISE(from->provctx, SK_R_INTERNAL_ERROR,
-                     "cannot copy the verification state");
-            freectx(copy);
-            return NULL;
-        }
+    if (!copy_digest_state(from->provctx, &copy->digest_verify_ctx,
+                           from->digest_verify_ctx, "verification") ||
+        !copy_digest_state(from->provctx, &copy->md_ctx, from->md_ctx,
+                           "digest")) {
+        freectx(copy);
+        return NULL;
     }
-    if (from->md_ctx != NULL) {
-        copy->md_ctx = EVP_MD_CTX_new();
-        if (copy->md_ctx == NULL ||
-            !EVP_MD_CTX_copy_ex(copy->md_ctx, from->md_ctx)) {
-            SK_RAISE(from->provctx, SK_R_INTERNAL_ERROR,
-                     "cannot copy the digest state");
-            freectx(copy);
-            return NULL;
-        }
-    }
-    if (from->key != NULL)
-        copy->key = sk_key_up_ref(from->key);
-    if (from->md != NULL && EVP_MD_up_ref(from->md))
-        copy->md = from->md;
-    if (from->mgf1_md != NULL && EVP_MD_up_ref(from->mgf1_md))
-        copy->mgf1_md = from->mgf1_md;
     return copy;
 }
 
@@ -286,18 +282,27 @@ static int init_key(sk_signature_ctx *ctx, void *provkey, int for_signing)
     return 1;
 }
 
-static int set_digest(sk_signature_ctx *ctx, const char *name,
-                      const char *properties)
+/* *slot (ctx->md or ctx->mgf1_md) and its SmartKey name: the digest name,
+   if SmartKey can sign with it. */
+static int set_md(sk_signature_ctx *ctx, const char *name,
+                  const char *properties, EVP_MD **slot,
+                  const char **slot_smartkey_name)
 {
     const char *smartkey_name;
     EVP_MD *md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
 
     if (md == NULL)
         return 0;
-    EVP_MD_free(ctx->md);
-    ctx->md = md;
-    ctx->md_smartkey_name = smartkey_name;
+    EVP_MD_free(*slot);
+    *slot = md;
+    *slot_smartkey_name = smartkey_name;
     return 1;
+}
+
+static int set_digest(sk_signature_ctx *ctx, const char *name,
+                      const char *properties)
+{
+    return set_md(ctx, name, properties, &ctx->md, &ctx->md_smartkey_name);
 }
 
 static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
@@ -427,6 +432,41 @@ static int signature_verifies(sk_signature_ctx *ctx,
     return ok;
 }
 
+/* The sign request of digest with ctx's key, hash and padding. */
+static void sign_request(const sk_signature_ctx *ctx,
+                         const unsigned char *digest, size_t digest_len,
+                         sk_sign_request *request)
+{
+    memset(request, 0, sizeof(*request));
+    request->key.kid = ctx->key->kid;
+    request->hash_alg = ctx->md_smartkey_name;
+    request->hash = digest;
+    request->hash_len = digest_len;
+    request->padding = SK_SIG_NONE;
+    if (ctx->algorithm == SK_KEY_RSA)
+        request->padding = ctx->padding == RSA_PKCS1_PSS_PADDING
+                               ? SK_SIG_PSS
+                               : SK_SIG_PKCS1_V15;
+    if (request->padding == SK_SIG_PSS)
+        request->mgf1_hash = ctx->mgf1_smartkey_name;
+}
+
+/* The error of a refused or failed sign call, naming the key; a key
+   deleted or re-permissioned is dropped from the cache (the next load
+   must ask again). */
+static void sign_failed(sk_signature_ctx *ctx, const sk_error *err)
+{
+    char subject[300];
+
+    snprintf(subject, sizeof(subject), "key %s%s%.200s%s", ctx->key->kid,
+             ctx->key->name != NULL ? " ('" : "",
+             ctx->key->name != NULL ? ctx->key->name : "",
+             ctx->key->name != NULL ? "')" : "");
+    if (err->kind == SK_ERR_NOT_FOUND || err->kind == SK_ERR_FORBIDDEN)
+        sk_key_cache_forget(ctx->provctx, ctx->key);
+    SK_RAISE_CLIENT(ctx->provctx, subject, err);
+}
+
 static int sign_digest(sk_signature_ctx *ctx, unsigned char *sig,
                        size_t *siglen, size_t sigsize,
                        const unsigned char *digest, size_t digest_len)
@@ -451,31 +491,10 @@ static int sign_digest(sk_signature_ctx *ctx, unsigned char *sig,
     if (client == NULL)
         return 0;
 
-    memset(&request, 0, sizeof(request));
-    request.key.kid = ctx->key->kid;
-    request.hash_alg = ctx->md_smartkey_name;
-    request.hash = digest;
-    request.hash_len = digest_len;
-    request.padding = SK_SIG_NONE;
-    if (ctx->algorithm == SK_KEY_RSA)
-        request.padding = ctx->padding == RSA_PKCS1_PSS_PADDING
-                              ? SK_SIG_PSS
-                              : SK_SIG_PKCS1_V15;
-    if (request.padding == SK_SIG_PSS)
-        request.mgf1_hash = ctx->mgf1_smartkey_name;
-
+    sign_request(ctx, digest, digest_len, &request);
     memset(&err, 0, sizeof(err));
     if (!sk_client_sign(client, &request, &answer, &answer_len, &err)) {
-        char subject[300];
-
-        snprintf(subject, sizeof(subject), "key %s%s%.200s%s", ctx->key->kid,
-                 ctx->key->name != NULL ? " ('" : "",
-                 ctx->key->name != NULL ? ctx->key->name : "",
-                 ctx->key->name != NULL ? "')" : "");
-        /* deleted or re-permissioned: the next load must ask again */
-        if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
-            sk_key_cache_forget(ctx->provctx, ctx->key);
-        SK_RAISE_CLIENT(ctx->provctx, subject, &err);
+        sign_failed(ctx, &err);
         return 0;
     }
     ok = ctx->algorithm == SK_KEY_RSA
@@ -880,6 +899,37 @@ static int forward_to_verifier(sk_signature_ctx *ctx, const OSSL_PARAM params[])
     return ok;
 }
 
+/* The digest parameter; the running hash of a digest-sign cannot change
+   its algorithm halfway. */
+static int set_digest_param(sk_signature_ctx *ctx, const OSSL_PARAM *p,
+                            const char *properties)
+{
+    char name[64];
+
+    if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
+        return 0;
+    if (ctx->operation == OPERATION_DIGEST_SIGN && ctx->md != NULL &&
+        !EVP_MD_is_a(ctx->md, name)) {
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "the digest is fixed once signing started (%s)",
+                 EVP_MD_get0_name(ctx->md));
+        return 0;
+    }
+    return ctx->operation == OPERATION_DIGEST_SIGN ||
+           set_digest(ctx, name, properties);
+}
+
+/* The MGF1 digest of PSS (one SmartKey can sign with). */
+static int set_mgf1_param(sk_signature_ctx *ctx, const OSSL_PARAM *p,
+                          const char *properties)
+{
+    char name[64];
+
+    return sk_param_text(ctx->provctx, p, name, sizeof(name)) &&
+           set_md(ctx, name, properties, &ctx->mgf1_md,
+                  &ctx->mgf1_smartkey_name);
+}
+
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     sk_signature_ctx *ctx = vctx;
@@ -909,23 +959,8 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
         properties = properties_text;
     }
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST);
-    if (p != NULL) {
-        char name[64];
-
-        if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
-            return 0;
-        /* the running hash cannot change its algorithm halfway */
-        if (ctx->operation == OPERATION_DIGEST_SIGN && ctx->md != NULL &&
-            !EVP_MD_is_a(ctx->md, name)) {
-            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                     "the digest is fixed once signing started (%s)",
-                     EVP_MD_get0_name(ctx->md));
-            return 0;
-        }
-        if (ctx->operation != OPERATION_DIGEST_SIGN &&
-            !set_digest(ctx, name, properties))
-            return 0;
-    }
+    if (p != NULL && !set_digest_param(ctx, p, properties))
+        return 0;
     if (ctx->algorithm != SK_KEY_RSA)
         return 1;
 
@@ -936,21 +971,7 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
     if (p != NULL && !set_saltlen(ctx, p))
         return 0;
     p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
-    if (p != NULL) {
-        const char *smartkey_name;
-        char name[64];
-        EVP_MD *md;
-
-        if (!sk_param_text(ctx->provctx, p, name, sizeof(name)))
-            return 0;
-        md = fetch_signable_digest(ctx, name, properties, &smartkey_name);
-        if (md == NULL)
-            return 0;
-        EVP_MD_free(ctx->mgf1_md);
-        ctx->mgf1_md = md;
-        ctx->mgf1_smartkey_name = smartkey_name;
-    }
-    return 1;
+    return p == NULL || set_mgf1_param(ctx, p, properties);
 }
 
 static const OSSL_PARAM *rsa_settable_ctx_params(void *vctx, void *provctx)
@@ -963,6 +984,33 @@ static const OSSL_PARAM *ecdsa_settable_ctx_params(void *vctx, void *provctx)
     return ecdsa_settable;
 }
 
+/* The DER AlgorithmIdentifier of the signature being made. */
+static int get_algorithm_id(sk_signature_ctx *ctx, OSSL_PARAM *p)
+{
+    unsigned char *der = NULL;
+    int len = ctx->md == NULL
+                  ? 0
+                  : sk_signature_algorithm_id(ctx->algorithm, ctx->padding,
+                                              ctx->md, ctx->mgf1_md, &der);
+    int ok = len > 0 && OSSL_PARAM_set_octet_string(p, der, (size_t)len);
+
+    OPENSSL_free(der);
+    if (!ok)
+        SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
+                 "no signature algorithm identifier for %s with %s",
+                 ctx->algorithm == SK_KEY_RSA ? "RSA" : "ECDSA",
+                 ctx->md != NULL ? EVP_MD_get0_name(ctx->md) : "no digest");
+    return ok;
+}
+
+/* A parameter asked for as text (the command line) or as an int (C). */
+static int set_text_or_int(OSSL_PARAM *p, const char *text, int value)
+{
+    return p->data_type == OSSL_PARAM_UTF8_STRING
+               ? OSSL_PARAM_set_utf8_string(p, text)
+               : OSSL_PARAM_set_int(p, value);
+}
+
 static int get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
     sk_signature_ctx *ctx = vctx;
@@ -971,23 +1019,8 @@ static int get_ctx_params(void *vctx, OSSL_PARAM params[])
     if (verifier(ctx) != NULL)
         return EVP_PKEY_CTX_get_params(verifier(ctx), params) > 0;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID);
-    if (p != NULL) {
-        unsigned char *der = NULL;
-        int len = ctx->md == NULL
-                      ? 0
-                      : sk_signature_algorithm_id(ctx->algorithm, ctx->padding,
-                                                  ctx->md, ctx->mgf1_md, &der);
-        int ok = len > 0 && OSSL_PARAM_set_octet_string(p, der, (size_t)len);
-
-        OPENSSL_free(der);
-        if (!ok) {
-            SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
-                     "no signature algorithm identifier for %s with %s",
-                     ctx->algorithm == SK_KEY_RSA ? "RSA" : "ECDSA",
-                     ctx->md != NULL ? EVP_MD_get0_name(ctx->md) : "no digest");
-            return 0;
-        }
-    }
+    if (p != NULL && !get_algorithm_id(ctx, p))
+        return 0;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST);
     if (p != NULL && ctx->md != NULL &&
         !OSSL_PARAM_set_utf8_string(p, EVP_MD_get0_name(ctx->md)))
@@ -995,31 +1028,16 @@ static int get_ctx_params(void *vctx, OSSL_PARAM params[])
     if (ctx->algorithm != SK_KEY_RSA)
         return 1;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE);
-    if (p != NULL) {
-        int ok;
-
-        if (p->data_type == OSSL_PARAM_UTF8_STRING)
-            ok = OSSL_PARAM_set_utf8_string(
-                p, ctx->padding == RSA_PKCS1_PSS_PADDING
-                       ? OSSL_PKEY_RSA_PAD_MODE_PSS
-                       : OSSL_PKEY_RSA_PAD_MODE_PKCSV15);
-        else
-            ok = OSSL_PARAM_set_int(p, ctx->padding);
-        if (!ok)
-            return 0;
-    }
+    if (p != NULL && !set_text_or_int(p,
+                                      ctx->padding == RSA_PKCS1_PSS_PADDING
+                                          ? OSSL_PKEY_RSA_PAD_MODE_PSS
+                                          : OSSL_PKEY_RSA_PAD_MODE_PKCSV15,
+                                      ctx->padding))
+        return 0;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN);
-    if (p != NULL) {
-        int ok;
-
-        if (p->data_type == OSSL_PARAM_UTF8_STRING)
-            ok = OSSL_PARAM_set_utf8_string(p,
-                                            OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST);
-        else
-            ok = OSSL_PARAM_set_int(p, RSA_PSS_SALTLEN_DIGEST);
-        if (!ok)
-            return 0;
-    }
+    if (p != NULL && !set_text_or_int(p, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST,
+                                      RSA_PSS_SALTLEN_DIGEST))
+        return 0;
     p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
     if (p != NULL) {
         const EVP_MD *mgf1 = ctx->mgf1_md != NULL ? ctx->mgf1_md : ctx->md;

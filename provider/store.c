@@ -49,14 +49,16 @@ typedef struct sk_store_ctx {
 
 static void *store_open(void *provctx, const char *uri)
 {
-    sk_store_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
+    sk_store_ctx *ctx;
 
-    if (ctx == NULL || (ctx->uri_text = OPENSSL_strdup(uri)) == NULL) {
+    if (!SK_CTX_NEW(ctx, provctx, "opening a smartkey: URI"))
+        return NULL;
+    ctx->uri_text = OPENSSL_strdup(uri);
+    if (ctx->uri_text == NULL) {
         OPENSSL_free(ctx);
         SK_RAISE(provctx, SK_R_OUT_OF_MEMORY, "opening %.200s", uri);
         return NULL;
     }
-    ctx->provctx = provctx;
     /*
      * A malformed URI is reported by the first load(), not here: a failed
      * open leaves the file loader's "no such file" error in front of ours

@@ -1,4 +1,3 @@
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +7,7 @@
 
 #include <smartkey/smartkey.h>
 
+#include "client.h"
 #include "uri.h"
 
 static int hex_value(char c)
@@ -56,21 +56,6 @@ static char *percent_decode(const char *value, size_t len, char *why,
     return decoded;
 }
 
-int sk_uri_is_uuid(const char *s, size_t len)
-{
-    if (len != 36)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 #define NOT_A_KID                                                              \
     "kid= must be a key id such as 0b5c1c0e-3c1f-4a5e-9f6d-2a4b6c8d0e1f"
 
@@ -117,7 +102,7 @@ static int set_attribute(sk_uri *out, const char *attr, size_t attr_len,
     if (strcmp(name, SMARTKEY_URI_ATTR_KID) == 0)
         return keep_text_attribute(
             &out->kid, decoded, name,
-            sk_uri_is_uuid(decoded, strlen(decoded)) ? NULL : NOT_A_KID, why,
+            sk_is_uuid(decoded, strlen(decoded)) ? NULL : NOT_A_KID, why,
             why_len);
     if (strcmp(name, SMARTKEY_URI_ATTR_TYPE) == 0) {
         if (out->type != SK_URI_TYPE_ANY)

@@ -26,7 +26,4 @@ typedef struct sk_uri {
 int sk_uri_parse(const char *uri, sk_uri *out, char *why, size_t why_len);
 void sk_uri_clear(sk_uri *uri);
 
-/* Whether s[0..len) is a key id (kid): a UUID, 8-4-4-4-12 hex digits. */
-int sk_uri_is_uuid(const char *s, size_t len);
-
 #endif

@@ -19,22 +19,12 @@ ASYNC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$ASYNC_DIR/../keyref/lib.sh"
 
 async_init() {
-    if [[ $# -lt 3 ]]; then
-        echo "usage: $0 MODULE_DIR EMULATOR TLS_LOAD" >&2
-        exit 2
-    fi
-    TLS_LOAD=$3
-    cli_init "$1" "$2"
-    trap keyref_cleanup EXIT
-    if [[ ! -x $TLS_LOAD ]]; then
-        echo "missing $TLS_LOAD: build first" >&2
-        exit 2
-    fi
+    need_args 3 "MODULE_DIR EMULATOR TLS_LOAD" "$@"
+    # keyref_init's program is the load generator here
+    keyref_init "$@"
+    TLS_LOAD=$LEGACY
     command -v haproxy >/dev/null || PATH=$PATH:/usr/sbin
-    if ! command -v haproxy >/dev/null; then
-        echo "missing tool: haproxy (see scripts/setup)" >&2
-        exit 2
-    fi
+    need_tools haproxy
     # An instrumented smartkey.so (scripts/check-sanitizers) can only be
     # loaded by the stock haproxy with the sanitizer's runtime preloaded.
     # Leak checking is off in haproxy: what it leaves allocated at exit is

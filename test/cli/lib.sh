@@ -27,24 +27,12 @@ EMULATOR_PID=""
 WORK=""
 
 cli_init() {
-    if [[ $# -lt 2 ]]; then
-        echo "usage: $0 MODULE_DIR EMULATOR" >&2
-        exit 2
-    fi
+    need_args 2 "MODULE_DIR EMULATOR" "$@"
     MODULE_DIR=$1
     EMULATOR=$2
     MODULE=$MODULE_DIR/smartkey.so
-    local tool
-    for tool in openssl curl jq base64 timeout python3; do
-        if ! command -v "$tool" >/dev/null; then
-            echo "missing tool: $tool (see scripts/setup)" >&2
-            exit 2
-        fi
-    done
-    if [[ ! -f $MODULE || ! -x $EMULATOR ]]; then
-        echo "missing $MODULE or $EMULATOR: build first" >&2
-        exit 2
-    fi
+    need_tools openssl curl jq base64 timeout python3
+    need_built "$MODULE" "$EMULATOR"
     WORK=$(mktemp -d -t smartkey-cli.XXXXXX)
     trap cli_cleanup EXIT
     trap 'exit 130' INT TERM

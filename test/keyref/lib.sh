@@ -12,17 +12,11 @@ KEYREF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$KEYREF_DIR/../cli/lib.sh"
 
 keyref_init() {
-    if [[ $# -lt 3 ]]; then
-        echo "usage: $0 MODULE_DIR EMULATOR LEGACY_PROGRAM" >&2
-        exit 2
-    fi
+    need_args 3 "MODULE_DIR EMULATOR LEGACY_PROGRAM" "$@"
     LEGACY=$3
     cli_init "$1" "$2"
     trap keyref_cleanup EXIT
-    if [[ ! -x $LEGACY ]]; then
-        echo "missing $LEGACY: build first" >&2
-        exit 2
-    fi
+    need_built "$LEGACY"
 }
 
 # Servers a test starts (nginx, s_server) are stopped on any exit, before

@@ -593,6 +593,23 @@ int em_store_init(const char *app, const char *path, char *err, size_t errlen)
     return load_state(err, errlen);
 }
 
+const char *em_store_account(void)
+{
+    return acct_id;
+}
+
+const char *em_store_default_group(void)
+{
+    return group_id;
+}
+
+const char *em_obj_group(const em_obj *obj)
+{
+    const char *group = em_json_str(obj->extra, "group_id");
+
+    return group != NULL ? group : group_id;
+}
+
 void em_store_shutdown(void)
 {
     size_t i;

@@ -296,6 +296,9 @@ static void read_environment(sk_settings_text *text)
     text->env_api_key = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
     text->env_ca_file = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
     text->env_auth = env_setting(SMARTKEY_ENV_AUTH, NULL);
+    text->env_approval = env_setting(SMARTKEY_ENV_APPROVAL, NULL);
+    text->env_approval_timeout =
+        env_setting(SMARTKEY_ENV_APPROVAL_TIMEOUT, NULL);
 }
 
 /* The settings in the debug log: where things come from, never a secret. */
@@ -347,6 +350,9 @@ static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES,
                             (char **)&text.env_overrides, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ASYNC, (char **)&text.async, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_APPROVAL, (char **)&text.approval, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_APPROVAL_TIMEOUT,
+                            (char **)&text.approval_timeout, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;

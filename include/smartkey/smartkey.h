@@ -123,6 +123,30 @@
  */
 #define SMARTKEY_CFG_ASYNC "async"
 
+/*
+ * Quorum approval (docs/approval.md): what to do when SmartKey answers
+ * that an operation on a key needs the approval of a quorum (the key's
+ * group policy protects crypto operations):
+ *   "fail" (default)  the operation fails; the error says how to ask.
+ *   "request"         an approval request is created in SmartKey with a
+ *                     description of the operation for the approvers; the
+ *                     operation fails with the request's id and the
+ *                     command that completes it once approved (the same
+ *                     command with -pkeyopt smartkey-approval-request:ID).
+ *   "wait"            the request is created, the user told once on
+ *                     stderr, and the operation waits (polling 0.5 s to
+ *                     8 s apart, no lock held) until approved (then it
+ *                     completes), denied, expired or approval_timeout.
+ * approval_timeout: seconds `wait` waits at most (default 600).
+ * Environment: SMARTKEY_APPROVAL, SMARTKEY_APPROVAL_TIMEOUT (they win over
+ * openssl.cnf). Per operation: the parameters below.
+ */
+#define SMARTKEY_CFG_APPROVAL             "approval"
+#define SMARTKEY_CFG_APPROVAL_TIMEOUT     "approval_timeout"
+#define SMARTKEY_ENV_APPROVAL             "SMARTKEY_APPROVAL"
+#define SMARTKEY_ENV_APPROVAL_TIMEOUT     "SMARTKEY_APPROVAL_TIMEOUT"
+#define SMARTKEY_DEFAULT_APPROVAL_TIMEOUT 600.0
+
 /* Defaults */
 #define SMARTKEY_DEFAULT_API_ENDPOINT    "https://apps.smartkey.io"
 #define SMARTKEY_DEFAULT_CONNECT_TIMEOUT 5.0
@@ -219,6 +243,24 @@
 #define SMARTKEY_WRAP_FORMAT_JWE                   "jwe"
 #define SMARTKEY_WRAP_FORMAT_SALESFORCE_CACHE_ONLY "salesforce-cache-only"
 #define SMARTKEY_WRAP_FORMAT_SHA256                "sha256"
+
+/*
+ * Quorum approval of one operation (signature, RSA cipher: sign, decrypt,
+ * wrap, every BYOK format), as -pkeyopt / -sigopt NAME:VALUE:
+ *
+ * SMARTKEY_PARAM_APPROVAL (UTF8 string): "fail", "request" or "wait", for
+ *   this operation instead of the provider's `approval` setting.
+ * SMARTKEY_PARAM_APPROVAL_REQUEST (UTF8 string): the id of an approval
+ *   request made earlier (approval = request) for this very operation:
+ *   the operation is completed from its result instead of being sent again.
+ *   Still pending: fails (or, with approval = wait, waits).
+ */
+#define SMARTKEY_PARAM_APPROVAL         "smartkey-approval"
+#define SMARTKEY_PARAM_APPROVAL_REQUEST "smartkey-approval-request"
+
+#define SMARTKEY_APPROVAL_FAIL    "fail"
+#define SMARTKEY_APPROVAL_REQUEST "request"
+#define SMARTKEY_APPROVAL_WAIT    "wait"
 
 /*
  * Key generation in SmartKey (`openssl genpkey -pkeyopt NAME:VALUE`, or

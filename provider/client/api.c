@@ -369,7 +369,8 @@ static void wipe_strings(json_t *obj)
 
 /* Runs the request and returns the Base64 field `field` of the answer. */
 static int call_for_bytes(sk_client *client, const char *path,
-                          const char *request, json_t *body, const char *field,
+                          const char *request, json_t *body,
+                          sk_approval *approval, const char *field,
                           unsigned char **out, size_t *out_len, sk_error *err)
 {
     json_t *answer = NULL;
@@ -382,7 +383,11 @@ static int call_for_bytes(sk_client *client, const char *path,
     /* sign and decrypt may share a batch request with other threads; a
        paused ASYNC job must not wait for a batch leader (it could be a job
        of the same thread): jobs send alone, concurrently. */
-    ok = sk_http_async_now(client)
+    /* a call that may take part in an approval goes alone (the approval
+       request names one call) */
+    ok = sk_http_async_now(client) ||
+                 (approval != NULL && (approval->mode != SK_APPROVAL_FAIL ||
+                                       approval->resume_id != NULL))
              ? -1
              : sk_batch_call(client, path, body, field, out, out_len, err);
     if (ok >= 0) {
@@ -390,8 +395,8 @@ static int call_for_bytes(sk_client *client, const char *path,
         return ok;
     }
     ok = 0;
-    if (sk_http_json(client, "POST", path, request, body, SK_HTTP_IDEMPOTENT,
-                     &answer, err)) {
+    if (sk_approval_call(client, "POST", path, request, body,
+                         SK_HTTP_IDEMPOTENT, approval, &answer, err)) {
         if (!json_is_object(answer))
             sk_error_set(err, SK_ERR_PROTOCOL, request,
                          "the answer is not a JSON object");
@@ -442,8 +447,9 @@ int sk_client_sign(sk_client *client, const sk_sign_request *req,
         (mode == NULL || json_object_set(body, "mode", mode) != 0))
         json_decref(body), body = NULL;
     json_decref(mode);
-    return call_for_bytes(client, "/crypto/v1/sign", request, body, "signature",
-                          signature, signature_len, err);
+    return call_for_bytes(client, "/crypto/v1/sign", request, body,
+                          req->approval, "signature", signature, signature_len,
+                          err);
 }
 
 static json_t *rsa_mode(sk_rsa_padding padding, const char *oaep_hash)
@@ -501,8 +507,8 @@ int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
         return 0;
     body = rsa_body(key, "cipher", req->cipher, req->cipher_len, req->padding,
                     req->oaep_hash, req->label, req->label_len);
-    return call_for_bytes(client, "/crypto/v1/decrypt", request, body, "plain",
-                          plain, plain_len, err);
+    return call_for_bytes(client, "/crypto/v1/decrypt", request, body,
+                          req->approval, "plain", plain, plain_len, err);
 }
 
 /*
@@ -567,12 +573,14 @@ int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
         ex.alg = req->alg;
         ex.oaep_hash = req->oaep_hash;
         ex.cipher_mode = req->cipher_mode;
+        ex.approval = req->approval;
     }
     body = wrapkey_body(req != NULL ? &ex : NULL, request, err);
     if (body == NULL)
         return 0;
     return call_for_bytes(client, "/crypto/v1/wrapkey", request, body,
-                          "wrapped_key", wrapped, wrapped_len, err);
+                          ex.approval, "wrapped_key", wrapped, wrapped_len,
+                          err);
 }
 
 int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
@@ -596,8 +604,8 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
         return 0;
     body = rsa_body(key, "plain", req->plain, req->plain_len, req->padding,
                     req->oaep_hash, req->label, req->label_len);
-    return call_for_bytes(client, "/crypto/v1/encrypt", request, body, "cipher",
-                          cipher, cipher_len, err);
+    return call_for_bytes(client, "/crypto/v1/encrypt", request, body,
+                          req->approval, "cipher", cipher, cipher_len, err);
 }
 
 /*
@@ -840,8 +848,8 @@ int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;
     }
-    if (sk_http_json(client, "POST", "/crypto/v1/wrapkey", request, body,
-                     SK_HTTP_IDEMPOTENT, &answer, err)) {
+    if (sk_approval_call(client, "POST", "/crypto/v1/wrapkey", request, body,
+                         SK_HTTP_IDEMPOTENT, req->approval, &answer, err)) {
         if (!json_is_object(answer))
             sk_error_set(err, SK_ERR_PROTOCOL, request,
                          "the answer is not a JSON object");
@@ -860,8 +868,9 @@ int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
 }
 
 int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
-                         const char *alg, unsigned char **digest,
-                         size_t *digest_len, sk_error *err)
+                         const char *alg, sk_approval *approval,
+                         unsigned char **digest, size_t *digest_len,
+                         sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/keys/digest";
     json_t *desc;
@@ -878,7 +887,7 @@ int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
         return 0;
     return call_for_bytes(client, "/crypto/v1/keys/digest", request,
                           json_pack("{s:o,s:s}", "key", desc, "alg", alg),
-                          "digest", digest, digest_len, err);
+                          approval, "digest", digest, digest_len, err);
 }
 
 /* ---- the decoders alone: fuzzing and unit tests feed them a body ---- */

@@ -505,8 +505,8 @@ static void test_approval_required_is_reported_without_reauthentication(void)
     sk_client *client = new_client();
     unsigned char digest[32] = {1}, *signature = NULL;
     size_t signature_len = 0;
-    sk_sign_request req = {{ec_kid, NULL}, "SHA256",    digest,
-                           sizeof(digest), SK_SIG_NONE, NULL};
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256", digest, sizeof(digest),
+                           SK_SIG_NONE,    NULL,     NULL};
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
@@ -742,8 +742,8 @@ static int sign_once(sk_client *client)
 {
     unsigned char digest[32] = {1}, *signature = NULL;
     size_t len = 0;
-    sk_sign_request req = {{ec_kid, NULL}, "SHA256",    digest,
-                           sizeof(digest), SK_SIG_NONE, NULL};
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256", digest, sizeof(digest),
+                           SK_SIG_NONE,    NULL,     NULL};
     sk_error err;
     int ok = sk_client_sign(client, &req, &signature, &len, &err) == 1;
 
@@ -810,8 +810,8 @@ static void test_signatures_verify_with_the_public_key(void)
     unsigned char digest[32], *signature = NULL;
     size_t len = 0;
     sk_key_info *rsa = NULL, *ec = NULL;
-    sk_sign_request req = {{rsa_kid, NULL}, "SHA256",         digest,
-                           sizeof(digest),  SK_SIG_PKCS1_V15, NULL};
+    sk_sign_request req = {{rsa_kid, NULL},  "SHA256", digest, sizeof(digest),
+                           SK_SIG_PKCS1_V15, NULL,     NULL};
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
@@ -849,8 +849,8 @@ static void test_oaep_decrypt_recovers_local_encryption(void)
     unsigned char cipher[512], *plain = NULL;
     size_t cipher_len = sizeof(cipher), plain_len = 0;
     sk_key_info *rsa = NULL;
-    sk_decrypt_request req = {
-        {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, cipher, 0};
+    sk_decrypt_request req = {{rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0,
+                              cipher,          0,           NULL};
     EVP_PKEY *pkey;
     sk_error err;
 
@@ -874,10 +874,15 @@ static void test_wrapkey_under_rsa_unwraps_to_the_aes_key(void)
     sk_client *client = new_client();
     unsigned char *wrapped = NULL, *plain = NULL;
     size_t wrapped_len = 0, plain_len = 0;
-    sk_wrapkey_request wrap = {
-        {rsa_kid, NULL}, {NULL, "client-aes"}, "RSA", "SHA256", NULL, NULL};
+    sk_wrapkey_request wrap = {{rsa_kid, NULL},
+                               {NULL, "client-aes"},
+                               "RSA",
+                               "SHA256",
+                               NULL,
+                               NULL,
+                               NULL};
     sk_decrypt_request unwrap = {
-        {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, NULL, 0};
+        {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, NULL, 0, NULL};
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);

@@ -72,3 +72,7 @@ wait_for_pending() {
 request_id_in_stderr() {
     grep -Eo 'approval request [0-9a-f-]{36}' "$ERR" | head -n 1 | cut -d' ' -f3
 }
+# uuid_like VALUE: a lower-case hyphenated UUID.
+uuid_like() {
+    [[ $1 =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]]
+}

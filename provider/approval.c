@@ -148,14 +148,17 @@ int sk_approval_raise(sk_approval_ctx *a, const sk_error *err, const char *file,
             return 1;
         }
         RAISE(SK_R_APPROVAL_REQUIRED,
-              "%s: SmartKey requires a quorum approval (the key's group "
-              "policy protects crypto operations). Ask the approvers: run "
-              "the command again with -pkeyopt %s:request (it prints the "
-              "approval request's id; once approved, run it with -pkeyopt "
-              "%s:ID) or with -pkeyopt %s:wait to wait for them (-sigopt "
-              "with openssl dgst; or approval = request|wait in openssl.cnf, "
-              "" SMARTKEY_ENV_APPROVAL " in the environment)",
-              a->what, SMARTKEY_PARAM_APPROVAL, SMARTKEY_PARAM_APPROVAL_REQUEST,
+              "%s: %s -> HTTP %ld: %s (the key's group policy asks a quorum "
+              "of approvers). Ask them: run the command again with -pkeyopt "
+              "%s:request (it prints the approval request's id; once "
+              "approved, run it with -pkeyopt %s:ID) or with -pkeyopt "
+              "%s:wait to wait for them (-sigopt with openssl dgst; or "
+              "approval = request|wait in openssl.cnf, " SMARTKEY_ENV_APPROVAL
+              " in the environment)",
+              a->what, err->request, err->http_status,
+              err->message[0] != '\0' ? err->message
+                                      : "This operation requires approval",
+              SMARTKEY_PARAM_APPROVAL, SMARTKEY_PARAM_APPROVAL_REQUEST,
               SMARTKEY_PARAM_APPROVAL);
         return 1;
     case SK_ERR_APPROVAL_PENDING:

@@ -81,7 +81,7 @@ counters_reset
 run ossl "${SIGN[@]}"
 check "fail: a signature with a protected key fails cleanly" failed_cleanly
 check "fail: the error names the operation and the key" \
-    stderr_line_has "signing with key 'signer'" 'requires a quorum approval'
+    stderr_line_has "signing with key 'signer'" 'requires approval'
 check "fail: it says how to ask (request, wait, the resume parameter)" \
     eval 'stderr_has_text smartkey-approval:request &&
           stderr_has_text smartkey-approval:wait &&

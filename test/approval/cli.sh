@@ -272,6 +272,18 @@ run ossl "${SIGN[@]}" -pkeyopt "smartkey-approval-request:$ID"
 check "timeout: resumed by id once approved" succeeded
 check "timeout: the signature verifies" signature_verifies
 
+# ---- settings are checked -------------------------------------------------
+SMARTKEY_APPROVAL=sometimes run ossl "${SIGN[@]}"
+check "SMARTKEY_APPROVAL=sometimes is refused, naming the spellings" \
+    eval 'failed_cleanly && stderr_has_text "approval = '"'"'sometimes'"'"'" &&
+          stderr_has_text "fail, request or wait"'
+SMARTKEY_APPROVAL_TIMEOUT=soon run ossl "${SIGN[@]}"
+check "a timeout that is not a number of seconds is refused" \
+    eval 'failed_cleanly && stderr_has_text approval_timeout'
+run ossl "${SIGN[@]}" -pkeyopt smartkey-approval:maybe
+check "-pkeyopt smartkey-approval:maybe is refused" \
+    eval 'failed_cleanly && stderr_has_text "smartkey-approval:maybe is not fail, request or wait"'
+
 # ---- an outsider cannot approve --------------------------------------------
 run ossl "${SIGN[@]}" -pkeyopt smartkey-approval:request
 ID=$(request_id_in_stderr)

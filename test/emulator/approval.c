@@ -69,6 +69,22 @@ static group *groups;
 static app *apps;
 static areq *requests, **requests_tail = &requests;
 static long expiry_seconds = DEFAULT_EXPIRY_S;
+/* some group protects crypto operations: lets every other crypto call skip
+   the look-ups of em_approval_check */
+static int any_protected;
+
+/* Called with the lock held after a group's policy changed. */
+static void recount_protected(void)
+{
+    int n = 0;
+
+    for (group *g = groups; g != NULL; g = g->next)
+        if (g->approval_policy != NULL &&
+            json_is_true(json_object_get(g->approval_policy,
+                                         "protect_crypto_operations")))
+            n = 1;
+    __atomic_store_n(&any_protected, n, __ATOMIC_RELEASE);
+}
 
 static double epoch_now(void)
 {
@@ -311,6 +327,7 @@ int em_h_groups_create(em_request *req, em_response *resp)
     if (other == NULL) {
         g->next = groups;
         groups = g;
+        recount_protected();
     }
     pthread_mutex_unlock(&lock);
     if (other != NULL) {
@@ -375,6 +392,7 @@ int em_h_group_patch(em_request *req, const char *id, em_response *resp)
             free(g->name);
             g->name = strdup(name);
         }
+        recount_protected();
         em_json(resp, 200, group_json(g));
     }
     pthread_mutex_unlock(&lock);
@@ -477,9 +495,13 @@ static void protection_of(const em_request *req, json_t *body, json_t *policies,
 
 int em_approval_check(em_request *req, em_response *resp)
 {
-    json_t *policies = json_array(), *subjects = json_array();
+    json_t *policies, *subjects;
     int protected_call;
 
+    if (!__atomic_load_n(&any_protected, __ATOMIC_ACQUIRE))
+        return 1;
+    policies = json_array();
+    subjects = json_array();
     protection_of(req, req->json, policies, subjects);
     protected_call = json_array_size(policies) > 0;
     json_decref(policies);
@@ -1000,6 +1022,7 @@ void em_approval_shutdown(void)
         free(g);
     }
     groups = NULL;
+    __atomic_store_n(&any_protected, 0, __ATOMIC_RELEASE);
     for (a = apps; a != NULL; a = an) {
         an = a->next;
         free(a->name);

@@ -272,6 +272,19 @@ run ossl "${SIGN[@]}" -pkeyopt "smartkey-approval-request:$ID"
 check "timeout: resumed by id once approved" succeeded
 check "timeout: the signature verifies" signature_verifies
 
+# ---- openssl dgst takes the parameter as -sigopt ---------------------------
+run ossl dgst -sha256 -sign smartkey:name=signer -out "$WORK/dgst.sig" \
+    -sigopt smartkey-approval:request "$WORK/msg"
+ID=$(request_id_in_stderr)
+check "dgst -sigopt smartkey-approval:request creates a request" uuid_like "$ID"
+approve A1 "$ID" && approve A2 "$ID"
+run ossl dgst -sha256 -sign smartkey:name=signer -out "$WORK/dgst.sig" \
+    -sigopt "smartkey-approval-request:$ID" "$WORK/msg"
+check "dgst resumes it once approved" succeeded
+check "its signature verifies" \
+    eval 'openssl dgst -sha256 -verify "$WORK/signer.pem" -signature \
+          "$WORK/dgst.sig" "$WORK/msg" >/dev/null'
+
 # ---- settings are checked -------------------------------------------------
 SMARTKEY_APPROVAL=sometimes run ossl "${SIGN[@]}"
 check "SMARTKEY_APPROVAL=sometimes is refused, naming the spellings" \

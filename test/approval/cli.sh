@@ -285,6 +285,17 @@ check "its signature verifies" \
     eval 'openssl dgst -sha256 -verify "$WORK/signer.pem" -signature \
           "$WORK/dgst.sig" "$WORK/msg" >/dev/null'
 
+# ---- hostile answers to the approval calls fail cleanly --------------------
+for action in malformed wrong_type truncate; do
+    control POST /_emulator/faults "{\"path\":\"/sys/v1/approval_requests\",
+        \"action\":\"$action\"}" >/dev/null
+    run ossl "${SIGN[@]}" -pkeyopt smartkey-approval:request
+    check "a $action answer to the approval request fails cleanly" \
+        eval 'failed_cleanly && stderr_has_text "POST /sys/v1/approval_requests" &&
+              only_provider_errors'
+done
+control DELETE /_emulator/faults >/dev/null
+
 # ---- settings are checked -------------------------------------------------
 SMARTKEY_APPROVAL=sometimes run ossl "${SIGN[@]}"
 check "SMARTKEY_APPROVAL=sometimes is refused, naming the spellings" \

@@ -12,10 +12,13 @@
 #   - wait (openssl.cnf approval = wait): a CKM_RSA_AES_KEY_WRAP BYOK
 #     artifact of the protected key, verified offline, after two
 #     approvals; the user is told once; polls bounded;
-#   - wait: denial with the approver's reason, expiry, approval_timeout
+#   - wait: denial with the approver's reason (a signature, and the BYOK
+#     artifact after one approval), expiry, approval_timeout
 #     (polls counted: backoff), then the timed-out request resumed by id;
 #   - request on a hybrid format refuses (its transient key cannot be
-#     resumed elsewhere) without creating a request.
+#     resumed elsewhere) without creating a request;
+#   - openssl dgst -sigopt; hostile answers to the approval call; refused
+#     spellings of the settings.
 # Usage: cli.sh MODULE_DIR EMULATOR
 source "$(dirname "$0")/lib.sh"
 find_python
@@ -239,6 +242,23 @@ check "deny: the error gives the approver's reason" \
     stderr_line_has "$ID" "denied by $A1_ID: not during the release freeze"
 check "deny: under its own reason code" \
     stderr_has_text "the quorum approval was denied"
+
+# the BYOK artifact of the done criterion, denied this time
+clear_env_config
+bg byokdeny env OPENSSL_CONF="$WORK/wait.cnf" timeout "$CLI_TIMEOUT" openssl \
+    pkeyutl -encrypt -pubin -inkey "$WORK/cloud-pub.pem" \
+    -propquery "$SMARTKEY_PROPQ" -in /dev/null -out "$WORK/denied.bin" \
+    $(oaep_opts sha256) \
+    -pkeyopt smartkey-wrap-subject:smartkey:name=Master-AES \
+    -pkeyopt smartkey-wrap-format:rsa-aes-key-wrap
+use_env_config
+ID=$(wait_for_pending 1 "$MASTER")
+approve A2 "$ID"
+deny A1 "$ID" "wrong cloud key fingerprint"
+bg_done byokdeny
+check "deny: the BYOK wrap fails cleanly after one approval and a denial" \
+    eval 'failed_cleanly && stderr_line_has "$ID" "denied by $A1_ID: wrong cloud key fingerprint"'
+check "deny: no artifact is written" test ! -s "$WORK/denied.bin"
 
 # ---- wait: the request expires --------------------------------------------
 bg expire timeout "$CLI_TIMEOUT" openssl "${DECRYPT[0]}" -provider-path \

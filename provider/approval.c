@@ -126,88 +126,120 @@ sk_approval *sk_approval_prepare(sk_approval_ctx *a, sk_provctx *ctx,
     return &a->wire;
 }
 
-int sk_approval_raise(sk_approval_ctx *a, const sk_error *err, const char *file,
-                      int line, const char *func)
+/* Where an error is raised from (the caller of sk_approval_raise). */
+typedef struct raise_site {
+    const char *file;
+    int line;
+    const char *func;
+} raise_site;
+
+#define RAISE(site, ctx, reason, ...)                                          \
+    sk_raise((ctx), (site)->file, (site)->line, (site)->func, (reason),        \
+             __VA_ARGS__)
+
+/* approval = fail, or request on a call that cannot be resumed. */
+static void raise_required(const sk_approval_ctx *a, const sk_error *err,
+                           const raise_site *site)
 {
-    sk_provctx *ctx = a->provctx;
+    if (a->wire.not_resumable) {
+        RAISE(site, a->provctx, SK_R_APPROVAL_REQUIRED,
+              "%s: SmartKey requires a quorum approval, and this operation "
+              "uses a transient key of this process's session (a hybrid "
+              "BYOK format, or a wrapping key from a local file) that "
+              "another command could not use to complete it: use -pkeyopt "
+              "%s:wait (or approval = wait) so that this command waits for "
+              "the approvers",
+              a->what, SMARTKEY_PARAM_APPROVAL);
+        return;
+    }
+    RAISE(site, a->provctx, SK_R_APPROVAL_REQUIRED,
+          "%s: %s -> HTTP %ld: %s (the key's group policy asks a quorum of "
+          "approvers). Ask them: run the command again with -pkeyopt "
+          "%s:request (it prints the approval request's id; once approved, "
+          "run it with -pkeyopt %s:ID) or with -pkeyopt %s:wait to wait for "
+          "them (-sigopt with openssl dgst; or approval = request|wait in "
+          "openssl.cnf, " SMARTKEY_ENV_APPROVAL " in the environment)",
+          a->what, err->request, err->http_status,
+          err->message[0] != '\0' ? err->message
+                                  : "This operation requires approval",
+          SMARTKEY_PARAM_APPROVAL, SMARTKEY_PARAM_APPROVAL_REQUEST,
+          SMARTKEY_PARAM_APPROVAL);
+}
+
+/* A request made (request) or resumed before the quorum was reached. */
+static void raise_pending(const sk_approval_ctx *a, const raise_site *site)
+{
     const char *id = a->wire.request_id;
 
-#define RAISE(reason, ...)                                                     \
-    sk_raise(ctx, file, line, func, (reason), __VA_ARGS__)
-    switch (err->kind) {
-    case SK_ERR_APPROVAL:
-        if (a->wire.not_resumable) {
-            RAISE(SK_R_APPROVAL_REQUIRED,
-                  "%s: SmartKey requires a quorum approval, and this "
-                  "operation uses a transient key of this process's session "
-                  "(a hybrid BYOK format, or a wrapping key from a local "
-                  "file) that another command could not use to complete "
-                  "it: use -pkeyopt %s:wait (or approval = wait) so that "
-                  "this command waits for the approvers",
-                  a->what, SMARTKEY_PARAM_APPROVAL);
-            return 1;
-        }
-        RAISE(SK_R_APPROVAL_REQUIRED,
-              "%s: %s -> HTTP %ld: %s (the key's group policy asks a quorum "
-              "of approvers). Ask them: run the command again with -pkeyopt "
-              "%s:request (it prints the approval request's id; once "
-              "approved, run it with -pkeyopt %s:ID) or with -pkeyopt "
-              "%s:wait to wait for them (-sigopt with openssl dgst; or "
-              "approval = request|wait in openssl.cnf, " SMARTKEY_ENV_APPROVAL
-              " in the environment)",
-              a->what, err->request, err->http_status,
-              err->message[0] != '\0' ? err->message
-                                      : "This operation requires approval",
-              SMARTKEY_PARAM_APPROVAL, SMARTKEY_PARAM_APPROVAL_REQUEST,
-              SMARTKEY_PARAM_APPROVAL);
-        return 1;
-    case SK_ERR_APPROVAL_PENDING:
-        if (a->wire.resume_id == NULL)
-            RAISE(SK_R_APPROVAL_PENDING,
-                  "%s: SmartKey requires a quorum approval; approval request "
-                  "%s was created for it. Once the approvers have approved "
-                  "it, run the same command with -pkeyopt %s:%s to complete "
-                  "the operation",
-                  a->what, id, SMARTKEY_PARAM_APPROVAL_REQUEST, id);
-        else
-            RAISE(SK_R_APPROVAL_PENDING,
-                  "%s: approval request %s is still pending: run the "
-                  "command again once the approvers have approved it, or "
-                  "add -pkeyopt %s:wait to wait for them",
-                  a->what, id, SMARTKEY_PARAM_APPROVAL);
-        return 1;
-    case SK_ERR_APPROVAL_DENIED:
-        RAISE(SK_R_APPROVAL_DENIED, "%s: %s", a->what, err->message);
-        return 1;
-    case SK_ERR_APPROVAL_EXPIRED:
-        RAISE(SK_R_APPROVAL_EXPIRED,
+    if (a->wire.resume_id == NULL)
+        RAISE(site, a->provctx, SK_R_APPROVAL_PENDING,
+              "%s: SmartKey requires a quorum approval; approval request %s "
+              "was created for it. Once the approvers have approved it, run "
+              "the same command with -pkeyopt %s:%s to complete the "
+              "operation",
+              a->what, id, SMARTKEY_PARAM_APPROVAL_REQUEST, id);
+    else
+        RAISE(site, a->provctx, SK_R_APPROVAL_PENDING,
+              "%s: approval request %s is still pending: run the command "
+              "again once the approvers have approved it, or add -pkeyopt "
+              "%s:wait to wait for them",
+              a->what, id, SMARTKEY_PARAM_APPROVAL);
+}
+
+/* Denied, expired, timed out, or the id of another operation. */
+static void raise_outcome(const sk_approval_ctx *a, const sk_error *err,
+                          const raise_site *site)
+{
+    const char *id = a->wire.request_id;
+
+    if (err->kind == SK_ERR_APPROVAL_DENIED)
+        RAISE(site, a->provctx, SK_R_APPROVAL_DENIED, "%s: %s", a->what,
+              err->message);
+    else if (err->kind == SK_ERR_APPROVAL_EXPIRED)
+        RAISE(site, a->provctx, SK_R_APPROVAL_EXPIRED,
               "%s: %s; the approvers did not approve it in time: ask again "
               "(-pkeyopt %s:request or :wait, without %s)",
               a->what, err->message, SMARTKEY_PARAM_APPROVAL,
               SMARTKEY_PARAM_APPROVAL_REQUEST);
-        return 1;
-    case SK_ERR_APPROVAL_TIMEOUT:
-        RAISE(SK_R_APPROVAL_TIMEOUT,
+    else if (err->kind == SK_ERR_APPROVAL_TIMEOUT)
+        RAISE(site, a->provctx, SK_R_APPROVAL_TIMEOUT,
               "%s: approval request %s was not approved within %.0f s "
               "(approval_timeout); it stays open: once approved, run the "
               "same command with -pkeyopt %s:%s",
               a->what, id, a->wire.timeout, SMARTKEY_PARAM_APPROVAL_REQUEST,
               id);
-        return 1;
-    case SK_ERR_APPROVAL_MISMATCH:
-        RAISE(SK_R_APPROVAL_MISMATCH,
-              "%s: %s; %s names the approval request "
-              "made by the very same command",
+    else
+        RAISE(site, a->provctx, SK_R_APPROVAL_MISMATCH,
+              "%s: %s; %s names the approval request made by the very same "
+              "command",
               a->what, err->message, SMARTKEY_PARAM_APPROVAL_REQUEST);
+}
+
+int sk_approval_raise(sk_approval_ctx *a, const sk_error *err, const char *file,
+                      int line, const char *func)
+{
+    raise_site site = {file, line, func};
+
+    switch (err->kind) {
+    case SK_ERR_APPROVAL:
+        raise_required(a, err, &site);
+        return 1;
+    case SK_ERR_APPROVAL_PENDING:
+        raise_pending(a, &site);
+        return 1;
+    case SK_ERR_APPROVAL_DENIED:
+    case SK_ERR_APPROVAL_EXPIRED:
+    case SK_ERR_APPROVAL_TIMEOUT:
+    case SK_ERR_APPROVAL_MISMATCH:
+        raise_outcome(a, err, &site);
         return 1;
     default:
         break;
     }
-#undef RAISE
     /* an approved call that failed: SmartKey's own error, with the id */
-    if (id[0] != '\0')
-        SK_DEBUG(1, "approval request %s (mode %s): the call failed", id,
-                 mode_name(a->requested_mode));
+    if (a->wire.request_id[0] != '\0')
+        SK_DEBUG(1, "approval request %s (mode %s): the call failed",
+                 a->wire.request_id, mode_name(a->requested_mode));
     return 0;
 }
 

@@ -318,6 +318,21 @@ static void debug_settings(const sk_settings *settings)
                  : "given literally");
 }
 
+/* The quorum-approval lines of the provider's section (docs/approval.md). */
+static int read_approval_settings(const OSSL_CORE_HANDLE *handle,
+                                  OSSL_FUNC_core_get_params_fn *core_get_params,
+                                  sk_settings_text *text)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_APPROVAL, (char **)&text->approval, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_APPROVAL_TIMEOUT,
+                            (char **)&text->approval_timeout, 0),
+        OSSL_PARAM_END,
+    };
+
+    return core_get_params(handle, params);
+}
+
 static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_get_params_fn *core_get_params)
 {
@@ -350,16 +365,15 @@ static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES,
                             (char **)&text.env_overrides, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ASYNC, (char **)&text.async, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_APPROVAL, (char **)&text.approval, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_APPROVAL_TIMEOUT,
-                            (char **)&text.approval_timeout, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;
     char why[512];
     int reason;
 
-    if (core_get_params != NULL && !core_get_params(handle, core_params)) {
+    if (core_get_params != NULL &&
+        (!core_get_params(handle, core_params) ||
+         !read_approval_settings(handle, core_get_params, &text))) {
         SK_RAISE(ctx, SK_R_INTERNAL_ERROR,
                  "cannot read the provider's openssl.cnf section");
         return 0;

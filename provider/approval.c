@@ -55,8 +55,7 @@ int sk_approval_set_params(sk_provctx *ctx, sk_approval_opts *opts,
     if (p != NULL) {
         if (!sk_param_text(ctx, p, text, sizeof(text)))
             return 0;
-        if (text[0] != '\0' &&
-            (strlen(text) != 36 || !sk_is_uuid(text, strlen(text)))) {
+        if (text[0] != '\0' && !sk_is_uuid(text, strlen(text))) {
             SK_RAISE(ctx, SK_R_INVALID_PARAMETER,
                      "%s:%.64s is not the id of an approval request (a "
                      "UUID, as the request's error printed it)",

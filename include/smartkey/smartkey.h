@@ -16,16 +16,21 @@
 /*
  * Key URIs.
  *
- *   smartkey:name=<percent-encoded name>[;type=private|public]
- *   smartkey:kid=<uuid>[;type=private|public]
+ *   smartkey:name=<percent-encoded name>[;type=private|public|cert]
+ *   smartkey:kid=<uuid>[;type=private|public|cert]
  *   smartkey://name=...        same attributes; a file in the current
  *                              directory can never shadow this form
- *   smartkey:                  every key the app can see (storeutl -keys)
+ *   smartkey:                  every key and certificate the app can see
+ *                              (storeutl -keys, storeutl -certs)
  *
  * Attribute values are percent-decoded; ';' and '%' inside a name must be
  * written %3B and %25. type=public yields a public-key object (as -pubin
  * expects); without it a key with a private half yields a private-key
- * handle whose material stays in SmartKey.
+ * handle whose material stays in SmartKey. type=cert yields a certificate:
+ * the CERTIFICATE object named, or, when the name is a key's, the
+ * certificate held in SmartKey whose public key is that key's (the one
+ * valid longest when there are several); an application that asks for a
+ * certificate (x509 -in, s_server -cert) gets the same without type=cert.
  */
 #define SMARTKEY_URI_SCHEME    "smartkey"
 #define SMARTKEY_URI_ATTR_NAME "name"

@@ -111,6 +111,7 @@ typedef enum sk_obj_type {
     SK_OBJ_AES,
     SK_OBJ_SECRET,
     SK_OBJ_HMAC,
+    SK_OBJ_CERTIFICATE, /* an X.509 certificate; pub_key: the certified key */
 } sk_obj_type;
 
 typedef enum sk_curve {
@@ -169,6 +170,18 @@ int sk_client_key_info(sk_client *client, const sk_key_ref *key,
 /* GET /crypto/v1/keys (optionally filtered by exact name) */
 int sk_client_list_keys(sk_client *client, const char *name, sk_key_info ***out,
                         size_t *count, sk_error *err);
+/* GET /crypto/v1/keys?obj_type=CERTIFICATE: every certificate object
+   (pub_key is the certified key's; no value) */
+int sk_client_list_certificates(sk_client *client, sk_key_info ***out,
+                                size_t *count, sk_error *err);
+/*
+ * POST /crypto/v1/keys/info?show_value=true for the CERTIFICATE object kid:
+ * its DER X.509 certificate in *der (OPENSSL_malloc'd). SmartKey returns the
+ * value only to apps allowed EXPORT on the object (SK_ERR_FORBIDDEN
+ * otherwise); an answer about another object or type is refused.
+ */
+int sk_client_certificate(sk_client *client, const char *kid,
+                          unsigned char **der, size_t *der_len, sk_error *err);
 void sk_key_info_free(sk_key_info *info);
 void sk_key_info_list_free(sk_key_info **list, size_t count);
 

@@ -239,6 +239,19 @@
  *   Default: SmartKey's (every operation of the key type except EXPORT).
  * SMARTKEY_PARAM_EXPORTABLE (integer, 0 or 1): 1 adds EXPORT, so the key
  *   may be read out or wrapped by another key. Default 0.
+ * SMARTKEY_PARAM_ENCRYPTION_PADDING (UTF8 string, RSA): the paddings
+ *   SmartKey lets the key decrypt (and encrypt, wrap, unwrap) with, a comma
+ *   list of "oaep", "pkcs1" (PKCS#1 v1.5: S/MIME key transport, TLS
+ *   static-RSA key exchange), "none" (raw RSA decryption) or "any";
+ *   SmartKey's rsa.encryption_policy. Default: SmartKey's, OAEP only.
+ * SMARTKEY_PARAM_SIGNATURE_PADDING (UTF8 string, RSA): the signature
+ *   paddings allowed, "pkcs1", "pss" or "any" (rsa.signature_policy).
+ *   Default: SmartKey's, any.
+ * SMARTKEY_PARAM_DESCRIPTION (UTF8 string): the key's description.
+ * SMARTKEY_PARAM_GROUP (UTF8 string): the id of the SmartKey group the key
+ *   is made in. Default: the app's default group.
+ * SMARTKEY_PARAM_METADATA (UTF8 string, repeatable): NAME=VALUE, one entry
+ *   of the key's custom metadata per use (a repeated NAME replaces).
  *
  * The documented command:
  *   openssl genpkey -provider default -provider smartkey \
@@ -248,6 +261,11 @@
 #define SMARTKEY_PARAM_KEY_NAME   "smartkey-name"
 #define SMARTKEY_PARAM_KEY_OPS    "smartkey-key-ops"
 #define SMARTKEY_PARAM_EXPORTABLE "smartkey-exportable"
+#define SMARTKEY_PARAM_ENCRYPTION_PADDING "smartkey-encryption-padding"
+#define SMARTKEY_PARAM_SIGNATURE_PADDING  "smartkey-signature-padding"
+#define SMARTKEY_PARAM_DESCRIPTION        "smartkey-description"
+#define SMARTKEY_PARAM_GROUP              "smartkey-group"
+#define SMARTKEY_PARAM_METADATA           "smartkey-metadata"
 
 /*
  * Key-reference files: what `genpkey -out` and `openssl pkey -in

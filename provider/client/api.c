@@ -785,6 +785,77 @@ int sk_client_create_transient_public_key(sk_client *client,
                                   transient_key, err);
 }
 
+/* One policy array: [{"padding":{"OAEP":{}}}, ...], or [{}] for ANY. */
+static json_t *padding_policy(unsigned policy)
+{
+    static const struct {
+        unsigned bit;
+        const char *tag;
+    } paddings[] = {
+        {SK_PADDING_POLICY_OAEP, "OAEP"},
+        {SK_PADDING_POLICY_PKCS1_V15, "PKCS1_V15"},
+        {SK_PADDING_POLICY_RAW_DECRYPT, "RAW_DECRYPT"},
+        {SK_PADDING_POLICY_PSS, "PSS"},
+    };
+    json_t *entries = json_array();
+
+    if (entries == NULL)
+        return NULL;
+    if (policy & SK_PADDING_POLICY_ANY) {
+        if (json_array_append_new(entries, json_object()) == 0)
+            return entries;
+        json_decref(entries);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(paddings) / sizeof(paddings[0]); i++)
+        if ((policy & paddings[i].bit) &&
+            json_array_append_new(entries, json_pack("{s:{s:{}}}", "padding",
+                                                     paddings[i].tag)) != 0) {
+            json_decref(entries);
+            return NULL;
+        }
+    return entries;
+}
+
+/* The optional fields of a new key: policies, description, group,
+   custom metadata. 0 when out of memory or a text is not UTF-8. */
+static int add_key_options(json_t *body, const sk_generate_request *req)
+{
+    json_t *rsa, *metadata;
+
+    if (req->encryption_policy != 0 || req->signature_policy != 0) {
+        rsa = json_object();
+        if (rsa == NULL || json_object_set_new(body, "rsa", rsa) != 0)
+            return 0;
+        if (req->encryption_policy != 0 &&
+            json_object_set_new(rsa, "encryption_policy",
+                                padding_policy(req->encryption_policy)) != 0)
+            return 0;
+        if (req->signature_policy != 0 &&
+            json_object_set_new(rsa, "signature_policy",
+                                padding_policy(req->signature_policy)) != 0)
+            return 0;
+    }
+    if (req->description != NULL &&
+        json_object_set_new(body, "description",
+                            json_string(req->description)) != 0)
+        return 0;
+    if (req->group_id != NULL &&
+        json_object_set_new(body, "group_id", json_string(req->group_id)) != 0)
+        return 0;
+    if (req->metadata_count > 0) {
+        metadata = json_object();
+        if (metadata == NULL ||
+            json_object_set_new(body, "custom_metadata", metadata) != 0)
+            return 0;
+        for (size_t i = 0; i < req->metadata_count; i++)
+            if (json_object_set_new(metadata, req->metadata_names[i],
+                                    json_string(req->metadata_values[i])) != 0)
+                return 0;
+    }
+    return 1;
+}
+
 int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
                            sk_key_info **out, sk_error *err)
 {
@@ -824,6 +895,13 @@ int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
         for (size_t i = 0; i < req->key_ops_count; i++)
             if (json_array_append_new(ops, json_string(req->key_ops[i])))
                 goto nomem;
+    }
+    if (!add_key_options(body, req)) {
+        json_decref(body);
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a description or metadata text is not valid UTF-8, or "
+                     "out of memory");
+        return 0;
     }
     if (sk_http_json(client, "POST", "/crypto/v1/keys", request, body, 0,
                      &answer, err)) {

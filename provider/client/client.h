@@ -280,6 +280,20 @@ int sk_client_create_transient_public_key(sk_client *client,
                                           size_t spki_len, char **transient_key,
                                           sk_error *err);
 
+/*
+ * RSA padding policies of a new key (SmartKey's rsa.encryption_policy and
+ * rsa.signature_policy, docs/smartkey-api.md §3.5): a bit set; 0 sends
+ * nothing (SmartKey's default: OAEP only for encryption, anything for
+ * signatures); ANY is the wildcard entry {}.
+ */
+enum {
+    SK_PADDING_POLICY_ANY = 1u << 0,
+    SK_PADDING_POLICY_OAEP = 1u << 1,
+    SK_PADDING_POLICY_PKCS1_V15 = 1u << 2,
+    SK_PADDING_POLICY_RAW_DECRYPT = 1u << 3, /* encryption policy only */
+    SK_PADDING_POLICY_PSS = 1u << 4,         /* signature policy only */
+};
+
 /* A new key to generate in SmartKey. */
 typedef struct sk_generate_request {
     const char *name;           /* required, unique in the account */
@@ -291,6 +305,14 @@ typedef struct sk_generate_request {
        every operation of the type except EXPORT */
     const char *const *key_ops;
     size_t key_ops_count;
+    unsigned encryption_policy; /* RSA: SK_PADDING_POLICY_*; 0: default */
+    unsigned signature_policy;  /* RSA: SK_PADDING_POLICY_*; 0: default */
+    const char *description;    /* NULL: none */
+    const char *group_id;       /* a group's UUID; NULL: the app's default */
+    /* custom_metadata: metadata_count name/value pairs, names unique */
+    const char *const *metadata_names;
+    const char *const *metadata_values;
+    size_t metadata_count;
 } sk_generate_request;
 
 /*

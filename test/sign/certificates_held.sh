@@ -117,6 +117,48 @@ check "s_client -CAstore smartkey:name=api-cert verifies the server" \
 check "and says so" stderr_has '^Verification: OK$'
 server_stop
 
+# ---- what docs/legacy-apps.md says of nginx and HAProxy: their
+# certificate (and nginx's key) settings take file names, no URI; the
+# certificate is exported to a file from SmartKey instead ----
+run ossl x509 -in 'smartkey:name=web;type=cert' -out "$WORK/exported.crt"
+check "the documented export: x509 -in 'smartkey:name=web;type=cert' -out" \
+    eval 'succeeded && cmp -s <(openssl x509 -in "$WORK/exported.crt" \
+        -outform DER) "$WORK/web.der"'
+if command -v nginx >/dev/null; then
+    mkdir -p "$WORK/nginx/logs"
+    cat >"$WORK/nginx/nginx.conf" <<CONF
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log;
+events {}
+http {
+    server {
+        listen 127.0.0.1:$(closed_port) ssl;
+        ssl_certificate "store:smartkey:name=web;type=cert";
+        ssl_certificate_key "store:smartkey:name=web";
+    }
+}
+CONF
+    run timeout "$CLI_TIMEOUT" nginx -t -p "$WORK/nginx" \
+        -c "$WORK/nginx/nginx.conf"
+    check "nginx $(nginx -v 2>&1 | sed 's/.*\///'): ssl_certificate store: is read as a file name" \
+        eval 'failed_cleanly && stderr_has "cannot load certificate .*store:smartkey:.*fopen"'
+else
+    echo "# nginx not installed: its check is skipped"
+fi
+if command -v haproxy >/dev/null; then
+    cat >"$WORK/haproxy.cfg" <<CONF
+frontend https
+    mode http
+    timeout client 5s
+    bind 127.0.0.1:$(closed_port) ssl crt "smartkey:name=web;type=cert"
+CONF
+    run timeout "$CLI_TIMEOUT" haproxy -c -f "$WORK/haproxy.cfg"
+    check "HAProxy $(haproxy -v | sed -n '1s/HAProxy version \([^ ]*\).*/\1/p'): crt takes a file, not a URI" \
+        eval 'failed_cleanly && stderr_has "unable to stat SSL certificate from file .smartkey:name=web"'
+else
+    echo "# haproxy not installed: its check is skipped"
+fi
+
 # ---- a renewal beside the old certificate: the one valid longest ----
 self_signed web "$WORK/web-renewed.crt" -days 30 ||
     fatal "no renewed certificate"

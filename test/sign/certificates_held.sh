@@ -117,6 +117,29 @@ check "s_client -CAstore smartkey:name=api-cert verifies the server" \
 check "and says so" stderr_has '^Verification: OK$'
 server_stop
 
+# ---- a CA whose key and certificate are both in SmartKey (signing.md) ----
+create_rsa ca 2048 >/dev/null || fatal "cannot create the CA key"
+self_signed ca "$WORK/ca.crt" -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign || fatal "no CA certificate"
+import_certificate ca-cert "$WORK/ca.crt" >/dev/null ||
+    fatal "cannot import the CA certificate"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$WORK/leaf.key" -subj /CN=leaf -out "$WORK/leaf.csr" \
+    2>/dev/null || fatal "no CSR"
+run ossl x509 -req -in "$WORK/leaf.csr" -CA 'smartkey:name=ca;type=cert' \
+    -CAkey smartkey:name=ca -days 1 -out "$WORK/leaf.crt"
+check "x509 -req -CA 'smartkey:name=ca;type=cert' -CAkey smartkey:name=ca" \
+    succeeded
+run openssl verify -CAfile "$WORK/ca.crt" "$WORK/leaf.crt"
+check "stock openssl verifies the leaf under the CA" succeeded
+
+run ossl verify -CAstore smartkey:name=ca-cert "$WORK/leaf.crt"
+check "verify -CAstore smartkey:name=ca-cert takes the anchor from SmartKey" \
+    succeeded
+run ossl verify -CAfile smartkey:name=ca-cert "$WORK/leaf.crt"
+check "-CAfile takes a file name only (docs/legacy-apps.md says so)" \
+    eval 'failed_cleanly && stderr_has "fopen\(smartkey:name=ca-cert"'
+
 # ---- what docs/legacy-apps.md says of nginx and HAProxy: their
 # certificate (and nginx's key) settings take file names, no URI; the
 # certificate is exported to a file from SmartKey instead ----

@@ -133,8 +133,8 @@ check "x509 -req -CA 'smartkey:name=ca;type=cert' -CAkey smartkey:name=ca" \
 run openssl verify -CAfile "$WORK/ca.crt" "$WORK/leaf.crt"
 check "stock openssl verifies the leaf under the CA" succeeded
 
-run ossl verify -CAstore smartkey:name=ca-cert "$WORK/leaf.crt"
-check "verify -CAstore smartkey:name=ca-cert takes the anchor from SmartKey" \
+run ossl verify -CAstore 'smartkey:name=ca;type=cert' "$WORK/leaf.crt"
+check "verify -CAstore 'smartkey:name=ca;type=cert' takes the anchor from SmartKey" \
     succeeded
 run ossl verify -CAfile smartkey:name=ca-cert "$WORK/leaf.crt"
 check "-CAfile takes a file name only (docs/legacy-apps.md says so)" \

@@ -165,6 +165,12 @@ CONF
         -c "$WORK/nginx/nginx.conf"
     check "nginx $(nginx -v 2>&1 | sed 's/.*\///'): ssl_certificate store: is read as a file name" \
         eval 'failed_cleanly && stderr_has "cannot load certificate .*store:smartkey:.*fopen"'
+    sed -i "s|ssl_certificate \"store:.*|ssl_certificate $WORK/web.crt;|" \
+        "$WORK/nginx/nginx.conf"
+    run timeout "$CLI_TIMEOUT" nginx -t -p "$WORK/nginx" \
+        -c "$WORK/nginx/nginx.conf"
+    check "so is ssl_certificate_key store:" \
+        eval 'failed_cleanly && stderr_has "cannot load certificate key .*store:smartkey:.*fopen"'
 else
     echo "# nginx not installed: its check is skipped"
 fi

@@ -120,6 +120,17 @@ run openssl dgst -sha256 -verify "$WORK/pss.pub" \
     -signature "$WORK/pss.sig" "$WORK/data"
 check "and stock openssl verifies it" succeeded
 
+# ---- EC keys take description, group and metadata too ----
+run genpkey_in_smartkey -algorithm EC -pkeyopt group:P-256 \
+    -pkeyopt smartkey-name:ec-meta -pkeyopt smartkey-description:edge \
+    -pkeyopt smartkey-metadata:site=eu -pkeyopt smartkey-metadata:site=us \
+    -pkeyopt smartkey-group:"$group" -out "$WORK/ec-meta.pem"
+check "genpkey EC with description, metadata and group succeeds" succeeded
+check "a repeated metadata name keeps the last value" \
+    jq -e --arg g "$group" '.description == "edge" and
+        .custom_metadata == {"site": "us"} and .group_id == $g and
+        (has("rsa") | not)' <(server_key ec-meta)
+
 # ---- wrong values fail before any request ----
 counters_reset
 run genpkey_in_smartkey -algorithm RSA -pkeyopt smartkey-name:x \

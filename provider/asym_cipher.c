@@ -967,6 +967,28 @@ static int prf(sk_provctx *provctx, const unsigned char kdk[KDK_SIZE],
     return 1;
 }
 
+/* The synthetic message's length: the last of the candidate lengths
+   below k - 2 - 8, chosen in constant time. */
+static unsigned int synthetic_length(const unsigned char *lengths,
+                                     size_t modulus)
+{
+    unsigned int max_sep_offset = (unsigned int)modulus - 2 - 8;
+    unsigned int mask = max_sep_offset, length = 0;
+
+    mask |= mask >> 1;
+    mask |= mask >> 2;
+    mask |= mask >> 4;
+    mask |= mask >> 8;
+    for (size_t i = 0; i < MAX_LEN_GEN; i++) {
+        unsigned int candidate =
+            (((unsigned int)lengths[2 * i] << 8) | lengths[2 * i + 1]) & mask;
+        unsigned int fits = ct_lt(candidate, max_sep_offset);
+
+        length = (fits & candidate) | (~fits & length);
+    }
+    return length;
+}
+
 /* The synthetic message for a bad block: cipher is modulus bytes. */
 static int implicit_rejection(sk_rsa_cipher *ctx, const unsigned char *cipher,
                               size_t modulus, unsigned char *out,
@@ -975,7 +997,7 @@ static int implicit_rejection(sk_rsa_cipher *ctx, const unsigned char *cipher,
     unsigned char key_secret[KDK_SIZE], kdk[KDK_SIZE];
     char label[80];
     unsigned char lengths[MAX_LEN_GEN * 2], *synthetic;
-    unsigned int max_sep_offset, mask, length = 0;
+    unsigned int length;
     const unsigned char *parts[1];
     size_t lens[1];
     int ok;
@@ -996,21 +1018,7 @@ static int implicit_rejection(sk_rsa_cipher *ctx, const unsigned char *cipher,
          prf(ctx->provctx, kdk, "message", synthetic, modulus) &&
          prf(ctx->provctx, kdk, "length", lengths, sizeof(lengths));
     if (ok) {
-        /* the last candidate length below k - 2 - 8, in constant time */
-        max_sep_offset = (unsigned int)modulus - 2 - 8;
-        mask = max_sep_offset;
-        mask |= mask >> 1;
-        mask |= mask >> 2;
-        mask |= mask >> 4;
-        mask |= mask >> 8;
-        for (size_t i = 0; i < MAX_LEN_GEN; i++) {
-            unsigned int candidate =
-                (((unsigned int)lengths[2 * i] << 8) | lengths[2 * i + 1]) &
-                mask;
-            unsigned int fits = ct_lt(candidate, max_sep_offset);
-
-            length = (fits & candidate) | (~fits & length);
-        }
+        length = synthetic_length(lengths, modulus);
         if (length > outsize) {
             SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                      "the plaintext does not fit the %zu-byte output buffer",

@@ -554,32 +554,49 @@ static json_t *rsa_mode(sk_rsa_padding padding, const char *oaep_hash)
 }
 
 /*
- * The body of an RSA encrypt or decrypt: `field` carries the data. Takes
- * `key`; NULL on no memory.
+ * One RSA encrypt or decrypt (they differ only in their path and field
+ * names): `in` carries the data, the answer's `out` field is returned.
  */
-static json_t *rsa_body(json_t *key, const char *field,
-                        const unsigned char *data, size_t data_len,
-                        sk_rsa_padding padding, const char *oaep_hash,
-                        const unsigned char *label, size_t label_len)
-{
-    json_t *body;
+typedef struct rsa_call {
+    const char *path;    /* "/crypto/v1/decrypt" */
+    const char *request; /* "POST /crypto/v1/decrypt", for errors */
+    const char *in;      /* "cipher" */
+    const char *out;     /* "plain" */
+    const sk_key_ref *key;
+    const char *transient_key; /* instead of key; NULL: key */
+    sk_rsa_padding padding;
+    const char *oaep_hash;
+    const unsigned char *label;
+    size_t label_len;
+    const unsigned char *data;
+    size_t data_len;
+} rsa_call;
 
-    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", field,
-                     sk_json_from_bytes(data, data_len), "mode",
-                     rsa_mode(padding, oaep_hash));
+static int rsa_crypt(sk_client *client, const rsa_call *call,
+                     unsigned char **result, size_t *result_len, sk_error *err)
+{
+    json_t *key, *body;
+
+    key = descriptor_or_transient(call->key, call->transient_key, call->request,
+                                  err);
+    if (key == NULL)
+        return 0;
+    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", call->in,
+                     sk_json_from_bytes(call->data, call->data_len), "mode",
+                     rsa_mode(call->padding, call->oaep_hash));
     /* Older servers do not know "label": send it only when there is one. */
-    if (body != NULL && padding == SK_RSA_OAEP && label_len > 0 &&
+    if (body != NULL && call->padding == SK_RSA_OAEP && call->label_len > 0 &&
         json_object_set_new(body, "label",
-                            sk_json_from_bytes(label, label_len)))
+                            sk_json_from_bytes(call->label, call->label_len)))
         json_decref(body), body = NULL;
-    return body;
+    return call_for_bytes(client, call->path, call->request, body, call->out,
+                          result, result_len, err);
 }
 
 int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
                       unsigned char **plain, size_t *plain_len, sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/decrypt";
-    json_t *key, *body;
 
     sk_error_clear(err);
     *plain = NULL;
@@ -589,13 +606,12 @@ int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
                      "a ciphertext (and a valid OAEP hash) are required");
         return 0;
     }
-    key = descriptor(&req->key, request, err);
-    if (key == NULL)
-        return 0;
-    body = rsa_body(key, "cipher", req->cipher, req->cipher_len, req->padding,
-                    req->oaep_hash, req->label, req->label_len);
-    return call_for_bytes(client, "/crypto/v1/decrypt", request, body, "plain",
-                          plain, plain_len, err);
+    return rsa_crypt(client,
+                     &(rsa_call){"/crypto/v1/decrypt", request, "cipher",
+                                 "plain", &req->key, NULL, req->padding,
+                                 req->oaep_hash, req->label, req->label_len,
+                                 req->cipher, req->cipher_len},
+                     plain, plain_len, err);
 }
 
 /*
@@ -672,7 +688,6 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
                       unsigned char **cipher, size_t *cipher_len, sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/encrypt";
-    json_t *key, *body;
 
     sk_error_clear(err);
     *cipher = NULL;
@@ -684,13 +699,12 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
                      "hash) are required");
         return 0;
     }
-    key = descriptor_or_transient(&req->key, req->transient_key, request, err);
-    if (key == NULL)
-        return 0;
-    body = rsa_body(key, "plain", req->plain, req->plain_len, req->padding,
-                    req->oaep_hash, req->label, req->label_len);
-    return call_for_bytes(client, "/crypto/v1/encrypt", request, body, "cipher",
-                          cipher, cipher_len, err);
+    return rsa_crypt(client,
+                     &(rsa_call){"/crypto/v1/encrypt", request, "plain",
+                                 "cipher", &req->key, req->transient_key,
+                                 req->padding, req->oaep_hash, req->label,
+                                 req->label_len, req->plain, req->plain_len},
+                     cipher, cipher_len, err);
 }
 
 /*

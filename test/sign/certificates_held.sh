@@ -13,7 +13,7 @@ create_ec api NistP256 >/dev/null || fatal "cannot create the EC key"
 create_rsa bare 2048 >/dev/null || fatal "cannot create the key without cert"
 self_signed web "$WORK/web.crt" || fatal "no RSA certificate"
 self_signed api "$WORK/api.crt" || fatal "no EC certificate"
-import_certificate web-cert "$WORK/web.crt" >/dev/null ||
+web_cert_kid=$(import_certificate web-cert "$WORK/web.crt") ||
     fatal "cannot import the RSA certificate"
 import_certificate api-cert "$WORK/api.crt" >/dev/null ||
     fatal "cannot import the EC certificate"
@@ -53,6 +53,11 @@ check "x509 -in smartkey:name=web-cert reads the certificate" succeeded
 check "byte for byte the one imported" same_bytes "$WORK/read.der" "$WORK/web.der"
 check "two lookups: the object, then its value" \
     equals "$(counter '.requests["POST /crypto/v1/keys/info"]')" 2
+
+run ossl x509 -in "smartkey:kid=$web_cert_kid" -outform DER \
+    -out "$WORK/by-kid.der"
+check "x509 -in smartkey:kid=... reads it by its kid" \
+    same_bytes "$WORK/by-kid.der" "$WORK/web.der"
 
 run ossl x509 -in 'smartkey:name=web;type=cert' -outform DER \
     -out "$WORK/of-key.der"

@@ -471,6 +471,21 @@ static void sign_failed(sk_signature_ctx *ctx, sk_approval_ctx *approval,
     if (err->kind == SK_ERR_NOT_FOUND || err->kind == SK_ERR_FORBIDDEN)
         sk_key_cache_forget(ctx->provctx, ctx->key);
     SK_RAISE_CLIENT(ctx->provctx, subject, err);
+    /* a padding the key's rsa.signature_policy leaves out (400, naming
+       the policy): say which one the key takes (genpkey
+       smartkey-signature-padding, docs/signing.md) */
+    if (ctx->algorithm == SK_KEY_RSA &&
+        (err->kind == SK_ERR_BAD_REQUEST || err->kind == SK_ERR_FORBIDDEN) &&
+        strstr(err->message, "policy") != NULL)
+        SK_RAISE(ctx->provctx, SK_R_OPERATION_NOT_ALLOWED,
+                 "%s: SmartKey's signature policy for this key does not "
+                 "allow %s signatures; %s",
+                 subject,
+                 ctx->padding == RSA_PKCS1_PSS_PADDING ? "RSA-PSS"
+                                                       : "PKCS#1 v1.5",
+                 ctx->padding == RSA_PKCS1_PSS_PADDING
+                     ? "sign with PKCS#1 v1.5 padding"
+                     : "sign with RSA-PSS (-sigopt rsa_padding_mode:pss)");
 }
 
 /* The approval of this signature: what approvers read (the digest, the

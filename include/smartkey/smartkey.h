@@ -16,16 +16,21 @@
 /*
  * Key URIs.
  *
- *   smartkey:name=<percent-encoded name>[;type=private|public]
- *   smartkey:kid=<uuid>[;type=private|public]
+ *   smartkey:name=<percent-encoded name>[;type=private|public|cert]
+ *   smartkey:kid=<uuid>[;type=private|public|cert]
  *   smartkey://name=...        same attributes; a file in the current
  *                              directory can never shadow this form
- *   smartkey:                  every key the app can see (storeutl -keys)
+ *   smartkey:                  every key and certificate the app can see
+ *                              (storeutl -keys, storeutl -certs)
  *
  * Attribute values are percent-decoded; ';' and '%' inside a name must be
  * written %3B and %25. type=public yields a public-key object (as -pubin
  * expects); without it a key with a private half yields a private-key
- * handle whose material stays in SmartKey.
+ * handle whose material stays in SmartKey. type=cert yields a certificate:
+ * the CERTIFICATE object named, or, when the name is a key's, the
+ * certificate held in SmartKey whose public key is that key's (the one
+ * valid longest when there are several); an application that asks for a
+ * certificate (x509 -in, s_server -cert) gets the same without type=cert.
  */
 #define SMARTKEY_URI_SCHEME    "smartkey"
 #define SMARTKEY_URI_ATTR_NAME "name"
@@ -276,6 +281,19 @@
  *   Default: SmartKey's (every operation of the key type except EXPORT).
  * SMARTKEY_PARAM_EXPORTABLE (integer, 0 or 1): 1 adds EXPORT, so the key
  *   may be read out or wrapped by another key. Default 0.
+ * SMARTKEY_PARAM_ENCRYPTION_PADDING (UTF8 string, RSA): the paddings
+ *   SmartKey lets the key decrypt (and encrypt, wrap, unwrap) with, a comma
+ *   list of "oaep", "pkcs1" (PKCS#1 v1.5: S/MIME key transport, TLS
+ *   static-RSA key exchange), "none" (raw RSA decryption) or "any";
+ *   SmartKey's rsa.encryption_policy. Default: SmartKey's, OAEP only.
+ * SMARTKEY_PARAM_SIGNATURE_PADDING (UTF8 string, RSA): the signature
+ *   paddings allowed, "pkcs1", "pss" or "any" (rsa.signature_policy).
+ *   Default: SmartKey's, any.
+ * SMARTKEY_PARAM_DESCRIPTION (UTF8 string): the key's description.
+ * SMARTKEY_PARAM_GROUP (UTF8 string): the id of the SmartKey group the key
+ *   is made in. Default: the app's default group.
+ * SMARTKEY_PARAM_METADATA (UTF8 string, repeatable): NAME=VALUE, one entry
+ *   of the key's custom metadata per use (a repeated NAME replaces).
  *
  * The documented command:
  *   openssl genpkey -provider default -provider smartkey \
@@ -285,6 +303,11 @@
 #define SMARTKEY_PARAM_KEY_NAME   "smartkey-name"
 #define SMARTKEY_PARAM_KEY_OPS    "smartkey-key-ops"
 #define SMARTKEY_PARAM_EXPORTABLE "smartkey-exportable"
+#define SMARTKEY_PARAM_ENCRYPTION_PADDING "smartkey-encryption-padding"
+#define SMARTKEY_PARAM_SIGNATURE_PADDING  "smartkey-signature-padding"
+#define SMARTKEY_PARAM_DESCRIPTION        "smartkey-description"
+#define SMARTKEY_PARAM_GROUP              "smartkey-group"
+#define SMARTKEY_PARAM_METADATA           "smartkey-metadata"
 
 /*
  * Key-reference files: what `genpkey -out` and `openssl pkey -in

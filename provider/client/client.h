@@ -155,6 +155,7 @@ typedef enum sk_obj_type {
     SK_OBJ_AES,
     SK_OBJ_SECRET,
     SK_OBJ_HMAC,
+    SK_OBJ_CERTIFICATE, /* an X.509 certificate; pub_key: the certified key */
 } sk_obj_type;
 
 typedef enum sk_curve {
@@ -213,6 +214,18 @@ int sk_client_key_info(sk_client *client, const sk_key_ref *key,
 /* GET /crypto/v1/keys (optionally filtered by exact name) */
 int sk_client_list_keys(sk_client *client, const char *name, sk_key_info ***out,
                         size_t *count, sk_error *err);
+/* GET /crypto/v1/keys?obj_type=CERTIFICATE: every certificate object
+   (pub_key is the certified key's; no value) */
+int sk_client_list_certificates(sk_client *client, sk_key_info ***out,
+                                size_t *count, sk_error *err);
+/*
+ * POST /crypto/v1/keys/info?show_value=true for the CERTIFICATE object kid:
+ * its DER X.509 certificate in *der (OPENSSL_malloc'd). SmartKey returns the
+ * value only to apps allowed EXPORT on the object (SK_ERR_FORBIDDEN
+ * otherwise); an answer about another object or type is refused.
+ */
+int sk_client_certificate(sk_client *client, const char *kid,
+                          unsigned char **der, size_t *der_len, sk_error *err);
 void sk_key_info_free(sk_key_info *info);
 void sk_key_info_list_free(sk_key_info **list, size_t count);
 
@@ -315,6 +328,20 @@ int sk_client_create_transient_public_key(sk_client *client,
                                           size_t spki_len, char **transient_key,
                                           sk_error *err);
 
+/*
+ * RSA padding policies of a new key (SmartKey's rsa.encryption_policy and
+ * rsa.signature_policy, docs/smartkey-api.md §3.5): a bit set; 0 sends
+ * nothing (SmartKey's default: OAEP only for encryption, anything for
+ * signatures); ANY is the wildcard entry {}.
+ */
+enum {
+    SK_PADDING_POLICY_ANY = 1u << 0,
+    SK_PADDING_POLICY_OAEP = 1u << 1,
+    SK_PADDING_POLICY_PKCS1_V15 = 1u << 2,
+    SK_PADDING_POLICY_RAW_DECRYPT = 1u << 3, /* encryption policy only */
+    SK_PADDING_POLICY_PSS = 1u << 4,         /* signature policy only */
+};
+
 /* A new key to generate in SmartKey. */
 typedef struct sk_generate_request {
     const char *name;           /* required, unique in the account */
@@ -326,6 +353,14 @@ typedef struct sk_generate_request {
        every operation of the type except EXPORT */
     const char *const *key_ops;
     size_t key_ops_count;
+    unsigned encryption_policy; /* RSA: SK_PADDING_POLICY_*; 0: default */
+    unsigned signature_policy;  /* RSA: SK_PADDING_POLICY_*; 0: default */
+    const char *description;    /* NULL: none */
+    const char *group_id;       /* a group's UUID; NULL: the app's default */
+    /* custom_metadata: metadata_count name/value pairs, names unique */
+    const char *const *metadata_names;
+    const char *const *metadata_values;
+    size_t metadata_count;
 } sk_generate_request;
 
 /*

@@ -238,6 +238,45 @@ static void test_list_keys_filters_by_exact_name(void)
     sk_client_free(client);
 }
 
+/* show_value is sent only for certificates: an answer about any other
+   object (here an exportable AES key, whose value would be its secret) is
+   refused and nothing is handed back. */
+static void test_certificate_read_refuses_any_other_object(void)
+{
+    sk_client *client = new_client();
+    unsigned char *der = (unsigned char *)"untouched";
+    size_t der_len = 99;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(sk_client_certificate(client, aes_kid, &der, &der_len, &err) ==
+              0);
+    CU_ASSERT_PTR_NULL(der);
+    CU_ASSERT_EQUAL(der_len, 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_PROTOCOL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "another object"));
+    CU_ASSERT(
+        sk_client_certificate(client, "client-aes", &der, &der_len, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_BAD_REQUEST);
+    sk_client_free(client);
+}
+
+static void test_list_certificates_holds_certificates_only(void)
+{
+    sk_client *client = new_client();
+    sk_key_info **list = NULL;
+    size_t count = 99;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_FATAL(sk_client_list_certificates(client, &list, &count, &err) ==
+                    1);
+    for (size_t i = 0; i < count; i++)
+        CU_ASSERT_EQUAL(list[i]->obj_type, SK_OBJ_CERTIFICATE);
+    sk_key_info_list_free(list, count);
+    sk_client_free(client);
+}
+
 /* ---- configuration and transport errors ---- */
 
 static void test_bad_api_key_is_an_auth_error(void)
@@ -929,6 +968,8 @@ int main(int argc, char **argv)
         T(test_unknown_key_is_not_found_with_smartkey_message),
         T(test_invalid_key_reference_fails_without_network),
         T(test_list_keys_filters_by_exact_name),
+        T(test_certificate_read_refuses_any_other_object),
+        T(test_list_certificates_holds_certificates_only),
         T(test_bad_api_key_is_an_auth_error),
         T(test_closed_port_is_a_network_error),
         T(test_untrusted_server_certificate_is_a_tls_error),

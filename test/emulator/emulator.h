@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -64,8 +65,10 @@ typedef struct em_obj {
     int public_only;
     int external;         /* material came from outside (import, unwrap):
                              origin "External" rather than "FortanixHSM" */
-    EVP_PKEY *pkey;       /* RSA and EC (public-only or full) */
-    unsigned char *value; /* raw bytes of AES/SECRET/HMAC objects */
+    EVP_PKEY *pkey;       /* RSA and EC (public-only or full); the
+                             certified key of a CERTIFICATE */
+    unsigned char *value; /* raw bytes of AES/SECRET/HMAC objects; the DER
+                             X.509 certificate of CERTIFICATE objects */
     size_t value_len;
     json_t *rsa;         /* RSA options as sent/defaulted:
                             {"encryption_policy":[..],
@@ -104,6 +107,13 @@ typedef struct em_response {
 /* SmartKey spellings of the EM_OP_* bits, indexed by bit number. */
 #define EM_OP_COUNT 13
 extern const char *const em_op_names[EM_OP_COUNT];
+
+/* A CERTIFICATE object: public only, its value (the certificate) is public
+   data, never counted as an export of key material. */
+static inline int em_is_certificate(const em_obj *obj)
+{
+    return strcmp(obj->obj_type, "CERTIFICATE") == 0;
+}
 
 /* ---- http.c: helpers for handlers ---- */
 
@@ -171,6 +181,8 @@ int em_store_add(const em_request *req, em_obj *obj, int transient,
 /* Replaces the object with the same kid by `obj` (takes ownership).
    Returns 1, 0 when the kid is unknown, -1 when the new name is taken. */
 int em_store_replace(em_obj *obj);
+/* The id of the app's (only) group: objects are created in it. */
+const char *em_store_group_id(void);
 /* Returns 1 when the object existed. */
 int em_store_delete(const char *kid);
 /* Counted reference to a persisted object by kid, or NULL. */

@@ -278,16 +278,27 @@ static int send_answer(SSL *ssl, const answer *a)
     return ok;
 }
 
-/* read_head: the request head into BUF (SIZE bytes at most); returns its
-   length, 0 when the client stopped first, -1 when it does not fit. */
-static long read_head(SSL *ssl, char *buf, size_t size)
+static double now_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* read_head: the request head into BUF (SIZE bytes at most) within
+   TIMEOUT seconds in all (a client trickling bytes cannot hold a worker);
+   returns its length, 0 when the client stopped or was too slow, -1 when
+   the head does not fit. */
+static long read_head(SSL *ssl, char *buf, size_t size, int timeout)
 {
     size_t have = 0, end;
+    double deadline = now_seconds() + timeout;
 
     while (have < size) {
         int n = SSL_read(ssl, buf + have, (int)(size - have));
 
-        if (n <= 0)
+        if (n <= 0 || now_seconds() > deadline)
             return 0;
         have += (size_t)n;
         if ((end = ks_head_end(buf, have)) != 0)
@@ -335,7 +346,7 @@ static void serve(int fd, const struct sockaddr_storage *peer)
         log_line("%s TLS handshake failed: %s", from, text);
         goto end;
     }
-    len = read_head(ssl, buf, (size_t)c->max_request_size);
+    len = read_head(ssl, buf, (size_t)c->max_request_size, c->io_timeout);
     if (len == 0) {
         log_line("%s closed before a complete request", from);
         goto end;

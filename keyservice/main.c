@@ -398,6 +398,22 @@ static void *worker(void *arg)
 
 /* ---- start ---- */
 
+/* write_ready_file: ADDRESS into PATH, atomically (a reader never sees a
+   partial line). */
+static int write_ready_file(const char *path, const char *address)
+{
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if ((f = fopen(tmp, "w")) == NULL || fprintf(f, "%s\n", address) < 0 ||
+        fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "smartkey-keyservice: cannot write %s\n", path);
+        return 0;
+    }
+    return 1;
+}
+
 /* listen_on: "host:port" or "[v6]:port"; writes the bound address to
    READY_FILE (atomically) when given. */
 static int listen_on(const char *spec, const char *ready_file)
@@ -454,18 +470,7 @@ static int listen_on(const char *spec, const char *ready_file)
                        ? ((struct sockaddr_in6 *)&addr)->sin6_port
                        : ((struct sockaddr_in *)&addr)->sin_port));
     log_line("listening on %s", bound);
-    if (ready_file != NULL) {
-        char tmp[4096];
-        FILE *f;
-
-        snprintf(tmp, sizeof(tmp), "%s.tmp", ready_file);
-        if ((f = fopen(tmp, "w")) == NULL || fprintf(f, "%s\n", bound) < 0 ||
-            fclose(f) != 0 || rename(tmp, ready_file) != 0) {
-            fprintf(stderr, "smartkey-keyservice: cannot write %s\n",
-                    ready_file);
-            return 0;
-        }
-    }
+    return ready_file == NULL || write_ready_file(ready_file, bound);
     return 1;
 }
 
@@ -515,76 +520,68 @@ static void usage(FILE *to)
                 "smartkey-keyservice(8).\n");
 }
 
-int main(int argc, char **argv)
-{
-    const char *config_path = "/etc/smartkey/keyservice.conf";
-    const char *ready_file = NULL, *provider_path = NULL;
-    int check_only = 0, i, n, sig, status = 0;
-    pthread_t *workers;
-    sigset_t signals;
+typedef struct options {
+    const char *config_path, *ready_file, *provider_path;
+    int check_only;
+} options;
 
+/* parse_options: 0 to go on, otherwise the exit status + 1. */
+static int parse_options(int argc, char **argv, options *o)
+{
+    int i;
+
+    o->config_path = "/etc/smartkey/keyservice.conf";
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-            config_path = argv[++i];
+            o->config_path = argv[++i];
         else if (strcmp(argv[i], "--ready-file") == 0 && i + 1 < argc)
-            ready_file = argv[++i];
+            o->ready_file = argv[++i];
         else if (strcmp(argv[i], "--provider-path") == 0 && i + 1 < argc)
-            provider_path = argv[++i];
+            o->provider_path = argv[++i];
         else if (strcmp(argv[i], "--check") == 0)
-            check_only = 1;
+            o->check_only = 1;
         else if (strcmp(argv[i], "--version") == 0) {
             printf("smartkey-keyservice %s\n", KS_VERSION);
-            return 0;
+            return 1;
         } else if (strcmp(argv[i], "--help") == 0) {
             usage(stdout);
-            return 0;
+            return 1;
         } else {
             usage(stderr);
-            return 2;
+            return 3;
         }
     }
-    /* the workers inherit the mask: signals reach the main thread alone */
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGHUP);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
 
-    if (!load_providers(provider_path)) {
-        fprintf(stderr, "smartkey-keyservice: cannot load the providers\n");
-        ERR_print_errors_fp(stderr);
-        return 1;
-    }
-    if ((current = ks_config_load(config_path, NULL)) == NULL)
-        return 1;
-    if (check_only) {
-        printf("%s: %zu key identifiers, OK\n", config_path, current->nkeys);
-        ks_config_free(current);
+/* serve_until_stopped: the workers, then signals until SIGTERM or SIGINT;
+   returns once every worker has finished its connection. */
+static int serve_until_stopped(const options *o, const sigset_t *signals)
+{
+    int i, n = current->max_connections, sig;
+    pthread_t *workers = calloc((size_t)n, sizeof(*workers));
+
+    replay = ks_replay_new();
+    if (replay == NULL || workers == NULL ||
+        !listen_on(current->listen, o->ready_file)) {
+        free(workers);
         return 0;
     }
-    replay = ks_replay_new();
-    n = current->max_connections;
-    workers = calloc((size_t)n, sizeof(*workers));
-    if (replay == NULL || workers == NULL ||
-        !listen_on(current->listen, ready_file))
-        return 1;
     for (i = 0; i < n; i++)
         if (pthread_create(&workers[i], NULL, worker, NULL) != 0) {
             fprintf(stderr, "smartkey-keyservice: cannot start a thread\n");
-            return 1;
+            exit(1);
         }
     log_line("serving %zu key identifiers, replay detection %s, %d "
              "connections at once",
              current->nkeys, current->replay_detection ? "on" : "off", n);
     for (;;) {
-        if (sigwait(&signals, &sig) != 0)
+        sig = 0;
+        if (sigwait(signals, &sig) != 0)
             continue;
-        if (sig == SIGHUP) {
-            reload(config_path);
-            continue;
-        }
-        break;
+        if (sig != SIGHUP)
+            break;
+        reload(o->config_path);
     }
     log_line("stopping");
     atomic_store(&stopping, 1);
@@ -593,7 +590,39 @@ int main(int argc, char **argv)
         pthread_join(workers[i], NULL);
     close(listen_fd);
     free(workers);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {0};
+    sigset_t signals;
+    int status = parse_options(argc, argv, &o), ok;
+
+    if (status != 0)
+        return status - 1;
+    /* the workers inherit the mask: signals reach the main thread alone */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!load_providers(o.provider_path)) {
+        fprintf(stderr, "smartkey-keyservice: cannot load the providers\n");
+        ERR_print_errors_fp(stderr);
+        return 1;
+    }
+    if ((current = ks_config_load(o.config_path, NULL)) == NULL)
+        return 1;
+    if (o.check_only) {
+        printf("%s: %zu key identifiers, OK\n", o.config_path, current->nkeys);
+        ks_config_free(current);
+        return 0;
+    }
+    ok = serve_until_stopped(&o, &signals);
     ks_replay_free(replay);
     config_put(current);
-    return status;
+    return ok ? 0 : 1;
 }

@@ -274,7 +274,11 @@ int ks_parse_request(const char *head, size_t len, ks_request *req,
                 *why = "empty request line";
                 return 400;
             }
-            return nl + 1 == end ? 0 : (*why = "bytes after the head", 400);
+            if (nl + 1 != end) {
+                *why = "bytes after the head";
+                return 400;
+            }
+            return 0;
         }
         status = first ? parse_request_line(p, line_len, req, why)
                        : parse_field(p, line_len, req, why);

@@ -20,6 +20,21 @@ ks_prepare
 create_aes "Cache Only" 256 >/dev/null || fatal "cannot create the key"
 export_value "Cache Only" "$WORK/dek.bin" || fatal "cannot export the key"
 ks_config "$WORK/ks.conf"
+
+# ---- the configuration, checked before serving ----
+run "$KEYSERVICE" -c "$WORK/ks.conf" --provider-path "$MODULE_DIR" --check
+check "--check loads the configuration" stdout_has_text "1 key identifiers, OK"
+chmod 644 "$WORK/credentials"
+run "$KEYSERVICE" -c "$WORK/ks.conf" --provider-path "$MODULE_DIR" --check
+check "a credentials file readable by others is refused" \
+    bash -c "[[ $RC -ne 0 ]] && grep -q 'readable by group or others' '$ERR'"
+chmod 600 "$WORK/credentials"
+cp "$WORK/ks.conf" "$WORK/typo.conf"
+echo "replay_detecton = off" >>"$WORK/typo.conf"
+run "$KEYSERVICE" -c "$WORK/typo.conf" --provider-path "$MODULE_DIR" --check
+check "an unknown setting is refused with its file and line" \
+    bash -c "[[ $RC -ne 0 ]] && grep -q 'typo.conf:[0-9]*: unknown key setting' '$ERR'"
+
 ks_start "$WORK/ks.conf" "$KEYSERVICE" --provider-path "$MODULE_DIR"
 counters_reset
 answers=0

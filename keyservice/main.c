@@ -476,6 +476,8 @@ static int listen_on(const char *spec, const char *ready_file)
 
 /* The providers: what openssl.cnf activated, else default and smartkey
    (from PROVIDER_PATH when given: the build tree, a test). */
+static OSSL_PROVIDER *loaded[2]; /* the ones loaded here, unloaded at exit */
+
 static int load_providers(const char *provider_path)
 {
     if (!OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL))
@@ -484,12 +486,20 @@ static int load_providers(const char *provider_path)
         !OSSL_PROVIDER_set_default_search_path(NULL, provider_path))
         return 0;
     if (!OSSL_PROVIDER_available(NULL, "default") &&
-        OSSL_PROVIDER_load(NULL, "default") == NULL)
+        (loaded[0] = OSSL_PROVIDER_load(NULL, "default")) == NULL)
         return 0;
     if (!OSSL_PROVIDER_available(NULL, SMARTKEY_PROVIDER_NAME) &&
-        OSSL_PROVIDER_load(NULL, SMARTKEY_PROVIDER_NAME) == NULL)
+        (loaded[1] = OSSL_PROVIDER_load(NULL, SMARTKEY_PROVIDER_NAME)) == NULL)
         return 0;
     return 1;
+}
+
+static void unload_providers(void)
+{
+    if (loaded[1] != NULL)
+        OSSL_PROVIDER_unload(loaded[1]);
+    if (loaded[0] != NULL)
+        OSSL_PROVIDER_unload(loaded[0]);
 }
 
 static void reload(const char *path)
@@ -612,17 +622,21 @@ int main(int argc, char **argv)
     if (!load_providers(o.provider_path)) {
         fprintf(stderr, "smartkey-keyservice: cannot load the providers\n");
         ERR_print_errors_fp(stderr);
+        unload_providers();
         return 1;
     }
-    if ((current = ks_config_load(o.config_path, NULL)) == NULL)
+    if ((current = ks_config_load(o.config_path, NULL)) == NULL) {
+        unload_providers();
         return 1;
+    }
     if (o.check_only) {
         printf("%s: %zu key identifiers, OK\n", o.config_path, current->nkeys);
-        ks_config_free(current);
-        return 0;
+        ok = 1;
+    } else {
+        ok = serve_until_stopped(&o, &signals);
     }
-    ok = serve_until_stopped(&o, &signals);
     ks_replay_free(replay);
     config_put(current);
+    unload_providers();
     return ok ? 0 : 1;
 }

@@ -80,6 +80,7 @@ ks_stop() {
     if [[ -n $KS_PID ]]; then
         kill -TERM "$KS_PID" 2>/dev/null
         wait "$KS_PID" 2>/dev/null
+        # shellcheck disable=SC2034 # the exit status, for the test scripts
         KS_STATUS=$?
         KS_PID=""
     fi

@@ -1,8 +1,9 @@
 /*
  * The configuration file (smartkey-keyservice(8)): "name = value" lines,
  * '#' comments, then one "[key ID]" section per key identifier with its
- * SmartKey key (uri) and BYOK certificate (certificate). Every problem is
- * reported as FILE:LINE: what, and nothing is half-loaded.
+ * SmartKey key (uri) and BYOK certificate (certificate: a PEM file, or a
+ * smartkey: URI read through OSSL_STORE). Every problem is reported as
+ * FILE:LINE: what, and nothing is half-loaded.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -33,13 +34,23 @@ static void complain(const loader *ld, const char *what, const char *detail)
             what, detail != NULL ? ": " : "", detail != NULL ? detail : "");
 }
 
+/* WHAT, with OpenSSL's last error and its text: the provider's message
+   (the key or certificate, SmartKey's answer) is in the text. */
 static void complain_openssl(const loader *ld, const char *what)
 {
-    unsigned long e = ERR_peek_last_error();
-    char text[256] = "";
+    const char *data = NULL;
+    int flags = 0;
+    unsigned long e = ERR_peek_last_error_data(&data, &flags);
+    char text[768] = "";
 
-    if (e != 0)
+    if (e != 0) {
+        size_t len;
+
         ERR_error_string_n(e, text, sizeof(text));
+        len = strlen(text);
+        if ((flags & ERR_TXT_STRING) != 0 && data != NULL && data[0] != '\0')
+            snprintf(text + len, sizeof(text) - len, " (%s)", data);
+    }
     complain(ld, what, e != 0 ? text : NULL);
     ERR_clear_error();
 }
@@ -125,12 +136,73 @@ static X509 *read_certificate(const loader *ld, const char *path)
         complain_openssl(ld, "no PEM certificate in the file");
         X509_free(cert);
         cert = NULL;
-    } else if (EVP_PKEY_get_base_id(X509_get0_pubkey(cert)) != EVP_PKEY_RSA) {
-        complain(ld, "the BYOK certificate's key is not RSA", path);
-        X509_free(cert);
-        cert = NULL;
     }
     fclose(f);
+    return cert;
+}
+
+/*
+ * The BYOK certificate held in SmartKey: the one certificate the smartkey:
+ * URI names, read through OSSL_STORE with the provider (a CERTIFICATE
+ * object by name or kid, or type=cert for the certificate of a key). A URI
+ * that yields no certificate, or several (a listing), is refused.
+ */
+static X509 *load_certificate(const loader *ld, const char *uri)
+{
+    OSSL_STORE_CTX *store =
+        OSSL_STORE_open_ex(uri, ld->libctx, NULL, NULL, NULL, NULL, NULL, NULL);
+    X509 *cert = NULL;
+    int several = 0;
+
+    if (store == NULL) {
+        complain_openssl(ld, "cannot open the certificate URI");
+        return NULL;
+    }
+    if (!OSSL_STORE_expect(store, OSSL_STORE_INFO_CERT)) {
+        complain_openssl(ld, "cannot open the certificate URI");
+        OSSL_STORE_close(store);
+        return NULL;
+    }
+    while (!several && !OSSL_STORE_eof(store)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
+
+        if (info == NULL)
+            break;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_CERT) {
+            if (cert == NULL)
+                cert = OSSL_STORE_INFO_get1_CERT(info);
+            else
+                several = 1;
+        }
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(store);
+    if (several) {
+        complain(ld,
+                 "the certificate URI names several certificates; name one "
+                 "(name=, kid=)",
+                 uri);
+        X509_free(cert);
+        return NULL;
+    }
+    if (cert == NULL) {
+        char what[600];
+
+        snprintf(what, sizeof(what), "no certificate in SmartKey at %.500s",
+                 uri);
+        complain_openssl(ld, what);
+    }
+    return cert;
+}
+
+static X509 *rsa_only(const loader *ld, X509 *cert, const char *where)
+{
+    if (cert != NULL &&
+        EVP_PKEY_get_base_id(X509_get0_pubkey(cert)) != EVP_PKEY_RSA) {
+        complain(ld, "the BYOK certificate's key is not RSA", where);
+        X509_free(cert);
+        return NULL;
+    }
     return cert;
 }
 
@@ -210,11 +282,17 @@ static int set_key(loader *ld, ks_key *key, const char *name, const char *value)
         return (key->uri = strdup(value)) != NULL;
     }
     if (strcmp(name, "certificate") == 0) {
-        char *path = file_name(ld, value);
-
         X509_free(key->cert);
-        key->cert = path != NULL ? read_certificate(ld, path) : NULL;
-        free(path);
+        if (strncmp(value, "smartkey:", 9) == 0) {
+            key->cert = rsa_only(ld, load_certificate(ld, value), value);
+        } else {
+            char *path = file_name(ld, value);
+
+            key->cert = path != NULL
+                            ? rsa_only(ld, read_certificate(ld, path), path)
+                            : NULL;
+            free(path);
+        }
         return key->cert != NULL;
     }
     complain(ld, "unknown key setting", name);

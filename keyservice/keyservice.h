@@ -82,7 +82,7 @@ int ks_basic_credentials(const char *value, char *out, size_t out_size);
 typedef struct ks_key {
     char id[KS_MAX_KEY_ID + 1];
     char *uri;   /* the SmartKey key (smartkey: URI) */
-    X509 *cert;  /* the BYOK certificate */
+    X509 *cert;  /* the BYOK certificate (from a file or SmartKey) */
     char *where; /* "file:line" of its section, for messages */
 } ks_key;
 
@@ -108,7 +108,8 @@ typedef struct ks_config {
 /*
  * ks_config_load: reads PATH and everything it names (certificates, the
  * TLS key through OSSL_STORE, so a smartkey: URI or a key-reference file
- * works, the credentials file). Returns the configuration with refs 1, or
+ * works, BYOK certificates given as smartkey: URIs through OSSL_STORE too,
+ * the credentials file). Returns the configuration with refs 1, or
  * NULL after writing why to stderr.
  */
 ks_config *ks_config_load(const char *path, OSSL_LIB_CTX *libctx);

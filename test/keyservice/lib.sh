@@ -124,3 +124,15 @@ log_waits_for() {
         sleep 0.1
     done
 }
+
+# ks_import_certificate NAME PEM: puts a certificate into SmartKey as a
+# CERTIFICATE object, as docs/legacy-apps.md tells users (EXPORT listed:
+# SmartKey shows a certificate's value only to apps allowed it); prints
+# its kid.
+ks_import_certificate() {
+    rest PUT /crypto/v1/keys "$(jq -nc --arg name "$1" \
+        --arg value "$(openssl x509 -in "$2" -outform DER | base64 -w0)" \
+        '{name: $name, obj_type: "CERTIFICATE", value: $value,
+          key_ops: ["VERIFY", "ENCRYPT", "WRAPKEY", "EXPORT",
+                    "APPMANAGEABLE"]}')" | jq -re .kid
+}

@@ -41,10 +41,11 @@ with_key_2() {
 with_key_2 "$WORK/ks.conf" 'smartkey:name=Salesforce%20BYOK'
 run "$KEYSERVICE" -c "$WORK/ks.conf" --provider-path "$MODULE_DIR" --check
 check "--check loads a BYOK certificate held in SmartKey (by name)" \
-    stdout_has_text "2 key identifiers, OK"
+    bash -c "[[ $RC -eq 0 ]] && grep -q '2 key identifiers, OK' '$OUT'"
 with_key_2 "$WORK/kid.conf" "smartkey:kid=$kid"
 run "$KEYSERVICE" -c "$WORK/kid.conf" --provider-path "$MODULE_DIR" --check
-check "--check loads it by kid" stdout_has_text "2 key identifiers, OK"
+check "--check loads it by kid" \
+    bash -c "[[ $RC -eq 0 ]] && grep -q '2 key identifiers, OK' '$OUT'"
 
 ks_start "$WORK/ks.conf" "$KEYSERVICE" --provider-path "$MODULE_DIR"
 counters_reset
@@ -69,20 +70,21 @@ ks_stop
 check "the service stops cleanly" equals "$KS_STATUS" 0
 
 # ---- URIs that name no certificate: refused with the reason ----
-# refused WHAT CERTIFICATE REASON: --check and a start both fail, and say
-# FILE:LINE, the URI and REASON.
+# refused WHAT CERTIFICATE REASON: --check and a start both fail (exit
+# status 1: LeakSanitizer's 23 under scripts/check-sanitizers is not a
+# clean refusal), and say FILE:LINE, the URI and REASON.
 refused() {
     local line
     with_key_2 "$WORK/bad.conf" "$2"
     line=$(grep -n '^certificate = smartkey:' "$WORK/bad.conf" | cut -d: -f1)
     run "$KEYSERVICE" -c "$WORK/bad.conf" --provider-path "$MODULE_DIR" --check
-    check "$1: refused at --check" failed_cleanly
+    check "$1: refused at --check" equals "$RC" 1
     check "$1: --check says where and why" \
         stderr_line_has "bad.conf:$line: " "$3"
     run timeout 60 "$KEYSERVICE" -c "$WORK/bad.conf" \
         --provider-path "$MODULE_DIR" --ready-file "$WORK/bad.addr"
     check "$1: the service does not start" \
-        bash -c "[[ $RC -ge 1 && $RC -lt 124 && ! -s '$WORK/bad.addr' ]]"
+        bash -c "[[ $RC -eq 1 && ! -s '$WORK/bad.addr' ]]"
     check "$1: and says why" stderr_line_has "bad.conf:$line: " "$3"
 }
 refused "no such object" 'smartkey:name=No%20Such%20Certificate' \

@@ -4,10 +4,11 @@
 # object (by name or kid), read through OSSL_STORE with the provider. A
 # key identifier served with it answers callouts that python3-jwcrypto
 # decrypts with that certificate's private key (and not with the other
-# key identifier's, whose certificate is a PEM file), nothing exported. A
-# URI that names no certificate (nothing there, an AES key, an RSA key
-# with no certificate, an EC certificate, a listing of several) is refused at --check and at start, with the
-# file, the line and the reason.
+# key identifier's, whose certificate is a PEM file), nothing exported;
+# a SIGHUP moves the other's certificate into SmartKey too. A URI that
+# names no certificate (nothing there, an AES key, an RSA key with no
+# certificate, an EC certificate, a listing of several) is refused at
+# --check and at start, with the file, the line and the reason.
 # Usage: certificate.sh MODULE_DIR EMULATOR KEYSERVICE
 source "$(dirname "$0")/lib.sh"
 KEYSERVICE=${3:?usage: $0 MODULE_DIR EMULATOR KEYSERVICE}
@@ -66,6 +67,19 @@ check "jwcrypto decrypts key-1's answer with the file certificate's key" \
 check "nothing was exported while serving" equals "$(counter exports)" 0
 check "both answers were made in SmartKey: two wraps each" \
     equals "$(counter '.requests["POST /crypto/v1/wrapkey"]')" 4
+
+# SIGHUP: key-1's certificate moves into SmartKey (by kid)
+ks_config "$WORK/ks.conf"
+sed -i "s|^certificate = .*|certificate = smartkey:kid=$kid|" "$WORK/ks.conf"
+kill -HUP "$KS_PID"
+check "SIGHUP reloads a configuration whose certificate is in SmartKey" \
+    log_waits_for "reloaded"
+n=$(nonce)
+check "after the reload key-1 is answered 200" \
+    equals "$(callout /keys/key-1 "$n")" 200
+check "and its answer decrypts with the certificate held in SmartKey" \
+    verify jwe "$WORK/sf-held.pem" "$WORK/body" "$WORK/dek.bin" --kid key-1 \
+        --jti "$n" --salesforce
 ks_stop
 check "the service stops cleanly" equals "$KS_STATUS" 0
 

@@ -382,13 +382,12 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
     sk_error_clear(err);
     *response = NULL;
     if (body != NULL) {
-        body_text = json_dumps(body, JSON_COMPACT);
+        body_text = sk_json_compact(body, &call.body_len);
         if (body_text == NULL) {
             sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
             return 0;
         }
         call.body = body_text;
-        call.body_len = strlen(body_text);
     }
     for (int first = 1; again; first = 0) {
         ok = send_attempt(client, &call, body, first, &ans, &again, err);
@@ -396,12 +395,10 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
             break;
     }
     ok = ok && parse_answer(client, &ans, request, response, err);
-    if (body_text != NULL) {
-        /* Request bodies may carry plaintext (decrypt answers, wrap
-           material); both are wiped rather than left on the heap. */
-        OPENSSL_cleanse(body_text, call.body_len);
-        free(body_text);
-    }
+    /* Request bodies may carry plaintext (decrypt answers, wrap
+       material); both are wiped rather than left on the heap. */
+    if (body_text != NULL)
+        OPENSSL_clear_free(body_text, call.body_len + 1);
     sk_http_answer_reset(&ans);
     if (ok)
         sk_error_clear(err);

@@ -9,6 +9,7 @@
  *   engine.c   the I/O thread of requests made inside ASYNC jobs
  *   batch.c    batching of concurrent calls
  *   json.c     strict readers of SmartKey's JSON and Base64
+ *   json_write.c  the request bodies' compact JSON text
  *   api.c      the typed calls of client.h
  *   error.c    sk_error helpers
  *
@@ -105,7 +106,15 @@ int sk_json_need_base64(json_t *obj, const char *field, unsigned char **out,
 
 /* Standard padded Base64 of bytes as a JSON string (NULL on no memory). */
 json_t *sk_json_from_bytes(const unsigned char *in, size_t len);
-/* Strict decoder: rejects whitespace, bad padding and the URL alphabet. */
+/* Strict decoder: rejects whitespace, bad padding and the URL alphabet;
+   decodes what it accepts as EVP_DecodeBlock does (*out OPENSSL_malloc'd). */
 unsigned char *sk_base64_decode(const char *in, size_t in_len, size_t *out_len);
+
+/* ---- json_write.c ---- */
+
+/* The text json_dumps(value, JSON_COMPACT) makes, byte for byte, in an
+   OPENSSL_malloc'd buffer of *len + 1 bytes (NUL-terminated); NULL on no
+   memory or when value is neither an object nor an array. */
+char *sk_json_compact(json_t *value, size_t *len);
 
 #endif

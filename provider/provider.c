@@ -469,8 +469,10 @@ sk_client *sk_provctx_client(sk_provctx *ctx)
                                    : 1;
     config.auth = ctx->settings.auth;
     config.async_off = ctx->settings.async_off;
-    config.log = sk_debug_client_log;
+    /* debug off: the client formats no message at all */
+    config.log = sk_debug_level > 0 ? sk_debug_client_log : NULL;
     config.log_arg = NULL;
+    config.log_level = sk_debug_level;
 
     memset(&err, 0, sizeof(err));
     client = sk_client_new(&config, &err);

@@ -5,6 +5,7 @@
  * session, the status and the parsed answer. The layers below it are in
  * session.c, retry.c and pool.c (see http_private.h).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ void sk_client_log(sk_client *client, int level, const char *fmt, ...)
     char msg[600];
     va_list ap;
 
-    if (client == NULL || client->log == NULL)
+    if (client == NULL || level > client->log_level)
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -133,6 +134,9 @@ static int copy_config(sk_client *c, const sk_client_config *cfg, char **urls,
     c->insecure_skip_verify = cfg->insecure_skip_verify;
     c->log = cfg->log;
     c->log_arg = cfg->log_arg;
+    c->log_level = cfg->log == NULL     ? 0
+                   : cfg->log_level > 0 ? cfg->log_level
+                                        : INT_MAX;
     c->async_off = cfg->async_off;
     return c->nodes != NULL && c->secrets != NULL && ok;
 }

@@ -66,10 +66,11 @@ struct sk_client {
     int api_key_refused; /* auto mode: SmartKey answered 401 to the key */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;
+    int log_level; /* the highest level logged (0: log is NULL) */
 
     pthread_mutex_t lock;
     pid_t pid;
-    CURL *idle[MAX_IDLE_HANDLES];
+    struct sk_handle *idle[MAX_IDLE_HANDLES]; /* pool.c */
     size_t idle_count;
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];

@@ -181,8 +181,9 @@ char *sk_session_basic_header(const char *api_key);
 char *sk_session_header(sk_client *c, unsigned long *generation, sk_error *err);
 void sk_session_used(sk_client *c, unsigned long generation);
 void sk_session_refused(sk_client *c, unsigned long generation);
-/* Whether this request carries the API key rather than a session. */
-int sk_session_use_api_key(sk_client *c, json_t *body);
+/* Whether this request carries the API key rather than a session
+   (session_only: it names a transient key, see below). */
+int sk_session_use_api_key(sk_client *c, int session_only);
 /* Auto mode: SmartKey refused the API key; sessions from now on. */
 void sk_session_key_refused(sk_client *c);
 /* Paused jobs waiting for an authentication look again. Called with

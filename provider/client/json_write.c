@@ -12,9 +12,11 @@
  * since jansson 2.14, the hash order before). Reals (no request has one)
  * go through json_dumps itself.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "internal.h"
 
 /* The escape of byte c inside a JSON string: 0 for none, else its length
@@ -227,4 +229,121 @@ char *sk_json_compact(json_t *value, size_t *len)
         return NULL;
     *len = (size_t)(put_value(text, value) - text);
     return text;
+}
+
+/* ---- bodies written directly ---- */
+
+static void text_reserve(sk_json_text *t, size_t more)
+{
+    size_t cap;
+    char *buf;
+
+    if (t->failed || t->len + more + 1 <= t->cap)
+        return;
+    cap = t->cap > 0 ? t->cap : 512;
+    while (cap < t->len + more + 1)
+        cap *= 2;
+    /* the text may hold a plaintext's Base64: the old buffer is wiped */
+    buf = OPENSSL_clear_realloc(t->buf, t->cap, cap);
+    if (buf == NULL) {
+        t->failed = 1;
+        return;
+    }
+    t->buf = buf;
+    t->cap = cap;
+}
+
+void sk_json_text_raw(sk_json_text *t, const char *json)
+{
+    size_t n = strlen(json);
+
+    text_reserve(t, n);
+    if (t->failed)
+        return;
+    memcpy(t->buf + t->len, json, n + 1);
+    t->len += n;
+}
+
+void sk_json_text_string(sk_json_text *t, const char *s)
+{
+    size_t len = strlen(s);
+
+    text_reserve(t, string_len(s, len));
+    if (t->failed)
+        return;
+    t->len = (size_t)(put_string(t->buf + t->len, s, len) - t->buf);
+    t->buf[t->len] = '\0';
+}
+
+void sk_json_text_base64(sk_json_text *t, const unsigned char *in, size_t len)
+{
+    size_t n = (len + 2) / 3 * 4;
+
+    if (len > INT_MAX / 2) {
+        t->failed = 1;
+        return;
+    }
+    text_reserve(t, n + 2);
+    if (t->failed)
+        return;
+    t->buf[t->len++] = '"';
+    EVP_EncodeBlock((unsigned char *)t->buf + t->len, in, (int)len);
+    t->len += n;
+    t->buf[t->len++] = '"';
+    t->buf[t->len] = '\0';
+}
+
+char *sk_json_text_finish(sk_json_text *t, size_t *len)
+{
+    char *text = t->buf;
+
+    if (t->failed) {
+        sk_json_text_free(t);
+        return NULL;
+    }
+    *len = t->len;
+    memset(t, 0, sizeof(*t));
+    return text;
+}
+
+void sk_json_text_free(sk_json_text *t)
+{
+    OPENSSL_clear_free(t->buf, t->cap);
+    memset(t, 0, sizeof(*t));
+}
+
+/* RFC 3629, as jansson checks its strings: no overlong forms, no
+   surrogates, nothing above U+10FFFF. */
+int sk_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+    while (p < end) {
+        unsigned c = *p, n, cp;
+
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 3, cp = c & 0x07;
+        else
+            return 0;
+        if ((size_t)(end - p) <= n)
+            return 0;
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return 0;
+        p += n + 1;
+    }
+    return 1;
 }

@@ -5,7 +5,11 @@
  * json-writer: sk_json_compact writes the bytes json_dumps(JSON_COMPACT)
  * writes, for every request shape the typed calls build (api.c, batch.c),
  * for strings with every escape, NUL, non-ASCII UTF-8 and long runs, and
- * for thousands of random trees.
+ * for thousands of random trees; the hot calls' bodies written as text
+ * (sign, decrypt, encrypt, wrapkey) are, byte for byte, what json_dumps
+ * makes of the jansson trees the client built for them before, for every
+ * padding, hash, key reference (kid, name with escapes and non-ASCII,
+ * transient handle) and option; an invalid UTF-8 name is refused.
  *
  * base64: sk_base64_decode decodes what OpenSSL's EVP_EncodeBlock wrote,
  * and on any input accepts exactly what the strict reading accepts
@@ -256,6 +260,273 @@ static void test_writer_refuses_scalars(void)
     json_decref(s);
 }
 
+/* ---- the hot calls' bodies ---- */
+
+/* The bodies as the client built them with jansson before they were
+   written as text (the reference). */
+static json_t *ref_desc(const sk_key_ref *key, const char *transient)
+{
+    if (transient != NULL)
+        return json_pack("{s:s}", "transient_key", transient);
+    return key->kid != NULL ? json_pack("{s:s}", "kid", key->kid)
+                            : json_pack("{s:s}", "name", key->name);
+}
+
+static json_t *ref_mgf1(const char *hash)
+{
+    return json_pack("{s:{s:{s:s}}}", "mgf", "mgf1", "hash", hash);
+}
+
+static json_t *ref_b64(const unsigned char *in, size_t len)
+{
+    char text[1024];
+    int n = EVP_EncodeBlock((unsigned char *)text, in, (int)len);
+
+    return json_stringn(text, (size_t)n);
+}
+
+static json_t *ref_rsa_mode(sk_rsa_padding padding, const char *oaep_hash)
+{
+    if (padding == SK_RSA_PKCS1_V15)
+        return json_pack("{s:{}}", "PKCS1_V15");
+    if (padding == SK_RSA_RAW)
+        return json_pack("{s:{}}", "RAW_DECRYPT");
+    return json_pack("{s:o}", "OAEP",
+                     ref_mgf1(oaep_hash != NULL ? oaep_hash : "SHA1"));
+}
+
+static json_t *ref_sign(const sk_sign_request *r)
+{
+    json_t *body =
+        json_pack("{s:o,s:s,s:o}", "key", ref_desc(&r->key, NULL), "hash_alg",
+                  r->hash_alg, "hash", ref_b64(r->hash, r->hash_len));
+
+    if (r->padding == SK_SIG_PKCS1_V15)
+        json_object_set_new(body, "mode", json_pack("{s:{}}", "PKCS1_V15"));
+    else if (r->padding == SK_SIG_PSS)
+        json_object_set_new(
+            body, "mode",
+            json_pack(
+                "{s:o}", "PSS",
+                ref_mgf1(r->mgf1_hash != NULL ? r->mgf1_hash : r->hash_alg)));
+    return body;
+}
+
+static json_t *ref_rsa(json_t *key, const char *field,
+                       const unsigned char *data, size_t len,
+                       sk_rsa_padding padding, const char *oaep_hash,
+                       const unsigned char *label, size_t label_len)
+{
+    json_t *body =
+        json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", field,
+                  ref_b64(data, len), "mode", ref_rsa_mode(padding, oaep_hash));
+
+    if (padding == SK_RSA_OAEP && label_len > 0)
+        json_object_set_new(body, "label", ref_b64(label, label_len));
+    return body;
+}
+
+static json_t *ref_wrap(const sk_wrapkey_ex_request *r)
+{
+    int rsa = strcmp(r->alg, "RSA") == 0;
+    json_t *body = json_pack(
+        "{s:o,s:o,s:s,s:o}", "key",
+        ref_desc(&r->wrapping_key, r->wrapping_transient_key), "subject",
+        ref_desc(&r->wrap_subject, r->subject_transient_key), "alg", r->alg,
+        "mode",
+        rsa ? ref_rsa_mode(SK_RSA_OAEP, r->oaep_hash)
+            : json_string(r->cipher_mode));
+
+    if (r->key_format != NULL)
+        json_object_set_new(body, "key_format", json_string(r->key_format));
+    if (r->iv != NULL)
+        json_object_set_new(body, "iv", ref_b64(r->iv, r->iv_len));
+    if (r->ad != NULL)
+        json_object_set_new(body, "ad", ref_b64(r->ad, r->ad_len));
+    if (r->tag_len_bits > 0)
+        json_object_set_new(body, "tag_len",
+                            json_integer((json_int_t)r->tag_len_bits));
+    return body;
+}
+
+/* text is what json_dumps makes of the reference; takes ref and body. */
+static int body_is(json_t *ref, sk_request_body *body, int ok)
+{
+    char *expected = json_dumps(ref, JSON_COMPACT);
+    int same = ok && expected != NULL && body->text != NULL &&
+               body->len == strlen(expected) &&
+               strcmp(body->text, expected) == 0;
+
+    if (!same)
+        fprintf(stderr, "reference: %s\ntext:      %s\n",
+                expected != NULL ? expected : "(null)",
+                ok && body->text != NULL ? body->text : "(null)");
+    /* the members after the key begin right after {"key":<desc>, */
+    if (same) {
+        json_t *key = json_object_get(ref, "key");
+        char *desc = json_dumps(key, JSON_COMPACT | JSON_ENCODE_ANY);
+
+        same = desc != NULL && body->rest == 7 + strlen(desc) + 1;
+        free(desc);
+    }
+    free(expected);
+    json_decref(ref);
+    if (ok)
+        sk_request_body_clear(body);
+    return same;
+}
+
+static const unsigned char data300[300] = {0x00, 0xff, 0xfe, 0x3e, 0x3f, 0x80};
+static const char kid36[] = "0b0c4e8e-57a8-4ac4-9f65-0c1b1f0e3a1d";
+static const char *const names[] = {"bench-rsa", "a \"quoted\" \\ name\t/",
+                                    "caf\xc3\xa9 \xf0\x9f\x94\x91",
+                                    "ctl\x01\x1f"};
+
+static void test_sign_bodies(void)
+{
+    static const sk_sig_padding paddings[] = {SK_SIG_NONE, SK_SIG_PKCS1_V15,
+                                              SK_SIG_PSS};
+    static const char *const hashes[] = {"SHA256", "SHA384", "SHA512", "SHA1"};
+    int same = 0, total = 0;
+
+    for (size_t k = 0; k < 1 + sizeof(names) / sizeof(names[0]); k++)
+        for (size_t p = 0; p < 3; p++)
+            for (size_t h = 0; h < 4; h++)
+                for (size_t len = 1; len <= 66; len += 13) {
+                    sk_sign_request r = {0};
+                    sk_request_body body;
+                    sk_error err;
+
+                    r.key.kid = k == 0 ? kid36 : NULL;
+                    r.key.name = k == 0 ? NULL : names[k - 1];
+                    r.hash_alg = hashes[h];
+                    r.hash = data300;
+                    r.hash_len = len;
+                    r.padding = paddings[p];
+                    r.mgf1_hash = h == 3 ? "SHA256" : NULL;
+                    same += body_is(ref_sign(&r), &body,
+                                    sk_sign_body(&r, &body, &err));
+                    total++;
+                }
+    CU_ASSERT_EQUAL(same, total);
+}
+
+static void test_rsa_bodies(void)
+{
+    static const sk_rsa_padding paddings[] = {SK_RSA_OAEP, SK_RSA_PKCS1_V15,
+                                              SK_RSA_RAW};
+    static const char *const hashes[] = {NULL, "SHA256", "SHA512"};
+    int same = 0, total = 0;
+
+    for (size_t k = 0; k < 2 + sizeof(names) / sizeof(names[0]); k++)
+        for (size_t p = 0; p < 3; p++)
+            for (size_t h = 0; h < 3; h++)
+                for (size_t label = 0; label < 2; label++) {
+                    const char *transient =
+                        k == 1 ? "a-transient-handle" : NULL;
+                    sk_key_ref key = {k == 0 ? kid36 : NULL,
+                                      k >= 2 ? names[k - 2] : NULL};
+                    sk_decrypt_request d = {0};
+                    sk_encrypt_request e = {0};
+                    sk_request_body body;
+                    sk_error err;
+
+                    d.key = key;
+                    d.cipher = data300;
+                    d.cipher_len = 256;
+                    d.padding = paddings[p];
+                    d.oaep_hash = hashes[h];
+                    d.label = label ? data300 + 3 : NULL;
+                    d.label_len = label ? 5 : 0;
+                    if (transient == NULL) {
+                        same +=
+                            body_is(ref_rsa(ref_desc(&key, NULL), "cipher",
+                                            data300, 256, d.padding,
+                                            d.oaep_hash, d.label, d.label_len),
+                                    &body, sk_decrypt_body(&d, &body, &err));
+                        total++;
+                    }
+                    if (paddings[p] == SK_RSA_RAW)
+                        continue;
+                    e.key = key;
+                    e.transient_key = transient;
+                    e.plain = data300;
+                    e.plain_len = 32;
+                    e.padding = paddings[p];
+                    e.oaep_hash = hashes[h];
+                    e.label = d.label;
+                    e.label_len = d.label_len;
+                    same += body_is(ref_rsa(ref_desc(&key, transient), "plain",
+                                            data300, 32, e.padding, e.oaep_hash,
+                                            e.label, e.label_len),
+                                    &body, sk_encrypt_body(&e, &body, &err));
+                    total++;
+                }
+    CU_ASSERT_EQUAL(same, total);
+}
+
+static void test_wrapkey_bodies(void)
+{
+    int same = 0, total = 0;
+
+    for (int variant = 0; variant < 64; variant++) {
+        sk_wrapkey_ex_request r = {0};
+        sk_request_body body;
+        sk_error err;
+        int rsa = variant & 1;
+
+        r.wrapping_key.kid = kid36;
+        if (variant & 2)
+            r.wrapping_transient_key = "transient-wrapping";
+        if (variant & 4)
+            r.subject_transient_key = "transient-subject";
+        else if (variant & 8)
+            r.wrap_subject.name = names[(variant >> 4) & 3];
+        else
+            r.wrap_subject.kid = kid36;
+        r.alg = rsa ? "RSA" : "AES";
+        r.oaep_hash = rsa && (variant & 16) ? "SHA256" : NULL;
+        r.cipher_mode = rsa ? NULL : (variant & 16) ? "GCM" : "KWP";
+        if (variant & 32) {
+            r.key_format = "Pkcs8";
+            if (!rsa) {
+                r.iv = data300;
+                r.iv_len = 12;
+                r.ad = data300 + 1;
+                r.ad_len = 7;
+                r.tag_len_bits = 128;
+            }
+        }
+        same += body_is(ref_wrap(&r), &body,
+                        sk_wrapkey_body(&r, &body, &err) &&
+                            body.session_only ==
+                                ((variant & 2) || (variant & 4) ? 1 : 0));
+        total++;
+    }
+    CU_ASSERT_EQUAL(same, total);
+}
+
+static void test_bodies_refuse_bad_names(void)
+{
+    sk_sign_request r = {0};
+    sk_request_body body;
+    sk_error err;
+
+    r.key.name = "bad \xc3\x28 utf-8";
+    r.hash_alg = "SHA256";
+    r.hash = data300;
+    r.hash_len = 32;
+    CU_ASSERT_FALSE(sk_sign_body(&r, &body, &err));
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_BAD_REQUEST);
+    r.key.name = "overlong \xc0\xaf";
+    CU_ASSERT_FALSE(sk_sign_body(&r, &body, &err));
+    r.key.name = "surrogate \xed\xa0\x80";
+    CU_ASSERT_FALSE(sk_sign_body(&r, &body, &err));
+    r.key.name = NULL;
+    r.key.kid = "not-a-uuid";
+    CU_ASSERT_FALSE(sk_sign_body(&r, &body, &err));
+}
+
 /* ---- the Base64 decoder ---- */
 
 /* The strict reading as the client did it with OpenSSL before: its checks,
@@ -382,6 +653,10 @@ int main(int argc, char **argv)
         CU_add_test(suite, "escapes and unicode", test_escapes);
         CU_add_test(suite, "random trees", test_random_trees);
         CU_add_test(suite, "scalars refused", test_writer_refuses_scalars);
+        CU_add_test(suite, "sign bodies", test_sign_bodies);
+        CU_add_test(suite, "decrypt and encrypt bodies", test_rsa_bodies);
+        CU_add_test(suite, "wrapkey bodies", test_wrapkey_bodies);
+        CU_add_test(suite, "bad key names", test_bodies_refuse_bad_names);
     }
     if (strcmp(which, "all") == 0 || strcmp(which, "base64") == 0) {
         CU_add_test(suite, "round trip", test_base64_round_trip);

@@ -33,6 +33,11 @@ static CURLcode global_init_result = CURLE_FAILED_INIT;
 static int curl_thread_safe;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static sk_client *registry;
+/* This process's id, kept by global_init and the fork handler: the pool
+   compares it on every request, and getpid() is a system call. Written
+   under pthread_once and in a forked child (one thread), read under a
+   client lock. */
+static pid_t current_pid;
 
 /*
  * Fork: mutexes must not be copied in a locked state into the child, so
@@ -67,6 +72,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    current_pid = getpid();
     for (sk_client *c = registry; c != NULL; c = c->next) {
         sk_batcher_at_fork(c->batcher, SK_FORK_CHILD);
         /* The engine's I/O thread does not exist here: the parent's engine
@@ -121,6 +127,7 @@ static void global_init(void)
     curl_thread_safe =
         info != NULL && (info->features & CURL_VERSION_THREADSAFE) != 0;
     global_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    current_pid = getpid();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     /* OpenSSL keeps the module holding the handler loaded until it ran */
     OPENSSL_atexit(stop_engines_at_exit);
@@ -189,7 +196,7 @@ static void share_unlock(CURL *handle, curl_lock_data data, void *arg)
 /* Called with c->lock held. */
 static void check_fork(sk_client *c)
 {
-    pid_t pid = getpid();
+    pid_t pid = current_pid;
 
     if (c->pid == pid)
         return;
@@ -344,7 +351,7 @@ sk_engine *sk_pool_engine(sk_client *c)
 static void return_handle(sk_client *c, sk_handle *handle, int reusable)
 {
     pthread_mutex_lock(&c->lock);
-    if (reusable && c->pid == getpid() && c->idle_count < MAX_IDLE_HANDLES) {
+    if (reusable && c->pid == current_pid && c->idle_count < MAX_IDLE_HANDLES) {
         c->idle[c->idle_count++] = handle;
         handle = NULL;
     }

@@ -913,7 +913,9 @@ static CURLcode exchange_sync(sk_client *c, const char *method, const char *url,
         h->share = share;
     h->errbuf[0] = '\0';
     rc = set_headers(h, authorization, body, body_len);
-    if (rc == CURLE_OK)
+    if (rc != CURLE_OK)
+        h->method = METHOD_NONE; /* its state is unknown: not reused */
+    else
         rc = set_request(h->curl, method, url, body, body_len, flags, ans,
                          &h->method, &h->fresh);
     if (rc == CURLE_OK)

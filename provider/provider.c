@@ -465,8 +465,10 @@ static void client_config(const sk_settings *settings, const char *api_key,
                                     : 1;
     config->auth = settings->auth;
     config->async_off = settings->async_off;
-    config->log = sk_debug_client_log;
+    /* debug off: the client formats no message at all */
+    config->log = sk_debug_level > 0 ? sk_debug_client_log : NULL;
     config->log_arg = NULL;
+    config->log_level = sk_debug_level;
 }
 
 sk_client *sk_provctx_client(sk_provctx *ctx)

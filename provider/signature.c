@@ -503,7 +503,10 @@ static sk_approval *prepare_approval(sk_signature_ctx *ctx,
              ctx->key->name != NULL ? "' (" : "",
              ctx->key->name != NULL ? ctx->key->kid : "",
              ctx->key->name != NULL ? ")" : "");
-    sk_approval_hex(digest, digest_len, hex, sizeof(hex));
+    sk_approval_hex(
+        digest,
+        sk_approval_describes(ctx->provctx, &ctx->approval) ? digest_len : 0,
+        hex, sizeof(hex));
     return sk_approval_prepare(
         approval, ctx->provctx, &ctx->approval, what,
         "Sign the %s digest %s with key '%.200s' (kid %s), %s",

@@ -107,6 +107,9 @@ typedef struct sk_client_config {
     /* optional debug log sink; never receives secrets */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;
+    /* the highest level `log` wants (1 errors, 2 requests...): messages
+       above it are not even formatted; 0: every level */
+    int log_level;
 } sk_client_config;
 
 /*

@@ -29,6 +29,7 @@ typedef struct sk_settings_text {
     const char *no_proxy;
     const char *env_overrides;
     const char *async;
+    const char *ed25519_hash_alg;
     /* environment variables (already chosen between SMARTKEY_* and
        FORTANIX_*); they win over openssl.cnf. NULL when unset or empty. */
     const char *env_api_endpoint;

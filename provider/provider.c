@@ -28,6 +28,8 @@ static const OSSL_ALGORITHM keymgmt_algorithms[] = {
     {SK_NAMES_RSA, SK_PROPS, sk_rsa_keymgmt_functions,
      "RSA key held in SmartKey"},
     {SK_NAMES_EC, SK_PROPS, sk_ec_keymgmt_functions, "EC key held in SmartKey"},
+    {SK_NAMES_ED25519, SK_PROPS, sk_ed25519_keymgmt_functions,
+     "Ed25519 key held in SmartKey"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -39,6 +41,8 @@ static const OSSL_ALGORITHM encoder_algorithms[] = {
      "Describes an RSA key held in SmartKey"},
     {SK_NAMES_EC, SK_PROPS ",output=text", sk_text_encoder_functions,
      "Describes an EC key held in SmartKey"},
+    {SK_NAMES_ED25519, SK_PROPS ",output=text", sk_text_encoder_functions,
+     "Describes an Ed25519 key held in SmartKey"},
     /* "private key" output of a SmartKey key: a reference file
        (docs/openssl-dispatch.md §5), in the structures `pkey`/`rsa`
        (PrivateKeyInfo), `ec` and i2d_PrivateKey (type-specific) and `rsa
@@ -62,6 +66,12 @@ static const OSSL_ALGORITHM encoder_algorithms[] = {
      sk_keyref_der_encoder_functions, "Reference to an RSA key in SmartKey"},
     {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("der", "type-specific"),
      sk_keyref_der_encoder_functions, "Reference to an EC key in SmartKey"},
+    {SK_NAMES_ED25519, SK_KEYREF_ENCODER_PROPS("pem", "PrivateKeyInfo"),
+     sk_keyref_pem_encoder_functions,
+     "Reference to an Ed25519 key in SmartKey"},
+    {SK_NAMES_ED25519, SK_KEYREF_ENCODER_PROPS("der", "PrivateKeyInfo"),
+     sk_keyref_pkcs8_der_encoder_functions,
+     "Reference to an Ed25519 key in SmartKey"},
     {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("pem", "pkcs1"),
      sk_keyref_pem_encoder_functions, "Reference to an RSA key in SmartKey"},
     {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("der", "pkcs1"),
@@ -80,6 +90,10 @@ static const OSSL_ALGORITHM decoder_algorithms[] = {
     {SK_NAMES_EC,
      SK_PROPS ",input=der,structure=" SMARTKEY_KEY_REFERENCE_STRUCTURE,
      sk_keyref_ec_decoder_functions, "EC key in SmartKey, by reference"},
+    {SK_NAMES_ED25519,
+     SK_PROPS ",input=der,structure=" SMARTKEY_KEY_REFERENCE_STRUCTURE,
+     sk_keyref_ed25519_decoder_functions,
+     "Ed25519 key in SmartKey, by reference"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -96,6 +110,8 @@ static const OSSL_ALGORITHM signature_algorithms[] = {
      "RSA signatures (PKCS#1 v1.5, PSS) made in SmartKey"},
     {SK_NAMES_ECDSA, SK_PROPS, sk_ecdsa_signature_functions,
      "ECDSA signatures made in SmartKey"},
+    {SK_NAMES_ED25519, SK_PROPS, sk_ed25519_signature_functions,
+     "Pure Ed25519 signatures made in SmartKey"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -347,6 +363,8 @@ static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES,
                             (char **)&text.env_overrides, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ASYNC, (char **)&text.async, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ED25519_HASH_ALG,
+                            (char **)&text.ed25519_hash_alg, 0),
         OSSL_PARAM_END,
     };
     sk_settings *settings = &ctx->settings;

@@ -77,6 +77,10 @@ static sk_curve curve_of(const char *s)
         return SK_CURVE_P384;
     if (strcmp(s, "NistP521") == 0)
         return SK_CURVE_P521;
+    if (strcmp(s, "Ed25519") == 0)
+        return SK_CURVE_ED25519;
+    if (strcmp(s, "X25519") == 0)
+        return SK_CURVE_X25519;
     return SK_CURVE_OTHER;
 }
 
@@ -417,10 +421,14 @@ int sk_client_sign(sk_client *client, const sk_sign_request *req,
 
     sk_error_clear(err);
     *signature = NULL;
-    if (req == NULL || !valid_alg_name(req->hash_alg) || req->hash == NULL ||
-        req->hash_len == 0) {
+    /* exactly one of hash (RSA, ECDSA) and data (EdDSA), never empty */
+    if (req == NULL || !valid_alg_name(req->hash_alg) ||
+        (req->hash == NULL) == (req->data == NULL) ||
+        (req->hash != NULL && req->hash_len == 0) ||
+        (req->data != NULL && req->padding != SK_SIG_NONE)) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "a digest and its algorithm are required");
+                     "a digest or a message, and a hash algorithm, are "
+                     "required");
         return 0;
     }
     mgf1_hash = req->mgf1_hash != NULL ? req->mgf1_hash : req->hash_alg;
@@ -437,7 +445,10 @@ int sk_client_sign(sk_client *client, const sk_sign_request *req,
     else if (req->padding == SK_SIG_PSS)
         mode = json_pack("{s:o}", "PSS", mgf1(mgf1_hash));
     body = json_pack("{s:o,s:s,s:o}", "key", key, "hash_alg", req->hash_alg,
-                     "hash", sk_json_from_bytes(req->hash, req->hash_len));
+                     req->hash != NULL ? "hash" : "data",
+                     req->hash != NULL
+                         ? sk_json_from_bytes(req->hash, req->hash_len)
+                         : sk_json_from_bytes(req->data, req->data_len));
     if (body != NULL && req->padding != SK_SIG_NONE &&
         (mode == NULL || json_object_set(body, "mode", mode) != 0))
         json_decref(body), body = NULL;

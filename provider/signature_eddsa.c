@@ -130,6 +130,8 @@ static int ed25519_init_key(sk_ed25519_ctx *ctx, void *provkey,
         ctx->key = sk_key_up_ref(keydata->key);
     }
     ctx->operation = operation;
+    SK_DEBUG(3, "key %s: Ed25519 %s", ctx->key->kid,
+             operation == ED25519_SIGN ? "signature" : "verification");
     return 1;
 }
 

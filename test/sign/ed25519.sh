@@ -104,10 +104,11 @@ check "nor a verify request" \
 # file too); OpenSSL 3.5 can with -md sha512 (the digest of the signed
 # attributes). Where the stock openssl can with a local key, the SmartKey
 # key must do the same.
-openssl genpkey -algorithm ED25519 -out "$WORK/local.key" 2>/dev/null &&
-    openssl req -new -x509 -key "$WORK/local.key" -subj /CN=local -days 2 \
-        -out "$WORK/local.crt" 2>/dev/null ||
+if ! openssl genpkey -algorithm ED25519 -out "$WORK/local.key" 2>/dev/null ||
+    ! openssl req -new -x509 -key "$WORK/local.key" -subj /CN=local -days 2 \
+        -out "$WORK/local.crt" 2>/dev/null; then
     fatal "cannot make a local Ed25519 certificate"
+fi
 if openssl cms -sign -in "$MESSAGE" -signer "$WORK/local.crt" \
     -inkey "$WORK/local.key" -md sha512 -binary -nodetach -outform PEM \
     -out "$WORK/local.p7m" 2>/dev/null; then

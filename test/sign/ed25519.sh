@@ -144,6 +144,24 @@ check "a TLS 1.2 handshake (RFC 8422) completes too" succeeded
 server_stop
 check "two handshakes cost two sign requests" equals "$(sign_requests)" 2
 
+# a client certificate whose Ed25519 key is in SmartKey
+openssl req -x509 -newkey ed25519 -nodes -keyout "$WORK/peer.key" \
+    -subj /CN=local-server -days 2 -out "$WORK/peer.crt" 2>/dev/null ||
+    fatal "cannot make the local server's certificate"
+server_start "$WORK/peer.key" "$WORK/peer.crt" 1 \
+    -Verify 1 -verify_return_error -CAfile "$WORK/ed.crt" ||
+    fatal "s_server -Verify did not start: $(cat "$WORK/server.err")"
+counters_reset
+client_handshake "$WORK/peer.crt" "$WORK/ed.crt" smartkey:name=ed-signer \
+    -tls1_3
+check "TLS 1.3 client authentication with the Ed25519 key completes" \
+    succeeded
+server_stop
+check "the server verified the SmartKey client certificate" \
+    grep -Eq 'depth=0 CN ?= ?ed-signer' "$WORK/server.err"
+check "one client handshake costs one sign request" \
+    equals "$(sign_requests)" 1
+
 # ---- the request on the wire, and the local server's strictness ----
 check "SmartKey got the message as data with hash_alg SHA512" \
     bash -c "grep -q 'POST /crypto/v1/sign 200' '$WORK/emulator.log'"

@@ -14,6 +14,8 @@
  *    takes no `mode`, and requires hash_alg SHA512 (400 otherwise; what
  *    Fortanix's clients send, docs/smartkey-api.md §8); the signature is
  *    R || S, 64 bytes. deterministic_signature is accepted (EdDSA is).
+ *  - `context` on sign/verify (ML-DSA keys only in SmartKey's model) is
+ *    refused (400) for every key: this server has no ML-DSA keys.
  *  - OAEP: the label hash is the MGF1 hash; `label` (Base64) is accepted on
  *    encrypt/decrypt and refused (400) with PKCS1_V15. OAEP in a request must
  *    carry mgf.mgf1.hash.
@@ -1612,6 +1614,16 @@ static int ed25519_verify(const em_obj *key, const struct bytes *data,
     return ok;
 }
 
+/* `context` is for ML-DSA keys only (Fortanix's OpenAPI of /crypto/v1/sign);
+   this server has none, so it refuses the field for every key. */
+static int no_context(json_t *request, em_response *resp)
+{
+    if (field(request, "context") == NULL)
+        return 1;
+    return em_error(resp, 400,
+                    "Field 'context' is accepted by ML-DSA keys only");
+}
+
 int em_h_sign(em_request *req, em_response *resp)
 {
     json_t *request = req->json, *reply;
@@ -1628,6 +1640,8 @@ int em_h_sign(em_request *req, em_response *resp)
     if (key == NULL)
         return 0;
     deterministic = field(request, "deterministic_signature");
+    if (!no_context(request, resp))
+        goto done;
     if (em_key_is_ed25519(key)) {
         struct bytes data = {0};
 
@@ -1690,6 +1704,8 @@ int em_h_verify(em_request *req, em_response *resp)
     key = resolve_key(req, resp);
     if (key == NULL)
         return 0;
+    if (!no_context(request, resp))
+        goto done;
     if (em_key_is_ed25519(key)) {
         struct bytes data = {0};
 

@@ -186,6 +186,11 @@ run rest POST /crypto/v1/sign "$(jq -nc --arg d "$(b64 "$MESSAGE")" \
     '{key: {name: "ed-signer"}, hash_alg: "SHA512", data: $d,
       mode: {PKCS1_V15: {}}}')"
 check "a mode is refused (400)" failed_cleanly
+run rest POST /crypto/v1/sign "$(jq -nc --arg d "$(b64 "$MESSAGE")" \
+    '{key: {name: "ed-signer"}, hash_alg: "SHA512", data: $d,
+      context: "Y3R4"}')"
+check "a context (ML-DSA only) is refused (400)" \
+    bash -c "! [[ $RC -eq 0 ]] && grep -q 'ML-DSA keys only' '$OUT'"
 run rest POST /crypto/v1/verify "$(jq -nc --arg d "$(b64 "$MESSAGE")" \
     --arg s "$(b64 "$WORK/message.sig")" \
     '{key: {name: "ed-signer"}, hash_alg: "SHA512", data: $d,

@@ -28,6 +28,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "approval.h"
 #include "key.h"
 #include "names.h"
 #include "params.h"
@@ -73,6 +74,7 @@ typedef struct sk_rsa_cipher {
     int remote_encrypt;
     char *wrap_subject_uri; /* as the user gave it, for messages */
     sk_uri wrap_subject;
+    sk_approval_opts approval; /* smartkey-approval, -approval-request */
 } sk_rsa_cipher;
 
 static void *rsa_cipher_newctx(void *provctx)
@@ -83,6 +85,7 @@ static void *rsa_cipher_newctx(void *provctx)
         return NULL;
     ctx->padding = RSA_PKCS1_PADDING; /* OpenSSL's default for RSA */
     ctx->implicit_rejection = 1;      /* OpenSSL 3.2+'s default */
+    sk_approval_opts_init(&ctx->approval);
     return ctx;
 }
 
@@ -146,6 +149,7 @@ static const OSSL_PARAM settable_params[] = {
     OSSL_PARAM_uint(PARAM_IMPLICIT_REJECTION, NULL),
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_WRAP_SUBJECT, NULL, 0),
     OSSL_PARAM_int(SMARTKEY_PARAM_REMOTE_ENCRYPT, NULL),
+    SK_APPROVAL_SETTABLE_PARAMS,
     OSSL_PARAM_END,
 };
 
@@ -341,6 +345,8 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 1;
     if (!sk_params_check(ctx->provctx, params, settable_params,
                          text_or_int_params, "the RSA cipher"))
+        return 0;
+    if (!sk_approval_set_params(ctx->provctx, &ctx->approval, params))
         return 0;
     p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE);
     if (p != NULL && !set_padding(ctx, p))
@@ -551,9 +557,10 @@ typedef enum remote_call { CALL_WRAPKEY, CALL_ENCRYPT } remote_call;
    with key or transient as the RSA key; err set when it fails. */
 static int send_with_key(sk_rsa_cipher *ctx, sk_client *client,
                          remote_call call, sk_key_ref key,
-                         const char *transient, const unsigned char *in,
-                         size_t inlen, unsigned char **result,
-                         size_t *result_len, sk_error *err)
+                         const char *transient, sk_approval *approval,
+                         const unsigned char *in, size_t inlen,
+                         unsigned char **result, size_t *result_len,
+                         sk_error *err)
 {
     const sk_digest *digest = effective_oaep_digest(ctx);
 
@@ -567,6 +574,7 @@ static int send_with_key(sk_rsa_cipher *ctx, sk_client *client,
         req.wrap_subject.kid = ctx->wrap_subject.kid;
         req.alg = "RSA";
         req.oaep_hash = digest->smartkey_name;
+        req.approval = approval;
         return sk_client_wrapkey(client, &req, result, result_len, err);
     } else {
         sk_encrypt_request req;
@@ -581,6 +589,7 @@ static int send_with_key(sk_rsa_cipher *ctx, sk_client *client,
         req.label_len = ctx->oaep_label_len;
         req.plain = in;
         req.plain_len = inlen;
+        req.approval = approval;
         return sk_client_encrypt(client, &req, result, result_len, err);
     }
 }
@@ -588,10 +597,12 @@ static int send_with_key(sk_rsa_cipher *ctx, sk_client *client,
 /* The error of a failed call: what was done with which key, SmartKey's
    answer; a key SmartKey no longer shows is dropped from the cache. */
 static void call_failed(sk_rsa_cipher *ctx, remote_call call,
-                        const sk_error *err)
+                        sk_approval_ctx *approval, const sk_error *err)
 {
     char key_text[260], subject[300];
 
+    if (SK_RAISE_APPROVAL(approval, err))
+        return;
     describe_key(ctx->key, key_text, sizeof(key_text));
     if (call == CALL_WRAPKEY)
         snprintf(subject, sizeof(subject), "wrapping %.120s under %.150s",
@@ -606,16 +617,47 @@ static void call_failed(sk_rsa_cipher *ctx, remote_call call,
     SK_RAISE_CLIENT(ctx->provctx, subject, err);
 }
 
+/* The approval of a wrap or an encryption: what approvers read. */
+static sk_approval *prepare_call_approval(sk_rsa_cipher *ctx, remote_call call,
+                                          size_t inlen,
+                                          sk_approval_ctx *approval)
+{
+    char key_text[260], what[400], fingerprint[128];
+
+    describe_key(ctx->key, key_text, sizeof(key_text));
+    sk_approval_fingerprint(ctx->key->public_key, fingerprint,
+                            sizeof(fingerprint));
+    if (call == CALL_WRAPKEY) {
+        snprintf(what, sizeof(what), "wrapping %.120s under %.250s",
+                 ctx->wrap_subject_uri, key_text);
+        return sk_approval_prepare(
+            approval, ctx->provctx, &ctx->approval, what,
+            "Wrap (export) the key %.200s under the RSA %s%.200s (public key "
+            "%s) with RSA-OAEP %s; format rsa-oaep",
+            ctx->wrap_subject_uri, held_in_smartkey(ctx->key) ? "" : "public ",
+            key_text, fingerprint, effective_oaep_digest(ctx)->smartkey_name);
+    }
+    snprintf(what, sizeof(what), "encrypting with %.250s", key_text);
+    return sk_approval_prepare(approval, ctx->provctx, &ctx->approval, what,
+                               "Encrypt %zu bytes with the RSA %.200s (public "
+                               "key %s), padding %s",
+                               inlen, key_text, fingerprint,
+                               padding_name(ctx->padding));
+}
+
 static int call_with_key(sk_rsa_cipher *ctx, remote_call call,
                          const unsigned char *in, size_t inlen,
                          unsigned char **result, size_t *result_len)
 {
     sk_client *client = client_of(ctx);
+    sk_approval_ctx approval;
+    sk_approval *wire;
     sk_error err;
     int ok = 0;
 
     if (client == NULL)
         return 0;
+    wire = prepare_call_approval(ctx, call, inlen, &approval);
     for (int attempt = 0; attempt < 2; attempt++) {
         sk_key_ref key = {NULL, NULL};
         char *transient = NULL;
@@ -629,15 +671,15 @@ static int call_with_key(sk_rsa_cipher *ctx, remote_call call,
         }
         memset(&err, 0, sizeof(err));
         sk_set_error_mark(ctx->provctx);
-        ok = send_with_key(ctx, client, call, key, transient, in, inlen, result,
-                           result_len, &err);
+        ok = send_with_key(ctx, client, call, key, transient, wire, in, inlen,
+                           result, result_len, &err);
         sk_pop_error_to_mark(ctx->provctx);
         OPENSSL_free(transient);
         if (ok || transient == NULL || err.kind != SK_ERR_NOT_FOUND)
             break;
     }
     if (!ok)
-        call_failed(ctx, call, &err);
+        call_failed(ctx, call, &approval, &err);
     return ok;
 }
 
@@ -967,6 +1009,28 @@ static int prf(sk_provctx *provctx, const unsigned char kdk[KDK_SIZE],
     return 1;
 }
 
+/* The synthetic message's length: the last of the candidate lengths
+   below k - 2 - 8, chosen in constant time. */
+static unsigned int synthetic_length(const unsigned char *lengths,
+                                     size_t modulus)
+{
+    unsigned int max_sep_offset = (unsigned int)modulus - 2 - 8;
+    unsigned int mask = max_sep_offset, length = 0;
+
+    mask |= mask >> 1;
+    mask |= mask >> 2;
+    mask |= mask >> 4;
+    mask |= mask >> 8;
+    for (size_t i = 0; i < MAX_LEN_GEN; i++) {
+        unsigned int candidate =
+            (((unsigned int)lengths[2 * i] << 8) | lengths[2 * i + 1]) & mask;
+        unsigned int fits = ct_lt(candidate, max_sep_offset);
+
+        length = (fits & candidate) | (~fits & length);
+    }
+    return length;
+}
+
 /* The synthetic message for a bad block: cipher is modulus bytes. */
 static int implicit_rejection(sk_rsa_cipher *ctx, const unsigned char *cipher,
                               size_t modulus, unsigned char *out,
@@ -975,7 +1039,7 @@ static int implicit_rejection(sk_rsa_cipher *ctx, const unsigned char *cipher,
     unsigned char key_secret[KDK_SIZE], kdk[KDK_SIZE];
     char label[80];
     unsigned char lengths[MAX_LEN_GEN * 2], *synthetic;
-    unsigned int max_sep_offset, mask, length = 0;
+    unsigned int length;
     const unsigned char *parts[1];
     size_t lens[1];
     int ok;
@@ -996,21 +1060,7 @@ static int implicit_rejection(sk_rsa_cipher *ctx, const unsigned char *cipher,
          prf(ctx->provctx, kdk, "message", synthetic, modulus) &&
          prf(ctx->provctx, kdk, "length", lengths, sizeof(lengths));
     if (ok) {
-        /* the last candidate length below k - 2 - 8, in constant time */
-        max_sep_offset = (unsigned int)modulus - 2 - 8;
-        mask = max_sep_offset;
-        mask |= mask >> 1;
-        mask |= mask >> 2;
-        mask |= mask >> 4;
-        mask |= mask >> 8;
-        for (size_t i = 0; i < MAX_LEN_GEN; i++) {
-            unsigned int candidate =
-                (((unsigned int)lengths[2 * i] << 8) | lengths[2 * i + 1]) &
-                mask;
-            unsigned int fits = ct_lt(candidate, max_sep_offset);
-
-            length = (fits & candidate) | (~fits & length);
-        }
+        length = synthetic_length(lengths, modulus);
         if (length > outsize) {
             SK_RAISE(ctx->provctx, SK_R_INVALID_PARAMETER,
                      "the plaintext does not fit the %zu-byte output buffer",
@@ -1124,10 +1174,13 @@ static void decrypt_request(const sk_rsa_cipher *ctx,
 
 /* A failed decryption (not a padding case handled locally): the error
    names the key; a key SmartKey no longer has leaves the cache. */
-static int decrypt_failed(sk_rsa_cipher *ctx, const sk_error *err)
+static int decrypt_failed(sk_rsa_cipher *ctx, sk_approval_ctx *approval,
+                          const sk_error *err)
 {
     char key_text[260], subject[300];
 
+    if (SK_RAISE_APPROVAL(approval, err))
+        return 0;
     describe_key(ctx->key, key_text, sizeof(key_text));
     snprintf(subject, sizeof(subject), "decrypting with %.250s", key_text);
     if (err->kind == SK_ERR_NOT_FOUND || err->kind == SK_ERR_FORBIDDEN)
@@ -1198,12 +1251,16 @@ static int check_ciphertext(sk_rsa_cipher *ctx, const unsigned char *in,
  * error raised, *cipher NULL).
  */
 static int remote_decrypt(sk_rsa_cipher *ctx, const unsigned char *in,
-                          size_t inlen, size_t modulus, unsigned char **cipher,
+                          size_t inlen, size_t modulus,
+                          sk_approval_ctx *approval, unsigned char **cipher,
                           unsigned char **plain, size_t *plain_len,
                           sk_error *err)
 {
     sk_client *client = client_of(ctx);
     sk_decrypt_request req;
+    char key_text[260], what[300], hex[72];
+    unsigned char md[32];
+    unsigned int md_len = 0;
     int ok;
 
     *cipher = NULL;
@@ -1216,6 +1273,20 @@ static int remote_decrypt(sk_rsa_cipher *ctx, const unsigned char *in,
     }
     memcpy(*cipher + (modulus - inlen), in, inlen);
     decrypt_request(ctx, *cipher, modulus, &req);
+    describe_key(ctx->key, key_text, sizeof(key_text));
+    snprintf(what, sizeof(what), "decrypting with %.250s", key_text);
+    if (!EVP_Digest(*cipher, modulus, md, &md_len, EVP_sha256(), NULL))
+        md_len = 0;
+    sk_approval_hex(md, md_len, hex, sizeof(hex));
+    req.approval = sk_approval_prepare(
+        approval, ctx->provctx, &ctx->approval, what,
+        "Decrypt a %zu-byte ciphertext (its SHA-256: %s) with the RSA %.200s, "
+        "padding %s%s%s",
+        modulus, hex, key_text, padding_name(ctx->padding),
+        ctx->padding == RSA_PKCS1_OAEP_PADDING ? " " : "",
+        ctx->padding == RSA_PKCS1_OAEP_PADDING
+            ? effective_oaep_digest(ctx)->smartkey_name
+            : "");
     memset(err, 0, sizeof(*err));
     sk_set_error_mark(ctx->provctx);
     ok = sk_client_decrypt(client, &req, plain, plain_len, err);
@@ -1249,6 +1320,7 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
         ctx != NULL && ctx->key != NULL ? (size_t)ctx->key->max_size : 0;
     unsigned char *cipher = NULL, *plain = NULL;
     size_t plain_len = 0;
+    sk_approval_ctx approval;
     sk_error err;
     int ok;
 
@@ -1260,8 +1332,8 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     }
     if (!check_ciphertext(ctx, in, inlen, modulus))
         return 0;
-    ok = remote_decrypt(ctx, in, inlen, modulus, &cipher, &plain, &plain_len,
-                        &err);
+    ok = remote_decrypt(ctx, in, inlen, modulus, &approval, &cipher, &plain,
+                        &plain_len, &err);
     if (ok < 0)
         return 0;
     if (!ok && is_policy_refusal(&err) &&
@@ -1285,7 +1357,7 @@ static int rsa_cipher_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     }
     OPENSSL_free(cipher);
     if (!ok)
-        return decrypt_failed(ctx, &err);
+        return decrypt_failed(ctx, &approval, &err);
     return deliver_plaintext(ctx, plain, plain_len, modulus, out, outlen,
                              outsize);
 }

@@ -95,6 +95,7 @@ static void *byok_newctx(void *provctx)
 
     if (!SK_CTX_NEW(ctx, provctx, "creating an RSA cipher"))
         return NULL;
+    sk_approval_opts_init(&ctx->approval);
     ctx->inner =
         INNER(asym_cipher_newctx, OSSL_FUNC_ASYM_CIPHER_NEWCTX)(provctx);
     if (ctx->inner == NULL) {
@@ -215,6 +216,10 @@ static int byok_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 0;
     p = OSSL_PARAM_locate_const(params, SMARTKEY_PARAM_WRAP_JTI);
     if (p != NULL && !set_text(ctx, p, &ctx->jti))
+        return 0;
+    /* the formats' calls take part in approvals too; the RSA cipher reads
+       the same parameters for its own calls (rsa-oaep, decrypt) */
+    if (!sk_approval_set_params(ctx->provctx, &ctx->approval, params))
         return 0;
     /* the RSA cipher ignores the names above and reads its own */
     return INNER(asym_cipher_set_ctx_params,

@@ -76,6 +76,8 @@ typedef struct byok_call {
     char *aes_transient;      /* the transient AES key */
     sk_error err;
     const char *failed; /* what failed, for the message */
+    /* the approval of the call being made (one per protected call) */
+    sk_approval_ctx approval;
 } byok_call;
 
 static void call_clear(byok_call *call)
@@ -130,6 +132,34 @@ static int wrapping_key(byok_call *call, sk_key_ref *ref,
     }
     *transient = call->wrapping_transient;
     return 1;
+}
+
+/*
+ * The approval of one step: approvers read the format, the key whose
+ * artifact is made, the cloud's wrapping key (its fingerprint) and the
+ * step. Only the steps on persisted keys can need one (transient keys
+ * belong to no group): the subject's wrap, and the wrap under the cloud's
+ * key when that key is held in a protected group of SmartKey.
+ */
+static sk_approval *step_approval(byok_call *call, const char *step)
+{
+    const sk_key *key = call->ctx->key;
+    char what[400], fingerprint[128];
+
+    sk_approval_fingerprint(key->public_key, fingerprint, sizeof(fingerprint));
+    snprintf(what, sizeof(what), "%s artifact of %.200s (%s)",
+             sk_byok_format_names[call->ctx->format], call->ws->subject_uri,
+             step);
+    return sk_approval_prepare(
+        &call->approval, call->ctx->provctx, &call->ctx->approval, what,
+        "BYOK: make the %s import artifact of the key %.200s for the cloud "
+        "RSA wrapping key %s%s%s%s%s (public key %s); this step: %s",
+        sk_byok_format_names[call->ctx->format], call->ws->subject_uri,
+        held_in_smartkey(key) ? "held in SmartKey as " : "from a local file",
+        held_in_smartkey(key) && key->name != NULL ? "'" : "",
+        held_in_smartkey(key) && key->name != NULL ? key->name : "",
+        held_in_smartkey(key) && key->name != NULL ? "' " : "",
+        held_in_smartkey(key) ? key->kid : "", fingerprint, step);
 }
 
 /* A result SmartKey returned that cannot be right: the call fails as a
@@ -187,6 +217,8 @@ static int wrap_transient_under_rsa(byok_call *call, sk_wrapkey_result *out)
     req.subject_transient_key = call->aes_transient;
     req.alg = "RSA";
     req.oaep_hash = call->ws->oaep_hash;
+    req.approval = step_approval(call, "wrap the transient AES key under the "
+                                       "cloud's RSA key with RSA-OAEP");
     call->failed = "wrapping the transient AES key under the RSA key";
     return sk_client_wrapkey_ex(call->client, &req, out, &call->err);
 }
@@ -220,6 +252,11 @@ static int wrap_subject_under_aes(byok_call *call, const char *mode,
         req.ad_len = ad_len;
         req.tag_len_bits = JWE_TAG_BITS;
     }
+    req.approval = step_approval(
+        call, iv != NULL ? "wrap (export) the key under a transient AES-256 "
+                           "key with AES-GCM"
+                         : "wrap (export) the key under a transient AES-256 "
+                           "key with AES-KWP (RFC 5649)");
     call->failed = "wrapping the key under the transient AES key";
     return sk_client_wrapkey_ex(call->client, &req, out, &call->err);
 }
@@ -433,8 +470,10 @@ static int subject_sha256(byok_call *call, unsigned char **out, size_t *out_len)
 
     subject_ref(call->ws, &ref);
     call->failed = "hashing the key in SmartKey";
-    if (!sk_client_key_digest(call->client, &ref, "SHA256", out, out_len,
-                              &call->err))
+    if (!sk_client_key_digest(call->client, &ref, "SHA256",
+                              step_approval(call, "SHA-256 of the key's value, "
+                                                  "computed in SmartKey"),
+                              out, out_len, &call->err))
         return 0;
     if (*out_len == SHA256_BYTES)
         return 1;
@@ -461,10 +500,12 @@ static byok_producer *const producers[FORMAT_COUNT] = {
 /* The error of a failed artifact: the format, the subject, the wrapping
    key and the step that failed, with SmartKey's answer when there is one. */
 static void report_failure(sk_byok_cipher *ctx, const wrap_settings *ws,
-                           const byok_call *call)
+                           byok_call *call)
 {
     char subject[512];
 
+    if (SK_RAISE_APPROVAL(&call->approval, &call->err))
+        return;
     snprintf(subject, sizeof(subject), "%s for %.200s (%s): %s",
              sk_byok_format_names[ctx->format], ws->subject_uri,
              held_in_smartkey(ctx->key) ? ctx->key->kid

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "approval.h"
 #include "key.h"
 #include "uri.h"
 
@@ -35,6 +36,7 @@ typedef struct sk_byok_cipher {
     byok_encoding encoding;
     char *kid;
     char *jti;
+    sk_approval_opts approval; /* smartkey-approval, -approval-request */
 } sk_byok_cipher;
 
 /* The formats' names (smartkey-wrap-format), indexed by byok_format. */

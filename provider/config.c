@@ -102,6 +102,13 @@ static const sk_choice auth_choices[] = {
     {NULL, 0},
 };
 
+static const sk_choice approval_choices[] = {
+    {"fail", SK_APPROVAL_FAIL},
+    {"request", SK_APPROVAL_REQUEST},
+    {"wait", SK_APPROVAL_WAIT},
+    {NULL, 0},
+};
+
 static const sk_choice async_choices[] = {
     {"auto", 0}, /* async_off */
     {"off", 1},
@@ -377,6 +384,7 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
         .cache_lifetime = SMARTKEY_DEFAULT_CACHE_LIFETIME,
         .batch_max_size = SMARTKEY_DEFAULT_BATCH_MAX_SIZE,
         .batch_max_wait = SMARTKEY_DEFAULT_BATCH_MAX_WAIT,
+        .approval_timeout = SMARTKEY_DEFAULT_APPROVAL_TIMEOUT,
     };
 
     *out = defaults;
@@ -410,7 +418,16 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
                     why, why_len) ||
         !parse_async(in->async, &out->async_off, why, why_len) ||
         !parse_ed25519_hash(in->ed25519_hash_alg, &out->ed25519_hash_alg, why,
-                            why_len))
+                            why_len) ||
+        !parse_choice(SMARTKEY_CFG_APPROVAL, " (or " SMARTKEY_ENV_APPROVAL ")",
+                      in->env_approval != NULL ? in->env_approval
+                                               : in->approval,
+                      approval_choices, &out->approval_mode, why, why_len) ||
+        !parse_seconds(SMARTKEY_CFG_APPROVAL_TIMEOUT,
+                       in->env_approval_timeout != NULL
+                           ? in->env_approval_timeout
+                           : in->approval_timeout,
+                       &out->approval_timeout, why, why_len))
         goto fail;
     return 1;
 

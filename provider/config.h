@@ -30,12 +30,16 @@ typedef struct sk_settings_text {
     const char *env_overrides;
     const char *async;
     const char *ed25519_hash_alg;
+    const char *approval;
+    const char *approval_timeout;
     /* environment variables (already chosen between SMARTKEY_* and
        FORTANIX_*); they win over openssl.cnf. NULL when unset or empty. */
     const char *env_api_endpoint;
     const char *env_api_key;
     const char *env_ca_file;
     const char *env_auth;
+    const char *env_approval;
+    const char *env_approval_timeout;
     /* which variable env_api_endpoint came from (for messages); NULL:
        SMARTKEY_API_ENDPOINT */
     const char *env_api_endpoint_name;

@@ -34,11 +34,6 @@ static OSSL_FUNC_decoder_decode_fn rsa_decode;
 static OSSL_FUNC_decoder_export_object_fn decoder_export_object;
 static OSSL_FUNC_decoder_decode_fn ec_decode;
 
-static BIO *read_input(sk_provctx *provctx, OSSL_CORE_BIO *cin)
-{
-    return BIO_new_from_core_bio(provctx->libctx, cin);
-}
-
 /*
  * Parses a reference without leaving libcrypto's ASN.1 errors behind: the
  * caller decides whether a failure is an error (our PEM label) or just
@@ -98,6 +93,36 @@ static sk_key *referenced_key(sk_provctx *provctx,
     return key;
 }
 
+/*
+ * The key that der names when der is a key reference (of type `want`, or of
+ * any type when want is 0): 1 with *key and *type set; 0 when der is no
+ * such reference (*why, when why is not NULL, says what is wrong when it
+ * is no reference at all); -1 with an error raised when SmartKey no longer
+ * has the key as written. type may be NULL.
+ */
+static int load_reference(sk_provctx *provctx, const unsigned char *der,
+                          size_t der_len, sk_key_type want, sk_key **key,
+                          sk_key_type *type, const char **why)
+{
+    sk_keyref_fields fields;
+    const char *cause = NULL;
+
+    if (why != NULL)
+        *why = NULL;
+    if (!parse_reference(provctx, der, der_len, &fields,
+                         why != NULL ? why : &cause))
+        return 0;
+    if (type != NULL)
+        *type = fields.type;
+    if (want != 0 && fields.type != want) {
+        sk_keyref_fields_clear(&fields);
+        return 0;
+    }
+    *key = referenced_key(provctx, &fields);
+    sk_keyref_fields_clear(&fields);
+    return *key != NULL ? 1 : -1;
+}
+
 /* The first stage's object: the DER of a key reference of type, for the
    second stage (der_to_key_decode). */
 static int pass_reference_der(sk_key_type type, unsigned char *der,
@@ -126,12 +151,12 @@ static int pem_to_der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                              OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     sk_provctx *provctx = ctx;
-    BIO *in = read_input(provctx, cin);
+    BIO *in = BIO_new_from_core_bio(provctx->libctx, cin);
     char *label = NULL, *header = NULL;
     unsigned char *der = NULL;
     long der_len = 0;
-    sk_keyref_fields fields;
-    sk_key *key;
+    sk_key *key = NULL;
+    sk_key_type type;
     const char *why;
     int ok = 1;
 
@@ -147,29 +172,28 @@ static int pem_to_der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     SK_DEBUG(3, "decoder: PEM block '%.64s'", label);
     if (strcmp(label, SMARTKEY_KEY_REFERENCE_PEM_LABEL) != 0)
         goto done;
-    if (!parse_reference(provctx, der, (size_t)der_len, &fields, &why)) {
-        SK_RAISE(provctx, SK_R_BAD_KEY_REFERENCE,
-                 "the %s block cannot be used: %s",
-                 SMARTKEY_KEY_REFERENCE_PEM_LABEL, why);
-        ok = 0;
-        goto done;
-    }
     /*
      * The lookup is made here already although the second stage makes it
      * (from the cache) again: OSSL_STORE's file: loader runs the second
      * stage under an error mark it pops, so only errors raised here reach
      * the user ("no such key", not just "unsupported").
      */
-    key = referenced_key(provctx, &fields);
-    if (key == NULL) {
-        sk_keyref_fields_clear(&fields);
+    switch (
+        load_reference(provctx, der, (size_t)der_len, 0, &key, &type, &why)) {
+    case 0:
+        SK_RAISE(provctx, SK_R_BAD_KEY_REFERENCE,
+                 "the %s block cannot be used: %s",
+                 SMARTKEY_KEY_REFERENCE_PEM_LABEL, why);
         ok = 0;
-        goto done;
+        break;
+    case 1:
+        sk_key_free(key);
+        ok = pass_reference_der(type, der, (size_t)der_len, object_cb,
+                                object_cbarg);
+        break;
+    default:
+        ok = 0;
     }
-    sk_key_free(key);
-    ok = pass_reference_der(fields.type, der, (size_t)der_len, object_cb,
-                            object_cbarg);
-    sk_keyref_fields_clear(&fields);
 done:
     OPENSSL_free(label);
     OPENSSL_free(header);
@@ -178,20 +202,26 @@ done:
     return ok;
 }
 
-/* All of in, up to one byte more than any reference (to recognise larger
-   input); NULL when out of memory. */
-static unsigned char *read_der(BIO *in, long *der_len)
+/* All of the input, up to one byte more than any reference (to recognise
+   larger input); NULL when out of memory. */
+static unsigned char *read_der(sk_provctx *provctx, OSSL_CORE_BIO *cin,
+                               long *der_len)
 {
+    BIO *in = BIO_new_from_core_bio(provctx->libctx, cin);
     unsigned char *der = OPENSSL_malloc(SK_KEYREF_MAX_FILE + 1);
     int got;
 
     *der_len = 0;
-    if (der == NULL)
+    if (in == NULL || der == NULL) {
+        BIO_free(in);
+        OPENSSL_free(der);
         return NULL;
+    }
     while (*der_len <= SK_KEYREF_MAX_FILE &&
            (got = BIO_read(in, der + *der_len,
                            (int)(SK_KEYREF_MAX_FILE + 1 - *der_len))) > 0)
         *der_len += got;
+    BIO_free(in);
     return der;
 }
 
@@ -225,43 +255,31 @@ static int der_to_key_decode(sk_provctx *provctx, OSSL_CORE_BIO *cin,
                              int selection, OSSL_CALLBACK *object_cb,
                              void *object_cbarg, sk_key_type type)
 {
-    BIO *in = read_input(provctx, cin);
-    unsigned char *der = NULL;
     long der_len = 0;
-    sk_keyref_fields fields;
-    sk_key *key;
-    const char *why;
+    unsigned char *der = read_der(provctx, cin, &der_len);
+    sk_key *key = NULL;
     int ok = 1;
 
-    if (in == NULL)
+    if (der == NULL)
         return 0;
-    der = read_der(in, &der_len);
-    if (der == NULL) {
-        BIO_free(in);
-        return 0;
+    /* larger input, DER of another structure, or a reference of the other
+       key type: someone else's */
+    if (der_len <= SK_KEYREF_MAX_FILE) {
+        SK_DEBUG(3, "decoder: %ld bytes of DER for %s (selection 0x%x)",
+                 der_len, type_name(type), (unsigned)selection);
+        switch (load_reference(provctx, der, (size_t)der_len, type, &key, NULL,
+                               NULL)) {
+        case 1:
+            ok = pass_key(provctx, key, type, selection, object_cb,
+                          object_cbarg);
+            sk_key_free(key);
+            break;
+        case -1:
+            ok = 0;
+            break;
+        }
     }
-    if (der_len > SK_KEYREF_MAX_FILE)
-        goto done; /* someone else's DER */
-    SK_DEBUG(3, "decoder: %ld bytes of DER for %s (selection 0x%x)", der_len,
-             type_name(type), (unsigned)selection);
-    /* DER of another structure, or a reference of the other key type */
-    if (!parse_reference(provctx, der, (size_t)der_len, &fields, &why))
-        goto done;
-    if (fields.type != type) {
-        sk_keyref_fields_clear(&fields);
-        goto done;
-    }
-    key = referenced_key(provctx, &fields);
-    sk_keyref_fields_clear(&fields);
-    if (key == NULL) {
-        ok = 0;
-        goto done;
-    }
-    ok = pass_key(provctx, key, type, selection, object_cb, object_cbarg);
-    sk_key_free(key);
-done:
     OPENSSL_free(der);
-    BIO_free(in);
     return ok;
 }
 

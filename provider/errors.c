@@ -33,6 +33,11 @@ static const OSSL_ITEM reason_strings[] = {
     {SK_R_KEY_GENERATION_FAILED, "key generation in SmartKey failed"},
     {SK_R_SIGNATURE_NOT_VERIFIED,
      "SmartKey returned a signature that does not verify"},
+    {SK_R_APPROVAL_PENDING, "the quorum approval request is pending"},
+    {SK_R_APPROVAL_DENIED, "the quorum approval was denied"},
+    {SK_R_APPROVAL_EXPIRED, "the quorum approval request expired"},
+    {SK_R_APPROVAL_TIMEOUT, "no quorum approval within approval_timeout"},
+    {SK_R_APPROVAL_MISMATCH, "the approval request is for another operation"},
     {0, NULL},
 };
 
@@ -132,6 +137,16 @@ static int reason_of(sk_err_kind kind)
         return SK_R_BAD_RESPONSE;
     case SK_ERR_NOMEM:
         return SK_R_OUT_OF_MEMORY;
+    case SK_ERR_APPROVAL_PENDING:
+        return SK_R_APPROVAL_PENDING;
+    case SK_ERR_APPROVAL_DENIED:
+        return SK_R_APPROVAL_DENIED;
+    case SK_ERR_APPROVAL_EXPIRED:
+        return SK_R_APPROVAL_EXPIRED;
+    case SK_ERR_APPROVAL_TIMEOUT:
+        return SK_R_APPROVAL_TIMEOUT;
+    case SK_ERR_APPROVAL_MISMATCH:
+        return SK_R_APPROVAL_MISMATCH;
     case SK_ERR_NONE:
         break;
     }

@@ -250,6 +250,13 @@ static const char *obj_type_name(sk_obj_type type)
 static int usable_info(sk_provctx *ctx, const sk_key_info *info,
                        const char *label)
 {
+    if (info->obj_type == SK_OBJ_CERTIFICATE) {
+        SK_RAISE(ctx, SK_R_UNSUPPORTED_KEY_TYPE,
+                 "'%.200s' (%s) is a certificate, not a key: name the key it "
+                 "certifies, or load the certificate (type=cert)",
+                 label, info->kid);
+        return 0;
+    }
     if (info->obj_type != SK_OBJ_RSA && info->obj_type != SK_OBJ_EC) {
         SK_RAISE(ctx, SK_R_UNSUPPORTED_KEY_TYPE,
                  "key '%.200s' (%s) is %s key; only RSA and EC keys can be "
@@ -364,6 +371,12 @@ static int answer_names_ref(sk_provctx *ctx, const sk_key_ref *ref,
 
 sk_key *sk_key_fetch(sk_provctx *ctx, const sk_key_ref *ref)
 {
+    return sk_key_fetch_any(ctx, ref, NULL);
+}
+
+sk_key *sk_key_fetch_any(sk_provctx *ctx, const sk_key_ref *ref,
+                         sk_key_info **certificate)
+{
     sk_key *key;
     sk_client *client;
     sk_key_info *info = NULL;
@@ -396,6 +409,10 @@ sk_key *sk_key_fetch(sk_provctx *ctx, const sk_key_ref *ref)
     }
     if (!answer_names_ref(ctx, ref, info)) {
         sk_key_info_free(info);
+        return NULL;
+    }
+    if (certificate != NULL && info->obj_type == SK_OBJ_CERTIFICATE) {
+        *certificate = info;
         return NULL;
     }
     key = sk_key_from_info(ctx, info);

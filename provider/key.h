@@ -54,6 +54,11 @@ void sk_key_ref_describe(const sk_key_ref *ref, char *buf, size_t len);
  * NULL with an error raised (unknown key, unsupported type, network...).
  */
 sk_key *sk_key_fetch(sk_provctx *ctx, const sk_key_ref *ref);
+/* The same, except that a CERTIFICATE object is no error when certificate
+   is not NULL: NULL is returned, nothing raised, and *certificate holds its
+   description (free with sk_key_info_free). */
+sk_key *sk_key_fetch_any(sk_provctx *ctx, const sk_key_ref *ref,
+                         sk_key_info **certificate);
 
 /* Builds a key from a listing entry (and caches it); NULL with an error
    raised when the entry is not an RSA/EC key with a public key. */

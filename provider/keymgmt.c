@@ -433,7 +433,8 @@ static const char *ed25519_query_operation_name(int operation_id)
 
 /* --- key generation in SmartKey (genpkey) ------------------------------ */
 
-#define MAX_KEY_OPS 16
+#define MAX_KEY_OPS  16
+#define MAX_METADATA 64
 
 typedef struct sk_genctx {
     sk_provctx *provctx;
@@ -445,6 +446,14 @@ typedef struct sk_genctx {
     char *name;
     char *key_ops;  /* the user's comma list, NULL: SmartKey's default */
     int exportable; /* -1: not said */
+    unsigned encryption_policy; /* RSA: SK_PADDING_POLICY_*; 0: default */
+    unsigned signature_policy;
+    char *description;
+    char *group_id;
+    /* custom metadata, in the order given; a repeated name replaces */
+    char *metadata_names[MAX_METADATA];
+    char *metadata_values[MAX_METADATA];
+    size_t metadata_count;
 } sk_genctx;
 
 /* SmartKey's default operations, spelled out when EXPORT is added to them
@@ -466,6 +475,12 @@ static void gen_cleanup(void *genctx)
         return;
     OPENSSL_free(gen->name);
     OPENSSL_free(gen->key_ops);
+    OPENSSL_free(gen->description);
+    OPENSSL_free(gen->group_id);
+    for (size_t i = 0; i < gen->metadata_count; i++) {
+        OPENSSL_free(gen->metadata_names[i]);
+        OPENSSL_free(gen->metadata_values[i]);
+    }
     OPENSSL_free(gen);
 }
 
@@ -496,6 +511,11 @@ static const OSSL_PARAM rsa_gen_settable[] = {
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
     OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_ENCRYPTION_PADDING, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_SIGNATURE_PADDING, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_DESCRIPTION, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_GROUP, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_METADATA, NULL, 0),
     OSSL_PARAM_END,
 };
 
@@ -505,6 +525,9 @@ static const OSSL_PARAM ec_gen_settable[] = {
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
     OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_DESCRIPTION, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_GROUP, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_METADATA, NULL, 0),
     OSSL_PARAM_END,
 };
 
@@ -513,6 +536,9 @@ static const OSSL_PARAM ed25519_gen_settable[] = {
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
     OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_DESCRIPTION, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_GROUP, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_METADATA, NULL, 0),
     OSSL_PARAM_END,
 };
 
@@ -538,6 +564,123 @@ static int set_gen_exportable(sk_genctx *gen, const OSSL_PARAM *p)
     }
     gen->exportable = exportable;
     return 1;
+}
+
+static int set_gen_description(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    return set_gen_string(gen, &gen->description, p);
+}
+
+static int set_gen_group(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    if (!set_gen_string(gen, &gen->group_id, p))
+        return 0;
+    if (!sk_is_uuid(gen->group_id, strlen(gen->group_id))) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "%s takes a SmartKey group id such as "
+                 "0b5c1c0e-3c1f-4a5e-9f6d-2a4b6c8d0e1f",
+                 SMARTKEY_PARAM_GROUP);
+        return 0;
+    }
+    return 1;
+}
+
+/* NAME=VALUE, once per name (a repeated name replaces its value). */
+static int set_gen_metadata(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    char text[SK_PARAM_MAX_BYTES + 1];
+    char *equals, *name, *value;
+    size_t i;
+
+    if (!sk_param_text(gen->provctx, p, text, sizeof(text)) ||
+        (equals = strchr(text, '=')) == NULL || equals == text) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+                 "%s takes NAME=VALUE (give it once per name)",
+                 SMARTKEY_PARAM_METADATA);
+        return 0;
+    }
+    *equals = '\0';
+    for (i = 0; i < gen->metadata_count; i++)
+        if (strcmp(gen->metadata_names[i], text) == 0)
+            break;
+    if (i == MAX_METADATA) {
+        SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER, "at most %d %s entries",
+                 MAX_METADATA, SMARTKEY_PARAM_METADATA);
+        return 0;
+    }
+    value = OPENSSL_strdup(equals + 1);
+    name = i < gen->metadata_count ? NULL : OPENSSL_strdup(text);
+    if (value == NULL || (i == gen->metadata_count && name == NULL)) {
+        OPENSSL_free(value);
+        OPENSSL_free(name);
+        SK_RAISE(gen->provctx, SK_R_OUT_OF_MEMORY, "reading %s", p->key);
+        return 0;
+    }
+    if (i == gen->metadata_count) {
+        gen->metadata_names[i] = name;
+        gen->metadata_count++;
+    } else {
+        OPENSSL_free(gen->metadata_values[i]);
+    }
+    gen->metadata_values[i] = value;
+    return 1;
+}
+
+/*
+ * A comma list of OpenSSL's padding names (pad-mode's spelling) into
+ * SmartKey's policy bits; "any" is SmartKey's wildcard entry.
+ */
+static int set_gen_padding_policy(sk_genctx *gen, const OSSL_PARAM *p,
+                                  int signature, unsigned *policy)
+{
+    static const struct {
+        const char *word;
+        unsigned bit;
+        int for_encryption, for_signature;
+    } words[] = {
+        {"any", SK_PADDING_POLICY_ANY, 1, 1},
+        {"oaep", SK_PADDING_POLICY_OAEP, 1, 0},
+        {"pkcs1", SK_PADDING_POLICY_PKCS1_V15, 1, 1},
+        {"none", SK_PADDING_POLICY_RAW_DECRYPT, 1, 0},
+        {"pss", SK_PADDING_POLICY_PSS, 0, 1},
+    };
+    char text[256], *token, *save = NULL;
+    unsigned bits = 0;
+
+    if (!sk_param_text(gen->provctx, p, text, sizeof(text)))
+        goto bad;
+    for (token = strtok_r(text, ", ", &save); token != NULL;
+         token = strtok_r(NULL, ", ", &save)) {
+        size_t i;
+
+        for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+            if (strcasecmp(token, words[i].word) == 0 &&
+                (signature ? words[i].for_signature : words[i].for_encryption))
+                break;
+        if (i == sizeof(words) / sizeof(words[0]))
+            goto bad;
+        bits |= words[i].bit;
+    }
+    if (bits == 0)
+        goto bad;
+    *policy = bits;
+    return 1;
+
+bad:
+    SK_RAISE(gen->provctx, SK_R_INVALID_PARAMETER,
+             "%s takes a comma list of %s", p->key,
+             signature ? "pkcs1, pss or any" : "oaep, pkcs1, none or any");
+    return 0;
+}
+
+static int set_gen_encryption_padding(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    return set_gen_padding_policy(gen, p, 0, &gen->encryption_policy);
+}
+
+static int set_gen_signature_padding(sk_genctx *gen, const OSSL_PARAM *p)
+{
+    return set_gen_padding_policy(gen, p, 1, &gen->signature_policy);
 }
 
 static int set_gen_rsa_bits(sk_genctx *gen, const OSSL_PARAM *p)
@@ -621,6 +764,11 @@ static const struct {
     {SMARTKEY_PARAM_KEY_NAME, 0, set_gen_name},
     {SMARTKEY_PARAM_KEY_OPS, 0, set_gen_key_ops},
     {SMARTKEY_PARAM_EXPORTABLE, 0, set_gen_exportable},
+    {SMARTKEY_PARAM_DESCRIPTION, 0, set_gen_description},
+    {SMARTKEY_PARAM_GROUP, 0, set_gen_group},
+    {SMARTKEY_PARAM_METADATA, 0, set_gen_metadata},
+    {SMARTKEY_PARAM_ENCRYPTION_PADDING, SK_KEY_RSA, set_gen_encryption_padding},
+    {SMARTKEY_PARAM_SIGNATURE_PADDING, SK_KEY_RSA, set_gen_signature_padding},
     {OSSL_PKEY_PARAM_RSA_BITS, SK_KEY_RSA, set_gen_rsa_bits},
     {OSSL_PKEY_PARAM_RSA_E, SK_KEY_RSA, set_gen_rsa_e},
     {OSSL_PKEY_PARAM_RSA_PRIMES, SK_KEY_RSA, set_gen_rsa_primes},
@@ -808,6 +956,13 @@ static int gen_request(sk_genctx *gen, sk_generate_request *req,
     if (!gen_key_ops(gen, ops_buf, ops_buf_len, ops, &req->key_ops_count))
         return 0;
     req->key_ops = req->key_ops_count > 0 ? ops : NULL;
+    req->encryption_policy = gen->encryption_policy;
+    req->signature_policy = gen->signature_policy;
+    req->description = gen->description;
+    req->group_id = gen->group_id;
+    req->metadata_names = (const char *const *)gen->metadata_names;
+    req->metadata_values = (const char *const *)gen->metadata_values;
+    req->metadata_count = gen->metadata_count;
     return 1;
 }
 

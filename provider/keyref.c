@@ -76,6 +76,27 @@ int sk_keyref_to_der(const sk_key *key, unsigned char **der, size_t *der_len)
     return 1;
 }
 
+/* The key's name from a reference, as a C string: 0 with *why set when
+   it cannot be one. */
+static int copy_name(const ASN1_STRING *name, char **out, const char **why)
+{
+    int len = ASN1_STRING_length(name);
+
+    *out = OPENSSL_malloc((size_t)len + 1);
+    if (*out == NULL) {
+        *why = "out of memory";
+        return 0;
+    }
+    memcpy(*out, ASN1_STRING_get0_data(name), (size_t)len);
+    (*out)[len] = '\0';
+    /* a name with a NUL inside would print truncated in errors */
+    if (strlen(*out) != (size_t)len) {
+        *why = "its key name holds a NUL byte";
+        return 0;
+    }
+    return 1;
+}
+
 int sk_keyref_from_der(const unsigned char *der, size_t der_len,
                        sk_keyref_fields *out, const char **why)
 {
@@ -119,22 +140,8 @@ int sk_keyref_from_der(const unsigned char *der, size_t der_len,
     }
     memcpy(out->kid, ASN1_STRING_get0_data(ref->kid), 36);
     out->kid[36] = '\0';
-    if (ref->name != NULL) {
-        int len = ASN1_STRING_length(ref->name);
-
-        out->name = OPENSSL_malloc((size_t)len + 1);
-        if (out->name == NULL) {
-            *why = "out of memory";
-            goto done;
-        }
-        memcpy(out->name, ASN1_STRING_get0_data(ref->name), (size_t)len);
-        out->name[len] = '\0';
-        /* a name with a NUL inside would print truncated in errors */
-        if (strlen(out->name) != (size_t)len) {
-            *why = "its key name holds a NUL byte";
-            goto done;
-        }
-    }
+    if (ref->name != NULL && !copy_name(ref->name, &out->name, why))
+        goto done;
     ok = 1;
 done:
     ASN1_item_free((ASN1_VALUE *)ref, ASN1_ITEM_rptr(SK_KEYREF_ASN1));

@@ -371,6 +371,9 @@ static void read_environment(sk_settings_text *text)
     text->env_api_key = env_setting(SMARTKEY_ENV_API_KEY, FORTANIX_ENV_API_KEY);
     text->env_ca_file = env_setting(SMARTKEY_ENV_CA_FILE, NULL);
     text->env_auth = env_setting(SMARTKEY_ENV_AUTH, NULL);
+    text->env_approval = env_setting(SMARTKEY_ENV_APPROVAL, NULL);
+    text->env_approval_timeout =
+        env_setting(SMARTKEY_ENV_APPROVAL_TIMEOUT, NULL);
 }
 
 /* The settings in the debug log: where things come from, never a secret. */
@@ -388,6 +391,21 @@ static void debug_settings(const sk_settings *settings)
              : strncmp(settings->api_key_source, "env:", 4) == 0
                  ? "from the environment"
                  : "given literally");
+}
+
+/* The quorum-approval lines of the provider's section (docs/approval.md). */
+static int read_approval_settings(const OSSL_CORE_HANDLE *handle,
+                                  OSSL_FUNC_core_get_params_fn *core_get_params,
+                                  sk_settings_text *text)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_APPROVAL, (char **)&text->approval, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_APPROVAL_TIMEOUT,
+                            (char **)&text->approval_timeout, 0),
+        OSSL_PARAM_END,
+    };
+
+    return core_get_params(handle, params);
 }
 
 static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
@@ -430,7 +448,9 @@ static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
     char why[512];
     int reason;
 
-    if (core_get_params != NULL && !core_get_params(handle, core_params)) {
+    if (core_get_params != NULL &&
+        (!core_get_params(handle, core_params) ||
+         !read_approval_settings(handle, core_get_params, &text))) {
         SK_RAISE(ctx, SK_R_INTERNAL_ERROR,
                  "cannot read the provider's openssl.cnf section");
         return 0;
@@ -500,6 +520,32 @@ static void wipe_literal_api_key(sk_provctx *ctx)
     pthread_mutex_unlock(&ctx->key_source_lock);
 }
 
+/* The client's configuration from the provider's settings. */
+static void client_config(const sk_settings *settings, const char *api_key,
+                          sk_client_config *config)
+{
+    memset(config, 0, sizeof(*config));
+    config->endpoint = settings->api_endpoint;
+    config->api_key = api_key;
+    config->ca_file = settings->ca_file;
+    config->ca_path = settings->ca_path;
+    config->proxy = settings->proxy;
+    config->no_proxy = settings->no_proxy;
+    config->connect_timeout_ms = (long)(settings->connect_timeout * 1000);
+    config->request_timeout_ms = (long)(settings->request_timeout * 1000);
+    config->retries = settings->retries;
+    config->insecure_skip_verify = settings->insecure_skip_verify;
+    config->batch_max_size = (unsigned)settings->batch_max_size;
+    /* the client reads 0 as "its default": 0 s here means no wait */
+    config->batch_max_wait_us = settings->batch_max_wait > 0
+                                    ? (long)(settings->batch_max_wait * 1e6)
+                                    : 1;
+    config->auth = settings->auth;
+    config->async_off = settings->async_off;
+    config->log = sk_debug_client_log;
+    config->log_arg = NULL;
+}
+
 sk_client *sk_provctx_client(sk_provctx *ctx)
 {
     sk_client_config config;
@@ -528,26 +574,7 @@ sk_client *sk_provctx_client(sk_provctx *ctx)
         return client;
     }
     sk_clear_last_error_mark(ctx);
-    memset(&config, 0, sizeof(config));
-    config.endpoint = ctx->settings.api_endpoint;
-    config.api_key = api_key;
-    config.ca_file = ctx->settings.ca_file;
-    config.ca_path = ctx->settings.ca_path;
-    config.proxy = ctx->settings.proxy;
-    config.no_proxy = ctx->settings.no_proxy;
-    config.connect_timeout_ms = (long)(ctx->settings.connect_timeout * 1000);
-    config.request_timeout_ms = (long)(ctx->settings.request_timeout * 1000);
-    config.retries = ctx->settings.retries;
-    config.insecure_skip_verify = ctx->settings.insecure_skip_verify;
-    config.batch_max_size = (unsigned)ctx->settings.batch_max_size;
-    /* the client reads 0 as "its default": 0 s here means no wait */
-    config.batch_max_wait_us = ctx->settings.batch_max_wait > 0
-                                   ? (long)(ctx->settings.batch_max_wait * 1e6)
-                                   : 1;
-    config.auth = ctx->settings.auth;
-    config.async_off = ctx->settings.async_off;
-    config.log = sk_debug_client_log;
-    config.log_arg = NULL;
+    client_config(&ctx->settings, api_key, &config);
 
     memset(&err, 0, sizeof(err));
     client = sk_client_new(&config, &err);

@@ -82,6 +82,11 @@ enum {
     SK_R_BAD_KEY_REFERENCE,
     SK_R_KEY_GENERATION_FAILED,
     SK_R_SIGNATURE_NOT_VERIFIED,
+    SK_R_APPROVAL_PENDING,
+    SK_R_APPROVAL_DENIED,
+    SK_R_APPROVAL_EXPIRED,
+    SK_R_APPROVAL_TIMEOUT,
+    SK_R_APPROVAL_MISMATCH,
 };
 
 /* Settings after openssl.cnf and the environment were merged. */
@@ -100,7 +105,9 @@ typedef struct sk_settings {
     sk_auth_mode auth;        /* auth = auto (default), session, api-key */
     char *proxy;              /* NULL: none; "env"; or a proxy URL */
     char *no_proxy;
-    int async_off; /* async = off */
+    int async_off;           /* async = off */
+    int approval_mode;       /* sk_approval_mode (approval = fail...) */
+    double approval_timeout; /* seconds */
     /* hash_alg of Ed25519 sign requests, SmartKey's spelling (static) */
     const char *ed25519_hash_alg;
 } sk_settings;

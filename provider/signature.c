@@ -14,6 +14,7 @@
 #include <openssl/params.h>
 #include <openssl/rsa.h>
 
+#include "approval.h"
 #include "names.h"
 #include "params.h"
 #include "signature.h"
@@ -84,6 +85,7 @@ typedef struct sk_signature_ctx {
     const char *sigalg;
     const char *sigalg_md;
     int message; /* sign_message_init: sign() gets the message, not a hash */
+    sk_approval_opts approval; /* smartkey-approval, -approval-request */
 } sk_signature_ctx;
 
 /*
@@ -126,6 +128,7 @@ static void *newctx(void *provctx, sk_key_type algorithm)
     ctx->algorithm = algorithm;
     ctx->padding = RSA_PKCS1_PADDING;
     ctx->explicit_saltlen = -1;
+    sk_approval_opts_init(&ctx->approval);
     return ctx;
 }
 
@@ -462,10 +465,13 @@ static void sign_request(const sk_signature_ctx *ctx,
 /* The error of a refused or failed sign call, naming the key; a key
    deleted or re-permissioned is dropped from the cache (the next load
    must ask again). */
-static void sign_failed(sk_signature_ctx *ctx, const sk_error *err)
+static void sign_failed(sk_signature_ctx *ctx, sk_approval_ctx *approval,
+                        const sk_error *err)
 {
     char subject[300];
 
+    if (SK_RAISE_APPROVAL(approval, err))
+        return;
     snprintf(subject, sizeof(subject), "key %s%s%.200s%s", ctx->key->kid,
              ctx->key->name != NULL ? " ('" : "",
              ctx->key->name != NULL ? ctx->key->name : "",
@@ -473,6 +479,47 @@ static void sign_failed(sk_signature_ctx *ctx, const sk_error *err)
     if (err->kind == SK_ERR_NOT_FOUND || err->kind == SK_ERR_FORBIDDEN)
         sk_key_cache_forget(ctx->provctx, ctx->key);
     SK_RAISE_CLIENT(ctx->provctx, subject, err);
+    /* a padding the key's rsa.signature_policy leaves out (400, naming
+       the policy): say which one the key takes (genpkey
+       smartkey-signature-padding, docs/signing.md) */
+    if (ctx->algorithm == SK_KEY_RSA &&
+        (err->kind == SK_ERR_BAD_REQUEST || err->kind == SK_ERR_FORBIDDEN) &&
+        strstr(err->message, "policy") != NULL)
+        SK_RAISE(ctx->provctx, SK_R_OPERATION_NOT_ALLOWED,
+                 "%s: SmartKey's signature policy for this key does not "
+                 "allow %s signatures; %s",
+                 subject,
+                 ctx->padding == RSA_PKCS1_PSS_PADDING ? "RSA-PSS"
+                                                       : "PKCS#1 v1.5",
+                 ctx->padding == RSA_PKCS1_PSS_PADDING
+                     ? "sign with PKCS#1 v1.5 padding"
+                     : "sign with RSA-PSS (-sigopt rsa_padding_mode:pss)");
+}
+
+/* The approval of this signature: what approvers read (the digest, the
+   key, the padding) and how the user asked to handle it. */
+static sk_approval *prepare_approval(sk_signature_ctx *ctx,
+                                     sk_approval_ctx *approval,
+                                     const unsigned char *digest,
+                                     size_t digest_len)
+{
+    char what[300], hex[72];
+
+    snprintf(what, sizeof(what), "signing with key %s%.200s%s%s%s",
+             ctx->key->name != NULL ? "'" : "",
+             ctx->key->name != NULL ? ctx->key->name : ctx->key->kid,
+             ctx->key->name != NULL ? "' (" : "",
+             ctx->key->name != NULL ? ctx->key->kid : "",
+             ctx->key->name != NULL ? ")" : "");
+    sk_approval_hex(digest, digest_len, hex, sizeof(hex));
+    return sk_approval_prepare(
+        approval, ctx->provctx, &ctx->approval, what,
+        "Sign the %s digest %s with key '%.200s' (kid %s), %s",
+        ctx->md_smartkey_name, hex,
+        ctx->key->name != NULL ? ctx->key->name : "", ctx->key->kid,
+        ctx->algorithm != SK_KEY_RSA            ? "ECDSA"
+        : ctx->padding == RSA_PKCS1_PSS_PADDING ? "RSA-PSS"
+                                                : "RSA PKCS#1 v1.5");
 }
 
 static int sign_digest(sk_signature_ctx *ctx, unsigned char *sig,
@@ -480,6 +527,7 @@ static int sign_digest(sk_signature_ctx *ctx, unsigned char *sig,
                        const unsigned char *digest, size_t digest_len)
 {
     sk_sign_request request;
+    sk_approval_ctx approval;
     sk_client *client;
     sk_error err;
     unsigned char *answer = NULL;
@@ -500,9 +548,10 @@ static int sign_digest(sk_signature_ctx *ctx, unsigned char *sig,
         return 0;
 
     sign_request(ctx, digest, digest_len, &request);
+    request.approval = prepare_approval(ctx, &approval, digest, digest_len);
     memset(&err, 0, sizeof(err));
     if (!sk_client_sign(client, &request, &answer, &answer_len, &err)) {
-        sign_failed(ctx, &err);
+        sign_failed(ctx, &approval, &err);
         return 0;
     }
     ok = ctx->algorithm == SK_KEY_RSA
@@ -775,12 +824,14 @@ static const OSSL_PARAM rsa_settable[] = {
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
+    SK_APPROVAL_SETTABLE_PARAMS,
     OSSL_PARAM_END,
 };
 
 static const OSSL_PARAM ecdsa_settable[] = {
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
+    SK_APPROVAL_SETTABLE_PARAMS,
     OSSL_PARAM_END,
 };
 
@@ -972,6 +1023,8 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
                                                       : ecdsa_settable,
                          text_or_int_params, "the signature"))
         return 0;
+    if (!sk_approval_set_params(ctx->provctx, &ctx->approval, params))
+        return 0;
     if (verifier(ctx) != NULL) {
         if (OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST))
             ctx->verify_digest_set = 1;
@@ -1119,16 +1172,23 @@ static int sigalg_set_ctx_params(sk_signature_ctx *ctx,
 {
     static const OSSL_PARAM settable[] = {
         OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_SIGNATURE, NULL, 0),
+        SK_APPROVAL_SETTABLE_PARAMS,
         OSSL_PARAM_END,
     };
+    const OSSL_PARAM *signature;
+    OSSL_PARAM forward[2];
 
-    if (!sk_params_check(ctx->provctx, params, settable, NULL, "the signature"))
+    if (!sk_params_check(ctx->provctx, params, settable, NULL,
+                         "the signature") ||
+        !sk_approval_set_params(ctx->provctx, &ctx->approval, params))
         return 0;
-    /* the signature to check at verify_message_final */
-    return ctx->verify_ctx == NULL ||
-           OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_SIGNATURE) ==
-               NULL ||
-           EVP_PKEY_CTX_set_params(ctx->verify_ctx, params) > 0;
+    /* the signature to check at verify_message_final, for the verifier */
+    signature = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_SIGNATURE);
+    if (ctx->verify_ctx == NULL || signature == NULL)
+        return 1;
+    forward[0] = *signature;
+    forward[1] = OSSL_PARAM_construct_end();
+    return EVP_PKEY_CTX_set_params(ctx->verify_ctx, forward) > 0;
 }
 
 static OSSL_FUNC_signature_sign_init_fn sigalg_sign_init;
@@ -1287,6 +1347,7 @@ static const char **ecdsa_sigalg_key_types(void)
 
 static const OSSL_PARAM sigalg_settable[] = {
     OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_SIGNATURE, NULL, 0),
+    SK_APPROVAL_SETTABLE_PARAMS,
     OSSL_PARAM_END,
 };
 

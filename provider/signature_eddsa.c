@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "approval.h"
 #include "params.h"
 #include "signature.h"
 
@@ -58,13 +59,15 @@ typedef struct sk_ed25519_ctx {
     sk_provctx *provctx;
     sk_key *key;
     ed25519_operation operation;
+    sk_approval_opts approval; /* smartkey-approval, -approval-request */
 } sk_ed25519_ctx;
 
 static void *ed25519_newctx(void *provctx, const char *properties)
 {
     sk_ed25519_ctx *ctx;
 
-    SK_CTX_NEW(ctx, provctx, "creating an Ed25519 signature context");
+    if (SK_CTX_NEW(ctx, provctx, "creating an Ed25519 signature context"))
+        sk_approval_opts_init(&ctx->approval);
     return ctx;
 }
 
@@ -202,8 +205,10 @@ static int sign_message(sk_ed25519_ctx *ctx, unsigned char *sig, size_t *siglen,
 {
     static const unsigned char empty[1] = {0};
     sk_sign_request request;
+    sk_approval_ctx approval;
     sk_client *client;
     sk_error err;
+    char hex[72];
     unsigned char *answer = NULL;
     size_t answer_len = 0;
     char subject[300];
@@ -233,8 +238,19 @@ static int sign_message(sk_ed25519_ctx *ctx, unsigned char *sig, size_t *siglen,
     request.data = tbs != NULL ? tbs : empty;
     request.data_len = tbslen;
     request.padding = SK_SIG_NONE;
+    /* what approvers read when the key's group wants a quorum approval */
+    snprintf(subject, sizeof(subject), "signing with key '%.200s' (%s)",
+             key_label(ctx->key), ctx->key->kid);
+    sk_approval_hex(request.data, tbslen, hex, sizeof(hex));
+    request.approval = sk_approval_prepare(
+        &approval, ctx->provctx, &ctx->approval, subject,
+        "Sign a %zu-byte message beginning %s with key '%.200s' (kid %s), "
+        "Ed25519",
+        tbslen, hex, key_label(ctx->key), ctx->key->kid);
     memset(&err, 0, sizeof(err));
     if (!sk_client_sign(client, &request, &answer, &answer_len, &err)) {
+        if (SK_RAISE_APPROVAL(&approval, &err))
+            return 0;
         snprintf(subject, sizeof(subject), "key %s ('%.200s')", ctx->key->kid,
                  key_label(ctx->key));
         if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
@@ -349,17 +365,22 @@ static const OSSL_PARAM *ed25519_gettable_ctx_params(void *vctx, void *provctx)
     return ed25519_gettable;
 }
 
-/* Pure Ed25519 has nothing to set: Ed25519ph and Ed25519ctx (instance,
-   context string) are not SmartKey signatures, so they are refused. */
-static const OSSL_PARAM ed25519_settable[] = {OSSL_PARAM_END};
+/* Pure Ed25519 has nothing to set but the approval: Ed25519ph and
+   Ed25519ctx (instance, context string) are not SmartKey signatures, so
+   they are refused. */
+static const OSSL_PARAM ed25519_settable[] = {
+    SK_APPROVAL_SETTABLE_PARAMS,
+    OSSL_PARAM_END,
+};
 
 static int ed25519_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     sk_ed25519_ctx *ctx = vctx;
 
     return params == NULL ||
-           sk_params_check(ctx->provctx, params, ed25519_settable, NULL,
-                           "the Ed25519 signature");
+           (sk_params_check(ctx->provctx, params, ed25519_settable, NULL,
+                            "the Ed25519 signature") &&
+            sk_approval_set_params(ctx->provctx, &ctx->approval, params));
 }
 
 static const OSSL_PARAM *ed25519_settable_ctx_params(void *vctx, void *provctx)

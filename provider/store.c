@@ -1,8 +1,9 @@
 /*
  * The "smartkey" store loader: smartkey:name=..., smartkey:kid=...,
- * smartkey://... and smartkey: (every key). One key per load() call, each
- * handed to OpenSSL as a reference that this provider's keymgmt load()
- * turns into a key handle (docs/openssl-dispatch.md §1).
+ * smartkey://... and smartkey: (every key and certificate). One object per
+ * load() call: a key is handed to OpenSSL as a reference that this
+ * provider's keymgmt load() turns into a key handle
+ * (docs/openssl-dispatch.md §1), a certificate as its DER (certificate.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <openssl/params.h>
 #include <openssl/store.h>
 
+#include "certificate.h"
 #include "key.h"
 #include "params.h"
 #include "uri.h"
@@ -163,15 +165,108 @@ static int emit_key(sk_store_ctx *ctx, sk_key *key, OSSL_CALLBACK *object_cb,
     return object_cb(params, object_cbarg);
 }
 
+static int emit_certificate(sk_store_ctx *ctx, const unsigned char *der,
+                            size_t der_len, const char *name, const char *kid,
+                            OSSL_CALLBACK *object_cb, void *object_cbarg)
+{
+    int object_type = OSSL_OBJECT_CERT;
+    char description[300];
+    OSSL_PARAM params[5];
+
+    snprintf(description, sizeof(description),
+             "SmartKey certificate '%.200s' (%s)",
+             SK_ESCAPED(name != NULL ? name : kid), kid);
+    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
+                                                 "CERTIFICATE", 0);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA,
+                                                  (void *)der, der_len);
+    params[3] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DESC,
+                                                 description, 0);
+    params[4] = OSSL_PARAM_construct_end();
+    return object_cb(params, object_cbarg);
+}
+
+/* A CERTIFICATE object: its value, read with one more request. */
+static int load_certificate_object(sk_store_ctx *ctx, const sk_key_info *info,
+                                   OSSL_CALLBACK *object_cb, void *object_cbarg)
+{
+    unsigned char *der;
+    size_t der_len;
+    int ok;
+
+    if (!sk_cert_read(ctx->provctx, info, &der, &der_len))
+        return 0;
+    ok = emit_certificate(ctx, der, der_len, info->name, info->kid, object_cb,
+                          object_cbarg);
+    OPENSSL_free(der);
+    return ok;
+}
+
+/* The certificate held in SmartKey for key (certificate.c). */
+static int load_certificate_of_key(sk_store_ctx *ctx, const sk_key *key,
+                                   OSSL_CALLBACK *object_cb, void *object_cbarg)
+{
+    unsigned char *der;
+    size_t der_len;
+    int ok;
+
+    if (!sk_cert_of_key(ctx->provctx, key, &der, &der_len))
+        return 0;
+    ok = emit_certificate(ctx, der, der_len, key->name, key->kid, object_cb,
+                          object_cbarg);
+    OPENSSL_free(der);
+    return ok;
+}
+
+/*
+ * A certificate is wanted with type=cert, or when the application asks
+ * for certificates only (x509 -in, s_server -cert, storeutl -certs): then
+ * a key's name yields the certificate of that key. Without either, a
+ * CERTIFICATE object still yields itself (storeutl with no filter).
+ */
+static int wants_certificate(const sk_store_ctx *ctx)
+{
+    return ctx->uri.type == SK_URI_TYPE_CERT ||
+           (ctx->uri.type == SK_URI_TYPE_ANY &&
+            ctx->expect == OSSL_STORE_INFO_CERT);
+}
+
 static int load_one_key(sk_store_ctx *ctx, OSSL_CALLBACK *object_cb,
                         void *object_cbarg)
 {
     sk_key_ref ref = {.kid = ctx->uri.kid, .name = ctx->uri.name};
-    sk_key *key = sk_key_fetch(ctx->provctx, &ref);
+    sk_key_info *certificate = NULL;
+    int may_be_certificate =
+        wants_certificate(ctx) ||
+        (ctx->uri.type == SK_URI_TYPE_ANY && ctx->expect == 0);
+    sk_key *key;
     int ok;
 
+    if (ctx->uri.type == SK_URI_TYPE_CERT &&
+        (ctx->expect == OSSL_STORE_INFO_PKEY ||
+         ctx->expect == OSSL_STORE_INFO_PUBKEY)) {
+        SK_RAISE(ctx->provctx, SK_R_MALFORMED_URI,
+                 "%.256s: type=cert yields a certificate, and a key is "
+                 "expected here; drop type=cert",
+                 ctx->uri_text);
+        return 0;
+    }
+    key = may_be_certificate
+              ? sk_key_fetch_any(ctx->provctx, &ref, &certificate)
+              : sk_key_fetch(ctx->provctx, &ref);
+    if (certificate != NULL) {
+        ok = load_certificate_object(ctx, certificate, object_cb, object_cbarg);
+        sk_key_info_free(certificate);
+        return ok;
+    }
     if (key == NULL)
         return 0;
+    if (wants_certificate(ctx)) {
+        ok = load_certificate_of_key(ctx, key, object_cb, object_cbarg);
+        sk_key_free(key);
+        return ok;
+    }
     /*
      * OpenSSL would drop the public key it gets here and say only "Could
      * not read private key" (docs/openssl-dispatch.md §1): say why instead.
@@ -199,10 +294,20 @@ static int listable(const sk_key_info *info)
              info->curve == SK_CURVE_P521 || info->curve == SK_CURVE_ED25519));
 }
 
+/* What a listing yields: certificates when certificates may be wanted,
+   keys unless only certificates are. */
+static int wanted(const sk_store_ctx *ctx, const sk_key_info *info)
+{
+    if (info->obj_type == SK_OBJ_CERTIFICATE)
+        return wants_certificate(ctx) ||
+               (ctx->uri.type == SK_URI_TYPE_ANY && ctx->expect == 0);
+    return !wants_certificate(ctx) && listable(info);
+}
+
 static void skip_unlistable(sk_store_ctx *ctx)
 {
     while (ctx->next_key < ctx->key_count &&
-           !listable(ctx->keys[ctx->next_key]))
+           !wanted(ctx, ctx->keys[ctx->next_key]))
         ctx->next_key++;
 }
 
@@ -237,6 +342,11 @@ static int load_next_listed_key(sk_store_ctx *ctx, OSSL_CALLBACK *object_cb,
         return 0; /* nothing (more) to list: eof, not an error */
 
     info = ctx->keys[ctx->next_key++];
+    if (info->obj_type == SK_OBJ_CERTIFICATE) {
+        skip_unlistable(ctx);
+        ctx->eof = ctx->next_key >= ctx->key_count;
+        return load_certificate_object(ctx, info, object_cb, object_cbarg);
+    }
     if (info->pub_key != NULL && info->pub_key_len > 0) {
         key = sk_key_from_info(ctx->provctx, info);
     } else {

@@ -111,8 +111,11 @@ static int set_attribute(sk_uri *out, const char *attr, size_t attr_len,
             out->type = SK_URI_TYPE_PRIVATE;
         } else if (strcmp(decoded, "public") == 0) {
             out->type = SK_URI_TYPE_PUBLIC;
+        } else if (strcmp(decoded, "cert") == 0) {
+            out->type = SK_URI_TYPE_CERT;
         } else {
-            snprintf(why, why_len, "type= must be 'private' or 'public'");
+            snprintf(why, why_len,
+                     "type= must be 'private', 'public' or 'cert'");
             goto fail;
         }
         OPENSSL_free(decoded);

@@ -11,6 +11,7 @@ typedef enum sk_uri_type {
     SK_URI_TYPE_ANY = 0, /* the key as it is: private if it has one */
     SK_URI_TYPE_PRIVATE,
     SK_URI_TYPE_PUBLIC,
+    SK_URI_TYPE_CERT, /* a CERTIFICATE object, or the certificate of a key */
 } sk_uri_type;
 
 typedef struct sk_uri {

@@ -16,16 +16,21 @@
 /*
  * Key URIs.
  *
- *   smartkey:name=<percent-encoded name>[;type=private|public]
- *   smartkey:kid=<uuid>[;type=private|public]
+ *   smartkey:name=<percent-encoded name>[;type=private|public|cert]
+ *   smartkey:kid=<uuid>[;type=private|public|cert]
  *   smartkey://name=...        same attributes; a file in the current
  *                              directory can never shadow this form
- *   smartkey:                  every key the app can see (storeutl -keys)
+ *   smartkey:                  every key and certificate the app can see
+ *                              (storeutl -keys, storeutl -certs)
  *
  * Attribute values are percent-decoded; ';' and '%' inside a name must be
  * written %3B and %25. type=public yields a public-key object (as -pubin
  * expects); without it a key with a private half yields a private-key
- * handle whose material stays in SmartKey.
+ * handle whose material stays in SmartKey. type=cert yields a certificate:
+ * the CERTIFICATE object named, or, when the name is a key's, the
+ * certificate held in SmartKey whose public key is that key's (the one
+ * valid longest when there are several); an application that asks for a
+ * certificate (x509 -in, s_server -cert) gets the same without type=cert.
  */
 #define SMARTKEY_URI_SCHEME    "smartkey"
 #define SMARTKEY_URI_ATTR_NAME "name"
@@ -134,6 +139,30 @@
  */
 #define SMARTKEY_CFG_ED25519_HASH_ALG "ed25519_hash_alg"
 
+/*
+ * Quorum approval (docs/approval.md): what to do when SmartKey answers
+ * that an operation on a key needs the approval of a quorum (the key's
+ * group policy protects crypto operations):
+ *   "fail" (default)  the operation fails; the error says how to ask.
+ *   "request"         an approval request is created in SmartKey with a
+ *                     description of the operation for the approvers; the
+ *                     operation fails with the request's id and the
+ *                     command that completes it once approved (the same
+ *                     command with -pkeyopt smartkey-approval-request:ID).
+ *   "wait"            the request is created, the user told once on
+ *                     stderr, and the operation waits (polling 0.5 s to
+ *                     8 s apart, no lock held) until approved (then it
+ *                     completes), denied, expired or approval_timeout.
+ * approval_timeout: seconds `wait` waits at most (default 600).
+ * Environment: SMARTKEY_APPROVAL, SMARTKEY_APPROVAL_TIMEOUT (they win over
+ * openssl.cnf). Per operation: the parameters below.
+ */
+#define SMARTKEY_CFG_APPROVAL             "approval"
+#define SMARTKEY_CFG_APPROVAL_TIMEOUT     "approval_timeout"
+#define SMARTKEY_ENV_APPROVAL             "SMARTKEY_APPROVAL"
+#define SMARTKEY_ENV_APPROVAL_TIMEOUT     "SMARTKEY_APPROVAL_TIMEOUT"
+#define SMARTKEY_DEFAULT_APPROVAL_TIMEOUT 600.0
+
 /* Defaults */
 #define SMARTKEY_DEFAULT_API_ENDPOINT    "https://apps.smartkey.io"
 #define SMARTKEY_DEFAULT_CONNECT_TIMEOUT 5.0
@@ -232,6 +261,24 @@
 #define SMARTKEY_WRAP_FORMAT_SHA256                "sha256"
 
 /*
+ * Quorum approval of one operation (signature, RSA cipher: sign, decrypt,
+ * wrap, every BYOK format), as -pkeyopt / -sigopt NAME:VALUE:
+ *
+ * SMARTKEY_PARAM_APPROVAL (UTF8 string): "fail", "request" or "wait", for
+ *   this operation instead of the provider's `approval` setting.
+ * SMARTKEY_PARAM_APPROVAL_REQUEST (UTF8 string): the id of an approval
+ *   request made earlier (approval = request) for this very operation:
+ *   the operation is completed from its result instead of being sent again.
+ *   Still pending: fails (or, with approval = wait, waits).
+ */
+#define SMARTKEY_PARAM_APPROVAL         "smartkey-approval"
+#define SMARTKEY_PARAM_APPROVAL_REQUEST "smartkey-approval-request"
+
+#define SMARTKEY_APPROVAL_FAIL    "fail"
+#define SMARTKEY_APPROVAL_REQUEST "request"
+#define SMARTKEY_APPROVAL_WAIT    "wait"
+
+/*
  * Key generation in SmartKey (`openssl genpkey -pkeyopt NAME:VALUE`, or
  * EVP_PKEY_CTX_set_params() on a keygen context), besides OpenSSL's own
  * RSA `bits` and `e` and EC `group` (P-256, P-384, P-521):
@@ -245,6 +292,19 @@
  *   Default: SmartKey's (every operation of the key type except EXPORT).
  * SMARTKEY_PARAM_EXPORTABLE (integer, 0 or 1): 1 adds EXPORT, so the key
  *   may be read out or wrapped by another key. Default 0.
+ * SMARTKEY_PARAM_ENCRYPTION_PADDING (UTF8 string, RSA): the paddings
+ *   SmartKey lets the key decrypt (and encrypt, wrap, unwrap) with, a comma
+ *   list of "oaep", "pkcs1" (PKCS#1 v1.5: S/MIME key transport, TLS
+ *   static-RSA key exchange), "none" (raw RSA decryption) or "any";
+ *   SmartKey's rsa.encryption_policy. Default: SmartKey's, OAEP only.
+ * SMARTKEY_PARAM_SIGNATURE_PADDING (UTF8 string, RSA): the signature
+ *   paddings allowed, "pkcs1", "pss" or "any" (rsa.signature_policy).
+ *   Default: SmartKey's, any.
+ * SMARTKEY_PARAM_DESCRIPTION (UTF8 string): the key's description.
+ * SMARTKEY_PARAM_GROUP (UTF8 string): the id of the SmartKey group the key
+ *   is made in. Default: the app's default group.
+ * SMARTKEY_PARAM_METADATA (UTF8 string, repeatable): NAME=VALUE, one entry
+ *   of the key's custom metadata per use (a repeated NAME replaces).
  *
  * The documented command:
  *   openssl genpkey -provider default -provider smartkey \
@@ -254,6 +314,11 @@
 #define SMARTKEY_PARAM_KEY_NAME   "smartkey-name"
 #define SMARTKEY_PARAM_KEY_OPS    "smartkey-key-ops"
 #define SMARTKEY_PARAM_EXPORTABLE "smartkey-exportable"
+#define SMARTKEY_PARAM_ENCRYPTION_PADDING "smartkey-encryption-padding"
+#define SMARTKEY_PARAM_SIGNATURE_PADDING  "smartkey-signature-padding"
+#define SMARTKEY_PARAM_DESCRIPTION        "smartkey-description"
+#define SMARTKEY_PARAM_GROUP              "smartkey-group"
+#define SMARTKEY_PARAM_METADATA           "smartkey-metadata"
 
 /*
  * Key-reference files: what `genpkey -out` and `openssl pkey -in

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <openssl/crypto.h>
 #include "batch.h"
 #include "internal.h"
@@ -59,8 +60,9 @@ static sk_obj_type obj_type_of(const char *s)
         const char *name;
         sk_obj_type type;
     } types[] = {
-        {"RSA", SK_OBJ_RSA},       {"EC", SK_OBJ_EC},     {"AES", SK_OBJ_AES},
-        {"SECRET", SK_OBJ_SECRET}, {"HMAC", SK_OBJ_HMAC},
+        {"RSA", SK_OBJ_RSA},   {"EC", SK_OBJ_EC},
+        {"AES", SK_OBJ_AES},   {"SECRET", SK_OBJ_SECRET},
+        {"HMAC", SK_OBJ_HMAC}, {"CERTIFICATE", SK_OBJ_CERTIFICATE},
     };
 
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
@@ -280,8 +282,11 @@ static int append_page(json_t *page, sk_key_info ***list, size_t *count,
     return 1;
 }
 
-int sk_client_list_keys(sk_client *client, const char *name, sk_key_info ***out,
-                        size_t *count, sk_error *err)
+/* GET /crypto/v1/keys, page after page; name and obj_type filter when set
+   (obj_type: a SmartKey spelling from this file, never the caller's text). */
+static int list_objects(sk_client *client, const char *name,
+                        const char *obj_type, sk_key_info ***out, size_t *count,
+                        sk_error *err)
 {
     sk_key_info **list = NULL;
     size_t n = 0, cap = 0;
@@ -307,15 +312,17 @@ int sk_client_list_keys(sk_client *client, const char *name, sk_key_info ***out,
         snprintf(path, sizeof(path),
                  "/crypto/v1/keys?show_pub_key=true&limit=%d&offset=%zu",
                  LIST_PAGE, offset);
-        full_len = strlen(path) + (name_query ? strlen(name_query) : 0) + 8;
+        full_len = strlen(path) + (name_query ? strlen(name_query) : 0) +
+                   (obj_type ? strlen(obj_type) : 0) + 20;
         full = OPENSSL_malloc(full_len);
         if (full == NULL) {
             sk_error_set(err, SK_ERR_NOMEM, list_request, "out of memory");
             ok = 0;
             break;
         }
-        snprintf(full, full_len, "%s%s%s", path, name_query ? "&name=" : "",
-                 name_query ? name_query : "");
+        snprintf(full, full_len, "%s%s%s%s%s", path, name_query ? "&name=" : "",
+                 name_query ? name_query : "", obj_type ? "&obj_type=" : "",
+                 obj_type ? obj_type : "");
         ok = sk_http_json(client, "GET", full, list_request, NULL,
                           SK_HTTP_IDEMPOTENT, &page, err) &&
              append_page(page, &list, &n, &cap, err);
@@ -335,6 +342,92 @@ int sk_client_list_keys(sk_client *client, const char *name, sk_key_info ***out,
     *out = list;
     *count = n;
     return 1;
+}
+
+int sk_client_list_keys(sk_client *client, const char *name, sk_key_info ***out,
+                        size_t *count, sk_error *err)
+{
+    return list_objects(client, name, NULL, out, count, err);
+}
+
+int sk_client_list_certificates(sk_client *client, sk_key_info ***out,
+                                size_t *count, sk_error *err)
+{
+    size_t kept = 0;
+
+    if (!list_objects(client, NULL, "CERTIFICATE", out, count, err))
+        return 0;
+    /* a server that ignores the filter: keep the certificates only */
+    for (size_t i = 0; i < *count; i++) {
+        if ((*out)[i]->obj_type == SK_OBJ_CERTIFICATE)
+            (*out)[kept++] = (*out)[i];
+        else
+            sk_key_info_free((*out)[i]);
+    }
+    *count = kept;
+    return 1;
+}
+
+/*
+ * The DER certificate of a CERTIFICATE object, by kid only: show_value is
+ * sent only for an object already known to be a certificate (it would
+ * read out the value of an exportable key), and an answer for any other
+ * object type is refused without keeping its value.
+ */
+int sk_client_certificate(sk_client *client, const char *kid,
+                          unsigned char **der, size_t *der_len, sk_error *err)
+{
+    sk_key_ref ref = {.kid = kid};
+    json_t *body, *answer = NULL;
+    const char *obj_type = NULL, *answer_kid = NULL;
+    int ok;
+
+    sk_error_clear(err);
+    *der = NULL;
+    *der_len = 0;
+    if (kid == NULL || !sk_is_uuid(kid, strlen(kid))) {
+        sk_error_set(err, SK_ERR_BAD_REQUEST, info_request,
+                     "a certificate is read by its kid");
+        return 0;
+    }
+    body = descriptor(&ref, info_request, err);
+    if (body == NULL)
+        return 0;
+    ok = sk_http_json(client, "POST", "/crypto/v1/keys/info?show_value=true",
+                      info_request, body, SK_HTTP_IDEMPOTENT, &answer, err);
+    json_decref(body);
+    if (ok &&
+        (!json_is_object(answer) ||
+         !sk_json_need_string(answer, "obj_type", &obj_type, info_request,
+                              err) ||
+         !sk_json_need_string(answer, "kid", &answer_kid, info_request, err))) {
+        ok = 0;
+        if (err->kind == SK_ERR_NONE)
+            sk_error_set(err, SK_ERR_PROTOCOL, info_request,
+                         "the answer is not a security object");
+    }
+    if (ok && (strcmp(obj_type, "CERTIFICATE") != 0 ||
+               strcasecmp(answer_kid, kid) != 0)) {
+        sk_error_set(err, SK_ERR_PROTOCOL, info_request,
+                     "SmartKey answered the lookup of certificate %s with "
+                     "another object; refused",
+                     kid);
+        ok = 0;
+    }
+    if (ok) {
+        int found =
+            sk_json_base64(answer, "value", der, der_len, info_request, err);
+
+        if (found == 0)
+            sk_error_set(err, SK_ERR_FORBIDDEN, info_request,
+                         "SmartKey did not return the value of certificate "
+                         "%s: it shows a certificate's value only to apps "
+                         "allowed EXPORT on it",
+                         kid);
+        ok = found == 1;
+    }
+    json_decref(answer);
+    return ok;
 }
 
 /* ---- crypto calls ---- */
@@ -373,7 +466,8 @@ static void wipe_strings(json_t *obj)
 
 /* Runs the request and returns the Base64 field `field` of the answer. */
 static int call_for_bytes(sk_client *client, const char *path,
-                          const char *request, json_t *body, const char *field,
+                          const char *request, json_t *body,
+                          sk_approval *approval, const char *field,
                           unsigned char **out, size_t *out_len, sk_error *err)
 {
     json_t *answer = NULL;
@@ -386,7 +480,11 @@ static int call_for_bytes(sk_client *client, const char *path,
     /* sign and decrypt may share a batch request with other threads; a
        paused ASYNC job must not wait for a batch leader (it could be a job
        of the same thread): jobs send alone, concurrently. */
-    ok = sk_http_async_now(client)
+    /* a call that may take part in an approval goes alone (the approval
+       request names one call) */
+    ok = sk_http_async_now(client) ||
+                 (approval != NULL && (approval->mode != SK_APPROVAL_FAIL ||
+                                       approval->resume_id != NULL))
              ? -1
              : sk_batch_call(client, path, body, field, out, out_len, err);
     if (ok >= 0) {
@@ -394,8 +492,8 @@ static int call_for_bytes(sk_client *client, const char *path,
         return ok;
     }
     ok = 0;
-    if (sk_http_json(client, "POST", path, request, body, SK_HTTP_IDEMPOTENT,
-                     &answer, err)) {
+    if (sk_approval_call(client, "POST", path, request, body,
+                         SK_HTTP_IDEMPOTENT, approval, &answer, err)) {
         if (!json_is_object(answer))
             sk_error_set(err, SK_ERR_PROTOCOL, request,
                          "the answer is not a JSON object");
@@ -453,8 +551,9 @@ int sk_client_sign(sk_client *client, const sk_sign_request *req,
         (mode == NULL || json_object_set(body, "mode", mode) != 0))
         json_decref(body), body = NULL;
     json_decref(mode);
-    return call_for_bytes(client, "/crypto/v1/sign", request, body, "signature",
-                          signature, signature_len, err);
+    return call_for_bytes(client, "/crypto/v1/sign", request, body,
+                          req->approval, "signature", signature, signature_len,
+                          err);
 }
 
 static json_t *rsa_mode(sk_rsa_padding padding, const char *oaep_hash)
@@ -472,32 +571,50 @@ static json_t *rsa_mode(sk_rsa_padding padding, const char *oaep_hash)
 }
 
 /*
- * The body of an RSA encrypt or decrypt: `field` carries the data. Takes
- * `key`; NULL on no memory.
+ * One RSA encrypt or decrypt (they differ only in their path and field
+ * names): `in` carries the data, the answer's `out` field is returned.
  */
-static json_t *rsa_body(json_t *key, const char *field,
-                        const unsigned char *data, size_t data_len,
-                        sk_rsa_padding padding, const char *oaep_hash,
-                        const unsigned char *label, size_t label_len)
-{
-    json_t *body;
+typedef struct rsa_call {
+    const char *path;    /* "/crypto/v1/decrypt" */
+    const char *request; /* "POST /crypto/v1/decrypt", for errors */
+    const char *in;      /* "cipher" */
+    const char *out;     /* "plain" */
+    const sk_key_ref *key;
+    const char *transient_key; /* instead of key; NULL: key */
+    sk_rsa_padding padding;
+    const char *oaep_hash;
+    const unsigned char *label;
+    size_t label_len;
+    const unsigned char *data;
+    size_t data_len;
+    sk_approval *approval;
+} rsa_call;
 
-    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", field,
-                     sk_json_from_bytes(data, data_len), "mode",
-                     rsa_mode(padding, oaep_hash));
+static int rsa_crypt(sk_client *client, const rsa_call *call,
+                     unsigned char **result, size_t *result_len, sk_error *err)
+{
+    json_t *key, *body;
+
+    key = descriptor_or_transient(call->key, call->transient_key, call->request,
+                                  err);
+    if (key == NULL)
+        return 0;
+    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", call->in,
+                     sk_json_from_bytes(call->data, call->data_len), "mode",
+                     rsa_mode(call->padding, call->oaep_hash));
     /* Older servers do not know "label": send it only when there is one. */
-    if (body != NULL && padding == SK_RSA_OAEP && label_len > 0 &&
+    if (body != NULL && call->padding == SK_RSA_OAEP && call->label_len > 0 &&
         json_object_set_new(body, "label",
-                            sk_json_from_bytes(label, label_len)))
+                            sk_json_from_bytes(call->label, call->label_len)))
         json_decref(body), body = NULL;
-    return body;
+    return call_for_bytes(client, call->path, call->request, body,
+                          call->approval, call->out, result, result_len, err);
 }
 
 int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
                       unsigned char **plain, size_t *plain_len, sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/decrypt";
-    json_t *key, *body;
 
     sk_error_clear(err);
     *plain = NULL;
@@ -507,13 +624,12 @@ int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
                      "a ciphertext (and a valid OAEP hash) are required");
         return 0;
     }
-    key = descriptor(&req->key, request, err);
-    if (key == NULL)
-        return 0;
-    body = rsa_body(key, "cipher", req->cipher, req->cipher_len, req->padding,
-                    req->oaep_hash, req->label, req->label_len);
-    return call_for_bytes(client, "/crypto/v1/decrypt", request, body, "plain",
-                          plain, plain_len, err);
+    return rsa_crypt(client,
+                     &(rsa_call){"/crypto/v1/decrypt", request, "cipher",
+                                 "plain", &req->key, NULL, req->padding,
+                                 req->oaep_hash, req->label, req->label_len,
+                                 req->cipher, req->cipher_len, req->approval},
+                     plain, plain_len, err);
 }
 
 /*
@@ -578,19 +694,20 @@ int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
         ex.alg = req->alg;
         ex.oaep_hash = req->oaep_hash;
         ex.cipher_mode = req->cipher_mode;
+        ex.approval = req->approval;
     }
     body = wrapkey_body(req != NULL ? &ex : NULL, request, err);
     if (body == NULL)
         return 0;
     return call_for_bytes(client, "/crypto/v1/wrapkey", request, body,
-                          "wrapped_key", wrapped, wrapped_len, err);
+                          ex.approval, "wrapped_key", wrapped, wrapped_len,
+                          err);
 }
 
 int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
                       unsigned char **cipher, size_t *cipher_len, sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/encrypt";
-    json_t *key, *body;
 
     sk_error_clear(err);
     *cipher = NULL;
@@ -602,13 +719,13 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
                      "hash) are required");
         return 0;
     }
-    key = descriptor_or_transient(&req->key, req->transient_key, request, err);
-    if (key == NULL)
-        return 0;
-    body = rsa_body(key, "plain", req->plain, req->plain_len, req->padding,
-                    req->oaep_hash, req->label, req->label_len);
-    return call_for_bytes(client, "/crypto/v1/encrypt", request, body, "cipher",
-                          cipher, cipher_len, err);
+    return rsa_crypt(client,
+                     &(rsa_call){"/crypto/v1/encrypt", request, "plain",
+                                 "cipher", &req->key, req->transient_key,
+                                 req->padding, req->oaep_hash, req->label,
+                                 req->label_len, req->plain, req->plain_len,
+                                 req->approval},
+                     cipher, cipher_len, err);
 }
 
 /*
@@ -703,6 +820,77 @@ int sk_client_create_transient_public_key(sk_client *client,
                                   transient_key, err);
 }
 
+/* One policy array: [{"padding":{"OAEP":{}}}, ...], or [{}] for ANY. */
+static json_t *padding_policy(unsigned policy)
+{
+    static const struct {
+        unsigned bit;
+        const char *tag;
+    } paddings[] = {
+        {SK_PADDING_POLICY_OAEP, "OAEP"},
+        {SK_PADDING_POLICY_PKCS1_V15, "PKCS1_V15"},
+        {SK_PADDING_POLICY_RAW_DECRYPT, "RAW_DECRYPT"},
+        {SK_PADDING_POLICY_PSS, "PSS"},
+    };
+    json_t *entries = json_array();
+
+    if (entries == NULL)
+        return NULL;
+    if (policy & SK_PADDING_POLICY_ANY) {
+        if (json_array_append_new(entries, json_object()) == 0)
+            return entries;
+        json_decref(entries);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(paddings) / sizeof(paddings[0]); i++)
+        if ((policy & paddings[i].bit) &&
+            json_array_append_new(entries, json_pack("{s:{s:{}}}", "padding",
+                                                     paddings[i].tag)) != 0) {
+            json_decref(entries);
+            return NULL;
+        }
+    return entries;
+}
+
+/* The optional fields of a new key: policies, description, group,
+   custom metadata. 0 when out of memory or a text is not UTF-8. */
+static int add_key_options(json_t *body, const sk_generate_request *req)
+{
+    json_t *rsa, *metadata;
+
+    if (req->encryption_policy != 0 || req->signature_policy != 0) {
+        rsa = json_object();
+        if (rsa == NULL || json_object_set_new(body, "rsa", rsa) != 0)
+            return 0;
+        if (req->encryption_policy != 0 &&
+            json_object_set_new(rsa, "encryption_policy",
+                                padding_policy(req->encryption_policy)) != 0)
+            return 0;
+        if (req->signature_policy != 0 &&
+            json_object_set_new(rsa, "signature_policy",
+                                padding_policy(req->signature_policy)) != 0)
+            return 0;
+    }
+    if (req->description != NULL &&
+        json_object_set_new(body, "description",
+                            json_string(req->description)) != 0)
+        return 0;
+    if (req->group_id != NULL &&
+        json_object_set_new(body, "group_id", json_string(req->group_id)) != 0)
+        return 0;
+    if (req->metadata_count > 0) {
+        metadata = json_object();
+        if (metadata == NULL ||
+            json_object_set_new(body, "custom_metadata", metadata) != 0)
+            return 0;
+        for (size_t i = 0; i < req->metadata_count; i++)
+            if (json_object_set_new(metadata, req->metadata_names[i],
+                                    json_string(req->metadata_values[i])) != 0)
+                return 0;
+    }
+    return 1;
+}
+
 int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
                            sk_key_info **out, sk_error *err)
 {
@@ -742,6 +930,13 @@ int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
         for (size_t i = 0; i < req->key_ops_count; i++)
             if (json_array_append_new(ops, json_string(req->key_ops[i])))
                 goto nomem;
+    }
+    if (!add_key_options(body, req)) {
+        json_decref(body);
+        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                     "a description or metadata text is not valid UTF-8, or "
+                     "out of memory");
+        return 0;
     }
     if (sk_http_json(client, "POST", "/crypto/v1/keys", request, body, 0,
                      &answer, err)) {
@@ -851,8 +1046,8 @@ int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;
     }
-    if (sk_http_json(client, "POST", "/crypto/v1/wrapkey", request, body,
-                     SK_HTTP_IDEMPOTENT, &answer, err)) {
+    if (sk_approval_call(client, "POST", "/crypto/v1/wrapkey", request, body,
+                         SK_HTTP_IDEMPOTENT, req->approval, &answer, err)) {
         if (!json_is_object(answer))
             sk_error_set(err, SK_ERR_PROTOCOL, request,
                          "the answer is not a JSON object");
@@ -871,8 +1066,9 @@ int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
 }
 
 int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
-                         const char *alg, unsigned char **digest,
-                         size_t *digest_len, sk_error *err)
+                         const char *alg, sk_approval *approval,
+                         unsigned char **digest, size_t *digest_len,
+                         sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/keys/digest";
     json_t *desc;
@@ -889,7 +1085,7 @@ int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
         return 0;
     return call_for_bytes(client, "/crypto/v1/keys/digest", request,
                           json_pack("{s:o,s:s}", "key", desc, "alg", alg),
-                          "digest", digest, digest_len, err);
+                          approval, "digest", digest, digest_len, err);
 }
 
 /* ---- the decoders alone: fuzzing and unit tests feed them a body ---- */

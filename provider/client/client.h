@@ -33,6 +33,12 @@ typedef enum sk_err_kind {
     SK_ERR_SERVER,      /* 5xx after the retry budget */
     SK_ERR_PROTOCOL,    /* malformed, truncated or unexpected response */
     SK_ERR_NOMEM,
+    /* quorum approvals (sk_approval below) */
+    SK_ERR_APPROVAL_PENDING,  /* the approval request exists, not approved */
+    SK_ERR_APPROVAL_DENIED,   /* an approver denied it (message: reason) */
+    SK_ERR_APPROVAL_EXPIRED,  /* it expired (or was deleted) unapproved */
+    SK_ERR_APPROVAL_TIMEOUT,  /* approval_timeout passed while waiting */
+    SK_ERR_APPROVAL_MISMATCH, /* the request to resume is for another call */
 } sk_err_kind;
 
 typedef struct sk_error {
@@ -103,6 +109,44 @@ typedef struct sk_client_config {
     void *log_arg;
 } sk_client_config;
 
+/*
+ * Quorum approval of one call (docs/approval.md). NULL, or mode FAIL
+ * without resume_id: a 403 "This operation requires approval" is the
+ * error SK_ERR_APPROVAL, as before.
+ *   REQUEST: on that 403 the call is posted to /sys/v1/approval_requests
+ *            with `description`; the error is SK_ERR_APPROVAL_PENDING and
+ *            request_id names the request. A call that names a transient
+ *            key is not posted (another process could never complete it):
+ *            SK_ERR_APPROVAL with not_resumable set.
+ *   WAIT:    the same, then notify(request_id) once, and polling (0.5 s
+ *            doubling to 8 s; an ASYNC job pauses on the engine's timer)
+ *            until approved (the call's answer is read from .../result),
+ *            denied, expired or `timeout` seconds.
+ * resume_id: instead of the direct call, the approval request with this id
+ *   is checked to be for this very call (method, path and body) and
+ *   completed from its result; still pending: SK_ERR_APPROVAL_PENDING
+ *   unless mode is WAIT (then it is waited for).
+ * No lock is held while waiting.
+ */
+typedef enum sk_approval_mode {
+    SK_APPROVAL_FAIL = 0,
+    SK_APPROVAL_REQUEST,
+    SK_APPROVAL_WAIT,
+} sk_approval_mode;
+
+typedef struct sk_approval {
+    sk_approval_mode mode;
+    double timeout;          /* WAIT: seconds (<= 0: 600) */
+    const char *resume_id;   /* NULL: call directly first */
+    const char *description; /* for the approvers; NULL: none */
+    void (*notify)(void *arg, const char *request_id);
+    void *notify_arg;
+    /* out */
+    char request_id[37]; /* the approval request made or resumed, or "" */
+    int not_resumable;   /* REQUEST refused: the call names a transient key */
+    unsigned polls;      /* GET requests made while waiting */
+} sk_approval;
+
 /* A key as SmartKey describes it (the subset the provider needs). */
 typedef enum sk_obj_type {
     SK_OBJ_OTHER = 0,
@@ -111,6 +155,7 @@ typedef enum sk_obj_type {
     SK_OBJ_AES,
     SK_OBJ_SECRET,
     SK_OBJ_HMAC,
+    SK_OBJ_CERTIFICATE, /* an X.509 certificate; pub_key: the certified key */
 } sk_obj_type;
 
 typedef enum sk_curve {
@@ -171,6 +216,18 @@ int sk_client_key_info(sk_client *client, const sk_key_ref *key,
 /* GET /crypto/v1/keys (optionally filtered by exact name) */
 int sk_client_list_keys(sk_client *client, const char *name, sk_key_info ***out,
                         size_t *count, sk_error *err);
+/* GET /crypto/v1/keys?obj_type=CERTIFICATE: every certificate object
+   (pub_key is the certified key's; no value) */
+int sk_client_list_certificates(sk_client *client, sk_key_info ***out,
+                                size_t *count, sk_error *err);
+/*
+ * POST /crypto/v1/keys/info?show_value=true for the CERTIFICATE object kid:
+ * its DER X.509 certificate in *der (OPENSSL_malloc'd). SmartKey returns the
+ * value only to apps allowed EXPORT on the object (SK_ERR_FORBIDDEN
+ * otherwise); an answer about another object or type is refused.
+ */
+int sk_client_certificate(sk_client *client, const char *kid,
+                          unsigned char **der, size_t *der_len, sk_error *err);
 void sk_key_info_free(sk_key_info *info);
 void sk_key_info_list_free(sk_key_info **list, size_t count);
 
@@ -194,6 +251,7 @@ typedef struct sk_sign_request {
     size_t hash_len;
     sk_sig_padding padding;
     const char *mgf1_hash; /* PSS only; NULL: hash_alg */
+    sk_approval *approval; /* NULL: a quorum approval is an error */
     /* instead of hash: the message itself (pure EdDSA signs the message,
        docs/smartkey-api.md §4.3); exactly one of hash and data */
     const unsigned char *data;
@@ -221,6 +279,7 @@ typedef struct sk_decrypt_request {
     size_t label_len;
     const unsigned char *cipher;
     size_t cipher_len;
+    sk_approval *approval;
 } sk_decrypt_request;
 
 /* POST /crypto/v1/decrypt with alg RSA. */
@@ -238,6 +297,7 @@ typedef struct sk_wrapkey_request {
     /* instead of wrapping_key: the handle of a transient key, valid only
        in the session that created it (create_transient_public_key) */
     const char *wrapping_transient_key;
+    sk_approval *approval;
 } sk_wrapkey_request;
 
 /* POST /crypto/v1/wrapkey: the subject wrapped inside SmartKey. */
@@ -254,6 +314,7 @@ typedef struct sk_encrypt_request {
     size_t label_len;
     const unsigned char *plain;
     size_t plain_len;
+    sk_approval *approval;
 } sk_encrypt_request;
 
 /* POST /crypto/v1/encrypt with alg RSA. */
@@ -274,6 +335,20 @@ int sk_client_create_transient_public_key(sk_client *client,
                                           size_t spki_len, char **transient_key,
                                           sk_error *err);
 
+/*
+ * RSA padding policies of a new key (SmartKey's rsa.encryption_policy and
+ * rsa.signature_policy, docs/smartkey-api.md §3.5): a bit set; 0 sends
+ * nothing (SmartKey's default: OAEP only for encryption, anything for
+ * signatures); ANY is the wildcard entry {}.
+ */
+enum {
+    SK_PADDING_POLICY_ANY = 1u << 0,
+    SK_PADDING_POLICY_OAEP = 1u << 1,
+    SK_PADDING_POLICY_PKCS1_V15 = 1u << 2,
+    SK_PADDING_POLICY_RAW_DECRYPT = 1u << 3, /* encryption policy only */
+    SK_PADDING_POLICY_PSS = 1u << 4,         /* signature policy only */
+};
+
 /* A new key to generate in SmartKey. */
 typedef struct sk_generate_request {
     const char *name;           /* required, unique in the account */
@@ -285,6 +360,14 @@ typedef struct sk_generate_request {
        every operation of the type except EXPORT */
     const char *const *key_ops;
     size_t key_ops_count;
+    unsigned encryption_policy; /* RSA: SK_PADDING_POLICY_*; 0: default */
+    unsigned signature_policy;  /* RSA: SK_PADDING_POLICY_*; 0: default */
+    const char *description;    /* NULL: none */
+    const char *group_id;       /* a group's UUID; NULL: the app's default */
+    /* custom_metadata: metadata_count name/value pairs, names unique */
+    const char *const *metadata_names;
+    const char *const *metadata_values;
+    size_t metadata_count;
 } sk_generate_request;
 
 /*
@@ -327,6 +410,7 @@ typedef struct sk_wrapkey_ex_request {
     const unsigned char *ad; /* GCM additional data; NULL: none sent */
     size_t ad_len;
     unsigned tag_len_bits; /* GCM tag length; 0: not sent */
+    sk_approval *approval;
 } sk_wrapkey_ex_request;
 
 typedef struct sk_wrapkey_result {
@@ -347,8 +431,9 @@ void sk_wrapkey_result_clear(sk_wrapkey_result *result);
  * itself is not revealed. SmartKey asks EXPORT of the key.
  */
 int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
-                         const char *alg, unsigned char **digest,
-                         size_t *digest_len, sk_error *err);
+                         const char *alg, sk_approval *approval,
+                         unsigned char **digest, size_t *digest_len,
+                         sk_error *err);
 
 /*
  * Splits an endpoint value (see sk_client_config) into its node URLs,

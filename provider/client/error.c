@@ -249,6 +249,16 @@ const char *sk_err_kind_name(sk_err_kind kind)
         return "invalid response";
     case SK_ERR_NOMEM:
         return "out of memory";
+    case SK_ERR_APPROVAL_PENDING:
+        return "approval pending";
+    case SK_ERR_APPROVAL_DENIED:
+        return "approval denied";
+    case SK_ERR_APPROVAL_EXPIRED:
+        return "approval expired";
+    case SK_ERR_APPROVAL_TIMEOUT:
+        return "approval not given in time";
+    case SK_ERR_APPROVAL_MISMATCH:
+        return "approval request for another operation";
     }
     return "unknown error";
 }

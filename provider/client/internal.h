@@ -59,6 +59,20 @@ int sk_http_json(sk_client *client, const char *method, const char *path,
                  const char *request, json_t *body, unsigned flags,
                  json_t **response, sk_error *err);
 
+/* Waits ms: a job inside an ASYNC job pauses on the engine's timer, a
+   thread sleeps (retry.c). */
+void sk_client_pause_ms(sk_client *client, long ms);
+
+/* ---- approval.c ---- */
+
+/*
+ * sk_http_json with the quorum-approval workflow of `approval` (client.h;
+ * NULL: sk_http_json itself).
+ */
+int sk_approval_call(sk_client *client, const char *method, const char *path,
+                     const char *request, json_t *body, unsigned flags,
+                     sk_approval *approval, json_t **response, sk_error *err);
+
 /* The caller runs inside an OpenSSL ASYNC job and async is not off: its
    requests go through the engine (engine.c) and it must never block on
    another caller (batching is bypassed). */

@@ -22,8 +22,9 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Waits ms (a retry's backoff): a job pauses, a thread sleeps. */
-static void wait_ms(sk_client *c, long ms)
+/* Waits ms (a retry's backoff, an approval's poll): a job pauses, a thread
+   sleeps. */
+void sk_client_pause_ms(sk_client *c, long ms)
 {
     sk_async_slot *slot = sk_pool_async_slot(c);
     sk_engine *e = slot != NULL ? sk_pool_engine(c) : NULL;
@@ -203,6 +204,6 @@ int sk_exchange_with_retries(sk_client *c, const char *method, const char *path,
                    (resend == RESEND_IF_IDEMPOTENT && !idempotent)) {
             return 0;
         }
-        wait_ms(c, backoff_ms(attempt, ans));
+        sk_client_pause_ms(c, backoff_ms(attempt, ans));
     }
 }

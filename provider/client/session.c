@@ -404,6 +404,9 @@ static int needs_session(json_t *body)
         return 0;
     if (json_is_true(json_object_get(body, "transient")))
         return 1;
+    /* an approval request: the call inside runs in this session */
+    if (needs_session(json_object_get(body, "body")))
+        return 1;
     json_object_foreach(body, field, value)
     {
         if (json_is_object(value) &&

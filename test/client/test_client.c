@@ -238,6 +238,45 @@ static void test_list_keys_filters_by_exact_name(void)
     sk_client_free(client);
 }
 
+/* show_value is sent only for certificates: an answer about any other
+   object (here an exportable AES key, whose value would be its secret) is
+   refused and nothing is handed back. */
+static void test_certificate_read_refuses_any_other_object(void)
+{
+    sk_client *client = new_client();
+    unsigned char *der = (unsigned char *)"untouched";
+    size_t der_len = 99;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(sk_client_certificate(client, aes_kid, &der, &der_len, &err) ==
+              0);
+    CU_ASSERT_PTR_NULL(der);
+    CU_ASSERT_EQUAL(der_len, 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_PROTOCOL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "another object"));
+    CU_ASSERT(
+        sk_client_certificate(client, "client-aes", &der, &der_len, &err) == 0);
+    CU_ASSERT_EQUAL(err.kind, SK_ERR_BAD_REQUEST);
+    sk_client_free(client);
+}
+
+static void test_list_certificates_holds_certificates_only(void)
+{
+    sk_client *client = new_client();
+    sk_key_info **list = NULL;
+    size_t count = 99;
+    sk_error err;
+
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_FATAL(sk_client_list_certificates(client, &list, &count, &err) ==
+                    1);
+    for (size_t i = 0; i < count; i++)
+        CU_ASSERT_EQUAL(list[i]->obj_type, SK_OBJ_CERTIFICATE);
+    sk_key_info_list_free(list, count);
+    sk_client_free(client);
+}
+
 /* ---- configuration and transport errors ---- */
 
 static void test_bad_api_key_is_an_auth_error(void)
@@ -505,8 +544,9 @@ static void test_approval_required_is_reported_without_reauthentication(void)
     sk_client *client = new_client();
     unsigned char digest[32] = {1}, *signature = NULL;
     size_t signature_len = 0;
-    sk_sign_request req = {{ec_kid, NULL}, "SHA256", digest, sizeof(digest),
-                           SK_SIG_NONE,    NULL,     NULL,   0};
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256",    digest,
+                           sizeof(digest), SK_SIG_NONE, NULL,
+                           NULL,           NULL,        0};
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
@@ -742,8 +782,9 @@ static int sign_once(sk_client *client)
 {
     unsigned char digest[32] = {1}, *signature = NULL;
     size_t len = 0;
-    sk_sign_request req = {{ec_kid, NULL}, "SHA256", digest, sizeof(digest),
-                           SK_SIG_NONE,    NULL,     NULL,   0};
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256",    digest,
+                           sizeof(digest), SK_SIG_NONE, NULL,
+                           NULL,           NULL,        0};
     sk_error err;
     int ok = sk_client_sign(client, &req, &signature, &len, &err) == 1;
 
@@ -810,8 +851,15 @@ static void test_signatures_verify_with_the_public_key(void)
     unsigned char digest[32], *signature = NULL;
     size_t len = 0;
     sk_key_info *rsa = NULL, *ec = NULL;
-    sk_sign_request req = {{rsa_kid, NULL},  "SHA256", digest, sizeof(digest),
-                           SK_SIG_PKCS1_V15, NULL,     NULL,   0};
+    sk_sign_request req = {{rsa_kid, NULL},
+                           "SHA256",
+                           digest,
+                           sizeof(digest),
+                           SK_SIG_PKCS1_V15,
+                           NULL,
+                           NULL,
+                           NULL,
+                           0};
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
@@ -849,8 +897,8 @@ static void test_oaep_decrypt_recovers_local_encryption(void)
     unsigned char cipher[512], *plain = NULL;
     size_t cipher_len = sizeof(cipher), plain_len = 0;
     sk_key_info *rsa = NULL;
-    sk_decrypt_request req = {
-        {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, cipher, 0};
+    sk_decrypt_request req = {{rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0,
+                              cipher,          0,           NULL};
     EVP_PKEY *pkey;
     sk_error err;
 
@@ -874,10 +922,15 @@ static void test_wrapkey_under_rsa_unwraps_to_the_aes_key(void)
     sk_client *client = new_client();
     unsigned char *wrapped = NULL, *plain = NULL;
     size_t wrapped_len = 0, plain_len = 0;
-    sk_wrapkey_request wrap = {
-        {rsa_kid, NULL}, {NULL, "client-aes"}, "RSA", "SHA256", NULL, NULL};
+    sk_wrapkey_request wrap = {{rsa_kid, NULL},
+                               {NULL, "client-aes"},
+                               "RSA",
+                               "SHA256",
+                               NULL,
+                               NULL,
+                               NULL};
     sk_decrypt_request unwrap = {
-        {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, NULL, 0};
+        {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, NULL, 0, NULL};
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
@@ -924,6 +977,8 @@ int main(int argc, char **argv)
         T(test_unknown_key_is_not_found_with_smartkey_message),
         T(test_invalid_key_reference_fails_without_network),
         T(test_list_keys_filters_by_exact_name),
+        T(test_certificate_read_refuses_any_other_object),
+        T(test_list_certificates_holds_certificates_only),
         T(test_bad_api_key_is_an_auth_error),
         T(test_closed_port_is_a_network_error),
         T(test_untrusted_server_certificate_is_a_tls_error),

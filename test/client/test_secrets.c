@@ -230,8 +230,9 @@ static void test_batched_decrypt_plaintexts_are_wiped(void)
 
     for (int i = 0; i < THREADS; i++) {
         calls[i].client = client;
-        calls[i].req = (sk_decrypt_request){
-            {kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, cipher, cipher_len};
+        calls[i].req =
+            (sk_decrypt_request){{kid, NULL}, SK_RSA_OAEP, "SHA256",   NULL,
+                                 0,           cipher,      cipher_len, NULL};
     }
     /* a lone call: batch.c's unbatched path */
     decrypt(&calls[0]);

@@ -485,9 +485,62 @@ static int import_asymmetric(em_obj *obj, const unsigned char *value,
     return 1;
 }
 
+/*
+ * A CERTIFICATE's value is one DER X.509 certificate (nothing after it);
+ * the object is public only and its pub_key is the certified key's, as
+ * SmartKey shows it. RSA and EC keys only: the ones this server can hold.
+ */
+static int import_certificate(em_obj *obj, const unsigned char *value,
+                              size_t len, char *err, size_t errlen)
+{
+    const unsigned char *p = value;
+    X509 *cert = d2i_X509(NULL, &p, (long)len);
+    EVP_PKEY *pkey = NULL;
+    const struct curve *curve;
+
+    if (cert == NULL || p != value + len) {
+        X509_free(cert);
+        ERR_clear_error();
+        snprintf(err, errlen, "value is not one DER X.509 certificate");
+        return 0;
+    }
+    pkey = X509_get_pubkey(cert);
+    X509_free(cert);
+    ERR_clear_error();
+    if (pkey == NULL ||
+        (!EVP_PKEY_is_a(pkey, "RSA") && !EVP_PKEY_is_a(pkey, "EC"))) {
+        EVP_PKEY_free(pkey);
+        snprintf(err, errlen, "the certificate's key is not an RSA or EC key");
+        return 0;
+    }
+    if (EVP_PKEY_is_a(pkey, "EC")) {
+        if ((curve = curve_of_pkey(pkey)) == NULL) {
+            EVP_PKEY_free(pkey);
+            snprintf(err, errlen, "the certificate's curve is not supported");
+            return 0;
+        }
+        obj->key_size = curve->bits;
+    } else {
+        obj->key_size = (unsigned)EVP_PKEY_get_bits(pkey);
+    }
+    obj->value = malloc(len);
+    if (obj->value == NULL) {
+        EVP_PKEY_free(pkey);
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    memcpy(obj->value, value, len);
+    obj->value_len = len;
+    obj->pkey = pkey;
+    obj->public_only = 1;
+    return 1;
+}
+
 int em_key_import(em_obj *obj, const unsigned char *value, size_t len,
                   char *err, size_t errlen)
 {
+    if (em_is_certificate(obj))
+        return import_certificate(obj, value, len, err, errlen);
     if (is_asymmetric_type(obj->obj_type))
         return import_asymmetric(obj, value, len, err, errlen);
     if (!is_symmetric_type(obj->obj_type)) {
@@ -541,9 +594,9 @@ int em_key_export(const em_obj *obj, int pkcs8, unsigned char **out,
     size_t len = 0;
     int ok;
 
-    if (obj->public_only)
+    if (obj->public_only && !em_is_certificate(obj))
         return 0;
-    if (obj->pkey == NULL) {
+    if (obj->pkey == NULL || em_is_certificate(obj)) {
         if (obj->value == NULL)
             return 0;
         *out = malloc(obj->value_len > 0 ? obj->value_len : 1);

@@ -12,6 +12,8 @@
  *              crypto endpoints (encrypt, decrypt, sign, verify, wrapkey,
  *              unwrapkey, digest)
  *   crypto_batch.c  batch/... endpoints and the pool of batch workers
+ *   approval.c groups and their approval policies, approval requests, the
+ *              test apps that approve them
  *
  *   schema.c   strict checking of request bodies against SmartKey's model
  *
@@ -24,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -62,8 +65,10 @@ typedef struct em_obj {
     int public_only;
     int external;         /* material came from outside (import, unwrap):
                              origin "External" rather than "FortanixHSM" */
-    EVP_PKEY *pkey;       /* RSA and EC (public-only or full) */
-    unsigned char *value; /* raw bytes of AES/SECRET/HMAC objects */
+    EVP_PKEY *pkey;       /* RSA and EC (public-only or full); the
+                             certified key of a CERTIFICATE */
+    unsigned char *value; /* raw bytes of AES/SECRET/HMAC objects; the DER
+                             X.509 certificate of CERTIFICATE objects */
     size_t value_len;
     json_t *rsa;         /* RSA options as sent/defaulted:
                             {"encryption_policy":[..],
@@ -102,6 +107,13 @@ typedef struct em_response {
 /* SmartKey spellings of the EM_OP_* bits, indexed by bit number. */
 #define EM_OP_COUNT 13
 extern const char *const em_op_names[EM_OP_COUNT];
+
+/* A CERTIFICATE object: public only, its value (the certificate) is public
+   data, never counted as an export of key material. */
+static inline int em_is_certificate(const em_obj *obj)
+{
+    return strcmp(obj->obj_type, "CERTIFICATE") == 0;
+}
 
 /* ---- http.c: helpers for handlers ---- */
 
@@ -169,6 +181,8 @@ int em_store_add(const em_request *req, em_obj *obj, int transient,
 /* Replaces the object with the same kid by `obj` (takes ownership).
    Returns 1, 0 when the kid is unknown, -1 when the new name is taken. */
 int em_store_replace(em_obj *obj);
+/* The id of the app's (only) group: objects are created in it. */
+const char *em_store_group_id(void);
 /* Returns 1 when the object existed. */
 int em_store_delete(const char *kid);
 /* Counted reference to a persisted object by kid, or NULL. */
@@ -268,6 +282,45 @@ unsigned char *em_json_b64(json_t *obj, const char *field, int required,
 const char *em_json_str(json_t *obj, const char *field);
 void em_time_now(char out[17]); /* YYYYMMDDThhmmssZ, UTC */
 void em_uuid(char out[37]);     /* random lower-case v4 UUID */
+
+/* ---- approval.c: groups, quorum approvals, test apps ---- */
+
+int em_h_groups_create(em_request *req, em_response *resp); /* POST groups */
+int em_h_groups_list(em_request *req, em_response *resp);   /* GET groups */
+int em_h_group_get(em_request *req, const char *id, em_response *resp);
+int em_h_group_patch(em_request *req, const char *id, em_response *resp);
+int em_h_approval_create(em_request *req, em_response *resp);
+int em_h_approval_list(em_request *req, em_response *resp);
+int em_h_approval_get(em_request *req, const char *id, em_response *resp);
+int em_h_approval_delete(em_request *req, const char *id, em_response *resp);
+int em_h_approval_approve(em_request *req, const char *id, em_response *resp);
+int em_h_approval_deny(em_request *req, const char *id, em_response *resp);
+int em_h_approval_result(em_request *req, const char *id, em_response *resp);
+/* Returns 1 when the crypto call may run directly; 0 with 403 "This
+   operation requires approval" when a key it names is in a group whose
+   policy protects crypto operations. */
+int em_approval_check(em_request *req, em_response *resp);
+/* 1 and the app's id when credential is the API key of a test app. */
+int em_app_lookup(const char *credential, char app_id[37]);
+/* test controls: POST /_emulator/apps, POST /_emulator/approval/expiry */
+int em_control_apps(em_request *req, em_response *resp);
+int em_control_approval_expiry(em_request *req, em_response *resp);
+void em_approval_shutdown(void);
+
+/* ---- http.c: what approval.c needs to run an approved call ---- */
+
+/* method + path is a crypto call that may need approval. */
+int em_http_is_crypto_route(const char *method, const char *path);
+/* Runs a crypto call as req->who without the approval check (the strict
+   schema check included); fills resp. */
+void em_http_execute(em_request *req, em_response *resp);
+
+/* ---- store.c: the identity's account and default group ---- */
+
+const char *em_store_account(void);
+const char *em_store_default_group(void);
+/* The object's group (its group_id, or the default group). */
+const char *em_obj_group(const em_obj *obj);
 
 /* ---- start-up glue between main.c, http.c and store.c ---- */
 

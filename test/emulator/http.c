@@ -147,6 +147,7 @@ static void count_other(const char *method, const char *path)
 typedef struct session {
     char token[65];
     char id[33];
+    char app_id[37]; /* the app that authenticated */
     long long last_used_ms;
     struct session *next;
 } session;
@@ -222,13 +223,14 @@ static void free_sessions(session *gone)
     }
 }
 
-static session *session_new(void)
+static session *session_new(const char *app_id)
 {
     session *s = calloc(1, sizeof(*s)), *expired = NULL;
     unsigned b;
 
     if (s == NULL)
         return NULL;
+    snprintf(s->app_id, sizeof(s->app_id), "%s", app_id);
     random_hex(s->token, 32);
     random_hex(s->id, 16);
     s->last_used_ms = now_ms();
@@ -264,7 +266,7 @@ static int session_end(const char *token)
 
 /* Looks a bearer token up and slides its idle window; 0 when expired or
    unknown (an expired session is dropped with its transient keys). */
-static int session_use(const char *token, char id[65])
+static int session_use(const char *token, char id[65], char app_id[37])
 {
     session **p, *s, *expired = NULL;
     long long now = now_ms();
@@ -282,6 +284,7 @@ static int session_use(const char *token, char id[65])
         } else {
             s->last_used_ms = now;
             snprintf(id, 65, "%s", s->id);
+            snprintf(app_id, 37, "%s", s->app_id);
             ok = 1;
         }
         break;
@@ -308,12 +311,12 @@ static json_t *auth_response(const session *s)
 {
     return json_pack("{s:s, s:s, s:I, s:s}", "token_type", "Bearer",
                      "access_token", s->token, "expires_in",
-                     (json_int_t)opts.token_lifetime, "entity_id", opts.app_id);
+                     (json_int_t)opts.token_lifetime, "entity_id", s->app_id);
 }
 
 static int h_auth(em_request *req, em_response *resp)
 {
-    session *s = session_new();
+    session *s = session_new(req->who.app_id);
 
     if (s == NULL)
         return em_error(resp, 500, "Out of memory");
@@ -346,7 +349,9 @@ enum session_action {
 
 typedef struct route {
     const char *method;
-    const char *path; /* "/crypto/v1/keys/{kid}" matches one segment */
+    /* "/crypto/v1/keys/{kid}" matches one segment, also inside a path
+       ("/sys/v1/approval_requests/{kid}/approve") */
+    const char *path;
     enum auth_kind auth;
     int needs_approval; /* refused while the approval switch is on */
     em_handler handler;
@@ -404,27 +409,56 @@ static route routes[] = {
      SESSION_NONE, 0},
     {"POST", "/crypto/v1/digest", AUTH_ANY, 1, em_h_digest, NULL, SESSION_NONE,
      0},
+    {"POST", "/sys/v1/groups", AUTH_ANY, 0, em_h_groups_create, NULL,
+     SESSION_NONE, 0},
+    {"GET", "/sys/v1/groups", AUTH_ANY, 0, em_h_groups_list, NULL, SESSION_NONE,
+     0},
+    {"GET", "/sys/v1/groups/{kid}", AUTH_ANY, 0, NULL, em_h_group_get,
+     SESSION_NONE, 0},
+    {"PATCH", "/sys/v1/groups/{kid}", AUTH_ANY, 0, NULL, em_h_group_patch,
+     SESSION_NONE, 0},
+    {"POST", "/sys/v1/approval_requests", AUTH_ANY, 0, em_h_approval_create,
+     NULL, SESSION_NONE, 0},
+    {"GET", "/sys/v1/approval_requests", AUTH_ANY, 0, em_h_approval_list, NULL,
+     SESSION_NONE, 0},
+    {"GET", "/sys/v1/approval_requests/{kid}", AUTH_ANY, 0, NULL,
+     em_h_approval_get, SESSION_NONE, 0},
+    {"DELETE", "/sys/v1/approval_requests/{kid}", AUTH_ANY, 0, NULL,
+     em_h_approval_delete, SESSION_NONE, 0},
+    {"POST", "/sys/v1/approval_requests/{kid}/approve", AUTH_ANY, 0, NULL,
+     em_h_approval_approve, SESSION_NONE, 0},
+    {"POST", "/sys/v1/approval_requests/{kid}/deny", AUTH_ANY, 0, NULL,
+     em_h_approval_deny, SESSION_NONE, 0},
+    {"POST", "/sys/v1/approval_requests/{kid}/result", AUTH_ANY, 0, NULL,
+     em_h_approval_result, SESSION_NONE, 0},
 };
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
 
-/* Matches a route path; a "{kid}" segment captures one path segment. */
-static int path_matches(const char *pattern, const char *path, const char **kid)
+/* Matches a route path; a "{kid}" segment captures one path segment
+   (into kid, at most 127 bytes). */
+static int path_matches(const char *pattern, const char *path, char kid[128])
 {
-    const char *hole = strstr(pattern, "{kid}");
+    const char *hole = strstr(pattern, "{kid}"), *end;
     size_t prefix;
 
     if (hole == NULL)
         return strcmp(pattern, path) == 0;
     prefix = (size_t)(hole - pattern);
     if (strncmp(pattern, path, prefix) != 0 || path[prefix] == '\0' ||
-        strchr(path + prefix, '/') != NULL)
+        path[prefix] == '/')
         return 0;
-    *kid = path + prefix;
+    end = strchr(path + prefix, '/');
+    if (end == NULL)
+        end = path + strlen(path);
+    if (strcmp(end, hole + 5) != 0 || (size_t)(end - path - prefix) > 127)
+        return 0;
+    memcpy(kid, path + prefix, (size_t)(end - path - prefix));
+    kid[end - path - prefix] = '\0';
     return 1;
 }
 
 /* Finds the route; *path_known tells a 405 from a 404 when none fits. */
-static route *find_route(const char *method, const char *path, const char **kid,
+static route *find_route(const char *method, const char *path, char kid[128],
                          int *path_known)
 {
     size_t i;
@@ -483,6 +517,36 @@ static fault *faults, **faults_tail = &faults;
 static int faults_armed; /* lets the common case skip the lock */
 static unsigned latency_ms;
 static int approval_required;
+
+int em_http_is_crypto_route(const char *method, const char *path)
+{
+    char kid[128];
+    int known;
+    route *rt = find_route(method, path, kid, &known);
+
+    return rt != NULL && rt->needs_approval;
+}
+
+void em_http_execute(em_request *req, em_response *resp)
+{
+    char kid[128];
+    int known;
+    route *rt = find_route(req->method, req->path, kid, &known);
+
+    if (rt == NULL || !rt->needs_approval) {
+        em_error(resp, 400, "Not a crypto operation: %s %s", req->method,
+                 req->path);
+        return;
+    }
+    if (!em_check_request(req, rt->path, resp))
+        return;
+    if (rt->kid_handler != NULL)
+        rt->kid_handler(req, kid, resp);
+    else
+        rt->handler(req, resp);
+    if (resp->status == 0)
+        em_error(resp, 500, "Handler produced no answer");
+}
 
 static void faults_clear(void)
 {
@@ -672,6 +736,10 @@ static void handle_control(em_request *req, em_response *resp)
     } else if (strcmp(p, "/sessions/expire") == 0 && strcmp(m, "POST") == 0) {
         sessions_expire_all();
         resp->status = 204;
+    } else if (strcmp(p, "/apps") == 0 && strcmp(m, "POST") == 0) {
+        em_control_apps(req, resp);
+    } else if (strcmp(p, "/approval/expiry") == 0 && strcmp(m, "POST") == 0) {
+        em_control_approval_expiry(req, resp);
     } else if (strcmp(p, "/approval") == 0 && strcmp(m, "POST") == 0) {
         json_t *required = json_object_get(req->json, "required");
 
@@ -719,10 +787,12 @@ static int authenticate(em_request *req, enum auth_kind kind,
             cred++;
         len = strlen(cred);
         /* base64(app-uuid:secret) is byte for byte the API key */
-        if (len != strlen(opts.api_key) ||
-            CRYPTO_memcmp(cred, opts.api_key, len) != 0)
+        if (len == strlen(opts.api_key) &&
+            CRYPTO_memcmp(cred, opts.api_key, len) == 0)
+            snprintf(req->who.app_id, sizeof(req->who.app_id), "%s",
+                     opts.app_id);
+        else if (!em_app_lookup(cred, req->who.app_id))
             return em_error(resp, 401, "Invalid API key or credentials");
-        snprintf(req->who.app_id, sizeof(req->who.app_id), "%s", opts.app_id);
         req->who.session_id[0] = '\0';
         return 1;
     }
@@ -730,9 +800,8 @@ static int authenticate(em_request *req, enum auth_kind kind,
         cred = header + 7;
         while (*cred == ' ')
             cred++;
-        if (!session_use(cred, req->who.session_id))
+        if (!session_use(cred, req->who.session_id, req->who.app_id))
             return em_error(resp, 401, "Session expired or unknown");
-        snprintf(req->who.app_id, sizeof(req->who.app_id), "%s", opts.app_id);
         *bearer = cred;
         return 1;
     }
@@ -761,7 +830,7 @@ static void session_call(em_request *req, enum session_action action,
     case SESSION_REAUTH:
         /* a new token for a new session; the old token stops working */
         session_end(bearer);
-        s = session_new();
+        s = session_new(req->who.app_id);
         if (s == NULL)
             em_error(resp, 500, "Out of memory");
         else
@@ -1043,7 +1112,8 @@ static struct MHD_Response *process(struct MHD_Connection *conn,
     em_request req;
     em_response resp;
     struct MHD_Response *r;
-    const char *kid = NULL, *bearer = NULL;
+    const char *bearer = NULL;
+    char kid[128] = "";
     route *rt = NULL;
     int path_known = 0, invalid = 0;
     fault f;
@@ -1083,7 +1153,7 @@ static struct MHD_Response *process(struct MHD_Connection *conn,
         if (cs->tls)
             __atomic_add_fetch(&handshakes_count, 1, __ATOMIC_RELAXED);
     }
-    rt = find_route(method, url, &kid, &path_known);
+    rt = find_route(method, url, kid, &path_known);
     if (rt != NULL)
         __atomic_add_fetch(&rt->count, 1, __ATOMIC_RELAXED);
     else
@@ -1126,6 +1196,9 @@ static struct MHD_Response *process(struct MHD_Connection *conn,
         em_error(&resp, 403, "This operation requires approval");
         goto answer;
     }
+    /* keys of a group whose policy protects crypto operations */
+    if (rt->needs_approval && !em_approval_check(&req, &resp))
+        goto answer;
     if (rt->session != SESSION_NONE)
         session_call(&req, rt->session, bearer, &resp);
     else if (rt->kid_handler != NULL)
@@ -1354,4 +1427,5 @@ void em_http_stop(void)
     }
     sessions_expire_all();
     faults_clear();
+    em_approval_shutdown();
 }

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -36,6 +37,10 @@ static unsigned default_key_ops(const char *obj_type)
     if (strcmp(obj_type, "AES") == 0)
         return EM_OP_ENCRYPT | EM_OP_DECRYPT | EM_OP_WRAPKEY | EM_OP_UNWRAPKEY |
                EM_OP_DERIVEKEY | EM_OP_MACGENERATE | EM_OP_MACVERIFY |
+               EM_OP_APPMANAGEABLE;
+    /* the public-key operations of the certified key */
+    if (strcmp(obj_type, "CERTIFICATE") == 0)
+        return EM_OP_VERIFY | EM_OP_ENCRYPT | EM_OP_WRAPKEY |
                EM_OP_APPMANAGEABLE;
     if (strcmp(obj_type, "HMAC") == 0)
         return EM_OP_MACGENERATE | EM_OP_MACVERIFY | EM_OP_DERIVEKEY |
@@ -78,7 +83,53 @@ static int can_show_value(const em_request *req, const em_obj *obj)
 {
     /* show_value only hands out what /keys/export would */
     return em_query_true(req, "show_value") && (obj->key_ops & EM_OP_EXPORT) &&
-           !obj->public_only;
+           (!obj->public_only || em_is_certificate(obj));
+}
+
+/* A value shown: key material is counted as an export, a certificate (public
+   data) is not. */
+static void count_value(const em_obj *obj)
+{
+    if (!em_is_certificate(obj))
+        em_count_export();
+}
+
+/*
+ * description is a string, custom_metadata a map of strings to strings
+ * (docs/smartkey-api.md §3.1), group_id a group the app belongs to: the
+ * emulator's app is in exactly one group, so any other id is a group it
+ * cannot use (404, as for an unknown group).
+ */
+static int valid_extra_fields(json_t *body, em_response *resp)
+{
+    json_t *v = field(body, "description"), *value;
+    const char *key;
+
+    if (v != NULL && !json_is_string(v))
+        return em_error(resp, 400, "description must be a string");
+    v = field(body, "custom_metadata");
+    if (v != NULL) {
+        if (!json_is_object(v))
+            return em_error(resp, 400,
+                            "custom_metadata must be an object of strings");
+        json_object_foreach(v, key, value)
+        {
+            if (key[0] == '\0' || !json_is_string(value))
+                return em_error(resp, 400,
+                                "custom_metadata: '%.64s' must be a non-empty "
+                                "name with a string value",
+                                key);
+        }
+    }
+    v = field(body, "group_id");
+    if (v != NULL) {
+        if (!json_is_string(v) || strlen(json_string_value(v)) != 36)
+            return em_error(resp, 400, "group_id must be a group's UUID");
+        if (strcasecmp(json_string_value(v), em_store_group_id()) != 0)
+            return em_error(resp, 404, "Group not found: %.64s",
+                            json_string_value(v));
+    }
+    return 1;
 }
 
 /*
@@ -144,6 +195,8 @@ static int apply_fields(em_obj *obj, json_t *body, int creating,
             return em_error(resp, 400, "Invalid state");
         strcpy(obj->state, states[i]);
     }
+    if (!valid_extra_fields(body, resp))
+        return 0;
     for (i = 0; i < sizeof(extra_fields) / sizeof(extra_fields[0]); i++) {
         json_t *present = json_object_get(body, extra_fields[i]);
 
@@ -229,7 +282,7 @@ static int create_key(em_request *req, em_response *resp, int import)
         unsigned long pub_exponent = 65537;
 
         if (strcmp(obj->obj_type, "SECRET") == 0 ||
-            strcmp(obj->obj_type, "OPAQUE") == 0) {
+            strcmp(obj->obj_type, "OPAQUE") == 0 || em_is_certificate(obj)) {
             em_error(resp, 400,
                      "%s objects cannot be generated; import them with PUT "
                      "/crypto/v1/keys",
@@ -283,7 +336,7 @@ int em_h_keys_info(em_request *req, em_response *resp)
         return 0;
     with_value = can_show_value(req, obj);
     if (with_value)
-        em_count_export();
+        count_value(obj);
     em_json(resp, 200, view(req, obj, with_value));
     em_obj_release(obj);
     return 1;
@@ -298,7 +351,7 @@ int em_h_key_get(em_request *req, const char *kid, em_response *resp)
         return em_error(resp, 404, "Security object not found: kid '%s'", kid);
     with_value = can_show_value(req, obj);
     if (with_value)
-        em_count_export();
+        count_value(obj);
     em_json(resp, 200, view(req, obj, with_value));
     em_obj_release(obj);
     return 1;
@@ -446,7 +499,7 @@ int em_h_keys_list(em_request *req, em_response *resp)
             int with_value = can_show_value(req, l.objs[i]);
 
             if (with_value)
-                em_count_export();
+                count_value(l.objs[i]);
             json_array_append_new(items, view(req, l.objs[i], with_value));
         }
         em_obj_release(l.objs[i]);
@@ -470,11 +523,11 @@ int em_h_keys_export(em_request *req, em_response *resp)
 
     if (obj == NULL)
         return 0;
-    if (!em_require_op(obj, EM_OP_EXPORT, 1, resp)) {
+    if (!em_require_op(obj, EM_OP_EXPORT, !em_is_certificate(obj), resp)) {
         em_obj_release(obj);
         return 0;
     }
-    em_count_export();
+    count_value(obj);
     em_json(resp, 200, view(req, obj, 1));
     em_obj_release(obj);
     return 1;

@@ -228,6 +228,29 @@ static const field digest_request[] = {ENUM("alg", digests), ANY("data"), END};
 static const field key_digest_request[] = {OBJECT("key", descriptor),
                                            ENUM("alg", digests), END};
 
+/* groups and approvals (docs/smartkey-api.md §6); the quorum policy
+   itself is checked by approval.c */
+static const field approval_policy[] = {ANY("policy"),
+                                        ANY("protect_crypto_operations"),
+                                        ANY("protect_permissions"),
+                                        ANY("protect_manage_operations"),
+                                        ANY("protect_authentication_methods"),
+                                        ANY("protect_cryptographic_policy"),
+                                        ANY("protect_logging_config"),
+                                        END};
+static const field group_request[] = {
+    ANY("name"), ANY("description"), OBJECT("approval_policy", approval_policy),
+    ANY("custom_metadata"), END};
+static const char *const http_methods[] = {"GET",   "POST",   "PUT",
+                                           "PATCH", "DELETE", NULL};
+/* the nested body is checked as the operation's own request */
+static const field approval_request[] = {ENUM("method", http_methods),
+                                         ANY("operation"), ANY("body"),
+                                         ANY("description"), END};
+static const field approve_request[] = {ANY("password"), ANY("u2f"),
+                                        ANY("fido2"), END};
+static const field deny_request[] = {ANY("reason"), END};
+
 /* ---- query parameters --------------------------------------------------- */
 
 static const char *const list_query[] = {"name",
@@ -255,6 +278,9 @@ static const char *const lookup_query[] = {"view",
                                            "show_deleted",
                                            "show_effective_export_policy",
                                            NULL};
+
+static const char *const approval_list_query[] = {"requester", "reviewer",
+                                                  "subject", "status", NULL};
 
 /* ---- routes ------------------------------------------------------------ */
 
@@ -287,6 +313,13 @@ static const body_rule rules[] = {
     {"POST", "/crypto/v1/wrapkey", wrapkey_request, 0, NULL},
     {"POST", "/crypto/v1/unwrapkey", unwrapkey_request, 0, NULL},
     {"POST", "/crypto/v1/digest", digest_request, 0, NULL},
+    {"POST", "/sys/v1/groups", group_request, 0, NULL},
+    {"PATCH", "/sys/v1/groups/{kid}", group_request, 0, NULL},
+    {"POST", "/sys/v1/approval_requests", approval_request, 0, NULL},
+    {"GET", "/sys/v1/approval_requests", NULL, 0, approval_list_query},
+    {"POST", "/sys/v1/approval_requests/{kid}/approve", approve_request, 0,
+     NULL},
+    {"POST", "/sys/v1/approval_requests/{kid}/deny", deny_request, 0, NULL},
     /* session calls and version take no body and no parameters */
 };
 

@@ -413,7 +413,7 @@ static json_t *persist_record(const em_obj *obj)
     json_t *rec;
     int ok;
 
-    if (obj->public_only)
+    if (obj->public_only && !em_is_certificate(obj))
         ok = em_key_public_der(obj, &der, &len);
     else
         ok = em_key_export(obj, 0, &der, &len);
@@ -582,6 +582,11 @@ static int load_state(char *err, size_t errlen)
     return ok;
 }
 
+const char *em_store_group_id(void)
+{
+    return group_id;
+}
+
 int em_store_init(const char *app, const char *path, char *err, size_t errlen)
 {
     snprintf(app_id, sizeof(app_id), "%s", app);
@@ -591,6 +596,23 @@ int em_store_init(const char *app, const char *path, char *err, size_t errlen)
         return 1;
     persist_path = strdup(path);
     return load_state(err, errlen);
+}
+
+const char *em_store_account(void)
+{
+    return acct_id;
+}
+
+const char *em_store_default_group(void)
+{
+    return group_id;
+}
+
+const char *em_obj_group(const em_obj *obj)
+{
+    const char *group = em_json_str(obj->extra, "group_id");
+
+    return group != NULL ? group : group_id;
 }
 
 void em_store_shutdown(void)
@@ -986,7 +1008,7 @@ json_t *em_obj_to_json(const em_obj *obj, int with_value)
     if (obj->transient_handle != NULL)
         json_object_set_new(j, "transient_key",
                             json_string(obj->transient_handle));
-    if (with_value && !obj->public_only) {
+    if (with_value && (!obj->public_only || em_is_certificate(obj))) {
         unsigned char *value = NULL;
         size_t len = 0;
 

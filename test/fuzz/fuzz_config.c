@@ -16,7 +16,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FIELDS 20
+#define FIELDS 24
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -60,12 +60,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .no_proxy = fields[16],
         .env_overrides = fields[17],
         .env_auth = fields[18],
-        .ed25519_hash_alg = fields[19],
+        .approval = fields[19],
+        .approval_timeout = fields[20],
+        .env_approval = fields[21],
+        .env_approval_timeout = fields[22],
+        .ed25519_hash_alg = fields[23],
     };
     if (sk_settings_parse(&in, &settings, &reason, why, sizeof(why))) {
         if (settings.api_endpoint == NULL || settings.connect_timeout < 0 ||
             settings.request_timeout < 0 || settings.retries < 0 ||
-            settings.retries > 100 || settings.ed25519_hash_alg == NULL)
+            settings.retries > 100 || settings.approval_mode < 0 ||
+            settings.approval_mode > SK_APPROVAL_WAIT ||
+            !(settings.approval_timeout >= 0) ||
+            settings.ed25519_hash_alg == NULL)
             abort();
         if (sk_endpoints_parse(settings.api_endpoint, &urls, &url_count,
                                &err)) {

@@ -103,6 +103,21 @@ static void test_malformed_uris_are_refused_with_a_reason(void)
     refused(NULL, "starts with");
 }
 
+static void test_type_cert_asks_for_a_certificate(void)
+{
+    CU_ASSERT_TRUE(parses("smartkey:name=web;type=cert"));
+    CU_ASSERT_STRING_EQUAL(uri.name, "web");
+    CU_ASSERT_EQUAL(uri.type, SK_URI_TYPE_CERT);
+    sk_uri_clear(&uri);
+    CU_ASSERT_TRUE(parses("smartkey:type=cert"));
+    CU_ASSERT_PTR_NULL(uri.name);
+    CU_ASSERT_EQUAL(uri.type, SK_URI_TYPE_CERT);
+    sk_uri_clear(&uri);
+    refused("smartkey:name=web;type=certificate",
+            "'private', 'public' or 'cert'");
+    refused("smartkey:name=web;type=cert;type=cert", "given twice");
+}
+
 static void test_very_long_attribute_name_is_refused(void)
 {
     refused("smartkey:averyveryveryverylongattribute=1", "expected name=");
@@ -122,6 +137,8 @@ int main(void)
     CU_add_test(suite, "name may contain = and :",
                 test_name_may_contain_equals_and_colon);
     CU_add_test(suite, "kid and type=private", test_kid_and_type_private);
+    CU_add_test(suite, "type=cert asks for a certificate",
+                test_type_cert_asks_for_a_certificate);
     CU_add_test(suite, "smartkey:// form",
                 test_double_slash_form_has_same_attributes);
     CU_add_test(suite, "empty URI means every key",

@@ -122,3 +122,17 @@ sign_test_start() {
     emulator_start
     use_env_config
 }
+
+# import_certificate NAME PEM [KEY_OPS_JSON]: puts a certificate into
+# SmartKey as a CERTIFICATE object, as docs/legacy-apps.md tells users
+# (PUT /crypto/v1/keys with the DER in value); prints its kid. KEY_OPS
+# defaults to the documented list, which includes EXPORT: SmartKey shows a
+# certificate's value only to apps allowed EXPORT on it.
+import_certificate() {
+    local ops=${3:-'["VERIFY","ENCRYPT","WRAPKEY","EXPORT","APPMANAGEABLE"]'}
+    rest PUT /crypto/v1/keys "$(jq -nc --arg name "$1" \
+        --arg value "$(openssl x509 -in "$2" -outform DER | base64 -w0)" \
+        --argjson ops "$ops" \
+        '{name: $name, obj_type: "CERTIFICATE", value: $value,
+          key_ops: $ops}')" | jq -re .kid
+}

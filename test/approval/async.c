@@ -1,0 +1,142 @@
+/*
+ * approval = wait inside an OpenSSL ASYNC job (as HAProxy's ssl-mode-async
+ * runs private-key operations): the job's signature needs a quorum
+ * approval that async.sh (another process) gives a while later. Between
+ * polls the job pauses on the provider's timer instead of sleeping in the
+ * thread: while it is paused once, this same thread makes many signatures
+ * with an unprotected key. A wait that blocked the thread would let at
+ * most one through per pause (the pauses of the requests themselves).
+ *
+ * Usage: test_approval_async MODULE_DIR (endpoint, API key and CA from the
+ * environment, SMARTKEY_APPROVAL=wait set by async.sh).
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/async.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/store.h>
+
+#include "test_common.h"
+
+#define MAX_FDS 8
+
+static OSSL_LIB_CTX *libctx;
+static EVP_PKEY *protected_key, *protected_public, *free_key, *free_public;
+
+static EVP_PKEY *load(const char *uri)
+{
+    OSSL_STORE_CTX *store =
+        OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
+    EVP_PKEY *key = NULL;
+
+    while (store != NULL && key == NULL && !OSSL_STORE_eof(store)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
+
+        if (info == NULL)
+            break;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            key = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(store);
+    return key;
+}
+
+static int in_job(void *arg)
+{
+    int *ok = *(int **)arg;
+    static const unsigned char msg[] = "signed inside an ASYNC job";
+
+    *ok = tc_sign_and_verify(libctx, protected_key, protected_public, msg,
+                             sizeof(msg) - 1);
+    return *ok;
+}
+
+/* Until one of the job's fds is readable: signs with the free key in
+   between (this thread is free while the job is paused). Returns the
+   number of signatures made, -1 after 120 s without an event. */
+static int serve_others_until_ready(ASYNC_WAIT_CTX *wctx, int *failures)
+{
+    static const unsigned char msg[] = "served while the job waits";
+    OSSL_ASYNC_FD fds[MAX_FDS];
+    struct pollfd pfds[MAX_FDS];
+    size_t n = 0;
+    int made = 0;
+
+    if (!ASYNC_WAIT_CTX_get_all_fds(wctx, NULL, &n) || n == 0 || n > MAX_FDS ||
+        !ASYNC_WAIT_CTX_get_all_fds(wctx, fds, &n))
+        return 0; /* no fd: the job resumes at once */
+    for (int rounds = 0; rounds < 120000; rounds++) {
+        for (size_t i = 0; i < n; i++) {
+            pfds[i].fd = fds[i];
+            pfds[i].events = POLLIN;
+        }
+        if (poll(pfds, (nfds_t)n, 0) > 0)
+            return made;
+        if (tc_sign_and_verify(libctx, free_key, free_public, msg,
+                               sizeof(msg) - 1))
+            made++;
+        else
+            (*failures)++;
+        poll(pfds, (nfds_t)n, 1);
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    ASYNC_WAIT_CTX *wctx;
+    ASYNC_JOB *job = NULL;
+    int ok = 0, *okp = &ok, funcret = 0, ret, pauses = 0, most = 0, total = 0;
+    int failures = 0;
+
+    if (argc != 2)
+        return tc_setup_failed("usage: test_approval_async MODULE_DIR");
+    libctx = tc_provider_libctx(argv[1]);
+    if (libctx == NULL)
+        return tc_setup_failed("cannot load the providers");
+    protected_key = load("smartkey:name=signer");
+    free_key = load("smartkey:name=free-signer");
+    if (protected_key == NULL || free_key == NULL)
+        return tc_setup_failed("cannot load the keys");
+    protected_public =
+        tc_public_copy(libctx, protected_key, "provider=default");
+    free_public = tc_public_copy(libctx, free_key, "provider=default");
+    wctx = ASYNC_WAIT_CTX_new();
+    if (protected_public == NULL || free_public == NULL || wctx == NULL)
+        return tc_setup_failed("cannot prepare the job");
+
+    ret = ASYNC_start_job(&job, wctx, &funcret, in_job, &okp, sizeof(okp));
+    while (ret == ASYNC_PAUSE) {
+        int made = serve_others_until_ready(wctx, &failures);
+
+        pauses++;
+        if (made < 0)
+            break;
+        total += made;
+        if (made > most)
+            most = made;
+        ret = ASYNC_start_job(&job, wctx, &funcret, in_job, &okp, sizeof(okp));
+    }
+    if (!ok)
+        ERR_print_errors_fp(stderr);
+    tc_check(ret == ASYNC_FINISH && ok,
+             "the job's signature is made once approved and verifies");
+    tc_check(pauses >= 4, "the job paused %d times (requests and waits)",
+             pauses);
+    tc_check(most >= 10,
+             "while the job was paused once, this thread made %d other "
+             "signatures (%d in all)",
+             most, total);
+    tc_check(failures == 0, "none of them failed (%d)", failures);
+    ASYNC_WAIT_CTX_free(wctx);
+    EVP_PKEY_free(protected_key);
+    EVP_PKEY_free(protected_public);
+    EVP_PKEY_free(free_key);
+    EVP_PKEY_free(free_public);
+    OSSL_LIB_CTX_free(libctx);
+    return tc_report();
+}

@@ -258,6 +258,16 @@ static group *group_find_or_default(const char *id)
     return g;
 }
 
+int em_group_known(const char *id)
+{
+    int known;
+
+    pthread_mutex_lock(&lock);
+    known = group_find_or_default(id) != NULL;
+    pthread_mutex_unlock(&lock);
+    return known;
+}
+
 static json_t *group_json(const group *g)
 {
     json_t *j =

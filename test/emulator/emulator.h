@@ -306,6 +306,8 @@ int em_app_lookup(const char *credential, char app_id[37]);
 int em_control_apps(em_request *req, em_response *resp);
 int em_control_approval_expiry(em_request *req, em_response *resp);
 void em_approval_shutdown(void);
+/* 1 when id is the default group or one made with POST /sys/v1/groups. */
+int em_group_known(const char *id);
 
 /* ---- http.c: what approval.c needs to run an approved call ---- */
 

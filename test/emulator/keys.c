@@ -125,7 +125,8 @@ static int valid_extra_fields(json_t *body, em_response *resp)
     if (v != NULL) {
         if (!json_is_string(v) || strlen(json_string_value(v)) != 36)
             return em_error(resp, 400, "group_id must be a group's UUID");
-        if (strcasecmp(json_string_value(v), em_store_group_id()) != 0)
+        if (strcasecmp(json_string_value(v), em_store_group_id()) != 0 &&
+            !em_group_known(json_string_value(v)))
             return em_error(resp, 404, "Group not found: %.64s",
                             json_string_value(v));
     }

@@ -46,35 +46,43 @@ install(FILES ${PROJECT_SOURCE_DIR}/README.md
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/
   DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
 
-# provider-smartkey(7), regenerated whenever the Markdown changes. pandoc's
+# The manual pages, regenerated whenever their Markdown changes. pandoc's
 # man writer keeps tables (tbl) and definition lists; the filter turns the
 # Markdown's headings into the page's sections.
+# smartkey_man_page(NAME SECTION): docs/NAME.SECTION.md -> manSECTION/NAME.SECTION.gz;
+# sets SMARTKEY_MAN_PAGE_<NAME> to the generated page ("" without pandoc).
 find_program(PANDOC_EXECUTABLE pandoc)
 find_program(GZIP_EXECUTABLE gzip)
-set(man_source ${PROJECT_SOURCE_DIR}/docs/provider-smartkey.7.md)
-set(SMARTKEY_MAN_PAGE ${PROJECT_BINARY_DIR}/man/provider-smartkey.7)
-if(PANDOC_EXECUTABLE AND GZIP_EXECUTABLE AND EXISTS ${man_source})
+function(smartkey_man_page name section)
+  set(source ${PROJECT_SOURCE_DIR}/docs/${name}.${section}.md)
+  set(page ${PROJECT_BINARY_DIR}/man/${name}.${section})
+  if(NOT PANDOC_EXECUTABLE OR NOT GZIP_EXECUTABLE OR NOT EXISTS ${source})
+    message(WARNING "pandoc or gzip not found (scripts/setup installs them): "
+      "${name}.${section} is neither built nor installed")
+    set(SMARTKEY_MAN_PAGE_${name} "" PARENT_SCOPE)
+    return()
+  endif()
+  string(TOUPPER ${name} title)
   # The configure date, or SOURCE_DATE_EPOCH's for reproducible packages.
   string(TIMESTAMP man_date "%Y-%m-%d" UTC)
-  add_custom_command(OUTPUT ${SMARTKEY_MAN_PAGE} ${SMARTKEY_MAN_PAGE}.gz
+  add_custom_command(OUTPUT ${page} ${page}.gz
     COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
     COMMAND ${PANDOC_EXECUTABLE} --standalone --from markdown --to man
-      --lua-filter ${CMAKE_CURRENT_LIST_DIR}/man-page.lua
-      --metadata title=PROVIDER-SMARTKEY --metadata section=7
+      --lua-filter ${PROJECT_SOURCE_DIR}/cmake/man-page.lua
+      --metadata title=${title} --metadata section=${section}
       --metadata "date=${man_date}"
       --metadata "footer=smartkey ${PROJECT_VERSION}"
       --metadata "header=smartkey"
-      --output ${SMARTKEY_MAN_PAGE} ${man_source}
+      --output ${page} ${source}
     # -n: no name or time stamp inside, so the .gz is reproducible too
-    COMMAND ${GZIP_EXECUTABLE} -9nkf ${SMARTKEY_MAN_PAGE}
-    DEPENDS ${man_source} ${CMAKE_CURRENT_LIST_DIR}/man-page.lua
-    COMMENT "Generating provider-smartkey.7 from docs/provider-smartkey.7.md"
+    COMMAND ${GZIP_EXECUTABLE} -9nkf ${page}
+    DEPENDS ${source} ${PROJECT_SOURCE_DIR}/cmake/man-page.lua
+    COMMENT "Generating ${name}.${section} from docs/${name}.${section}.md"
     VERBATIM)
-  add_custom_target(man ALL DEPENDS ${SMARTKEY_MAN_PAGE})
-  install(FILES ${SMARTKEY_MAN_PAGE}.gz
-    DESTINATION ${CMAKE_INSTALL_MANDIR}/man7)
-else()
-  message(WARNING "pandoc or gzip not found (scripts/setup installs them): "
-    "provider-smartkey.7 is neither built nor installed")
-  set(SMARTKEY_MAN_PAGE "")
-endif()
+  add_custom_target(man-${name} ALL DEPENDS ${page})
+  install(FILES ${page}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+  set(SMARTKEY_MAN_PAGE_${name} ${page} PARENT_SCOPE)
+endfunction()
+
+smartkey_man_page(provider-smartkey 7)
+set(SMARTKEY_MAN_PAGE ${SMARTKEY_MAN_PAGE_provider-smartkey})

@@ -11,7 +11,8 @@ set(CPACK_PACKAGE_DESCRIPTION
   "smartkey exposes keys held in SmartKey (Fortanix Data Security Manager) to\n\
 OpenSSL 3 as opaque keys named by smartkey: URIs. Private key material never\n\
 leaves SmartKey: signatures, decryption and key wrapping for bring-your-own-\n\
-key imports run there, through its REST API.")
+key imports run there, through its REST API. smartkey-keyservice, a\n\
+Salesforce cache-only key service built on the provider, is included.")
 set(CPACK_PACKAGE_CONTACT "smartkey maintainers <smartkey@localhost>")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/")

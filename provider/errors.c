@@ -41,6 +41,12 @@ static const OSSL_ITEM reason_strings[] = {
     {0, NULL},
 };
 
+/* The public numbers of <smartkey/smartkey.h> are these reasons. */
+_Static_assert(SMARTKEY_R_SERVER_UNREACHABLE == SK_R_SERVER_UNREACHABLE &&
+                   SMARTKEY_R_TIMEOUT == SK_R_TIMEOUT &&
+                   SMARTKEY_R_SERVER_BUSY == SK_R_SERVER_BUSY,
+               "public reason codes");
+
 const OSSL_ITEM *sk_reason_strings(void)
 {
     return reason_strings;

@@ -342,4 +342,14 @@
 /* Decoder/encoder structure name of the DER inside that PEM block */
 #define SMARTKEY_KEY_REFERENCE_STRUCTURE "smartkey-ref"
 
+/*
+ * Reason codes an application may act on: ERR_GET_REASON() of an error whose
+ * ERR_lib_error_string() is SMARTKEY_PROVIDER_NAME. These three mean that
+ * SmartKey cannot answer now and a later attempt may succeed (what
+ * smartkey-keyservice answers with 503 and Retry-After).
+ */
+#define SMARTKEY_R_SERVER_UNREACHABLE 3
+#define SMARTKEY_R_TIMEOUT            4
+#define SMARTKEY_R_SERVER_BUSY        12
+
 #endif

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -258,14 +259,16 @@ static group *group_find_or_default(const char *id)
     return g;
 }
 
-int em_group_known(const char *id)
+int em_group_exists(const char *id)
 {
-    int known;
+    int found;
 
+    if (strcasecmp(id, em_store_default_group()) == 0)
+        return 1;
     pthread_mutex_lock(&lock);
-    known = group_find_or_default(id) != NULL;
+    found = group_find(id) != NULL;
     pthread_mutex_unlock(&lock);
-    return known;
+    return found;
 }
 
 static json_t *group_json(const group *g)

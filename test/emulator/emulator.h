@@ -181,8 +181,6 @@ int em_store_add(const em_request *req, em_obj *obj, int transient,
 /* Replaces the object with the same kid by `obj` (takes ownership).
    Returns 1, 0 when the kid is unknown, -1 when the new name is taken. */
 int em_store_replace(em_obj *obj);
-/* The id of the app's (only) group: objects are created in it. */
-const char *em_store_group_id(void);
 /* Returns 1 when the object existed. */
 int em_store_delete(const char *kid);
 /* Counted reference to a persisted object by kid, or NULL. */
@@ -286,7 +284,9 @@ void em_uuid(char out[37]);     /* random lower-case v4 UUID */
 /* ---- approval.c: groups, quorum approvals, test apps ---- */
 
 int em_h_groups_create(em_request *req, em_response *resp); /* POST groups */
-int em_h_groups_list(em_request *req, em_response *resp);   /* GET groups */
+/* 1 when id is the default group or a group made with POST groups. */
+int em_group_exists(const char *id);
+int em_h_groups_list(em_request *req, em_response *resp); /* GET groups */
 int em_h_group_get(em_request *req, const char *id, em_response *resp);
 int em_h_group_patch(em_request *req, const char *id, em_response *resp);
 int em_h_approval_create(em_request *req, em_response *resp);
@@ -306,8 +306,6 @@ int em_app_lookup(const char *credential, char app_id[37]);
 int em_control_apps(em_request *req, em_response *resp);
 int em_control_approval_expiry(em_request *req, em_response *resp);
 void em_approval_shutdown(void);
-/* 1 when id is the default group or one made with POST /sys/v1/groups. */
-int em_group_known(const char *id);
 
 /* ---- http.c: what approval.c needs to run an approved call ---- */
 

@@ -96,9 +96,9 @@ static void count_value(const em_obj *obj)
 
 /*
  * description is a string, custom_metadata a map of strings to strings
- * (docs/smartkey-api.md §3.1), group_id a group the app belongs to: the
- * emulator's app is in exactly one group, so any other id is a group it
- * cannot use (404, as for an unknown group).
+ * (docs/smartkey-api.md §3.1), group_id a group the app can use: the
+ * default group or one made with POST /sys/v1/groups; any other id is a
+ * group it cannot use (404, as for an unknown group).
  */
 static int valid_extra_fields(json_t *body, em_response *resp)
 {
@@ -125,8 +125,7 @@ static int valid_extra_fields(json_t *body, em_response *resp)
     if (v != NULL) {
         if (!json_is_string(v) || strlen(json_string_value(v)) != 36)
             return em_error(resp, 400, "group_id must be a group's UUID");
-        if (strcasecmp(json_string_value(v), em_store_group_id()) != 0 &&
-            !em_group_known(json_string_value(v)))
+        if (!em_group_exists(json_string_value(v)))
             return em_error(resp, 404, "Group not found: %.64s",
                             json_string_value(v));
     }

@@ -582,11 +582,6 @@ static int load_state(char *err, size_t errlen)
     return ok;
 }
 
-const char *em_store_group_id(void)
-{
-    return group_id;
-}
-
 int em_store_init(const char *app, const char *path, char *err, size_t errlen)
 {
     snprintf(app_id, sizeof(app_id), "%s", app);

@@ -5,7 +5,9 @@
 # (compiles on its own), the manual page (`man -l`), and a server-side wrap
 # with the stock `openssl pkeyutl` (docs/wrapping.md) against a private
 # smartkey-emulator, configured by the installed snippet plus the
-# environment.
+# environment; the installed smartkey-keyservice answers a Salesforce
+# callout (replay detection on) with a JWE python3-jwcrypto decrypts to the
+# key, and its systemd unit and manual page are there.
 #
 # MODE cmake: `cmake --install` into a staging root (DESTDIR).
 # MODE deb:   `cpack -G DEB`; the package's dependencies are the libraries
@@ -18,7 +20,7 @@
 #
 # Usage: install.sh cmake|deb BUILD_DIR MODULE_DIR EMULATOR MODULES_DIR
 #                   CONF_DIR
-source "$(dirname "$0")/../wrap/lib.sh"
+source "$(dirname "$0")/../keyservice/lib.sh"
 if [[ $# -ne 6 || ! $1 =~ ^(cmake|deb)$ ]]; then
     echo "usage: $0 cmake|deb BUILD_DIR MODULE_DIR EMULATOR MODULES_DIR" \
         "CONF_DIR" >&2
@@ -119,6 +121,32 @@ wraps_aes_key() {
         cmp -s "$WORK/recovered.bin" "$WORK/aes.bin"
 }
 
+# The service of docs/byok/salesforce.md, from the installed files: the
+# installed program loads the installed module (OPENSSL_MODULES for a
+# staging root, as for openssl above).
+prepare_keyservice() {
+    find_python
+    ks_prepare
+    create_aes "Cache Only" 256 >/dev/null &&
+        export_value "Cache Only" "$WORK/dek.bin" ||
+        fatal "cannot create the cache-only key"
+    ks_config "$WORK/ks.conf"
+}
+
+keyservice_answers() { # ROOT
+    local root=$1 nonce status
+    nonce=$(openssl rand -hex 16)
+    if [[ -n $root ]]; then
+        OPENSSL_MODULES=$root$modules_dir ks_start "$WORK/ks.conf" \
+            "$root/usr/sbin/smartkey-keyservice"
+    else
+        ks_start "$WORK/ks.conf" /usr/sbin/smartkey-keyservice
+    fi
+    status=$(callout /keys/key-1 "$nonce")
+    ks_stop
+    [[ $status == 200 ]] && answer_decrypts key-1 "$nonce"
+}
+
 check_installed() { # ROOT DESCRIPTION
     local root=$1 how=$2 module=$1$modules_dir/smartkey.so
     local page=$1/usr/share/man/man7/provider-smartkey.7.gz
@@ -141,6 +169,14 @@ check_installed() { # ROOT DESCRIPTION
     check "$how: man -l renders the installed page" man_renders "$page"
     check "$how: pkeyutl wraps an AES key with the installed files" \
         wraps_aes_key "$root"
+    check "$how: smartkey-keyservice is in sbin" \
+        test -x "$root/usr/sbin/smartkey-keyservice"
+    check "$how: its systemd unit is installed" \
+        test -f "$root/usr/lib/systemd/system/smartkey-keyservice.service"
+    check "$how: its manual page is man8/smartkey-keyservice.8.gz" \
+        test -f "$root/usr/share/man/man8/smartkey-keyservice.8.gz"
+    check "$how: smartkey-keyservice answers a callout with a JWE of the key" \
+        keyservice_answers "$root"
 }
 
 # Without the snippet nothing activates smartkey: the snippet did it above.
@@ -149,6 +185,8 @@ check "the empty configuration does not list smartkey" \
     stdout_lacks '^  smartkey$'
 
 prepare_wrap
+prepare_keyservice
+trap ks_cleanup EXIT
 
 # ---- cmake --install ----
 

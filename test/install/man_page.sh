@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# provider-smartkey(7) as the build generates it from the Markdown that
-# engineers edit (docs/provider-smartkey.7.md): `man -l` renders it, every
-# section of the Markdown is a section of the page, and no Markdown syntax
-# is left in the text a reader sees.
+# A manual page (provider-smartkey(7), smartkey-keyservice(8)) as the build
+# generates it from the Markdown that engineers edit
+# (docs/NAME.SECTION.md): `man -l` renders it, every section of the
+# Markdown is a section of the page, and no Markdown syntax is left in the
+# text a reader sees.
 # Usage: man_page.sh PAGE MARKDOWN
 source "$(dirname "$0")/../cli/lib.sh"
 page=${1:?usage: $0 PAGE MARKDOWN}
 markdown=${2:?usage: $0 PAGE MARKDOWN}
+base=$(basename "$page")
+name=${base%.*}
+section=${base##*.}
+title=$(tr '[:lower:]' '[:upper:]' <<<"$name" | sed 's/-/\\\\?-/g')
 command -v man >/dev/null || fatal "missing tool: man (scripts/setup)"
 WORK=$(mktemp -d -t smartkey-man.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -14,8 +19,8 @@ trap 'rm -rf "$WORK"' EXIT
 check "the page was generated" test -s "$page"
 # (Fails when the Markdown was edited after the last build: rebuild.)
 check "the page is up to date with its Markdown" test ! "$page" -ot "$markdown"
-check "the page is roff with a PROVIDER-SMARTKEY 7 title line" \
-    grep -Eq '^\.TH "?PROVIDER\\?-SMARTKEY"? "?7"?' "$page"
+check "the page is roff with a ${name^^} $section title line" \
+    grep -Eq "^\\.TH \"?$title\"? \"?$section\"?" "$page"
 
 MANWIDTH=80 man -l "$page" >"$WORK/page.txt" 2>"$WORK/man.err"
 rc=$?
@@ -35,7 +40,7 @@ while IFS= read -r section; do
 done <<<"$sections"
 
 names_the_page() {
-    grep -A2 '^NAME' "$WORK/page.txt" | grep -q 'provider-smartkey'
+    grep -A2 '^NAME' "$WORK/page.txt" | grep -q -- "$name"
 }
 check "NAME says what the page is about" names_the_page
 # (Code examples may hold "# comments", so headings are not looked for.)

@@ -140,6 +140,10 @@ static sk_curve curve_of(const char *s)
         return SK_CURVE_P384;
     if (strcmp(s, "NistP521") == 0)
         return SK_CURVE_P521;
+    if (strcmp(s, "Ed25519") == 0)
+        return SK_CURVE_ED25519;
+    if (strcmp(s, "X25519") == 0)
+        return SK_CURVE_X25519;
     return SK_CURVE_OTHER;
 }
 
@@ -573,10 +577,14 @@ int sk_sign_body(const sk_sign_request *req, sk_request_body *body,
     const char *mgf1_hash;
     sk_json_text t = {0};
 
-    if (req == NULL || !valid_alg_name(req->hash_alg) || req->hash == NULL ||
-        req->hash_len == 0) {
+    /* exactly one of hash (RSA, ECDSA) and data (EdDSA), never empty */
+    if (req == NULL || !valid_alg_name(req->hash_alg) ||
+        (req->hash == NULL) == (req->data == NULL) ||
+        (req->hash != NULL && req->hash_len == 0) ||
+        (req->data != NULL && req->padding != SK_SIG_NONE)) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "a digest and its algorithm are required");
+                     "a digest or a message, and a hash algorithm, are "
+                     "required");
         return 0;
     }
     mgf1_hash = req->mgf1_hash != NULL ? req->mgf1_hash : req->hash_alg;
@@ -588,8 +596,13 @@ int sk_sign_body(const sk_sign_request *req, sk_request_body *body,
         return 0;
     sk_json_text_raw(&t, "\"hash_alg\":");
     sk_json_text_string(&t, req->hash_alg);
-    sk_json_text_raw(&t, ",\"hash\":");
-    sk_json_text_base64(&t, req->hash, req->hash_len);
+    if (req->hash != NULL) {
+        sk_json_text_raw(&t, ",\"hash\":");
+        sk_json_text_base64(&t, req->hash, req->hash_len);
+    } else {
+        sk_json_text_raw(&t, ",\"data\":");
+        sk_json_text_base64(&t, req->data, req->data_len);
+    }
     /* "mode" is for RSA only: SmartKey refuses it on EC keys (§3.3). */
     if (req->padding == SK_SIG_PKCS1_V15) {
         sk_json_text_raw(&t, ",\"mode\":{\"PKCS1_V15\":{}}");

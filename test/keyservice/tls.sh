@@ -51,6 +51,8 @@ serves_with_tls_key "$WORK/tls.ref.pem" "tls_key key-reference file"
 # ---- client certificates ----
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$WORK/ca.key" -subj /CN=client-ca -days 2 \
+    -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign \
     -out "$WORK/client-ca.crt" 2>/dev/null &&
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -keyout "$WORK/client.key" -subj /CN=salesforce \

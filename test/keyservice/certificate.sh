@@ -11,15 +11,7 @@
 # --check and at start, with the file, the line and the reason.
 # Usage: certificate.sh MODULE_DIR EMULATOR KEYSERVICE
 source "$(dirname "$0")/lib.sh"
-KEYSERVICE=${3:?usage: $0 MODULE_DIR EMULATOR KEYSERVICE}
-find_python
-cli_start "$1" "$2"
-trap ks_cleanup EXIT
-need_built "$KEYSERVICE"
-ks_prepare
-
-create_aes "Cache Only" 256 >/dev/null || fatal "cannot create the key"
-export_value "Cache Only" "$WORK/dek.bin" || fatal "cannot export the key"
+ks_setup "$@"
 # A second stand-in BYOK certificate, put into SmartKey as docs/legacy-apps.md
 # tells users; its private key (Salesforce's side) stays here for the check.
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \

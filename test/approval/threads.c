@@ -15,36 +15,14 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/store.h>
 
+#include "signers.h"
 #include "test_common.h"
 
 #define WAITERS 8
 
-static OSSL_LIB_CTX *libctx;
-static EVP_PKEY *protected_key, *protected_public, *free_key, *free_public;
 static atomic_int waiters_done, free_signatures, free_failures;
 static atomic_int free_before_first_approval = -1;
-
-static EVP_PKEY *load(const char *uri)
-{
-    OSSL_STORE_CTX *store =
-        OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-    EVP_PKEY *key = NULL;
-
-    while (store != NULL && key == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info != NULL &&
-            OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            key = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-        if (info == NULL)
-            break;
-    }
-    OSSL_STORE_close(store);
-    return key;
-}
 
 typedef struct waiter {
     int index;
@@ -88,21 +66,12 @@ int main(int argc, char **argv)
     pthread_t threads[WAITERS], other;
     waiter waiters[WAITERS];
     int all = 1;
+    const char *why;
 
     if (argc != 2)
         return tc_setup_failed("usage: test_approval_threads MODULE_DIR");
-    libctx = tc_provider_libctx(argv[1]);
-    if (libctx == NULL)
-        return tc_setup_failed("cannot load the providers");
-    protected_key = load("smartkey:name=signer");
-    free_key = load("smartkey:name=free-signer");
-    if (protected_key == NULL || free_key == NULL)
-        return tc_setup_failed("cannot load the keys");
-    protected_public =
-        tc_public_copy(libctx, protected_key, "provider=default");
-    free_public = tc_public_copy(libctx, free_key, "provider=default");
-    if (protected_public == NULL || free_public == NULL)
-        return tc_setup_failed("cannot copy the public keys");
+    if ((why = signers_load(argv[1])) != NULL)
+        return tc_setup_failed(why);
 
     pthread_create(&other, NULL, keep_signing, NULL);
     for (int i = 0; i < WAITERS; i++) {

@@ -1,0 +1,18 @@
+/*
+ * The keys both approval programs (async.c, threads.c) sign with: "signer"
+ * in the group asking a quorum of 2, "free-signer" unprotected (made by
+ * lib.sh's protected_signer), and their public halves for verifying.
+ */
+#ifndef SMARTKEY_TEST_APPROVAL_SIGNERS_H
+#define SMARTKEY_TEST_APPROVAL_SIGNERS_H
+
+#include <openssl/evp.h>
+
+extern OSSL_LIB_CTX *libctx;
+extern EVP_PKEY *protected_key, *protected_public, *free_key, *free_public;
+
+/* Loads the providers from MODULE_DIR and the four keys; NULL when done,
+ * else what failed (for tc_setup_failed). */
+const char *signers_load(const char *module_dir);
+
+#endif

@@ -70,12 +70,10 @@ int main(int argc, char **argv)
     ASYNC_JOB *job = NULL;
     int ok = 0, *okp = &ok, funcret = 0, ret, pauses = 0, most = 0, total = 0;
     int failures = 0;
-    const char *why;
+    int failed;
 
-    if (argc != 2)
-        return tc_setup_failed("usage: test_approval_async MODULE_DIR");
-    if ((why = signers_load(argv[1])) != NULL)
-        return tc_setup_failed(why);
+    if ((failed = signers_load(argc, argv)) != 0)
+        return failed;
     wctx = ASYNC_WAIT_CTX_new();
     if (wctx == NULL)
         return tc_setup_failed("cannot prepare the job");

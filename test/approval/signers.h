@@ -11,8 +11,8 @@
 extern OSSL_LIB_CTX *libctx;
 extern EVP_PKEY *protected_key, *protected_public, *free_key, *free_public;
 
-/* Loads the providers from MODULE_DIR and the four keys; NULL when done,
- * else what failed (for tc_setup_failed). */
-const char *signers_load(const char *module_dir);
+/* For main(): with argv[1] the provider's MODULE_DIR, loads the providers
+ * and the four keys; 0 when done, else tc_setup_failed's exit status. */
+int signers_load(int argc, char **argv);
 
 #endif

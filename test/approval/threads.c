@@ -66,12 +66,10 @@ int main(int argc, char **argv)
     pthread_t threads[WAITERS], other;
     waiter waiters[WAITERS];
     int all = 1;
-    const char *why;
+    int failed;
 
-    if (argc != 2)
-        return tc_setup_failed("usage: test_approval_threads MODULE_DIR");
-    if ((why = signers_load(argv[1])) != NULL)
-        return tc_setup_failed(why);
+    if ((failed = signers_load(argc, argv)) != 0)
+        return failed;
 
     pthread_create(&other, NULL, keep_signing, NULL);
     for (int i = 0; i < WAITERS; i++) {

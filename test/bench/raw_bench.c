@@ -33,25 +33,6 @@ static char *cipher_b64, *hash_b64;
 static CURL *handles[BENCH_MAX_THREADS];
 static struct curl_slist *headers;
 
-typedef struct buffer {
-    char *data;
-    size_t len;
-} buffer;
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    buffer *b = arg;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-
-    if (grown == NULL)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, data, size * n);
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
 static unsigned char *unbase64(const char *in, size_t *len)
 {
     size_t in_len = strlen(in);
@@ -74,7 +55,7 @@ static json_t *post(int thread, const char *path, json_t *body)
 {
     CURL *h = handles[thread];
     char url[512], *text = json_dumps(body, JSON_COMPACT);
-    buffer b = {NULL, 0};
+    emu_buffer b = {NULL, 0};
     long status = 0;
     json_t *answer = NULL;
 
@@ -198,7 +179,7 @@ static int setup_handles(void)
         curl_easy_setopt(h, CURLOPT_CAINFO, env.ca_file);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, emu_on_body);
         curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
         handles[i] = h;
     }

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +34,27 @@ int emu_init(emu_env *env)
     return 1;
 }
 
-typedef struct buffer {
-    char *data;
-    size_t len;
-} buffer;
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
+long emu_run_threads(int count, void *(*fn)(void *), void *arg)
 {
-    buffer *b = arg;
+    pthread_t threads[64];
+    long failures = 0;
+    int started = 0;
+
+    while (started < count && started < 64 &&
+           pthread_create(&threads[started], NULL, fn, arg) == 0)
+        started++;
+    for (int i = 0; i < started; i++) {
+        void *result;
+
+        pthread_join(threads[i], &result);
+        failures += (long)result;
+    }
+    return started == count ? failures : -1;
+}
+
+size_t emu_on_body(char *data, size_t size, size_t n, void *arg)
+{
+    emu_buffer *b = arg;
     char *grown = realloc(b->data, b->len + size * n + 1);
 
     if (grown == NULL)
@@ -57,7 +71,7 @@ long emu_request(const emu_env *env, const char *method, const char *path,
 {
     CURL *h = curl_easy_init();
     struct curl_slist *headers = NULL;
-    buffer b = {NULL, 0};
+    emu_buffer b = {NULL, 0};
     char url[512], header[600];
     long status = 0;
 
@@ -85,7 +99,7 @@ long emu_request(const emu_env *env, const char *method, const char *path,
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, emu_on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     if (curl_easy_perform(h) == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

@@ -46,8 +46,7 @@ n=$(nonce)
 check "key-2 (certificate held in SmartKey) is answered 200" \
     equals "$(callout /keys/key-2 "$n")" 200
 check "jwcrypto decrypts key-2's answer with that certificate's key" \
-    verify jwe "$WORK/sf-held.pem" "$WORK/body" "$WORK/dek.bin" --kid key-2 \
-        --jti "$n" --salesforce
+    answer_decrypts key-2 "$n" "$WORK/sf-held.pem"
 check "the file certificate's key does not decrypt it" \
     verify_fails jwe "$WORK/sf.pem" "$WORK/body" "$WORK/dek.bin" \
         --kid key-2 --jti "$n" --salesforce
@@ -70,8 +69,7 @@ n=$(nonce)
 check "after the reload key-1 is answered 200" \
     equals "$(callout /keys/key-1 "$n")" 200
 check "and its answer decrypts with the certificate held in SmartKey" \
-    verify jwe "$WORK/sf-held.pem" "$WORK/body" "$WORK/dek.bin" --kid key-1 \
-        --jti "$n" --salesforce
+    answer_decrypts key-1 "$n" "$WORK/sf-held.pem"
 ks_stop
 check "the service stops cleanly" equals "$KS_STATUS" 0
 

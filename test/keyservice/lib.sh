@@ -114,8 +114,10 @@ callout() {
 # nonce: a fresh nonce shaped like Salesforce's (32 hex digits).
 nonce() { openssl rand -hex 16; }
 
-answer_decrypts() { # KID [JTI]
-    verify jwe "$WORK/sf.pem" "$WORK/body" "$WORK/dek.bin" --kid "$1" \
+# answer_decrypts KID [JTI] [PEM]: the last answer ($WORK/body) decrypts
+# with PEM (default the stand-in BYOK certificate's key sf.pem) to the key.
+answer_decrypts() {
+    verify jwe "${3:-$WORK/sf.pem}" "$WORK/body" "$WORK/dek.bin" --kid "$1" \
         ${2:+--jti "$2"} --salesforce
 }
 

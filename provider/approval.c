@@ -92,6 +92,14 @@ static void notify_waiting(void *arg, const char *request_id)
     SK_DEBUG(1, "waiting for approval request %s (%s)", request_id, a->what);
 }
 
+int sk_approval_describes(const sk_provctx *ctx, const sk_approval_opts *opts)
+{
+    int mode = opts != NULL && opts->mode >= 0 ? opts->mode
+                                               : ctx->settings.approval_mode;
+
+    return mode != SK_APPROVAL_FAIL;
+}
+
 sk_approval *sk_approval_prepare(sk_approval_ctx *a, sk_provctx *ctx,
                                  const sk_approval_opts *opts, const char *what,
                                  const char *fmt, ...)
@@ -112,6 +120,10 @@ sk_approval *sk_approval_prepare(sk_approval_ctx *a, sk_provctx *ctx,
     a->wire.notify = notify_waiting;
     a->wire.notify_arg = a;
     snprintf(a->what, sizeof(a->what), "%s", what);
+    /* approval = fail never makes an approval request: nobody reads the
+       description (nor the callers' fingerprints and digests) */
+    if (a->wire.mode == SK_APPROVAL_FAIL)
+        return &a->wire;
     va_start(args, fmt);
     vsnprintf(body, sizeof(body), fmt, args);
     va_end(args);

@@ -60,6 +60,12 @@ int sk_approval_raise(sk_approval_ctx *a, const sk_error *err, const char *file,
 #define SK_RAISE_APPROVAL(a, err)                                              \
     sk_approval_raise((a), (err), __FILE__, __LINE__, __func__)
 
+/* Whether a call with these options can make an approval request, whose
+   description (sk_approval_prepare's text) approvers read: not with
+   approval = fail. Callers skip the fingerprints and digests that only
+   the description shows (a fingerprint costs more than the request). */
+int sk_approval_describes(const sk_provctx *ctx, const sk_approval_opts *opts);
+
 /* "SHA-256 fingerprint ab:cd:..." of a public key's SubjectPublicKeyInfo
    into out (at least 96 bytes); "" when it cannot be computed. */
 void sk_approval_fingerprint(const EVP_PKEY *pkey, char *out, size_t len);

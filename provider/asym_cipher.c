@@ -625,8 +625,10 @@ static sk_approval *prepare_call_approval(sk_rsa_cipher *ctx, remote_call call,
     char key_text[260], what[400], fingerprint[128];
 
     describe_key(ctx->key, key_text, sizeof(key_text));
-    sk_approval_fingerprint(ctx->key->public_key, fingerprint,
-                            sizeof(fingerprint));
+    fingerprint[0] = '\0';
+    if (sk_approval_describes(ctx->provctx, &ctx->approval))
+        sk_approval_fingerprint(ctx->key->public_key, fingerprint,
+                                sizeof(fingerprint));
     if (call == CALL_WRAPKEY) {
         snprintf(what, sizeof(what), "wrapping %.120s under %.250s",
                  ctx->wrap_subject_uri, key_text);
@@ -1275,7 +1277,8 @@ static int remote_decrypt(sk_rsa_cipher *ctx, const unsigned char *in,
     decrypt_request(ctx, *cipher, modulus, &req);
     describe_key(ctx->key, key_text, sizeof(key_text));
     snprintf(what, sizeof(what), "decrypting with %.250s", key_text);
-    if (!EVP_Digest(*cipher, modulus, md, &md_len, EVP_sha256(), NULL))
+    if (!sk_approval_describes(ctx->provctx, &ctx->approval) ||
+        !EVP_Digest(*cipher, modulus, md, &md_len, EVP_sha256(), NULL))
         md_len = 0;
     sk_approval_hex(md, md_len, hex, sizeof(hex));
     req.approval = sk_approval_prepare(

@@ -146,7 +146,10 @@ static sk_approval *step_approval(byok_call *call, const char *step)
     const sk_key *key = call->ctx->key;
     char what[400], fingerprint[128];
 
-    sk_approval_fingerprint(key->public_key, fingerprint, sizeof(fingerprint));
+    fingerprint[0] = '\0';
+    if (sk_approval_describes(call->ctx->provctx, &call->ctx->approval))
+        sk_approval_fingerprint(key->public_key, fingerprint,
+                                sizeof(fingerprint));
     snprintf(what, sizeof(what), "%s artifact of %.200s (%s)",
              sk_byok_format_names[call->ctx->format], call->ws->subject_uri,
              step);

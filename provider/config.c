@@ -115,6 +115,16 @@ static const sk_choice async_choices[] = {
     {NULL, 0},
 };
 
+/* ed25519_hash_alg: the first is the default (docs/smartkey-api.md §8) */
+static const char *const ed25519_hash_names[] = {
+    "SHA512", "SHA384", "SHA256", "SHA3_512", "SHA3_384", "SHA3_256",
+};
+
+static const sk_choice ed25519_hash_choices[] = {
+    {"SHA512", 0},   {"SHA384", 1},   {"SHA256", 2}, {"SHA3_512", 3},
+    {"SHA3_384", 4}, {"SHA3_256", 5}, {NULL, 0},
+};
+
 /*
  * *out: the value of text among choices (case-insensitive; the first
  * choice when text is NULL), or 0 with why naming the setting, where else
@@ -161,6 +171,18 @@ static int parse_async(const char *text, int *off, char *why, size_t why_len)
 {
     return parse_choice(SMARTKEY_CFG_ASYNC, "", text, async_choices, off, why,
                         why_len);
+}
+
+static int parse_ed25519_hash(const char *text, const char **name, char *why,
+                              size_t why_len)
+{
+    int index = 0;
+
+    if (!parse_choice(SMARTKEY_CFG_ED25519_HASH_ALG, "", text,
+                      ed25519_hash_choices, &index, why, why_len))
+        return 0;
+    *name = ed25519_hash_names[index];
+    return 1;
 }
 
 /* A node of an endpoint list for a message: escaped, cut, and with any
@@ -395,6 +417,8 @@ int sk_settings_parse(const sk_settings_text *in, sk_settings *out, int *reason,
         !parse_auth(in->env_auth != NULL ? in->env_auth : in->auth, &out->auth,
                     why, why_len) ||
         !parse_async(in->async, &out->async_off, why, why_len) ||
+        !parse_ed25519_hash(in->ed25519_hash_alg, &out->ed25519_hash_alg, why,
+                            why_len) ||
         !parse_choice(SMARTKEY_CFG_APPROVAL, " (or " SMARTKEY_ENV_APPROVAL ")",
                       in->env_approval != NULL ? in->env_approval
                                                : in->approval,

@@ -29,6 +29,7 @@ typedef struct sk_settings_text {
     const char *no_proxy;
     const char *env_overrides;
     const char *async;
+    const char *ed25519_hash_alg;
     const char *approval;
     const char *approval_timeout;
     /* environment variables (already chosen between SMARTKEY_* and

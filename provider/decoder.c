@@ -53,7 +53,7 @@ static int parse_reference(sk_provctx *provctx, const unsigned char *der,
 
 static const char *type_name(sk_key_type type)
 {
-    return type == SK_KEY_RSA ? "RSA" : "EC";
+    return sk_key_type_name(type);
 }
 
 /*
@@ -299,6 +299,14 @@ static int ec_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                              SK_KEY_EC);
 }
 
+static int ed25519_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
+                          OSSL_CALLBACK *object_cb, void *object_cbarg,
+                          OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
+    return der_to_key_decode(ctx, cin, selection, object_cb, object_cbarg,
+                             SK_KEY_ED25519);
+}
+
 /*
  * Refuses, for every key, as the store does (store.c): OpenSSL's decoder
  * prefers a key manager of the decoder's own provider and loads the
@@ -343,6 +351,15 @@ const OSSL_DISPATCH sk_keyref_ec_decoder_functions[] = {
     SK_DISPATCH(DECODER_FREECTX, sk_provctx_freectx),
     SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
     SK_DISPATCH(DECODER_DECODE, ec_decode),
+    SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),
+    {0, NULL},
+};
+
+const OSSL_DISPATCH sk_keyref_ed25519_decoder_functions[] = {
+    SK_DISPATCH(DECODER_NEWCTX, sk_provctx_newctx),
+    SK_DISPATCH(DECODER_FREECTX, sk_provctx_freectx),
+    SK_DISPATCH(DECODER_DOES_SELECTION, decoder_does_selection),
+    SK_DISPATCH(DECODER_DECODE, ed25519_decode),
     SK_DISPATCH(DECODER_EXPORT_OBJECT, decoder_export_object),
     {0, NULL},
 };

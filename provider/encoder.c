@@ -62,6 +62,9 @@ static int text_encode(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
         ok = BIO_printf(out, "SmartKey RSA %s key, %u bit\n",
                         handle->private_handle ? "private" : "public",
                         key->bits) > 0;
+    else if (key->type == SK_KEY_ED25519)
+        ok = BIO_printf(out, "SmartKey Ed25519 %s key\n",
+                        handle->private_handle ? "private" : "public") > 0;
     else
         ok = BIO_printf(out, "SmartKey EC %s key, %s (%u bit)\n",
                         handle->private_handle ? "private" : "public",

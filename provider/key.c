@@ -187,6 +187,28 @@ void sk_key_cache_forget(sk_provctx *ctx, const sk_key *key)
     pthread_mutex_unlock(&cache->lock);
 }
 
+const char *sk_key_type_name(sk_key_type type)
+{
+    switch (type) {
+    case SK_KEY_RSA:
+        return "RSA";
+    case SK_KEY_EC:
+        return "EC";
+    case SK_KEY_ED25519:
+        return "ED25519";
+    }
+    return "?";
+}
+
+/* The type an RSA/EC object of SmartKey has in OpenSSL: Ed25519 keys are EC
+   objects in SmartKey (docs/smartkey-api.md §3.1), ED25519 in OpenSSL. */
+static sk_key_type key_type_of(const sk_key_info *info)
+{
+    if (info->obj_type == SK_OBJ_RSA)
+        return SK_KEY_RSA;
+    return info->curve == SK_CURVE_ED25519 ? SK_KEY_ED25519 : SK_KEY_EC;
+}
+
 static EVP_PKEY *decode_public_key(sk_provctx *ctx, const sk_key_info *info)
 {
     EVP_PKEY *pkey = NULL;
@@ -196,8 +218,8 @@ static EVP_PKEY *decode_public_key(sk_provctx *ctx, const sk_key_info *info)
 
     decoder = OSSL_DECODER_CTX_new_for_pkey(
         &pkey, "DER", "SubjectPublicKeyInfo",
-        info->obj_type == SK_OBJ_RSA ? "RSA" : "EC", EVP_PKEY_PUBLIC_KEY,
-        ctx->libctx, DECODE_PROPQ);
+        sk_key_type_name(key_type_of(info)), EVP_PKEY_PUBLIC_KEY, ctx->libctx,
+        DECODE_PROPQ);
     if (decoder == NULL)
         return NULL;
     if (!OSSL_DECODER_from_data(decoder, &data, &len)) {
@@ -222,8 +244,9 @@ static const char *obj_type_name(sk_obj_type type)
                : "a non-RSA/EC";
 }
 
-/* info describes a key OpenSSL can use: RSA, or EC on a supported curve,
-   with a public key. 0 with an error raised naming label. */
+/* info describes a key OpenSSL can use: RSA, or EC on a supported curve
+   (Ed25519 included), with a public key. 0 with an error raised naming
+   label. */
 static int usable_info(sk_provctx *ctx, const sk_key_info *info,
                        const char *label)
 {
@@ -242,11 +265,16 @@ static int usable_info(sk_provctx *ctx, const sk_key_info *info,
         return 0;
     }
     if (info->obj_type == SK_OBJ_EC && info->curve != SK_CURVE_P256 &&
-        info->curve != SK_CURVE_P384 && info->curve != SK_CURVE_P521) {
+        info->curve != SK_CURVE_P384 && info->curve != SK_CURVE_P521 &&
+        info->curve != SK_CURVE_ED25519) {
         SK_RAISE(ctx, SK_R_UNSUPPORTED_KEY_TYPE,
-                 "key '%.200s' (%s) is on a curve other than P-256, P-384 "
-                 "and P-521",
-                 label, info->kid);
+                 "key '%.200s' (%s) is on a curve other than P-256, P-384, "
+                 "P-521 and Ed25519%s",
+                 label, info->kid,
+                 info->curve == SK_CURVE_X25519
+                     ? " (X25519 keys agree on secrets in SmartKey, which "
+                       "OpenSSL's derive cannot use)"
+                     : "");
         return 0;
     }
     if (info->pub_key == NULL || info->pub_key_len == 0) {
@@ -274,19 +302,18 @@ sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info)
     }
     atomic_init(&key->refs, 1);
     snprintf(key->kid, sizeof(key->kid), "%s", info->kid);
-    key->type = info->obj_type == SK_OBJ_RSA ? SK_KEY_RSA : SK_KEY_EC;
+    key->type = key_type_of(info);
     key->curve = info->curve;
     key->key_ops = info->key_ops;
     key->has_private = !info->public_only;
 
     key->public_key = decode_public_key(ctx, info);
     if (key->public_key == NULL ||
-        !EVP_PKEY_is_a(key->public_key,
-                       key->type == SK_KEY_RSA ? "RSA" : "EC")) {
+        !EVP_PKEY_is_a(key->public_key, sk_key_type_name(key->type))) {
         SK_RAISE(ctx, SK_R_BAD_RESPONSE,
                  "the public key SmartKey holds for key '%.200s' (%s) is "
                  "not a valid %s SubjectPublicKeyInfo",
-                 label, info->kid, key->type == SK_KEY_RSA ? "RSA" : "EC");
+                 label, info->kid, sk_key_type_name(key->type));
         sk_key_free(key);
         return NULL;
     }
@@ -305,7 +332,7 @@ sk_key *sk_key_from_info(sk_provctx *ctx, const sk_key_info *info)
 
     cache_put(ctx, key);
     SK_DEBUG(3, "key '%.200s' (%s): %s %u bits%s", label, key->kid,
-             key->type == SK_KEY_RSA ? "RSA" : "EC", key->bits,
+             sk_key_type_name(key->type), key->bits,
              key->has_private ? "" : ", public only");
     return key;
 }

@@ -18,7 +18,12 @@
 typedef enum sk_key_type {
     SK_KEY_RSA = 1,
     SK_KEY_EC,
+    /* an EC object on curve Ed25519 in SmartKey; OpenSSL's ED25519 */
+    SK_KEY_ED25519,
 } sk_key_type;
+
+/* OpenSSL's name of a key type: "RSA", "EC", "ED25519". */
+const char *sk_key_type_name(sk_key_type type);
 
 typedef struct sk_key {
     atomic_int refs;
@@ -31,7 +36,7 @@ typedef struct sk_key {
     int has_private;      /* SmartKey holds the private half */
     EVP_PKEY *public_key; /* in the provider's child libctx */
     int security_bits;
-    int max_size; /* RSA: modulus bytes; EC: DER ECDSA signature */
+    int max_size; /* RSA: modulus bytes; EC: DER ECDSA signature; 64 */
     /* EC: the group order, for checking SmartKey's signatures; made once
        per key because building the group costs as much as a request's
        client-side work */

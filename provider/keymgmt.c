@@ -1,5 +1,6 @@
 /*
- * Key management for RSA and EC keys held in SmartKey: handles on the key
+ * Key management for RSA, EC and Ed25519 keys held in SmartKey (Ed25519
+ * keys are EC objects there, ED25519 keys here): handles on the key
  * objects the store loads. Only the public half can be exported, and only
  * when the private key is not asked for (keymgmt_export). The only
  * import is of RSA public keys, for wrapping under a cloud's key read from
@@ -46,6 +47,12 @@ static OSSL_FUNC_keymgmt_gen_settable_params_fn ec_gen_settable_params;
 static OSSL_FUNC_keymgmt_export_types_fn ec_export_types;
 static OSSL_FUNC_keymgmt_gettable_params_fn ec_gettable_params;
 static OSSL_FUNC_keymgmt_query_operation_name_fn ec_query_operation_name;
+static OSSL_FUNC_keymgmt_load_fn ed25519_load;
+static OSSL_FUNC_keymgmt_gen_init_fn ed25519_gen_init;
+static OSSL_FUNC_keymgmt_gen_settable_params_fn ed25519_gen_settable_params;
+static OSSL_FUNC_keymgmt_export_types_fn ed25519_export_types;
+static OSSL_FUNC_keymgmt_gettable_params_fn ed25519_gettable_params;
+static OSSL_FUNC_keymgmt_query_operation_name_fn ed25519_query_operation_name;
 
 static void *keymgmt_new(void *provctx)
 {
@@ -93,6 +100,11 @@ static void *rsa_load(const void *reference, size_t reference_size)
 static void *ec_load(const void *reference, size_t reference_size)
 {
     return load_of_type(reference, reference_size, SK_KEY_EC);
+}
+
+static void *ed25519_load(const void *reference, size_t reference_size)
+{
+    return load_of_type(reference, reference_size, SK_KEY_ED25519);
 }
 
 static void *keymgmt_dup(const void *keydata_from, int selection)
@@ -247,6 +259,11 @@ static const OSSL_PARAM rsa_public_types[] = {
     OSSL_PARAM_END,
 };
 
+static const OSSL_PARAM ed25519_public_types[] = {
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
+    OSSL_PARAM_END,
+};
+
 static const OSSL_PARAM ec_public_types[] = {
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
@@ -260,6 +277,13 @@ static const OSSL_PARAM *rsa_public_types_of(int selection)
 {
     return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 ? rsa_public_types
                                                              : NULL;
+}
+
+static const OSSL_PARAM *ed25519_export_types(int selection)
+{
+    return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0
+               ? ed25519_public_types
+               : NULL;
 }
 
 static const OSSL_PARAM *ec_export_types(int selection)
@@ -305,7 +329,13 @@ static int keymgmt_get_params(void *keydata, OSSL_PARAM params[])
             ok = OSSL_PARAM_set_int(p, key->security_bits);
         else if (strcmp(p->key, OSSL_PKEY_PARAM_MAX_SIZE) == 0)
             ok = OSSL_PARAM_set_int(p, key->max_size);
-        else if (strcmp(p->key, OSSL_PKEY_PARAM_DEFAULT_DIGEST) == 0)
+        else if (key->type == SK_KEY_ED25519 &&
+                 strcmp(p->key, OSSL_PKEY_PARAM_MANDATORY_DIGEST) == 0)
+            /* pure EdDSA hashes inside the signature: no digest at all
+               (req, x509, cms and TLS sign with a NULL digest) */
+            ok = OSSL_PARAM_set_utf8_string(p, "");
+        else if (key->type != SK_KEY_ED25519 &&
+                 strcmp(p->key, OSSL_PKEY_PARAM_DEFAULT_DIGEST) == 0)
             ok = OSSL_PARAM_set_utf8_string(p, "SHA256");
         else if (key->type == SK_KEY_RSA &&
                  (strcmp(p->key, OSSL_PKEY_PARAM_RSA_N) == 0 ||
@@ -317,6 +347,9 @@ static int keymgmt_get_params(void *keydata, OSSL_PARAM params[])
                       0 ||
                   strcmp(p->key, OSSL_PKEY_PARAM_EC_ENCODING) == 0 ||
                   strcmp(p->key, OSSL_PKEY_PARAM_PUB_KEY) == 0))
+            ok = get_public_param(key, p);
+        else if (key->type == SK_KEY_ED25519 &&
+                 strcmp(p->key, OSSL_PKEY_PARAM_PUB_KEY) == 0)
             ok = get_public_param(key, p);
         else if (strcmp(p->key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY) == 0)
             ok = get_public_param(key, p);
@@ -349,6 +382,21 @@ static const OSSL_PARAM ec_gettable[] = {
     OSSL_PARAM_END,
 };
 
+static const OSSL_PARAM ed25519_gettable[] = {
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_MANDATORY_DIGEST, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM *ed25519_gettable_params(void *provctx)
+{
+    return ed25519_gettable;
+}
+
 static const OSSL_PARAM *rsa_gettable_params(void *provctx)
 {
     return rsa_gettable;
@@ -374,6 +422,13 @@ static const char *ec_query_operation_name(int operation_id)
         return "ECDH";
     }
     return NULL;
+}
+
+/* The signature of an Ed25519 key is pure EdDSA; no key exchange. */
+static const char *ed25519_query_operation_name(int operation_id)
+{
+    return operation_id == OSSL_OP_SIGNATURE ? SK_NAMES_ED25519_SIGNATURE
+                                             : NULL;
 }
 
 /* --- key generation in SmartKey (genpkey) ------------------------------ */
@@ -408,6 +463,9 @@ static const char *const rsa_default_ops[] = {
     "WRAPKEY", "UNWRAPKEY", "APPMANAGEABLE"};
 static const char *const ec_default_ops[] = {"SIGN", "VERIFY", "AGREEKEY",
                                              "APPMANAGEABLE"};
+/* an Ed25519 key signs only: SmartKey's agreement takes X25519 keys */
+static const char *const ed25519_default_ops[] = {"SIGN", "VERIFY",
+                                                  "APPMANAGEABLE"};
 
 static void gen_cleanup(void *genctx)
 {
@@ -464,6 +522,17 @@ static const OSSL_PARAM rsa_gen_settable[] = {
 static const OSSL_PARAM ec_gen_settable[] = {
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
+    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_DESCRIPTION, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_GROUP, NULL, 0),
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_METADATA, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+/* Ed25519: a name and SmartKey's own settings, nothing else to choose */
+static const OSSL_PARAM ed25519_gen_settable[] = {
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
     OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
@@ -716,8 +785,9 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
     if (params == NULL)
         return 1;
     if (!sk_params_check(gen->provctx, params,
-                         gen->type == SK_KEY_RSA ? rsa_gen_settable
-                                                 : ec_gen_settable,
+                         gen->type == SK_KEY_RSA  ? rsa_gen_settable
+                         : gen->type == SK_KEY_EC ? ec_gen_settable
+                                                  : ed25519_gen_settable,
                          NULL, "key generation"))
         return 0;
     for (const OSSL_PARAM *p = params; p->key != NULL; p++)
@@ -762,6 +832,16 @@ static void *ec_gen_init(void *provctx, int selection,
     return gen_init(provctx, selection, params, SK_KEY_EC);
 }
 
+static void *ed25519_gen_init(void *provctx, int selection,
+                              const OSSL_PARAM params[])
+{
+    sk_genctx *gen = gen_init(provctx, selection, params, SK_KEY_ED25519);
+
+    if (gen != NULL)
+        gen->curve = SK_CURVE_ED25519;
+    return gen;
+}
+
 static const OSSL_PARAM *rsa_gen_settable_params(void *genctx, void *provctx)
 {
     return rsa_gen_settable;
@@ -770,6 +850,12 @@ static const OSSL_PARAM *rsa_gen_settable_params(void *genctx, void *provctx)
 static const OSSL_PARAM *ec_gen_settable_params(void *genctx, void *provctx)
 {
     return ec_gen_settable;
+}
+
+static const OSSL_PARAM *ed25519_gen_settable_params(void *genctx,
+                                                     void *provctx)
+{
+    return ed25519_gen_settable;
 }
 
 /*
@@ -803,11 +889,16 @@ static int gen_key_ops(sk_genctx *gen, char *buf, size_t buf_len,
         if (*count == 0)
             goto bad;
     } else if (gen->exportable == 1) {
-        const char *const *defaults =
-            gen->type == SK_KEY_RSA ? rsa_default_ops : ec_default_ops;
-        size_t n = gen->type == SK_KEY_RSA
-                       ? sizeof(rsa_default_ops) / sizeof(rsa_default_ops[0])
-                       : sizeof(ec_default_ops) / sizeof(ec_default_ops[0]);
+        const char *const *defaults = gen->type == SK_KEY_RSA ? rsa_default_ops
+                                      : gen->type == SK_KEY_EC
+                                          ? ec_default_ops
+                                          : ed25519_default_ops;
+        size_t n =
+            gen->type == SK_KEY_RSA
+                ? sizeof(rsa_default_ops) / sizeof(rsa_default_ops[0])
+            : gen->type == SK_KEY_EC
+                ? sizeof(ec_default_ops) / sizeof(ec_default_ops[0])
+                : sizeof(ed25519_default_ops) / sizeof(ed25519_default_ops[0]);
 
         for (size_t i = 0; i < n; i++)
             ops[(*count)++] = defaults[i];
@@ -858,6 +949,7 @@ static int gen_request(sk_genctx *gen, sk_generate_request *req,
         req->key_size = (unsigned)gen->bits;
         req->pub_exponent = gen->pub_exponent;
     } else {
+        /* Ed25519 too: an EC object on curve Ed25519 (§3.1) */
         req->obj_type = "EC";
         req->elliptic_curve = sk_curve_smartkey_name(gen->curve);
     }
@@ -941,7 +1033,7 @@ static void *keymgmt_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     return keydata;
 }
 
-/* The entries the RSA and EC key managers share (alg: rsa or ec). */
+/* The entries the key managers share (alg: rsa, ec or ed25519). */
 #define SK_KEYMGMT_FUNCTIONS(alg)                                              \
     SK_DISPATCH(KEYMGMT_NEW, keymgmt_new),                                     \
         SK_DISPATCH(KEYMGMT_FREE, keymgmt_free),                               \
@@ -971,5 +1063,11 @@ const OSSL_DISPATCH sk_rsa_keymgmt_functions[] = {
 const OSSL_DISPATCH sk_ec_keymgmt_functions[] = {
     SK_KEYMGMT_FUNCTIONS(ec),
     SK_DISPATCH(KEYMGMT_EXPORT_TYPES, ec_export_types),
+    {0, NULL},
+};
+
+const OSSL_DISPATCH sk_ed25519_keymgmt_functions[] = {
+    SK_KEYMGMT_FUNCTIONS(ed25519),
+    SK_DISPATCH(KEYMGMT_EXPORT_TYPES, ed25519_export_types),
     {0, NULL},
 };

@@ -34,7 +34,16 @@ ASN1_SEQUENCE(SK_KEYREF_ASN1) =
         static const char *
     type_name(sk_key_type type)
 {
-    return type == SK_KEY_RSA ? "RSA" : type == SK_KEY_EC ? "EC" : NULL;
+    /* no key.c here: the keyref fuzzer links this file alone */
+    switch (type) {
+    case SK_KEY_RSA:
+        return "RSA";
+    case SK_KEY_EC:
+        return "EC";
+    case SK_KEY_ED25519:
+        return "ED25519";
+    }
+    return NULL;
 }
 
 int sk_keyref_to_der(const sk_key *key, unsigned char **der, size_t *der_len)
@@ -117,8 +126,11 @@ int sk_keyref_from_der(const unsigned char *der, size_t der_len,
     } else if (ASN1_STRING_length(ref->key_type) == 2 &&
                memcmp(type, "EC", 2) == 0) {
         out->type = SK_KEY_EC;
+    } else if (ASN1_STRING_length(ref->key_type) == 7 &&
+               memcmp(type, "ED25519", 7) == 0) {
+        out->type = SK_KEY_ED25519;
     } else {
-        *why = "its key type is neither RSA nor EC";
+        *why = "its key type is not RSA, EC or ED25519";
         goto done;
     }
     if (!sk_is_uuid((const char *)ASN1_STRING_get0_data(ref->kid),

@@ -80,6 +80,9 @@ static const struct {
     {SK_CURVE_P256, "P-256", "NistP256"},
     {SK_CURVE_P384, "P-384", "NistP384"},
     {SK_CURVE_P521, "P-521", "NistP521"},
+    /* EC objects in SmartKey, key types of their own in OpenSSL */
+    {SK_CURVE_ED25519, "ED25519", "Ed25519"},
+    {SK_CURVE_X25519, "X25519", "X25519"},
 };
 
 sk_curve sk_curve_by_name(const char *name)

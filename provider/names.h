@@ -33,7 +33,9 @@ const sk_digest *sk_digest_oaep_default(void);
 /* The curve named name ("P-256", "prime256v1", "secp256r1", ...);
    SK_CURVE_NONE when SmartKey keys here are not on it. */
 sk_curve sk_curve_by_name(const char *name);
-/* OpenSSL's name ("P-256") and SmartKey's ("NistP256"); NULL for others. */
+/* OpenSSL's name ("P-256", "ED25519") and SmartKey's ("NistP256",
+   "Ed25519"); NULL for others. sk_curve_by_name knows only the EC groups:
+   Ed25519 is a key type of its own in OpenSSL, not a group. */
 const char *sk_curve_openssl_name(sk_curve curve);
 const char *sk_curve_smartkey_name(sk_curve curve);
 

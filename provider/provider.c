@@ -28,6 +28,8 @@ static const OSSL_ALGORITHM keymgmt_algorithms[] = {
     {SK_NAMES_RSA, SK_PROPS, sk_rsa_keymgmt_functions,
      "RSA key held in SmartKey"},
     {SK_NAMES_EC, SK_PROPS, sk_ec_keymgmt_functions, "EC key held in SmartKey"},
+    {SK_NAMES_ED25519, SK_PROPS, sk_ed25519_keymgmt_functions,
+     "Ed25519 key held in SmartKey"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -39,6 +41,8 @@ static const OSSL_ALGORITHM encoder_algorithms[] = {
      "Describes an RSA key held in SmartKey"},
     {SK_NAMES_EC, SK_PROPS ",output=text", sk_text_encoder_functions,
      "Describes an EC key held in SmartKey"},
+    {SK_NAMES_ED25519, SK_PROPS ",output=text", sk_text_encoder_functions,
+     "Describes an Ed25519 key held in SmartKey"},
     /* "private key" output of a SmartKey key: a reference file
        (docs/openssl-dispatch.md §5), in the structures `pkey`/`rsa`
        (PrivateKeyInfo), `ec` and i2d_PrivateKey (type-specific) and `rsa
@@ -62,6 +66,12 @@ static const OSSL_ALGORITHM encoder_algorithms[] = {
      sk_keyref_der_encoder_functions, "Reference to an RSA key in SmartKey"},
     {SK_NAMES_EC, SK_KEYREF_ENCODER_PROPS("der", "type-specific"),
      sk_keyref_der_encoder_functions, "Reference to an EC key in SmartKey"},
+    {SK_NAMES_ED25519, SK_KEYREF_ENCODER_PROPS("pem", "PrivateKeyInfo"),
+     sk_keyref_pem_encoder_functions,
+     "Reference to an Ed25519 key in SmartKey"},
+    {SK_NAMES_ED25519, SK_KEYREF_ENCODER_PROPS("der", "PrivateKeyInfo"),
+     sk_keyref_pkcs8_der_encoder_functions,
+     "Reference to an Ed25519 key in SmartKey"},
     {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("pem", "pkcs1"),
      sk_keyref_pem_encoder_functions, "Reference to an RSA key in SmartKey"},
     {SK_NAMES_RSA, SK_KEYREF_ENCODER_PROPS("der", "pkcs1"),
@@ -80,6 +90,10 @@ static const OSSL_ALGORITHM decoder_algorithms[] = {
     {SK_NAMES_EC,
      SK_PROPS ",input=der,structure=" SMARTKEY_KEY_REFERENCE_STRUCTURE,
      sk_keyref_ec_decoder_functions, "EC key in SmartKey, by reference"},
+    {SK_NAMES_ED25519,
+     SK_PROPS ",input=der,structure=" SMARTKEY_KEY_REFERENCE_STRUCTURE,
+     sk_keyref_ed25519_decoder_functions,
+     "Ed25519 key in SmartKey, by reference"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -91,12 +105,73 @@ static const OSSL_ALGORITHM asym_cipher_algorithms[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+#ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT
+/* The signature algorithms with a digest of OpenSSL 3.4+ (signature.c),
+   under the default provider's names, aliases and OIDs. */
+#define SK_SIGALGS(X)                                                          \
+    X(rsa, sha1,                                                               \
+      "RSA-SHA1:RSA-SHA-1:sha1WithRSAEncryption:1.2.840.113549.1.1.5")         \
+    X(rsa, sha224,                                                             \
+      "RSA-SHA2-224:RSA-SHA224:sha224WithRSAEncryption:1.2.840.113549.1.1.14") \
+    X(rsa, sha256,                                                             \
+      "RSA-SHA2-256:RSA-SHA256:sha256WithRSAEncryption:1.2.840.113549.1.1.11") \
+    X(rsa, sha384,                                                             \
+      "RSA-SHA2-384:RSA-SHA384:sha384WithRSAEncryption:1.2.840.113549.1.1.12") \
+    X(rsa, sha512,                                                             \
+      "RSA-SHA2-512:RSA-SHA512:sha512WithRSAEncryption:1.2.840.113549.1.1.13") \
+    X(rsa, sha3_224,                                                           \
+      "RSA-SHA3-224:id-rsassa-pkcs1-v1_5-with-sha3-224:2.16.840.1.101.3.4.3."  \
+      "13")                                                                    \
+    X(rsa, sha3_256,                                                           \
+      "RSA-SHA3-256:id-rsassa-pkcs1-v1_5-with-sha3-256:2.16.840.1.101.3.4.3."  \
+      "14")                                                                    \
+    X(rsa, sha3_384,                                                           \
+      "RSA-SHA3-384:id-rsassa-pkcs1-v1_5-with-sha3-384:2.16.840.1.101.3.4.3."  \
+      "15")                                                                    \
+    X(rsa, sha3_512,                                                           \
+      "RSA-SHA3-512:id-rsassa-pkcs1-v1_5-with-sha3-512:2.16.840.1.101.3.4.3."  \
+      "16")                                                                    \
+    X(ecdsa, sha1, "ECDSA-SHA1:ECDSA-SHA-1:ecdsa-with-SHA1:1.2.840.10045.4.1") \
+    X(ecdsa, sha224,                                                           \
+      "ECDSA-SHA2-224:ECDSA-SHA224:ecdsa-with-SHA224:1.2.840.10045.4.3.1")     \
+    X(ecdsa, sha256,                                                           \
+      "ECDSA-SHA2-256:ECDSA-SHA256:ecdsa-with-SHA256:1.2.840.10045.4.3.2")     \
+    X(ecdsa, sha384,                                                           \
+      "ECDSA-SHA2-384:ECDSA-SHA384:ecdsa-with-SHA384:1.2.840.10045.4.3.3")     \
+    X(ecdsa, sha512,                                                           \
+      "ECDSA-SHA2-512:ECDSA-SHA512:ecdsa-with-SHA512:1.2.840.10045.4.3.4")     \
+    X(ecdsa, sha3_224,                                                         \
+      "ECDSA-SHA3-224:ecdsa_with_SHA3-224:id-ecdsa-with-sha3-224:"             \
+      "2.16.840.1.101.3.4.3.9")                                                \
+    X(ecdsa, sha3_256,                                                         \
+      "ECDSA-SHA3-256:ecdsa_with_SHA3-256:id-ecdsa-with-sha3-256:"             \
+      "2.16.840.1.101.3.4.3.10")                                               \
+    X(ecdsa, sha3_384,                                                         \
+      "ECDSA-SHA3-384:ecdsa_with_SHA3-384:id-ecdsa-with-sha3-384:"             \
+      "2.16.840.1.101.3.4.3.11")                                               \
+    X(ecdsa, sha3_512,                                                         \
+      "ECDSA-SHA3-512:ecdsa_with_SHA3-512:id-ecdsa-with-sha3-512:"             \
+      "2.16.840.1.101.3.4.3.12")
+
+#define SK_SIGALG_EXTERN(alg, id, names)                                       \
+    extern const OSSL_DISPATCH sk_##alg##_##id##_signature_functions[];
+SK_SIGALGS(SK_SIGALG_EXTERN)
+#define SK_SIGALG_ENTRY(alg, id, names)                                        \
+    {names, SK_PROPS, sk_##alg##_##id##_signature_functions,                   \
+     "Signature with its digest, made in SmartKey"},
+#endif
+
 static const OSSL_ALGORITHM signature_algorithms[] = {
     {SK_NAMES_RSA, SK_PROPS, sk_rsa_signature_functions,
      "RSA signatures (PKCS#1 v1.5, PSS) made in SmartKey"},
     {SK_NAMES_ECDSA, SK_PROPS, sk_ecdsa_signature_functions,
      "ECDSA signatures made in SmartKey"},
-    {NULL, NULL, NULL, NULL},
+    {SK_NAMES_ED25519, SK_PROPS, sk_ed25519_signature_functions,
+     "Pure Ed25519 signatures made in SmartKey"},
+#ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT
+    SK_SIGALGS(SK_SIGALG_ENTRY)
+#endif
+        {NULL, NULL, NULL, NULL},
 };
 
 static const OSSL_ALGORITHM store_algorithms[] = {
@@ -365,6 +440,8 @@ static int read_section(const OSSL_CORE_HANDLE *handle,
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES,
                             (char **)&text->env_overrides, 0),
         OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ASYNC, (char **)&text->async, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ED25519_HASH_ALG,
+                            (char **)&text->ed25519_hash_alg, 0),
         OSSL_PARAM_END,
     };
 
@@ -474,8 +551,10 @@ static void client_config(const sk_settings *settings, const char *api_key,
                                     : 1;
     config->auth = settings->auth;
     config->async_off = settings->async_off;
-    config->log = sk_debug_client_log;
+    /* debug off: the client formats no message at all */
+    config->log = sk_debug_level > 0 ? sk_debug_client_log : NULL;
     config->log_arg = NULL;
+    config->log_level = sk_debug_level;
 }
 
 sk_client *sk_provctx_client(sk_provctx *ctx)

@@ -32,12 +32,17 @@
  */
 #define SK_NAMES_RSA "RSA:rsaEncryption:1.2.840.113549.1.1.1"
 #define SK_NAMES_EC  "EC:id-ecPublicKey:1.2.840.10045.2.1"
+/* Ed25519 (RFC 8410): the key type and its signature share the names */
+#define SK_NAMES_ED25519 "ED25519:1.3.101.112"
 /* Signature algorithm names (keymgmt query_operation_name answers) */
-#define SK_NAMES_ECDSA "ECDSA"
+#define SK_NAMES_ECDSA             "ECDSA"
+#define SK_NAMES_ED25519_SIGNATURE "ED25519"
 
 /* Dispatch tables of the operation files */
 extern const OSSL_DISPATCH sk_rsa_keymgmt_functions[];
 extern const OSSL_DISPATCH sk_ec_keymgmt_functions[];
+extern const OSSL_DISPATCH sk_ed25519_keymgmt_functions[];
+extern const OSSL_DISPATCH sk_ed25519_signature_functions[];
 extern const OSSL_DISPATCH sk_store_functions[];
 extern const OSSL_DISPATCH sk_text_encoder_functions[];
 extern const OSSL_DISPATCH sk_keyref_pem_encoder_functions[];
@@ -46,6 +51,7 @@ extern const OSSL_DISPATCH sk_keyref_pkcs8_der_encoder_functions[];
 extern const OSSL_DISPATCH sk_keyref_pem_decoder_functions[];
 extern const OSSL_DISPATCH sk_keyref_rsa_decoder_functions[];
 extern const OSSL_DISPATCH sk_keyref_ec_decoder_functions[];
+extern const OSSL_DISPATCH sk_keyref_ed25519_decoder_functions[];
 extern const OSSL_DISPATCH sk_rsa_signature_functions[];
 extern const OSSL_DISPATCH sk_ecdsa_signature_functions[];
 extern const OSSL_DISPATCH sk_rsa_asym_cipher_functions[];
@@ -102,6 +108,8 @@ typedef struct sk_settings {
     int async_off;           /* async = off */
     int approval_mode;       /* sk_approval_mode (approval = fail...) */
     double approval_timeout; /* seconds */
+    /* hash_alg of Ed25519 sign requests, SmartKey's spelling (static) */
+    const char *ed25519_hash_alg;
 } sk_settings;
 
 typedef struct sk_key_cache sk_key_cache;

@@ -79,6 +79,12 @@ typedef struct sk_signature_ctx {
     EVP_PKEY_CTX *verify_ctx;      /* pre-hashed (pkeyutl -verify) */
     EVP_MD_CTX *digest_verify_ctx; /* dgst -prverify, ... */
     int verify_digest_set;
+    /* OpenSSL 3.4+ signature algorithms with a digest in their name
+       ("RSA-SHA2-256", "ECDSA-SHA2-384"): the name and its digest; NULL
+       for the plain RSA and ECDSA algorithms */
+    const char *sigalg;
+    const char *sigalg_md;
+    int message; /* sign_message_init: sign() gets the message, not a hash */
     sk_approval_opts approval; /* smartkey-approval, -approval-request */
 } sk_signature_ctx;
 
@@ -348,6 +354,8 @@ static int digest_sign_init(void *vctx, const char *mdname, void *provkey,
         return 0;
     }
     ctx->operation = OPERATION_DIGEST_SIGN;
+    SK_DEBUG(3, "key %s: digest-sign with %s", ctx->key->kid,
+             EVP_MD_get0_name(ctx->md));
     return set_ctx_params(ctx, params);
 }
 
@@ -503,7 +511,10 @@ static sk_approval *prepare_approval(sk_signature_ctx *ctx,
              ctx->key->name != NULL ? "' (" : "",
              ctx->key->name != NULL ? ctx->key->kid : "",
              ctx->key->name != NULL ? ")" : "");
-    sk_approval_hex(digest, digest_len, hex, sizeof(hex));
+    sk_approval_hex(
+        digest,
+        sk_approval_describes(ctx->provctx, &ctx->approval) ? digest_len : 0,
+        hex, sizeof(hex));
     return sk_approval_prepare(
         approval, ctx->provctx, &ctx->approval, what,
         "Sign the %s digest %s with key '%.200s' (kid %s), %s",
@@ -618,6 +629,15 @@ static int sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
     const char *inferred = digest_of_length(tbslen);
     int ok, infer;
 
+    /* after sign_message_init, one-shot EVP_PKEY_sign hands the message */
+    if (ctx->message && ctx->operation == OPERATION_DIGEST_SIGN) {
+        if (sig == NULL) {
+            *siglen = (size_t)ctx->key->max_size;
+            return 1;
+        }
+        return digest_sign_update(ctx, tbs, tbslen) &&
+               digest_sign_final(ctx, sig, siglen, sigsize);
+    }
     if (ctx->operation != OPERATION_SIGN || ctx->key == NULL)
         return 0;
     if (sig == NULL) {
@@ -714,6 +734,10 @@ static int verify(void *vctx, const unsigned char *sig, size_t siglen,
 
     if (ctx->operation != OPERATION_VERIFY)
         return 0;
+    /* a signature algorithm's verifier knows its digest, and after
+       verify_message_init it takes the message itself */
+    if (ctx->sigalg != NULL)
+        return EVP_PKEY_verify(ctx->verify_ctx, sig, siglen, tbs, tbslen) == 1;
     /* named by its length when not given, as sign() does */
     if (!ctx->verify_digest_set && inferred != NULL) {
         OSSL_PARAM digest[2];
@@ -981,6 +1005,9 @@ static int set_mgf1_param(sk_signature_ctx *ctx, const OSSL_PARAM *p,
                   &ctx->mgf1_smartkey_name);
 }
 
+static int sigalg_set_ctx_params(sk_signature_ctx *ctx,
+                                 const OSSL_PARAM params[]);
+
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     sk_signature_ctx *ctx = vctx;
@@ -992,6 +1019,8 @@ static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 1;
     /* the verifier (the default provider's) gets only checked parameters
        too */
+    if (ctx->sigalg != NULL)
+        return sigalg_set_ctx_params(ctx, params);
     if (!sk_params_check(ctx->provctx, params,
                          ctx->algorithm == SK_KEY_RSA ? rsa_settable
                                                       : ecdsa_settable,
@@ -1126,6 +1155,273 @@ static const OSSL_PARAM *ecdsa_gettable_ctx_params(void *vctx, void *provctx)
 {
     return ecdsa_gettable;
 }
+
+/* --- OpenSSL 3.4+: signature algorithms with their digest ------------- */
+
+/*
+ * "RSA-SHA2-256", "ECDSA-SHA2-384", ...: the message-signing API
+ * (EVP_PKEY_sign_message_init, _update, _final and one-shot EVP_PKEY_sign
+ * of a message) and EVP_PKEY_sign_init_ex2 with such a name (the caller
+ * hashed). The digest comes with the name; the signature is made as for the
+ * plain algorithms (local hash, one sign request, checked with the public
+ * key). RSA ones are PKCS#1 v1.5, as their names say. Verification is
+ * handed to the same algorithm of the default provider in the child
+ * libctx, on the public key.
+ */
+#ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT
+
+static int sigalg_set_ctx_params(sk_signature_ctx *ctx,
+                                 const OSSL_PARAM params[])
+{
+    static const OSSL_PARAM settable[] = {
+        OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_SIGNATURE, NULL, 0),
+        SK_APPROVAL_SETTABLE_PARAMS,
+        OSSL_PARAM_END,
+    };
+    const OSSL_PARAM *signature;
+    OSSL_PARAM forward[2];
+
+    if (!sk_params_check(ctx->provctx, params, settable, NULL,
+                         "the signature") ||
+        !sk_approval_set_params(ctx->provctx, &ctx->approval, params))
+        return 0;
+    /* the signature to check at verify_message_final, for the verifier */
+    signature = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_SIGNATURE);
+    if (ctx->verify_ctx == NULL || signature == NULL)
+        return 1;
+    forward[0] = *signature;
+    forward[1] = OSSL_PARAM_construct_end();
+    return EVP_PKEY_CTX_set_params(ctx->verify_ctx, forward) > 0;
+}
+
+static OSSL_FUNC_signature_sign_init_fn sigalg_sign_init;
+static OSSL_FUNC_signature_sign_message_init_fn sigalg_sign_message_init;
+static OSSL_FUNC_signature_sign_message_update_fn sigalg_sign_message_update;
+static OSSL_FUNC_signature_sign_message_final_fn sigalg_sign_message_final;
+static OSSL_FUNC_signature_verify_init_fn sigalg_verify_init;
+static OSSL_FUNC_signature_verify_message_init_fn sigalg_verify_message_init;
+static OSSL_FUNC_signature_verify_message_update_fn
+    sigalg_verify_message_update;
+static OSSL_FUNC_signature_verify_message_final_fn sigalg_verify_message_final;
+static OSSL_FUNC_signature_query_key_types_fn rsa_sigalg_key_types;
+static OSSL_FUNC_signature_query_key_types_fn ecdsa_sigalg_key_types;
+static OSSL_FUNC_signature_settable_ctx_params_fn sigalg_settable_ctx_params;
+
+static void *sigalg_newctx(void *provctx, sk_key_type algorithm,
+                           const char *sigalg, const char *md)
+{
+    sk_signature_ctx *ctx = newctx(provctx, algorithm);
+
+    if (ctx != NULL) {
+        ctx->sigalg = sigalg;
+        ctx->sigalg_md = md;
+    }
+    return ctx;
+}
+
+/* The signing part of both inits: the key, the digest of the name. */
+static int sigalg_init_signing(sk_signature_ctx *ctx, void *provkey)
+{
+    if (!init_key(ctx, provkey, 1))
+        return 0;
+    return ctx->md != NULL && provkey == NULL
+               ? 1
+               : set_digest(ctx, ctx->sigalg_md, NULL);
+}
+
+static int sigalg_sign_init(void *vctx, void *provkey,
+                            const OSSL_PARAM params[])
+{
+    sk_signature_ctx *ctx = vctx;
+
+    if (!sigalg_init_signing(ctx, provkey))
+        return 0;
+    ctx->operation = OPERATION_SIGN;
+    ctx->message = 0;
+    SK_DEBUG(3, "key %s: sign a digest with %s", ctx->key->kid, ctx->sigalg);
+    return sigalg_set_ctx_params(ctx, params);
+}
+
+static int sigalg_sign_message_init(void *vctx, void *provkey,
+                                    const OSSL_PARAM params[])
+{
+    sk_signature_ctx *ctx = vctx;
+
+    if (!sigalg_init_signing(ctx, provkey))
+        return 0;
+    if (ctx->md_ctx == NULL && (ctx->md_ctx = EVP_MD_CTX_new()) == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "creating a digest");
+        return 0;
+    }
+    if (!EVP_DigestInit_ex2(ctx->md_ctx, ctx->md, NULL)) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "cannot start the %s digest", EVP_MD_get0_name(ctx->md));
+        return 0;
+    }
+    ctx->operation = OPERATION_DIGEST_SIGN;
+    ctx->message = 1;
+    SK_DEBUG(3, "key %s: sign a message with %s", ctx->key->kid, ctx->sigalg);
+    return sigalg_set_ctx_params(ctx, params);
+}
+
+static int sigalg_sign_message_update(void *vctx, const unsigned char *data,
+                                      size_t datalen)
+{
+    return digest_sign_update(vctx, data, datalen);
+}
+
+static int sigalg_sign_message_final(void *vctx, unsigned char *sig,
+                                     size_t *siglen, size_t sigsize)
+{
+    return digest_sign_final(vctx, sig, siglen, sigsize);
+}
+
+/* The default provider's algorithm of the same name on the public key. */
+static int sigalg_local_verifier(sk_signature_ctx *ctx, void *provkey,
+                                 const OSSL_PARAM params[], int message)
+{
+    EVP_SIGNATURE *local;
+    int ok;
+
+    if (!init_key(ctx, provkey, 0))
+        return 0;
+    EVP_PKEY_CTX_free(ctx->verify_ctx);
+    ctx->verify_ctx = EVP_PKEY_CTX_new_from_pkey(
+        ctx->provctx->libctx, ctx->key->public_key, LOCAL_PROPQ);
+    local = EVP_SIGNATURE_fetch(ctx->provctx->libctx, ctx->sigalg, LOCAL_PROPQ);
+    ok = ctx->verify_ctx != NULL && local != NULL &&
+         (message ? EVP_PKEY_verify_message_init(ctx->verify_ctx, local, NULL)
+                  : EVP_PKEY_verify_init_ex2(ctx->verify_ctx, local, NULL)) > 0;
+    EVP_SIGNATURE_free(local);
+    if (!ok) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "key %s: cannot verify %s signatures with its public key",
+                 ctx->key->kid, ctx->sigalg);
+        return 0;
+    }
+    ctx->verify_digest_set = 1;
+    ctx->operation = OPERATION_VERIFY;
+    ctx->message = message;
+    return sigalg_set_ctx_params(ctx, params);
+}
+
+static int sigalg_verify_init(void *vctx, void *provkey,
+                              const OSSL_PARAM params[])
+{
+    return sigalg_local_verifier(vctx, provkey, params, 0);
+}
+
+static int sigalg_verify_message_init(void *vctx, void *provkey,
+                                      const OSSL_PARAM params[])
+{
+    return sigalg_local_verifier(vctx, provkey, params, 1);
+}
+
+static int sigalg_verify_message_update(void *vctx, const unsigned char *data,
+                                        size_t datalen)
+{
+    sk_signature_ctx *ctx = vctx;
+
+    return ctx->operation == OPERATION_VERIFY && ctx->message &&
+           EVP_PKEY_verify_message_update(ctx->verify_ctx, data, datalen) > 0;
+}
+
+static int sigalg_verify_message_final(void *vctx)
+{
+    sk_signature_ctx *ctx = vctx;
+
+    return ctx->operation == OPERATION_VERIFY && ctx->message &&
+           EVP_PKEY_verify_message_final(ctx->verify_ctx) == 1;
+}
+
+static const char **rsa_sigalg_key_types(void)
+{
+    static const char *types[] = {"RSA", NULL};
+
+    return types;
+}
+
+static const char **ecdsa_sigalg_key_types(void)
+{
+    static const char *types[] = {"EC", NULL};
+
+    return types;
+}
+
+static const OSSL_PARAM sigalg_settable[] = {
+    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_SIGNATURE, NULL, 0),
+    SK_APPROVAL_SETTABLE_PARAMS,
+    OSSL_PARAM_END,
+};
+
+static const OSSL_PARAM *sigalg_settable_ctx_params(void *vctx, void *provctx)
+{
+    return sigalg_settable;
+}
+
+/* One dispatch table per name: its newctx knows the digest. */
+#define SK_SIGALG(alg, type, id, name, md)                                     \
+    static OSSL_FUNC_signature_newctx_fn alg##_##id##_newctx;                  \
+    static void *alg##_##id##_newctx(void *provctx, const char *properties)    \
+    {                                                                          \
+        return sigalg_newctx(provctx, type, name, md);                         \
+    }                                                                          \
+    const OSSL_DISPATCH sk_##alg##_##id##_signature_functions[] = {            \
+        SK_DISPATCH(SIGNATURE_NEWCTX, alg##_##id##_newctx),                    \
+        SK_DISPATCH(SIGNATURE_FREECTX, freectx),                               \
+        SK_DISPATCH(SIGNATURE_DUPCTX, dupctx),                                 \
+        SK_DISPATCH(SIGNATURE_SIGN_INIT, sigalg_sign_init),                    \
+        SK_DISPATCH(SIGNATURE_SIGN, sign),                                     \
+        SK_DISPATCH(SIGNATURE_SIGN_MESSAGE_INIT, sigalg_sign_message_init),    \
+        SK_DISPATCH(SIGNATURE_SIGN_MESSAGE_UPDATE,                             \
+                    sigalg_sign_message_update),                               \
+        SK_DISPATCH(SIGNATURE_SIGN_MESSAGE_FINAL, sigalg_sign_message_final),  \
+        SK_DISPATCH(SIGNATURE_VERIFY_INIT, sigalg_verify_init),                \
+        SK_DISPATCH(SIGNATURE_VERIFY, verify),                                 \
+        SK_DISPATCH(SIGNATURE_VERIFY_MESSAGE_INIT,                             \
+                    sigalg_verify_message_init),                               \
+        SK_DISPATCH(SIGNATURE_VERIFY_MESSAGE_UPDATE,                           \
+                    sigalg_verify_message_update),                             \
+        SK_DISPATCH(SIGNATURE_VERIFY_MESSAGE_FINAL,                            \
+                    sigalg_verify_message_final),                              \
+        SK_DISPATCH(SIGNATURE_QUERY_KEY_TYPES, alg##_sigalg_key_types),        \
+        SK_DISPATCH(SIGNATURE_GET_CTX_PARAMS, get_ctx_params),                 \
+        SK_DISPATCH(SIGNATURE_GETTABLE_CTX_PARAMS, alg##_gettable_ctx_params), \
+        SK_DISPATCH(SIGNATURE_SET_CTX_PARAMS, set_ctx_params),                 \
+        SK_DISPATCH(SIGNATURE_SETTABLE_CTX_PARAMS,                             \
+                    sigalg_settable_ctx_params),                               \
+        {0, NULL},                                                             \
+    };
+
+SK_SIGALG(rsa, SK_KEY_RSA, sha1, "RSA-SHA1", "SHA1")
+SK_SIGALG(rsa, SK_KEY_RSA, sha224, "RSA-SHA2-224", "SHA2-224")
+SK_SIGALG(rsa, SK_KEY_RSA, sha256, "RSA-SHA2-256", "SHA2-256")
+SK_SIGALG(rsa, SK_KEY_RSA, sha384, "RSA-SHA2-384", "SHA2-384")
+SK_SIGALG(rsa, SK_KEY_RSA, sha512, "RSA-SHA2-512", "SHA2-512")
+SK_SIGALG(rsa, SK_KEY_RSA, sha3_224, "RSA-SHA3-224", "SHA3-224")
+SK_SIGALG(rsa, SK_KEY_RSA, sha3_256, "RSA-SHA3-256", "SHA3-256")
+SK_SIGALG(rsa, SK_KEY_RSA, sha3_384, "RSA-SHA3-384", "SHA3-384")
+SK_SIGALG(rsa, SK_KEY_RSA, sha3_512, "RSA-SHA3-512", "SHA3-512")
+SK_SIGALG(ecdsa, SK_KEY_EC, sha1, "ECDSA-SHA1", "SHA1")
+SK_SIGALG(ecdsa, SK_KEY_EC, sha224, "ECDSA-SHA2-224", "SHA2-224")
+SK_SIGALG(ecdsa, SK_KEY_EC, sha256, "ECDSA-SHA2-256", "SHA2-256")
+SK_SIGALG(ecdsa, SK_KEY_EC, sha384, "ECDSA-SHA2-384", "SHA2-384")
+SK_SIGALG(ecdsa, SK_KEY_EC, sha512, "ECDSA-SHA2-512", "SHA2-512")
+SK_SIGALG(ecdsa, SK_KEY_EC, sha3_224, "ECDSA-SHA3-224", "SHA3-224")
+SK_SIGALG(ecdsa, SK_KEY_EC, sha3_256, "ECDSA-SHA3-256", "SHA3-256")
+SK_SIGALG(ecdsa, SK_KEY_EC, sha3_384, "ECDSA-SHA3-384", "SHA3-384")
+SK_SIGALG(ecdsa, SK_KEY_EC, sha3_512, "ECDSA-SHA3-512", "SHA3-512")
+
+#else
+
+/* Before OpenSSL 3.4 no context has a signature algorithm's name. */
+static int sigalg_set_ctx_params(sk_signature_ctx *ctx,
+                                 const OSSL_PARAM params[])
+{
+    return 0;
+}
+
+#endif /* OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT */
 
 /* --- dispatch ---------------------------------------------------------- */
 

@@ -156,7 +156,7 @@ static int emit_key(sk_store_ctx *ctx, sk_key *key, OSSL_CALLBACK *object_cb,
 
     params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
     params[1] = OSSL_PARAM_construct_utf8_string(
-        OSSL_OBJECT_PARAM_DATA_TYPE, key->type == SK_KEY_RSA ? "RSA" : "EC", 0);
+        OSSL_OBJECT_PARAM_DATA_TYPE, (char *)sk_key_type_name(key->type), 0);
     params[2] = OSSL_PARAM_construct_octet_string(
         OSSL_OBJECT_PARAM_REFERENCE, &reference, sizeof(reference));
     params[3] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DESC,
@@ -286,7 +286,7 @@ static int listable(const sk_key_info *info)
     return info->obj_type == SK_OBJ_RSA ||
            (info->obj_type == SK_OBJ_EC &&
             (info->curve == SK_CURVE_P256 || info->curve == SK_CURVE_P384 ||
-             info->curve == SK_CURVE_P521));
+             info->curve == SK_CURVE_P521 || info->curve == SK_CURVE_ED25519));
 }
 
 /* What a listing yields: certificates when certificates may be wanted,

@@ -127,6 +127,17 @@
  * Outside a job nothing changes. No environment variable.
  */
 #define SMARTKEY_CFG_ASYNC "async"
+/*
+ * The hash_alg sent with an Ed25519 signature request. SmartKey's sign
+ * request requires one even though pure EdDSA hashes the message with
+ * SHA-512 inside the signature; its data model does not say which value an
+ * Ed25519 key expects, and Fortanix's clients send SHA512
+ * (docs/smartkey-api.md §4.3, §8):
+ *   "SHA512" (default), "SHA384", "SHA256", "SHA3_512", "SHA3_384",
+ *   "SHA3_256"   SmartKey's spelling of the digest
+ * No environment variable.
+ */
+#define SMARTKEY_CFG_ED25519_HASH_ALG "ed25519_hash_alg"
 
 /*
  * Quorum approval (docs/approval.md): what to do when SmartKey answers

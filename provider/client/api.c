@@ -1,7 +1,9 @@
 /*
- * The typed calls: each builds its request with jansson, sends it with
- * sk_http_json() and reads the answer strictly (wrong types, bad Base64 or
- * a malformed kid are protocol errors, never crashes).
+ * The typed calls: each builds its request, sends it with sk_http_json()
+ * (a jansson tree) or, for the hot calls (sign, decrypt, encrypt, wrap,
+ * key digest), sk_http_text() (the body written directly as JSON text,
+ * json_write.c), and reads the answer strictly (wrong types, bad Base64
+ * or a malformed kid are protocol errors, never crashes).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -14,43 +16,102 @@
 static const char info_request[] = "POST /crypto/v1/keys/info";
 static const char list_request[] = "GET /crypto/v1/keys";
 
-static json_t *descriptor(const sk_key_ref *key, const char *request,
-                          sk_error *err)
+/* A key reference names its key by exactly one of a kid (a UUID) and a
+   name (UTF-8); 0 with err filled when it does not. */
+static int key_ref_ok(const sk_key_ref *key, const char *request, sk_error *err)
 {
-    json_t *desc;
-
     if (key == NULL || (key->kid == NULL) == (key->name == NULL)) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
                      "name a key by exactly one of kid and name");
-        return NULL;
+        return 0;
     }
     if (key->kid != NULL && !sk_is_uuid(key->kid, strlen(key->kid))) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
                      "a kid is a UUID like "
                      "0b5c2f6e-27e5-4d3a-9b8e-3c7f1a2d4e5f");
-        return NULL;
+        return 0;
     }
-    desc = key->kid != NULL ? json_pack("{s:s}", "kid", key->kid)
-                            : json_pack("{s:s}", "name", key->name);
-    if (desc == NULL)
+    if (key->name != NULL && !sk_utf8_valid(key->name, strlen(key->name))) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
                      "the key name is not valid UTF-8");
-    return desc;
+        return 0;
+    }
+    return 1;
 }
 
-/* A transient key's handle (when given) names the key instead of `key`. */
-static json_t *descriptor_or_transient(const sk_key_ref *key,
-                                       const char *transient_key,
-                                       const char *request, sk_error *err)
+static json_t *descriptor(const sk_key_ref *key, const char *request,
+                          sk_error *err)
 {
     json_t *desc;
 
-    if (transient_key == NULL)
-        return descriptor(key, request, err);
-    desc = json_pack("{s:s}", "transient_key", transient_key);
+    if (!key_ref_ok(key, request, err))
+        return NULL;
+    desc = key->kid != NULL ? json_pack("{s:s}", "kid", key->kid)
+                            : json_pack("{s:s}", "name", key->name);
     if (desc == NULL)
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
     return desc;
+}
+
+/* The key descriptor as text: {"kid":...}, {"name":...} or, when a
+   transient key's handle is given, {"transient_key":...}. */
+static int put_descriptor(sk_json_text *t, const sk_key_ref *key,
+                          const char *transient_key, const char *request,
+                          sk_error *err)
+{
+    if (transient_key != NULL) {
+        if (!sk_utf8_valid(transient_key, strlen(transient_key))) {
+            sk_error_set(err, SK_ERR_BAD_REQUEST, request,
+                         "the transient key handle is not valid UTF-8");
+            return 0;
+        }
+        sk_json_text_raw(t, "{\"transient_key\":");
+        sk_json_text_string(t, transient_key);
+    } else if (!key_ref_ok(key, request, err)) {
+        return 0;
+    } else {
+        sk_json_text_raw(t, key->kid != NULL ? "{\"kid\":" : "{\"name\":");
+        sk_json_text_string(t, key->kid != NULL ? key->kid : key->name);
+    }
+    sk_json_text_raw(t, "}");
+    return 1;
+}
+
+/* Starts a hot call's body: {"key":<descriptor>, and notes where the
+   members after the key begin (decrypt batch items leave the key out). */
+static int begin_body(sk_request_body *body, sk_json_text *t,
+                      const sk_key_ref *key, const char *transient_key,
+                      const char *request, sk_error *err)
+{
+    memset(body, 0, sizeof(*body));
+    sk_json_text_raw(t, "{\"key\":");
+    if (!put_descriptor(t, key, transient_key, request, err)) {
+        sk_json_text_free(t);
+        return 0;
+    }
+    sk_json_text_raw(t, ",");
+    body->rest = t->len;
+    body->kid = transient_key == NULL ? key->kid : NULL;
+    body->session_only = transient_key != NULL;
+    return 1;
+}
+
+/* Ends the body ("}"); 0 with err filled on no memory. */
+static int end_body(sk_request_body *body, sk_json_text *t, const char *request,
+                    sk_error *err)
+{
+    sk_json_text_raw(t, "}");
+    body->text = sk_json_text_finish(t, &body->len);
+    if (body->text == NULL)
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+    return body->text != NULL;
+}
+
+void sk_request_body_clear(sk_request_body *body)
+{
+    if (body->text != NULL)
+        OPENSSL_clear_free(body->text, body->len + 1);
+    memset(body, 0, sizeof(*body));
 }
 
 /* Enum spellings are SmartKey's, case-sensitive (docs/smartkey-api.md §1). */
@@ -79,6 +140,10 @@ static sk_curve curve_of(const char *s)
         return SK_CURVE_P384;
     if (strcmp(s, "NistP521") == 0)
         return SK_CURVE_P521;
+    if (strcmp(s, "Ed25519") == 0)
+        return SK_CURVE_ED25519;
+    if (strcmp(s, "X25519") == 0)
+        return SK_CURVE_X25519;
     return SK_CURVE_OTHER;
 }
 
@@ -442,11 +507,6 @@ static int valid_alg_name(const char *s)
     return 1;
 }
 
-static json_t *mgf1(const char *hash)
-{
-    return json_pack("{s:{s:{s:s}}}", "mgf", "mgf1", "hash", hash);
-}
-
 static void wipe_strings(json_t *obj)
 {
     const char *name;
@@ -460,19 +520,16 @@ static void wipe_strings(json_t *obj)
     }
 }
 
-/* Runs the request and returns the Base64 field `field` of the answer. */
+/* Runs the request and returns the Base64 field `field` of the answer.
+   Wipes and frees the body. */
 static int call_for_bytes(sk_client *client, const char *path,
-                          const char *request, json_t *body,
+                          const char *request, sk_request_body *body,
                           sk_approval *approval, const char *field,
                           unsigned char **out, size_t *out_len, sk_error *err)
 {
     json_t *answer = NULL;
-    int ok = 0;
+    int ok;
 
-    if (body == NULL) {
-        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-        return 0;
-    }
     /* sign and decrypt may share a batch request with other threads; a
        paused ASYNC job must not wait for a batch leader (it could be a job
        of the same thread): jobs send alone, concurrently. */
@@ -484,41 +541,50 @@ static int call_for_bytes(sk_client *client, const char *path,
              ? -1
              : sk_batch_call(client, path, body, field, out, out_len, err);
     if (ok >= 0) {
-        json_decref(body);
+        sk_request_body_clear(body);
         return ok;
     }
     ok = 0;
-    if (sk_approval_call(client, "POST", path, request, body,
-                         SK_HTTP_IDEMPOTENT, approval, &answer, err)) {
+    if (sk_approval_text_call(client, "POST", path, request, body->text,
+                              body->len, body->session_only, SK_HTTP_IDEMPOTENT,
+                              approval, &answer, err)) {
         if (!json_is_object(answer))
             sk_error_set(err, SK_ERR_PROTOCOL, request,
                          "the answer is not a JSON object");
         else
             ok = sk_json_need_base64(answer, field, out, out_len, request, err);
     }
-    /* An encrypt request and a decrypt answer hold plaintext (Base64) in
-       jansson's strings: wiped before jansson frees them. */
-    wipe_strings(body);
-    json_decref(body);
+    /* An encrypt request and a decrypt answer hold plaintext (Base64): the
+       body is wiped, the answer's strings before jansson frees them. */
+    sk_request_body_clear(body);
     wipe_strings(answer);
     json_decref(answer);
     return ok;
 }
 
-int sk_client_sign(sk_client *client, const sk_sign_request *req,
-                   unsigned char **signature, size_t *signature_len,
-                   sk_error *err)
+/* {"mgf":{"mgf1":{"hash":H}}} */
+static void put_mgf1(sk_json_text *t, const char *hash)
+{
+    sk_json_text_raw(t, "{\"mgf\":{\"mgf1\":{\"hash\":");
+    sk_json_text_string(t, hash);
+    sk_json_text_raw(t, "}}}");
+}
+
+int sk_sign_body(const sk_sign_request *req, sk_request_body *body,
+                 sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/sign";
-    json_t *key, *body, *mode = NULL;
     const char *mgf1_hash;
+    sk_json_text t = {0};
 
-    sk_error_clear(err);
-    *signature = NULL;
-    if (req == NULL || !valid_alg_name(req->hash_alg) || req->hash == NULL ||
-        req->hash_len == 0) {
+    /* exactly one of hash (RSA, ECDSA) and data (EdDSA), never empty */
+    if (req == NULL || !valid_alg_name(req->hash_alg) ||
+        (req->hash == NULL) == (req->data == NULL) ||
+        (req->hash != NULL && req->hash_len == 0) ||
+        (req->data != NULL && req->padding != SK_SIG_NONE)) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "a digest and its algorithm are required");
+                     "a digest or a message, and a hash algorithm, are "
+                     "required");
         return 0;
     }
     mgf1_hash = req->mgf1_hash != NULL ? req->mgf1_hash : req->hash_alg;
@@ -526,116 +592,126 @@ int sk_client_sign(sk_client *client, const sk_sign_request *req,
         sk_error_set(err, SK_ERR_BAD_REQUEST, request, "invalid MGF1 hash");
         return 0;
     }
-    key = descriptor(&req->key, request, err);
-    if (key == NULL)
+    if (!begin_body(body, &t, &req->key, NULL, request, err))
         return 0;
+    sk_json_text_raw(&t, "\"hash_alg\":");
+    sk_json_text_string(&t, req->hash_alg);
+    if (req->hash != NULL) {
+        sk_json_text_raw(&t, ",\"hash\":");
+        sk_json_text_base64(&t, req->hash, req->hash_len);
+    } else {
+        sk_json_text_raw(&t, ",\"data\":");
+        sk_json_text_base64(&t, req->data, req->data_len);
+    }
     /* "mode" is for RSA only: SmartKey refuses it on EC keys (§3.3). */
-    if (req->padding == SK_SIG_PKCS1_V15)
-        mode = json_pack("{s:{}}", "PKCS1_V15");
-    else if (req->padding == SK_SIG_PSS)
-        mode = json_pack("{s:o}", "PSS", mgf1(mgf1_hash));
-    body = json_pack("{s:o,s:s,s:o}", "key", key, "hash_alg", req->hash_alg,
-                     "hash", sk_json_from_bytes(req->hash, req->hash_len));
-    if (body != NULL && req->padding != SK_SIG_NONE &&
-        (mode == NULL || json_object_set(body, "mode", mode) != 0))
-        json_decref(body), body = NULL;
-    json_decref(mode);
-    return call_for_bytes(client, "/crypto/v1/sign", request, body,
-                          req->approval, "signature", signature, signature_len,
-                          err);
+    if (req->padding == SK_SIG_PKCS1_V15) {
+        sk_json_text_raw(&t, ",\"mode\":{\"PKCS1_V15\":{}}");
+    } else if (req->padding == SK_SIG_PSS) {
+        sk_json_text_raw(&t, ",\"mode\":{\"PSS\":");
+        put_mgf1(&t, mgf1_hash);
+        sk_json_text_raw(&t, "}");
+    }
+    return end_body(body, &t, request, err);
 }
 
-static json_t *rsa_mode(sk_rsa_padding padding, const char *oaep_hash)
+int sk_client_sign(sk_client *client, const sk_sign_request *req,
+                   unsigned char **signature, size_t *signature_len,
+                   sk_error *err)
+{
+    sk_request_body body;
+
+    sk_error_clear(err);
+    *signature = NULL;
+    if (!sk_sign_body(req, &body, err))
+        return 0;
+    return call_for_bytes(client, "/crypto/v1/sign", "POST /crypto/v1/sign",
+                          &body, req->approval, "signature", signature,
+                          signature_len, err);
+}
+
+/* "mode": {"PKCS1_V15":{}}, {"RAW_DECRYPT":{}} or OAEP with its hash */
+static void put_rsa_mode(sk_json_text *t, sk_rsa_padding padding,
+                         const char *oaep_hash)
 {
     switch (padding) {
     case SK_RSA_PKCS1_V15:
-        return json_pack("{s:{}}", "PKCS1_V15");
+        sk_json_text_raw(t, "{\"PKCS1_V15\":{}}");
+        return;
     case SK_RSA_RAW:
-        return json_pack("{s:{}}", "RAW_DECRYPT");
+        sk_json_text_raw(t, "{\"RAW_DECRYPT\":{}}");
+        return;
     case SK_RSA_OAEP:
         break;
     }
-    return json_pack("{s:o}", "OAEP",
-                     mgf1(oaep_hash != NULL ? oaep_hash : "SHA1"));
+    sk_json_text_raw(t, "{\"OAEP\":");
+    put_mgf1(t, oaep_hash != NULL ? oaep_hash : "SHA1");
+    sk_json_text_raw(t, "}");
 }
 
-/*
- * One RSA encrypt or decrypt (they differ only in their path and field
- * names): `in` carries the data, the answer's `out` field is returned.
- */
-typedef struct rsa_call {
-    const char *path;    /* "/crypto/v1/decrypt" */
-    const char *request; /* "POST /crypto/v1/decrypt", for errors */
-    const char *in;      /* "cipher" */
-    const char *out;     /* "plain" */
-    const sk_key_ref *key;
-    const char *transient_key; /* instead of key; NULL: key */
-    sk_rsa_padding padding;
-    const char *oaep_hash;
-    const unsigned char *label;
-    size_t label_len;
-    const unsigned char *data;
-    size_t data_len;
-    sk_approval *approval;
-} rsa_call;
-
-static int rsa_crypt(sk_client *client, const rsa_call *call,
-                     unsigned char **result, size_t *result_len, sk_error *err)
+/* The members of an RSA encrypt or decrypt after the key: `field` carries
+   the data; "label" only when there is one (older servers do not know
+   it). */
+static void put_rsa_members(sk_json_text *t, const char *field,
+                            const unsigned char *data, size_t data_len,
+                            sk_rsa_padding padding, const char *oaep_hash,
+                            const unsigned char *label, size_t label_len)
 {
-    json_t *key, *body;
-
-    key = descriptor_or_transient(call->key, call->transient_key, call->request,
-                                  err);
-    if (key == NULL)
-        return 0;
-    body = json_pack("{s:o,s:s,s:o,s:o}", "key", key, "alg", "RSA", call->in,
-                     sk_json_from_bytes(call->data, call->data_len), "mode",
-                     rsa_mode(call->padding, call->oaep_hash));
-    /* Older servers do not know "label": send it only when there is one. */
-    if (body != NULL && call->padding == SK_RSA_OAEP && call->label_len > 0 &&
-        json_object_set_new(body, "label",
-                            sk_json_from_bytes(call->label, call->label_len)))
-        json_decref(body), body = NULL;
-    return call_for_bytes(client, call->path, call->request, body,
-                          call->approval, call->out, result, result_len, err);
+    sk_json_text_raw(t, "\"alg\":\"RSA\",\"");
+    sk_json_text_raw(t, field);
+    sk_json_text_raw(t, "\":");
+    sk_json_text_base64(t, data, data_len);
+    sk_json_text_raw(t, ",\"mode\":");
+    put_rsa_mode(t, padding, oaep_hash);
+    if (padding == SK_RSA_OAEP && label_len > 0) {
+        sk_json_text_raw(t, ",\"label\":");
+        sk_json_text_base64(t, label, label_len);
+    }
 }
 
-int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
-                      unsigned char **plain, size_t *plain_len, sk_error *err)
+int sk_decrypt_body(const sk_decrypt_request *req, sk_request_body *body,
+                    sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/decrypt";
+    sk_json_text t = {0};
 
-    sk_error_clear(err);
-    *plain = NULL;
     if (req == NULL || req->cipher == NULL || req->cipher_len == 0 ||
         (req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash))) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
                      "a ciphertext (and a valid OAEP hash) are required");
         return 0;
     }
-    return rsa_crypt(client,
-                     &(rsa_call){"/crypto/v1/decrypt", request, "cipher",
-                                 "plain", &req->key, NULL, req->padding,
-                                 req->oaep_hash, req->label, req->label_len,
-                                 req->cipher, req->cipher_len, req->approval},
-                     plain, plain_len, err);
+    if (!begin_body(body, &t, &req->key, NULL, request, err))
+        return 0;
+    put_rsa_members(&t, "cipher", req->cipher, req->cipher_len, req->padding,
+                    req->oaep_hash, req->label, req->label_len);
+    return end_body(body, &t, request, err);
 }
 
-/*
- * The body of POST /crypto/v1/wrapkey without its optional fields (iv, ad,
- * tag_len, key_format): checks the algorithm names first. NULL with err
- * filled.
- */
-static json_t *wrapkey_body(const sk_wrapkey_ex_request *req,
-                            const char *request, sk_error *err)
+int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
+                      unsigned char **plain, size_t *plain_len, sk_error *err)
 {
-    json_t *key, *subject, *mode, *body;
+    sk_request_body body;
+
+    sk_error_clear(err);
+    *plain = NULL;
+    if (!sk_decrypt_body(req, &body, err))
+        return 0;
+    return call_for_bytes(client, "/crypto/v1/decrypt",
+                          "POST /crypto/v1/decrypt", &body, req->approval,
+                          "plain", plain, plain_len, err);
+}
+
+int sk_wrapkey_body(const sk_wrapkey_ex_request *req, sk_request_body *body,
+                    sk_error *err)
+{
+    static const char request[] = "POST /crypto/v1/wrapkey";
+    sk_json_text t = {0};
     int rsa;
 
     if (req == NULL || !valid_alg_name(req->alg)) {
         sk_error_set(err, SK_ERR_BAD_REQUEST, request,
                      "the wrapping algorithm is required");
-        return NULL;
+        return 0;
     }
     rsa = strcmp(req->alg, "RSA") == 0;
     if ((rsa && req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash)) ||
@@ -645,34 +721,54 @@ static json_t *wrapkey_body(const sk_wrapkey_ex_request *req,
                      req->key_format != NULL
                          ? "invalid OAEP hash, cipher mode or key format"
                          : "invalid OAEP hash or cipher mode");
-        return NULL;
+        return 0;
     }
-    key = descriptor_or_transient(&req->wrapping_key,
-                                  req->wrapping_transient_key, request, err);
-    if (key == NULL)
-        return NULL;
-    subject = descriptor_or_transient(&req->wrap_subject,
-                                      req->subject_transient_key, request, err);
-    if (subject == NULL) {
-        json_decref(key);
-        return NULL;
+    if (!begin_body(body, &t, &req->wrapping_key, req->wrapping_transient_key,
+                    request, err))
+        return 0;
+    sk_json_text_raw(&t, "\"subject\":");
+    if (!put_descriptor(&t, &req->wrap_subject, req->subject_transient_key,
+                        request, err)) {
+        sk_json_text_free(&t);
+        return 0;
     }
-    mode = rsa ? rsa_mode(SK_RSA_OAEP, req->oaep_hash)
-               : json_string(req->cipher_mode);
-    body = json_pack("{s:o,s:o,s:s,s:o}", "key", key, "subject", subject, "alg",
-                     req->alg, "mode", mode);
-    if (body == NULL)
-        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-    return body;
+    body->session_only |= req->subject_transient_key != NULL;
+    sk_json_text_raw(&t, ",\"alg\":");
+    sk_json_text_string(&t, req->alg);
+    sk_json_text_raw(&t, ",\"mode\":");
+    if (rsa)
+        put_rsa_mode(&t, SK_RSA_OAEP, req->oaep_hash);
+    else
+        sk_json_text_string(&t, req->cipher_mode);
+    /* the options of sk_client_wrapkey_ex */
+    if (req->key_format != NULL) {
+        sk_json_text_raw(&t, ",\"key_format\":");
+        sk_json_text_string(&t, req->key_format);
+    }
+    if (req->iv != NULL) {
+        sk_json_text_raw(&t, ",\"iv\":");
+        sk_json_text_base64(&t, req->iv, req->iv_len);
+    }
+    if (req->ad != NULL) {
+        sk_json_text_raw(&t, ",\"ad\":");
+        sk_json_text_base64(&t, req->ad, req->ad_len);
+    }
+    if (req->tag_len_bits > 0) {
+        char digits[24];
+
+        snprintf(digits, sizeof(digits), ",\"tag_len\":%u",
+                 (unsigned)req->tag_len_bits);
+        sk_json_text_raw(&t, digits);
+    }
+    return end_body(body, &t, request, err);
 }
 
 int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
                       unsigned char **wrapped, size_t *wrapped_len,
                       sk_error *err)
 {
-    static const char request[] = "POST /crypto/v1/wrapkey";
     sk_wrapkey_ex_request ex = {0};
-    json_t *body;
+    sk_request_body body;
 
     sk_error_clear(err);
     *wrapped = NULL;
@@ -685,21 +781,19 @@ int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
         ex.cipher_mode = req->cipher_mode;
         ex.approval = req->approval;
     }
-    body = wrapkey_body(req != NULL ? &ex : NULL, request, err);
-    if (body == NULL)
+    if (!sk_wrapkey_body(req != NULL ? &ex : NULL, &body, err))
         return 0;
-    return call_for_bytes(client, "/crypto/v1/wrapkey", request, body,
-                          ex.approval, "wrapped_key", wrapped, wrapped_len,
-                          err);
+    return call_for_bytes(client, "/crypto/v1/wrapkey",
+                          "POST /crypto/v1/wrapkey", &body, ex.approval,
+                          "wrapped_key", wrapped, wrapped_len, err);
 }
 
-int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
-                      unsigned char **cipher, size_t *cipher_len, sk_error *err)
+int sk_encrypt_body(const sk_encrypt_request *req, sk_request_body *body,
+                    sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/encrypt";
+    sk_json_text t = {0};
 
-    sk_error_clear(err);
-    *cipher = NULL;
     if (req == NULL || req->plain == NULL || req->plain_len == 0 ||
         req->padding == SK_RSA_RAW ||
         (req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash))) {
@@ -708,13 +802,25 @@ int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
                      "hash) are required");
         return 0;
     }
-    return rsa_crypt(client,
-                     &(rsa_call){"/crypto/v1/encrypt", request, "plain",
-                                 "cipher", &req->key, req->transient_key,
-                                 req->padding, req->oaep_hash, req->label,
-                                 req->label_len, req->plain, req->plain_len,
-                                 req->approval},
-                     cipher, cipher_len, err);
+    if (!begin_body(body, &t, &req->key, req->transient_key, request, err))
+        return 0;
+    put_rsa_members(&t, "plain", req->plain, req->plain_len, req->padding,
+                    req->oaep_hash, req->label, req->label_len);
+    return end_body(body, &t, request, err);
+}
+
+int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
+                      unsigned char **cipher, size_t *cipher_len, sk_error *err)
+{
+    sk_request_body body;
+
+    sk_error_clear(err);
+    *cipher = NULL;
+    if (!sk_encrypt_body(req, &body, err))
+        return 0;
+    return call_for_bytes(client, "/crypto/v1/encrypt",
+                          "POST /crypto/v1/encrypt", &body, req->approval,
+                          "cipher", cipher, cipher_len, err);
 }
 
 /*
@@ -982,27 +1088,6 @@ void sk_wrapkey_result_clear(sk_wrapkey_result *result)
     memset(result, 0, sizeof(*result));
 }
 
-/* Adds the optional fields of a wrapkey body; 0 on no memory. */
-static int add_wrapkey_options(json_t *body, const sk_wrapkey_ex_request *req)
-{
-    if (req->key_format != NULL &&
-        json_object_set_new(body, "key_format", json_string(req->key_format)))
-        return 0;
-    if (req->iv != NULL &&
-        json_object_set_new(body, "iv",
-                            sk_json_from_bytes(req->iv, req->iv_len)))
-        return 0;
-    if (req->ad != NULL &&
-        json_object_set_new(body, "ad",
-                            sk_json_from_bytes(req->ad, req->ad_len)))
-        return 0;
-    if (req->tag_len_bits > 0 &&
-        json_object_set_new(body, "tag_len",
-                            json_integer((json_int_t)req->tag_len_bits)))
-        return 0;
-    return 1;
-}
-
 /* An IV the answer states must be the one sent: GCM output under another
    IV does not open with the IV the artifact carries. */
 static int answer_iv_is(json_t *answer, const unsigned char *iv, size_t iv_len,
@@ -1031,21 +1116,18 @@ int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
                          sk_wrapkey_result *out, sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/wrapkey";
-    json_t *body, *answer = NULL;
+    sk_request_body body;
+    json_t *answer = NULL;
     int ok = 0;
 
     sk_error_clear(err);
     memset(out, 0, sizeof(*out));
-    body = wrapkey_body(req, request, err);
-    if (body == NULL)
+    if (!sk_wrapkey_body(req, &body, err))
         return 0;
-    if (!add_wrapkey_options(body, req)) {
-        json_decref(body);
-        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-        return 0;
-    }
-    if (sk_approval_call(client, "POST", "/crypto/v1/wrapkey", request, body,
-                         SK_HTTP_IDEMPOTENT, req->approval, &answer, err)) {
+    if (sk_approval_text_call(client, "POST", "/crypto/v1/wrapkey", request,
+                              body.text, body.len, body.session_only,
+                              SK_HTTP_IDEMPOTENT, req->approval, &answer,
+                              err)) {
         if (!json_is_object(answer))
             sk_error_set(err, SK_ERR_PROTOCOL, request,
                          "the answer is not a JSON object");
@@ -1056,7 +1138,7 @@ int sk_client_wrapkey_ex(sk_client *client, const sk_wrapkey_ex_request *req,
                                       request, err)) &&
                  answer_iv_is(answer, req->iv, req->iv_len, request, err);
     }
-    json_decref(body);
+    sk_request_body_clear(&body);
     json_decref(answer);
     if (!ok)
         sk_wrapkey_result_clear(out);
@@ -1069,7 +1151,8 @@ int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
                          sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/keys/digest";
-    json_t *desc;
+    sk_request_body body;
+    sk_json_text t = {0};
 
     sk_error_clear(err);
     *digest = NULL;
@@ -1078,11 +1161,13 @@ int sk_client_key_digest(sk_client *client, const sk_key_ref *key,
                      "a digest algorithm is required");
         return 0;
     }
-    desc = descriptor(key, request, err);
-    if (desc == NULL)
+    if (!begin_body(&body, &t, key, NULL, request, err))
         return 0;
-    return call_for_bytes(client, "/crypto/v1/keys/digest", request,
-                          json_pack("{s:o,s:s}", "key", desc, "alg", alg),
+    sk_json_text_raw(&t, "\"alg\":");
+    sk_json_text_string(&t, alg);
+    if (!end_body(&body, &t, request, err))
+        return 0;
+    return call_for_bytes(client, "/crypto/v1/keys/digest", request, &body,
                           approval, "digest", digest, digest_len, err);
 }
 

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include "internal.h"
 
 #define POLL_FIRST_MS       500
@@ -300,6 +301,33 @@ static int check_resumed(sk_client *client, const char *method,
     return same;
 }
 
+/* SmartKey answered that the call needs an approval (err), in mode
+   request or wait: the approval request is made and, for wait, followed. */
+static int after_refusal(sk_client *client, const char *method,
+                         const char *path, const char *request, json_t *body,
+                         sk_approval *a, json_t **response, sk_error *err)
+{
+    sk_error direct = *err;
+
+    if (a->mode == SK_APPROVAL_REQUEST && names_transient_key(body)) {
+        /* its transient key dies with this process's session */
+        a->not_resumable = 1;
+        return 0;
+    }
+    if (!create(client, method, path, body, a, err))
+        return 0;
+    if (a->mode == SK_APPROVAL_REQUEST) {
+        *err = direct;
+        err->kind = SK_ERR_APPROVAL_PENDING;
+        snprintf(err->message, sizeof(err->message),
+                 "approval request %s created", a->request_id);
+        return 0;
+    }
+    if (a->notify != NULL)
+        a->notify(a->notify_arg, a->request_id);
+    return follow(client, a, request, response, err);
+}
+
 int sk_approval_call(sk_client *client, const char *method, const char *path,
                      const char *request, json_t *body, unsigned flags,
                      sk_approval *a, json_t **response, sk_error *err)
@@ -320,25 +348,67 @@ int sk_approval_call(sk_client *client, const char *method, const char *path,
         sk_http_json(client, method, path, request, body, flags, response, err);
     if (ok || err->kind != SK_ERR_APPROVAL || a->mode == SK_APPROVAL_FAIL)
         return ok;
-    if (a->mode == SK_APPROVAL_REQUEST && names_transient_key(body)) {
-        /* its transient key dies with this process's session */
-        a->not_resumable = 1;
-        return 0;
-    }
-    {
-        sk_error direct = *err;
+    return after_refusal(client, method, path, request, body, a, response, err);
+}
 
-        if (!create(client, method, path, body, a, err))
-            return 0;
-        if (a->mode == SK_APPROVAL_REQUEST) {
-            *err = direct;
-            err->kind = SK_ERR_APPROVAL_PENDING;
-            snprintf(err->message, sizeof(err->message),
-                     "approval request %s created", a->request_id);
-            return 0;
+/* The request body as a tree (the approval request carries it, a resumed
+   one is compared with it); its strings are wiped when it is freed. */
+static json_t *body_tree(const char *text, size_t len, const char *request,
+                         sk_error *err)
+{
+    json_t *tree = text != NULL ? json_loadb(text, len, 0, NULL) : json_null();
+
+    if (tree == NULL)
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+    return tree;
+}
+
+static void wipe_tree(json_t *value)
+{
+    const char *name;
+    json_t *member;
+
+    if (json_is_string(value))
+        OPENSSL_cleanse((char *)json_string_value(value),
+                        json_string_length(value));
+    else if (json_is_object(value))
+        json_object_foreach(value, name, member)
+        {
+            wipe_tree(member);
         }
+    json_decref(value);
+}
+
+int sk_approval_text_call(sk_client *client, const char *method,
+                          const char *path, const char *request,
+                          const char *body, size_t body_len, int session_only,
+                          unsigned flags, sk_approval *a, json_t **response,
+                          sk_error *err)
+{
+    json_t *tree;
+    int ok;
+
+    if (a == NULL)
+        return sk_http_text(client, method, path, request, body, body_len,
+                            session_only, flags, response, err);
+    if (a->resume_id != NULL) {
+        if ((tree = body_tree(body, body_len, request, err)) == NULL)
+            return 0;
+        ok = sk_approval_call(client, method, path, request, tree, flags, a,
+                              response, err);
+        wipe_tree(tree);
+        return ok;
     }
-    if (a->notify != NULL)
-        a->notify(a->notify_arg, a->request_id);
-    return follow(client, a, request, response, err);
+    a->request_id[0] = '\0';
+    a->not_resumable = 0;
+    ok = sk_http_text(client, method, path, request, body, body_len,
+                      session_only, flags, response, err);
+    if (ok || err->kind != SK_ERR_APPROVAL || a->mode == SK_APPROVAL_FAIL)
+        return ok;
+    /* only now is the body needed as a tree */
+    if ((tree = body_tree(body, body_len, request, err)) == NULL)
+        return 0;
+    ok = after_refusal(client, method, path, request, tree, a, response, err);
+    wipe_tree(tree);
+    return ok;
 }

@@ -29,7 +29,11 @@
 #define DEFAULT_MAX_WAIT_US 1000
 
 typedef struct batch_item {
-    json_t *item; /* the batch endpoint's item for this call */
+    /* the batch endpoint's item for this call (JSON text): the body itself
+       (sign) or one made for it (decrypt, owned) */
+    const char *item;
+    size_t item_len;
+    char *owned;
     int done;
     int ok;
     json_t *body; /* the item's answer body on success */
@@ -122,25 +126,38 @@ void sk_batcher_at_fork(sk_batcher *b, sk_fork_stage stage)
     pthread_mutex_unlock(&b->lock);
 }
 
-/* The batch endpoint's item for a single-call body, or NULL when this
-   call cannot be batched. */
-static json_t *make_item(const batch_queue *q, json_t *body)
+/* The batch endpoint's item for a single-call body into it; 0 when this
+   call cannot be batched (or on no memory). */
+static int make_item(const batch_queue *q, const sk_request_body *body,
+                     batch_item *it)
 {
-    json_t *key = json_object_get(body, "key"), *request, *item;
-    const char *kid = json_string_value(json_object_get(key, "kid"));
+    sk_json_text t = {0};
 
-    /* decrypt items name their key by kid only (docs/smartkey-api.md §4.6) */
-    if (!q->keyed)
-        return json_incref(body);
-    if (kid == NULL)
-        return NULL;
-    request = json_copy(body);
-    if (request == NULL || json_object_del(request, "key") != 0) {
-        json_decref(request);
-        return NULL;
+    if (!q->keyed) {
+        it->item = body->text;
+        it->item_len = body->len;
+        return 1;
     }
-    item = json_pack("{s:s,s:o}", "kid", kid, "request", request);
-    return item;
+    /* decrypt items name their key by kid only (docs/smartkey-api.md §4.6):
+       {"kid":K,"request":{<the body's members after the key>} */
+    if (body->kid == NULL)
+        return 0;
+    sk_json_text_raw(&t, "{\"kid\":");
+    sk_json_text_string(&t, body->kid);
+    sk_json_text_raw(&t, ",\"request\":{");
+    sk_json_text_raw(&t, body->text + body->rest);
+    sk_json_text_raw(&t, "}");
+    it->owned = sk_json_text_finish(&t, &it->item_len);
+    it->item = it->owned;
+    return it->owned != NULL;
+}
+
+static void free_item(batch_item *it)
+{
+    if (it->owned != NULL)
+        OPENSSL_clear_free(it->owned, it->item_len + 1);
+    it->owned = NULL;
+    it->item = NULL;
 }
 
 /* Decrypt answers hold plaintext (Base64) in jansson's strings, and a
@@ -223,26 +240,31 @@ static void read_result(const batch_queue *q, json_t *result, batch_item *it)
 static void send_batch(sk_client *client, const batch_queue *q,
                        batch_item *items, size_t count)
 {
-    json_t *array = json_array(), *answer = NULL;
-    sk_error err;
-    size_t i;
+    sk_json_text t = {0};
+    json_t *answer = NULL;
+    char *array;
+    size_t i, len = 0;
     batch_item *it;
+    sk_error err;
 
     sk_error_clear(&err);
-    for (it = items; it != NULL && array != NULL; it = it->next)
-        if (json_array_append(array, it->item) != 0) {
-            json_decref(array);
-            array = NULL;
-        }
+    /* the items' texts joined into one JSON array */
+    sk_json_text_raw(&t, "[");
+    for (it = items; it != NULL; it = it->next) {
+        sk_json_text_raw(&t, it->item);
+        sk_json_text_raw(&t, it->next != NULL ? "," : "]");
+    }
+    array = sk_json_text_finish(&t, &len);
     if (array == NULL) {
         sk_error_set(&err, SK_ERR_NOMEM, q->request, "out of memory");
-    } else if (sk_http_json(client, "POST", q->batch_path, q->request, array,
-                            SK_HTTP_IDEMPOTENT, &answer, &err) &&
+    } else if (sk_http_text(client, "POST", q->batch_path, q->request, array,
+                            len, 0, SK_HTTP_IDEMPOTENT, &answer, &err) &&
                (!json_is_array(answer) || json_array_size(answer) != count)) {
         sk_error_set(&err, SK_ERR_PROTOCOL, q->request,
                      "the answer does not hold one result per item");
     }
-    json_decref(array);
+    if (array != NULL)
+        OPENSSL_clear_free(array, len + 1);
     for (i = 0, it = items; it != NULL; it = it->next, i++) {
         sk_error_clear(&it->err);
         if (err.kind != SK_ERR_NONE)
@@ -359,9 +381,9 @@ static int queue_and_wait(sk_client *client, sk_batcher *b, batch_queue *q,
     return it->ok;
 }
 
-int sk_batch_call(sk_client *client, const char *path, json_t *body,
-                  const char *field, unsigned char **out, size_t *out_len,
-                  sk_error *err)
+int sk_batch_call(sk_client *client, const char *path,
+                  const sk_request_body *body, const char *field,
+                  unsigned char **out, size_t *out_len, sk_error *err)
 {
     sk_batcher *b = sk_client_batcher(client);
     batch_queue *q;
@@ -378,8 +400,7 @@ int sk_batch_call(sk_client *client, const char *path, json_t *body,
     else
         return -1;
     memset(&it, 0, sizeof(it));
-    it.item = make_item(q, body);
-    if (it.item == NULL)
+    if (!make_item(q, body, &it))
         return -1;
 
     pthread_mutex_lock(&b->lock);
@@ -387,9 +408,10 @@ int sk_batch_call(sk_client *client, const char *path, json_t *body,
         /* nothing on the wire: no one to share a request with */
         q->in_flight++;
         pthread_mutex_unlock(&b->lock);
-        json_decref(it.item);
-        ok = sk_http_json(client, "POST", path, q->single_request, body,
-                          SK_HTTP_IDEMPOTENT, &answer, err);
+        free_item(&it);
+        ok = sk_http_text(client, "POST", path, q->single_request, body->text,
+                          body->len, body->session_only, SK_HTTP_IDEMPOTENT,
+                          &answer, err);
         if (ok && !json_is_object(answer)) {
             sk_error_set(err, SK_ERR_PROTOCOL, q->single_request,
                          "the answer is not a JSON object");
@@ -402,8 +424,7 @@ int sk_batch_call(sk_client *client, const char *path, json_t *body,
     }
     ok = queue_and_wait(client, b, q, &it);
     pthread_mutex_unlock(&b->lock);
-    wipe_json(it.item);
-    json_decref(it.item);
+    free_item(&it);
     answer = it.body;
     if (!ok)
         *err = it.err;
@@ -414,7 +435,5 @@ decode:
                                  err);
     wipe_json(answer);
     json_decref(answer);
-    /* the caller only frees body now (api.c) */
-    wipe_json(body);
     return ok;
 }

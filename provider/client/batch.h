@@ -28,16 +28,18 @@ typedef enum sk_fork_stage {
 } sk_fork_stage;
 void sk_batcher_at_fork(sk_batcher *batcher, sk_fork_stage stage);
 
+struct sk_request_body;
+
 /*
  * Sends the single-call request `body` (a POST to `path`, answered by an
  * object whose Base64 field `field` is the result) as an item of a batch.
  * Returns -1 when this call is not batched (batching off, another path, a
  * key named without its kid): the caller then sends it alone. Otherwise 1
  * with *out (OPENSSL_malloc'd) or 0 with err filled for this item only.
- * Does not take body's reference.
+ * The body stays the caller's (it wipes it).
  */
-int sk_batch_call(sk_client *client, const char *path, json_t *body,
-                  const char *field, unsigned char **out, size_t *out_len,
-                  sk_error *err);
+int sk_batch_call(sk_client *client, const char *path,
+                  const struct sk_request_body *body, const char *field,
+                  unsigned char **out, size_t *out_len, sk_error *err);
 
 #endif

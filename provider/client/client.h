@@ -107,6 +107,9 @@ typedef struct sk_client_config {
     /* optional debug log sink; never receives secrets */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;
+    /* the highest level `log` wants (1 errors, 2 requests...): messages
+       above it are not even formatted; 0: every level */
+    int log_level;
 } sk_client_config;
 
 /*
@@ -163,6 +166,8 @@ typedef enum sk_curve {
     SK_CURVE_P256,
     SK_CURVE_P384,
     SK_CURVE_P521,
+    SK_CURVE_ED25519, /* an EC object on Ed25519: EdDSA signatures */
+    SK_CURVE_X25519,  /* an EC object on X25519: key agreement only */
     SK_CURVE_OTHER,
 } sk_curve;
 
@@ -250,9 +255,14 @@ typedef struct sk_sign_request {
     sk_sig_padding padding;
     const char *mgf1_hash; /* PSS only; NULL: hash_alg */
     sk_approval *approval; /* NULL: a quorum approval is an error */
+    /* instead of hash: the message itself (pure EdDSA signs the message,
+       docs/smartkey-api.md §4.3); exactly one of hash and data */
+    const unsigned char *data;
+    size_t data_len;
 } sk_sign_request;
 
-/* POST /crypto/v1/sign: RSA signature (modulus length) or ECDSA DER. */
+/* POST /crypto/v1/sign: RSA signature (modulus length), ECDSA DER or
+   Ed25519 R || S (64 bytes). */
 int sk_client_sign(sk_client *client, const sk_sign_request *req,
                    unsigned char **signature, size_t *signature_len,
                    sk_error *err);

@@ -5,6 +5,7 @@
  * session, the status and the parsed answer. The layers below it are in
  * session.c, retry.c and pool.c (see http_private.h).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ void sk_client_log(sk_client *client, int level, const char *fmt, ...)
     char msg[600];
     va_list ap;
 
-    if (client == NULL || client->log == NULL)
+    if (client == NULL || level > client->log_level)
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -133,6 +134,9 @@ static int copy_config(sk_client *c, const sk_client_config *cfg, char **urls,
     c->insecure_skip_verify = cfg->insecure_skip_verify;
     c->log = cfg->log;
     c->log_arg = cfg->log_arg;
+    c->log_level = cfg->log == NULL     ? 0
+                   : cfg->log_level > 0 ? cfg->log_level
+                                        : INT_MAX;
     c->async_off = cfg->async_off;
     return c->nodes != NULL && c->secrets != NULL && ok;
 }
@@ -312,10 +316,10 @@ static int session_refused(sk_client *c, const json_call *call, int first,
 /* One attempt with the API key or the session, as the mode and the body
    say. Returns 1 with an answer, 0 with err filled; sets *again when the
    credentials were refused and the call goes once more. */
-static int send_attempt(sk_client *c, const json_call *call, json_t *body,
+static int send_attempt(sk_client *c, const json_call *call, int session_only,
                         int first, http_answer *ans, int *again, sk_error *err)
 {
-    int api_key = sk_session_use_api_key(c, body), ok;
+    int api_key = sk_session_use_api_key(c, session_only), ok;
     unsigned long generation = 0;
     char *authorization = api_key ? sk_session_basic_header(c->api_key)
                                   : sk_session_header(c, &generation, err);
@@ -362,40 +366,50 @@ static int parse_answer(sk_client *c, const http_answer *ans,
     return 1;
 }
 
-int sk_http_json(sk_client *client, const char *method, const char *path,
-                 const char *request, json_t *body, unsigned flags,
-                 json_t **response, sk_error *err)
+int sk_http_text(sk_client *client, const char *method, const char *path,
+                 const char *request, const char *body, size_t body_len,
+                 int session_only, unsigned flags, json_t **response,
+                 sk_error *err)
 {
     http_answer ans = {0};
-    json_call call = {method, path, request, NULL, 0, flags};
-    char *body_text = NULL;
+    json_call call = {method, path, request, body, body_len, flags};
     int ok = 0, again = 1;
 
     sk_error_clear(err);
     *response = NULL;
-    if (body != NULL) {
-        body_text = json_dumps(body, JSON_COMPACT);
-        if (body_text == NULL) {
-            sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-            return 0;
-        }
-        call.body = body_text;
-        call.body_len = strlen(body_text);
-    }
     for (int first = 1; again; first = 0) {
-        ok = send_attempt(client, &call, body, first, &ans, &again, err);
+        ok =
+            send_attempt(client, &call, session_only, first, &ans, &again, err);
         if (!ok)
             break;
     }
     ok = ok && parse_answer(client, &ans, request, response, err);
-    if (body_text != NULL) {
-        /* Request bodies may carry plaintext (decrypt answers, wrap
-           material); both are wiped rather than left on the heap. */
-        OPENSSL_cleanse(body_text, call.body_len);
-        free(body_text);
-    }
     sk_http_answer_reset(&ans);
     if (ok)
         sk_error_clear(err);
+    return ok;
+}
+
+int sk_http_json(sk_client *client, const char *method, const char *path,
+                 const char *request, json_t *body, unsigned flags,
+                 json_t **response, sk_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int ok;
+
+    if (body != NULL && (text = sk_json_compact(body, &len)) == NULL) {
+        sk_error_clear(err);
+        *response = NULL;
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return 0;
+    }
+    ok =
+        sk_http_text(client, method, path, request, text, len,
+                     sk_session_body_needs_session(body), flags, response, err);
+    /* Request bodies may carry plaintext (encrypt) or wrap material: the
+       text is wiped rather than left on the heap. */
+    if (text != NULL)
+        OPENSSL_clear_free(text, len + 1);
     return ok;
 }

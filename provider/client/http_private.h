@@ -66,10 +66,11 @@ struct sk_client {
     int api_key_refused; /* auto mode: SmartKey answered 401 to the key */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;
+    int log_level; /* the highest level logged (0: log is NULL) */
 
     pthread_mutex_t lock;
     pid_t pid;
-    CURL *idle[MAX_IDLE_HANDLES];
+    struct sk_handle *idle[MAX_IDLE_HANDLES]; /* pool.c */
     size_t idle_count;
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -180,8 +181,9 @@ char *sk_session_basic_header(const char *api_key);
 char *sk_session_header(sk_client *c, unsigned long *generation, sk_error *err);
 void sk_session_used(sk_client *c, unsigned long generation);
 void sk_session_refused(sk_client *c, unsigned long generation);
-/* Whether this request carries the API key rather than a session. */
-int sk_session_use_api_key(sk_client *c, json_t *body);
+/* Whether this request carries the API key rather than a session
+   (session_only: it names a transient key, see below). */
+int sk_session_use_api_key(sk_client *c, int session_only);
 /* Auto mode: SmartKey refused the API key; sessions from now on. */
 void sk_session_key_refused(sk_client *c);
 /* Paused jobs waiting for an authentication look again. Called with

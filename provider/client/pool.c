@@ -33,6 +33,11 @@ static CURLcode global_init_result = CURLE_FAILED_INIT;
 static int curl_thread_safe;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static sk_client *registry;
+/* This process's id, kept by global_init and the fork handler: the pool
+   compares it on every request, and getpid() is a system call. Written
+   under pthread_once and in a forked child (one thread), read under a
+   client lock. */
+static pid_t current_pid;
 
 /*
  * Fork: mutexes must not be copied in a locked state into the child, so
@@ -67,6 +72,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    current_pid = getpid();
     for (sk_client *c = registry; c != NULL; c = c->next) {
         sk_batcher_at_fork(c->batcher, SK_FORK_CHILD);
         /* The engine's I/O thread does not exist here: the parent's engine
@@ -121,6 +127,7 @@ static void global_init(void)
     curl_thread_safe =
         info != NULL && (info->features & CURL_VERSION_THREADSAFE) != 0;
     global_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    current_pid = getpid();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     /* OpenSSL keeps the module holding the handler loaded until it ran */
     OPENSSL_atexit(stop_engines_at_exit);
@@ -189,7 +196,7 @@ static void share_unlock(CURL *handle, curl_lock_data data, void *arg)
 /* Called with c->lock held. */
 static void check_fork(sk_client *c)
 {
-    pid_t pid = getpid();
+    pid_t pid = current_pid;
 
     if (c->pid == pid)
         return;
@@ -241,20 +248,72 @@ static void make_share(sk_client *c, CURLSH **share)
         curl_share_cleanup(fresh);
 }
 
-static CURL *take_handle(sk_client *c, CURLSH **share)
+/*
+ * A pooled easy handle and what stays set on it between requests: every
+ * option that is the same for all of a client's requests is set once,
+ * when the handle is made (set_constant); a request sets only what is its
+ * own (set_request: the URL, the answer, the body and, when they change,
+ * the method and FRESH_CONNECT). Its header list is three nodes of its
+ * own, set as CURLOPT_HTTPHEADER once and rewritten in place for each
+ * request (libcurl reads the list during curl_easy_perform only).
+ */
+typedef struct sk_handle {
+    CURL *curl;
+    CURLSH *share; /* the share set on it (NULL: none) */
+    /* Authorization, Content-Type, Expect: (the data of the first is the
+       request's authorization, set for the request only) */
+    struct curl_slist lines[3];
+    struct curl_slist *head; /* the list set as CURLOPT_HTTPHEADER */
+    int method;              /* set by the last request: METHOD_* */
+    int fresh;               /* CURLOPT_FRESH_CONNECT is on */
+    char errbuf[CURL_ERROR_SIZE];
+} sk_handle;
+
+enum { METHOD_NONE = 0, METHOD_GET, METHOD_POST, METHOD_CUSTOM };
+
+static void handle_free(sk_handle *h)
 {
-    CURL *handle = NULL;
+    if (h == NULL)
+        return;
+    if (h->curl != NULL)
+        curl_easy_cleanup(h->curl);
+    OPENSSL_free(h);
+}
+
+static CURLcode set_constant(sk_client *c, CURL *h, CURLSH *share,
+                             char *errbuf);
+
+/* A handle of the pool, or a new one with the client's constant options
+   (NULL with *rc set when it cannot be made). */
+static sk_handle *take_handle(sk_client *c, CURLcode *rc)
+{
+    sk_handle *handle = NULL;
+    CURLSH *share;
 
     pthread_mutex_lock(&c->lock);
     check_fork(c);
     if (c->idle_count > 0)
         handle = c->idle[--c->idle_count];
-    *share = c->share;
+    share = c->share;
     pthread_mutex_unlock(&c->lock);
     if (handle != NULL)
         return handle;
-    make_share(c, share);
-    return curl_easy_init();
+    make_share(c, &share);
+    *rc = CURLE_OUT_OF_MEMORY;
+    handle = OPENSSL_zalloc(sizeof(*handle));
+    if (handle == NULL || (handle->curl = curl_easy_init()) == NULL) {
+        handle_free(handle);
+        return NULL;
+    }
+    handle->share = share;
+    handle->lines[0].next = &handle->lines[1];
+    handle->lines[2].data = (char *)"Expect:";
+    *rc = set_constant(c, handle->curl, share, handle->errbuf);
+    if (*rc != CURLE_OK) {
+        handle_free(handle);
+        return NULL;
+    }
+    return handle;
 }
 
 /* ---- the asynchronous transport (engine.c) ---- */
@@ -289,16 +348,15 @@ sk_engine *sk_pool_engine(sk_client *c)
     return e;
 }
 
-static void return_handle(sk_client *c, CURL *handle, int reusable)
+static void return_handle(sk_client *c, sk_handle *handle, int reusable)
 {
     pthread_mutex_lock(&c->lock);
-    if (reusable && c->pid == getpid() && c->idle_count < MAX_IDLE_HANDLES) {
+    if (reusable && c->pid == current_pid && c->idle_count < MAX_IDLE_HANDLES) {
         c->idle[c->idle_count++] = handle;
         handle = NULL;
     }
     pthread_mutex_unlock(&c->lock);
-    if (handle != NULL)
-        curl_easy_cleanup(handle);
+    handle_free(handle);
 }
 
 /* Handles inherited from a parent process are abandoned: closing them
@@ -308,7 +366,7 @@ void sk_pool_release(sk_client *c)
     if (c->pid != getpid())
         return;
     for (size_t i = 0; i < c->idle_count; i++)
-        curl_easy_cleanup(c->idle[i]);
+        handle_free(c->idle[i]);
     if (c->share != NULL)
         curl_share_cleanup(c->share);
 }
@@ -465,14 +523,13 @@ static int builtin_ca_file(CURL *h)
 #endif
 }
 
-/* Where the request goes and how: the URL, the share, HTTPS only, the
-   proxy, timeouts and TLS verification. */
-static CURLcode set_connection(sk_client *c, CURL *h, CURLSH *share,
-                               const char *url, unsigned flags, char *errbuf)
+/* The options every request of the client has: the share, HTTPS only,
+   the proxy, timeouts, TLS verification, the user agent and the answer's
+   callbacks. Set once on a pooled handle; errbuf lives as long as h. */
+static CURLcode set_constant(sk_client *c, CURL *h, CURLSH *share, char *errbuf)
 {
     CURLcode rc = CURLE_OK;
 
-    SET(CURLOPT_URL, url);
     SET(CURLOPT_ERRORBUFFER, errbuf);
     if (share != NULL)
         SET(CURLOPT_SHARE, share);
@@ -495,12 +552,6 @@ static CURLcode set_connection(sk_client *c, CURL *h, CURLSH *share,
        environment has it: not those of SmartKey's connections. */
     SET(CURLOPT_SSL_CTX_FUNCTION, no_key_log);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    /* libcurl silently sends a request again when a reused connection
-       closes without an answer: it cannot tell a stale keep-alive
-       connection from a server that ran the request. A request that
-       creates an object must never go twice, so it gets a new one. */
-    if (!(flags & SK_HTTP_IDEMPOTENT))
-        SET(CURLOPT_FRESH_CONNECT, 1L);
     SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, c->request_timeout_ms);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -520,36 +571,76 @@ static CURLcode set_connection(sk_client *c, CURL *h, CURLSH *share,
         SET(CURLOPT_CAPATH, c->ca_path);
     else if (c->ca_file != NULL || builtin_ca_file(h))
         SET(CURLOPT_CAPATH, NULL);
+    SET(CURLOPT_USERAGENT, "smartkey/" SMARTKEY_VERSION);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SK_MAX_RESPONSE);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
     return rc;
 }
 
+static int method_of(const char *method)
+{
+    if (strcmp(method, "GET") == 0)
+        return METHOD_GET;
+    return strcmp(method, "POST") == 0 ? METHOD_POST : METHOD_CUSTOM;
+}
+
+/* What is a request's own: the URL, the answer, the method and the body,
+   FRESH_CONNECT. *was_method and *was_fresh say what h has (METHOD_NONE:
+   a handle just reset or made) and are updated. */
+static CURLcode set_request(CURL *h, const char *method, const char *url,
+                            const char *body, size_t body_len, unsigned flags,
+                            http_answer *ans, int *was_method, int *was_fresh)
+{
+    CURLcode rc = CURLE_OK;
+    int kind = method_of(method);
+    /* libcurl silently sends a request again when a reused connection
+       closes without an answer: it cannot tell a stale keep-alive
+       connection from a server that ran the request. A request that
+       creates an object must never go twice, so it gets a new one. */
+    int fresh = !(flags & SK_HTTP_IDEMPOTENT);
+
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_WRITEDATA, ans);
+    SET(CURLOPT_HEADERDATA, ans);
+    if (fresh != *was_fresh)
+        SET(CURLOPT_FRESH_CONNECT, (long)fresh);
+    if (*was_method == METHOD_CUSTOM && kind != METHOD_CUSTOM)
+        SET(CURLOPT_CUSTOMREQUEST, NULL);
+    if (kind == METHOD_GET) {
+        if (*was_method != METHOD_GET)
+            SET(CURLOPT_HTTPGET, 1L);
+    } else {
+        if (*was_method != METHOD_POST && *was_method != METHOD_CUSTOM)
+            SET(CURLOPT_POST, 1L);
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        SET(CURLOPT_POSTFIELDS, body != NULL ? body : "");
+        if (kind == METHOD_CUSTOM)
+            SET(CURLOPT_CUSTOMREQUEST, method);
+    }
+    /* on a failure the handle's state is unknown: it is not reused */
+    *was_method = rc == CURLE_OK ? kind : METHOD_NONE;
+    *was_fresh = fresh;
+    return rc;
+}
+
+/* The engine's handles (engine.c) start from scratch for every request:
+   reset keeps the connection cache, the TLS session cache and the share;
+   per-request options never leak into the next request. */
 static int set_options(sk_client *c, CURL *h, CURLSH *share, const char *method,
                        const char *url, struct curl_slist *headers,
                        const char *body, size_t body_len, unsigned flags,
                        http_answer *ans, char *errbuf)
 {
     CURLcode rc;
+    int was_method = METHOD_NONE, was_fresh = 0;
 
-    /* reset keeps the connection cache, the TLS session cache and the
-       share; per-request options never leak into the next request. */
     curl_easy_reset(h);
-    rc = set_connection(c, h, share, url, flags, errbuf);
-    SET(CURLOPT_USERAGENT, "smartkey/" SMARTKEY_VERSION);
+    rc = set_constant(c, h, share, errbuf);
     SET(CURLOPT_HTTPHEADER, headers);
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SK_MAX_RESPONSE);
-    SET(CURLOPT_WRITEFUNCTION, on_body);
-    SET(CURLOPT_WRITEDATA, ans);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
-    SET(CURLOPT_HEADERDATA, ans);
-    if (strcmp(method, "GET") == 0) {
-        SET(CURLOPT_HTTPGET, 1L);
-    } else {
-        SET(CURLOPT_POST, 1L);
-        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        SET(CURLOPT_POSTFIELDS, body != NULL ? body : "");
-        if (strcmp(method, "POST") != 0)
-            SET(CURLOPT_CUSTOMREQUEST, method);
-    }
+    if (rc == CURLE_OK)
+        rc = set_request(h, method, url, body, body_len, flags, ans,
+                         &was_method, &was_fresh);
     return rc;
 }
 #undef SET
@@ -750,19 +841,25 @@ static CURLcode exchange_async(sk_client *c, sk_engine *e, sk_async_slot *slot,
     return rc;
 }
 
-/* The request's header list (NULL on no memory). */
+/* The Content-Type line: a JSON body, or none ("Content-Type:" stops
+   libcurl's form type). */
+#define CONTENT_TYPE(has_body)                                                 \
+    ((has_body) ? "Content-Type: application/json" : "Content-Type:")
+/* Bodies this long get "Expect:", which stops libcurl from sending
+   "Expect: 100-continue" and waiting a round trip for the answer to it
+   (libcurl 7.x does so above 1 KiB, 8.x above 1 MiB). */
+#define EXPECT_THRESHOLD 1024
+
+/* The request's header list for the engine (NULL on no memory). No
+   Accept: libcurl's "Accept: *\/\*" lets SmartKey answer JSON. */
 static struct curl_slist *request_headers(const char *authorization,
-                                          int has_body)
+                                          const char *body, size_t body_len)
 {
     struct curl_slist *headers = NULL, *h;
-    /* "Expect:" stops libcurl from waiting for 100-continue on bodies
-       over 1 KiB, which costs a round trip. */
     const char *lines[] = {
         authorization,
-        "Accept: application/json",
-        "Expect:",
-        /* no body: "Content-Type:" stops libcurl's form type */
-        has_body ? "Content-Type: application/json" : "Content-Type:",
+        CONTENT_TYPE(body != NULL),
+        body_len > EXPECT_THRESHOLD ? "Expect:" : NULL,
     };
 
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
@@ -778,36 +875,62 @@ static struct curl_slist *request_headers(const char *authorization,
     return headers;
 }
 
+/* The pooled handle's header list for this request, in place; the
+   authorization stays the caller's (NULL: none). */
+static CURLcode set_headers(sk_handle *h, const char *authorization,
+                            const char *body, size_t body_len)
+{
+    struct curl_slist *head =
+        authorization != NULL ? &h->lines[0] : &h->lines[1];
+
+    h->lines[0].data = (char *)authorization;
+    h->lines[1].data = (char *)CONTENT_TYPE(body != NULL);
+    h->lines[1].next = body_len > EXPECT_THRESHOLD ? &h->lines[2] : NULL;
+    if (head == h->head)
+        return CURLE_OK;
+    h->head = head;
+    return curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, head);
+}
+
 /* The exchange on the calling thread with a handle of the pool. Returns
    like curl_easy_perform. */
 static CURLcode exchange_sync(sk_client *c, const char *method, const char *url,
-                              struct curl_slist *headers, const char *body,
+                              const char *authorization, const char *body,
                               size_t body_len, unsigned flags, http_answer *ans,
                               char *errbuf)
 {
-    CURLSH *share;
-    CURL *handle = take_handle(c, &share);
     CURLcode rc;
-    int reusable = 1;
+    sk_handle *h = take_handle(c, &rc);
+    CURLSH *share;
 
-    if (handle == NULL)
-        return CURLE_OUT_OF_MEMORY;
-    rc = set_options(c, handle, share, method, url, headers, body, body_len,
-                     flags, ans, errbuf);
+    if (h == NULL)
+        return rc;
+    /* a handle made while the share could not be (no memory) gets it on
+       a later request */
+    share = h->share;
+    if (share == NULL && (share = current_share(c)) != NULL &&
+        curl_easy_setopt(h->curl, CURLOPT_SHARE, share) == CURLE_OK)
+        h->share = share;
+    h->errbuf[0] = '\0';
+    rc = set_headers(h, authorization, body, body_len);
+    if (rc != CURLE_OK)
+        h->method = METHOD_NONE; /* its state is unknown: not reused */
+    else
+        rc = set_request(h->curl, method, url, body, body_len, flags, ans,
+                         &h->method, &h->fresh);
     if (rc == CURLE_OK)
-        rc = curl_easy_perform(handle);
+        rc = curl_easy_perform(h->curl);
     if (rc == CURLE_OK)
-        curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &ans->status);
-    else if (curl_easy_getinfo(handle, CURLINFO_REQUEST_SIZE,
+        curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &ans->status);
+    else if (curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE,
                                &ans->request_bytes) != CURLE_OK)
         ans->request_bytes = 1; /* unknown: assume it was sent */
     ans->transport = rc;
-    /* The header list goes away after this: the handle must not keep a
-       pointer to it while it sits in the pool. */
-    if (curl_easy_setopt(handle, CURLOPT_HTTPHEADER, NULL) != CURLE_OK)
-        reusable = 0;
-    curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, NULL);
-    return_handle(c, handle, reusable);
+    if (rc != CURLE_OK)
+        memcpy(errbuf, h->errbuf, CURL_ERROR_SIZE);
+    /* the authorization is the caller's: no pointer to it stays */
+    h->lines[0].data = (char *)"";
+    return_handle(c, h, h->method != METHOD_NONE);
     return rc;
 }
 
@@ -838,45 +961,51 @@ int sk_pool_exchange(sk_client *c, const char *base, const char *method,
                      size_t body_len, unsigned flags, http_answer *ans,
                      enum resend *resend, sk_error *err)
 {
-    char errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *headers;
+    char errbuf[CURL_ERROR_SIZE] = "", short_url[512];
+    struct curl_slist *headers = NULL;
     sk_async_slot *slot;
     sk_engine *engine;
-    char *url;
+    char *url = short_url;
     size_t url_len;
     CURLcode rc;
-    double started = sk_now_seconds();
+    double started = c->log_level >= 2 ? sk_now_seconds() : 0;
 
     *resend = RESEND_NEVER;
     sk_http_answer_reset(ans);
     url_len = strlen(base) + strlen(path) + 1;
-    url = OPENSSL_malloc(url_len);
-    headers = url != NULL ? request_headers(authorization, body != NULL) : NULL;
-    if (headers == NULL) {
-        OPENSSL_free(url);
+    if (url_len > sizeof(short_url))
+        url = OPENSSL_malloc(url_len);
+    slot = url != NULL ? sk_pool_async_slot(c) : NULL;
+    engine = slot != NULL ? sk_pool_engine(c) : NULL;
+    if (engine != NULL &&
+        (headers = request_headers(authorization, body, body_len)) == NULL)
+        sk_async_announce(slot);
+    if (url == NULL || (engine != NULL && headers == NULL)) {
+        if (url != short_url)
+            OPENSSL_free(url);
         sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
         return 0;
     }
     snprintf(url, url_len, "%s%s", base, path);
 
-    slot = sk_pool_async_slot(c);
-    engine = slot != NULL ? sk_pool_engine(c) : NULL;
     if (slot != NULL && engine == NULL)
         sk_async_announce(slot); /* no engine: synchronous */
     if (engine != NULL)
         rc = exchange_async(c, engine, slot, method, url, &headers, body,
                             body_len, flags, ans, errbuf);
     else
-        rc = exchange_sync(c, method, url, headers, body, body_len, flags, ans,
-                           errbuf);
+        rc = exchange_sync(c, method, url, authorization, body, body_len, flags,
+                           ans, errbuf);
     cleanse_headers(headers);
-    OPENSSL_free(url);
+    if (url != short_url)
+        OPENSSL_free(url);
 
     if (rc != CURLE_OK) {
         transport_error(c, rc, ans, errbuf, request, resend, err);
         return 0;
     }
-    sk_client_log(c, 2, "%s: %ld (%ld us)", request, ans->status,
-                  (long)((sk_now_seconds() - started) * 1e6));
+    if (c->log_level >= 2)
+        sk_client_log(c, 2, "%s: %ld (%ld us)", request, ans->status,
+                      (long)((sk_now_seconds() - started) * 1e6));
     return 1;
 }

@@ -395,7 +395,7 @@ void sk_session_refused(sk_client *c, unsigned long generation)
  * "transient_key") must carry that session's Bearer token even in api-key
  * mode, or SmartKey would not find the handle.
  */
-static int needs_session(json_t *body)
+int sk_session_body_needs_session(json_t *body)
 {
     const char *field;
     json_t *value;
@@ -405,7 +405,7 @@ static int needs_session(json_t *body)
     if (json_is_true(json_object_get(body, "transient")))
         return 1;
     /* an approval request: the call inside runs in this session */
-    if (needs_session(json_object_get(body, "body")))
+    if (sk_session_body_needs_session(json_object_get(body, "body")))
         return 1;
     json_object_foreach(body, field, value)
     {
@@ -417,11 +417,11 @@ static int needs_session(json_t *body)
 }
 
 /* Whether this request carries the API key itself rather than a session. */
-int sk_session_use_api_key(sk_client *c, json_t *body)
+int sk_session_use_api_key(sk_client *c, int session_only)
 {
     int yes;
 
-    if (c->auth == SK_AUTH_SESSION || needs_session(body))
+    if (c->auth == SK_AUTH_SESSION || session_only)
         return 0;
     if (c->auth == SK_AUTH_API_KEY)
         return 1;

@@ -327,6 +327,31 @@ run ossl "${SIGN[@]}" -pkeyopt smartkey-approval:maybe
 check "-pkeyopt smartkey-approval:maybe is refused" \
     eval 'failed_cleanly && stderr_has_text "smartkey-approval:maybe is not fail, request or wait"'
 
+# ---- an Ed25519 key of the group: the message, not a digest ----------------
+key_in_group ed-signer '{"obj_type":"EC","elliptic_curve":"Ed25519",
+    "key_ops":["SIGN","VERIFY","APPMANAGEABLE"]}' >/dev/null ||
+    fatal "cannot create the protected Ed25519 key"
+ED_SIGN=(pkeyutl -sign -rawin -inkey smartkey:name=ed-signer -in "$WORK/msg"
+    -out "$WORK/ed.sig")
+run ossl "${ED_SIGN[@]}" -pkeyopt smartkey-approval:request
+ID=$(request_id_in_stderr)
+check "Ed25519: the signature asks for an approval" uuid_like "$ID"
+check "Ed25519: approvers read the message's length and first bytes" \
+    eval 'rest GET "/sys/v1/approval_requests/$ID" | jq -e --arg h \
+        "$(od -An -tx1 "$WORK/msg" | tr -d " \n")" ".description |
+        test(\"^Sign a 13-byte message beginning \" + \$h + \" with key .ed-signer.\")" \
+        >/dev/null'
+approve A1 "$ID"
+approve A2 "$ID"
+run ossl "${ED_SIGN[@]}" -pkeyopt "smartkey-approval-request:$ID"
+check "Ed25519: the resumed signature is made" succeeded
+server_public_key ed-signer "$WORK/ed.der" &&
+    openssl pkey -pubin -inform DER -in "$WORK/ed.der" -out "$WORK/ed.pem" ||
+    fatal "cannot read the Ed25519 public key"
+check "Ed25519: it verifies with stock openssl" \
+    eval 'openssl pkeyutl -verify -rawin -pubin -inkey "$WORK/ed.pem" \
+        -in "$WORK/msg" -sigfile "$WORK/ed.sig" >/dev/null'
+
 # ---- an outsider cannot approve --------------------------------------------
 run ossl "${SIGN[@]}" -pkeyopt smartkey-approval:request
 ID=$(request_id_in_stderr)

@@ -3,7 +3,8 @@
  * sends the same HTTP requests the provider sends (one session, one
  * keep-alive connection per thread, JSON built and parsed with jansson,
  * Base64 with OpenSSL) for RSA-OAEP decrypt, ECDSA sign and RSA-OAEP wrap;
- * "encrypt" is a local RSA-OAEP encryption with the default provider.
+ * "encrypt" is a local RSA-OAEP encryption with the default provider;
+ * "sign-nocheck" is "sign" without the verification of the signature.
  * Prints RESULT lines (bench_common.h); asserts nothing.
  *
  * Usage: raw-bench [--threads 1,4,16,64] [--ops N] [--only decrypt,...]
@@ -127,6 +128,23 @@ static int op_sign(int thread)
     return ok;
 }
 
+/* The request alone, without the check of the signature: with the
+   provider's ecdsa-sign minus ecdsa-verify, the client CPU of a signature
+   without the signature check (run-provider-bench --callgrind). */
+static int op_sign_nocheck(int thread)
+{
+    size_t len = 0;
+    unsigned char *sig =
+        post_for_bytes(thread, "/crypto/v1/sign",
+                       json_pack("{s:{s:s},s:s,s:s}", "key", "kid", ec_kid,
+                                 "hash_alg", "SHA256", "hash", hash_b64),
+                       "signature", &len);
+    int ok = sig != NULL && len > 0;
+
+    free(sig);
+    return ok;
+}
+
 static int op_wrap(int thread)
 {
     size_t len = 0;
@@ -236,9 +254,8 @@ static EVP_PKEY *look_up(const char *name, char kid[37])
 }
 
 static const bench_named_op ops[] = {
-    {"decrypt", op_decrypt},
-    {"sign", op_sign},
-    {"wrap", op_wrap},
+    {"decrypt", op_decrypt},           {"sign", op_sign},
+    {"sign-nocheck", op_sign_nocheck}, {"wrap", op_wrap},
     {"encrypt", op_encrypt},
 };
 

@@ -63,8 +63,8 @@ static size_t abandoned_count;
 static int sign_in_job(void *arg)
 {
     sign_job *s = *(sign_job **)arg;
-    sk_sign_request req = {{ec_kid, NULL}, "SHA256", s->hash, 32,
-                           SK_SIG_NONE,    NULL,     NULL};
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256", s->hash, 32, SK_SIG_NONE,
+                           NULL,           NULL,     NULL,    0};
 
     s->ok = sk_client_sign(s->client, &req, &s->sig, &s->sig_len, &s->err);
     return s->ok;

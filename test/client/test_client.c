@@ -533,8 +533,9 @@ static void test_approval_required_is_reported_without_reauthentication(void)
     sk_client *client = new_client();
     unsigned char digest[32] = {1}, *signature = NULL;
     size_t signature_len = 0;
-    sk_sign_request req = {{ec_kid, NULL}, "SHA256", digest, sizeof(digest),
-                           SK_SIG_NONE,    NULL,     NULL};
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256",    digest,
+                           sizeof(digest), SK_SIG_NONE, NULL,
+                           NULL,           NULL,        0};
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
@@ -770,8 +771,9 @@ static int sign_once(sk_client *client)
 {
     unsigned char digest[32] = {1}, *signature = NULL;
     size_t len = 0;
-    sk_sign_request req = {{ec_kid, NULL}, "SHA256", digest, sizeof(digest),
-                           SK_SIG_NONE,    NULL,     NULL};
+    sk_sign_request req = {{ec_kid, NULL}, "SHA256",    digest,
+                           sizeof(digest), SK_SIG_NONE, NULL,
+                           NULL,           NULL,        0};
     sk_error err;
     int ok = sk_client_sign(client, &req, &signature, &len, &err) == 1;
 
@@ -838,8 +840,15 @@ static void test_signatures_verify_with_the_public_key(void)
     unsigned char digest[32], *signature = NULL;
     size_t len = 0;
     sk_key_info *rsa = NULL, *ec = NULL;
-    sk_sign_request req = {{rsa_kid, NULL},  "SHA256", digest, sizeof(digest),
-                           SK_SIG_PKCS1_V15, NULL,     NULL};
+    sk_sign_request req = {{rsa_kid, NULL},
+                           "SHA256",
+                           digest,
+                           sizeof(digest),
+                           SK_SIG_PKCS1_V15,
+                           NULL,
+                           NULL,
+                           NULL,
+                           0};
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);

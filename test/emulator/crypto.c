@@ -6,8 +6,16 @@
  *    SubjectPublicKeyInfo (public-only object); EC import accepts RFC 5915
  *    ECPrivateKey (named curve required), PKCS#8 and SPKI. A key whose curve
  *    differs from the request's elliptic_curve is refused (400).
- *  - Supported curves: NistP192/P224/P256/P384/P521 and SecP256K1. EC objects
- *    report key_size = curve bits.
+ *  - Supported curves: NistP192/P224/P256/P384/P521, SecP256K1 and Ed25519
+ *    (an EC object whose material is an RFC 8410 key: PKCS#8 on import and
+ *    export, RFC 8410 SPKI as pub_key). EC objects report key_size = curve
+ *    bits (256 for Ed25519). X25519 is not supported.
+ *  - Ed25519 signs and verifies `data` only (pure EdDSA: 400 for `hash`),
+ *    takes no `mode`, and requires hash_alg SHA512 (400 otherwise; what
+ *    Fortanix's clients send, docs/smartkey-api.md §8); the signature is
+ *    R || S, 64 bytes. deterministic_signature is accepted (EdDSA is).
+ *  - `context` on sign/verify (ML-DSA keys only in SmartKey's model) is
+ *    refused (400) for every key: this server has no ML-DSA keys.
  *  - OAEP: the label hash is the MGF1 hash; `label` (Base64) is accepted on
  *    encrypt/decrypt and refused (400) with PKCS1_V15. OAEP in a request must
  *    carry mgf.mgf1.hash.
@@ -152,7 +160,19 @@ static const struct curve curves[] = {
     {"NistP192", NID_X9_62_prime192v1, 192}, {"NistP224", NID_secp224r1, 224},
     {"NistP256", NID_X9_62_prime256v1, 256}, {"NistP384", NID_secp384r1, 384},
     {"NistP521", NID_secp521r1, 521},        {"SecP256K1", NID_secp256k1, 256},
+    {"Ed25519", NID_ED25519, 256},
 };
+
+/* An Ed25519 EC object: an OpenSSL ED25519 key, not an EC group. */
+static int is_ed25519_curve(const char *smartkey_name)
+{
+    return strcmp(smartkey_name, "Ed25519") == 0;
+}
+
+int em_key_is_ed25519(const em_obj *obj)
+{
+    return strcmp(obj->obj_type, "EC") == 0 && is_ed25519_curve(obj->curve);
+}
 
 static const struct curve *curve_by_name(const char *smartkey_name)
 {
@@ -168,6 +188,8 @@ static const struct curve *curve_of_pkey(const EVP_PKEY *pkey)
     size_t len = 0;
     int nid;
 
+    if (EVP_PKEY_is_a(pkey, "ED25519"))
+        return curve_by_name("Ed25519");
     if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
                                         sizeof(group), &len))
         return NULL;
@@ -267,9 +289,11 @@ static int generate_ec(em_obj *obj, char *err, size_t errlen)
         snprintf(err, errlen, "elliptic_curve %s is not supported", obj->curve);
         return 0;
     }
-    ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    ctx = EVP_PKEY_CTX_new_from_name(
+        NULL, is_ed25519_curve(curve->smartkey_name) ? "ED25519" : "EC", NULL);
     if (ctx == NULL || EVP_PKEY_keygen_init(ctx) <= 0 ||
-        EVP_PKEY_CTX_set_group_name(ctx, OBJ_nid2sn(curve->nid)) <= 0 ||
+        (!is_ed25519_curve(curve->smartkey_name) &&
+         EVP_PKEY_CTX_set_group_name(ctx, OBJ_nid2sn(curve->nid)) <= 0) ||
         EVP_PKEY_generate(ctx, &pkey) <= 0) {
         snprintf(err, errlen, "EC key generation failed");
         goto done;
@@ -356,13 +380,39 @@ static EVP_PKEY *decode_der(const char *key_type, int selection,
 static int has_private_half(const EVP_PKEY *pkey, int is_rsa)
 {
     BIGNUM *secret = NULL;
-    int found = EVP_PKEY_get_bn_param(
+    size_t len = 0;
+    int found;
+
+    if (EVP_PKEY_is_a(pkey, "ED25519")) {
+        /* its private key is an octet string, not a number */
+        found = EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PRIV_KEY,
+                                                NULL, 0, &len) &&
+                len > 0;
+        ERR_clear_error();
+        return found;
+    }
+    found = EVP_PKEY_get_bn_param(
         pkey, is_rsa ? OSSL_PKEY_PARAM_RSA_D : OSSL_PKEY_PARAM_PRIV_KEY,
         &secret);
-
     BN_clear_free(secret);
     ERR_clear_error();
     return found;
+}
+
+/* An Ed25519 key (RFC 8410): PKCS#8, or SPKI for a public-only object. */
+static EVP_PKEY *decode_ed25519(const unsigned char *value, size_t len,
+                                int *public_only)
+{
+    EVP_PKEY *pkey = decode_der("ED25519", OSSL_KEYMGMT_SELECT_KEYPAIR,
+                                "PrivateKeyInfo", value, len);
+
+    *public_only = 0;
+    if (pkey == NULL) {
+        pkey = decode_der("ED25519", OSSL_KEYMGMT_SELECT_PUBLIC_KEY,
+                          "SubjectPublicKeyInfo", value, len);
+        *public_only = 1;
+    }
+    return pkey;
 }
 
 static int import_asymmetric(em_obj *obj, const unsigned char *value,
@@ -370,20 +420,28 @@ static int import_asymmetric(em_obj *obj, const unsigned char *value,
 {
     int is_rsa = strcmp(obj->obj_type, "RSA") == 0;
     const char *key_type = is_rsa ? "RSA" : "EC";
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey = NULL;
     int public_only = 0;
 
-    pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_KEYPAIR, "type-specific",
-                      value, len);
-    if (pkey == NULL)
-        pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_KEYPAIR,
-                          "PrivateKeyInfo", value, len);
-    if (pkey == NULL) {
-        pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_PUBLIC_KEY,
-                          "SubjectPublicKeyInfo", value, len);
-        public_only = 1;
+    if (!is_rsa && is_ed25519_curve(obj->curve)) {
+        /* an Ed25519 EC object: RFC 8410 material only */
+        pkey = decode_ed25519(value, len, &public_only);
     } else {
-        public_only = !has_private_half(pkey, is_rsa);
+        pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_KEYPAIR,
+                          "type-specific", value, len);
+        if (pkey == NULL)
+            pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_KEYPAIR,
+                              "PrivateKeyInfo", value, len);
+        if (pkey != NULL) {
+            public_only = !has_private_half(pkey, is_rsa);
+        } else {
+            pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_PUBLIC_KEY,
+                              "SubjectPublicKeyInfo", value, len);
+            public_only = 1;
+        }
+        /* an EC import without elliptic_curve may be an Ed25519 key */
+        if (pkey == NULL && !is_rsa && obj->curve[0] == '\0')
+            pkey = decode_ed25519(value, len, &public_only);
     }
     ERR_clear_error();
     if (pkey == NULL) {
@@ -392,7 +450,8 @@ static int import_asymmetric(em_obj *obj, const unsigned char *value,
                           "PKCS#8 or SubjectPublicKeyInfo)"
                         : "value is not a DER EC key on a named curve "
                           "(RFC 5915 ECPrivateKey, PKCS#8 or "
-                          "SubjectPublicKeyInfo)");
+                          "SubjectPublicKeyInfo) nor an Ed25519 key (PKCS#8 "
+                          "or SubjectPublicKeyInfo)");
         return 0;
     }
     if (is_rsa) {
@@ -551,6 +610,9 @@ int em_key_export(const em_obj *obj, int pkcs8, unsigned char **out,
      * "type-specific" is PKCS#1 for RSA and RFC 5915 (with the [0] curve OID
      * and [1] public key) for EC: SmartKey's default export formats.
      */
+    /* Ed25519 has no other form than PKCS#8 (RFC 8410) */
+    if (EVP_PKEY_is_a(obj->pkey, "ED25519"))
+        pkcs8 = 1;
     ectx = OSSL_ENCODER_CTX_new_for_pkey(
         obj->pkey, OSSL_KEYMGMT_SELECT_KEYPAIR, "DER",
         pkcs8 ? "PrivateKeyInfo" : "type-specific", NULL);
@@ -1552,6 +1614,69 @@ static EVP_PKEY_CTX *signature_ctx(const em_obj *key, int sign,
     return ctx;
 }
 
+/*
+ * The message of an Ed25519 sign or verify request: pure EdDSA signs
+ * `data`; `hash` and `mode` are refused, and hash_alg must be SHA512 (the
+ * local server's reading of SmartKey's model, docs/smartkey-api.md §8;
+ * --lenient takes any).
+ */
+static int ed25519_message(json_t *request, const struct hash_alg *hash,
+                           struct bytes *data, em_response *resp)
+{
+    if (field(request, "mode") != NULL)
+        return em_error(resp, 400, "Field 'mode' must not be sent for EC keys");
+    if (field(request, "hash") != NULL)
+        return em_error(resp, 400,
+                        "Ed25519 keys sign the message: send 'data', not "
+                        "'hash'");
+    if (!em_lenient && strcmp(hash->smartkey_name, "SHA512") != 0)
+        return em_error(resp, 400,
+                        "Ed25519 signatures use hash_alg SHA512 (got %s)",
+                        hash->smartkey_name);
+    return get_b64(request, "data", 1, data, resp);
+}
+
+/* One-shot pure Ed25519 with the key's private half. */
+static int ed25519_sign(const em_obj *key, const struct bytes *data,
+                        unsigned char **signature, size_t *sig_len)
+{
+    EVP_MD_CTX *md_ctx = EVP_MD_CTX_new();
+    int ok =
+        md_ctx != NULL &&
+        EVP_DigestSignInit_ex(md_ctx, NULL, NULL, NULL, NULL, key->pkey,
+                              NULL) == 1 &&
+        EVP_DigestSign(md_ctx, NULL, sig_len, data->data, data->len) == 1 &&
+        (*signature = malloc(*sig_len)) != NULL &&
+        EVP_DigestSign(md_ctx, *signature, sig_len, data->data, data->len) == 1;
+
+    EVP_MD_CTX_free(md_ctx);
+    return ok;
+}
+
+static int ed25519_verify(const em_obj *key, const struct bytes *data,
+                          const struct bytes *signature)
+{
+    EVP_MD_CTX *md_ctx = EVP_MD_CTX_new();
+    int ok = md_ctx != NULL &&
+             EVP_DigestVerifyInit_ex(md_ctx, NULL, NULL, NULL, NULL, key->pkey,
+                                     NULL) == 1 &&
+             EVP_DigestVerify(md_ctx, signature->data, signature->len,
+                              data->data, data->len) == 1;
+
+    EVP_MD_CTX_free(md_ctx);
+    return ok;
+}
+
+/* `context` is for ML-DSA keys only (Fortanix's OpenAPI of /crypto/v1/sign);
+   this server has none, so it refuses the field for every key. */
+static int no_context(json_t *request, em_response *resp)
+{
+    if (field(request, "context") == NULL)
+        return 1;
+    return em_error(resp, 400,
+                    "Field 'context' is accepted by ML-DSA keys only");
+}
+
 int em_h_sign(em_request *req, em_response *resp)
 {
     json_t *request = req->json, *reply;
@@ -1568,6 +1693,22 @@ int em_h_sign(em_request *req, em_response *resp)
     if (key == NULL)
         return 0;
     deterministic = field(request, "deterministic_signature");
+    if (!no_context(request, resp))
+        goto done;
+    if (em_key_is_ed25519(key)) {
+        struct bytes data = {0};
+
+        if (em_require_op(key, EM_OP_SIGN, 1, resp) &&
+            (hash = parse_hash(field(request, "hash_alg"), "hash_alg", resp)) !=
+                NULL &&
+            ed25519_message(request, hash, &data, resp)) {
+            ok = ed25519_sign(key, &data, &signature, &sig_len);
+            if (!ok)
+                em_error(resp, 500, "Signing failed");
+        }
+        bytes_clear(&data);
+        goto done;
+    }
     if (!em_require_op(key, EM_OP_SIGN, 1, resp) ||
         (hash = parse_hash(field(request, "hash_alg"), "hash_alg", resp)) ==
             NULL ||
@@ -1616,6 +1757,23 @@ int em_h_verify(em_request *req, em_response *resp)
     key = resolve_key(req, resp);
     if (key == NULL)
         return 0;
+    if (!no_context(request, resp))
+        goto done;
+    if (em_key_is_ed25519(key)) {
+        struct bytes data = {0};
+
+        if (em_require_op(key, EM_OP_VERIFY, 0, resp) &&
+            (hash = parse_hash(field(request, "hash_alg"), "hash_alg", resp)) !=
+                NULL &&
+            ed25519_message(request, hash, &data, resp) &&
+            get_b64(request, "signature", 1, &signature, resp)) {
+            /* a malformed signature is one that does not verify */
+            valid = ed25519_verify(key, &data, &signature);
+            ok = 1;
+        }
+        bytes_clear(&data);
+        goto done;
+    }
     if (!em_require_op(key, EM_OP_VERIFY, 0, resp) ||
         (hash = parse_hash(field(request, "hash_alg"), "hash_alg", resp)) ==
             NULL ||

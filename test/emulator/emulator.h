@@ -210,6 +210,9 @@ json_t *em_key_ops_to_json(unsigned ops);
  */
 int em_key_generate(em_obj *obj, unsigned long pub_exponent, char *err,
                     size_t errlen);
+/* An EC object on curve Ed25519 (an OpenSSL ED25519 key). */
+int em_key_is_ed25519(const em_obj *obj);
+
 /*
  * Imports `value` (decoded base64) into obj according to obj_type: RSA =
  * DER PKCS#1 RSAPrivateKey, PKCS#8 or SPKI (public only); EC = DER RFC 5915

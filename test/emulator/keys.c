@@ -163,6 +163,9 @@ static int apply_fields(em_obj *obj, json_t *body, int creating,
             strcpy(obj->curve, json_string_value(v));
         }
         obj->key_ops = em_default_key_ops(obj->obj_type);
+        /* an Ed25519 key signs; agreement takes X25519 keys */
+        if (em_key_is_ed25519(obj))
+            obj->key_ops &= ~EM_OP_AGREEKEY;
     }
     v = field(body, "name");
     if (v != NULL) {

@@ -16,7 +16,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FIELDS 23
+#define FIELDS 24
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -64,13 +64,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .approval_timeout = fields[20],
         .env_approval = fields[21],
         .env_approval_timeout = fields[22],
+        .ed25519_hash_alg = fields[23],
     };
     if (sk_settings_parse(&in, &settings, &reason, why, sizeof(why))) {
         if (settings.api_endpoint == NULL || settings.connect_timeout < 0 ||
             settings.request_timeout < 0 || settings.retries < 0 ||
             settings.retries > 100 || settings.approval_mode < 0 ||
             settings.approval_mode > SK_APPROVAL_WAIT ||
-            !(settings.approval_timeout >= 0))
+            !(settings.approval_timeout >= 0) ||
+            settings.ed25519_hash_alg == NULL)
             abort();
         if (sk_endpoints_parse(settings.api_endpoint, &urls, &url_count,
                                &err)) {

@@ -75,7 +75,7 @@ check "an unknown version is refused, naming the version" \
 
 der_of 1 DSA "$rsa_kid" | ref_file dsa
 check "an unknown key type is refused" \
-    fails_clearly "$WORK/dsa.pem" 'neither RSA nor EC'
+    fails_clearly "$WORK/dsa.pem" 'not RSA, EC or ED25519'
 
 der_of 1 RSA "not-a-uuid" | ref_file badkid
 check "a kid that is not a UUID is refused" \

@@ -209,13 +209,16 @@ int emu_oaep_sha256_encrypt(EVP_PKEY *pkey, const unsigned char *in,
     return ok;
 }
 
+/* expect: 0 or the OSSL_STORE_INFO type the store is told to expect */
 static EVP_PKEY *load_first(OSSL_LIB_CTX *libctx, const char *propq,
-                            const char *uri, int public_too)
+                            const char *uri, int public_too, int expect)
 {
     OSSL_STORE_CTX *store =
         OSSL_STORE_open_ex(uri, libctx, propq, NULL, NULL, NULL, NULL, NULL);
     EVP_PKEY *pkey = NULL;
 
+    if (store != NULL && expect != 0)
+        OSSL_STORE_expect(store, expect);
     while (store != NULL && pkey == NULL && !OSSL_STORE_eof(store)) {
         OSSL_STORE_INFO *info = OSSL_STORE_load(store);
 
@@ -235,13 +238,18 @@ static EVP_PKEY *load_first(OSSL_LIB_CTX *libctx, const char *propq,
 EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
                         const char *uri)
 {
-    return load_first(libctx, propq, uri, 0);
+    return load_first(libctx, propq, uri, 0, 0);
 }
 
 EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,
                            const char *uri)
 {
-    return load_first(libctx, propq, uri, 1);
+    return load_first(libctx, propq, uri, 1, 0);
+}
+
+EVP_PKEY *emu_load_private_key(OSSL_LIB_CTX *libctx, const char *uri)
+{
+    return load_first(libctx, NULL, uri, 0, OSSL_STORE_INFO_PKEY);
 }
 
 int emu_read_file(const char *path, unsigned char *buf, size_t cap, size_t *len)

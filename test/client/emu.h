@@ -62,6 +62,9 @@ int emu_set_approval(const emu_env *env, int required);
  */
 EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
                         const char *uri);
+/* The same as emu_load_pkey (no property query), the store told to expect
+   a private key (OSSL_STORE_expect). */
+EVP_PKEY *emu_load_private_key(OSSL_LIB_CTX *libctx, const char *uri);
 /* The same as emu_load_pkey, also taking a public key (a public-only key,
    ;type=public). */
 EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,

@@ -102,10 +102,6 @@ int main(int argc, char **argv)
              most, total);
     tc_check(failures == 0, "none of them failed (%d)", failures);
     ASYNC_WAIT_CTX_free(wctx);
-    EVP_PKEY_free(protected_key);
-    EVP_PKEY_free(protected_public);
-    EVP_PKEY_free(free_key);
-    EVP_PKEY_free(free_public);
-    OSSL_LIB_CTX_free(libctx);
+    signers_free();
     return tc_report();
 }

@@ -35,3 +35,12 @@ int signers_load(int argc, char **argv)
     why = load_all(argv[1]);
     return why == NULL ? 0 : tc_setup_failed(why);
 }
+
+void signers_free(void)
+{
+    EVP_PKEY_free(protected_key);
+    EVP_PKEY_free(protected_public);
+    EVP_PKEY_free(free_key);
+    EVP_PKEY_free(free_public);
+    OSSL_LIB_CTX_free(libctx);
+}

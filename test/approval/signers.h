@@ -14,5 +14,7 @@ extern EVP_PKEY *protected_key, *protected_public, *free_key, *free_public;
 /* For main(): with argv[1] the provider's MODULE_DIR, loads the providers
  * and the four keys; 0 when done, else tc_setup_failed's exit status. */
 int signers_load(int argc, char **argv);
+/* Frees the keys and the library context. */
+void signers_free(void);
 
 #endif

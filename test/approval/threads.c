@@ -93,10 +93,6 @@ int main(int argc, char **argv)
              atomic_load(&free_before_first_approval));
     tc_check(atomic_load(&free_failures) == 0,
              "none of its signatures failed (%d)", atomic_load(&free_failures));
-    EVP_PKEY_free(protected_key);
-    EVP_PKEY_free(protected_public);
-    EVP_PKEY_free(free_key);
-    EVP_PKEY_free(free_public);
-    OSSL_LIB_CTX_free(libctx);
+    signers_free();
     return tc_report();
 }

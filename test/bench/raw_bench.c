@@ -108,14 +108,20 @@ static int op_decrypt(int thread)
     return ok;
 }
 
+/* The EC key's signature of the message's digest (malloc'ed; NULL on
+   failure). */
+static unsigned char *ec_sign(int thread, size_t *len)
+{
+    return post_for_bytes(thread, "/crypto/v1/sign",
+                          json_pack("{s:{s:s},s:s,s:s}", "key", "kid", ec_kid,
+                                    "hash_alg", "SHA256", "hash", hash_b64),
+                          "signature", len);
+}
+
 static int op_sign(int thread)
 {
     size_t len = 0;
-    unsigned char *sig =
-        post_for_bytes(thread, "/crypto/v1/sign",
-                       json_pack("{s:{s:s},s:s,s:s}", "key", "kid", ec_kid,
-                                 "hash_alg", "SHA256", "hash", hash_b64),
-                       "signature", &len);
+    unsigned char *sig = ec_sign(thread, &len);
     EVP_MD_CTX *check = EVP_MD_CTX_new();
     int ok;
 
@@ -134,11 +140,7 @@ static int op_sign(int thread)
 static int op_sign_nocheck(int thread)
 {
     size_t len = 0;
-    unsigned char *sig =
-        post_for_bytes(thread, "/crypto/v1/sign",
-                       json_pack("{s:{s:s},s:s,s:s}", "key", "kid", ec_kid,
-                                 "hash_alg", "SHA256", "hash", hash_b64),
-                       "signature", &len);
+    unsigned char *sig = ec_sign(thread, &len);
     int ok = sig != NULL && len > 0;
 
     free(sig);

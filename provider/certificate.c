@@ -102,28 +102,32 @@ static int expires_later(const X509 *a, const X509 *b)
     return days > 0 || (days == 0 && seconds > 0);
 }
 
-int sk_cert_of_key(sk_provctx *ctx, const sk_key *key, unsigned char **der,
-                   size_t *der_len)
+/* Every certificate object the app may see, with one request. */
+static int list_certificates(sk_provctx *ctx, sk_client *client,
+                             sk_key_info ***certs, size_t *count)
 {
-    sk_client *client = sk_provctx_client(ctx);
-    sk_key_info **certs = NULL;
-    size_t count = 0, found = 0;
-    X509 *best = NULL;
     sk_error err;
     int ok;
 
-    *der = NULL;
-    *der_len = 0;
-    if (client == NULL)
-        return 0;
     memset(&err, 0, sizeof(err));
     sk_set_error_mark(ctx);
-    ok = sk_client_list_certificates(client, &certs, &count, &err);
+    ok = sk_client_list_certificates(client, certs, count, &err);
     sk_pop_error_to_mark(ctx);
-    if (!ok) {
+    if (!ok)
         SK_RAISE_CLIENT(ctx, "listing certificates", &err);
-        return 0;
-    }
+    return ok;
+}
+
+/* Of certs, those certifying key are counted in *found and read; the one
+   valid longest (a renewal beside the old one) goes to der. */
+static int read_longest_valid(sk_provctx *ctx, const sk_key *key,
+                              sk_key_info **certs, size_t count,
+                              unsigned char **der, size_t *der_len,
+                              size_t *found)
+{
+    X509 *best = NULL;
+    int ok;
+
     /* a certificate this app may not read does not hide a readable one:
        its error stays only when no certificate of the key can be read */
     sk_set_error_mark(ctx);
@@ -134,11 +138,10 @@ int sk_cert_of_key(sk_provctx *ctx, const sk_key *key, unsigned char **der,
 
         if (!certifies(ctx, certs[i], key))
             continue;
-        found++;
+        (*found)++;
         if (!sk_cert_read(ctx, certs[i], &candidate, &candidate_len))
             continue;
         cert = decode_certificate(ctx, candidate, candidate_len);
-        /* several (a renewal beside the old one): the one valid longest */
         if (cert != NULL && (best == NULL || expires_later(best, cert))) {
             X509_free(best);
             best = cert;
@@ -150,11 +153,28 @@ int sk_cert_of_key(sk_provctx *ctx, const sk_key *key, unsigned char **der,
             OPENSSL_free(candidate);
         }
     }
-    if (best != NULL)
+    ok = best != NULL;
+    if (ok)
         sk_pop_error_to_mark(ctx);
     else
         sk_clear_last_error_mark(ctx);
-    ok = best != NULL;
+    X509_free(best);
+    return ok;
+}
+
+int sk_cert_of_key(sk_provctx *ctx, const sk_key *key, unsigned char **der,
+                   size_t *der_len)
+{
+    sk_client *client = sk_provctx_client(ctx);
+    sk_key_info **certs = NULL;
+    size_t count = 0, found = 0;
+    int ok;
+
+    *der = NULL;
+    *der_len = 0;
+    if (client == NULL || !list_certificates(ctx, client, &certs, &count))
+        return 0;
+    ok = read_longest_valid(ctx, key, certs, count, der, der_len, &found);
     if (found == 0) {
         SK_RAISE(ctx, SK_R_UNKNOWN_KEY,
                  "no certificate held in SmartKey certifies key '%.200s' "
@@ -165,12 +185,6 @@ int sk_cert_of_key(sk_provctx *ctx, const sk_key *key, unsigned char **der,
     }
     if (ok)
         SK_DEBUG(2, "key %s: %zu certificate(s) in SmartKey", key->kid, found);
-    X509_free(best);
     sk_key_info_list_free(certs, count);
-    if (!ok) {
-        OPENSSL_free(*der);
-        *der = NULL;
-        *der_len = 0;
-    }
     return ok;
 }

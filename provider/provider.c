@@ -408,49 +408,58 @@ static int read_approval_settings(const OSSL_CORE_HANDLE *handle,
     return core_get_params(handle, params);
 }
 
+/* The provider's openssl.cnf section: its values land in text directly and
+   the debug level's in *debug (NULL when absent). */
+static int read_section(const OSSL_CORE_HANDLE *handle,
+                        OSSL_FUNC_core_get_params_fn *core_get_params,
+                        sk_settings_text *text, char **debug)
+{
+    OSSL_PARAM core_params[] = {
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT,
+                            (char **)&text->api_endpoint, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, (char **)&text->api_key, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_FILE, (char **)&text->ca_file, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_PATH, (char **)&text->ca_path, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CONNECT_TIMEOUT,
+                            (char **)&text->connect_timeout, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_REQUEST_TIMEOUT,
+                            (char **)&text->request_timeout, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_RETRIES, (char **)&text->retries, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CACHE_LIFETIME,
+                            (char **)&text->cache_lifetime, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_DEBUG, debug, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_INSECURE_SKIP_VERIFY,
+                            (char **)&text->insecure_skip_verify, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE,
+                            (char **)&text->batch_max_size, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT,
+                            (char **)&text->batch_max_wait, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_AUTH, (char **)&text->auth, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_PROXY, (char **)&text->proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_NO_PROXY, (char **)&text->no_proxy, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES,
+                            (char **)&text->env_overrides, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ASYNC, (char **)&text->async, 0),
+        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ED25519_HASH_ALG,
+                            (char **)&text->ed25519_hash_alg, 0),
+        OSSL_PARAM_END,
+    };
+
+    return core_get_params(handle, core_params) &&
+           read_approval_settings(handle, core_get_params, text);
+}
+
 static int read_settings(sk_provctx *ctx, const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_get_params_fn *core_get_params)
 {
-    /* the openssl.cnf values land in text directly (NULL when absent) */
     sk_settings_text text = {0};
     char *debug = NULL;
-    OSSL_PARAM core_params[] = {
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_ENDPOINT,
-                            (char **)&text.api_endpoint, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_API_KEY, (char **)&text.api_key, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_FILE, (char **)&text.ca_file, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CA_PATH, (char **)&text.ca_path, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CONNECT_TIMEOUT,
-                            (char **)&text.connect_timeout, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_REQUEST_TIMEOUT,
-                            (char **)&text.request_timeout, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_RETRIES, (char **)&text.retries, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_CACHE_LIFETIME,
-                            (char **)&text.cache_lifetime, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_DEBUG, &debug, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_INSECURE_SKIP_VERIFY,
-                            (char **)&text.insecure_skip_verify, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_SIZE,
-                            (char **)&text.batch_max_size, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_BATCH_MAX_WAIT,
-                            (char **)&text.batch_max_wait, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_AUTH, (char **)&text.auth, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_PROXY, (char **)&text.proxy, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_NO_PROXY, (char **)&text.no_proxy, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ENV_OVERRIDES,
-                            (char **)&text.env_overrides, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ASYNC, (char **)&text.async, 0),
-        OSSL_PARAM_utf8_ptr(SMARTKEY_CFG_ED25519_HASH_ALG,
-                            (char **)&text.ed25519_hash_alg, 0),
-        OSSL_PARAM_END,
-    };
     sk_settings *settings = &ctx->settings;
     char why[512];
     int reason;
 
     if (core_get_params != NULL &&
-        (!core_get_params(handle, core_params) ||
-         !read_approval_settings(handle, core_get_params, &text))) {
+        !read_section(handle, core_get_params, &text, &debug)) {
         SK_RAISE(ctx, SK_R_INTERNAL_ERROR,
                  "cannot read the provider's openssl.cnf section");
         return 0;

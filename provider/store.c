@@ -165,11 +165,12 @@ static int emit_key(sk_store_ctx *ctx, sk_key *key, OSSL_CALLBACK *object_cb,
     return object_cb(params, object_cbarg);
 }
 
-static int emit_certificate(sk_store_ctx *ctx, const unsigned char *der,
+/* Hands the certificate der (DER) to object_cb, then frees der. */
+static int emit_certificate(sk_store_ctx *ctx, unsigned char *der,
                             size_t der_len, const char *name, const char *kid,
                             OSSL_CALLBACK *object_cb, void *object_cbarg)
 {
-    int object_type = OSSL_OBJECT_CERT;
+    int object_type = OSSL_OBJECT_CERT, ok;
     char description[300];
     OSSL_PARAM params[5];
 
@@ -184,7 +185,9 @@ static int emit_certificate(sk_store_ctx *ctx, const unsigned char *der,
     params[3] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DESC,
                                                  description, 0);
     params[4] = OSSL_PARAM_construct_end();
-    return object_cb(params, object_cbarg);
+    ok = object_cb(params, object_cbarg);
+    OPENSSL_free(der);
+    return ok;
 }
 
 /* A CERTIFICATE object: its value, read with one more request. */
@@ -193,14 +196,10 @@ static int load_certificate_object(sk_store_ctx *ctx, const sk_key_info *info,
 {
     unsigned char *der;
     size_t der_len;
-    int ok;
 
-    if (!sk_cert_read(ctx->provctx, info, &der, &der_len))
-        return 0;
-    ok = emit_certificate(ctx, der, der_len, info->name, info->kid, object_cb,
-                          object_cbarg);
-    OPENSSL_free(der);
-    return ok;
+    return sk_cert_read(ctx->provctx, info, &der, &der_len) &&
+           emit_certificate(ctx, der, der_len, info->name, info->kid, object_cb,
+                            object_cbarg);
 }
 
 /* The certificate held in SmartKey for key (certificate.c). */
@@ -209,14 +208,10 @@ static int load_certificate_of_key(sk_store_ctx *ctx, const sk_key *key,
 {
     unsigned char *der;
     size_t der_len;
-    int ok;
 
-    if (!sk_cert_of_key(ctx->provctx, key, &der, &der_len))
-        return 0;
-    ok = emit_certificate(ctx, der, der_len, key->name, key->kid, object_cb,
-                          object_cbarg);
-    OPENSSL_free(der);
-    return ok;
+    return sk_cert_of_key(ctx->provctx, key, &der, &der_len) &&
+           emit_certificate(ctx, der, der_len, key->name, key->kid, object_cb,
+                            object_cbarg);
 }
 
 /*

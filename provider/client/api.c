@@ -986,11 +986,39 @@ static int add_key_options(json_t *body, const sk_generate_request *req)
     return 1;
 }
 
+/* The size, exponent, curve and operations of a new key into body; 0
+   when out of memory. */
+static int add_key_shape(json_t *body, const sk_generate_request *req)
+{
+    json_t *ops;
+
+    if (req->key_size > 0 &&
+        json_object_set_new(body, "key_size", json_integer(req->key_size)))
+        return 0;
+    if (req->pub_exponent > 0 &&
+        json_object_set_new(body, "pub_exponent",
+                            json_integer((json_int_t)req->pub_exponent)))
+        return 0;
+    if (req->elliptic_curve != NULL &&
+        json_object_set_new(body, "elliptic_curve",
+                            json_string(req->elliptic_curve)))
+        return 0;
+    if (req->key_ops != NULL) {
+        ops = json_array();
+        if (ops == NULL || json_object_set_new(body, "key_ops", ops))
+            return 0;
+        for (size_t i = 0; i < req->key_ops_count; i++)
+            if (json_array_append_new(ops, json_string(req->key_ops[i])))
+                return 0;
+    }
+    return 1;
+}
+
 int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
                            sk_key_info **out, sk_error *err)
 {
     static const char request[] = "POST /crypto/v1/keys";
-    json_t *body, *ops, *answer = NULL;
+    json_t *body, *answer = NULL;
     int ok = 0;
 
     sk_error_clear(err);
@@ -1007,24 +1035,10 @@ int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
                      "the key name is not valid UTF-8");
         return 0;
     }
-    if (req->key_size > 0 &&
-        json_object_set_new(body, "key_size", json_integer(req->key_size)))
-        goto nomem;
-    if (req->pub_exponent > 0 &&
-        json_object_set_new(body, "pub_exponent",
-                            json_integer((json_int_t)req->pub_exponent)))
-        goto nomem;
-    if (req->elliptic_curve != NULL &&
-        json_object_set_new(body, "elliptic_curve",
-                            json_string(req->elliptic_curve)))
-        goto nomem;
-    if (req->key_ops != NULL) {
-        ops = json_array();
-        if (ops == NULL || json_object_set_new(body, "key_ops", ops))
-            goto nomem;
-        for (size_t i = 0; i < req->key_ops_count; i++)
-            if (json_array_append_new(ops, json_string(req->key_ops[i])))
-                goto nomem;
+    if (!add_key_shape(body, req)) {
+        json_decref(body);
+        sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
+        return 0;
     }
     if (!add_key_options(body, req)) {
         json_decref(body);
@@ -1041,11 +1055,6 @@ int sk_client_generate_key(sk_client *client, const sk_generate_request *req,
     json_decref(body);
     json_decref(answer);
     return ok;
-
-nomem:
-    json_decref(body);
-    sk_error_set(err, SK_ERR_NOMEM, request, "out of memory");
-    return 0;
 }
 
 /* ---- BYOK building blocks ---- */

@@ -53,18 +53,13 @@ static void result_error(long status, json_t *body, const char *request,
     if (status == 403)
         kind = strstr(text, "not allowed") != NULL ? SK_ERR_FORBIDDEN
                                                    : SK_ERR_APPROVAL_DENIED;
-    else if (status == 404)
-        kind = SK_ERR_NOT_FOUND;
-    else if (status == 410 || strstr(text, "expired") != NULL)
+    else if (status != 404 &&
+             (status == 410 || strstr(text, "expired") != NULL))
         kind = SK_ERR_APPROVAL_EXPIRED;
-    else if (status == 429)
-        kind = SK_ERR_THROTTLED;
-    else if (status >= 500)
-        kind = SK_ERR_SERVER;
-    else if (status >= 300)
+    else if (status >= 300 && status < 400)
         kind = SK_ERR_BAD_REQUEST;
     else
-        kind = SK_ERR_PROTOCOL;
+        kind = sk_err_kind_of_status(status);
     sk_error_set(err, kind, request, "%s", "");
     err->http_status = status;
     if (text[0] != '\0') {

@@ -189,6 +189,19 @@ void sk_error_set(sk_error *err, sk_err_kind kind, const char *request,
     va_end(ap);
 }
 
+sk_err_kind sk_err_kind_of_status(long status)
+{
+    if (status == 404)
+        return SK_ERR_NOT_FOUND;
+    if (status == 429)
+        return SK_ERR_THROTTLED;
+    if (status >= 500)
+        return SK_ERR_SERVER;
+    if (status >= 400)
+        return SK_ERR_BAD_REQUEST;
+    return SK_ERR_PROTOCOL;
+}
+
 void sk_error_set_text(sk_error *err, const char *text, size_t len)
 {
     char line[sizeof(err->message)];

@@ -251,16 +251,8 @@ void sk_http_status_error(sk_client *c, const http_answer *ans,
             ans->body != NULL && strstr(ans->body, "requires approval") != NULL
                 ? SK_ERR_APPROVAL
                 : SK_ERR_FORBIDDEN;
-    else if (s == 404)
-        kind = SK_ERR_NOT_FOUND;
-    else if (s == 429)
-        kind = SK_ERR_THROTTLED;
-    else if (s >= 500)
-        kind = SK_ERR_SERVER;
-    else if (s >= 400)
-        kind = SK_ERR_BAD_REQUEST;
     else
-        kind = SK_ERR_PROTOCOL;
+        kind = sk_err_kind_of_status(s);
     sk_error_set(err, kind, request, "%s", "");
     err->http_status = s;
     if (ans->body != NULL && ans->len > 0) {

@@ -32,6 +32,10 @@
 /* ---- error.c ---- */
 
 void sk_error_clear(sk_error *err);
+/* The kind of an HTTP error status with no more specific meaning: 404 not
+   found, 429 throttled, 5xx server, other 4xx bad request, anything else
+   a protocol error. */
+sk_err_kind sk_err_kind_of_status(long status);
 void sk_error_set(sk_error *err, sk_err_kind kind, const char *request,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Copies text into err->message keeping printable ASCII only: the body of

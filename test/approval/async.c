@@ -17,33 +17,11 @@
 #include <openssl/async.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/store.h>
 
+#include "signers.h"
 #include "test_common.h"
 
 #define MAX_FDS 8
-
-static OSSL_LIB_CTX *libctx;
-static EVP_PKEY *protected_key, *protected_public, *free_key, *free_public;
-
-static EVP_PKEY *load(const char *uri)
-{
-    OSSL_STORE_CTX *store =
-        OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-    EVP_PKEY *key = NULL;
-
-    while (store != NULL && key == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            key = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(store);
-    return key;
-}
 
 static int in_job(void *arg)
 {
@@ -92,21 +70,12 @@ int main(int argc, char **argv)
     ASYNC_JOB *job = NULL;
     int ok = 0, *okp = &ok, funcret = 0, ret, pauses = 0, most = 0, total = 0;
     int failures = 0;
+    int failed;
 
-    if (argc != 2)
-        return tc_setup_failed("usage: test_approval_async MODULE_DIR");
-    libctx = tc_provider_libctx(argv[1]);
-    if (libctx == NULL)
-        return tc_setup_failed("cannot load the providers");
-    protected_key = load("smartkey:name=signer");
-    free_key = load("smartkey:name=free-signer");
-    if (protected_key == NULL || free_key == NULL)
-        return tc_setup_failed("cannot load the keys");
-    protected_public =
-        tc_public_copy(libctx, protected_key, "provider=default");
-    free_public = tc_public_copy(libctx, free_key, "provider=default");
+    if ((failed = signers_load(argc, argv)) != 0)
+        return failed;
     wctx = ASYNC_WAIT_CTX_new();
-    if (protected_public == NULL || free_public == NULL || wctx == NULL)
+    if (wctx == NULL)
         return tc_setup_failed("cannot prepare the job");
 
     ret = ASYNC_start_job(&job, wctx, &funcret, in_job, &okp, sizeof(okp));
@@ -133,10 +102,6 @@ int main(int argc, char **argv)
              most, total);
     tc_check(failures == 0, "none of them failed (%d)", failures);
     ASYNC_WAIT_CTX_free(wctx);
-    EVP_PKEY_free(protected_key);
-    EVP_PKEY_free(protected_public);
-    EVP_PKEY_free(free_key);
-    EVP_PKEY_free(free_public);
-    OSSL_LIB_CTX_free(libctx);
+    signers_free();
     return tc_report();
 }

@@ -197,16 +197,22 @@ bg_done() {
     OUT=$WORK/$1.out
     LAST_COMMAND="(background $1)"
 }
+# bg_byok NAME OUT: in the background (bg NAME), the BYOK wrap of the
+# master key for the cloud's public key into $WORK/OUT, approval = wait
+# coming from the configuration file wait.cnf.
+bg_byok() {
+    clear_env_config
+    bg "$1" env OPENSSL_CONF="$WORK/wait.cnf" timeout "$CLI_TIMEOUT" openssl \
+        pkeyutl -encrypt -pubin -inkey "$WORK/cloud-pub.pem" \
+        -propquery "$SMARTKEY_PROPQ" -in /dev/null -out "$WORK/$2" \
+        $(oaep_opts sha256) \
+        -pkeyopt smartkey-wrap-subject:smartkey:name=Master-AES \
+        -pkeyopt smartkey-wrap-format:rsa-aes-key-wrap
+    use_env_config
+}
 counters_reset
 rm -f "$WORK/artifact.bin"
-clear_env_config
-bg byok env OPENSSL_CONF="$WORK/wait.cnf" timeout "$CLI_TIMEOUT" openssl \
-    pkeyutl -encrypt -pubin -inkey "$WORK/cloud-pub.pem" \
-    -propquery "$SMARTKEY_PROPQ" -in /dev/null -out "$WORK/artifact.bin" \
-    $(oaep_opts sha256) \
-    -pkeyopt smartkey-wrap-subject:smartkey:name=Master-AES \
-    -pkeyopt smartkey-wrap-format:rsa-aes-key-wrap
-use_env_config
+bg_byok byok artifact.bin
 ID=$(wait_for_pending 1 "$MASTER")
 check "wait: one request waits for the master key" uuid_like "$ID"
 check "wait: approvers read the format, the subject and the cloud key's fingerprint" \
@@ -244,14 +250,7 @@ check "deny: under its own reason code" \
     stderr_has_text "the quorum approval was denied"
 
 # the BYOK artifact of the done criterion, denied this time
-clear_env_config
-bg byokdeny env OPENSSL_CONF="$WORK/wait.cnf" timeout "$CLI_TIMEOUT" openssl \
-    pkeyutl -encrypt -pubin -inkey "$WORK/cloud-pub.pem" \
-    -propquery "$SMARTKEY_PROPQ" -in /dev/null -out "$WORK/denied.bin" \
-    $(oaep_opts sha256) \
-    -pkeyopt smartkey-wrap-subject:smartkey:name=Master-AES \
-    -pkeyopt smartkey-wrap-format:rsa-aes-key-wrap
-use_env_config
+bg_byok byokdeny denied.bin
 ID=$(wait_for_pending 1 "$MASTER")
 approve A2 "$ID"
 deny A1 "$ID" "wrong cloud key fingerprint"

@@ -76,3 +76,30 @@ request_id_in_stderr() {
 uuid_like() {
     [[ $1 =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]]
 }
+
+# protected_signer: approvers A1 and A2, a group asking 2 of 2 of them, the
+# EC key "signer" in it (its kid in SIGNER) and the unprotected EC key
+# "free-signer": what the programs' approval = wait tests sign with.
+protected_signer() {
+    approver A1
+    approver A2
+    G=$(quorum_group signers 2 "$A1_ID" "$A2_ID") ||
+        fatal "cannot create the protected group"
+    SIGNER=$(rest POST /crypto/v1/keys "$(jq -nc --arg g "$G" '{name: "signer",
+        obj_type: "EC", elliptic_curve: "NistP256", group_id: $g,
+        key_ops: ["SIGN", "VERIFY", "APPMANAGEABLE"]}')" | jq -re .kid) ||
+        fatal "cannot create the protected key"
+    create_ec free-signer NistP256 >/dev/null ||
+        fatal "cannot create free-signer"
+}
+
+# start_waiting PROGRAM NAME: PROGRAM MODULE_DIR in the background with
+# approval = wait (counters reset first), its output in $WORK/NAME.out and
+# NAME.err, its exit status in NAME.rc; PID gets its process id.
+start_waiting() {
+    counters_reset
+    (SMARTKEY_APPROVAL=wait timeout 300 "$1" "$MODULE_DIR" \
+        >"$WORK/$2.out" 2>"$WORK/$2.err"
+        echo $? >"$WORK/$2.rc") &
+    PID=$!
+}

@@ -15,36 +15,14 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/store.h>
 
+#include "signers.h"
 #include "test_common.h"
 
 #define WAITERS 8
 
-static OSSL_LIB_CTX *libctx;
-static EVP_PKEY *protected_key, *protected_public, *free_key, *free_public;
 static atomic_int waiters_done, free_signatures, free_failures;
 static atomic_int free_before_first_approval = -1;
-
-static EVP_PKEY *load(const char *uri)
-{
-    OSSL_STORE_CTX *store =
-        OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-    EVP_PKEY *key = NULL;
-
-    while (store != NULL && key == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info != NULL &&
-            OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            key = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-        if (info == NULL)
-            break;
-    }
-    OSSL_STORE_close(store);
-    return key;
-}
 
 typedef struct waiter {
     int index;
@@ -88,21 +66,10 @@ int main(int argc, char **argv)
     pthread_t threads[WAITERS], other;
     waiter waiters[WAITERS];
     int all = 1;
+    int failed;
 
-    if (argc != 2)
-        return tc_setup_failed("usage: test_approval_threads MODULE_DIR");
-    libctx = tc_provider_libctx(argv[1]);
-    if (libctx == NULL)
-        return tc_setup_failed("cannot load the providers");
-    protected_key = load("smartkey:name=signer");
-    free_key = load("smartkey:name=free-signer");
-    if (protected_key == NULL || free_key == NULL)
-        return tc_setup_failed("cannot load the keys");
-    protected_public =
-        tc_public_copy(libctx, protected_key, "provider=default");
-    free_public = tc_public_copy(libctx, free_key, "provider=default");
-    if (protected_public == NULL || free_public == NULL)
-        return tc_setup_failed("cannot copy the public keys");
+    if ((failed = signers_load(argc, argv)) != 0)
+        return failed;
 
     pthread_create(&other, NULL, keep_signing, NULL);
     for (int i = 0; i < WAITERS; i++) {
@@ -126,10 +93,6 @@ int main(int argc, char **argv)
              atomic_load(&free_before_first_approval));
     tc_check(atomic_load(&free_failures) == 0,
              "none of its signatures failed (%d)", atomic_load(&free_failures));
-    EVP_PKEY_free(protected_key);
-    EVP_PKEY_free(protected_public);
-    EVP_PKEY_free(free_key);
-    EVP_PKEY_free(free_public);
-    OSSL_LIB_CTX_free(libctx);
+    signers_free();
     return tc_report();
 }

@@ -11,21 +11,8 @@ program=${3:?usage: $0 MODULE_DIR EMULATOR PROGRAM}
 find_python
 cli_start "$1" "$2"
 
-approver A1
-approver A2
-G=$(quorum_group signers 2 "$A1_ID" "$A2_ID") ||
-    fatal "cannot create the protected group"
-SIGNER=$(rest POST /crypto/v1/keys "$(jq -nc --arg g "$G" '{name: "signer",
-    obj_type: "EC", elliptic_curve: "NistP256", group_id: $g,
-    key_ops: ["SIGN", "VERIFY", "APPMANAGEABLE"]}')" | jq -re .kid) ||
-    fatal "cannot create the protected key"
-create_ec free-signer NistP256 >/dev/null || fatal "cannot create free-signer"
-
-counters_reset
-(SMARTKEY_APPROVAL=wait timeout 300 "$program" "$MODULE_DIR" \
-    >"$WORK/threads.out" 2>"$WORK/threads.err"
-    echo $? >"$WORK/threads.rc") &
-pid=$!
+protected_signer
+start_waiting "$program" threads
 ids=$(wait_for_pending 8 "$SIGNER")
 check "8 approval requests are pending, one per thread" \
     equals "$(grep -c . <<<"$ids")" 8
@@ -33,7 +20,7 @@ for id in $ids; do approve A1 "$id"; done
 check "one approval each is not enough: all 8 still pending" \
     equals "$(pending_ids "$SIGNER" | grep -c .)" 8
 for id in $ids; do approve A2 "$id"; done
-wait "$pid"
+wait "$PID"
 sed 's/^/       /' "$WORK/threads.out"
 check "the program's checks pass" equals "$(<"$WORK/threads.rc")" 0
 check "each thread was told once" \

@@ -34,25 +34,6 @@ static char *cipher_b64, *hash_b64;
 static CURL *handles[BENCH_MAX_THREADS];
 static struct curl_slist *headers;
 
-typedef struct buffer {
-    char *data;
-    size_t len;
-} buffer;
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    buffer *b = arg;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-
-    if (grown == NULL)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, data, size * n);
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
 static unsigned char *unbase64(const char *in, size_t *len)
 {
     size_t in_len = strlen(in);
@@ -75,7 +56,7 @@ static json_t *post(int thread, const char *path, json_t *body)
 {
     CURL *h = handles[thread];
     char url[512], *text = json_dumps(body, JSON_COMPACT);
-    buffer b = {NULL, 0};
+    emu_buffer b = {NULL, 0};
     long status = 0;
     json_t *answer = NULL;
 
@@ -127,14 +108,20 @@ static int op_decrypt(int thread)
     return ok;
 }
 
+/* The EC key's signature of the message's digest (malloc'ed; NULL on
+   failure). */
+static unsigned char *ec_sign(int thread, size_t *len)
+{
+    return post_for_bytes(thread, "/crypto/v1/sign",
+                          json_pack("{s:{s:s},s:s,s:s}", "key", "kid", ec_kid,
+                                    "hash_alg", "SHA256", "hash", hash_b64),
+                          "signature", len);
+}
+
 static int op_sign(int thread)
 {
     size_t len = 0;
-    unsigned char *sig =
-        post_for_bytes(thread, "/crypto/v1/sign",
-                       json_pack("{s:{s:s},s:s,s:s}", "key", "kid", ec_kid,
-                                 "hash_alg", "SHA256", "hash", hash_b64),
-                       "signature", &len);
+    unsigned char *sig = ec_sign(thread, &len);
     EVP_MD_CTX *check = EVP_MD_CTX_new();
     int ok;
 
@@ -153,11 +140,7 @@ static int op_sign(int thread)
 static int op_sign_nocheck(int thread)
 {
     size_t len = 0;
-    unsigned char *sig =
-        post_for_bytes(thread, "/crypto/v1/sign",
-                       json_pack("{s:{s:s},s:s,s:s}", "key", "kid", ec_kid,
-                                 "hash_alg", "SHA256", "hash", hash_b64),
-                       "signature", &len);
+    unsigned char *sig = ec_sign(thread, &len);
     int ok = sig != NULL && len > 0;
 
     free(sig);
@@ -216,7 +199,7 @@ static int setup_handles(void)
         curl_easy_setopt(h, CURLOPT_CAINFO, env.ca_file);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, emu_on_body);
         curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
         handles[i] = h;
     }

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +34,27 @@ int emu_init(emu_env *env)
     return 1;
 }
 
-typedef struct buffer {
-    char *data;
-    size_t len;
-} buffer;
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
+long emu_run_threads(int count, void *(*fn)(void *), void *arg)
 {
-    buffer *b = arg;
+    pthread_t threads[64];
+    long failures = 0;
+    int started = 0;
+
+    while (started < count && started < 64 &&
+           pthread_create(&threads[started], NULL, fn, arg) == 0)
+        started++;
+    for (int i = 0; i < started; i++) {
+        void *result;
+
+        pthread_join(threads[i], &result);
+        failures += (long)result;
+    }
+    return started == count ? failures : -1;
+}
+
+size_t emu_on_body(char *data, size_t size, size_t n, void *arg)
+{
+    emu_buffer *b = arg;
     char *grown = realloc(b->data, b->len + size * n + 1);
 
     if (grown == NULL)
@@ -57,7 +71,7 @@ long emu_request(const emu_env *env, const char *method, const char *path,
 {
     CURL *h = curl_easy_init();
     struct curl_slist *headers = NULL;
-    buffer b = {NULL, 0};
+    emu_buffer b = {NULL, 0};
     char url[512], header[600];
     long status = 0;
 
@@ -85,7 +99,7 @@ long emu_request(const emu_env *env, const char *method, const char *path,
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, emu_on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     if (curl_easy_perform(h) == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -195,13 +209,16 @@ int emu_oaep_sha256_encrypt(EVP_PKEY *pkey, const unsigned char *in,
     return ok;
 }
 
+/* expect: 0 or the OSSL_STORE_INFO type the store is told to expect */
 static EVP_PKEY *load_first(OSSL_LIB_CTX *libctx, const char *propq,
-                            const char *uri, int public_too)
+                            const char *uri, int public_too, int expect)
 {
     OSSL_STORE_CTX *store =
         OSSL_STORE_open_ex(uri, libctx, propq, NULL, NULL, NULL, NULL, NULL);
     EVP_PKEY *pkey = NULL;
 
+    if (store != NULL && expect != 0)
+        OSSL_STORE_expect(store, expect);
     while (store != NULL && pkey == NULL && !OSSL_STORE_eof(store)) {
         OSSL_STORE_INFO *info = OSSL_STORE_load(store);
 
@@ -221,13 +238,18 @@ static EVP_PKEY *load_first(OSSL_LIB_CTX *libctx, const char *propq,
 EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
                         const char *uri)
 {
-    return load_first(libctx, propq, uri, 0);
+    return load_first(libctx, propq, uri, 0, 0);
 }
 
 EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,
                            const char *uri)
 {
-    return load_first(libctx, propq, uri, 1);
+    return load_first(libctx, propq, uri, 1, 0);
+}
+
+EVP_PKEY *emu_load_private_key(OSSL_LIB_CTX *libctx, const char *uri)
+{
+    return load_first(libctx, NULL, uri, 0, OSSL_STORE_INFO_PKEY);
 }
 
 int emu_read_file(const char *path, unsigned char *buf, size_t cap, size_t *len)

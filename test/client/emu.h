@@ -19,6 +19,20 @@ typedef struct emu_env {
    program was not started by with-emulator.sh. */
 int emu_init(emu_env *env);
 
+/* An answer's body as it arrives: emu_on_body, a libcurl write function
+   (CURLOPT_WRITEFUNCTION, CURLOPT_WRITEDATA &buffer), appends to data
+   (malloc'ed, NUL-terminated; free it). */
+typedef struct emu_buffer {
+    char *data;
+    size_t len;
+} emu_buffer;
+size_t emu_on_body(char *data, size_t size, size_t n, void *arg);
+
+/* Runs fn(arg) in count threads at once (count <= 64) and joins them;
+   each returns its failures as a (void *)long. Returns their sum, or -1
+   when a thread could not start. */
+long emu_run_threads(int count, void *(*fn)(void *), void *arg);
+
 /*
  * One request. authorization: NULL (none) or a full header value such as
  * "Basic ...". body may be NULL. Returns the HTTP status (0 on transport
@@ -48,6 +62,9 @@ int emu_set_approval(const emu_env *env, int required);
  */
 EVP_PKEY *emu_load_pkey(OSSL_LIB_CTX *libctx, const char *propq,
                         const char *uri);
+/* The same as emu_load_pkey (no property query), the store told to expect
+   a private key (OSSL_STORE_expect). */
+EVP_PKEY *emu_load_private_key(OSSL_LIB_CTX *libctx, const char *uri);
 /* The same as emu_load_pkey, also taking a public key (a public-only key,
    ;type=public). */
 EVP_PKEY *emu_load_any_key(OSSL_LIB_CTX *libctx, const char *propq,

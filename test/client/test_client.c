@@ -416,21 +416,10 @@ static void *lookup_many(void *arg)
    succeeds, and all of them share one session. */
 static void threads_share_one_session(sk_client *client)
 {
-    pthread_t threads[THREADS];
-    long failures = 0;
 
     CU_ASSERT_FATAL(client != NULL);
     emu_reset_counters(&env);
-    for (int i = 0; i < THREADS; i++)
-        CU_ASSERT_FATAL(
-            pthread_create(&threads[i], NULL, lookup_many, client) == 0);
-    for (int i = 0; i < THREADS; i++) {
-        void *result;
-
-        pthread_join(threads[i], &result);
-        failures += (long)result;
-    }
-    CU_ASSERT_EQUAL(failures, 0);
+    CU_ASSERT_EQUAL(emu_run_threads(THREADS, lookup_many, client), 0);
     CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
     CU_ASSERT_EQUAL(emu_request_count(&env, INFO_REQUEST),
                     THREADS * CALLS_PER_THREAD);

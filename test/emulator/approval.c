@@ -582,6 +582,19 @@ int em_control_apps(em_request *req, em_response *resp)
 /* ---------------------------------------------------------------------- */
 /* approval requests                                                        */
 
+static void areq_free(areq *r)
+{
+    free(r->operation);
+    json_decref(r->body);
+    json_decref(r->description);
+    json_decref(r->policies);
+    json_decref(r->subjects);
+    json_decref(r->approvers);
+    json_decref(r->result_body);
+    free(r->denial_reason);
+    free(r);
+}
+
 static areq *areq_find(const char *id)
 {
     areq *r;
@@ -805,15 +818,7 @@ int em_h_approval_delete(em_request *req, const char *id, em_response *resp)
                         "approval request");
     if (r->running)
         return em_error(resp, 409, "The approved operation is running");
-    free(r->operation);
-    json_decref(r->body);
-    json_decref(r->description);
-    json_decref(r->policies);
-    json_decref(r->subjects);
-    json_decref(r->approvers);
-    json_decref(r->result_body);
-    free(r->denial_reason);
-    free(r);
+    areq_free(r);
     resp->status = 204;
     return 1;
 }
@@ -839,6 +844,24 @@ static int may_review(areq *r, const em_request *req, em_response *resp)
                         "Not a reviewer of this approval request: the "
                         "quorum policy does not name this app or user");
     return 1;
+}
+
+/* The request id with the lock held, when the caller may review it now;
+   else NULL, the lock released and resp filled. */
+static areq *lock_for_review(const char *id, const em_request *req,
+                             em_response *resp)
+{
+    areq *r;
+
+    pthread_mutex_lock(&lock);
+    r = areq_find(id);
+    if (r == NULL)
+        em_error(resp, 404, "Approval request not found");
+    else if (!may_review(r, req, resp))
+        r = NULL;
+    if (r == NULL)
+        pthread_mutex_unlock(&lock);
+    return r;
 }
 
 /* Runs the approved call as the requester and keeps its answer. */
@@ -877,16 +900,9 @@ int em_h_approval_approve(em_request *req, const char *id, em_response *resp)
 
     if (req->json != NULL && !json_is_object(req->json))
         return em_error(resp, 400, "Expected a JSON object");
-    pthread_mutex_lock(&lock);
-    r = areq_find(id);
-    if (r == NULL) {
-        pthread_mutex_unlock(&lock);
-        return em_error(resp, 404, "Approval request not found");
-    }
-    if (!may_review(r, req, resp)) {
-        pthread_mutex_unlock(&lock);
+    r = lock_for_review(id, req, resp);
+    if (r == NULL)
         return 0;
-    }
     if (!matches_principal(r->approvers, req->who.app_id))
         json_array_append_new(r->approvers, principal_json(req->who.app_id));
     run = 1;
@@ -915,16 +931,9 @@ int em_h_approval_deny(em_request *req, const char *id, em_response *resp)
         return em_error(resp, 400, "Expected a JSON object");
     if (reason != NULL && !json_is_null(reason) && !json_is_string(reason))
         return em_error(resp, 400, "`reason` must be a string");
-    pthread_mutex_lock(&lock);
-    r = areq_find(id);
-    if (r == NULL) {
-        pthread_mutex_unlock(&lock);
-        return em_error(resp, 404, "Approval request not found");
-    }
-    if (!may_review(r, req, resp)) {
-        pthread_mutex_unlock(&lock);
+    r = lock_for_review(id, req, resp);
+    if (r == NULL)
         return 0;
-    }
     snprintf(r->status, sizeof(r->status), "DENIED");
     snprintf(r->denier, sizeof(r->denier), "%s", req->who.app_id);
     if (json_is_string(reason))
@@ -1015,15 +1024,7 @@ void em_approval_shutdown(void)
     pthread_mutex_lock(&lock);
     for (r = requests; r != NULL; r = rn) {
         rn = r->next;
-        free(r->operation);
-        json_decref(r->body);
-        json_decref(r->description);
-        json_decref(r->policies);
-        json_decref(r->subjects);
-        json_decref(r->approvers);
-        json_decref(r->result_body);
-        free(r->denial_reason);
-        free(r);
+        areq_free(r);
     }
     requests = NULL;
     requests_tail = &requests;

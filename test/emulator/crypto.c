@@ -1942,25 +1942,6 @@ done:
     return em_json(resp, 200, reply);
 }
 
-/* Ops a new object gets when the request names none: all valid for the
-   type except EXPORT (as for generate, docs/smartkey-api.md §3.4). */
-static unsigned default_key_ops(const char *obj_type)
-{
-    if (strcmp(obj_type, "RSA") == 0)
-        return EM_OP_SIGN | EM_OP_VERIFY | EM_OP_ENCRYPT | EM_OP_DECRYPT |
-               EM_OP_WRAPKEY | EM_OP_UNWRAPKEY | EM_OP_APPMANAGEABLE;
-    if (strcmp(obj_type, "EC") == 0)
-        return EM_OP_SIGN | EM_OP_VERIFY | EM_OP_AGREEKEY | EM_OP_APPMANAGEABLE;
-    if (strcmp(obj_type, "AES") == 0)
-        return EM_OP_ENCRYPT | EM_OP_DECRYPT | EM_OP_WRAPKEY | EM_OP_UNWRAPKEY |
-               EM_OP_DERIVEKEY | EM_OP_MACGENERATE | EM_OP_MACVERIFY |
-               EM_OP_APPMANAGEABLE;
-    if (strcmp(obj_type, "HMAC") == 0)
-        return EM_OP_MACGENERATE | EM_OP_MACVERIFY | EM_OP_DERIVEKEY |
-               EM_OP_APPMANAGEABLE;
-    return EM_OP_DERIVEKEY | EM_OP_APPMANAGEABLE;
-}
-
 /* Fills the new object's attributes from the unwrapkey request. */
 static int describe_new_object(json_t *request, em_obj *obj, em_response *resp)
 {
@@ -1973,7 +1954,7 @@ static int describe_new_object(json_t *request, em_obj *obj, em_response *resp)
         return em_error(resp, 500, "Out of memory");
     value = field(request, "key_ops");
     if (value == NULL)
-        obj->key_ops = default_key_ops(obj->obj_type);
+        obj->key_ops = em_default_key_ops(obj->obj_type);
     else if (!json_is_array(value) ||
              !em_key_ops_from_json(value, &obj->key_ops))
         return em_error(resp, 400,

@@ -196,6 +196,9 @@ json_t *em_obj_to_json(const em_obj *obj, int with_value);
 
 /* key_ops <-> JSON array of strings; returns 0 on an unknown spelling. */
 int em_key_ops_from_json(json_t *array, unsigned *ops);
+/* The ops a generated, imported or unwrapped object gets without
+   "key_ops": every op valid for obj_type except EXPORT (keys.c). */
+unsigned em_default_key_ops(const char *obj_type);
 json_t *em_key_ops_to_json(unsigned ops);
 
 /* ---- crypto.c: key material ---- */

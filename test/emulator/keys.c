@@ -27,7 +27,7 @@ static const char *const extra_fields[] = {
 
 /* Ops a generated or imported key gets without "key_ops": every op valid
    for the type except EXPORT (SmartKey's documented default). */
-static unsigned default_key_ops(const char *obj_type)
+unsigned em_default_key_ops(const char *obj_type)
 {
     if (strcmp(obj_type, "RSA") == 0)
         return EM_OP_SIGN | EM_OP_VERIFY | EM_OP_ENCRYPT | EM_OP_DECRYPT |
@@ -162,7 +162,7 @@ static int apply_fields(em_obj *obj, json_t *body, int creating,
                 return em_error(resp, 400, "Invalid elliptic_curve");
             strcpy(obj->curve, json_string_value(v));
         }
-        obj->key_ops = default_key_ops(obj->obj_type);
+        obj->key_ops = em_default_key_ops(obj->obj_type);
         /* an Ed25519 key signs; agreement takes X25519 keys */
         if (em_key_is_ed25519(obj))
             obj->key_ops &= ~EM_OP_AGREEKEY;
@@ -327,14 +327,12 @@ int em_h_keys_import(em_request *req, em_response *resp)
     return create_key(req, resp, 1);
 }
 
-int em_h_keys_info(em_request *req, em_response *resp)
+/* Answers obj's view, with its value when the caller may see it (counted);
+   releases obj. */
+static int answer_view(em_request *req, em_obj *obj, em_response *resp)
 {
-    em_obj *obj = em_resolve(req, req->json, "key", resp);
-    int with_value;
+    int with_value = can_show_value(req, obj);
 
-    if (obj == NULL)
-        return 0;
-    with_value = can_show_value(req, obj);
     if (with_value)
         count_value(obj);
     em_json(resp, 200, view(req, obj, with_value));
@@ -342,19 +340,22 @@ int em_h_keys_info(em_request *req, em_response *resp)
     return 1;
 }
 
+int em_h_keys_info(em_request *req, em_response *resp)
+{
+    em_obj *obj = em_resolve(req, req->json, "key", resp);
+
+    if (obj == NULL)
+        return 0;
+    return answer_view(req, obj, resp);
+}
+
 int em_h_key_get(em_request *req, const char *kid, em_response *resp)
 {
     em_obj *obj = em_store_get(kid);
-    int with_value;
 
     if (obj == NULL)
         return em_error(resp, 404, "Security object not found: kid '%s'", kid);
-    with_value = can_show_value(req, obj);
-    if (with_value)
-        count_value(obj);
-    em_json(resp, 200, view(req, obj, with_value));
-    em_obj_release(obj);
-    return 1;
+    return answer_view(req, obj, resp);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -11,15 +11,7 @@
 # --check and at start, with the file, the line and the reason.
 # Usage: certificate.sh MODULE_DIR EMULATOR KEYSERVICE
 source "$(dirname "$0")/lib.sh"
-KEYSERVICE=${3:?usage: $0 MODULE_DIR EMULATOR KEYSERVICE}
-find_python
-cli_start "$1" "$2"
-trap ks_cleanup EXIT
-need_built "$KEYSERVICE"
-ks_prepare
-
-create_aes "Cache Only" 256 >/dev/null || fatal "cannot create the key"
-export_value "Cache Only" "$WORK/dek.bin" || fatal "cannot export the key"
+ks_setup "$@"
 # A second stand-in BYOK certificate, put into SmartKey as docs/legacy-apps.md
 # tells users; its private key (Salesforce's side) stays here for the check.
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
@@ -54,8 +46,7 @@ n=$(nonce)
 check "key-2 (certificate held in SmartKey) is answered 200" \
     equals "$(callout /keys/key-2 "$n")" 200
 check "jwcrypto decrypts key-2's answer with that certificate's key" \
-    verify jwe "$WORK/sf-held.pem" "$WORK/body" "$WORK/dek.bin" --kid key-2 \
-        --jti "$n" --salesforce
+    answer_decrypts key-2 "$n" "$WORK/sf-held.pem"
 check "the file certificate's key does not decrypt it" \
     verify_fails jwe "$WORK/sf.pem" "$WORK/body" "$WORK/dek.bin" \
         --kid key-2 --jti "$n" --salesforce
@@ -78,8 +69,7 @@ n=$(nonce)
 check "after the reload key-1 is answered 200" \
     equals "$(callout /keys/key-1 "$n")" 200
 check "and its answer decrypts with the certificate held in SmartKey" \
-    verify jwe "$WORK/sf-held.pem" "$WORK/body" "$WORK/dek.bin" --kid key-1 \
-        --jti "$n" --salesforce
+    answer_decrypts key-1 "$n" "$WORK/sf-held.pem"
 ks_stop
 check "the service stops cleanly" equals "$KS_STATUS" 0
 

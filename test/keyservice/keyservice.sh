@@ -10,15 +10,7 @@
 # Retry-After; nothing is exported while serving and no secret is logged.
 # Usage: keyservice.sh MODULE_DIR EMULATOR KEYSERVICE
 source "$(dirname "$0")/lib.sh"
-KEYSERVICE=${3:?usage: $0 MODULE_DIR EMULATOR KEYSERVICE}
-find_python
-cli_start "$1" "$2"
-trap ks_cleanup EXIT
-need_built "$KEYSERVICE"
-ks_prepare
-
-create_aes "Cache Only" 256 >/dev/null || fatal "cannot create the key"
-export_value "Cache Only" "$WORK/dek.bin" || fatal "cannot export the key"
+ks_setup "$@"
 ks_config "$WORK/ks.conf"
 
 # ---- the configuration, checked before serving ----

@@ -36,6 +36,21 @@ ks_prepare() {
     )
 }
 
+# ks_setup MODULE_DIR EMULATOR KEYSERVICE: the start shared by the test
+# scripts: the emulator and CLI, the EXIT trap, ks_prepare, the key "Cache
+# Only" in SmartKey and its value in $WORK/dek.bin for the comparisons.
+ks_setup() {
+    KEYSERVICE=${3:?usage: $0 MODULE_DIR EMULATOR KEYSERVICE}
+    find_python
+    cli_start "$1" "$2"
+    trap ks_cleanup EXIT
+    need_built "$KEYSERVICE"
+    ks_prepare
+    create_aes "Cache Only" 256 >/dev/null || fatal "cannot create the key"
+    export_value "Cache Only" "$WORK/dek.bin" ||
+        fatal "cannot export the key"
+}
+
 # ks_config OUT [LINE...]: a configuration serving key-1 (the SmartKey key
 # "Cache Only") under /keys; extra global lines come first.
 ks_config() {
@@ -99,8 +114,10 @@ callout() {
 # nonce: a fresh nonce shaped like Salesforce's (32 hex digits).
 nonce() { openssl rand -hex 16; }
 
-answer_decrypts() { # KID [JTI]
-    verify jwe "$WORK/sf.pem" "$WORK/body" "$WORK/dek.bin" --kid "$1" \
+# answer_decrypts KID [JTI] [PEM]: the last answer ($WORK/body) decrypts
+# with PEM (default the stand-in BYOK certificate's key sf.pem) to the key.
+answer_decrypts() {
+    verify jwe "${3:-$WORK/sf.pem}" "$WORK/body" "$WORK/dek.bin" --kid "$1" \
         ${2:+--jti "$2"} --salesforce
 }
 

@@ -57,37 +57,40 @@ static void accepted(void)
 
 static void refused(void)
 {
+    static const struct {
+        const char *head;
+        int status;
+        const char *what;
+    } cases[] = {
+        {"GET /k HTTP/1.1\nHost: a\n\n", 400, "LF-only lines: 400"},
+        {"GET /k HTTP/1.1\r\nHost: a\r\n", 400, "no empty line: 400"},
+        {"POST /k HTTP/1.1\r\n\r\n", 405, "POST: 405"},
+        {"GET /k HTTP/2.0\r\n\r\n", 505, "HTTP/2.0: 505"},
+        {"GET k HTTP/1.1\r\n\r\n", 400, "a target that is not a path: 400"},
+        {"GET /a%2Fb HTTP/1.1\r\n\r\n", 400, "an encoded slash: 400"},
+        {"GET /a%00 HTTP/1.1\r\n\r\n", 400, "an encoded NUL: 400"},
+        {"GET /a%zz HTTP/1.1\r\n\r\n", 400, "a malformed escape: 400"},
+        {"GET /a%4 HTTP/1.1\r\n\r\n", 400, "a truncated escape: 400"},
+        {"GET /k HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400,
+         "a folded field: 400"},
+        {"GET /k HTTP/1.1\r\nAuthorization: a\r\n"
+         "Authorization: b\r\n\r\n",
+         400, "Authorization twice: 400"},
+        {"GET /k?requestId=aaaaaaaaaaaaaaaa HTTP/1.1\r\n"
+         "RequestIdentifier: bbbbbbbbbbbbbbbb\r\n\r\n",
+         400, "a RequestIdentifier in the query and a header: 400"},
+        {"GET /k HTTP/1.1\r\nContent-Length: 5\r\n\r\n", 413,
+         "a body announced: 413"},
+        {"GET /k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 413,
+         "a chunked body: 413"},
+        {"GET /k HTTP/1.1\r\nA: b\r\n\r\nextra", 400,
+         "bytes after the head: 400"},
+    };
     char big[1200];
 
-    tc_check(status_of("GET /k HTTP/1.1\nHost: a\n\n") == 400,
-             "LF-only lines: 400");
-    tc_check(status_of("GET /k HTTP/1.1\r\nHost: a\r\n") == 400,
-             "no empty line: 400");
-    tc_check(status_of("POST /k HTTP/1.1\r\n\r\n") == 405, "POST: 405");
-    tc_check(status_of("GET /k HTTP/2.0\r\n\r\n") == 505, "HTTP/2.0: 505");
-    tc_check(status_of("GET k HTTP/1.1\r\n\r\n") == 400,
-             "a target that is not a path: 400");
-    tc_check(status_of("GET /a%2Fb HTTP/1.1\r\n\r\n") == 400,
-             "an encoded slash: 400");
-    tc_check(status_of("GET /a%00 HTTP/1.1\r\n\r\n") == 400,
-             "an encoded NUL: 400");
-    tc_check(status_of("GET /a%zz HTTP/1.1\r\n\r\n") == 400,
-             "a malformed escape: 400");
-    tc_check(status_of("GET /a%4 HTTP/1.1\r\n\r\n") == 400,
-             "a truncated escape: 400");
-    tc_check(status_of("GET /k HTTP/1.1\r\nA: b\r\n folded\r\n\r\n") == 400,
-             "a folded field: 400");
-    tc_check(status_of("GET /k HTTP/1.1\r\nAuthorization: a\r\n"
-                       "Authorization: b\r\n\r\n") == 400,
-             "Authorization twice: 400");
-    tc_check(status_of("GET /k?requestId=aaaaaaaaaaaaaaaa HTTP/1.1\r\n"
-                       "RequestIdentifier: bbbbbbbbbbbbbbbb\r\n\r\n") == 400,
-             "a RequestIdentifier in the query and a header: 400");
-    tc_check(status_of("GET /k HTTP/1.1\r\nContent-Length: 5\r\n\r\n") == 413,
-             "a body announced: 413");
-    tc_check(status_of("GET /k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
-                       "\r\n") == 413,
-             "a chunked body: 413");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        tc_check(status_of(cases[i].head) == cases[i].status, "%s",
+                 cases[i].what);
     memset(big, 'a', sizeof(big));
     memcpy(big, "GET /", 5);
     memcpy(big + 700, " HTTP/1.1\r\n\r\n", 14);
@@ -96,8 +99,6 @@ static void refused(void)
     memcpy(big, "GET / HTTP/1.1\r\nAuthorization: ", 31);
     memcpy(big + 1000, "\r\n\r\n", 5);
     tc_check(status_of(big) == 431, "a 970-byte Authorization: 431");
-    tc_check(status_of("GET /k HTTP/1.1\r\nA: b\r\n\r\nextra") == 400,
-             "bytes after the head: 400");
 }
 
 static void routes_and_identifiers(void)

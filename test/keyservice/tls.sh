@@ -6,14 +6,7 @@
 # that CA the handshake fails, with one the callout is answered.
 # Usage: tls.sh MODULE_DIR EMULATOR KEYSERVICE
 source "$(dirname "$0")/lib.sh"
-KEYSERVICE=${3:?usage: $0 MODULE_DIR EMULATOR KEYSERVICE}
-find_python
-cli_start "$1" "$2"
-trap ks_cleanup EXIT
-need_built "$KEYSERVICE"
-ks_prepare
-create_aes "Cache Only" 256 >/dev/null || fatal "cannot create the key"
-export_value "Cache Only" "$WORK/dek.bin" || fatal "cannot export the key"
+ks_setup "$@"
 
 # The TLS key pair goes into SmartKey; the certificate is made from it
 # locally (the local private key is then deleted).

@@ -119,19 +119,7 @@ static void *loader_thread(void *arg)
 
 static void test_sixteen_threads_load_keys_with_one_session(void)
 {
-    pthread_t threads[THREADS];
-    long failures = 0;
-
-    for (int i = 0; i < THREADS; i++)
-        CU_ASSERT_FATAL(
-            pthread_create(&threads[i], NULL, loader_thread, NULL) == 0);
-    for (int i = 0; i < THREADS; i++) {
-        void *result;
-
-        pthread_join(threads[i], &result);
-        failures += (long)result;
-    }
-    CU_ASSERT_EQUAL(failures, 0);
+    CU_ASSERT_EQUAL(emu_run_threads(THREADS, loader_thread, NULL), 0);
     CU_ASSERT_EQUAL(emu_request_count(&env, AUTH_REQUEST), 1);
 }
 

@@ -22,7 +22,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/opensslv.h>
-#include <openssl/store.h>
 
 #include "test_common.h"
 
@@ -36,28 +35,6 @@ static int signatures;
 
 static const unsigned char message[] =
     "a message signed through OpenSSL 3.5's message-signing API";
-
-static EVP_PKEY *load_key(const char *uri)
-{
-    OSSL_STORE_CTX *store;
-    EVP_PKEY *pkey = NULL;
-
-    store = OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-    if (store == NULL)
-        return NULL;
-    OSSL_STORE_expect(store, OSSL_STORE_INFO_PKEY);
-    while (pkey == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(store);
-    return pkey;
-}
 
 /* The default provider verifies sig over message with algorithm alg. */
 static int verifies(EVP_PKEY *public_key, const char *alg,
@@ -151,7 +128,7 @@ static int verify_with_key(EVP_PKEY *key, EVP_SIGNATURE *alg,
 
 static void exercise(const char *uri, const char *alg, const char *md)
 {
-    EVP_PKEY *key = load_key(uri);
+    EVP_PKEY *key = emu_load_private_key(libctx, uri);
     EVP_PKEY *public_key =
         key != NULL ? tc_public_copy(libctx, key, NULL) : NULL;
     EVP_SIGNATURE *sigalg = smartkey_signature(alg);

@@ -22,7 +22,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
-#include <openssl/store.h>
 
 #include "test_common.h"
 
@@ -42,29 +41,6 @@ static int failures;
         if (!(cond))                                                           \
             ERR_print_errors_fp(stdout);                                       \
     } while (0)
-
-static EVP_PKEY *load_key(const char *uri)
-{
-    OSSL_STORE_CTX *store;
-    EVP_PKEY *pkey = NULL;
-
-    store = OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-    if (store == NULL)
-        return NULL;
-    OSSL_STORE_expect(store, OSSL_STORE_INFO_PKEY);
-    while (pkey == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info != NULL &&
-            OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-        if (info == NULL)
-            break;
-    }
-    OSSL_STORE_close(store);
-    return pkey;
-}
 
 /* libssl's probes (docs/openssl-dispatch.md §6): cheap, local, and false for
    digests SmartKey cannot sign with. */
@@ -193,7 +169,7 @@ int main(int argc, char **argv)
      */
     default_provider = OSSL_PROVIDER_load(libctx, "default");
     smartkey_provider = OSSL_PROVIDER_load(libctx, "smartkey");
-    pkey = load_key(argv[2]);
+    pkey = emu_load_private_key(libctx, argv[2]);
     EXPECT(default_provider != NULL && smartkey_provider != NULL &&
                pkey != NULL,
            "the key %s loads", argv[2]);

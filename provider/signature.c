@@ -330,6 +330,21 @@ static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
     return set_ctx_params(ctx, params);
 }
 
+/* The message digest of a digest-sign: ctx->md started afresh. */
+static int start_digest(sk_signature_ctx *ctx)
+{
+    if (ctx->md_ctx == NULL && (ctx->md_ctx = EVP_MD_CTX_new()) == NULL) {
+        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "creating a digest");
+        return 0;
+    }
+    if (!EVP_DigestInit_ex2(ctx->md_ctx, ctx->md, NULL)) {
+        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
+                 "cannot start the %s digest", EVP_MD_get0_name(ctx->md));
+        return 0;
+    }
+    return 1;
+}
+
 static int digest_sign_init(void *vctx, const char *mdname, void *provkey,
                             const OSSL_PARAM params[])
 {
@@ -344,15 +359,8 @@ static int digest_sign_init(void *vctx, const char *mdname, void *provkey,
         if (!set_digest(ctx, DEFAULT_DIGEST, NULL))
             return 0;
     }
-    if (ctx->md_ctx == NULL && (ctx->md_ctx = EVP_MD_CTX_new()) == NULL) {
-        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "creating a digest");
+    if (!start_digest(ctx))
         return 0;
-    }
-    if (!EVP_DigestInit_ex2(ctx->md_ctx, ctx->md, NULL)) {
-        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
-                 "cannot start the %s digest", EVP_MD_get0_name(ctx->md));
-        return 0;
-    }
     ctx->operation = OPERATION_DIGEST_SIGN;
     SK_DEBUG(3, "key %s: digest-sign with %s", ctx->key->kid,
              EVP_MD_get0_name(ctx->md));
@@ -1249,15 +1257,8 @@ static int sigalg_sign_message_init(void *vctx, void *provkey,
 
     if (!sigalg_init_signing(ctx, provkey))
         return 0;
-    if (ctx->md_ctx == NULL && (ctx->md_ctx = EVP_MD_CTX_new()) == NULL) {
-        SK_RAISE(ctx->provctx, SK_R_OUT_OF_MEMORY, "creating a digest");
+    if (!start_digest(ctx))
         return 0;
-    }
-    if (!EVP_DigestInit_ex2(ctx->md_ctx, ctx->md, NULL)) {
-        SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
-                 "cannot start the %s digest", EVP_MD_get0_name(ctx->md));
-        return 0;
-    }
     ctx->operation = OPERATION_DIGEST_SIGN;
     ctx->message = 1;
     SK_DEBUG(3, "key %s: sign a message with %s", ctx->key->kid, ctx->sigalg);

@@ -311,9 +311,9 @@
  *       -propquery '?provider=smartkey' -algorithm RSA \
  *       -pkeyopt bits:3072 -pkeyopt smartkey-name:web-tls -out web-tls.pem
  */
-#define SMARTKEY_PARAM_KEY_NAME   "smartkey-name"
-#define SMARTKEY_PARAM_KEY_OPS    "smartkey-key-ops"
-#define SMARTKEY_PARAM_EXPORTABLE "smartkey-exportable"
+#define SMARTKEY_PARAM_KEY_NAME           "smartkey-name"
+#define SMARTKEY_PARAM_KEY_OPS            "smartkey-key-ops"
+#define SMARTKEY_PARAM_EXPORTABLE         "smartkey-exportable"
 #define SMARTKEY_PARAM_ENCRYPTION_PADDING "smartkey-encryption-padding"
 #define SMARTKEY_PARAM_SIGNATURE_PADDING  "smartkey-signature-padding"
 #define SMARTKEY_PARAM_DESCRIPTION        "smartkey-description"

@@ -53,6 +53,7 @@ cli_init() {
 
 cli_cleanup() {
     local status=$?
+    background_stop
     if [[ -n $REFUSER_PID ]]; then
         kill -TERM "$REFUSER_PID" 2>/dev/null
         wait "$REFUSER_PID" 2>/dev/null
@@ -107,6 +108,18 @@ emulator_start() {
         printf 'Authorization: Basic %s\n' "$(<"$API_KEY_FILE")" \
             >"$WORK/auth-header"
     )
+}
+
+# BACKGROUND_PIDS: further servers a test starts (emulator nodes, s_server
+# instances); background_stop ends them, and cli_cleanup does at exit.
+BACKGROUND_PIDS=()
+background_stop() {
+    local pid
+    for pid in "${BACKGROUND_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    BACKGROUND_PIDS=()
 }
 
 emulator_stop() {

@@ -83,6 +83,21 @@ server_stop() {
     fi
 }
 
+# verifying_server_start ALG CLIENT_CA CONNECTIONS: server_start with a
+# local (not SmartKey) ALG key and certificate, $WORK/tls-server.crt, that
+# demands a client certificate issued by CLIENT_CA; the emulator's counters
+# are reset once it listens.
+verifying_server_start() {
+    openssl req -x509 -newkey "$1" -nodes -subj /CN=local-server -days 2 \
+        -keyout "$WORK/tls-server.key" -out "$WORK/tls-server.crt" \
+        2>/dev/null ||
+        fatal "cannot make the local server's certificate"
+    server_start "$WORK/tls-server.key" "$WORK/tls-server.crt" "$3" \
+        -Verify 1 -verify_return_error -CAfile "$2" ||
+        fatal "s_server -Verify did not start: $(cat "$WORK/server.err")"
+    counters_reset
+}
+
 # handshake CA_CERT [s_client options...]: one HTTPS request through
 # `openssl s_client` (stock openssl, no smartkey) to the server on PORT;
 # the summary (-brief) lands in $ERR, the page in $OUT.

@@ -75,13 +75,7 @@ server_start() {
     return 1
 }
 
-server_stop() {
-    if [[ -n $SERVER_PID ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-        SERVER_PID=""
-    fi
-}
+server_stop() { stop_process SERVER_PID; }
 
 # verifying_server_start ALG CLIENT_CA CONNECTIONS: server_start with a
 # local (not SmartKey) ALG key and certificate, $WORK/tls-server.crt, that

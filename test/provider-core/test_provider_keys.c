@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <CUnit/Basic.h>
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -27,6 +26,8 @@
 #include <openssl/provider.h>
 #include <openssl/store.h>
 #include <openssl/x509.h>
+
+#include "cunit_run.h"
 
 static OSSL_LIB_CTX *libctx;
 static OSSL_PROVIDER *default_provider, *smartkey_provider;
@@ -389,8 +390,33 @@ static int load_repeatedly(const char *uri, int times)
 
 int main(int argc, char **argv)
 {
-    CU_pSuite suite;
-    unsigned failures;
+    static const cunit_test tests[] = {
+        {"rsa key is a private handle with cached sizes",
+         test_rsa_key_is_private_handle_with_cached_sizes},
+        {"rsa exports public parts only", test_rsa_exports_public_parts_only},
+        {"ec key reports group and ECDSA size",
+         test_ec_key_reports_group_and_ecdsa_size},
+        {"name with ; and % loads", test_name_with_semicolon_and_percent_loads},
+        {"kid URI loads the same key", test_kid_uri_loads_same_key},
+        {"expect PUBKEY yields a public key",
+         test_expect_pubkey_yields_public_key},
+        {"type=public yields a public key", test_type_public_yields_public_key},
+        {"unknown key ends the load with a clear error",
+         test_unknown_key_ends_load_with_clear_error},
+        {"malformed URI ends the load with a clear error",
+         test_malformed_uri_ends_load_with_clear_error},
+        {"private key request for type=public says why",
+         test_private_key_request_for_type_public_says_why},
+        {"listing returns each RSA and EC key once",
+         test_listing_returns_each_rsa_and_ec_key_once},
+        {"AES key is refused as unsupported",
+         test_aes_key_is_refused_as_unsupported},
+        {"private text names the key without secrets",
+         test_private_text_names_the_key_without_secrets},
+        {"handles of the same key match",
+         test_private_handles_of_same_key_match},
+    };
+    int status;
 
     if (!setup_providers())
         return 2;
@@ -400,43 +426,7 @@ int main(int argc, char **argv)
         teardown_providers();
         return ok ? 0 : 1;
     }
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("provider keys", NULL, NULL);
-    CU_add_test(suite, "rsa key is a private handle with cached sizes",
-                test_rsa_key_is_private_handle_with_cached_sizes);
-    CU_add_test(suite, "rsa exports public parts only",
-                test_rsa_exports_public_parts_only);
-    CU_add_test(suite, "ec key reports group and ECDSA size",
-                test_ec_key_reports_group_and_ecdsa_size);
-    CU_add_test(suite, "name with ; and % loads",
-                test_name_with_semicolon_and_percent_loads);
-    CU_add_test(suite, "kid URI loads the same key",
-                test_kid_uri_loads_same_key);
-    CU_add_test(suite, "expect PUBKEY yields a public key",
-                test_expect_pubkey_yields_public_key);
-    CU_add_test(suite, "type=public yields a public key",
-                test_type_public_yields_public_key);
-    CU_add_test(suite, "unknown key ends the load with a clear error",
-                test_unknown_key_ends_load_with_clear_error);
-    CU_add_test(suite, "malformed URI ends the load with a clear error",
-                test_malformed_uri_ends_load_with_clear_error);
-    CU_add_test(suite, "private key request for type=public says why",
-                test_private_key_request_for_type_public_says_why);
-    CU_add_test(suite, "listing returns each RSA and EC key once",
-                test_listing_returns_each_rsa_and_ec_key_once);
-    CU_add_test(suite, "AES key is refused as unsupported",
-                test_aes_key_is_refused_as_unsupported);
-    CU_add_test(suite, "private text names the key without secrets",
-                test_private_text_names_the_key_without_secrets);
-    CU_add_test(suite, "handles of the same key match",
-                test_private_handles_of_same_key_match);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failures = CU_get_number_of_tests_failed();
-    printf("%u passed, %u failed\n", CU_get_number_of_tests_run() - failures,
-           failures);
-    CU_cleanup_registry();
+    status = cunit_run("provider keys", NULL, NULL, tests, CUNIT_COUNT(tests));
     teardown_providers();
-    return failures == 0 ? 0 : 1;
+    return status;
 }

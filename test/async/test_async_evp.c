@@ -492,11 +492,9 @@ int main(int argc, char **argv)
         CUNIT_TEST(test_libctx_freed_with_requests_in_flight_drops_them),
     };
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
+    module_dir = cunit_module_dir(argc, argv);
+    if (module_dir == NULL)
         return 2;
-    }
-    module_dir = argv[1];
     return cunit_run("async-evp", suite_init, suite_clean, tests,
                      CUNIT_COUNT(tests));
 }

@@ -25,6 +25,19 @@ typedef struct {
 #define CUNIT_COUNT(tests) (sizeof(tests) / sizeof((tests)[0]))
 
 /*
+ * The one argument of a program that loads the provider: the directory of
+ * the module. NULL, after the usage on stderr, when it is not given.
+ */
+static inline const char *cunit_module_dir(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
+        return NULL;
+    }
+    return argv[1];
+}
+
+/*
  * Runs count tests in one suite called name (init and clean may be NULL);
  * a suite whose set-up failed counts all its tests as failed. Returns
  * main's exit status: 0 when all passed, 1 when one failed, 2 when CUnit

@@ -51,17 +51,7 @@ void tc_use_emulator(const emu_env *env)
 
 OSSL_LIB_CTX *tc_provider_libctx(const char *module_dir)
 {
-    OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
-
-    if (libctx == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, module_dir) ||
-        OSSL_PROVIDER_load(libctx, "default") == NULL ||
-        OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL) {
-        ERR_print_errors_fp(stderr);
-        OSSL_LIB_CTX_free(libctx);
-        return NULL;
-    }
-    return libctx;
+    return emu_provider_libctx(module_dir, 0);
 }
 
 void tc_write_config_head(FILE *f, const char *module_dir)

@@ -28,33 +28,24 @@
 #include <openssl/x509.h>
 
 #include "cunit_run.h"
+#include "emu.h"
 
 static OSSL_LIB_CTX *libctx;
-static OSSL_PROVIDER *default_provider, *smartkey_provider;
 
+/* default first, as every configuration must (docs/openssl-dispatch.md §3,
+ * §8) */
 static int setup_providers(void)
 {
     const char *module_dir = getenv("SMARTKEY_TEST_MODULE_DIR");
 
-    libctx = OSSL_LIB_CTX_new();
-    if (libctx == NULL || module_dir == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, module_dir))
-        return 0;
-    /* default first, as every configuration must (docs/openssl-dispatch.md §3,
-     * §8) */
-    default_provider = OSSL_PROVIDER_load(libctx, "default");
-    smartkey_provider = OSSL_PROVIDER_load(libctx, "smartkey");
-    if (default_provider == NULL || smartkey_provider == NULL) {
-        ERR_print_errors_fp(stderr);
-        return 0;
-    }
-    return 1;
+    if (module_dir != NULL)
+        libctx = emu_provider_libctx(module_dir, 0);
+    return libctx != NULL;
 }
 
+/* freeing the library context unloads its providers */
 static void teardown_providers(void)
 {
-    OSSL_PROVIDER_unload(smartkey_provider);
-    OSSL_PROVIDER_unload(default_provider);
     OSSL_LIB_CTX_free(libctx);
 }
 

@@ -154,11 +154,9 @@ int main(int argc, char **argv)
         CUNIT_TEST(test_forked_child_loads_keys_and_parent_still_does),
     };
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
+    module_dir = cunit_module_dir(argc, argv);
+    if (module_dir == NULL)
         return 2;
-    }
-    module_dir = argv[1];
     return cunit_run("provider-threads", suite_init, suite_clean, tests,
                      CUNIT_COUNT(tests));
 }

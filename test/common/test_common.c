@@ -49,6 +49,18 @@ void tc_use_emulator(const emu_env *env)
     setenv(SMARTKEY_ENV_CA_FILE, env->ca_file, 1);
 }
 
+const char *tc_emulator_args(int argc, char **argv, emu_env *env)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
+        return NULL;
+    }
+    if (!emu_init(env))
+        return NULL;
+    tc_use_emulator(env);
+    return argv[1];
+}
+
 OSSL_LIB_CTX *tc_provider_libctx(const char *module_dir)
 {
     return emu_provider_libctx(module_dir, 0);

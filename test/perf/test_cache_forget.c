@@ -234,15 +234,11 @@ static void disabled_scenario(const char *what, const char *uri,
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
-        return 2;
-    }
-    if (!emu_init(&env))
-        return 2;
-    tc_use_emulator(&env);
+    const char *module_dir = tc_emulator_args(argc, argv, &env);
 
-    libctx = tc_provider_libctx(argv[1]);
+    if (module_dir == NULL)
+        return 2;
+    libctx = tc_provider_libctx(module_dir);
     if (libctx == NULL)
         return tc_setup_failed("cannot load the providers");
 

@@ -88,9 +88,7 @@ static int suite_init(void)
                         "\"key_ops\":[\"SIGN\",\"VERIFY\",\"APPMANAGEABLE\"]}",
                         kid))
         return 1;
-    setenv(SMARTKEY_ENV_API_ENDPOINT, env.endpoint, 1);
-    setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
-    setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
+    tc_use_emulator(&env);
     emu_reset_counters(&env);
 
     /* default first: libssl (and libcurl's TLS inside the provider) must

@@ -6,6 +6,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -64,6 +65,18 @@ const char *tc_emulator_args(int argc, char **argv, emu_env *env)
 OSSL_LIB_CTX *tc_provider_libctx(const char *module_dir)
 {
     return emu_provider_libctx(module_dir, 0);
+}
+
+EVP_PKEY *tc_read_pem_key(OSSL_LIB_CTX *libctx, const char *path)
+{
+    FILE *pem = fopen(path, "r");
+    EVP_PKEY *key;
+
+    if (pem == NULL)
+        return NULL;
+    key = PEM_read_PrivateKey_ex(pem, NULL, NULL, NULL, libctx, NULL);
+    fclose(pem);
+    return key;
 }
 
 void tc_write_config_head(FILE *f, const char *module_dir)

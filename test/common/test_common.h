@@ -40,6 +40,9 @@ const char *tc_emulator_args(int argc, char **argv, emu_env *env);
    (libcurl's TLS inside the provider needs the default provider's
    algorithms, docs/openssl-dispatch.md §9); NULL with the errors printed. */
 OSSL_LIB_CTX *tc_provider_libctx(const char *module_dir);
+/* The private key of the PEM file path, read in libctx (a local stand-in
+   that a SmartKey key's results are checked against); NULL if unreadable. */
+EVP_PKEY *tc_read_pem_key(OSSL_LIB_CTX *libctx, const char *path);
 /* The head of an openssl.cnf activating default, then smartkey from
    module_dir; the caller adds the smartkey section's own lines. */
 void tc_write_config_head(FILE *f, const char *module_dir);

@@ -263,41 +263,39 @@ static void assert_smartkey_error(const char *reason, const char *detail)
     ERR_clear_error();
 }
 
-static void test_unknown_key_ends_load_with_clear_error(void)
+/* Loading uri (expecting objects of type expect, 0 for any) gives nothing
+   and ends after one load, with the smartkey error reason whose data
+   quotes detail. */
+static void assert_load_refused(const char *uri, int expect, const char *reason,
+                                const char *detail)
 {
     loaded l;
 
     ERR_clear_error();
-    l = load_uri("smartkey:name=no-such-key", 0);
+    l = load_uri(uri, expect);
     CU_ASSERT_EQUAL(l.objects, 0);
     CU_ASSERT_TRUE(l.eof);
     CU_ASSERT_EQUAL(l.loads, 1);
-    assert_smartkey_error("no such key in SmartKey", "'no-such-key'");
+    assert_smartkey_error(reason, detail);
+}
+
+static void test_unknown_key_ends_load_with_clear_error(void)
+{
+    assert_load_refused("smartkey:name=no-such-key", 0,
+                        "no such key in SmartKey", "'no-such-key'");
 }
 
 static void test_malformed_uri_ends_load_with_clear_error(void)
 {
-    loaded l;
-
-    ERR_clear_error();
-    l = load_uri("smartkey:name=x;colour=blue", 0);
-    CU_ASSERT_EQUAL(l.objects, 0);
-    CU_ASSERT_TRUE(l.eof);
-    CU_ASSERT_EQUAL(l.loads, 1);
-    assert_smartkey_error("malformed smartkey: URI", "colour");
+    assert_load_refused("smartkey:name=x;colour=blue", 0,
+                        "malformed smartkey: URI", "colour");
 }
 
 static void test_private_key_request_for_type_public_says_why(void)
 {
-    loaded l;
-
-    ERR_clear_error();
-    l = load_uri("smartkey:name=core-ec256;type=public", OSSL_STORE_INFO_PKEY);
-    CU_ASSERT_EQUAL(l.objects, 0);
-    CU_ASSERT_TRUE(l.eof);
-    CU_ASSERT_EQUAL(l.loads, 1);
-    assert_smartkey_error("no private key (public-only key or type=public)",
-                          "-pubin");
+    assert_load_refused(
+        "smartkey:name=core-ec256;type=public", OSSL_STORE_INFO_PKEY,
+        "no private key (public-only key or type=public)", "-pubin");
 }
 
 static void test_listing_returns_each_rsa_and_ec_key_once(void)

@@ -12,6 +12,23 @@
 # shellcheck source=../cli/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../cli" && pwd)/lib.sh"
 
+# sign_program_start PREFIX MODULE_DIR EMULATOR TEST_PROGRAM:
+# sign_test_start for a script driving a C test program (PROGRAM; it finds
+# the module through SMARTKEY_TEST_MODULE_DIR), with the keys PREFIX-rsa
+# (RSA 2048) and PREFIX-p384 (EC P-384) in SmartKey.
+sign_program_start() {
+    local prefix=$1
+    shift
+    need_args 3 "MODULE_DIR EMULATOR TEST_PROGRAM" "$@"
+    PROGRAM=$3
+    sign_test_start "$1" "$2"
+    export SMARTKEY_TEST_MODULE_DIR=$MODULE_DIR
+    create_rsa "$prefix-rsa" 2048 >/dev/null ||
+        fatal "cannot create the RSA key"
+    create_ec "$prefix-p384" NistP384 >/dev/null ||
+        fatal "cannot create the EC key"
+}
+
 # public_pem NAME OUT: the key's public half as PEM, from SmartKey's own
 # copy (not through the provider under test).
 public_pem() {

@@ -263,6 +263,22 @@ static void test_pkcs1_policy_key_defaults_to_pkcs1(void)
     em_obj_release(rsa);
 }
 
+/* em_h_decrypt of AES-GCM cipher (base64) under aes with iv (base64), the
+   associated data "ad" and tag. */
+static em_response decrypt_gcm(const em_obj *aes, const char *cipher,
+                               const char *iv, const unsigned char *tag,
+                               size_t tag_len)
+{
+    char *tag_b64 = b64(tag, tag_len);
+    em_response resp = call(
+        em_h_decrypt, json_pack("{s:o,s:s,s:s,s:s,s:s,s:s}", "key", kid_of(aes),
+                                "mode", "GCM", "cipher", cipher, "iv", iv, "ad",
+                                "YWQ=", "tag", tag_b64));
+
+    free(tag_b64);
+    return resp;
+}
+
 static void test_aes_gcm_round_trip_rejects_a_changed_tag(void)
 {
     em_obj *aes =
@@ -270,7 +286,7 @@ static void test_aes_gcm_round_trip_rejects_a_changed_tag(void)
     em_response resp;
     unsigned char *tag, *iv;
     size_t tag_len, iv_len;
-    char *cipher, *iv_b64, *tag_b64;
+    char *cipher, *iv_b64;
 
     resp = call(em_h_encrypt,
                 json_pack("{s:o,s:s,s:s,s:s,s:s,s:i}", "key", kid_of(aes),
@@ -284,26 +300,16 @@ static void test_aes_gcm_round_trip_rejects_a_changed_tag(void)
     iv_b64 = strdup(em_json_str(resp.json, "iv"));
     clear_response(&resp);
 
-    tag_b64 = b64(tag, tag_len);
-    resp = call(em_h_decrypt,
-                json_pack("{s:o,s:s,s:s,s:s,s:s,s:s}", "key", kid_of(aes),
-                          "mode", "GCM", "cipher", cipher, "iv", iv_b64, "ad",
-                          "YWQ=", "tag", tag_b64));
+    resp = decrypt_gcm(aes, cipher, iv_b64, tag, tag_len);
     CU_ASSERT_EQUAL(resp.status, 200);
     CU_ASSERT_STRING_EQUAL(em_json_str(resp.json, "plain"), "aGVsbG8=");
     clear_response(&resp);
-    free(tag_b64);
 
     tag[0] ^= 1;
-    tag_b64 = b64(tag, tag_len);
-    resp = call(em_h_decrypt,
-                json_pack("{s:o,s:s,s:s,s:s,s:s,s:s}", "key", kid_of(aes),
-                          "mode", "GCM", "cipher", cipher, "iv", iv_b64, "ad",
-                          "YWQ=", "tag", tag_b64));
+    resp = decrypt_gcm(aes, cipher, iv_b64, tag, tag_len);
     CU_ASSERT_EQUAL(resp.status, 400);
     CU_ASSERT_STRING_EQUAL(resp.text, "Decryption failed");
     clear_response(&resp);
-    free(tag_b64);
     free(tag);
     free(iv);
     free(cipher);

@@ -121,6 +121,7 @@ stop_process() {
 BACKGROUND_PIDS=()
 background_stop() {
     local pid
+    # shellcheck disable=SC2034 # stop_process reads pid by its name
     for pid in "${BACKGROUND_PIDS[@]}"; do
         stop_process pid
     done

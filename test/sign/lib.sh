@@ -20,6 +20,7 @@ sign_program_start() {
     local prefix=$1
     shift
     need_args 3 "MODULE_DIR EMULATOR TEST_PROGRAM" "$@"
+    # shellcheck disable=SC2034 # read by the scripts that call this
     PROGRAM=$3
     sign_test_start "$1" "$2"
     export SMARTKEY_TEST_MODULE_DIR=$MODULE_DIR

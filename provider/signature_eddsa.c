@@ -92,52 +92,6 @@ static void *ed25519_dupctx(void *vctx)
     return copy;
 }
 
-/* Key checks of every init; provkey NULL keeps the key of an earlier init
-   (OpenSSL re-initialises with the same key). */
-static int ed25519_init_key(sk_ed25519_ctx *ctx, void *provkey,
-                            ed25519_operation operation)
-{
-    sk_keydata *keydata = provkey;
-
-    if (keydata == NULL) {
-        if (ctx->key == NULL) {
-            SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
-                     "Ed25519 signature initialised without a key");
-            return 0;
-        }
-    } else {
-        if (keydata->key == NULL || keydata->key->type != SK_KEY_ED25519) {
-            SK_RAISE(ctx->provctx, SK_R_UNSUPPORTED_KEY_TYPE,
-                     "the key is not a SmartKey Ed25519 key");
-            return 0;
-        }
-        if (operation == ED25519_SIGN && !keydata->private_handle) {
-            SK_RAISE(ctx->provctx, SK_R_NO_PRIVATE_KEY,
-                     "key %s: signing needs the private key",
-                     keydata->key->kid);
-            return 0;
-        }
-        /* an unknown key_ops (0) is left for SmartKey to judge */
-        if (operation == ED25519_SIGN && keydata->key->key_ops != 0 &&
-            (keydata->key->key_ops & SK_OP_SIGN) == 0) {
-            SK_RAISE(ctx->provctx, SK_R_OPERATION_NOT_ALLOWED,
-                     "key '%s' (kid %s) lacks the SIGN permission in "
-                     "SmartKey; grant SIGN in the key's key_ops or use "
-                     "another key",
-                     SK_ESCAPED(keydata->key->name != NULL ? keydata->key->name
-                                                           : ""),
-                     keydata->key->kid);
-            return 0;
-        }
-        sk_key_free(ctx->key);
-        ctx->key = sk_key_up_ref(keydata->key);
-    }
-    ctx->operation = operation;
-    SK_DEBUG(3, "key %s: Ed25519 %s", ctx->key->kid,
-             operation == ED25519_SIGN ? "signature" : "verification");
-    return 1;
-}
-
 /* Pure Ed25519 takes no digest: only none (NULL, "") is accepted. */
 static int no_digest(sk_ed25519_ctx *ctx, const char *mdname)
 {
@@ -150,24 +104,34 @@ static int no_digest(sk_ed25519_ctx *ctx, const char *mdname)
     return 0;
 }
 
-static int ed25519_digest_sign_init(void *vctx, const char *mdname,
-                                    void *provkey, const OSSL_PARAM params[])
+/* Every init: no digest (mdname NULL or ""), the key (signature.c;
+   provkey NULL keeps the key of an earlier init, OpenSSL re-initialises
+   with the same key), the parameters. */
+static int ed25519_init(void *vctx, const char *mdname, void *provkey,
+                        ed25519_operation operation, const OSSL_PARAM params[])
 {
     sk_ed25519_ctx *ctx = vctx;
 
-    return no_digest(ctx, mdname) &&
-           ed25519_init_key(ctx, provkey, ED25519_SIGN) &&
-           ed25519_set_ctx_params(ctx, params);
+    if (!no_digest(ctx, mdname) ||
+        !sk_signature_init_key(ctx->provctx, &ctx->key, provkey, SK_KEY_ED25519,
+                               operation == ED25519_SIGN))
+        return 0;
+    ctx->operation = operation;
+    SK_DEBUG(3, "key %s: Ed25519 %s", ctx->key->kid,
+             operation == ED25519_SIGN ? "signature" : "verification");
+    return ed25519_set_ctx_params(ctx, params);
+}
+
+static int ed25519_digest_sign_init(void *vctx, const char *mdname,
+                                    void *provkey, const OSSL_PARAM params[])
+{
+    return ed25519_init(vctx, mdname, provkey, ED25519_SIGN, params);
 }
 
 static int ed25519_digest_verify_init(void *vctx, const char *mdname,
                                       void *provkey, const OSSL_PARAM params[])
 {
-    sk_ed25519_ctx *ctx = vctx;
-
-    return no_digest(ctx, mdname) &&
-           ed25519_init_key(ctx, provkey, ED25519_VERIFY) &&
-           ed25519_set_ctx_params(ctx, params);
+    return ed25519_init(vctx, mdname, provkey, ED25519_VERIFY, params);
 }
 
 /* sig over tbs verifies under the key's public half, in the default
@@ -304,10 +268,7 @@ static int ed25519_digest_verify(void *vctx, const unsigned char *sig,
 static int ed25519_sign_message_init(void *vctx, void *provkey,
                                      const OSSL_PARAM params[])
 {
-    sk_ed25519_ctx *ctx = vctx;
-
-    return ed25519_init_key(ctx, provkey, ED25519_SIGN) &&
-           ed25519_set_ctx_params(ctx, params);
+    return ed25519_init(vctx, NULL, provkey, ED25519_SIGN, params);
 }
 
 static int ed25519_sign(void *vctx, unsigned char *sig, size_t *siglen,
@@ -319,10 +280,7 @@ static int ed25519_sign(void *vctx, unsigned char *sig, size_t *siglen,
 static int ed25519_verify_message_init(void *vctx, void *provkey,
                                        const OSSL_PARAM params[])
 {
-    sk_ed25519_ctx *ctx = vctx;
-
-    return ed25519_init_key(ctx, provkey, ED25519_VERIFY) &&
-           ed25519_set_ctx_params(ctx, params);
+    return ed25519_init(vctx, NULL, provkey, ED25519_VERIFY, params);
 }
 
 static int ed25519_verify(void *vctx, const unsigned char *sig, size_t siglen,

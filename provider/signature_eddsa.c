@@ -164,19 +164,72 @@ static const char *key_label(const sk_key *key)
  * (ed25519_hash_alg, SHA512 by default: docs/smartkey-api.md §8); the
  * answer must be 64 bytes that verify under the public key.
  */
+/* SmartKey's answer is released only as a 64-byte signature that
+   verifies under the key's public half; 0 with the reason raised. */
+static int answer_is_sound(sk_ed25519_ctx *ctx, const unsigned char *answer,
+                           size_t answer_len, const sk_sign_request *request)
+{
+    if (answer_len != ED25519_SIGNATURE_BYTES) {
+        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
+                 "key %s ('%.200s'): SmartKey returned a %zu-byte Ed25519 "
+                 "signature, not %d bytes; nothing was output",
+                 ctx->key->kid, key_label(ctx->key), answer_len,
+                 ED25519_SIGNATURE_BYTES);
+        return 0;
+    }
+    if (!verifies_locally(ctx, answer, answer_len, request->data,
+                          request->data_len)) {
+        SK_RAISE(ctx->provctx, SK_R_SIGNATURE_NOT_VERIFIED,
+                 "key %s ('%.200s'): SmartKey returned an Ed25519 signature "
+                 "that does not verify under the key's public key (hash_alg "
+                 "%s); nothing was output",
+                 ctx->key->kid, key_label(ctx->key), request->hash_alg);
+        return 0;
+    }
+    return 1;
+}
+
+/* One POST /crypto/v1/sign of the message: the answer, or 0 with the
+   error (approval, SmartKey's refusal) raised. */
+static int sign_in_smartkey(sk_ed25519_ctx *ctx, sk_client *client,
+                            sk_sign_request *request, unsigned char **answer,
+                            size_t *answer_len)
+{
+    sk_approval_ctx approval;
+    sk_error err;
+    char hex[72], subject[300];
+
+    /* what approvers read when the key's group wants a quorum approval */
+    snprintf(subject, sizeof(subject), "signing with key '%.200s' (%s)",
+             key_label(ctx->key), ctx->key->kid);
+    sk_approval_hex(request->data, request->data_len, hex, sizeof(hex));
+    request->approval = sk_approval_prepare(
+        &approval, ctx->provctx, &ctx->approval, subject,
+        "Sign a %zu-byte message beginning %s with key '%.200s' (kid %s), "
+        "Ed25519",
+        request->data_len, hex, key_label(ctx->key), ctx->key->kid);
+    memset(&err, 0, sizeof(err));
+    if (sk_client_sign(client, request, answer, answer_len, &err))
+        return 1;
+    if (SK_RAISE_APPROVAL(&approval, &err))
+        return 0;
+    snprintf(subject, sizeof(subject), "key %s ('%.200s')", ctx->key->kid,
+             key_label(ctx->key));
+    if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
+        sk_key_cache_forget(ctx->provctx, ctx->key);
+    SK_RAISE_CLIENT(ctx->provctx, subject, &err);
+    return 0;
+}
+
 static int sign_message(sk_ed25519_ctx *ctx, unsigned char *sig, size_t *siglen,
                         size_t sigsize, const unsigned char *tbs, size_t tbslen)
 {
     static const unsigned char empty[1] = {0};
     sk_sign_request request;
-    sk_approval_ctx approval;
     sk_client *client;
-    sk_error err;
-    char hex[72];
     unsigned char *answer = NULL;
     size_t answer_len = 0;
-    char subject[300];
-    int ok = 0;
+    int ok;
 
     if (ctx->operation != ED25519_SIGN || ctx->key == NULL)
         return 0;
@@ -202,43 +255,12 @@ static int sign_message(sk_ed25519_ctx *ctx, unsigned char *sig, size_t *siglen,
     request.data = tbs != NULL ? tbs : empty;
     request.data_len = tbslen;
     request.padding = SK_SIG_NONE;
-    /* what approvers read when the key's group wants a quorum approval */
-    snprintf(subject, sizeof(subject), "signing with key '%.200s' (%s)",
-             key_label(ctx->key), ctx->key->kid);
-    sk_approval_hex(request.data, tbslen, hex, sizeof(hex));
-    request.approval = sk_approval_prepare(
-        &approval, ctx->provctx, &ctx->approval, subject,
-        "Sign a %zu-byte message beginning %s with key '%.200s' (kid %s), "
-        "Ed25519",
-        tbslen, hex, key_label(ctx->key), ctx->key->kid);
-    memset(&err, 0, sizeof(err));
-    if (!sk_client_sign(client, &request, &answer, &answer_len, &err)) {
-        if (SK_RAISE_APPROVAL(&approval, &err))
-            return 0;
-        snprintf(subject, sizeof(subject), "key %s ('%.200s')", ctx->key->kid,
-                 key_label(ctx->key));
-        if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
-            sk_key_cache_forget(ctx->provctx, ctx->key);
-        SK_RAISE_CLIENT(ctx->provctx, subject, &err);
+    if (!sign_in_smartkey(ctx, client, &request, &answer, &answer_len))
         return 0;
-    }
-    if (answer_len != ED25519_SIGNATURE_BYTES) {
-        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
-                 "key %s ('%.200s'): SmartKey returned a %zu-byte Ed25519 "
-                 "signature, not %d bytes; nothing was output",
-                 ctx->key->kid, key_label(ctx->key), answer_len,
-                 ED25519_SIGNATURE_BYTES);
-    } else if (!verifies_locally(ctx, answer, answer_len, request.data,
-                                 tbslen)) {
-        SK_RAISE(ctx->provctx, SK_R_SIGNATURE_NOT_VERIFIED,
-                 "key %s ('%.200s'): SmartKey returned an Ed25519 signature "
-                 "that does not verify under the key's public key (hash_alg "
-                 "%s); nothing was output",
-                 ctx->key->kid, key_label(ctx->key), request.hash_alg);
-    } else {
+    ok = answer_is_sound(ctx, answer, answer_len, &request);
+    if (ok) {
         memcpy(sig, answer, answer_len);
         *siglen = answer_len;
-        ok = 1;
     }
     OPENSSL_clear_free(answer, answer_len);
     return ok;

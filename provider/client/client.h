@@ -470,4 +470,9 @@ const char *sk_err_kind_name(sk_err_kind kind);
    Returns buf. */
 const char *sk_error_string(const sk_error *err, char *buf, size_t len);
 
+/* Text jansson allocated (json_dumps, also outside the client: the BYOK
+   documents): wiped, then released with jansson's own free function, which
+   need not be free(). NULL is ignored. */
+void sk_json_dumped_free(char *text);
+
 #endif

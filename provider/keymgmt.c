@@ -949,7 +949,8 @@ static int gen_request(sk_genctx *gen, sk_generate_request *req,
         req->key_size = (unsigned)gen->bits;
         req->pub_exponent = gen->pub_exponent;
     } else {
-        /* Ed25519 too: an EC object on curve Ed25519 (§3.1) */
+        /* Ed25519 too: an EC object on curve Ed25519
+           (docs/smartkey-api.md §3.1) */
         req->obj_type = "EC";
         req->elliptic_curve = sk_curve_smartkey_name(gen->curve);
     }

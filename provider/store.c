@@ -147,7 +147,8 @@ static int emit_key(sk_store_ctx *ctx, sk_key *key, OSSL_CALLBACK *object_cb,
     reference.version = SK_KEY_REFERENCE_VERSION;
     reference.provctx = ctx->provctx;
     reference.key = key;
-    /* -pubin asks for a PUBKEY: a private handle would be dropped (§1.5) */
+    /* -pubin asks for a PUBKEY: a private handle would be dropped
+       (docs/openssl-dispatch.md §1) */
     reference.public_handle = ctx->uri.type == SK_URI_TYPE_PUBLIC ||
                               ctx->expect == OSSL_STORE_INFO_PUBKEY ||
                               !key->has_private;

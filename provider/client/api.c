@@ -603,7 +603,8 @@ int sk_sign_body(const sk_sign_request *req, sk_request_body *body,
         sk_json_text_raw(&t, ",\"data\":");
         sk_json_text_base64(&t, req->data, req->data_len);
     }
-    /* "mode" is for RSA only: SmartKey refuses it on EC keys (§3.3). */
+    /* "mode" is for RSA only: SmartKey refuses it on EC keys
+       (docs/smartkey-api.md §4.3). */
     if (req->padding == SK_SIG_PKCS1_V15) {
         sk_json_text_raw(&t, ",\"mode\":{\"PKCS1_V15\":{}}");
     } else if (req->padding == SK_SIG_PSS) {

@@ -987,7 +987,7 @@ json_t *em_obj_to_json(const em_obj *obj, int with_value)
     json_object_set_new(j, "key_ops", em_key_ops_to_json(obj->key_ops));
     json_object_set_new(j, "enabled", json_boolean(obj->enabled));
     json_object_set_new(j, "state", json_string(obj->state));
-    /* ObjectOrigin: where the object was made (docs/smartkey-api.md §2.1) */
+    /* ObjectOrigin: where the object was made (docs/smartkey-api.md §3.1) */
     json_object_set_new(j, "origin",
                         json_string(obj->transient_handle ? "Transient"
                                     : obj->external       ? "External"

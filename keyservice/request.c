@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "keyservice.h"
@@ -20,17 +21,6 @@ size_t ks_head_end(const char *buf, size_t len)
             buf[i - 3] == '\r')
             return i + 1;
     return 0;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* percent_decode: LEN bytes of IN into OUT (NUL-terminated); refuses
@@ -49,8 +39,8 @@ static int percent_decode(const char *in, size_t len, char *out,
 
             if (i + 2 >= len)
                 return 0;
-            hi = hex_value(in[i + 1]);
-            lo = hex_value(in[i + 2]);
+            hi = OPENSSL_hexchar2int((unsigned char)in[i + 1]);
+            lo = OPENSSL_hexchar2int((unsigned char)in[i + 2]);
             if (hi < 0 || lo < 0)
                 return 0;
             c = hi * 16 + lo;

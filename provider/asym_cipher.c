@@ -577,7 +577,7 @@ static int send_with_key(sk_rsa_cipher *ctx, sk_client *client,
         req.approval = approval;
         return sk_client_wrapkey(client, &req, result, result_len, err);
     } else {
-        sk_encrypt_request req;
+        sk_rsa_request req;
 
         memset(&req, 0, sizeof(req));
         req.key = key;
@@ -587,8 +587,8 @@ static int send_with_key(sk_rsa_cipher *ctx, sk_client *client,
         req.oaep_hash = digest->smartkey_name;
         req.label = ctx->oaep_label;
         req.label_len = ctx->oaep_label_len;
-        req.plain = in;
-        req.plain_len = inlen;
+        req.in = in;
+        req.in_len = inlen;
         req.approval = approval;
         return sk_client_encrypt(client, &req, result, result_len, err);
     }
@@ -1152,7 +1152,7 @@ static size_t max_plaintext(const sk_rsa_cipher *ctx, size_t modulus)
    padding with its settings. */
 static void decrypt_request(const sk_rsa_cipher *ctx,
                             const unsigned char *cipher, size_t modulus,
-                            sk_decrypt_request *req)
+                            sk_rsa_request *req)
 {
     memset(req, 0, sizeof(*req));
     req->key.kid = ctx->key->kid;
@@ -1170,8 +1170,8 @@ static void decrypt_request(const sk_rsa_cipher *ctx,
         req->padding = SK_RSA_PKCS1_V15;
         break;
     }
-    req->cipher = cipher;
-    req->cipher_len = modulus;
+    req->in = cipher;
+    req->in_len = modulus;
 }
 
 /* A failed decryption (not a padding case handled locally): the error
@@ -1259,7 +1259,7 @@ static int remote_decrypt(sk_rsa_cipher *ctx, const unsigned char *in,
                           sk_error *err)
 {
     sk_client *client = client_of(ctx);
-    sk_decrypt_request req;
+    sk_rsa_request req;
     char key_text[260], what[300], hex[72];
     unsigned char md[32];
     unsigned int md_len = 0;

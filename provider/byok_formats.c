@@ -307,16 +307,6 @@ static int rsa_aes_key_wrap(byok_call *call, unsigned char **out,
     return ok;
 }
 
-/* Text jansson made (json_dumps) goes back to jansson's own allocator. */
-static void json_text_free(char *text)
-{
-    json_malloc_t malloc_fn;
-    json_free_t free_fn;
-
-    json_get_alloc_funcs(&malloc_fn, &free_fn);
-    free_fn(text);
-}
-
 static int set_string(json_t *obj, const char *key, const char *value)
 {
     return json_object_set_new(obj, key, json_string(value)) == 0;
@@ -395,7 +385,7 @@ static int jwe_compact(byok_call *call, char **out)
     call->err.kind = SK_ERR_NONE;
     ok = 1;
 done:
-    json_text_free(header);
+    sk_json_dumped_free(header);
     for (int i = 0; i < 5; i++)
         OPENSSL_free(parts[i]);
     sk_wrapkey_result_clear(&gcm);
@@ -418,7 +408,7 @@ static int json_artifact(byok_call *call, json_t *doc, const char *doing,
         return out_of_memory(call, doing);
     *out_len = strlen(text);
     *out = OPENSSL_memdup(text, *out_len);
-    json_text_free(text);
+    sk_json_dumped_free(text);
     return *out != NULL ? 1 : out_of_memory(call, doing);
 }
 

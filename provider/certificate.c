@@ -1,6 +1,6 @@
 /*
  * Certificates held in SmartKey (CERTIFICATE objects, docs/smartkey-api.md
- * §2.1): reading one, and finding the one that certifies a key. The store
+ * §3.8): reading one, and finding the one that certifies a key. The store
  * (store.c) hands them to OpenSSL as DER.
  */
 #include <stdio.h>

@@ -33,6 +33,7 @@ static OSSL_FUNC_decoder_decode_fn pem_to_der_decode;
 static OSSL_FUNC_decoder_decode_fn rsa_decode;
 static OSSL_FUNC_decoder_export_object_fn decoder_export_object;
 static OSSL_FUNC_decoder_decode_fn ec_decode;
+static OSSL_FUNC_decoder_decode_fn ed25519_decode;
 
 /*
  * Parses a reference without leaving libcrypto's ASN.1 errors behind: the

@@ -151,12 +151,11 @@ static const OSSL_PARAM *keyref_settable_ctx_params(void *provctx)
 static int keyref_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     sk_keyref_encoder_ctx *ctx = vctx;
-    const OSSL_PARAM *p;
+    /* params may be NULL: no parameter is found */
+    const OSSL_PARAM *p =
+        OSSL_PARAM_locate_const(params, OSSL_ENCODER_PARAM_CIPHER);
     size_t i;
 
-    if (params == NULL)
-        return 1;
-    p = OSSL_PARAM_locate_const(params, OSSL_ENCODER_PARAM_CIPHER);
     if (p == NULL)
         return 1;
     if (p->data_type != OSSL_PARAM_UTF8_STRING) {

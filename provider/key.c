@@ -187,19 +187,6 @@ void sk_key_cache_forget(sk_provctx *ctx, const sk_key *key)
     pthread_mutex_unlock(&cache->lock);
 }
 
-const char *sk_key_type_name(sk_key_type type)
-{
-    switch (type) {
-    case SK_KEY_RSA:
-        return "RSA";
-    case SK_KEY_EC:
-        return "EC";
-    case SK_KEY_ED25519:
-        return "ED25519";
-    }
-    return "?";
-}
-
 /* The type an RSA/EC object of SmartKey has in OpenSSL: Ed25519 keys are EC
    objects in SmartKey (docs/smartkey-api.md §3.1), ED25519 in OpenSSL. */
 static sk_key_type key_type_of(const sk_key_info *info)

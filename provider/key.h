@@ -22,8 +22,11 @@ typedef enum sk_key_type {
     SK_KEY_ED25519,
 } sk_key_type;
 
-/* OpenSSL's name of a key type: "RSA", "EC", "ED25519". */
+/* OpenSSL's name of a key type: "RSA", "EC", "ED25519" (names.c). */
 const char *sk_key_type_name(sk_key_type type);
+/* The key type of OpenSSL's name (len bytes, exact case); 0 for others. */
+int sk_key_type_of_name(const unsigned char *name, size_t len,
+                        sk_key_type *type);
 
 typedef struct sk_key {
     atomic_int refs;

@@ -359,10 +359,14 @@ static int keymgmt_get_params(void *keydata, OSSL_PARAM params[])
     return 1;
 }
 
+/* The sizes every key type answers (get_params above). */
+#define SK_KEY_SIZE_GETTABLE_PARAMS                                            \
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),                                \
+        OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),                   \
+        OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL)
+
 static const OSSL_PARAM rsa_gettable[] = {
-    OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
-    OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
-    OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+    SK_KEY_SIZE_GETTABLE_PARAMS,
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
     OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, NULL, 0),
     OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
@@ -370,9 +374,7 @@ static const OSSL_PARAM rsa_gettable[] = {
 };
 
 static const OSSL_PARAM ec_gettable[] = {
-    OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
-    OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
-    OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+    SK_KEY_SIZE_GETTABLE_PARAMS,
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
@@ -383,9 +385,7 @@ static const OSSL_PARAM ec_gettable[] = {
 };
 
 static const OSSL_PARAM ed25519_gettable[] = {
-    OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
-    OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
-    OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+    SK_KEY_SIZE_GETTABLE_PARAMS,
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_MANDATORY_DIGEST, NULL, 0),
     OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
     OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
@@ -504,41 +504,36 @@ static int set_gen_string(sk_genctx *gen, char **slot, const OSSL_PARAM *p)
     return 1;
 }
 
+/* What every key generation in SmartKey takes, whatever the key type:
+   the name and SmartKey's own settings of the new key. */
+#define SK_GEN_SETTABLE_PARAMS                                                 \
+    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),                  \
+        OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),               \
+        OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),                       \
+        OSSL_PARAM_utf8_string(SMARTKEY_PARAM_DESCRIPTION, NULL, 0),           \
+        OSSL_PARAM_utf8_string(SMARTKEY_PARAM_GROUP, NULL, 0),                 \
+        OSSL_PARAM_utf8_string(SMARTKEY_PARAM_METADATA, NULL, 0)
+
 static const OSSL_PARAM rsa_gen_settable[] = {
     OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
     OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
     OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
-    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_ENCRYPTION_PADDING, NULL, 0),
     OSSL_PARAM_utf8_string(SMARTKEY_PARAM_SIGNATURE_PADDING, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_DESCRIPTION, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_GROUP, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_METADATA, NULL, 0),
+    SK_GEN_SETTABLE_PARAMS,
     OSSL_PARAM_END,
 };
 
 static const OSSL_PARAM ec_gen_settable[] = {
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
-    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_DESCRIPTION, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_GROUP, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_METADATA, NULL, 0),
+    SK_GEN_SETTABLE_PARAMS,
     OSSL_PARAM_END,
 };
 
 /* Ed25519: a name and SmartKey's own settings, nothing else to choose */
 static const OSSL_PARAM ed25519_gen_settable[] = {
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_NAME, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_KEY_OPS, NULL, 0),
-    OSSL_PARAM_int(SMARTKEY_PARAM_EXPORTABLE, NULL),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_DESCRIPTION, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_GROUP, NULL, 0),
-    OSSL_PARAM_utf8_string(SMARTKEY_PARAM_METADATA, NULL, 0),
+    SK_GEN_SETTABLE_PARAMS,
     OSSL_PARAM_END,
 };
 
@@ -949,7 +944,8 @@ static int gen_request(sk_genctx *gen, sk_generate_request *req,
         req->key_size = (unsigned)gen->bits;
         req->pub_exponent = gen->pub_exponent;
     } else {
-        /* Ed25519 too: an EC object on curve Ed25519 (§3.1) */
+        /* Ed25519 too: an EC object on curve Ed25519
+           (docs/smartkey-api.md §3.1) */
         req->obj_type = "EC";
         req->elliptic_curve = sk_curve_smartkey_name(gen->curve);
     }

@@ -31,32 +31,18 @@ ASN1_SEQUENCE(SK_KEYREF_ASN1) =
         ASN1_EXP_OPT(SK_KEYREF_ASN1, name, ASN1_UTF8STRING, 0),
 } static_ASN1_SEQUENCE_END(SK_KEYREF_ASN1)
 
-        static const char *
-    type_name(sk_key_type type)
-{
-    /* no key.c here: the keyref fuzzer links this file alone */
-    switch (type) {
-    case SK_KEY_RSA:
-        return "RSA";
-    case SK_KEY_EC:
-        return "EC";
-    case SK_KEY_ED25519:
-        return "ED25519";
-    }
-    return NULL;
-}
-
-int sk_keyref_to_der(const sk_key *key, unsigned char **der, size_t *der_len)
+        int sk_keyref_to_der(const sk_key *key, unsigned char **der,
+                             size_t *der_len)
 {
     SK_KEYREF_ASN1 *ref;
-    const char *type = type_name(key->type);
+    const char *type = sk_key_type_name(key->type);
     unsigned char *out = NULL;
     int len = -1;
 
     *der = NULL;
     /* a key that is not held in SmartKey (an imported public key) has
        nothing to refer to */
-    if (type == NULL || key->kid[0] == '\0')
+    if (key->kid[0] == '\0')
         return 0;
     ref = (SK_KEYREF_ASN1 *)ASN1_item_new(ASN1_ITEM_rptr(SK_KEYREF_ASN1));
     if (ref == NULL)
@@ -102,7 +88,6 @@ int sk_keyref_from_der(const unsigned char *der, size_t der_len,
 {
     const unsigned char *p = der;
     SK_KEYREF_ASN1 *ref;
-    const unsigned char *type;
     int ok = 0;
 
     memset(out, 0, sizeof(*out));
@@ -120,16 +105,9 @@ int sk_keyref_from_der(const unsigned char *der, size_t der_len,
         *why = "its version is not 1 (written by a newer smartkey?)";
         goto done;
     }
-    type = ASN1_STRING_get0_data(ref->key_type);
-    if (ASN1_STRING_length(ref->key_type) == 3 && memcmp(type, "RSA", 3) == 0) {
-        out->type = SK_KEY_RSA;
-    } else if (ASN1_STRING_length(ref->key_type) == 2 &&
-               memcmp(type, "EC", 2) == 0) {
-        out->type = SK_KEY_EC;
-    } else if (ASN1_STRING_length(ref->key_type) == 7 &&
-               memcmp(type, "ED25519", 7) == 0) {
-        out->type = SK_KEY_ED25519;
-    } else {
+    if (!sk_key_type_of_name(ASN1_STRING_get0_data(ref->key_type),
+                             (size_t)ASN1_STRING_length(ref->key_type),
+                             &out->type)) {
         *why = "its key type is not RSA, EC or ED25519";
         goto done;
     }

@@ -16,7 +16,7 @@
 typedef struct sk_keyref_fields {
     sk_key_type type;
     char kid[37];
-    char *name; /* NULL when the file has none; free() */
+    char *name; /* NULL when the file has none; OPENSSL_free() */
 } sk_keyref_fields;
 
 /* DER of key's reference in *der (OPENSSL_free). 0 on failure. */

@@ -1,6 +1,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "key.h"
 #include "names.h"
 
 #define N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
@@ -107,4 +108,30 @@ const char *sk_curve_smartkey_name(sk_curve curve)
         if (curves[i].curve == curve)
             return curves[i].smartkey_name;
     return NULL;
+}
+
+static const char *const key_type_names[] = {
+    [SK_KEY_RSA] = "RSA",
+    [SK_KEY_EC] = "EC",
+    [SK_KEY_ED25519] = "ED25519",
+};
+
+const char *sk_key_type_name(sk_key_type type)
+{
+    return (size_t)type < N_ELEMENTS(key_type_names) &&
+                   key_type_names[type] != NULL
+               ? key_type_names[type]
+               : "?";
+}
+
+int sk_key_type_of_name(const unsigned char *name, size_t len,
+                        sk_key_type *type)
+{
+    for (size_t i = 0; i < N_ELEMENTS(key_type_names); i++)
+        if (key_type_names[i] != NULL && strlen(key_type_names[i]) == len &&
+            memcmp(name, key_type_names[i], len) == 0) {
+            *type = (sk_key_type)i;
+            return 1;
+        }
+    return 0;
 }

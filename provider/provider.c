@@ -249,9 +249,10 @@ static const OSSL_ITEM *get_reason_strings(void *provctx)
 
 /*
  * fork() from a multi-threaded program copies our mutexes in whatever state
- * other threads left them; OpenSSL 3 offers providers no fork hook (notes
- * §8). Taking every lock around fork() gives the child consistent, unlocked
- * copies. The REST client has handlers of its own for its connections.
+ * other threads left them; OpenSSL 3 offers providers no fork hook
+ * (docs/openssl-dispatch.md §10). Taking every lock around fork() gives the
+ * child consistent, unlocked copies. The REST client has handlers of its own
+ * for its connections.
  */
 static pthread_mutex_t live_contexts_lock = PTHREAD_MUTEX_INITIALIZER;
 static sk_provctx *live_contexts;

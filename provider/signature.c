@@ -240,54 +240,60 @@ static void report_no_sign_permission(sk_provctx *provctx, const sk_key *key)
 }
 
 /*
- * Common to every *_init. provkey is NULL when OpenSSL re-initialises a
- * context it already set up: EVP_DigestInit_ex on a signing context, e.g.
- * `openssl dgst -sign` resetting its digest BIO (docs/openssl-dispatch.md §6).
- * The previous key and settings stay.
+ * The key of every signature *_init (RSA, ECDSA, Ed25519): provkey, a
+ * SmartKey key of this type, replaces *slot. provkey is NULL when OpenSSL
+ * re-initialises a context it already set up: EVP_DigestInit_ex on a
+ * signing context, e.g. `openssl dgst -sign` resetting its digest BIO
+ * (docs/openssl-dispatch.md §6); the previous key stays. Signing needs the
+ * private half and the SIGN permission; no request is made: the key's
+ * permissions came with its key info, and an unknown key_ops (0) is left
+ * for SmartKey to judge.
  */
-static int init_key(sk_signature_ctx *ctx, void *provkey, int for_signing)
+int sk_signature_init_key(sk_provctx *provctx, sk_key **slot, void *provkey,
+                          sk_key_type type, int for_signing)
 {
-    sk_keydata *keydata = provkey;
+    const sk_keydata *keydata = provkey;
 
     if (keydata == NULL) {
-        if (ctx->key == NULL) {
-            SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
-                     "signature initialised without a key");
-            return 0;
-        }
-        return 1;
-    }
-    if (keydata->key == NULL || keydata->key->type != ctx->algorithm) {
-        SK_RAISE(ctx->provctx, SK_R_UNSUPPORTED_KEY_TYPE,
-                 "the key is not a SmartKey %s key",
-                 ctx->algorithm == SK_KEY_RSA ? "RSA" : "EC");
+        if (*slot != NULL)
+            return 1;
+        SK_RAISE(provctx, SK_R_INTERNAL_ERROR,
+                 "signature initialised without a key");
         return 0;
     }
-    if (!for_signing) {
-        sk_key_free(ctx->key);
-        ctx->key = sk_key_up_ref(keydata->key);
-        return 1;
+    if (keydata->key == NULL || keydata->key->type != type) {
+        SK_RAISE(provctx, SK_R_UNSUPPORTED_KEY_TYPE,
+                 "the key is not a SmartKey %s key", sk_key_type_name(type));
+        return 0;
     }
-    if (!keydata->private_handle) {
-        SK_RAISE(ctx->provctx, SK_R_NO_PRIVATE_KEY,
+    if (for_signing && !keydata->private_handle) {
+        SK_RAISE(provctx, SK_R_NO_PRIVATE_KEY,
                  "key %s: signing needs the private key", keydata->key->kid);
         return 0;
     }
-    /* An unknown key_ops (0) is left for SmartKey to judge. No request:
-       the key's permissions came with its key info. */
-    if (keydata->key->key_ops != 0 &&
+    if (for_signing && keydata->key->key_ops != 0 &&
         (keydata->key->key_ops & SK_OP_SIGN) == 0) {
-        report_no_sign_permission(ctx->provctx, keydata->key);
+        report_no_sign_permission(provctx, keydata->key);
         return 0;
     }
-    sk_key_free(ctx->key);
-    ctx->key = sk_key_up_ref(keydata->key);
-    /* a new key starts from OpenSSL's defaults */
-    ctx->padding = RSA_PKCS1_PADDING;
-    ctx->explicit_saltlen = -1;
-    EVP_MD_free(ctx->mgf1_md);
-    ctx->mgf1_md = NULL;
-    ctx->mgf1_smartkey_name = NULL;
+    sk_key_free(*slot);
+    *slot = sk_key_up_ref(keydata->key);
+    return 1;
+}
+
+static int init_key(sk_signature_ctx *ctx, void *provkey, int for_signing)
+{
+    if (!sk_signature_init_key(ctx->provctx, &ctx->key, provkey, ctx->algorithm,
+                               for_signing))
+        return 0;
+    if (provkey != NULL && for_signing) {
+        /* a new signing key starts from OpenSSL's defaults */
+        ctx->padding = RSA_PKCS1_PADDING;
+        ctx->explicit_saltlen = -1;
+        EVP_MD_free(ctx->mgf1_md);
+        ctx->mgf1_md = NULL;
+        ctx->mgf1_smartkey_name = NULL;
+    }
     return 1;
 }
 

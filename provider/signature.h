@@ -20,6 +20,13 @@
 int sk_signature_algorithm_id(sk_key_type type, int padding, const EVP_MD *md,
                               const EVP_MD *mgf1_md, unsigned char **der);
 
+/* The key of a signature *_init: provkey (a SmartKey key of this type;
+   with its private half and SIGN permission when for_signing) replaces
+   *slot; a NULL provkey keeps *slot. 0 with an error raised otherwise
+   (signature.c). */
+int sk_signature_init_key(sk_provctx *provctx, sk_key **slot, void *provkey,
+                          sk_key_type type, int for_signing);
+
 /* Checks of SmartKey's answer; raise an error naming the key and return 0
    when the signature does not have the shape the key implies. */
 int sk_rsa_signature_has_valid_shape(sk_provctx *provctx, const sk_key *key,

@@ -92,52 +92,6 @@ static void *ed25519_dupctx(void *vctx)
     return copy;
 }
 
-/* Key checks of every init; provkey NULL keeps the key of an earlier init
-   (OpenSSL re-initialises with the same key). */
-static int ed25519_init_key(sk_ed25519_ctx *ctx, void *provkey,
-                            ed25519_operation operation)
-{
-    sk_keydata *keydata = provkey;
-
-    if (keydata == NULL) {
-        if (ctx->key == NULL) {
-            SK_RAISE(ctx->provctx, SK_R_INTERNAL_ERROR,
-                     "Ed25519 signature initialised without a key");
-            return 0;
-        }
-    } else {
-        if (keydata->key == NULL || keydata->key->type != SK_KEY_ED25519) {
-            SK_RAISE(ctx->provctx, SK_R_UNSUPPORTED_KEY_TYPE,
-                     "the key is not a SmartKey Ed25519 key");
-            return 0;
-        }
-        if (operation == ED25519_SIGN && !keydata->private_handle) {
-            SK_RAISE(ctx->provctx, SK_R_NO_PRIVATE_KEY,
-                     "key %s: signing needs the private key",
-                     keydata->key->kid);
-            return 0;
-        }
-        /* an unknown key_ops (0) is left for SmartKey to judge */
-        if (operation == ED25519_SIGN && keydata->key->key_ops != 0 &&
-            (keydata->key->key_ops & SK_OP_SIGN) == 0) {
-            SK_RAISE(ctx->provctx, SK_R_OPERATION_NOT_ALLOWED,
-                     "key '%s' (kid %s) lacks the SIGN permission in "
-                     "SmartKey; grant SIGN in the key's key_ops or use "
-                     "another key",
-                     SK_ESCAPED(keydata->key->name != NULL ? keydata->key->name
-                                                           : ""),
-                     keydata->key->kid);
-            return 0;
-        }
-        sk_key_free(ctx->key);
-        ctx->key = sk_key_up_ref(keydata->key);
-    }
-    ctx->operation = operation;
-    SK_DEBUG(3, "key %s: Ed25519 %s", ctx->key->kid,
-             operation == ED25519_SIGN ? "signature" : "verification");
-    return 1;
-}
-
 /* Pure Ed25519 takes no digest: only none (NULL, "") is accepted. */
 static int no_digest(sk_ed25519_ctx *ctx, const char *mdname)
 {
@@ -150,24 +104,34 @@ static int no_digest(sk_ed25519_ctx *ctx, const char *mdname)
     return 0;
 }
 
-static int ed25519_digest_sign_init(void *vctx, const char *mdname,
-                                    void *provkey, const OSSL_PARAM params[])
+/* Every init: no digest (mdname NULL or ""), the key (signature.c;
+   provkey NULL keeps the key of an earlier init, OpenSSL re-initialises
+   with the same key), the parameters. */
+static int ed25519_init(void *vctx, const char *mdname, void *provkey,
+                        ed25519_operation operation, const OSSL_PARAM params[])
 {
     sk_ed25519_ctx *ctx = vctx;
 
-    return no_digest(ctx, mdname) &&
-           ed25519_init_key(ctx, provkey, ED25519_SIGN) &&
-           ed25519_set_ctx_params(ctx, params);
+    if (!no_digest(ctx, mdname) ||
+        !sk_signature_init_key(ctx->provctx, &ctx->key, provkey, SK_KEY_ED25519,
+                               operation == ED25519_SIGN))
+        return 0;
+    ctx->operation = operation;
+    SK_DEBUG(3, "key %s: Ed25519 %s", ctx->key->kid,
+             operation == ED25519_SIGN ? "signature" : "verification");
+    return ed25519_set_ctx_params(ctx, params);
+}
+
+static int ed25519_digest_sign_init(void *vctx, const char *mdname,
+                                    void *provkey, const OSSL_PARAM params[])
+{
+    return ed25519_init(vctx, mdname, provkey, ED25519_SIGN, params);
 }
 
 static int ed25519_digest_verify_init(void *vctx, const char *mdname,
                                       void *provkey, const OSSL_PARAM params[])
 {
-    sk_ed25519_ctx *ctx = vctx;
-
-    return no_digest(ctx, mdname) &&
-           ed25519_init_key(ctx, provkey, ED25519_VERIFY) &&
-           ed25519_set_ctx_params(ctx, params);
+    return ed25519_init(vctx, mdname, provkey, ED25519_VERIFY, params);
 }
 
 /* sig over tbs verifies under the key's public half, in the default
@@ -200,19 +164,72 @@ static const char *key_label(const sk_key *key)
  * (ed25519_hash_alg, SHA512 by default: docs/smartkey-api.md §8); the
  * answer must be 64 bytes that verify under the public key.
  */
+/* SmartKey's answer is released only as a 64-byte signature that
+   verifies under the key's public half; 0 with the reason raised. */
+static int answer_is_sound(sk_ed25519_ctx *ctx, const unsigned char *answer,
+                           size_t answer_len, const sk_sign_request *request)
+{
+    if (answer_len != ED25519_SIGNATURE_BYTES) {
+        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
+                 "key %s ('%.200s'): SmartKey returned a %zu-byte Ed25519 "
+                 "signature, not %d bytes; nothing was output",
+                 ctx->key->kid, key_label(ctx->key), answer_len,
+                 ED25519_SIGNATURE_BYTES);
+        return 0;
+    }
+    if (!verifies_locally(ctx, answer, answer_len, request->data,
+                          request->data_len)) {
+        SK_RAISE(ctx->provctx, SK_R_SIGNATURE_NOT_VERIFIED,
+                 "key %s ('%.200s'): SmartKey returned an Ed25519 signature "
+                 "that does not verify under the key's public key (hash_alg "
+                 "%s); nothing was output",
+                 ctx->key->kid, key_label(ctx->key), request->hash_alg);
+        return 0;
+    }
+    return 1;
+}
+
+/* One POST /crypto/v1/sign of the message: the answer, or 0 with the
+   error (approval, SmartKey's refusal) raised. */
+static int sign_in_smartkey(sk_ed25519_ctx *ctx, sk_client *client,
+                            sk_sign_request *request, unsigned char **answer,
+                            size_t *answer_len)
+{
+    sk_approval_ctx approval;
+    sk_error err;
+    char hex[72], subject[300];
+
+    /* what approvers read when the key's group wants a quorum approval */
+    snprintf(subject, sizeof(subject), "signing with key '%.200s' (%s)",
+             key_label(ctx->key), ctx->key->kid);
+    sk_approval_hex(request->data, request->data_len, hex, sizeof(hex));
+    request->approval = sk_approval_prepare(
+        &approval, ctx->provctx, &ctx->approval, subject,
+        "Sign a %zu-byte message beginning %s with key '%.200s' (kid %s), "
+        "Ed25519",
+        request->data_len, hex, key_label(ctx->key), ctx->key->kid);
+    memset(&err, 0, sizeof(err));
+    if (sk_client_sign(client, request, answer, answer_len, &err))
+        return 1;
+    if (SK_RAISE_APPROVAL(&approval, &err))
+        return 0;
+    snprintf(subject, sizeof(subject), "key %s ('%.200s')", ctx->key->kid,
+             key_label(ctx->key));
+    if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
+        sk_key_cache_forget(ctx->provctx, ctx->key);
+    SK_RAISE_CLIENT(ctx->provctx, subject, &err);
+    return 0;
+}
+
 static int sign_message(sk_ed25519_ctx *ctx, unsigned char *sig, size_t *siglen,
                         size_t sigsize, const unsigned char *tbs, size_t tbslen)
 {
     static const unsigned char empty[1] = {0};
     sk_sign_request request;
-    sk_approval_ctx approval;
     sk_client *client;
-    sk_error err;
-    char hex[72];
     unsigned char *answer = NULL;
     size_t answer_len = 0;
-    char subject[300];
-    int ok = 0;
+    int ok;
 
     if (ctx->operation != ED25519_SIGN || ctx->key == NULL)
         return 0;
@@ -238,43 +255,12 @@ static int sign_message(sk_ed25519_ctx *ctx, unsigned char *sig, size_t *siglen,
     request.data = tbs != NULL ? tbs : empty;
     request.data_len = tbslen;
     request.padding = SK_SIG_NONE;
-    /* what approvers read when the key's group wants a quorum approval */
-    snprintf(subject, sizeof(subject), "signing with key '%.200s' (%s)",
-             key_label(ctx->key), ctx->key->kid);
-    sk_approval_hex(request.data, tbslen, hex, sizeof(hex));
-    request.approval = sk_approval_prepare(
-        &approval, ctx->provctx, &ctx->approval, subject,
-        "Sign a %zu-byte message beginning %s with key '%.200s' (kid %s), "
-        "Ed25519",
-        tbslen, hex, key_label(ctx->key), ctx->key->kid);
-    memset(&err, 0, sizeof(err));
-    if (!sk_client_sign(client, &request, &answer, &answer_len, &err)) {
-        if (SK_RAISE_APPROVAL(&approval, &err))
-            return 0;
-        snprintf(subject, sizeof(subject), "key %s ('%.200s')", ctx->key->kid,
-                 key_label(ctx->key));
-        if (err.kind == SK_ERR_NOT_FOUND || err.kind == SK_ERR_FORBIDDEN)
-            sk_key_cache_forget(ctx->provctx, ctx->key);
-        SK_RAISE_CLIENT(ctx->provctx, subject, &err);
+    if (!sign_in_smartkey(ctx, client, &request, &answer, &answer_len))
         return 0;
-    }
-    if (answer_len != ED25519_SIGNATURE_BYTES) {
-        SK_RAISE(ctx->provctx, SK_R_BAD_RESPONSE,
-                 "key %s ('%.200s'): SmartKey returned a %zu-byte Ed25519 "
-                 "signature, not %d bytes; nothing was output",
-                 ctx->key->kid, key_label(ctx->key), answer_len,
-                 ED25519_SIGNATURE_BYTES);
-    } else if (!verifies_locally(ctx, answer, answer_len, request.data,
-                                 tbslen)) {
-        SK_RAISE(ctx->provctx, SK_R_SIGNATURE_NOT_VERIFIED,
-                 "key %s ('%.200s'): SmartKey returned an Ed25519 signature "
-                 "that does not verify under the key's public key (hash_alg "
-                 "%s); nothing was output",
-                 ctx->key->kid, key_label(ctx->key), request.hash_alg);
-    } else {
+    ok = answer_is_sound(ctx, answer, answer_len, &request);
+    if (ok) {
         memcpy(sig, answer, answer_len);
         *siglen = answer_len;
-        ok = 1;
     }
     OPENSSL_clear_free(answer, answer_len);
     return ok;
@@ -304,10 +290,7 @@ static int ed25519_digest_verify(void *vctx, const unsigned char *sig,
 static int ed25519_sign_message_init(void *vctx, void *provkey,
                                      const OSSL_PARAM params[])
 {
-    sk_ed25519_ctx *ctx = vctx;
-
-    return ed25519_init_key(ctx, provkey, ED25519_SIGN) &&
-           ed25519_set_ctx_params(ctx, params);
+    return ed25519_init(vctx, NULL, provkey, ED25519_SIGN, params);
 }
 
 static int ed25519_sign(void *vctx, unsigned char *sig, size_t *siglen,
@@ -319,10 +302,7 @@ static int ed25519_sign(void *vctx, unsigned char *sig, size_t *siglen,
 static int ed25519_verify_message_init(void *vctx, void *provkey,
                                        const OSSL_PARAM params[])
 {
-    sk_ed25519_ctx *ctx = vctx;
-
-    return ed25519_init_key(ctx, provkey, ED25519_VERIFY) &&
-           ed25519_set_ctx_params(ctx, params);
+    return ed25519_init(vctx, NULL, provkey, ED25519_VERIFY, params);
 }
 
 static int ed25519_verify(void *vctx, const unsigned char *sig, size_t siglen,

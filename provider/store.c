@@ -147,7 +147,8 @@ static int emit_key(sk_store_ctx *ctx, sk_key *key, OSSL_CALLBACK *object_cb,
     reference.version = SK_KEY_REFERENCE_VERSION;
     reference.provctx = ctx->provctx;
     reference.key = key;
-    /* -pubin asks for a PUBKEY: a private handle would be dropped (§1.5) */
+    /* -pubin asks for a PUBKEY: a private handle would be dropped
+       (docs/openssl-dispatch.md §1) */
     reference.public_handle = ctx->uri.type == SK_URI_TYPE_PUBLIC ||
                               ctx->expect == OSSL_STORE_INFO_PUBKEY ||
                               !key->has_private;
@@ -165,15 +166,26 @@ static int emit_key(sk_store_ctx *ctx, sk_key *key, OSSL_CALLBACK *object_cb,
     return object_cb(params, object_cbarg);
 }
 
-/* Hands the certificate der (DER) to object_cb, then frees der. */
-static int emit_certificate(sk_store_ctx *ctx, unsigned char *der,
-                            size_t der_len, const char *name, const char *kid,
-                            OSSL_CALLBACK *object_cb, void *object_cbarg)
+/*
+ * A certificate held in SmartKey, handed to object_cb: the CERTIFICATE
+ * object itself (object, its value read with one more request), or the
+ * certificate of key (certificate.c). Exactly one of object, key is set.
+ */
+static int emit_certificate(sk_store_ctx *ctx, const sk_key_info *object,
+                            const sk_key *key, OSSL_CALLBACK *object_cb,
+                            void *object_cbarg)
 {
+    const char *name = object != NULL ? object->name : key->name;
+    const char *kid = object != NULL ? object->kid : key->kid;
     int object_type = OSSL_OBJECT_CERT, ok;
+    unsigned char *der;
+    size_t der_len;
     char description[300];
     OSSL_PARAM params[5];
 
+    if (object != NULL ? !sk_cert_read(ctx->provctx, object, &der, &der_len)
+                       : !sk_cert_of_key(ctx->provctx, key, &der, &der_len))
+        return 0;
     snprintf(description, sizeof(description),
              "SmartKey certificate '%.200s' (%s)",
              SK_ESCAPED(name != NULL ? name : kid), kid);
@@ -188,30 +200,6 @@ static int emit_certificate(sk_store_ctx *ctx, unsigned char *der,
     ok = object_cb(params, object_cbarg);
     OPENSSL_free(der);
     return ok;
-}
-
-/* A CERTIFICATE object: its value, read with one more request. */
-static int load_certificate_object(sk_store_ctx *ctx, const sk_key_info *info,
-                                   OSSL_CALLBACK *object_cb, void *object_cbarg)
-{
-    unsigned char *der;
-    size_t der_len;
-
-    return sk_cert_read(ctx->provctx, info, &der, &der_len) &&
-           emit_certificate(ctx, der, der_len, info->name, info->kid, object_cb,
-                            object_cbarg);
-}
-
-/* The certificate held in SmartKey for key (certificate.c). */
-static int load_certificate_of_key(sk_store_ctx *ctx, const sk_key *key,
-                                   OSSL_CALLBACK *object_cb, void *object_cbarg)
-{
-    unsigned char *der;
-    size_t der_len;
-
-    return sk_cert_of_key(ctx->provctx, key, &der, &der_len) &&
-           emit_certificate(ctx, der, der_len, key->name, key->kid, object_cb,
-                            object_cbarg);
 }
 
 /*
@@ -251,14 +239,14 @@ static int load_one_key(sk_store_ctx *ctx, OSSL_CALLBACK *object_cb,
               ? sk_key_fetch_any(ctx->provctx, &ref, &certificate)
               : sk_key_fetch(ctx->provctx, &ref);
     if (certificate != NULL) {
-        ok = load_certificate_object(ctx, certificate, object_cb, object_cbarg);
+        ok = emit_certificate(ctx, certificate, NULL, object_cb, object_cbarg);
         sk_key_info_free(certificate);
         return ok;
     }
     if (key == NULL)
         return 0;
     if (wants_certificate(ctx)) {
-        ok = load_certificate_of_key(ctx, key, object_cb, object_cbarg);
+        ok = emit_certificate(ctx, NULL, key, object_cb, object_cbarg);
         sk_key_free(key);
         return ok;
     }
@@ -340,7 +328,7 @@ static int load_next_listed_key(sk_store_ctx *ctx, OSSL_CALLBACK *object_cb,
     if (info->obj_type == SK_OBJ_CERTIFICATE) {
         skip_unlistable(ctx);
         ctx->eof = ctx->next_key >= ctx->key_count;
-        return load_certificate_object(ctx, info, object_cb, object_cbarg);
+        return emit_certificate(ctx, info, NULL, object_cb, object_cbarg);
     }
     if (info->pub_key != NULL && info->pub_key_len > 0) {
         key = sk_key_from_info(ctx->provctx, info);

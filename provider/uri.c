@@ -10,17 +10,6 @@
 #include "client.h"
 #include "uri.h"
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes value[0..len) into a new string; NULL on a bad escape or %00. */
 static char *percent_decode(const char *value, size_t len, char *why,
                             size_t why_len, const char *attr)
@@ -39,8 +28,10 @@ static char *percent_decode(const char *value, size_t len, char *why,
             decoded[out++] = value[in];
             continue;
         }
-        high = in + 2 < len ? hex_value(value[in + 1]) : -1;
-        low = high >= 0 ? hex_value(value[in + 2]) : -1;
+        high = in + 2 < len ? OPENSSL_hexchar2int((unsigned char)value[in + 1])
+                            : -1;
+        low =
+            high >= 0 ? OPENSSL_hexchar2int((unsigned char)value[in + 2]) : -1;
         if (high < 0 || low < 0 || (high == 0 && low == 0)) {
             snprintf(why, why_len,
                      "bad percent-escape in %s= (write '%%' as %%25 and ';' "

@@ -603,7 +603,8 @@ int sk_sign_body(const sk_sign_request *req, sk_request_body *body,
         sk_json_text_raw(&t, ",\"data\":");
         sk_json_text_base64(&t, req->data, req->data_len);
     }
-    /* "mode" is for RSA only: SmartKey refuses it on EC keys (§3.3). */
+    /* "mode" is for RSA only: SmartKey refuses it on EC keys
+       (docs/smartkey-api.md §4.3). */
     if (req->padding == SK_SIG_PKCS1_V15) {
         sk_json_text_raw(&t, ",\"mode\":{\"PKCS1_V15\":{}}");
     } else if (req->padding == SK_SIG_PSS) {
@@ -666,39 +667,6 @@ static void put_rsa_members(sk_json_text *t, const char *field,
         sk_json_text_raw(t, ",\"label\":");
         sk_json_text_base64(t, label, label_len);
     }
-}
-
-int sk_decrypt_body(const sk_decrypt_request *req, sk_request_body *body,
-                    sk_error *err)
-{
-    static const char request[] = "POST /crypto/v1/decrypt";
-    sk_json_text t = {0};
-
-    if (req == NULL || req->cipher == NULL || req->cipher_len == 0 ||
-        (req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash))) {
-        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "a ciphertext (and a valid OAEP hash) are required");
-        return 0;
-    }
-    if (!begin_body(body, &t, &req->key, NULL, request, err))
-        return 0;
-    put_rsa_members(&t, "cipher", req->cipher, req->cipher_len, req->padding,
-                    req->oaep_hash, req->label, req->label_len);
-    return end_body(body, &t, request, err);
-}
-
-int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
-                      unsigned char **plain, size_t *plain_len, sk_error *err)
-{
-    sk_request_body body;
-
-    sk_error_clear(err);
-    *plain = NULL;
-    if (!sk_decrypt_body(req, &body, err))
-        return 0;
-    return call_for_bytes(client, "/crypto/v1/decrypt",
-                          "POST /crypto/v1/decrypt", &body, req->approval,
-                          "plain", plain, plain_len, err);
 }
 
 int sk_wrapkey_body(const sk_wrapkey_ex_request *req, sk_request_body *body,
@@ -788,39 +756,80 @@ int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
                           "wrapped_key", wrapped, wrapped_len, err);
 }
 
-int sk_encrypt_body(const sk_encrypt_request *req, sk_request_body *body,
-                    sk_error *err)
+/* RSA decrypt and encrypt: the same body but for the name of the input
+   and the answer's field; encrypt takes a transient key and no raw mode. */
+typedef struct rsa_operation {
+    const char *path;
+    const char *request;
+    const char *in_field;
+    const char *out_field;
+    int encrypt;
+} rsa_operation;
+
+static const rsa_operation rsa_decrypt = {
+    "/crypto/v1/decrypt", "POST /crypto/v1/decrypt", "cipher", "plain", 0};
+static const rsa_operation rsa_encrypt = {
+    "/crypto/v1/encrypt", "POST /crypto/v1/encrypt", "plain", "cipher", 1};
+
+static int rsa_body(const rsa_operation *op, const sk_rsa_request *req,
+                    sk_request_body *body, sk_error *err)
 {
-    static const char request[] = "POST /crypto/v1/encrypt";
     sk_json_text t = {0};
 
-    if (req == NULL || req->plain == NULL || req->plain_len == 0 ||
-        req->padding == SK_RSA_RAW ||
+    if (req == NULL || req->in == NULL || req->in_len == 0 ||
+        (op->encrypt && req->padding == SK_RSA_RAW) ||
+        (!op->encrypt && req->transient_key != NULL) ||
         (req->oaep_hash != NULL && !valid_alg_name(req->oaep_hash))) {
-        sk_error_set(err, SK_ERR_BAD_REQUEST, request,
-                     "a plaintext, OAEP or PKCS#1 v1.5 (and a valid OAEP "
-                     "hash) are required");
+        sk_error_set(err, SK_ERR_BAD_REQUEST, op->request,
+                     op->encrypt ? "a plaintext, OAEP or PKCS#1 v1.5 (and a "
+                                   "valid OAEP hash) are required"
+                                 : "a ciphertext (and a valid OAEP hash) are "
+                                   "required");
         return 0;
     }
-    if (!begin_body(body, &t, &req->key, req->transient_key, request, err))
+    if (!begin_body(body, &t, &req->key, req->transient_key, op->request, err))
         return 0;
-    put_rsa_members(&t, "plain", req->plain, req->plain_len, req->padding,
+    put_rsa_members(&t, op->in_field, req->in, req->in_len, req->padding,
                     req->oaep_hash, req->label, req->label_len);
-    return end_body(body, &t, request, err);
+    return end_body(body, &t, op->request, err);
 }
 
-int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
-                      unsigned char **cipher, size_t *cipher_len, sk_error *err)
+int sk_decrypt_body(const sk_rsa_request *req, sk_request_body *body,
+                    sk_error *err)
+{
+    return rsa_body(&rsa_decrypt, req, body, err);
+}
+
+int sk_encrypt_body(const sk_rsa_request *req, sk_request_body *body,
+                    sk_error *err)
+{
+    return rsa_body(&rsa_encrypt, req, body, err);
+}
+
+static int rsa_call(sk_client *client, const rsa_operation *op,
+                    const sk_rsa_request *req, unsigned char **out,
+                    size_t *out_len, sk_error *err)
 {
     sk_request_body body;
 
     sk_error_clear(err);
-    *cipher = NULL;
-    if (!sk_encrypt_body(req, &body, err))
+    *out = NULL;
+    if (!rsa_body(op, req, &body, err))
         return 0;
-    return call_for_bytes(client, "/crypto/v1/encrypt",
-                          "POST /crypto/v1/encrypt", &body, req->approval,
-                          "cipher", cipher, cipher_len, err);
+    return call_for_bytes(client, op->path, op->request, &body, req->approval,
+                          op->out_field, out, out_len, err);
+}
+
+int sk_client_decrypt(sk_client *client, const sk_rsa_request *req,
+                      unsigned char **plain, size_t *plain_len, sk_error *err)
+{
+    return rsa_call(client, &rsa_decrypt, req, plain, plain_len, err);
+}
+
+int sk_client_encrypt(sk_client *client, const sk_rsa_request *req,
+                      unsigned char **cipher, size_t *cipher_len, sk_error *err)
+{
+    return rsa_call(client, &rsa_encrypt, req, cipher, cipher_len, err);
 }
 
 /*

@@ -90,7 +90,7 @@ sk_batcher *sk_batcher_new(unsigned max_size, long max_wait_us)
 
     if (max_size <= 1)
         return NULL;
-    b = calloc(1, sizeof(*b));
+    b = OPENSSL_zalloc(sizeof(*b));
     if (b == NULL)
         return NULL;
     b->max_size = max_size;
@@ -105,7 +105,7 @@ void sk_batcher_free(sk_batcher *b)
     if (b == NULL)
         return;
     pthread_mutex_destroy(&b->lock);
-    free(b);
+    OPENSSL_free(b);
 }
 
 /* The client's fork handlers (pool.c) call these with the client's lock

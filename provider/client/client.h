@@ -274,20 +274,30 @@ typedef enum sk_rsa_padding {
     SK_RSA_RAW, /* RAW_DECRYPT */
 } sk_rsa_padding;
 
-typedef struct sk_decrypt_request {
-    sk_key_ref key;
-    sk_rsa_padding padding;
+/* An RSA decrypt or encrypt with a SmartKey key. */
+typedef struct sk_rsa_request {
+    sk_key_ref key;             /* needs DECRYPT, or ENCRYPT */
+    sk_rsa_padding padding;     /* encrypt: OAEP or PKCS1_V15 only */
     const char *oaep_hash;      /* OAEP only; NULL: "SHA1" */
     const unsigned char *label; /* OAEP label; sent only when non-empty */
     size_t label_len;
-    const unsigned char *cipher;
-    size_t cipher_len;
+    const unsigned char *in; /* decrypt: the ciphertext; encrypt: the text */
+    size_t in_len;
     sk_approval *approval;
-} sk_decrypt_request;
+    /* encrypt only: instead of key, the handle of a transient key, as for
+       wrapkey */
+    const char *transient_key;
+} sk_rsa_request;
 
-/* POST /crypto/v1/decrypt with alg RSA. */
-int sk_client_decrypt(sk_client *client, const sk_decrypt_request *req,
+/* POST /crypto/v1/decrypt with alg RSA: req->in is "cipher", the answer's
+   "plain" is returned. */
+int sk_client_decrypt(sk_client *client, const sk_rsa_request *req,
                       unsigned char **plain, size_t *plain_len, sk_error *err);
+/* POST /crypto/v1/encrypt with alg RSA: req->in is "plain", the answer's
+   "cipher" is returned. */
+int sk_client_encrypt(sk_client *client, const sk_rsa_request *req,
+                      unsigned char **cipher, size_t *cipher_len,
+                      sk_error *err);
 
 typedef struct sk_wrapkey_request {
     sk_key_ref wrapping_key; /* needs WRAPKEY */
@@ -306,23 +316,6 @@ typedef struct sk_wrapkey_request {
 /* POST /crypto/v1/wrapkey: the subject wrapped inside SmartKey. */
 int sk_client_wrapkey(sk_client *client, const sk_wrapkey_request *req,
                       unsigned char **wrapped, size_t *wrapped_len,
-                      sk_error *err);
-
-typedef struct sk_encrypt_request {
-    sk_key_ref key;             /* needs ENCRYPT */
-    const char *transient_key;  /* instead of key, as for wrapkey */
-    sk_rsa_padding padding;     /* OAEP or PKCS1_V15 */
-    const char *oaep_hash;      /* OAEP only; NULL: "SHA1" */
-    const unsigned char *label; /* OAEP label; sent only when non-empty */
-    size_t label_len;
-    const unsigned char *plain;
-    size_t plain_len;
-    sk_approval *approval;
-} sk_encrypt_request;
-
-/* POST /crypto/v1/encrypt with alg RSA. */
-int sk_client_encrypt(sk_client *client, const sk_encrypt_request *req,
-                      unsigned char **cipher, size_t *cipher_len,
                       sk_error *err);
 
 /*
@@ -476,5 +469,10 @@ const char *sk_err_kind_name(sk_err_kind kind);
    e.g. "POST /crypto/v1/keys/info: 404 not found: Sobject does not exist".
    Returns buf. */
 const char *sk_error_string(const sk_error *err, char *buf, size_t len);
+
+/* Text jansson allocated (json_dumps, also outside the client: the BYOK
+   documents): wiped, then released with jansson's own free function, which
+   need not be free(). NULL is ignored. */
+void sk_json_dumped_free(char *text);
 
 #endif

@@ -231,49 +231,33 @@ void sk_error_set_text(sk_error *err, const char *text, size_t len)
 
 const char *sk_err_kind_name(sk_err_kind kind)
 {
-    switch (kind) {
-    case SK_ERR_NONE:
-        return "no error";
-    case SK_ERR_CONFIG:
-        return "configuration error";
-    case SK_ERR_NETWORK:
-        return "network error";
-    case SK_ERR_TIMEOUT:
-        return "timeout";
-    case SK_ERR_TLS:
-        return "TLS error";
-    case SK_ERR_TLS_NAME:
-        return "TLS certificate name mismatch";
-    case SK_ERR_AUTH:
-        return "authentication failed";
-    case SK_ERR_FORBIDDEN:
-        return "operation not allowed";
-    case SK_ERR_APPROVAL:
-        return "approval required";
-    case SK_ERR_NOT_FOUND:
-        return "not found";
-    case SK_ERR_BAD_REQUEST:
-        return "bad request";
-    case SK_ERR_THROTTLED:
-        return "throttled";
-    case SK_ERR_SERVER:
-        return "server error";
-    case SK_ERR_PROTOCOL:
-        return "invalid response";
-    case SK_ERR_NOMEM:
-        return "out of memory";
-    case SK_ERR_APPROVAL_PENDING:
-        return "approval pending";
-    case SK_ERR_APPROVAL_DENIED:
-        return "approval denied";
-    case SK_ERR_APPROVAL_EXPIRED:
-        return "approval expired";
-    case SK_ERR_APPROVAL_TIMEOUT:
-        return "approval not given in time";
-    case SK_ERR_APPROVAL_MISMATCH:
-        return "approval request for another operation";
-    }
-    return "unknown error";
+    static const char *const names[] = {
+        [SK_ERR_NONE] = "no error",
+        [SK_ERR_CONFIG] = "configuration error",
+        [SK_ERR_NETWORK] = "network error",
+        [SK_ERR_TIMEOUT] = "timeout",
+        [SK_ERR_TLS] = "TLS error",
+        [SK_ERR_TLS_NAME] = "TLS certificate name mismatch",
+        [SK_ERR_AUTH] = "authentication failed",
+        [SK_ERR_FORBIDDEN] = "operation not allowed",
+        [SK_ERR_APPROVAL] = "approval required",
+        [SK_ERR_NOT_FOUND] = "not found",
+        [SK_ERR_BAD_REQUEST] = "bad request",
+        [SK_ERR_THROTTLED] = "throttled",
+        [SK_ERR_SERVER] = "server error",
+        [SK_ERR_PROTOCOL] = "invalid response",
+        [SK_ERR_NOMEM] = "out of memory",
+        [SK_ERR_APPROVAL_PENDING] = "approval pending",
+        [SK_ERR_APPROVAL_DENIED] = "approval denied",
+        [SK_ERR_APPROVAL_EXPIRED] = "approval expired",
+        [SK_ERR_APPROVAL_TIMEOUT] = "approval not given in time",
+        [SK_ERR_APPROVAL_MISMATCH] = "approval request for another operation",
+    };
+
+    return (size_t)kind < sizeof(names) / sizeof(names[0]) &&
+                   names[kind] != NULL
+               ? names[kind]
+               : "unknown error";
 }
 
 const char *sk_error_string(const sk_error *err, char *buf, size_t len)

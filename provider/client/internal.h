@@ -122,9 +122,9 @@ void sk_request_body_clear(sk_request_body *body);
    jansson trees would give); 0 with err filled. Unit tests reach them. */
 int sk_sign_body(const sk_sign_request *req, sk_request_body *body,
                  sk_error *err);
-int sk_decrypt_body(const sk_decrypt_request *req, sk_request_body *body,
+int sk_decrypt_body(const sk_rsa_request *req, sk_request_body *body,
                     sk_error *err);
-int sk_encrypt_body(const sk_encrypt_request *req, sk_request_body *body,
+int sk_encrypt_body(const sk_rsa_request *req, sk_request_body *body,
                     sk_error *err);
 int sk_wrapkey_body(const sk_wrapkey_ex_request *req, sk_request_body *body,
                     sk_error *err);

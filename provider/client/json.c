@@ -192,3 +192,15 @@ int sk_is_uuid(const char *s, size_t len)
     }
     return 1;
 }
+
+void sk_json_dumped_free(char *text)
+{
+    json_malloc_t malloc_fn;
+    json_free_t free_fn;
+
+    if (text == NULL)
+        return;
+    OPENSSL_cleanse(text, strlen(text));
+    json_get_alloc_funcs(&malloc_fn, &free_fn);
+    free_fn(text);
+}

@@ -198,7 +198,7 @@ static char *put_value(char *p, json_t *value)
 }
 
 /* A tree the writer does not write: jansson's text, moved into an
-   OPENSSL_malloc'd buffer (the copy jansson made is wiped). */
+   OPENSSL_malloc'd buffer (jansson's copy is wiped and freed). */
 static char *dumped(json_t *value, size_t *len)
 {
     char *text = json_dumps(value, JSON_COMPACT), *copy;
@@ -209,8 +209,7 @@ static char *dumped(json_t *value, size_t *len)
     copy = OPENSSL_malloc(*len + 1);
     if (copy != NULL)
         memcpy(copy, text, *len + 1);
-    OPENSSL_cleanse(text, *len);
-    free(text);
+    sk_json_dumped_free(text);
     return copy;
 }
 

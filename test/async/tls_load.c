@@ -229,7 +229,9 @@ static void parse_connect(const char *s)
     }
 }
 
-int main(int argc, char **argv)
+/* Parses the command line into opt, *cafile and *tls12; exits with 2 on a
+   usage error. */
+static void parse_args(int argc, char **argv, const char **cafile, int *tls12)
 {
     static const struct option longopts[] = {
         {"connect", required_argument, NULL, 'c'},
@@ -243,11 +245,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
-    pthread_t threads[MAX_CONCURRENCY];
-    const char *cafile = NULL;
-    int tls12 = 0, c, have_connect = 0;
-    long i, created = 0;
-    double elapsed;
+    int c, have_connect = 0;
     char *end;
 
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -268,13 +266,13 @@ int main(int argc, char **argv)
                 usage();
             break;
         case 'a':
-            cafile = optarg;
+            *cafile = optarg;
             break;
         case 'S':
             opt.servername = optarg;
             break;
         case '2':
-            tls12 = 1;
+            *tls12 = 1;
             break;
         case 'r':
             opt.request = 1;
@@ -288,7 +286,12 @@ int main(int argc, char **argv)
     }
     if (!have_connect || optind != argc)
         usage();
+}
 
+/* Creates ctx for full handshakes only; returns 0, or the exit status of a
+   failure (1 no context, 2 unreadable cafile). */
+static int make_ctx(const char *cafile, int tls12)
+{
     ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL)
         return 1;
@@ -305,6 +308,21 @@ int main(int argc, char **argv)
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    pthread_t threads[MAX_CONCURRENCY];
+    const char *cafile = NULL;
+    int tls12 = 0, status;
+    long i, created = 0;
+    double elapsed;
+
+    parse_args(argc, argv, &cafile, &tls12);
+    status = make_ctx(cafile, tls12);
+    if (status != 0)
+        return status;
 
     start_time = now();
     for (i = 0; i < opt.concurrency && i < opt.count; i++) {

@@ -886,8 +886,10 @@ static void test_oaep_decrypt_recovers_local_encryption(void)
     unsigned char cipher[512], *plain = NULL;
     size_t cipher_len = sizeof(cipher), plain_len = 0;
     sk_key_info *rsa = NULL;
-    sk_decrypt_request req = {{rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0,
-                              cipher,          0,           NULL};
+    sk_rsa_request req = {.key = {rsa_kid, NULL},
+                          .padding = SK_RSA_OAEP,
+                          .oaep_hash = "SHA256",
+                          .in = cipher};
     EVP_PKEY *pkey;
     sk_error err;
 
@@ -896,7 +898,7 @@ static void test_oaep_decrypt_recovers_local_encryption(void)
     pkey = public_key_of(rsa);
     CU_ASSERT_FATAL(emu_oaep_sha256_encrypt(pkey, message, sizeof(message),
                                             cipher, &cipher_len));
-    req.cipher_len = cipher_len;
+    req.in_len = cipher_len;
     CU_ASSERT(sk_client_decrypt(client, &req, &plain, &plain_len, &err) == 1);
     CU_ASSERT_EQUAL(plain_len, sizeof(message));
     CU_ASSERT(plain != NULL && memcmp(plain, message, sizeof(message)) == 0);
@@ -918,8 +920,8 @@ static void test_wrapkey_under_rsa_unwraps_to_the_aes_key(void)
                                NULL,
                                NULL,
                                NULL};
-    sk_decrypt_request unwrap = {
-        {rsa_kid, NULL}, SK_RSA_OAEP, "SHA256", NULL, 0, NULL, 0, NULL};
+    sk_rsa_request unwrap = {
+        .key = {rsa_kid, NULL}, .padding = SK_RSA_OAEP, .oaep_hash = "SHA256"};
     sk_error err;
 
     CU_ASSERT_FATAL(client != NULL);
@@ -927,8 +929,8 @@ static void test_wrapkey_under_rsa_unwraps_to_the_aes_key(void)
         sk_client_wrapkey(client, &wrap, &wrapped, &wrapped_len, &err) == 1);
     CU_ASSERT_EQUAL(wrapped_len, 256);
     /* RSA-OAEP wrapping of an AES key is OAEP of its raw bytes. */
-    unwrap.cipher = wrapped;
-    unwrap.cipher_len = wrapped_len;
+    unwrap.in = wrapped;
+    unwrap.in_len = wrapped_len;
     CU_ASSERT(sk_client_decrypt(client, &unwrap, &plain, &plain_len, &err) ==
               1);
     CU_ASSERT_EQUAL(plain_len, 32);

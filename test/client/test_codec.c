@@ -426,14 +426,14 @@ static void test_rsa_bodies(void)
                         k == 1 ? "a-transient-handle" : NULL;
                     sk_key_ref key = {k == 0 ? kid36 : NULL,
                                       k >= 2 ? names[k - 2] : NULL};
-                    sk_decrypt_request d = {0};
-                    sk_encrypt_request e = {0};
+                    sk_rsa_request d = {0};
+                    sk_rsa_request e = {0};
                     sk_request_body body;
                     sk_error err;
 
                     d.key = key;
-                    d.cipher = data300;
-                    d.cipher_len = 256;
+                    d.in = data300;
+                    d.in_len = 256;
                     d.padding = paddings[p];
                     d.oaep_hash = hashes[h];
                     d.label = label ? data300 + 3 : NULL;
@@ -450,8 +450,8 @@ static void test_rsa_bodies(void)
                         continue;
                     e.key = key;
                     e.transient_key = transient;
-                    e.plain = data300;
-                    e.plain_len = 32;
+                    e.in = data300;
+                    e.in_len = 32;
                     e.padding = paddings[p];
                     e.oaep_hash = hashes[h];
                     e.label = d.label;

@@ -168,7 +168,7 @@ static void track_free(void *p)
 
 typedef struct call {
     sk_client *client;
-    sk_decrypt_request req;
+    sk_rsa_request req;
     int ok;
 } call;
 
@@ -230,9 +230,11 @@ static void test_batched_decrypt_plaintexts_are_wiped(void)
 
     for (int i = 0; i < THREADS; i++) {
         calls[i].client = client;
-        calls[i].req =
-            (sk_decrypt_request){{kid, NULL}, SK_RSA_OAEP, "SHA256",   NULL,
-                                 0,           cipher,      cipher_len, NULL};
+        calls[i].req = (sk_rsa_request){.key = {kid, NULL},
+                                        .padding = SK_RSA_OAEP,
+                                        .oaep_hash = "SHA256",
+                                        .in = cipher,
+                                        .in_len = cipher_len};
     }
     /* a lone call: batch.c's unbatched path */
     decrypt(&calls[0]);

@@ -1886,7 +1886,7 @@ int em_h_wrapkey(em_request *req, em_response *resp)
         !em_require_op(subject, EM_OP_EXPORT,
                        is_asymmetric_type(subject->obj_type), resp))
         goto done;
-    /* only asymmetric keys have a PKCS#8 form (docs/smartkey-api.md §3.4) */
+    /* only asymmetric keys have a PKCS#8 form (docs/smartkey-api.md §4.4) */
     if (pkcs8 && !is_asymmetric_type(subject->obj_type) && !em_lenient) {
         em_error(resp, 400,
                  "Invalid request: key_format Pkcs8 applies to asymmetric "

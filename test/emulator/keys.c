@@ -132,6 +132,105 @@ static int valid_extra_fields(json_t *body, em_response *resp)
     return 1;
 }
 
+/* Type, size and curve of a new object, and the default key_ops of its type. */
+static int apply_creation_fields(em_obj *obj, json_t *body, em_response *resp)
+{
+    json_t *v = field(body, "obj_type");
+
+    if (!json_is_string(v) ||
+        strlen(json_string_value(v)) >= sizeof(obj->obj_type))
+        return em_error(resp, 400, "obj_type is required");
+    strcpy(obj->obj_type, json_string_value(v));
+    v = field(body, "key_size");
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+            json_integer_value(v) > 65536)
+            return em_error(resp, 400, "Invalid key_size");
+        obj->key_size = (unsigned)json_integer_value(v);
+    }
+    v = field(body, "elliptic_curve");
+    if (v != NULL) {
+        if (!json_is_string(v) ||
+            strlen(json_string_value(v)) >= sizeof(obj->curve))
+            return em_error(resp, 400, "Invalid elliptic_curve");
+        strcpy(obj->curve, json_string_value(v));
+    }
+    obj->key_ops = em_default_key_ops(obj->obj_type);
+    /* an Ed25519 key signs; agreement takes X25519 keys */
+    if (em_key_is_ed25519(obj))
+        obj->key_ops &= ~EM_OP_AGREEKEY;
+    return 1;
+}
+
+/* Sets the state named by v, one of `states` (anything else is a 400). */
+static int apply_state(em_obj *obj, json_t *v, em_response *resp)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+        if (json_is_string(v) && strcmp(json_string_value(v), states[i]) == 0)
+            break;
+    if (i == sizeof(states) / sizeof(states[0]))
+        return em_error(resp, 400, "Invalid state");
+    strcpy(obj->state, states[i]);
+    return 1;
+}
+
+/* Checks the extra fields and keeps those sent (null clears one) in
+   obj->extra. */
+static int apply_extra_fields(em_obj *obj, json_t *body, em_response *resp)
+{
+    size_t i;
+
+    if (!valid_extra_fields(body, resp))
+        return 0;
+    for (i = 0; i < sizeof(extra_fields) / sizeof(extra_fields[0]); i++) {
+        json_t *present = json_object_get(body, extra_fields[i]);
+
+        if (present == NULL)
+            continue;
+        if (obj->extra == NULL)
+            obj->extra = json_object();
+        /* on PATCH an explicit null clears the field */
+        if (json_is_null(present))
+            json_object_del(obj->extra, extra_fields[i]);
+        else
+            json_object_set(obj->extra, extra_fields[i], present);
+    }
+    return 1;
+}
+
+/* The "rsa" options: RSA objects only; a new RSA key gets the default
+   policies, the policies sent replace the old ones whole. */
+static int apply_rsa_options(em_obj *obj, json_t *body, int creating,
+                             em_response *resp)
+{
+    json_t *v = field(body, "rsa");
+    json_t *enc, *sig;
+
+    if (v == NULL && !(creating && strcmp(obj->obj_type, "RSA") == 0))
+        return 1;
+    enc = v ? field(v, "encryption_policy") : NULL;
+    sig = v ? field(v, "signature_policy") : NULL;
+    if (strcmp(obj->obj_type, "RSA") != 0)
+        return em_error(resp, 400, "rsa options on a %s object", obj->obj_type);
+    if ((v != NULL && !json_is_object(v)) ||
+        (enc != NULL && !json_is_array(enc)) ||
+        (sig != NULL && !json_is_array(sig)))
+        return em_error(resp, 400,
+                        "rsa: encryption_policy and signature_policy "
+                        "must be arrays");
+    if (obj->rsa == NULL)
+        obj->rsa = json_pack("{s:[{s:{s:{}}}], s:[{}]}", "encryption_policy",
+                             "padding", "OAEP", "signature_policy");
+    /* nested objects are replaced whole, as SmartKey does on PATCH */
+    if (enc != NULL)
+        json_object_set(obj->rsa, "encryption_policy", enc);
+    if (sig != NULL)
+        json_object_set(obj->rsa, "signature_policy", sig);
+    return 1;
+}
+
 /*
  * Applies the fields shared by generate, import and patch. `creating`
  * selects the creation rules (obj_type required, defaults applied).
@@ -140,33 +239,9 @@ static int apply_fields(em_obj *obj, json_t *body, int creating,
                         em_response *resp)
 {
     json_t *v;
-    size_t i;
 
-    if (creating) {
-        v = field(body, "obj_type");
-        if (!json_is_string(v) ||
-            strlen(json_string_value(v)) >= sizeof(obj->obj_type))
-            return em_error(resp, 400, "obj_type is required");
-        strcpy(obj->obj_type, json_string_value(v));
-        v = field(body, "key_size");
-        if (v != NULL) {
-            if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-                json_integer_value(v) > 65536)
-                return em_error(resp, 400, "Invalid key_size");
-            obj->key_size = (unsigned)json_integer_value(v);
-        }
-        v = field(body, "elliptic_curve");
-        if (v != NULL) {
-            if (!json_is_string(v) ||
-                strlen(json_string_value(v)) >= sizeof(obj->curve))
-                return em_error(resp, 400, "Invalid elliptic_curve");
-            strcpy(obj->curve, json_string_value(v));
-        }
-        obj->key_ops = em_default_key_ops(obj->obj_type);
-        /* an Ed25519 key signs; agreement takes X25519 keys */
-        if (em_key_is_ed25519(obj))
-            obj->key_ops &= ~EM_OP_AGREEKEY;
-    }
+    if (creating && !apply_creation_fields(obj, body, resp))
+        return 0;
     v = field(body, "name");
     if (v != NULL) {
         if (!json_is_string(v) || !valid_name(json_string_value(v)))
@@ -186,54 +261,59 @@ static int apply_fields(em_obj *obj, json_t *body, int creating,
         obj->enabled = json_is_true(v);
     }
     v = field(body, "state");
-    if (v != NULL) {
-        for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-            if (json_is_string(v) &&
-                strcmp(json_string_value(v), states[i]) == 0)
-                break;
-        if (i == sizeof(states) / sizeof(states[0]))
-            return em_error(resp, 400, "Invalid state");
-        strcpy(obj->state, states[i]);
-    }
-    if (!valid_extra_fields(body, resp))
+    if (v != NULL && !apply_state(obj, v, resp))
         return 0;
-    for (i = 0; i < sizeof(extra_fields) / sizeof(extra_fields[0]); i++) {
-        json_t *present = json_object_get(body, extra_fields[i]);
+    if (!apply_extra_fields(obj, body, resp))
+        return 0;
+    return apply_rsa_options(obj, body, creating, resp);
+}
 
-        if (present == NULL)
-            continue;
-        if (obj->extra == NULL)
-            obj->extra = json_object();
-        /* on PATCH an explicit null clears the field */
-        if (json_is_null(present))
-            json_object_del(obj->extra, extra_fields[i]);
-        else
-            json_object_set(obj->extra, extra_fields[i], present);
-    }
-    v = field(body, "rsa");
-    if (v != NULL || (creating && strcmp(obj->obj_type, "RSA") == 0)) {
-        json_t *enc = v ? field(v, "encryption_policy") : NULL;
-        json_t *sig = v ? field(v, "signature_policy") : NULL;
+/* Import: the key material in "value"; a public key loses the private
+   ops it was not explicitly given. */
+static int import_value(em_obj *obj, json_t *body, em_response *resp)
+{
+    size_t len = 0;
+    unsigned char *value = em_json_b64(body, "value", 1, &len, resp);
+    char err[256] = "";
 
-        if (strcmp(obj->obj_type, "RSA") != 0)
-            return em_error(resp, 400, "rsa options on a %s object",
-                            obj->obj_type);
-        if ((v != NULL && !json_is_object(v)) ||
-            (enc != NULL && !json_is_array(enc)) ||
-            (sig != NULL && !json_is_array(sig)))
-            return em_error(resp, 400,
-                            "rsa: encryption_policy and signature_policy "
-                            "must be arrays");
-        if (obj->rsa == NULL)
-            obj->rsa =
-                json_pack("{s:[{s:{s:{}}}], s:[{}]}", "encryption_policy",
-                          "padding", "OAEP", "signature_policy");
-        /* nested objects are replaced whole, as SmartKey does on PATCH */
-        if (enc != NULL)
-            json_object_set(obj->rsa, "encryption_policy", enc);
-        if (sig != NULL)
-            json_object_set(obj->rsa, "signature_policy", sig);
+    if (value == NULL)
+        return 0;
+    if (!em_key_import(obj, value, len, err, sizeof(err))) {
+        OPENSSL_clear_free(value, len);
+        return em_error(resp, 400, "Invalid key value: %s", err);
     }
+    OPENSSL_clear_free(value, len);
+    obj->external = 1;
+    /* a public key cannot sign, decrypt or unwrap: leave those out of
+       the defaults rather than refuse them on every call */
+    if (obj->public_only && field(body, "key_ops") == NULL)
+        obj->key_ops &=
+            ~(unsigned)(EM_OP_SIGN | EM_OP_DECRYPT | EM_OP_UNWRAPKEY);
+    return 1;
+}
+
+/* Generate: new key material of obj's type (pub_exponent for RSA). */
+static int generate_value(em_obj *obj, json_t *body, em_response *resp)
+{
+    unsigned long pub_exponent = 65537;
+    char err[256] = "";
+    json_t *v;
+
+    if (strcmp(obj->obj_type, "SECRET") == 0 ||
+        strcmp(obj->obj_type, "OPAQUE") == 0 || em_is_certificate(obj))
+        return em_error(resp, 400,
+                        "%s objects cannot be generated; import them with PUT "
+                        "/crypto/v1/keys",
+                        obj->obj_type);
+    v = field(body, "pub_exponent");
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 3 ||
+            json_integer_value(v) > 0xffffffffLL)
+            return em_error(resp, 400, "Invalid pub_exponent");
+        pub_exponent = (unsigned long)json_integer_value(v);
+    }
+    if (!em_key_generate(obj, pub_exponent, err, sizeof(err)))
+        return em_error(resp, 400, "%s", err);
     return 1;
 }
 
@@ -243,7 +323,6 @@ static int create_key(em_request *req, em_response *resp, int import)
     json_t *body = req->json, *v;
     em_obj *obj;
     int transient;
-    char err[256] = "";
 
     if (!json_is_object(body))
         return em_error(resp, 400, "Expected a JSON object");
@@ -260,49 +339,9 @@ static int create_key(em_request *req, em_response *resp, int import)
         em_error(resp, 400, "name is required");
         goto fail;
     }
-    if (import) {
-        size_t len = 0;
-        unsigned char *value = em_json_b64(body, "value", 1, &len, resp);
-
-        if (value == NULL)
-            goto fail;
-        if (!em_key_import(obj, value, len, err, sizeof(err))) {
-            OPENSSL_clear_free(value, len);
-            em_error(resp, 400, "Invalid key value: %s", err);
-            goto fail;
-        }
-        OPENSSL_clear_free(value, len);
-        obj->external = 1;
-        /* a public key cannot sign, decrypt or unwrap: leave those out of
-           the defaults rather than refuse them on every call */
-        if (obj->public_only && field(body, "key_ops") == NULL)
-            obj->key_ops &=
-                ~(unsigned)(EM_OP_SIGN | EM_OP_DECRYPT | EM_OP_UNWRAPKEY);
-    } else {
-        unsigned long pub_exponent = 65537;
-
-        if (strcmp(obj->obj_type, "SECRET") == 0 ||
-            strcmp(obj->obj_type, "OPAQUE") == 0 || em_is_certificate(obj)) {
-            em_error(resp, 400,
-                     "%s objects cannot be generated; import them with PUT "
-                     "/crypto/v1/keys",
-                     obj->obj_type);
-            goto fail;
-        }
-        v = field(body, "pub_exponent");
-        if (v != NULL) {
-            if (!json_is_integer(v) || json_integer_value(v) < 3 ||
-                json_integer_value(v) > 0xffffffffLL) {
-                em_error(resp, 400, "Invalid pub_exponent");
-                goto fail;
-            }
-            pub_exponent = (unsigned long)json_integer_value(v);
-        }
-        if (!em_key_generate(obj, pub_exponent, err, sizeof(err))) {
-            em_error(resp, 400, "%s", err);
-            goto fail;
-        }
-    }
+    if (import ? !import_value(obj, body, resp)
+               : !generate_value(obj, body, resp))
+        goto fail;
     em_obj_ref(obj); /* kept for the answer: em_store_add takes one */
     if (!em_store_add(req, obj, transient, resp)) {
         em_obj_release(obj);
@@ -436,6 +475,53 @@ static int query_number(const em_request *req, const char *name,
     return *end == '\0' && end != text && text[0] != '-';
 }
 
+/* Sorts the listing by `sort` (kid or name, asc or desc); an unknown order
+   releases the listing and answers 400. */
+static int sort_listing(listing *l, const char *sort, em_response *resp)
+{
+    static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+    int (*cmp)(const void *, const void *) = NULL;
+    size_t i;
+
+    if (strcmp(sort, "name:asc") == 0 || strcmp(sort, "name:desc") == 0)
+        cmp = by_name;
+    else if (strcmp(sort, "kid:asc") == 0 || strcmp(sort, "kid:desc") == 0)
+        cmp = by_kid;
+    if (cmp == NULL) {
+        for (i = 0; i < l->count; i++)
+            em_obj_release(l->objs[i]);
+        free(l->objs);
+        return em_error(resp, 400,
+                        "sort must be kid:asc, kid:desc, name:asc or "
+                        "name:desc");
+    }
+    /* qsort has no context argument; listings are rare enough */
+    pthread_mutex_lock(&sort_lock);
+    sort_descending = strstr(sort, ":desc") != NULL;
+    qsort(l->objs, l->count, sizeof(*l->objs), cmp);
+    pthread_mutex_unlock(&sort_lock);
+    return 1;
+}
+
+/* The index of the first object after `start` (a kid or name) in the
+   listing sorted by `sort`. */
+static size_t page_start(const listing *l, const char *sort, const char *start)
+{
+    int names = strncmp(sort, "name:", 5) == 0;
+    int desc = strstr(sort, ":desc") != NULL;
+    size_t first = 0;
+
+    while (first < l->count) {
+        const em_obj *o = l->objs[first];
+        int c = strcmp(names ? (o->name ? o->name : "") : o->kid, start);
+
+        if (desc ? c < 0 : c > 0)
+            break;
+        first++;
+    }
+    return first;
+}
+
 int em_h_keys_list(em_request *req, em_response *resp)
 {
     listing l;
@@ -457,43 +543,10 @@ int em_h_keys_list(em_request *req, em_response *resp)
     l.obj_type = em_query(req, "obj_type");
     l.group_id = em_query(req, "group_id");
     em_store_foreach(collect, &l);
-    if (sort != NULL) {
-        static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
-        int (*cmp)(const void *, const void *) = NULL;
-
-        if (strcmp(sort, "name:asc") == 0 || strcmp(sort, "name:desc") == 0)
-            cmp = by_name;
-        else if (strcmp(sort, "kid:asc") == 0 || strcmp(sort, "kid:desc") == 0)
-            cmp = by_kid;
-        if (cmp == NULL) {
-            for (i = 0; i < l.count; i++)
-                em_obj_release(l.objs[i]);
-            free(l.objs);
-            return em_error(resp, 400,
-                            "sort must be kid:asc, kid:desc, name:asc or "
-                            "name:desc");
-        }
-        /* qsort has no context argument; listings are rare enough */
-        pthread_mutex_lock(&sort_lock);
-        sort_descending = strstr(sort, ":desc") != NULL;
-        qsort(l.objs, l.count, sizeof(*l.objs), cmp);
-        pthread_mutex_unlock(&sort_lock);
-    }
+    if (sort != NULL && !sort_listing(&l, sort, resp))
+        return 0;
     /* start: the page begins after this kid (or name) in the sort order */
-    first = 0;
-    if (start != NULL) {
-        int names = strncmp(sort, "name:", 5) == 0;
-        int desc = strstr(sort, ":desc") != NULL;
-
-        while (first < l.count) {
-            const em_obj *o = l.objs[first];
-            int c = strcmp(names ? (o->name ? o->name : "") : o->kid, start);
-
-            if (desc ? c < 0 : c > 0)
-                break;
-            first++;
-        }
-    }
+    first = start != NULL ? page_start(&l, sort, start) : 0;
     items = json_array();
     for (i = 0; i < l.count; i++) {
         if (i >= first && i - first >= offset && i - first - offset < limit) {

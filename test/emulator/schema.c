@@ -486,45 +486,57 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind where,
     return MHD_NO;
 }
 
-int em_check_request(const em_request *req, const char *route_path,
-                     em_response *resp)
+/* The rule for this method and route, NULL when there is none. */
+static const body_rule *find_rule(const em_request *req, const char *route_path)
 {
     const body_rule *rule = NULL;
-    query_check q = {NULL, NULL};
-    char path[512] = "";
 
-    if (em_lenient)
-        return 1;
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
         if (strcmp(rules[i].method, req->method) == 0 &&
             strcmp(rules[i].path, route_path) == 0)
             rule = &rules[i];
+    return rule;
+}
+
+/* The Content-Type of a body-less request and the query parameters against
+   the rule (no rule: no query parameter is allowed). */
+static int check_headers_and_query(const em_request *req, const body_rule *rule,
+                                   em_response *resp)
+{
+    query_check q = {NULL, NULL};
+    const char *type;
+
     if (rule != NULL)
         q.allowed = rule->query;
-    if (req->conn != NULL) {
-        const char *type = MHD_lookup_connection_value(
-            req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-
-        /* A form type on a request without a body is what libcurl sends
-           for a body-less POST of a client that did not remove it: a body
-           is announced that SmartKey's API does not have. (A JSON body
-           under a form type is left alone: SmartKey reads JSON anyway.) */
-        if (type != NULL && req->json == NULL &&
-            (strncasecmp(type, "application/x-www-form-urlencoded", 33) == 0 ||
-             strncasecmp(type, "multipart/form-data", 19) == 0))
-            return em_error(resp, 400,
-                            "Invalid request: Content-Type `%.100s` on a "
-                            "request without a body; send no Content-Type",
-                            type);
-        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg,
-                                  &q);
-        if (q.bad != NULL)
-            return em_error(resp, 400,
-                            "Invalid request: unknown query parameter `%.100s`",
-                            q.bad);
-    }
-    if (req->json == NULL)
+    if (req->conn == NULL)
         return 1;
+    type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_CONTENT_TYPE);
+    /* A form type on a request without a body is what libcurl sends
+       for a body-less POST of a client that did not remove it: a body
+       is announced that SmartKey's API does not have. (A JSON body
+       under a form type is left alone: SmartKey reads JSON anyway.) */
+    if (type != NULL && req->json == NULL &&
+        (strncasecmp(type, "application/x-www-form-urlencoded", 33) == 0 ||
+         strncasecmp(type, "multipart/form-data", 19) == 0))
+        return em_error(resp, 400,
+                        "Invalid request: Content-Type `%.100s` on a "
+                        "request without a body; send no Content-Type",
+                        type);
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+    if (q.bad != NULL)
+        return em_error(resp, 400,
+                        "Invalid request: unknown query parameter `%.100s`",
+                        q.bad);
+    return 1;
+}
+
+/* The JSON body against the rule's fields (every item of an array body). */
+static int check_body(const em_request *req, const body_rule *rule,
+                      const char *route_path, em_response *resp)
+{
+    char path[512] = "";
+
     if (rule == NULL || rule->fields == NULL) {
         if (json_is_object(req->json))
             return check_object(req->json, nothing, path, sizeof(path), resp);
@@ -548,4 +560,19 @@ int em_check_request(const em_request *req, const char *route_path,
         }
     }
     return 1;
+}
+
+int em_check_request(const em_request *req, const char *route_path,
+                     em_response *resp)
+{
+    const body_rule *rule;
+
+    if (em_lenient)
+        return 1;
+    rule = find_rule(req, route_path);
+    if (!check_headers_and_query(req, rule, resp))
+        return 0;
+    if (req->json == NULL)
+        return 1;
+    return check_body(req, rule, route_path, resp);
 }

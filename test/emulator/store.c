@@ -486,28 +486,26 @@ static void persist(void)
     pthread_mutex_unlock(&persist_lock);
 }
 
-static int load_record(json_t *rec, char *err, size_t errlen)
+/* A new object with a saved record's kid, type and key material; NULL
+   with err set when the record cannot be loaded. */
+static em_obj *record_key(json_t *rec, char *err, size_t errlen)
 {
     const char *kid = em_json_str(rec, "kid");
     const char *type = em_json_str(rec, "obj_type");
     const char *value = em_json_str(rec, "value");
     const char *curve = em_json_str(rec, "elliptic_curve");
-    const char *state = em_json_str(rec, "state");
-    const char *created = em_json_str(rec, "created_at");
-    const char *name = em_json_str(rec, "name");
     unsigned char *bytes;
     size_t len = 0;
     em_obj *obj;
-    node *n;
 
     if (kid == NULL || strlen(kid) != 36 || type == NULL ||
         strlen(type) >= sizeof(obj->obj_type) || value == NULL) {
         snprintf(err, errlen, "object without kid, obj_type or value");
-        return 0;
+        return NULL;
     }
     if ((bytes = em_b64_decode(value, &len)) == NULL) {
         snprintf(err, errlen, "object %s: value is not base64", kid);
-        return 0;
+        return NULL;
     }
     obj = em_obj_new();
     strcpy(obj->kid, kid);
@@ -519,14 +517,27 @@ static int load_record(json_t *rec, char *err, size_t errlen)
     if (!em_key_import(obj, bytes, len, err, errlen)) {
         OPENSSL_clear_free(bytes, len);
         em_obj_release(obj);
-        return 0;
+        return NULL;
     }
     OPENSSL_clear_free(bytes, len);
     if (!em_key_ops_from_json(json_object_get(rec, "key_ops"), &obj->key_ops)) {
         snprintf(err, errlen, "object %s: bad key_ops", kid);
         em_obj_release(obj);
-        return 0;
+        return NULL;
     }
+    return obj;
+}
+
+static int load_record(json_t *rec, char *err, size_t errlen)
+{
+    const char *state = em_json_str(rec, "state");
+    const char *created = em_json_str(rec, "created_at");
+    const char *name = em_json_str(rec, "name");
+    em_obj *obj = record_key(rec, err, errlen);
+    node *n;
+
+    if (obj == NULL)
+        return 0;
     obj->enabled = json_is_true(json_object_get(rec, "enabled"));
     obj->external = json_is_true(json_object_get(rec, "external"));
     if (state != NULL && strlen(state) < sizeof(obj->state))
@@ -542,8 +553,9 @@ static int load_record(json_t *rec, char *err, size_t errlen)
     n = calloc(1, sizeof(*n));
     n->obj = obj;
     n->seq = next_seq++;
-    if (find_id(kid) != NULL || (name != NULL && find_name(name) != NULL)) {
-        snprintf(err, errlen, "object %s: duplicate kid or name", kid);
+    if (find_id(obj->kid) != NULL ||
+        (name != NULL && find_name(name) != NULL)) {
+        snprintf(err, errlen, "object %s: duplicate kid or name", obj->kid);
         em_obj_release(obj);
         free(n);
         return 0;
@@ -818,27 +830,25 @@ static em_obj *resolve_inline(json_t *spec, const char *what, em_response *resp)
     return obj;
 }
 
-em_obj *em_resolve(const em_request *req, json_t *descriptor, const char *what,
-                   em_response *resp)
-{
-    static const char *const variants[] = {"kid", "name", "transient_key",
-                                           "inline"};
-    json_t *chosen = NULL;
-    int found = 0, which = -1, i;
-    em_obj *obj = NULL;
-    node *n;
+/* The ways a key descriptor names a key, in the order em_resolve numbers
+   them. */
+static const char *const variants[] = {"kid", "name", "transient_key",
+                                       "inline"};
 
-    if (!json_is_object(descriptor)) {
-        em_error(resp, 400, "Missing or invalid key descriptor '%s'", what);
-        return NULL;
-    }
+/* The index in `variants` of the one variant the descriptor sets (its value
+   in *chosen); -1 with a 400 unless exactly one is set. */
+static int descriptor_variant(json_t *descriptor, const char *what,
+                              json_t **chosen, em_response *resp)
+{
+    int found = 0, which = -1, i;
+
     for (i = 0; i < 4; i++) {
         json_t *v = json_object_get(descriptor, variants[i]);
 
         if (v != NULL && !json_is_null(v)) {
             found++;
             which = i;
-            chosen = v;
+            *chosen = v;
         }
     }
     if (found != 1) {
@@ -846,8 +856,53 @@ em_obj *em_resolve(const em_request *req, json_t *descriptor, const char *what,
                  "Invalid descriptor '%s': exactly one of kid, name, "
                  "transient_key or inline is required",
                  what);
+        return -1;
+    }
+    return which;
+}
+
+/* A reference to the stored object named `id` (a name when which == 1):
+   a transient key of the caller's session for which == 2, else a persistent
+   object; NULL when there is none. */
+static em_obj *find_stored(const em_request *req, int which, const char *id)
+{
+    em_obj *obj = NULL;
+    node *n;
+
+    pthread_mutex_lock(&table_lock);
+    if (which == 1)
+        n = find_name(id);
+    else
+        n = find_id(id);
+    if (n != NULL) {
+        em_obj *found_obj = n->obj;
+        int transient = found_obj->transient_handle != NULL;
+
+        if (which == 2 ? transient && strcmp(found_obj->session_id,
+                                             req->who.session_id) == 0
+                       : !transient) {
+            obj = found_obj;
+            em_obj_ref(obj);
+        }
+    }
+    pthread_mutex_unlock(&table_lock);
+    return obj;
+}
+
+em_obj *em_resolve(const em_request *req, json_t *descriptor, const char *what,
+                   em_response *resp)
+{
+    json_t *chosen = NULL;
+    int which;
+    em_obj *obj;
+
+    if (!json_is_object(descriptor)) {
+        em_error(resp, 400, "Missing or invalid key descriptor '%s'", what);
         return NULL;
     }
+    which = descriptor_variant(descriptor, what, &chosen, resp);
+    if (which < 0)
+        return NULL;
     if (which == 3)
         return resolve_inline(chosen, what, resp);
     if (!json_is_string(chosen)) {
@@ -861,23 +916,7 @@ em_obj *em_resolve(const em_request *req, json_t *descriptor, const char *what,
                  "created them");
         return NULL;
     }
-    pthread_mutex_lock(&table_lock);
-    if (which == 1)
-        n = find_name(json_string_value(chosen));
-    else
-        n = find_id(json_string_value(chosen));
-    if (n != NULL) {
-        em_obj *found_obj = n->obj;
-        int transient = found_obj->transient_handle != NULL;
-
-        if (which == 2 ? transient && strcmp(found_obj->session_id,
-                                             req->who.session_id) == 0
-                       : !transient) {
-            obj = found_obj;
-            em_obj_ref(obj);
-        }
-    }
-    pthread_mutex_unlock(&table_lock);
+    obj = find_stored(req, which, json_string_value(chosen));
     if (obj == NULL) {
         if (which == 2)
             em_error(resp, 404, "Transient key not found in this session");
@@ -987,7 +1026,7 @@ json_t *em_obj_to_json(const em_obj *obj, int with_value)
     json_object_set_new(j, "key_ops", em_key_ops_to_json(obj->key_ops));
     json_object_set_new(j, "enabled", json_boolean(obj->enabled));
     json_object_set_new(j, "state", json_string(obj->state));
-    /* ObjectOrigin: where the object was made (docs/smartkey-api.md §2.1) */
+    /* ObjectOrigin: where the object was made (docs/smartkey-api.md §3.1) */
     json_object_set_new(j, "origin",
                         json_string(obj->transient_handle ? "Transient"
                                     : obj->external       ? "External"

@@ -96,21 +96,12 @@ static const char *key_name(const OSSL_PARAM *settable, unsigned index)
     return index < n ? settable[index].key : unknown[index - n];
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* The EVP_PKEY_CTX whose parameters operation `op` sets (NULL for the
+   store, which takes them on open); 0 when this build cannot run `op`. */
+static int make_ctx(int op, EVP_PKEY_CTX **out)
 {
-    OSSL_PARAM params[MAX_PARAMS + 1];
-    void *values[MAX_PARAMS] = {0};
-    void *pointers[MAX_PARAMS] = {0}; /* for the *_PTR types */
-    const OSSL_PARAM *settable = NULL;
     EVP_PKEY_CTX *ctx = NULL;
-    size_t n = 0, at = 1;
-    int op;
 
-    if (libctx == NULL)
-        init();
-    if (size < 1)
-        return 0;
-    op = data[0] % OP_COUNT;
     switch (op) {
     case OP_CIPHER:
         ctx = EVP_PKEY_CTX_new_from_pkey(libctx, local_rsa, propq);
@@ -134,11 +125,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         break;
     default:
-        settable = store_settable;
         break;
     }
-    if (ctx != NULL)
-        settable = EVP_PKEY_CTX_settable_params(ctx);
+    *out = ctx;
+    return 1;
+}
+
+/* Decodes the input's records (from data + 1) into params, each value in
+   a buffer of exactly its size (values[], freed by the caller); returns
+   how many. */
+static size_t read_params(const uint8_t *data, size_t size,
+                          const OSSL_PARAM *settable, OSSL_PARAM *params,
+                          void **values, void **pointers)
+{
+    size_t n = 0, at = 1;
 
     while (n < MAX_PARAMS && at + 5 <= size) {
         const char *key = key_name(settable, data[at]);
@@ -169,6 +169,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         n++;
     }
     params[n] = OSSL_PARAM_construct_end();
+    return n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    OSSL_PARAM params[MAX_PARAMS + 1];
+    void *values[MAX_PARAMS] = {0};
+    void *pointers[MAX_PARAMS] = {0}; /* for the *_PTR types */
+    const OSSL_PARAM *settable = store_settable;
+    EVP_PKEY_CTX *ctx = NULL;
+    size_t n;
+
+    if (libctx == NULL)
+        init();
+    if (size < 1)
+        return 0;
+    if (!make_ctx(data[0] % OP_COUNT, &ctx))
+        return 0;
+    if (ctx != NULL)
+        settable = EVP_PKEY_CTX_settable_params(ctx);
+    n = read_params(data, size, settable, params, values, pointers);
 
     if (ctx != NULL) {
         (void)EVP_PKEY_CTX_set_params(ctx, params);

@@ -3,8 +3,8 @@
 # on top of the key-reference tests' lib.sh (sourced, not changed), itself
 # on top of the CLI tests' lib.sh: emulator start/stop, counters,
 # make_config, genpkey_in_smartkey, make_test_ca, issue_cert,
-# wait_for_port, run, check, finish, and EXTRA_PIDS (servers stopped on
-# any exit, before the emulator).
+# wait_for_port, run, check, finish, and BACKGROUND_PIDS (servers
+# stopped on any exit, before the emulator).
 #
 #   source "$(dirname "$0")/lib.sh"
 #   async_init "$@"       # MODULE_DIR EMULATOR TLS_LOAD
@@ -110,7 +110,7 @@ CONF
         "${HAPROXY[@]}" -db -f "$dir/haproxy.cfg" \
             >"$dir/stdout" 2>"$dir/stderr" </dev/null &
         HAPROXY_PID=$!
-        EXTRA_PIDS+=("$HAPROXY_PID")
+        BACKGROUND_PIDS+=("$HAPROXY_PID")
         if wait_for_port "$HAPROXY_PORT" "$HAPROXY_PID"; then
             return 0
         fi
@@ -135,10 +135,10 @@ haproxy_stop() {
     # shellcheck disable=SC2034 # read by the scripts that source this file
     HAPROXY_STATUS=$?
     local pids=() pid
-    for pid in "${EXTRA_PIDS[@]}"; do
+    for pid in "${BACKGROUND_PIDS[@]}"; do
         [[ $pid == "$HAPROXY_PID" ]] || pids+=("$pid")
     done
-    EXTRA_PIDS=("${pids[@]}")
+    BACKGROUND_PIDS=("${pids[@]}")
     HAPROXY_PID=""
 }
 

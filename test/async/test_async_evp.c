@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <CUnit/Basic.h>
 #include <openssl/async.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -28,6 +27,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <smartkey/smartkey.h>
+#include "cunit_run.h"
 #include "emu.h"
 #include "test_common.h"
 
@@ -485,36 +485,16 @@ static void test_libctx_freed_with_requests_in_flight_drops_them(void)
 
 int main(int argc, char **argv)
 {
-    CU_pSuite suite;
-    unsigned failed;
+    static const cunit_test tests[] = {
+        CUNIT_TEST(test_100_signs_and_100_decrypts_pause_and_overlap),
+        CUNIT_TEST(test_abandoned_sign_is_dropped_and_the_provider_goes_on),
+        CUNIT_TEST(test_unload_with_jobs_in_flight_completes_them_then_stops),
+        CUNIT_TEST(test_libctx_freed_with_requests_in_flight_drops_them),
+    };
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
+    module_dir = cunit_module_dir(argc, argv);
+    if (module_dir == NULL)
         return 2;
-    }
-    module_dir = argv[1];
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("async-evp", suite_init, suite_clean);
-    if (suite == NULL) {
-        CU_cleanup_registry();
-        return 2;
-    }
-    CU_add_test(suite, "test_100_signs_and_100_decrypts_pause_and_overlap",
-                test_100_signs_and_100_decrypts_pause_and_overlap);
-    CU_add_test(suite,
-                "test_abandoned_sign_is_dropped_and_the_provider_goes_on",
-                test_abandoned_sign_is_dropped_and_the_provider_goes_on);
-    CU_add_test(suite,
-                "test_unload_with_jobs_in_flight_completes_them_then_stops",
-                test_unload_with_jobs_in_flight_completes_them_then_stops);
-    CU_add_test(suite, "test_libctx_freed_with_requests_in_flight_drops_them",
-                test_libctx_freed_with_requests_in_flight_drops_them);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failed = CU_get_number_of_tests_failed();
-    if (CU_get_number_of_suites_failed() > 0)
-        failed = 2;
-    CU_cleanup_registry();
-    return failed == 0 ? 0 : 1;
+    return cunit_run("async-evp", suite_init, suite_clean, tests,
+                     CUNIT_COUNT(tests));
 }

@@ -9,6 +9,19 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "test_common.h"
+
+const unsigned char bench_secret[32] = "bench: thirty-two bytes secret!!";
+
+int bench_encrypt_secret(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
+                         unsigned char cipher[256], size_t *cipher_len)
+{
+    *cipher_len = 256;
+    return tc_encrypt_oaep(libctx, key, bench_secret, sizeof(bench_secret),
+                           cipher, cipher_len) &&
+           *cipher_len == 256;
+}
+
 /* Long enough that every thread's first request, TLS handshake included,
    starts before the first answer comes back, even with 64 threads on one
    client CPU (about 1 ms of handshake each). */
@@ -264,6 +277,21 @@ int bench_option(bench_options *o, const char *name, const char *value)
         return 0;
     }
     return 1;
+}
+
+int bench_parse_options(bench_options *o, int argc, char **argv, int first,
+                        int (*extra)(const char *name, const char *value))
+{
+    int bad = 0;
+
+    bench_options_init(o);
+    for (int i = first; i + 1 < argc; i += 2)
+        if ((extra == NULL || !extra(argv[i], argv[i + 1])) &&
+            bench_option(o, argv[i], argv[i + 1]) != 1)
+            bad = 1;
+    if (bad)
+        fprintf(stderr, "%s: bad options\n", argv[0]);
+    return !bad;
 }
 
 int bench_wanted(const bench_options *o, const char *name)

@@ -9,9 +9,19 @@
 
 #include <stddef.h>
 
+#include <openssl/evp.h>
+
 #include "emu.h"
 
 #define BENCH_MAX_THREADS 256
+
+/* The plaintext both benchmarks encrypt and decrypt. */
+extern const unsigned char bench_secret[32];
+
+/* bench_secret encrypted with RSA-OAEP SHA-256 under the 2048-bit key
+   (fetched in libctx) into cipher; 1 when that gave 256 bytes. */
+int bench_encrypt_secret(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
+                         unsigned char cipher[256], size_t *cipher_len);
 
 /* One operation by thread `thread`; returns 1 when its result is right. */
 typedef int (*bench_op)(int thread);
@@ -55,6 +65,12 @@ void bench_options_init(bench_options *o);
 /* Takes NAME VALUE if it is one of the common options: 1 when taken, 0
    when NAME is not one, -1 when VALUE is bad. */
 int bench_option(bench_options *o, const char *name, const char *value);
+
+/* Fills o from the NAME VALUE pairs of argv from argv[first] on, offering
+   each pair to extra first (may be NULL; returns 1 when it takes it). 0,
+   after a message on stderr, on a bad option. */
+int bench_parse_options(bench_options *o, int argc, char **argv, int first,
+                        int (*extra)(const char *name, const char *value));
 
 typedef struct bench_named_op {
     const char *name;

@@ -32,7 +32,6 @@
 
 static const char propq[] = "?provider=" SMARTKEY_PROVIDER_NAME;
 static const char subject_uri[] = "smartkey:name=bench-aes";
-static const unsigned char secret[] = "bench: thirty-two bytes secret!!";
 static const unsigned char message[] = "a message to sign";
 
 static OSSL_LIB_CTX *libctx;
@@ -45,27 +44,20 @@ static EVP_PKEY *load_key(const char *uri)
     return emu_load_pkey(libctx, NULL, uri);
 }
 
-static int encrypt_public(unsigned char *out, size_t *out_len)
-{
-    *out_len = sizeof(cipher);
-    return tc_encrypt_oaep(libctx, rsa_key, secret, sizeof(secret) - 1, out,
-                           out_len);
-}
-
 static int op_encrypt(int thread)
 {
     unsigned char out[256];
     size_t len;
 
     (void)thread;
-    return encrypt_public(out, &len) && len == sizeof(out);
+    return bench_encrypt_secret(libctx, rsa_key, out, &len);
 }
 
 static int op_decrypt(int thread)
 {
     (void)thread;
-    return tc_decrypts_to(libctx, rsa_key, cipher, cipher_len, secret,
-                          sizeof(secret) - 1);
+    return tc_decrypts_to(libctx, rsa_key, cipher, cipher_len, bench_secret,
+                          sizeof(bench_secret));
 }
 
 static int op_wrap(int thread)
@@ -181,31 +173,32 @@ static void show_errors(const bench_result *r)
     ERR_clear_error();
 }
 
+static const char *config, *label = "provider";
+
+/* --config FILE (an openssl.cnf instead of loading the providers) and
+   --label NAME (the client column of the RESULT lines) */
+static int provider_option(const char *name, const char *value)
+{
+    if (strcmp(name, "--config") == 0)
+        config = value;
+    else if (strcmp(name, "--label") == 0)
+        label = value;
+    else
+        return 0;
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *label = "provider";
     bench_options o;
     emu_env env;
-    int bad = 0;
 
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODULE-DIR [options]\n", argv[0]);
         return 2;
     }
-    bench_options_init(&o);
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--config") == 0)
-            config = argv[i + 1];
-        else if (strcmp(argv[i], "--label") == 0)
-            label = argv[i + 1];
-        else if (bench_option(&o, argv[i], argv[i + 1]) != 1)
-            bad = 1;
-    }
-    if (bad) {
-        fprintf(stderr, "%s: bad options\n", argv[0]);
-        return 2;
-    }
-    if (!emu_init(&env))
+    if (!bench_parse_options(&o, argc, argv, 2, provider_option) ||
+        !emu_init(&env))
         return 2;
 
     libctx = OSSL_LIB_CTX_new();
@@ -226,7 +219,7 @@ int main(int argc, char **argv)
         (ec_key = load_key("smartkey:name=bench-ec")) == NULL ||
         (ec_public = tc_public_copy(libctx, ec_key, "provider=default")) ==
             NULL ||
-        !encrypt_public(cipher, &cipher_len)) {
+        !bench_encrypt_secret(libctx, rsa_key, cipher, &cipher_len)) {
         ERR_print_errors_fp(stderr);
         fprintf(stderr, "%s: cannot load the bench keys\n", argv[0]);
         return 1;

@@ -23,7 +23,6 @@
 #include "bench_common.h"
 #include "test_common.h"
 
-static const unsigned char secret[] = "bench: thirty-two bytes secret!!";
 static const unsigned char message[] = "a message to sign";
 
 static emu_env env;
@@ -101,8 +100,8 @@ static int op_decrypt(int thread)
         json_pack("{s:{s:s},s:s,s:s,s:o}", "key", "kid", rsa_kid, "alg", "RSA",
                   "cipher", cipher_b64, "mode", oaep_sha256()),
         "plain", &len);
-    int ok = plain != NULL && len == sizeof(secret) - 1 &&
-             memcmp(plain, secret, len) == 0;
+    int ok = plain != NULL && len == sizeof(bench_secret) &&
+             memcmp(plain, bench_secret, len) == 0;
 
     free(plain);
     return ok;
@@ -161,27 +160,13 @@ static int op_wrap(int thread)
     return ok;
 }
 
-static int encrypt_public(unsigned char *out, size_t *out_len)
-{
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, rsa_public, NULL);
-    int ok;
-
-    ok = ctx != NULL && EVP_PKEY_encrypt_init(ctx) > 0 &&
-         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) > 0 &&
-         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) > 0 &&
-         EVP_PKEY_encrypt(ctx, out, out_len, secret, sizeof(secret) - 1) > 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
-}
-
 static int op_encrypt(int thread)
 {
     unsigned char out[256];
-    size_t len = sizeof(out);
+    size_t len;
 
     (void)thread;
-    return encrypt_public(out, &len) && len == sizeof(out);
+    return bench_encrypt_secret(NULL, rsa_public, out, &len);
 }
 
 /* One handle per thread: its connection stays open between requests. */
@@ -267,22 +252,13 @@ int main(int argc, char **argv)
     size_t cipher_len = sizeof(cipher);
     unsigned hash_len = 0;
     bench_options o;
-    int bad = 0;
 
-    bench_options_init(&o);
-    for (int i = 1; i + 1 < argc; i += 2)
-        if (bench_option(&o, argv[i], argv[i + 1]) != 1)
-            bad = 1;
-    if (bad) {
-        fprintf(stderr, "%s: bad options\n", argv[0]);
-        return 2;
-    }
-    if (!emu_init(&env))
+    if (!bench_parse_options(&o, argc, argv, 1, NULL) || !emu_init(&env))
         return 2;
     if (!authenticate() ||
         (rsa_public = look_up("bench-rsa", rsa_kid)) == NULL ||
         (ec_public = look_up("bench-ec", ec_kid)) == NULL || !setup_handles() ||
-        !encrypt_public(cipher, &cipher_len) ||
+        !bench_encrypt_secret(NULL, rsa_public, cipher, &cipher_len) ||
         !EVP_Digest(message, sizeof(message) - 1, hash, &hash_len, EVP_sha256(),
                     NULL) ||
         (cipher_b64 = tc_base64(cipher, cipher_len)) == NULL ||

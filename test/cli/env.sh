@@ -22,21 +22,23 @@ wrong_key=$(printf '%s' "00000000-0000-0000-0000-000000000000:wrong" |
     base64 -w0)
 nowhere=https://127.0.0.1:$(closed_port)
 
-clear_env_config
-export SMARTKEY_API_ENDPOINT=$ENDPOINT SMARTKEY_API_KEY=$api_key \
-    SMARTKEY_CA_FILE=$CA_FILE
-check "SMARTKEY_* only: RSA public key" \
-    pubout_matches smartkey:name=env-rsa "$WORK/rsa.der"
-check "SMARTKEY_* only: EC public key" \
-    pubout_matches smartkey://name=env-ec "$WORK/ec.der"
-
-clear_env_config
-export FORTANIX_API_ENDPOINT=$ENDPOINT FORTANIX_API_KEY=$api_key \
-    SMARTKEY_CA_FILE=$CA_FILE
-check "FORTANIX_* spellings: RSA public key" \
-    pubout_matches smartkey:name=env-rsa "$WORK/rsa.der"
-check "FORTANIX_* spellings: EC public key" \
-    pubout_matches smartkey:name=env-ec "$WORK/ec.der"
+# both_keys_with WHAT EC_URI VAR=VALUE...: with only these variables set,
+# the RSA and the EC key (under EC_URI) give SmartKey's public keys.
+both_keys_with() {
+    local what=$1 ec_uri=$2
+    shift 2
+    clear_env_config
+    export "$@"
+    check "$what: RSA public key" \
+        pubout_matches smartkey:name=env-rsa "$WORK/rsa.der"
+    check "$what: EC public key" pubout_matches "$ec_uri" "$WORK/ec.der"
+}
+both_keys_with "SMARTKEY_* only" smartkey://name=env-ec \
+    "SMARTKEY_API_ENDPOINT=$ENDPOINT" "SMARTKEY_API_KEY=$api_key" \
+    "SMARTKEY_CA_FILE=$CA_FILE"
+both_keys_with "FORTANIX_* spellings" smartkey:name=env-ec \
+    "FORTANIX_API_ENDPOINT=$ENDPOINT" "FORTANIX_API_KEY=$api_key" \
+    "SMARTKEY_CA_FILE=$CA_FILE"
 
 clear_env_config
 export SMARTKEY_API_ENDPOINT=$ENDPOINT SMARTKEY_API_KEY=$api_key \

@@ -53,11 +53,8 @@ cli_init() {
 
 cli_cleanup() {
     local status=$?
-    if [[ -n $REFUSER_PID ]]; then
-        kill -TERM "$REFUSER_PID" 2>/dev/null
-        wait "$REFUSER_PID" 2>/dev/null
-        REFUSER_PID=""
-    fi
+    background_stop
+    stop_process REFUSER_PID
     emulator_stop
     if [[ -n $WORK && -d $WORK ]]; then
         if [[ $status -ne 0 && -s $WORK/emulator.log ]]; then
@@ -109,13 +106,29 @@ emulator_start() {
     )
 }
 
-emulator_stop() {
-    if [[ -n $EMULATOR_PID ]]; then
-        kill -TERM "$EMULATOR_PID" 2>/dev/null
-        wait "$EMULATOR_PID" 2>/dev/null
-        EMULATOR_PID=""
+# stop_process VAR: ends the process whose pid the variable VAR holds, if
+# any (SIGTERM, then waits for it), and empties VAR.
+stop_process() {
+    if [[ -n ${!1} ]]; then
+        kill -TERM "${!1}" 2>/dev/null
+        wait "${!1}" 2>/dev/null
+        printf -v "$1" '%s' ""
     fi
 }
+
+# BACKGROUND_PIDS: further servers a test starts (emulator nodes, s_server
+# instances); background_stop ends them, and cli_cleanup does at exit.
+BACKGROUND_PIDS=()
+background_stop() {
+    local pid
+    # shellcheck disable=SC2034 # stop_process reads pid by its name
+    for pid in "${BACKGROUND_PIDS[@]}"; do
+        stop_process pid
+    done
+    BACKGROUND_PIDS=()
+}
+
+emulator_stop() { stop_process EMULATOR_PID; }
 
 # A loopback port nobody listens on (bound, then released): for a server
 # about to bind it. Another test's server may be given it meanwhile, so a

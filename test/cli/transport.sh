@@ -15,17 +15,13 @@ create_rsa tr-rsa 2048 >/dev/null || fatal "cannot create the test key"
 server_public_key tr-rsa "$WORK/rsa.der"
 api_key=$(<"$API_KEY_FILE")
 
-LISTENER_PIDS=()
-trap 'status=$?; for p in "${LISTENER_PIDS[@]}"; do kill "$p" 2>/dev/null
-      wait "$p" 2>/dev/null; done; (exit $status); cli_cleanup' EXIT
-
 # listen NAME MODE [CERT KEY]: sets PORT_<NAME>; requests in $WORK/NAME.log
 listen() {
     local name=$1 mode=$2 tries=0
     shift 2
     python3 "$CLI_DIR/listener.py" "$mode" "$WORK/$name.port" \
         "$WORK/$name.log" "$@" </dev/null >/dev/null 2>&1 &
-    LISTENER_PIDS+=($!)
+    BACKGROUND_PIDS+=("$!")
     while [[ ! -s $WORK/$name.port ]]; do
         ((++tries > 300)) && fatal "the $name listener did not start"
         sleep 0.1

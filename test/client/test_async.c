@@ -20,11 +20,11 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <CUnit/Basic.h>
 #include <openssl/async.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include "cunit_run.h"
 #include "client.h"
 #include "emu.h"
 #include "test_common.h"
@@ -641,44 +641,22 @@ static void test_refused_node_fails_over_inside_jobs(void)
 
 int main(void)
 {
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
-#define T(f) {#f, f}
-        T(test_300_jobs_paused_at_once_in_one_thread_all_sign),
-        T(test_cold_engine_connects_in_parallel_then_reuses),
-        T(test_async_off_jobs_block_one_at_a_time),
-        T(test_abandoned_job_late_answer_is_discarded),
-        T(test_abandoned_authenticating_job_does_not_block_others),
-        T(test_client_free_with_a_request_in_flight_wakes_the_job),
-        T(test_forked_child_runs_jobs_on_a_fresh_engine),
-        T(test_no_fd_for_the_wait_fd_signs_synchronously),
-        T(test_no_fd_for_a_connection_fails_the_job_with_an_error),
-        T(test_reauth_while_jobs_are_paused_is_single_flight),
-        T(test_jobs_bypass_batching_and_sign_concurrently),
-        T(test_503_is_retried_after_a_paused_backoff),
-        T(test_refused_node_fails_over_inside_jobs),
-#undef T
+    static const cunit_test tests[] = {
+        CUNIT_TEST(test_300_jobs_paused_at_once_in_one_thread_all_sign),
+        CUNIT_TEST(test_cold_engine_connects_in_parallel_then_reuses),
+        CUNIT_TEST(test_async_off_jobs_block_one_at_a_time),
+        CUNIT_TEST(test_abandoned_job_late_answer_is_discarded),
+        CUNIT_TEST(test_abandoned_authenticating_job_does_not_block_others),
+        CUNIT_TEST(test_client_free_with_a_request_in_flight_wakes_the_job),
+        CUNIT_TEST(test_forked_child_runs_jobs_on_a_fresh_engine),
+        CUNIT_TEST(test_no_fd_for_the_wait_fd_signs_synchronously),
+        CUNIT_TEST(test_no_fd_for_a_connection_fails_the_job_with_an_error),
+        CUNIT_TEST(test_reauth_while_jobs_are_paused_is_single_flight),
+        CUNIT_TEST(test_jobs_bypass_batching_and_sign_concurrently),
+        CUNIT_TEST(test_503_is_retried_after_a_paused_backoff),
+        CUNIT_TEST(test_refused_node_fails_over_inside_jobs),
     };
-    CU_pSuite suite;
-    unsigned failed;
-    size_t count = sizeof(tests) / sizeof(tests[0]);
 
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("async", suite_init, suite_clean);
-    if (suite == NULL) {
-        CU_cleanup_registry();
-        return 2;
-    }
-    for (size_t i = 0; i < count; i++)
-        CU_add_test(suite, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failed = CU_get_number_of_tests_failed();
-    if (CU_get_number_of_suites_failed() > 0)
-        failed = (unsigned)count;
-    CU_cleanup_registry();
-    return failed == 0 ? 0 : 1;
+    return cunit_run("async", suite_init, suite_clean, tests,
+                     CUNIT_COUNT(tests));
 }

@@ -12,12 +12,12 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <CUnit/Basic.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include "cunit_run.h"
 #include "client.h"
 #include "emu.h"
 
@@ -958,69 +958,43 @@ static void test_session_is_renewed_before_it_expires(void)
 
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
-#define T(f) {#f, f}
-        T(test_key_info_by_name_returns_rsa_fields_and_public_key),
-        T(test_key_info_by_kid_returns_ec_curve_and_public_key),
-        T(test_unknown_key_is_not_found_with_smartkey_message),
-        T(test_invalid_key_reference_fails_without_network),
-        T(test_list_keys_filters_by_exact_name),
-        T(test_certificate_read_refuses_any_other_object),
-        T(test_list_certificates_holds_certificates_only),
-        T(test_bad_api_key_is_an_auth_error),
-        T(test_closed_port_is_a_network_error),
-        T(test_untrusted_server_certificate_is_a_tls_error),
-        T(test_insecure_skip_verify_accepts_an_untrusted_server),
-        T(test_stalled_server_is_a_timeout),
-        T(test_sixteen_threads_share_one_session),
-        T(test_expired_session_is_renewed_transparently),
-        T(test_auto_auth_makes_a_session_from_the_third_call),
-        T(test_auto_auth_threads_share_one_session),
-        T(test_auto_auth_falls_back_to_a_session_on_401),
-        T(test_unexplained_403_renews_the_session_once),
-        T(test_approval_required_is_reported_without_reauthentication),
-        T(test_injected_503_is_retried),
-        T(test_503_beyond_the_retry_budget_is_a_server_error),
-        T(test_hostile_answers_give_clean_errors),
-        T(test_logs_and_errors_never_show_the_api_key),
-        T(test_sequential_calls_reuse_one_connection),
-        T(test_fork_child_reconnects_and_parent_keeps_working),
-        T(test_fork_child_signs_with_batching_on),
-        T(test_signatures_verify_with_the_public_key),
-        T(test_oaep_decrypt_recovers_local_encryption),
-        T(test_wrapkey_under_rsa_unwraps_to_the_aes_key),
-#undef T
+    static const cunit_test tests[] = {
+        CUNIT_TEST(test_key_info_by_name_returns_rsa_fields_and_public_key),
+        CUNIT_TEST(test_key_info_by_kid_returns_ec_curve_and_public_key),
+        CUNIT_TEST(test_unknown_key_is_not_found_with_smartkey_message),
+        CUNIT_TEST(test_invalid_key_reference_fails_without_network),
+        CUNIT_TEST(test_list_keys_filters_by_exact_name),
+        CUNIT_TEST(test_certificate_read_refuses_any_other_object),
+        CUNIT_TEST(test_list_certificates_holds_certificates_only),
+        CUNIT_TEST(test_bad_api_key_is_an_auth_error),
+        CUNIT_TEST(test_closed_port_is_a_network_error),
+        CUNIT_TEST(test_untrusted_server_certificate_is_a_tls_error),
+        CUNIT_TEST(test_insecure_skip_verify_accepts_an_untrusted_server),
+        CUNIT_TEST(test_stalled_server_is_a_timeout),
+        CUNIT_TEST(test_sixteen_threads_share_one_session),
+        CUNIT_TEST(test_expired_session_is_renewed_transparently),
+        CUNIT_TEST(test_auto_auth_makes_a_session_from_the_third_call),
+        CUNIT_TEST(test_auto_auth_threads_share_one_session),
+        CUNIT_TEST(test_auto_auth_falls_back_to_a_session_on_401),
+        CUNIT_TEST(test_unexplained_403_renews_the_session_once),
+        CUNIT_TEST(test_approval_required_is_reported_without_reauthentication),
+        CUNIT_TEST(test_injected_503_is_retried),
+        CUNIT_TEST(test_503_beyond_the_retry_budget_is_a_server_error),
+        CUNIT_TEST(test_hostile_answers_give_clean_errors),
+        CUNIT_TEST(test_logs_and_errors_never_show_the_api_key),
+        CUNIT_TEST(test_sequential_calls_reuse_one_connection),
+        CUNIT_TEST(test_fork_child_reconnects_and_parent_keeps_working),
+        CUNIT_TEST(test_fork_child_signs_with_batching_on),
+        CUNIT_TEST(test_signatures_verify_with_the_public_key),
+        CUNIT_TEST(test_oaep_decrypt_recovers_local_encryption),
+        CUNIT_TEST(test_wrapkey_under_rsa_unwraps_to_the_aes_key),
     };
-    CU_pSuite suite;
-    unsigned run, failed;
-    size_t count = sizeof(tests) / sizeof(tests[0]);
+    static const cunit_test renewal[] = {
+        CUNIT_TEST(test_session_is_renewed_before_it_expires),
+    };
 
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("client", suite_init, NULL);
-    if (suite == NULL) {
-        CU_cleanup_registry();
-        return 2;
-    }
-    if (argc > 1 && strcmp(argv[1], "short-token-lifetime") == 0) {
-        count = 1;
-        CU_add_test(suite, "test_session_is_renewed_before_it_expires",
-                    test_session_is_renewed_before_it_expires);
-    } else {
-        for (size_t i = 0; i < count; i++)
-            CU_add_test(suite, tests[i].name, tests[i].fn);
-    }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    run = CU_get_number_of_tests_run();
-    failed = CU_get_number_of_tests_failed();
-    if (CU_get_number_of_suites_failed() > 0)
-        failed = (unsigned)count;
-    printf("%u passed, %u failed\n", run - CU_get_number_of_tests_failed(),
-           failed);
-    CU_cleanup_registry();
-    return failed == 0 ? 0 : 1;
+    if (argc > 1 && strcmp(argv[1], "short-token-lifetime") == 0)
+        return cunit_run("client", suite_init, NULL, renewal,
+                         CUNIT_COUNT(renewal));
+    return cunit_run("client", suite_init, NULL, tests, CUNIT_COUNT(tests));
 }

@@ -6,6 +6,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -49,19 +50,33 @@ void tc_use_emulator(const emu_env *env)
     setenv(SMARTKEY_ENV_CA_FILE, env->ca_file, 1);
 }
 
-OSSL_LIB_CTX *tc_provider_libctx(const char *module_dir)
+const char *tc_emulator_args(int argc, char **argv, emu_env *env)
 {
-    OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
-
-    if (libctx == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, module_dir) ||
-        OSSL_PROVIDER_load(libctx, "default") == NULL ||
-        OSSL_PROVIDER_load(libctx, SMARTKEY_PROVIDER_NAME) == NULL) {
-        ERR_print_errors_fp(stderr);
-        OSSL_LIB_CTX_free(libctx);
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
         return NULL;
     }
-    return libctx;
+    if (!emu_init(env))
+        return NULL;
+    tc_use_emulator(env);
+    return argv[1];
+}
+
+OSSL_LIB_CTX *tc_provider_libctx(const char *module_dir)
+{
+    return emu_provider_libctx(module_dir, 0);
+}
+
+EVP_PKEY *tc_read_pem_key(OSSL_LIB_CTX *libctx, const char *path)
+{
+    FILE *pem = fopen(path, "r");
+    EVP_PKEY *key;
+
+    if (pem == NULL)
+        return NULL;
+    key = PEM_read_PrivateKey_ex(pem, NULL, NULL, NULL, libctx, NULL);
+    fclose(pem);
+    return key;
 }
 
 void tc_write_config_head(FILE *f, const char *module_dir)

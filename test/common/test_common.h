@@ -31,10 +31,18 @@ char *tc_base64(const unsigned char *in, size_t len);
 
 /* Points the provider at the emulator through the environment. */
 void tc_use_emulator(const emu_env *env);
+/* The start of a program that with-emulator.sh runs with MODULE-DIR as its
+   one argument: env read from the emulator's state (emu_init) and the
+   provider pointed at it. Returns MODULE-DIR; NULL after a message on
+   stderr (usage, or no emulator). */
+const char *tc_emulator_args(int argc, char **argv, emu_env *env);
 /* A library context with the modules of module_dir loaded, default first
    (libcurl's TLS inside the provider needs the default provider's
    algorithms, docs/openssl-dispatch.md §9); NULL with the errors printed. */
 OSSL_LIB_CTX *tc_provider_libctx(const char *module_dir);
+/* The private key of the PEM file path, read in libctx (a local stand-in
+   that a SmartKey key's results are checked against); NULL if unreadable. */
+EVP_PKEY *tc_read_pem_key(OSSL_LIB_CTX *libctx, const char *path);
 /* The head of an openssl.cnf activating default, then smartkey from
    module_dir; the caller adds the smartkey section's own lines. */
 void tc_write_config_head(FILE *f, const char *module_dir);

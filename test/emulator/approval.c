@@ -284,6 +284,13 @@ static json_t *group_json(const group *g)
     return j;
 }
 
+static json_t *group_json_of(const char *id)
+{
+    group *g = group_find_or_default(id);
+
+    return g != NULL ? group_json(g) : NULL;
+}
+
 /* Validates and copies an approval_policy field of a group request. */
 static int approval_policy_of(json_t *body, json_t **out, em_response *resp)
 {
@@ -369,16 +376,23 @@ int em_h_groups_list(em_request *req, em_response *resp)
     return em_json(resp, 200, list);
 }
 
-int em_h_group_get(em_request *req, const char *id, em_response *resp)
+/* A GET of one record: 200 with the JSON that json_of (called under the
+   lock) makes of record id, or 404 with SmartKey's text missing. */
+static int get_one(json_t *(*json_of)(const char *id), const char *id,
+                   const char *missing, em_response *resp)
 {
-    group *g;
+    json_t *json;
 
     pthread_mutex_lock(&lock);
-    g = group_find_or_default(id);
-    if (g != NULL)
-        em_json(resp, 200, group_json(g));
+    json = json_of(id);
     pthread_mutex_unlock(&lock);
-    return g != NULL ? 1 : em_error(resp, 404, "Group does not exist");
+    return json != NULL ? em_json(resp, 200, json)
+                        : em_error(resp, 404, "%s", missing);
+}
+
+int em_h_group_get(em_request *req, const char *id, em_response *resp)
+{
+    return get_one(group_json_of, id, "Group does not exist", resp);
 }
 
 int em_h_group_patch(em_request *req, const char *id, em_response *resp)
@@ -651,6 +665,13 @@ static json_t *areq_json(areq *r)
     return j;
 }
 
+static json_t *areq_json_of(const char *id)
+{
+    areq *r = areq_find(id);
+
+    return r != NULL ? areq_json(r) : NULL;
+}
+
 int em_h_approval_create(em_request *req, em_response *resp)
 {
     const char *method = em_json_str(req->json, "method");
@@ -781,14 +802,7 @@ int em_h_approval_list(em_request *req, em_response *resp)
 
 int em_h_approval_get(em_request *req, const char *id, em_response *resp)
 {
-    areq *r;
-
-    pthread_mutex_lock(&lock);
-    r = areq_find(id);
-    if (r != NULL)
-        em_json(resp, 200, areq_json(r));
-    pthread_mutex_unlock(&lock);
-    return r != NULL ? 1 : em_error(resp, 404, "Approval request not found");
+    return get_one(areq_json_of, id, "Approval request not found", resp);
 }
 
 int em_h_approval_delete(em_request *req, const char *id, em_response *resp)

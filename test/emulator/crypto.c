@@ -1403,42 +1403,69 @@ static int rsa_padding_and_label(const em_obj *key, json_t *request,
     return 1;
 }
 
-int em_h_encrypt(em_request *req, em_response *resp)
+/*
+ * in encrypted (encrypt) or decrypted under key into out, as /encrypt and
+ * /decrypt (crypt_api: an OAEP label, and raw RSA to decrypt) or /wrapkey
+ * and /unwrapkey do it: RSA with the request's padding, AES with its mode
+ * (encrypting puts the IV and tag into reply). Other key types are
+ * refused: "<type> keys cannot <verb>". what names in in messages.
+ */
+static int crypt_under(const em_obj *key, json_t *request, int encrypt,
+                       int crypt_api, const struct bytes *in, const char *what,
+                       const char *verb, json_t *reply, struct bytes *out,
+                       em_response *resp)
 {
-    json_t *request = req->json, *reply = NULL;
-    struct bytes plain = {0}, label = {0}, cipher = {0};
     struct rsa_padding pad;
+    struct bytes label = {0};
+    int ok;
+
+    if (strcmp(key->obj_type, "AES") == 0)
+        return encrypt ? aes_encrypt(key, request, in->data, in->len, what,
+                                     reply, out, resp)
+                       : aes_decrypt(key, request, in->data, in->len, what, out,
+                                     resp);
+    if (strcmp(key->obj_type, "RSA") != 0)
+        return em_error(resp, 400, "%s keys cannot %s", key->obj_type, verb);
+    ok = crypt_api
+             ? rsa_padding_and_label(key, request, !encrypt, &pad, &label, resp)
+             : rsa_crypt_padding(key, request, 0, &pad, resp);
+    if (ok && encrypt)
+        ok = rsa_encrypt(key, &pad, crypt_api ? &label : NULL, in->data,
+                         in->len, what, out, resp);
+    else if (ok)
+        ok = rsa_decrypt(key, &pad, crypt_api ? &label : NULL, in->data,
+                         in->len, what, out, resp);
+    bytes_clear(&label);
+    return ok;
+}
+
+/* POST /crypto/v1/encrypt (encrypt) or /crypto/v1/decrypt. */
+static int encrypt_or_decrypt(em_request *req, em_response *resp, int encrypt)
+{
+    const char *in_name = encrypt ? "plain" : "cipher";
+    const char *out_name = encrypt ? "cipher" : "plain";
+    json_t *request = req->json, *reply = NULL;
+    struct bytes in = {0}, out = {0};
     em_obj *key;
     int ok = 0;
 
     key = resolve_key(req, resp);
     if (key == NULL)
         return 0;
-    if (!em_require_op(key, EM_OP_ENCRYPT, 0, resp) ||
-        !check_alg(request, key, 1, resp) ||
-        !get_b64(request, "plain", 1, &plain, resp))
+    if (!em_require_op(key, encrypt ? EM_OP_ENCRYPT : EM_OP_DECRYPT,
+                       !encrypt && strcmp(key->obj_type, "RSA") == 0, resp) ||
+        !check_alg(request, key, encrypt, resp) ||
+        !get_b64(request, in_name, 1, &in, resp))
         goto done;
     reply = reply_for(key);
-    if (strcmp(key->obj_type, "RSA") == 0) {
-        if (!rsa_padding_and_label(key, request, 0, &pad, &label, resp))
-            goto done;
-        if (!rsa_encrypt(key, &pad, &label, plain.data, plain.len, "plain",
-                         &cipher, resp))
-            goto done;
-    } else if (strcmp(key->obj_type, "AES") == 0) {
-        if (!aes_encrypt(key, request, plain.data, plain.len, "plain", reply,
-                         &cipher, resp))
-            goto done;
-    } else {
-        em_error(resp, 400, "%s keys cannot encrypt", key->obj_type);
+    if (!crypt_under(key, request, encrypt, 1, &in, in_name,
+                     encrypt ? "encrypt" : "decrypt", reply, &out, resp))
         goto done;
-    }
-    put_b64(reply, "cipher", cipher.data, cipher.len);
+    put_b64(reply, out_name, out.data, out.len);
     ok = 1;
 done:
-    bytes_clear(&plain);
-    bytes_clear(&label);
-    bytes_clear(&cipher);
+    bytes_clear(&in);
+    bytes_clear(&out);
     em_obj_release(key);
     if (!ok) {
         json_decref(reply);
@@ -1447,47 +1474,14 @@ done:
     return em_json(resp, 200, reply);
 }
 
+int em_h_encrypt(em_request *req, em_response *resp)
+{
+    return encrypt_or_decrypt(req, resp, 1);
+}
+
 int em_h_decrypt(em_request *req, em_response *resp)
 {
-    json_t *request = req->json, *reply = NULL;
-    struct bytes plain = {0}, label = {0}, cipher = {0};
-    struct rsa_padding pad;
-    em_obj *key;
-    int is_rsa, ok = 0;
-
-    key = resolve_key(req, resp);
-    if (key == NULL)
-        return 0;
-    is_rsa = strcmp(key->obj_type, "RSA") == 0;
-    if (!em_require_op(key, EM_OP_DECRYPT, is_rsa, resp) ||
-        !check_alg(request, key, 0, resp) ||
-        !get_b64(request, "cipher", 1, &cipher, resp))
-        goto done;
-    if (is_rsa) {
-        if (!rsa_padding_and_label(key, request, 1, &pad, &label, resp))
-            goto done;
-        if (!rsa_decrypt(key, &pad, &label, cipher.data, cipher.len, "cipher",
-                         &plain, resp))
-            goto done;
-    } else if (strcmp(key->obj_type, "AES") == 0) {
-        if (!aes_decrypt(key, request, cipher.data, cipher.len, "cipher",
-                         &plain, resp))
-            goto done;
-    } else {
-        em_error(resp, 400, "%s keys cannot decrypt", key->obj_type);
-        goto done;
-    }
-    reply = reply_for(key);
-    put_b64(reply, "plain", plain.data, plain.len);
-    ok = 1;
-done:
-    bytes_clear(&plain);
-    bytes_clear(&label);
-    bytes_clear(&cipher);
-    em_obj_release(key);
-    if (!ok)
-        return 0;
-    return em_json(resp, 200, reply);
+    return encrypt_or_decrypt(req, resp, 0);
 }
 
 /* ---- /crypto/v1/sign, /verify ---- */
@@ -1879,7 +1873,6 @@ int em_h_wrapkey(em_request *req, em_response *resp)
 {
     json_t *request = req->json, *reply = NULL;
     struct bytes material = {0}, wrapped = {0};
-    struct rsa_padding pad;
     em_obj *key, *subject = NULL;
     int pkcs8, ok = 0;
 
@@ -1908,26 +1901,17 @@ int em_h_wrapkey(em_request *req, em_response *resp)
     }
     material.present = 1;
     reply = json_object();
-    if (strcmp(key->obj_type, "RSA") == 0) {
-        if (!is_symmetric_type(subject->obj_type)) {
-            em_error(resp, 400,
-                     "An RSA key can wrap only AES, HMAC and SECRET objects, "
-                     "not %s; wrap it with an AES key",
-                     subject->obj_type);
-            goto done;
-        }
-        if (!rsa_crypt_padding(key, request, 0, &pad, resp) ||
-            !rsa_encrypt(key, &pad, NULL, material.data, material.len,
-                         "subject key", &wrapped, resp))
-            goto done;
-    } else if (strcmp(key->obj_type, "AES") == 0) {
-        if (!aes_encrypt(key, request, material.data, material.len,
-                         "subject key", reply, &wrapped, resp))
-            goto done;
-    } else {
-        em_error(resp, 400, "%s keys cannot wrap keys", key->obj_type);
+    if (strcmp(key->obj_type, "RSA") == 0 &&
+        !is_symmetric_type(subject->obj_type)) {
+        em_error(resp, 400,
+                 "An RSA key can wrap only AES, HMAC and SECRET objects, "
+                 "not %s; wrap it with an AES key",
+                 subject->obj_type);
         goto done;
     }
+    if (!crypt_under(key, request, 1, 0, &material, "subject key", "wrap keys",
+                     reply, &wrapped, resp))
+        goto done;
     put_b64(reply, "wrapped_key", wrapped.data, wrapped.len);
     ok = 1;
 done:
@@ -1993,7 +1977,6 @@ int em_h_unwrapkey(em_request *req, em_response *resp)
 {
     json_t *request = req->json, *value, *reply;
     struct bytes wrapped = {0}, material = {0};
-    struct rsa_padding pad;
     const char *obj_type;
     em_obj *key, *obj = NULL;
     char err[256];
@@ -2024,26 +2007,16 @@ int em_h_unwrapkey(em_request *req, em_response *resp)
     if (!check_alg(request, key, 0, resp) ||
         !get_b64(request, "wrapped_key", 1, &wrapped, resp))
         goto done;
-    if (strcmp(key->obj_type, "RSA") == 0) {
-        if (!is_symmetric_type(obj_type)) {
-            em_error(resp, 400,
-                     "An RSA key can unwrap only AES, HMAC and SECRET objects, "
-                     "not %s",
-                     obj_type);
-            goto done;
-        }
-        if (!rsa_crypt_padding(key, request, 0, &pad, resp) ||
-            !rsa_decrypt(key, &pad, NULL, wrapped.data, wrapped.len,
-                         "wrapped_key", &material, resp))
-            goto done;
-    } else if (strcmp(key->obj_type, "AES") == 0) {
-        if (!aes_decrypt(key, request, wrapped.data, wrapped.len, "wrapped_key",
-                         &material, resp))
-            goto done;
-    } else {
-        em_error(resp, 400, "%s keys cannot unwrap keys", key->obj_type);
+    if (strcmp(key->obj_type, "RSA") == 0 && !is_symmetric_type(obj_type)) {
+        em_error(resp, 400,
+                 "An RSA key can unwrap only AES, HMAC and SECRET objects, "
+                 "not %s",
+                 obj_type);
         goto done;
     }
+    if (!crypt_under(key, request, 0, 0, &wrapped, "wrapped_key", "unwrap keys",
+                     NULL, &material, resp))
+        goto done;
     obj = em_obj_new();
     if (obj == NULL) {
         em_error(resp, 500, "Out of memory");

@@ -48,6 +48,18 @@ int em_query_true(const em_request *req, const char *name)
     return v != NULL && strcmp(v, "true") == 0;
 }
 
+/* The response becomes status with a JSON body or a plain-text one (the
+   other NULL); what it held before is freed. */
+static void set_response(em_response *resp, int status, json_t *json,
+                         char *text)
+{
+    json_decref(resp->json);
+    free(resp->text);
+    resp->json = json;
+    resp->text = text;
+    resp->status = status;
+}
+
 int em_error(em_response *resp, int status, const char *fmt, ...)
 {
     va_list ap;
@@ -57,21 +69,13 @@ int em_error(em_response *resp, int status, const char *fmt, ...)
     if (vasprintf(&text, fmt, ap) < 0)
         text = NULL;
     va_end(ap);
-    json_decref(resp->json);
-    free(resp->text);
-    resp->json = NULL;
-    resp->text = text;
-    resp->status = status;
+    set_response(resp, status, NULL, text);
     return 0;
 }
 
 int em_json(em_response *resp, int status, json_t *body)
 {
-    json_decref(resp->json);
-    free(resp->text);
-    resp->text = NULL;
-    resp->json = body;
-    resp->status = status;
+    set_response(resp, status, body, NULL);
     return 1;
 }
 
@@ -360,78 +364,80 @@ typedef struct route {
     long count;
 } route;
 
+/* Most routes: crypto and key management, with a token or the API key;
+   GATED_ROUTE ones are refused while the approval switch is on; KID_ROUTE
+   handlers take the path's {kid} segment. */
+#define ROUTE(verb, pattern, fn)                                               \
+    {                                                                          \
+        .method = verb, .path = pattern, .auth = AUTH_ANY, .handler = fn       \
+    }
+#define GATED_ROUTE(verb, pattern, fn)                                         \
+    {                                                                          \
+        .method = verb, .path = pattern, .auth = AUTH_ANY,                     \
+        .needs_approval = 1, .handler = fn                                     \
+    }
+#define KID_ROUTE(verb, pattern, fn)                                           \
+    {                                                                          \
+        .method = verb, .path = pattern, .auth = AUTH_ANY, .kid_handler = fn   \
+    }
+#define SESSION_ROUTE(pattern, action)                                         \
+    {                                                                          \
+        .method = "POST", .path = pattern, .auth = AUTH_BEARER,                \
+        .session = action                                                      \
+    }
+
 static route routes[] = {
-    {"POST", "/sys/v1/session/auth", AUTH_BASIC, 0, h_auth, NULL, SESSION_NONE,
-     0},
-    {"POST", "/sys/v1/session/terminate", AUTH_BEARER, 0, NULL, NULL,
-     SESSION_TERMINATE, 0},
-    {"POST", "/sys/v1/session/refresh", AUTH_BEARER, 0, NULL, NULL,
-     SESSION_REFRESH, 0},
-    {"POST", "/sys/v1/session/reauth", AUTH_BEARER, 0, NULL, NULL,
-     SESSION_REAUTH, 0},
-    {"GET", "/sys/v1/version", AUTH_NONE, 0, h_version, NULL, SESSION_NONE, 0},
-    {"POST", "/crypto/v1/keys", AUTH_ANY, 0, em_h_keys_generate, NULL,
-     SESSION_NONE, 0},
-    {"PUT", "/crypto/v1/keys", AUTH_ANY, 0, em_h_keys_import, NULL,
-     SESSION_NONE, 0},
-    {"GET", "/crypto/v1/keys", AUTH_ANY, 0, em_h_keys_list, NULL, SESSION_NONE,
-     0},
-    {"POST", "/crypto/v1/keys/info", AUTH_ANY, 0, em_h_keys_info, NULL,
-     SESSION_NONE, 0},
-    {"POST", "/crypto/v1/keys/export", AUTH_ANY, 1, em_h_keys_export, NULL,
-     SESSION_NONE, 0},
-    {"POST", "/crypto/v1/keys/digest", AUTH_ANY, 1, em_h_keys_digest, NULL,
-     SESSION_NONE, 0},
-    {"POST", "/crypto/v1/keys/batch/sign", AUTH_ANY, 1, em_h_batch_sign, NULL,
-     SESSION_NONE, 0},
-    {"POST", "/crypto/v1/keys/batch/verify", AUTH_ANY, 1, em_h_batch_verify,
-     NULL, SESSION_NONE, 0},
-    {"POST", "/crypto/v1/keys/batch/encrypt", AUTH_ANY, 1, em_h_batch_encrypt,
-     NULL, SESSION_NONE, 0},
-    {"POST", "/crypto/v1/keys/batch/decrypt", AUTH_ANY, 1, em_h_batch_decrypt,
-     NULL, SESSION_NONE, 0},
-    {"GET", "/crypto/v1/keys/{kid}", AUTH_ANY, 0, NULL, em_h_key_get,
-     SESSION_NONE, 0},
-    {"PATCH", "/crypto/v1/keys/{kid}", AUTH_ANY, 0, NULL, em_h_key_patch,
-     SESSION_NONE, 0},
-    {"DELETE", "/crypto/v1/keys/{kid}", AUTH_ANY, 0, NULL, em_h_key_delete,
-     SESSION_NONE, 0},
-    {"POST", "/crypto/v1/encrypt", AUTH_ANY, 1, em_h_encrypt, NULL,
-     SESSION_NONE, 0},
-    {"POST", "/crypto/v1/decrypt", AUTH_ANY, 1, em_h_decrypt, NULL,
-     SESSION_NONE, 0},
-    {"POST", "/crypto/v1/sign", AUTH_ANY, 1, em_h_sign, NULL, SESSION_NONE, 0},
-    {"POST", "/crypto/v1/verify", AUTH_ANY, 1, em_h_verify, NULL, SESSION_NONE,
-     0},
-    {"POST", "/crypto/v1/wrapkey", AUTH_ANY, 1, em_h_wrapkey, NULL,
-     SESSION_NONE, 0},
-    {"POST", "/crypto/v1/unwrapkey", AUTH_ANY, 1, em_h_unwrapkey, NULL,
-     SESSION_NONE, 0},
-    {"POST", "/crypto/v1/digest", AUTH_ANY, 1, em_h_digest, NULL, SESSION_NONE,
-     0},
-    {"POST", "/sys/v1/groups", AUTH_ANY, 0, em_h_groups_create, NULL,
-     SESSION_NONE, 0},
-    {"GET", "/sys/v1/groups", AUTH_ANY, 0, em_h_groups_list, NULL, SESSION_NONE,
-     0},
-    {"GET", "/sys/v1/groups/{kid}", AUTH_ANY, 0, NULL, em_h_group_get,
-     SESSION_NONE, 0},
-    {"PATCH", "/sys/v1/groups/{kid}", AUTH_ANY, 0, NULL, em_h_group_patch,
-     SESSION_NONE, 0},
-    {"POST", "/sys/v1/approval_requests", AUTH_ANY, 0, em_h_approval_create,
-     NULL, SESSION_NONE, 0},
-    {"GET", "/sys/v1/approval_requests", AUTH_ANY, 0, em_h_approval_list, NULL,
-     SESSION_NONE, 0},
-    {"GET", "/sys/v1/approval_requests/{kid}", AUTH_ANY, 0, NULL,
-     em_h_approval_get, SESSION_NONE, 0},
-    {"DELETE", "/sys/v1/approval_requests/{kid}", AUTH_ANY, 0, NULL,
-     em_h_approval_delete, SESSION_NONE, 0},
-    {"POST", "/sys/v1/approval_requests/{kid}/approve", AUTH_ANY, 0, NULL,
-     em_h_approval_approve, SESSION_NONE, 0},
-    {"POST", "/sys/v1/approval_requests/{kid}/deny", AUTH_ANY, 0, NULL,
-     em_h_approval_deny, SESSION_NONE, 0},
-    {"POST", "/sys/v1/approval_requests/{kid}/result", AUTH_ANY, 0, NULL,
-     em_h_approval_result, SESSION_NONE, 0},
+    {.method = "POST",
+     .path = "/sys/v1/session/auth",
+     .auth = AUTH_BASIC,
+     .handler = h_auth},
+    SESSION_ROUTE("/sys/v1/session/terminate", SESSION_TERMINATE),
+    SESSION_ROUTE("/sys/v1/session/refresh", SESSION_REFRESH),
+    SESSION_ROUTE("/sys/v1/session/reauth", SESSION_REAUTH),
+    {.method = "GET",
+     .path = "/sys/v1/version",
+     .auth = AUTH_NONE,
+     .handler = h_version},
+    ROUTE("POST", "/crypto/v1/keys", em_h_keys_generate),
+    ROUTE("PUT", "/crypto/v1/keys", em_h_keys_import),
+    ROUTE("GET", "/crypto/v1/keys", em_h_keys_list),
+    ROUTE("POST", "/crypto/v1/keys/info", em_h_keys_info),
+    GATED_ROUTE("POST", "/crypto/v1/keys/export", em_h_keys_export),
+    GATED_ROUTE("POST", "/crypto/v1/keys/digest", em_h_keys_digest),
+    GATED_ROUTE("POST", "/crypto/v1/keys/batch/sign", em_h_batch_sign),
+    GATED_ROUTE("POST", "/crypto/v1/keys/batch/verify", em_h_batch_verify),
+    GATED_ROUTE("POST", "/crypto/v1/keys/batch/encrypt", em_h_batch_encrypt),
+    GATED_ROUTE("POST", "/crypto/v1/keys/batch/decrypt", em_h_batch_decrypt),
+    KID_ROUTE("GET", "/crypto/v1/keys/{kid}", em_h_key_get),
+    KID_ROUTE("PATCH", "/crypto/v1/keys/{kid}", em_h_key_patch),
+    KID_ROUTE("DELETE", "/crypto/v1/keys/{kid}", em_h_key_delete),
+    GATED_ROUTE("POST", "/crypto/v1/encrypt", em_h_encrypt),
+    GATED_ROUTE("POST", "/crypto/v1/decrypt", em_h_decrypt),
+    GATED_ROUTE("POST", "/crypto/v1/sign", em_h_sign),
+    GATED_ROUTE("POST", "/crypto/v1/verify", em_h_verify),
+    GATED_ROUTE("POST", "/crypto/v1/wrapkey", em_h_wrapkey),
+    GATED_ROUTE("POST", "/crypto/v1/unwrapkey", em_h_unwrapkey),
+    GATED_ROUTE("POST", "/crypto/v1/digest", em_h_digest),
+    ROUTE("POST", "/sys/v1/groups", em_h_groups_create),
+    ROUTE("GET", "/sys/v1/groups", em_h_groups_list),
+    KID_ROUTE("GET", "/sys/v1/groups/{kid}", em_h_group_get),
+    KID_ROUTE("PATCH", "/sys/v1/groups/{kid}", em_h_group_patch),
+    ROUTE("POST", "/sys/v1/approval_requests", em_h_approval_create),
+    ROUTE("GET", "/sys/v1/approval_requests", em_h_approval_list),
+    KID_ROUTE("GET", "/sys/v1/approval_requests/{kid}", em_h_approval_get),
+    KID_ROUTE("DELETE", "/sys/v1/approval_requests/{kid}",
+              em_h_approval_delete),
+    KID_ROUTE("POST", "/sys/v1/approval_requests/{kid}/approve",
+              em_h_approval_approve),
+    KID_ROUTE("POST", "/sys/v1/approval_requests/{kid}/deny",
+              em_h_approval_deny),
+    KID_ROUTE("POST", "/sys/v1/approval_requests/{kid}/result",
+              em_h_approval_result),
 };
+#undef ROUTE
+#undef GATED_ROUTE
+#undef KID_ROUTE
+#undef SESSION_ROUTE
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
 
 /* Matches a route path; a "{kid}" segment captures one path segment
@@ -706,54 +712,84 @@ static void counters_reset(void)
                      __ATOMIC_RELAXED);
 }
 
+static int control_counters(em_request *req, em_response *resp)
+{
+    return em_json(resp, 200, counters_json());
+}
+
+static int control_counters_reset(em_request *req, em_response *resp)
+{
+    counters_reset();
+    resp->status = 204;
+    return 1;
+}
+
+static int control_faults_clear(em_request *req, em_response *resp)
+{
+    faults_clear();
+    resp->status = 204;
+    return 1;
+}
+
+static int control_latency(em_request *req, em_response *resp)
+{
+    json_t *ms = json_object_get(req->json, "ms");
+
+    if (!json_is_integer(ms) || json_integer_value(ms) < 0 ||
+        json_integer_value(ms) > 600000)
+        return em_error(resp, 400, "Expected {\"ms\": 0..600000}");
+    __atomic_store_n(&latency_ms, (unsigned)json_integer_value(ms),
+                     __ATOMIC_RELAXED);
+    return em_json(resp, 200, json_pack("{s:I}", "ms", json_integer_value(ms)));
+}
+
+static int control_sessions_expire(em_request *req, em_response *resp)
+{
+    sessions_expire_all();
+    resp->status = 204;
+    return 1;
+}
+
+static int control_approval(em_request *req, em_response *resp)
+{
+    json_t *required = json_object_get(req->json, "required");
+
+    if (!json_is_boolean(required))
+        return em_error(resp, 400, "Expected {\"required\": true|false}");
+    __atomic_store_n(&approval_required, json_is_true(required),
+                     __ATOMIC_RELAXED);
+    return em_json(resp, 200,
+                   json_pack("{s:b}", "required", json_is_true(required)));
+}
+
+/* The test controls, below /_emulator. */
+static const struct control {
+    const char *method, *path;
+    em_handler handler;
+} controls[] = {
+    {"GET", "/counters", control_counters},
+    {"POST", "/counters/reset", control_counters_reset},
+    {"POST", "/faults", control_fault_add},
+    {"DELETE", "/faults", control_faults_clear},
+    {"POST", "/latency", control_latency},
+    {"POST", "/sessions/expire", control_sessions_expire},
+    {"POST", "/apps", em_control_apps},
+    {"POST", "/approval/expiry", em_control_approval_expiry},
+    {"POST", "/approval", control_approval},
+};
+
 /* /_emulator/...: no auth, not counted, no latency. */
 static void handle_control(em_request *req, em_response *resp)
 {
     const char *p = req->path + strlen("/_emulator");
-    const char *m = req->method;
 
-    if (strcmp(p, "/counters") == 0 && strcmp(m, "GET") == 0) {
-        em_json(resp, 200, counters_json());
-    } else if (strcmp(p, "/counters/reset") == 0 && strcmp(m, "POST") == 0) {
-        counters_reset();
-        resp->status = 204;
-    } else if (strcmp(p, "/faults") == 0 && strcmp(m, "POST") == 0) {
-        control_fault_add(req, resp);
-    } else if (strcmp(p, "/faults") == 0 && strcmp(m, "DELETE") == 0) {
-        faults_clear();
-        resp->status = 204;
-    } else if (strcmp(p, "/latency") == 0 && strcmp(m, "POST") == 0) {
-        json_t *ms = json_object_get(req->json, "ms");
-
-        if (!json_is_integer(ms) || json_integer_value(ms) < 0 ||
-            json_integer_value(ms) > 600000) {
-            em_error(resp, 400, "Expected {\"ms\": 0..600000}");
+    for (size_t i = 0; i < sizeof(controls) / sizeof(controls[0]); i++)
+        if (strcmp(p, controls[i].path) == 0 &&
+            strcmp(req->method, controls[i].method) == 0) {
+            controls[i].handler(req, resp);
             return;
         }
-        __atomic_store_n(&latency_ms, (unsigned)json_integer_value(ms),
-                         __ATOMIC_RELAXED);
-        em_json(resp, 200, json_pack("{s:I}", "ms", json_integer_value(ms)));
-    } else if (strcmp(p, "/sessions/expire") == 0 && strcmp(m, "POST") == 0) {
-        sessions_expire_all();
-        resp->status = 204;
-    } else if (strcmp(p, "/apps") == 0 && strcmp(m, "POST") == 0) {
-        em_control_apps(req, resp);
-    } else if (strcmp(p, "/approval/expiry") == 0 && strcmp(m, "POST") == 0) {
-        em_control_approval_expiry(req, resp);
-    } else if (strcmp(p, "/approval") == 0 && strcmp(m, "POST") == 0) {
-        json_t *required = json_object_get(req->json, "required");
-
-        if (!json_is_boolean(required)) {
-            em_error(resp, 400, "Expected {\"required\": true|false}");
-            return;
-        }
-        __atomic_store_n(&approval_required, json_is_true(required),
-                         __ATOMIC_RELAXED);
-        em_json(resp, 200,
-                json_pack("{s:b}", "required", json_is_true(required)));
-    } else {
-        em_error(resp, 404, "Unknown test control %s %s", m, req->path);
-    }
+    em_error(resp, 404, "Unknown test control %s %s", req->method, req->path);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -11,17 +11,6 @@ LOADER=$3
 LOADS=200
 KILL_AT=100
 
-NODE_PIDS=()
-stop_nodes() {
-    local pid
-    for pid in "${NODE_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    NODE_PIDS=()
-}
-trap 'status=$?; stop_nodes; (exit $status); cli_cleanup' EXIT
-
 # start_node N: an emulator on a copy of the shared state; sets NODE_EP[N]
 declare -A NODE_EP NODE_PID
 start_node() {
@@ -29,7 +18,7 @@ start_node() {
     "$EMULATOR" --state-dir "$dir" --listen 127.0.0.1:0 --persist \
         --test-controls --log "$WORK/node$n.log" &
     NODE_PID[$n]=$!
-    NODE_PIDS+=("$!")
+    BACKGROUND_PIDS+=("$!")
     while [[ ! -s $dir/endpoint ]]; do
         kill -0 "${NODE_PID[$n]}" 2>/dev/null ||
             fatal "node $n exited before it was ready"
@@ -104,5 +93,5 @@ check "an endpoint list with a non-https URL fails cleanly" failed_cleanly
 check "an endpoint list with a non-https URL: message names the endpoint" \
     stderr_has 'endpoint'
 
-stop_nodes
+background_stop
 finish

@@ -43,17 +43,6 @@ mkdir -p "$pki"
     done
 ) >"$WORK/pki.log" 2>&1 || fatal "cannot make the test PKI"
 
-SERVER_PIDS=()
-stop_servers() {
-    local pid
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    SERVER_PIDS=()
-}
-trap 'status=$?; stop_servers; (exit $status); cli_cleanup' EXIT
-
 # start_server ALG: openssl s_server -www with that certificate, outside
 # the global configuration (it is the "unrelated" server). Sets PORT. Ready
 # means a verified HTTPS answer (only this test's CA is trusted, so not some
@@ -67,7 +56,7 @@ start_server() {
             -accept "127.0.0.1:$PORT" -cert "$pki/$1.pem" -key "$pki/$1.key" \
             >"$log" 2>&1 &
         pid=$!
-        SERVER_PIDS+=("$pid")
+        BACKGROUND_PIDS+=("$pid")
         tries=0
         until curl -s -o /dev/null --cacert "$pki/ca.pem" \
             "https://localhost:$PORT/"; do
@@ -145,5 +134,5 @@ for variant in global prefer; do
     unset SMARTKEY_DEBUG
 done
 
-stop_servers
+background_stop
 finish

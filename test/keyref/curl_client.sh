@@ -47,7 +47,7 @@ start_peer() {
             -key "$WORK/server.key" -CAfile "$WORK/ca.pem" -Verify 1 \
             -verify_return_error -www >"$WORK/peer.log" 2>&1 &
         PEER_PID=$!
-        EXTRA_PIDS+=("$PEER_PID")
+        BACKGROUND_PIDS+=("$PEER_PID")
         wait_for_port "$PEER_PORT" "$PEER_PID" && return 0
         grep -qi 'in use' "$WORK/peer.log" || break
     done

@@ -15,21 +15,7 @@ keyref_init() {
     need_args 3 "MODULE_DIR EMULATOR LEGACY_PROGRAM" "$@"
     LEGACY=$3
     cli_init "$1" "$2"
-    trap keyref_cleanup EXIT
     need_built "$LEGACY"
-}
-
-# Servers a test starts (nginx, s_server) are stopped on any exit, before
-# the emulator.
-EXTRA_PIDS=()
-keyref_cleanup() {
-    local status=$? pid
-    for pid in "${EXTRA_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    (exit "$status")
-    cli_cleanup
 }
 
 # The documented genpkey command (provider-smartkey(7), smartkey.h) with
@@ -197,7 +183,7 @@ CONF
         nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \
             >"$prefix/logs/stdout" 2>&1 &
         NGINX_PID=$!
-        EXTRA_PIDS+=("$NGINX_PID")
+        BACKGROUND_PIDS+=("$NGINX_PID")
         if wait_for_port "$RSA_PORT" "$NGINX_PID" &&
             wait_for_port "$EC_PORT" "$NGINX_PID"; then
             return 0
@@ -209,11 +195,9 @@ CONF
     fatal "nginx did not start"
 }
 
-# nginx_stop: stops nginx and checks that no worker crashed.
+# nginx_stop: stops nginx (background_stop) and checks that no worker crashed.
 nginx_stop() {
-    kill -TERM "$NGINX_PID" 2>/dev/null
-    wait "$NGINX_PID" 2>/dev/null
-    EXTRA_PIDS=()
+    background_stop
     check "no worker crashed" \
         bash -c "! grep -Eq 'exited on signal|\\[(alert|emerg)\\]' '$NGINX_PREFIX/logs/error.log'"
 }

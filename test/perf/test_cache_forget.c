@@ -136,54 +136,57 @@ static int encrypt_and_decrypt(EVP_PKEY *key)
 }
 
 /*
+ * Creates the key of request in SmartKey (its kid into kid) and loads it by
+ * uri into *key: checks that it loads and works. 0 (a failed check) when
+ * it cannot be created.
+ */
+static int create_and_load(const char *what, const char *uri,
+                           const char *request, int (*use)(EVP_PKEY *),
+                           char kid[37], EVP_PKEY **key)
+{
+    if (!emu_create_key(&env, request, kid)) {
+        tc_check(0, "%s: the key is created", what);
+        return 0;
+    }
+    *key = load_key(uri);
+    tc_check(*key != NULL && use(*key), "%s: the key loads and works", what);
+    ERR_clear_error();
+    return 1;
+}
+
+/*
  * One scenario: load by name, use, delete in SmartKey, use again (404),
  * recreate under the same name, load again in this process.
  */
 static void scenario(const char *what, const char *uri, const char *request,
                      int (*use)(EVP_PKEY *))
 {
-    char kid[37], new_kid[37], text[200];
+    char kid[37], new_kid[37];
     EVP_PKEY *old_key = NULL, *again = NULL, *new_key = NULL;
 
-    if (!emu_create_key(&env, request, kid)) {
-        snprintf(text, sizeof(text), "%s: the key is created", what);
-        tc_check(0, "%s", text);
+    if (!create_and_load(what, uri, request, use, kid, &old_key))
         return;
-    }
-    old_key = load_key(uri);
-    snprintf(text, sizeof(text), "%s: the key loads and works", what);
-    tc_check(old_key != NULL && use(old_key), "%s", text);
-    ERR_clear_error();
 
     emu_reset_counters(&env);
     again = load_key(uri);
-    snprintf(text, sizeof(text),
+    tc_check(again != NULL && emu_request_count(&env, INFO_REQUEST) == 0,
              "%s: a second load comes from the cache (no lookup)", what);
-    tc_check(again != NULL && emu_request_count(&env, INFO_REQUEST) == 0, "%s",
-             text);
 
-    snprintf(text, sizeof(text), "%s: the key is deleted in SmartKey", what);
-    tc_check(delete_key(kid), "%s", text);
-    snprintf(text, sizeof(text), "%s: the operation fails with not found",
-             what);
-    tc_check(failed_with(old_key != NULL && use(old_key), "404"), "%s", text);
+    tc_check(delete_key(kid), "%s: the key is deleted in SmartKey", what);
+    tc_check(failed_with(old_key != NULL && use(old_key), "404"),
+             "%s: the operation fails with not found", what);
 
     if (!emu_create_key(&env, request, new_kid)) {
-        snprintf(text, sizeof(text), "%s: a key of the same name is created",
-                 what);
-        tc_check(0, "%s", text);
+        tc_check(0, "%s: a key of the same name is created", what);
         goto end;
     }
     emu_reset_counters(&env);
     new_key = load_key(uri);
-    snprintf(text, sizeof(text),
-             "%s: the next load looks the name up again (1 lookup)", what);
     tc_check(new_key != NULL && emu_request_count(&env, INFO_REQUEST) == 1,
-             "%s", text);
-    snprintf(text, sizeof(text), "%s: it gets the new key, which works", what);
+             "%s: the next load looks the name up again (1 lookup)", what);
     tc_check(new_key != NULL && strcmp(kid, new_kid) != 0 &&
                  EVP_PKEY_eq(new_key, old_key) != 1 && use(new_key),
-             "%s", text);
+             "%s: it gets the new key, which works", what);
 end:
     ERR_clear_error();
     EVP_PKEY_free(old_key);
@@ -198,35 +201,23 @@ end:
 static void disabled_scenario(const char *what, const char *uri,
                               const char *request, int (*use)(EVP_PKEY *))
 {
-    char kid[37], text[200];
+    char kid[37];
     EVP_PKEY *key = NULL, *again = NULL;
 
-    if (!emu_create_key(&env, request, kid)) {
-        snprintf(text, sizeof(text), "%s: the key is created", what);
-        tc_check(0, "%s", text);
+    if (!create_and_load(what, uri, request, use, kid, &key))
         return;
-    }
-    key = load_key(uri);
-    snprintf(text, sizeof(text), "%s: the key loads and works", what);
-    tc_check(key != NULL && use(key), "%s", text);
-    ERR_clear_error();
 
-    snprintf(text, sizeof(text), "%s: the key is disabled in SmartKey", what);
-    tc_check(set_enabled(kid, 0), "%s", text);
-    snprintf(text, sizeof(text), "%s: the operation fails with 403", what);
-    tc_check(failed_with(key != NULL && use(key), "403"), "%s", text);
-    snprintf(text, sizeof(text), "%s: the key is enabled again", what);
-    tc_check(set_enabled(kid, 1), "%s", text);
+    tc_check(set_enabled(kid, 0), "%s: the key is disabled in SmartKey", what);
+    tc_check(failed_with(key != NULL && use(key), "403"),
+             "%s: the operation fails with 403", what);
+    tc_check(set_enabled(kid, 1), "%s: the key is enabled again", what);
 
     emu_reset_counters(&env);
     again = load_key(uri);
-    snprintf(text, sizeof(text),
+    tc_check(again != NULL && emu_request_count(&env, INFO_REQUEST) == 1,
              "%s: after the 403 the next load looks the key up (1 lookup)",
              what);
-    tc_check(again != NULL && emu_request_count(&env, INFO_REQUEST) == 1, "%s",
-             text);
-    snprintf(text, sizeof(text), "%s: the reloaded key works", what);
-    tc_check(again != NULL && use(again), "%s", text);
+    tc_check(again != NULL && use(again), "%s: the reloaded key works", what);
     ERR_clear_error();
     EVP_PKEY_free(key);
     EVP_PKEY_free(again);
@@ -234,15 +225,11 @@ static void disabled_scenario(const char *what, const char *uri,
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
-        return 2;
-    }
-    if (!emu_init(&env))
-        return 2;
-    tc_use_emulator(&env);
+    const char *module_dir = tc_emulator_args(argc, argv, &env);
 
-    libctx = tc_provider_libctx(argv[1]);
+    if (module_dir == NULL)
+        return 2;
+    libctx = tc_provider_libctx(module_dir);
     if (libctx == NULL)
         return tc_setup_failed("cannot load the providers");
 

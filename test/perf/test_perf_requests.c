@@ -271,18 +271,13 @@ static int create_keys(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
-        return 2;
-    }
-    if (!emu_init(&env))
-        return 2;
-    if (!create_keys()) {
-        return tc_setup_failed("cannot create the test keys");
-    }
-    tc_use_emulator(&env);
+    const char *module_dir = tc_emulator_args(argc, argv, &env);
 
-    libctx = tc_provider_libctx(argv[1]);
+    if (module_dir == NULL)
+        return 2;
+    if (!create_keys())
+        return tc_setup_failed("cannot create the test keys");
+    libctx = tc_provider_libctx(module_dir);
     if (libctx == NULL ||
         (rsa_key = load_key("smartkey:name=perf-rsa")) == NULL ||
         (ec_key = load_key("smartkey:name=perf-ec")) == NULL ||

@@ -180,22 +180,21 @@ static void pkey_operation(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
     EVP_MD_CTX *md = NULL;
     int ok = 0;
 
+    /* the operations started on a context made from the key */
+    static int (*const key_init[])(EVP_PKEY_CTX *) = {
+        [OP_ENCRYPT] = EVP_PKEY_encrypt_init,
+        [OP_DECRYPT] = EVP_PKEY_decrypt_init,
+        [OP_SIGN] = EVP_PKEY_sign_init,
+        [OP_VERIFY] = EVP_PKEY_verify_init,
+    };
+
     switch (operation) {
     case OP_ENCRYPT:
-        ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
-        ok = ctx != NULL && EVP_PKEY_encrypt_init(ctx) > 0;
-        break;
     case OP_DECRYPT:
-        ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
-        ok = ctx != NULL && EVP_PKEY_decrypt_init(ctx) > 0;
-        break;
     case OP_SIGN:
-        ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
-        ok = ctx != NULL && EVP_PKEY_sign_init(ctx) > 0;
-        break;
     case OP_VERIFY:
         ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, NULL);
-        ok = ctx != NULL && EVP_PKEY_verify_init(ctx) > 0;
+        ok = ctx != NULL && key_init[operation](ctx) > 0;
         break;
     case OP_DIGEST_SIGN:
         md = EVP_MD_CTX_new();

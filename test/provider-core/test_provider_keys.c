@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <CUnit/Basic.h>
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -28,32 +27,25 @@
 #include <openssl/store.h>
 #include <openssl/x509.h>
 
-static OSSL_LIB_CTX *libctx;
-static OSSL_PROVIDER *default_provider, *smartkey_provider;
+#include "cunit_run.h"
+#include "emu.h"
 
+static OSSL_LIB_CTX *libctx;
+
+/* default first, as every configuration must (docs/openssl-dispatch.md §3,
+ * §8) */
 static int setup_providers(void)
 {
     const char *module_dir = getenv("SMARTKEY_TEST_MODULE_DIR");
 
-    libctx = OSSL_LIB_CTX_new();
-    if (libctx == NULL || module_dir == NULL ||
-        !OSSL_PROVIDER_set_default_search_path(libctx, module_dir))
-        return 0;
-    /* default first, as every configuration must (docs/openssl-dispatch.md §3,
-     * §8) */
-    default_provider = OSSL_PROVIDER_load(libctx, "default");
-    smartkey_provider = OSSL_PROVIDER_load(libctx, "smartkey");
-    if (default_provider == NULL || smartkey_provider == NULL) {
-        ERR_print_errors_fp(stderr);
-        return 0;
-    }
-    return 1;
+    if (module_dir != NULL)
+        libctx = emu_provider_libctx(module_dir, 0);
+    return libctx != NULL;
 }
 
+/* freeing the library context unloads its providers */
 static void teardown_providers(void)
 {
-    OSSL_PROVIDER_unload(smartkey_provider);
-    OSSL_PROVIDER_unload(default_provider);
     OSSL_LIB_CTX_free(libctx);
 }
 
@@ -271,41 +263,39 @@ static void assert_smartkey_error(const char *reason, const char *detail)
     ERR_clear_error();
 }
 
-static void test_unknown_key_ends_load_with_clear_error(void)
+/* Loading uri (expecting objects of type expect, 0 for any) gives nothing
+   and ends after one load, with the smartkey error reason whose data
+   quotes detail. */
+static void assert_load_refused(const char *uri, int expect, const char *reason,
+                                const char *detail)
 {
     loaded l;
 
     ERR_clear_error();
-    l = load_uri("smartkey:name=no-such-key", 0);
+    l = load_uri(uri, expect);
     CU_ASSERT_EQUAL(l.objects, 0);
     CU_ASSERT_TRUE(l.eof);
     CU_ASSERT_EQUAL(l.loads, 1);
-    assert_smartkey_error("no such key in SmartKey", "'no-such-key'");
+    assert_smartkey_error(reason, detail);
+}
+
+static void test_unknown_key_ends_load_with_clear_error(void)
+{
+    assert_load_refused("smartkey:name=no-such-key", 0,
+                        "no such key in SmartKey", "'no-such-key'");
 }
 
 static void test_malformed_uri_ends_load_with_clear_error(void)
 {
-    loaded l;
-
-    ERR_clear_error();
-    l = load_uri("smartkey:name=x;colour=blue", 0);
-    CU_ASSERT_EQUAL(l.objects, 0);
-    CU_ASSERT_TRUE(l.eof);
-    CU_ASSERT_EQUAL(l.loads, 1);
-    assert_smartkey_error("malformed smartkey: URI", "colour");
+    assert_load_refused("smartkey:name=x;colour=blue", 0,
+                        "malformed smartkey: URI", "colour");
 }
 
 static void test_private_key_request_for_type_public_says_why(void)
 {
-    loaded l;
-
-    ERR_clear_error();
-    l = load_uri("smartkey:name=core-ec256;type=public", OSSL_STORE_INFO_PKEY);
-    CU_ASSERT_EQUAL(l.objects, 0);
-    CU_ASSERT_TRUE(l.eof);
-    CU_ASSERT_EQUAL(l.loads, 1);
-    assert_smartkey_error("no private key (public-only key or type=public)",
-                          "-pubin");
+    assert_load_refused(
+        "smartkey:name=core-ec256;type=public", OSSL_STORE_INFO_PKEY,
+        "no private key (public-only key or type=public)", "-pubin");
 }
 
 static void test_listing_returns_each_rsa_and_ec_key_once(void)
@@ -389,8 +379,33 @@ static int load_repeatedly(const char *uri, int times)
 
 int main(int argc, char **argv)
 {
-    CU_pSuite suite;
-    unsigned failures;
+    static const cunit_test tests[] = {
+        {"rsa key is a private handle with cached sizes",
+         test_rsa_key_is_private_handle_with_cached_sizes},
+        {"rsa exports public parts only", test_rsa_exports_public_parts_only},
+        {"ec key reports group and ECDSA size",
+         test_ec_key_reports_group_and_ecdsa_size},
+        {"name with ; and % loads", test_name_with_semicolon_and_percent_loads},
+        {"kid URI loads the same key", test_kid_uri_loads_same_key},
+        {"expect PUBKEY yields a public key",
+         test_expect_pubkey_yields_public_key},
+        {"type=public yields a public key", test_type_public_yields_public_key},
+        {"unknown key ends the load with a clear error",
+         test_unknown_key_ends_load_with_clear_error},
+        {"malformed URI ends the load with a clear error",
+         test_malformed_uri_ends_load_with_clear_error},
+        {"private key request for type=public says why",
+         test_private_key_request_for_type_public_says_why},
+        {"listing returns each RSA and EC key once",
+         test_listing_returns_each_rsa_and_ec_key_once},
+        {"AES key is refused as unsupported",
+         test_aes_key_is_refused_as_unsupported},
+        {"private text names the key without secrets",
+         test_private_text_names_the_key_without_secrets},
+        {"handles of the same key match",
+         test_private_handles_of_same_key_match},
+    };
+    int status;
 
     if (!setup_providers())
         return 2;
@@ -400,43 +415,7 @@ int main(int argc, char **argv)
         teardown_providers();
         return ok ? 0 : 1;
     }
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("provider keys", NULL, NULL);
-    CU_add_test(suite, "rsa key is a private handle with cached sizes",
-                test_rsa_key_is_private_handle_with_cached_sizes);
-    CU_add_test(suite, "rsa exports public parts only",
-                test_rsa_exports_public_parts_only);
-    CU_add_test(suite, "ec key reports group and ECDSA size",
-                test_ec_key_reports_group_and_ecdsa_size);
-    CU_add_test(suite, "name with ; and % loads",
-                test_name_with_semicolon_and_percent_loads);
-    CU_add_test(suite, "kid URI loads the same key",
-                test_kid_uri_loads_same_key);
-    CU_add_test(suite, "expect PUBKEY yields a public key",
-                test_expect_pubkey_yields_public_key);
-    CU_add_test(suite, "type=public yields a public key",
-                test_type_public_yields_public_key);
-    CU_add_test(suite, "unknown key ends the load with a clear error",
-                test_unknown_key_ends_load_with_clear_error);
-    CU_add_test(suite, "malformed URI ends the load with a clear error",
-                test_malformed_uri_ends_load_with_clear_error);
-    CU_add_test(suite, "private key request for type=public says why",
-                test_private_key_request_for_type_public_says_why);
-    CU_add_test(suite, "listing returns each RSA and EC key once",
-                test_listing_returns_each_rsa_and_ec_key_once);
-    CU_add_test(suite, "AES key is refused as unsupported",
-                test_aes_key_is_refused_as_unsupported);
-    CU_add_test(suite, "private text names the key without secrets",
-                test_private_text_names_the_key_without_secrets);
-    CU_add_test(suite, "handles of the same key match",
-                test_private_handles_of_same_key_match);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failures = CU_get_number_of_tests_failed();
-    printf("%u passed, %u failed\n", CU_get_number_of_tests_run() - failures,
-           failures);
-    CU_cleanup_registry();
+    status = cunit_run("provider keys", NULL, NULL, tests, CUNIT_COUNT(tests));
     teardown_providers();
-    return failures == 0 ? 0 : 1;
+    return status;
 }

@@ -1,8 +1,7 @@
 /* Unit tests of the smartkey: URI parser (provider/uri.c). */
 #include <string.h>
 
-#include <CUnit/Basic.h>
-
+#include "cunit_run.h"
 #include "uri.h"
 
 static sk_uri uri;
@@ -125,38 +124,25 @@ static void test_very_long_attribute_name_is_refused(void)
 
 int main(void)
 {
-    CU_pSuite suite;
-    unsigned failures;
+    static const cunit_test tests[] = {
+        {"name is percent-decoded", test_name_is_percent_decoded},
+        {"escaped ; and % stay in the name",
+         test_name_keeps_semicolon_and_percent_when_escaped},
+        {"name may contain = and :", test_name_may_contain_equals_and_colon},
+        {"kid and type=private", test_kid_and_type_private},
+        {"type=cert asks for a certificate",
+         test_type_cert_asks_for_a_certificate},
+        {"smartkey:// form", test_double_slash_form_has_same_attributes},
+        {"empty URI means every key", test_empty_uri_means_every_key},
+        {"scheme is case-insensitive", test_scheme_is_case_insensitive},
+        {"empty segments are ignored", test_empty_segments_are_ignored},
+        {"malformed URIs are refused with a reason",
+         test_malformed_uris_are_refused_with_a_reason},
+        {"long attribute name is refused",
+         test_very_long_attribute_name_is_refused},
+    };
+    int status = cunit_run("uri", NULL, NULL, tests, CUNIT_COUNT(tests));
 
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("uri", NULL, NULL);
-    CU_add_test(suite, "name is percent-decoded", test_name_is_percent_decoded);
-    CU_add_test(suite, "escaped ; and % stay in the name",
-                test_name_keeps_semicolon_and_percent_when_escaped);
-    CU_add_test(suite, "name may contain = and :",
-                test_name_may_contain_equals_and_colon);
-    CU_add_test(suite, "kid and type=private", test_kid_and_type_private);
-    CU_add_test(suite, "type=cert asks for a certificate",
-                test_type_cert_asks_for_a_certificate);
-    CU_add_test(suite, "smartkey:// form",
-                test_double_slash_form_has_same_attributes);
-    CU_add_test(suite, "empty URI means every key",
-                test_empty_uri_means_every_key);
-    CU_add_test(suite, "scheme is case-insensitive",
-                test_scheme_is_case_insensitive);
-    CU_add_test(suite, "empty segments are ignored",
-                test_empty_segments_are_ignored);
-    CU_add_test(suite, "malformed URIs are refused with a reason",
-                test_malformed_uris_are_refused_with_a_reason);
-    CU_add_test(suite, "long attribute name is refused",
-                test_very_long_attribute_name_is_refused);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failures = CU_get_number_of_tests_failed();
-    printf("%u passed, %u failed\n", CU_get_number_of_tests_run() - failures,
-           failures);
     sk_uri_clear(&uri);
-    CU_cleanup_registry();
-    return failures == 0 ? 0 : 1;
+    return status;
 }

@@ -12,13 +12,13 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <CUnit/Basic.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 #include <openssl/store.h>
 #include <smartkey/smartkey.h>
+#include "cunit_run.h"
 #include "emu.h"
 #include "test_common.h"
 
@@ -88,9 +88,7 @@ static int suite_init(void)
                         "\"key_ops\":[\"SIGN\",\"VERIFY\",\"APPMANAGEABLE\"]}",
                         kid))
         return 1;
-    setenv(SMARTKEY_ENV_API_ENDPOINT, env.endpoint, 1);
-    setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
-    setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
+    tc_use_emulator(&env);
     emu_reset_counters(&env);
 
     /* default first: libssl (and libcurl's TLS inside the provider) must
@@ -149,32 +147,14 @@ static void test_forked_child_loads_keys_and_parent_still_does(void)
 
 int main(int argc, char **argv)
 {
-    CU_pSuite suite;
-    unsigned failed, run;
-    const unsigned total = 2;
+    static const cunit_test tests[] = {
+        CUNIT_TEST(test_sixteen_threads_load_keys_with_one_session),
+        CUNIT_TEST(test_forked_child_loads_keys_and_parent_still_does),
+    };
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODULE-DIR\n", argv[0]);
+    module_dir = cunit_module_dir(argc, argv);
+    if (module_dir == NULL)
         return 2;
-    }
-    module_dir = argv[1];
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("provider-threads", suite_init, suite_clean);
-    if (suite != NULL) {
-        CU_add_test(suite, "test_sixteen_threads_load_keys_with_one_session",
-                    test_sixteen_threads_load_keys_with_one_session);
-        CU_add_test(suite, "test_forked_child_loads_keys_and_parent_still_does",
-                    test_forked_child_loads_keys_and_parent_still_does);
-    }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    run = CU_get_number_of_tests_run();
-    failed = CU_get_number_of_tests_failed();
-    if (CU_get_number_of_suites_failed() > 0)
-        failed = total;
-    printf("%u passed, %u failed\n", run - CU_get_number_of_tests_failed(),
-           failed);
-    CU_cleanup_registry();
-    return failed == 0 ? 0 : 1;
+    return cunit_run("provider-threads", suite_init, suite_clean, tests,
+                     CUNIT_COUNT(tests));
 }

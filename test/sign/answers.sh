@@ -19,8 +19,7 @@ echo none >"$MODE"
 python3 "$(dirname "$0")/tamper_proxy.py" "$ENDPOINT" "$CA_FILE" "$MODE" \
     "$WORK/proxy-port" &
 PROXY_PID=$!
-trap 'status=$?; kill "$PROXY_PID" 2>/dev/null; wait "$PROXY_PID" 2>/dev/null
-      (exit $status); cli_cleanup' EXIT
+BACKGROUND_PIDS+=("$PROXY_PID")
 tries=0
 while [[ ! -s $WORK/proxy-port ]]; do
     kill -0 "$PROXY_PID" 2>/dev/null || fatal "the proxy did not start"

@@ -6,12 +6,7 @@
 # and key lookup.
 # Usage: api.sh MODULE_DIR EMULATOR TEST_PROGRAM
 source "$(dirname "$0")/lib.sh"
-PROGRAM=${3:?usage: $0 MODULE_DIR EMULATOR TEST_PROGRAM}
-sign_test_start "$1" "$2"
-export SMARTKEY_TEST_MODULE_DIR=$MODULE_DIR
-
-create_rsa api-rsa 2048 >/dev/null || fatal "cannot create the RSA key"
-create_ec api-p384 NistP384 >/dev/null || fatal "cannot create the EC key"
+sign_program_start api "$@"
 
 # requests: sign,auth,info since the last reset
 requests() {

@@ -11,53 +11,47 @@ sign_test_start "$@"
 create_rsa ca-rsa 2048 >/dev/null || fatal "cannot create the RSA key"
 create_ec ca-ec384 NistP384 >/dev/null || fatal "cannot create the EC key"
 
+# issued WITH WHICH NAME OUT [req options...]: two checks, "req -x509 with
+# WITH succeeds" (self_signed) and "the WHICH certificate verifies"; its
+# text is left in $OUT for the checks that follow.
+issued() {
+    local with=$1 which=$2 name=$3 out=$4
+    shift 4
+    check "req -x509 with $with succeeds" self_signed "$name" "$out" "$@"
+    check "the $which certificate verifies" \
+        run openssl verify -CAfile "$out" "$out"
+    run openssl x509 -in "$out" -noout -text
+}
+
 # self-signed with the key's default digest and PKCS#1 v1.5
 counters_reset
-check "req -x509 with an RSA key succeeds" self_signed ca-rsa "$WORK/rsa.crt"
-check "the RSA certificate verifies" \
-    run openssl verify -CAfile "$WORK/rsa.crt" "$WORK/rsa.crt"
-run openssl x509 -in "$WORK/rsa.crt" -noout -text
+issued "an RSA key" RSA ca-rsa "$WORK/rsa.crt"
 check "it is signed sha256WithRSAEncryption" \
     stdout_has 'Signature Algorithm: sha256WithRSAEncryption'
 check "one certificate costs one sign request" equals "$(sign_requests)" 1
 
 # RSA-PSS as users ask for it on the command line
 counters_reset
-check "req -x509 with RSA-PSS (saltlen digest) succeeds" \
-    self_signed ca-rsa "$WORK/pss.crt" -sigopt rsa_padding_mode:pss \
-    -sigopt rsa_pss_saltlen:digest
-check "the RSA-PSS certificate verifies" \
-    run openssl verify -CAfile "$WORK/pss.crt" "$WORK/pss.crt"
-run openssl x509 -in "$WORK/pss.crt" -noout -text
+issued "RSA-PSS (saltlen digest)" RSA-PSS ca-rsa "$WORK/pss.crt" \
+    -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest
 check "it is signed rsassaPss with SHA-256, MGF1-SHA-256, salt 32" \
     bash -c "grep -q 'Signature Algorithm: rsassaPss' '$OUT' &&
              grep -q 'Hash Algorithm: sha256' '$OUT' &&
              grep -q 'Mask Algorithm: mgf1 with sha256' '$OUT' &&
              grep -q 'Salt Length: 0x20' '$OUT'"
-check "req -x509 with RSA-PSS and SHA-384 succeeds" \
-    self_signed ca-rsa "$WORK/pss384.crt" -sha384 \
-    -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:48
-check "the RSA-PSS SHA-384 certificate verifies" \
-    run openssl verify -CAfile "$WORK/pss384.crt" "$WORK/pss384.crt"
-run openssl x509 -in "$WORK/pss384.crt" -noout -text
+issued "RSA-PSS and SHA-384" "RSA-PSS SHA-384" ca-rsa "$WORK/pss384.crt" \
+    -sha384 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:48
 check "its parameters say SHA-384 and salt 48" \
     bash -c "grep -q 'Hash Algorithm: sha384' '$OUT' &&
              grep -q 'Salt Length: 0x30' '$OUT'"
-check "req -x509 with RSA-PSS, SHA-384 and MGF1-SHA-256 succeeds" \
-    self_signed ca-rsa "$WORK/mgf1.crt" -sha384 \
-    -sigopt rsa_padding_mode:pss -sigopt rsa_mgf1_md:sha256
-check "the MGF1-SHA-256 certificate verifies" \
-    run openssl verify -CAfile "$WORK/mgf1.crt" "$WORK/mgf1.crt"
-run openssl x509 -in "$WORK/mgf1.crt" -noout -text
+issued "RSA-PSS, SHA-384 and MGF1-SHA-256" MGF1-SHA-256 ca-rsa \
+    "$WORK/mgf1.crt" -sha384 -sigopt rsa_padding_mode:pss \
+    -sigopt rsa_mgf1_md:sha256
 check "its parameters say SHA-384 with MGF1-SHA-256" \
     bash -c "grep -q 'Hash Algorithm: sha384' '$OUT' &&
              grep -q 'Mask Algorithm: mgf1 with sha256' '$OUT'"
-check "req -x509 with RSA-PSS and saltlen auto succeeds" \
-    self_signed ca-rsa "$WORK/auto.crt" -sigopt rsa_padding_mode:pss \
-    -sigopt rsa_pss_saltlen:auto
-check "the saltlen-auto certificate verifies" \
-    run openssl verify -CAfile "$WORK/auto.crt" "$WORK/auto.crt"
-run openssl x509 -in "$WORK/auto.crt" -noout -text
+issued "RSA-PSS and saltlen auto" saltlen-auto ca-rsa "$WORK/auto.crt" \
+    -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:auto
 check "its parameters state the salt actually used (32)" \
     stdout_has 'Salt Length: 0x20'
 check "four PSS certificates cost four sign requests" \
@@ -65,11 +59,7 @@ check "four PSS certificates cost four sign requests" \
 
 # ECDSA P-384
 counters_reset
-check "req -x509 with an EC P-384 key succeeds" \
-    self_signed ca-ec384 "$WORK/ec.crt" -sha384
-check "the EC certificate verifies" \
-    run openssl verify -CAfile "$WORK/ec.crt" "$WORK/ec.crt"
-run openssl x509 -in "$WORK/ec.crt" -noout -text
+issued "an EC P-384 key" EC ca-ec384 "$WORK/ec.crt" -sha384
 check "it is signed ecdsa-with-SHA384" \
     stdout_has 'Signature Algorithm: ecdsa-with-SHA384'
 check "one EC certificate costs one sign request" equals "$(sign_requests)" 1

@@ -145,14 +145,8 @@ server_stop
 check "two handshakes cost two sign requests" equals "$(sign_requests)" 2
 
 # a client certificate whose Ed25519 key is in SmartKey
-openssl req -x509 -newkey ed25519 -nodes -keyout "$WORK/peer.key" \
-    -subj /CN=local-server -days 2 -out "$WORK/peer.crt" 2>/dev/null ||
-    fatal "cannot make the local server's certificate"
-server_start "$WORK/peer.key" "$WORK/peer.crt" 1 \
-    -Verify 1 -verify_return_error -CAfile "$WORK/ed.crt" ||
-    fatal "s_server -Verify did not start: $(cat "$WORK/server.err")"
-counters_reset
-client_handshake "$WORK/peer.crt" "$WORK/ed.crt" smartkey:name=ed-signer \
+verifying_server_start ed25519 "$WORK/ed.crt" 1
+client_handshake "$WORK/tls-server.crt" "$WORK/ed.crt" smartkey:name=ed-signer \
     -tls1_3
 check "TLS 1.3 client authentication with the Ed25519 key completes" \
     succeeded

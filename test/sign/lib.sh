@@ -12,6 +12,24 @@
 # shellcheck source=../cli/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../cli" && pwd)/lib.sh"
 
+# sign_program_start PREFIX MODULE_DIR EMULATOR TEST_PROGRAM:
+# sign_test_start for a script driving a C test program (PROGRAM; it finds
+# the module through SMARTKEY_TEST_MODULE_DIR), with the keys PREFIX-rsa
+# (RSA 2048) and PREFIX-p384 (EC P-384) in SmartKey.
+sign_program_start() {
+    local prefix=$1
+    shift
+    need_args 3 "MODULE_DIR EMULATOR TEST_PROGRAM" "$@"
+    # shellcheck disable=SC2034 # read by the scripts that call this
+    PROGRAM=$3
+    sign_test_start "$1" "$2"
+    export SMARTKEY_TEST_MODULE_DIR=$MODULE_DIR
+    create_rsa "$prefix-rsa" 2048 >/dev/null ||
+        fatal "cannot create the RSA key"
+    create_ec "$prefix-p384" NistP384 >/dev/null ||
+        fatal "cannot create the EC key"
+}
+
 # public_pem NAME OUT: the key's public half as PEM, from SmartKey's own
 # copy (not through the provider under test).
 public_pem() {
@@ -75,12 +93,21 @@ server_start() {
     return 1
 }
 
-server_stop() {
-    if [[ -n $SERVER_PID ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-        SERVER_PID=""
-    fi
+server_stop() { stop_process SERVER_PID; }
+
+# verifying_server_start ALG CLIENT_CA CONNECTIONS: server_start with a
+# local (not SmartKey) ALG key and certificate, $WORK/tls-server.crt, that
+# demands a client certificate issued by CLIENT_CA; the emulator's counters
+# are reset once it listens.
+verifying_server_start() {
+    openssl req -x509 -newkey "$1" -nodes -subj /CN=local-server -days 2 \
+        -keyout "$WORK/tls-server.key" -out "$WORK/tls-server.crt" \
+        2>/dev/null ||
+        fatal "cannot make the local server's certificate"
+    server_start "$WORK/tls-server.key" "$WORK/tls-server.crt" "$3" \
+        -Verify 1 -verify_return_error -CAfile "$2" ||
+        fatal "s_server -Verify did not start: $(cat "$WORK/server.err")"
+    counters_reset
 }
 
 # handshake CA_CERT [s_client options...]: one HTTPS request through

@@ -8,12 +8,7 @@
 # 3.5: the Debian 13 stage (scripts/check-openssl35) runs it.
 # Usage: message_sign.sh MODULE_DIR EMULATOR TEST_PROGRAM
 source "$(dirname "$0")/lib.sh"
-PROGRAM=${3:?usage: $0 MODULE_DIR EMULATOR TEST_PROGRAM}
-sign_test_start "$1" "$2"
-export SMARTKEY_TEST_MODULE_DIR=$MODULE_DIR
-
-create_rsa msg-rsa 2048 >/dev/null || fatal "cannot create the RSA key"
-create_ec msg-p384 NistP384 >/dev/null || fatal "cannot create the EC key"
+sign_program_start msg "$@"
 rest POST /crypto/v1/keys '{"name":"msg-ed25519","obj_type":"EC",
     "elliptic_curve":"Ed25519","key_ops":["SIGN","VERIFY"]}' >/dev/null ||
     fatal "cannot create the Ed25519 key"

@@ -81,19 +81,13 @@ check "three EC handshakes: three signs, one session, one key lookup" \
     equals "$(server_requests)" "3,1,1"
 
 # ---- a client certificate whose key is in SmartKey ----
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/server.key" \
-    -subj /CN=local-server -days 2 -out "$WORK/server.crt" 2>/dev/null ||
-    fatal "cannot make the local server's certificate"
-server_start "$WORK/server.key" "$WORK/server.crt" 2 \
-    -Verify 1 -verify_return_error -CAfile "$WORK/p256.crt" ||
-    fatal "s_server -Verify did not start: $(cat "$WORK/server.err")"
-counters_reset
-client_handshake "$WORK/server.crt" "$WORK/p256.crt" smartkey:name=tls-p256 \
+verifying_server_start rsa:2048 "$WORK/p256.crt" 2
+client_handshake "$WORK/tls-server.crt" "$WORK/p256.crt" smartkey:name=tls-p256 \
     -tls1_2
 check "TLS 1.2 client authentication with the P-256 key completes" \
     succeeded
 check "the server page arrived" stdout_has '^HTTP/1.0 200'
-client_handshake "$WORK/server.crt" "$WORK/p256.crt" smartkey:name=tls-p256 \
+client_handshake "$WORK/tls-server.crt" "$WORK/p256.crt" smartkey:name=tls-p256 \
     -tls1_3
 check "TLS 1.3 client authentication with the P-256 key completes" \
     succeeded

@@ -11,7 +11,6 @@
 # test/keyref/lib.sh).
 source "$(dirname "$0")/../keyref/lib.sh"
 cli_init "$1" "$2"
-trap keyref_cleanup EXIT
 HANDSHAKES=${3:-400}
 WORKERS=4
 nginx_require

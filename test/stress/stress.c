@@ -199,9 +199,7 @@ static int set_up(const char *module_dir)
     if (!ok)
         return 0;
 
-    setenv(SMARTKEY_ENV_API_ENDPOINT, env.endpoint, 1);
-    setenv(SMARTKEY_ENV_API_KEY, env.api_key, 1);
-    setenv(SMARTKEY_ENV_CA_FILE, env.ca_file, 1);
+    tc_use_emulator(&env);
     /* default first: libcurl's TLS inside the provider must keep finding
        the default provider's algorithms (docs/openssl-dispatch.md §9) */
     OSSL_PROVIDER_set_default_search_path(NULL, module_dir);

@@ -3,6 +3,7 @@
  * without HTTP. Known answers come from RFC 3394 and RFC 5649; everything
  * else is checked against OpenSSL's own implementations.
  */
+#include "cunit_run.h"
 #include "emulator.h"
 
 #include <pthread.h>
@@ -10,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <CUnit/Basic.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/rsa.h>
@@ -263,6 +263,22 @@ static void test_pkcs1_policy_key_defaults_to_pkcs1(void)
     em_obj_release(rsa);
 }
 
+/* em_h_decrypt of AES-GCM cipher (base64) under aes with iv (base64), the
+   associated data "ad" and tag. */
+static em_response decrypt_gcm(const em_obj *aes, const char *cipher,
+                               const char *iv, const unsigned char *tag,
+                               size_t tag_len)
+{
+    char *tag_b64 = b64(tag, tag_len);
+    em_response resp = call(
+        em_h_decrypt, json_pack("{s:o,s:s,s:s,s:s,s:s,s:s}", "key", kid_of(aes),
+                                "mode", "GCM", "cipher", cipher, "iv", iv, "ad",
+                                "YWQ=", "tag", tag_b64));
+
+    free(tag_b64);
+    return resp;
+}
+
 static void test_aes_gcm_round_trip_rejects_a_changed_tag(void)
 {
     em_obj *aes =
@@ -270,7 +286,7 @@ static void test_aes_gcm_round_trip_rejects_a_changed_tag(void)
     em_response resp;
     unsigned char *tag, *iv;
     size_t tag_len, iv_len;
-    char *cipher, *iv_b64, *tag_b64;
+    char *cipher, *iv_b64;
 
     resp = call(em_h_encrypt,
                 json_pack("{s:o,s:s,s:s,s:s,s:s,s:i}", "key", kid_of(aes),
@@ -284,26 +300,16 @@ static void test_aes_gcm_round_trip_rejects_a_changed_tag(void)
     iv_b64 = strdup(em_json_str(resp.json, "iv"));
     clear_response(&resp);
 
-    tag_b64 = b64(tag, tag_len);
-    resp = call(em_h_decrypt,
-                json_pack("{s:o,s:s,s:s,s:s,s:s,s:s}", "key", kid_of(aes),
-                          "mode", "GCM", "cipher", cipher, "iv", iv_b64, "ad",
-                          "YWQ=", "tag", tag_b64));
+    resp = decrypt_gcm(aes, cipher, iv_b64, tag, tag_len);
     CU_ASSERT_EQUAL(resp.status, 200);
     CU_ASSERT_STRING_EQUAL(em_json_str(resp.json, "plain"), "aGVsbG8=");
     clear_response(&resp);
-    free(tag_b64);
 
     tag[0] ^= 1;
-    tag_b64 = b64(tag, tag_len);
-    resp = call(em_h_decrypt,
-                json_pack("{s:o,s:s,s:s,s:s,s:s,s:s}", "key", kid_of(aes),
-                          "mode", "GCM", "cipher", cipher, "iv", iv_b64, "ad",
-                          "YWQ=", "tag", tag_b64));
+    resp = decrypt_gcm(aes, cipher, iv_b64, tag, tag_len);
     CU_ASSERT_EQUAL(resp.status, 400);
     CU_ASSERT_STRING_EQUAL(resp.text, "Decryption failed");
     clear_response(&resp);
-    free(tag_b64);
     free(tag);
     free(iv);
     free(cipher);
@@ -756,46 +762,31 @@ static void test_batch_spread_over_workers_keeps_item_order(void)
 
 int main(void)
 {
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
-#define T(f) {#f, f}
-        T(test_rsa_key_survives_pkcs1_pkcs8_and_spki_round_trips),
-        T(test_ec_import_refuses_a_curve_other_than_requested),
-        T(test_generate_refuses_secret_and_odd_aes_sizes),
-        T(test_rsa_oaep_label_round_trip_and_default_policy),
-        T(test_pkcs1_policy_key_defaults_to_pkcs1),
-        T(test_aes_gcm_round_trip_rejects_a_changed_tag),
-        T(test_kw_matches_rfc3394_vector),
-        T(test_kwp_matches_rfc5649_vector_and_unwraps),
-        T(test_rsa_oaep_wrap_recovers_the_aes_key),
-        T(test_transient_key_kwp_wraps_rsa_key_as_pkcs8),
-        T(test_pss_and_ecdsa_signatures_verify_with_openssl),
-        T(test_batch_sign_answers_each_item_in_order),
-        T(test_batch_spread_over_workers_keeps_item_order),
-#undef T
+    static const cunit_test tests[] = {
+        CUNIT_TEST(test_rsa_key_survives_pkcs1_pkcs8_and_spki_round_trips),
+        CUNIT_TEST(test_ec_import_refuses_a_curve_other_than_requested),
+        CUNIT_TEST(test_generate_refuses_secret_and_odd_aes_sizes),
+        CUNIT_TEST(test_rsa_oaep_label_round_trip_and_default_policy),
+        CUNIT_TEST(test_pkcs1_policy_key_defaults_to_pkcs1),
+        CUNIT_TEST(test_aes_gcm_round_trip_rejects_a_changed_tag),
+        CUNIT_TEST(test_kw_matches_rfc3394_vector),
+        CUNIT_TEST(test_kwp_matches_rfc5649_vector_and_unwraps),
+        CUNIT_TEST(test_rsa_oaep_wrap_recovers_the_aes_key),
+        CUNIT_TEST(test_transient_key_kwp_wraps_rsa_key_as_pkcs8),
+        CUNIT_TEST(test_pss_and_ecdsa_signatures_verify_with_openssl),
+        CUNIT_TEST(test_batch_sign_answers_each_item_in_order),
+        CUNIT_TEST(test_batch_spread_over_workers_keeps_item_order),
     };
-    CU_pSuite suite;
     char err[256];
-    unsigned run, failed;
+    int status;
 
     if (!em_store_init("00000000-0000-4000-8000-000000000001", NULL, err,
                        sizeof(err))) {
         fprintf(stderr, "store: %s\n", err);
         return 1;
     }
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    suite = CU_add_suite("emulator_crypto", NULL, NULL);
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-        CU_add_test(suite, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    run = CU_get_number_of_tests_run();
-    failed = CU_get_number_of_tests_failed();
-    printf("%u passed, %u failed\n", run - failed, failed);
-    CU_cleanup_registry();
+    status =
+        cunit_run("emulator_crypto", NULL, NULL, tests, CUNIT_COUNT(tests));
     em_store_shutdown();
-    return failed == 0 ? 0 : 1;
+    return status;
 }

@@ -22,7 +22,6 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 
@@ -220,14 +219,8 @@ int main(int argc, char **argv)
         }
         for (int i = 4; i + 1 < argc; i += 2) {
             EVP_PKEY *key = emu_load_any_key(libctx, NULL, argv[i]);
-            EVP_PKEY *standin = NULL;
-            FILE *pem = fopen(argv[i + 1], "r");
+            EVP_PKEY *standin = tc_read_pem_key(libctx, argv[i + 1]);
 
-            if (pem != NULL) {
-                standin =
-                    PEM_read_PrivateKey_ex(pem, NULL, NULL, NULL, libctx, NULL);
-                fclose(pem);
-            }
             check("the key loads through OSSL_STORE without a property query",
                   order, argv[i], key != NULL && standin != NULL);
             if (key != NULL && standin != NULL) {

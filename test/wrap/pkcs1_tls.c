@@ -14,7 +14,6 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -22,6 +21,7 @@
 #include <smartkey/smartkey.h>
 
 #include "emu.h"
+#include "test_common.h"
 
 #define TLS12 0x0303
 
@@ -107,7 +107,6 @@ int main(int argc, char **argv)
     unsigned char premaster[48], block[512], cipher[512], out[48];
     size_t cipher_len, size;
     int queued = 1;
-    FILE *pem;
 
     if (argc != 4) {
         fprintf(stderr, "usage: %s MODULE_DIR KEY_URI STANDIN_PEM\n", argv[0]);
@@ -116,16 +115,13 @@ int main(int argc, char **argv)
     libctx = emu_provider_libctx(argv[1], 0);
     if (libctx == NULL ||
         (key = emu_load_pkey(libctx, NULL, argv[2])) == NULL ||
-        (pem = fopen(argv[3], "r")) == NULL) {
+        (standin = tc_read_pem_key(libctx, argv[3])) == NULL) {
         ERR_print_errors_fp(stdout);
         printf("0 passed, 1 failed\n");
         return 1;
     }
-    standin = PEM_read_PrivateKey_ex(pem, NULL, NULL, NULL, libctx, NULL);
-    fclose(pem);
     size = (size_t)EVP_PKEY_get_size(key);
-    if (standin == NULL || size > sizeof(block) ||
-        RAND_bytes(premaster, sizeof(premaster)) != 1) {
+    if (size > sizeof(block) || RAND_bytes(premaster, sizeof(premaster)) != 1) {
         printf("0 passed, 1 failed\n");
         return 1;
     }

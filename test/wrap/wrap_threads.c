@@ -16,7 +16,6 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/store.h>
 
@@ -87,7 +86,6 @@ int main(int argc, char **argv)
     int failures[THREADS] = {0}, total_failures = 0, passed = 0, failed = 0;
     long requests, wrapkeys;
     emu_env env;
-    FILE *pem;
 
     if (argc != 6) {
         fprintf(stderr,
@@ -102,13 +100,11 @@ int main(int argc, char **argv)
         return 2;
     libctx = emu_provider_libctx(argv[1], 0);
     if (libctx == NULL || (wrapping_key = load_key(argv[2])) == NULL ||
-        (pem = fopen(argv[4], "r")) == NULL) {
+        (standin_key = tc_read_pem_key(libctx, argv[4])) == NULL) {
         ERR_print_errors_fp(stderr);
         printf("0 passed, 1 failed\n");
         return 1;
     }
-    standin_key = PEM_read_PrivateKey_ex(pem, NULL, NULL, NULL, libctx, NULL);
-    fclose(pem);
 
     /* warm-up: the key lookup, the connection and (auth = auto: at the
        process's third request) the session are set up here */

@@ -1135,6 +1135,77 @@ static json_t *parse_body(const request_state *st, int *invalid)
     return json;
 }
 
+/* Counts an API request: in total, its connection and handshake on the
+   first one, and its route (or the unknown path). Returns the route, NULL
+   when there is none (*path_known: another method has one). */
+static route *count_request(struct MHD_Connection *conn, request_state *st,
+                            const char *method, const char *url, char *kid,
+                            int *path_known)
+{
+    const union MHD_ConnectionInfo *ci;
+    connection_state *cs;
+    route *rt;
+
+    __atomic_add_fetch(&requests_total, 1, __ATOMIC_RELAXED);
+    st->in_flight = 1;
+    in_flight_begin();
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    cs = ci ? ci->socket_context : NULL;
+    if (cs != NULL && !cs->counted) {
+        /* Counted on the first API request rather than at accept, so the
+           tests' own connections to /_emulator/ do not show up. */
+        cs->counted = 1;
+        __atomic_add_fetch(&connections_count, 1, __ATOMIC_RELAXED);
+        if (cs->tls)
+            __atomic_add_fetch(&handshakes_count, 1, __ATOMIC_RELAXED);
+    }
+    rt = find_route(method, url, kid, path_known);
+    if (rt != NULL)
+        __atomic_add_fetch(&rt->count, 1, __ATOMIC_RELAXED);
+    else
+        count_other(method, url);
+    return rt;
+}
+
+/* The checks of a routed API request (size, authentication, JSON, schema,
+   approval), then its handler; the answer goes into *resp. */
+static void dispatch(em_request *req, route *rt, request_state *st,
+                     const char *kid, em_response *resp)
+{
+    const char *bearer = NULL;
+    int invalid = 0;
+
+    if (st->too_large) {
+        em_error(resp, 413, "Request body larger than %u bytes", MAX_BODY);
+        return;
+    }
+    if (!authenticate(req, rt->auth, &bearer, resp))
+        return;
+    req->json = parse_body(st, &invalid);
+    if (invalid) {
+        em_error(resp, 400, "Invalid JSON body");
+        return;
+    }
+    if (!em_check_request(req, rt->path, resp))
+        return;
+    if (rt->needs_approval &&
+        __atomic_load_n(&approval_required, __ATOMIC_RELAXED)) {
+        em_error(resp, 403, "This operation requires approval");
+        return;
+    }
+    /* keys of a group whose policy protects crypto operations */
+    if (rt->needs_approval && !em_approval_check(req, resp))
+        return;
+    if (rt->session != SESSION_NONE)
+        session_call(req, rt->session, bearer, resp);
+    else if (rt->kid_handler != NULL)
+        rt->kid_handler(req, kid, resp);
+    else
+        rt->handler(req, resp);
+    if (resp->status == 0)
+        em_error(resp, 500, "Handler produced no answer");
+}
+
 /*
  * Runs one complete request. Returns the response to queue (its status in
  * *status), or NULL with *reset set when the connection must be dropped.
@@ -1148,13 +1219,10 @@ static struct MHD_Response *process(struct MHD_Connection *conn,
     em_request req;
     em_response resp;
     struct MHD_Response *r;
-    const char *bearer = NULL;
     char kid[128] = "";
-    route *rt = NULL;
+    route *rt;
     int path_known = 0, invalid = 0;
     fault f;
-    connection_state *cs;
-    const union MHD_ConnectionInfo *ci;
 
     memset(&req, 0, sizeof(req));
     memset(&resp, 0, sizeof(resp));
@@ -1174,27 +1242,7 @@ static struct MHD_Response *process(struct MHD_Connection *conn,
             handle_control(&req, &resp);
         goto answer;
     }
-
-    /* counting */
-    __atomic_add_fetch(&requests_total, 1, __ATOMIC_RELAXED);
-    st->in_flight = 1;
-    in_flight_begin();
-    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    cs = ci ? ci->socket_context : NULL;
-    if (cs != NULL && !cs->counted) {
-        /* Counted on the first API request rather than at accept, so the
-           tests' own connections to /_emulator/ do not show up. */
-        cs->counted = 1;
-        __atomic_add_fetch(&connections_count, 1, __ATOMIC_RELAXED);
-        if (cs->tls)
-            __atomic_add_fetch(&handshakes_count, 1, __ATOMIC_RELAXED);
-    }
-    rt = find_route(method, url, kid, &path_known);
-    if (rt != NULL)
-        __atomic_add_fetch(&rt->count, 1, __ATOMIC_RELAXED);
-    else
-        count_other(method, url);
-
+    rt = count_request(conn, st, method, url, kid, &path_known);
     *delay_ms = __atomic_load_n(&latency_ms, __ATOMIC_RELAXED);
     if (fault_take(url, &f)) {
         if (f.action == FAULT_STALL) {
@@ -1206,43 +1254,14 @@ static struct MHD_Response *process(struct MHD_Connection *conn,
             return r;
         }
     }
-
     if (rt == NULL) {
         if (path_known)
             em_error(&resp, 405, "Method %s not allowed on %s", method, url);
         else
             em_error(&resp, 404, "No such endpoint: %s", url);
-        goto answer;
+    } else {
+        dispatch(&req, rt, st, kid, &resp);
     }
-    if (st->too_large) {
-        em_error(&resp, 413, "Request body larger than %u bytes", MAX_BODY);
-        goto answer;
-    }
-    if (!authenticate(&req, rt->auth, &bearer, &resp))
-        goto answer;
-    req.json = parse_body(st, &invalid);
-    if (invalid) {
-        em_error(&resp, 400, "Invalid JSON body");
-        goto answer;
-    }
-    if (!em_check_request(&req, rt->path, &resp))
-        goto answer;
-    if (rt->needs_approval &&
-        __atomic_load_n(&approval_required, __ATOMIC_RELAXED)) {
-        em_error(&resp, 403, "This operation requires approval");
-        goto answer;
-    }
-    /* keys of a group whose policy protects crypto operations */
-    if (rt->needs_approval && !em_approval_check(&req, &resp))
-        goto answer;
-    if (rt->session != SESSION_NONE)
-        session_call(&req, rt->session, bearer, &resp);
-    else if (rt->kid_handler != NULL)
-        rt->kid_handler(&req, kid, &resp);
-    else
-        rt->handler(&req, &resp);
-    if (resp.status == 0)
-        em_error(&resp, 500, "Handler produced no answer");
 
 answer:
     json_decref(req.json);

@@ -323,7 +323,17 @@ static void usage(FILE *out)
             "(default 1,8)\n");
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+struct bench_options {
+    const char *state_dir;
+    char thread_list[256];
+    double duration;
+    long count;
+};
+
+/* Parses the command line into O; returns -1 to go on, else the exit
+   status (0 after --help, 2 after a usage error). */
+static int parse_options(int argc, char **argv, struct bench_options *o)
 {
     static const struct option options[] = {
         {"state-dir", required_argument, NULL, 's'},
@@ -333,34 +343,25 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *state_dir = NULL;
-    char thread_list[256] = "1,8";
-    char api_key[1024], basic[1100];
-    double duration = 5;
-    long count = 0, status, failures = 0;
-    struct bench_target target;
-    struct bench_call sign_call = {"sign ECDSA P-256 (hash SHA256)",
-                                   "/crypto/v1/sign", NULL};
-    struct bench_call decrypt_call = {"decrypt RSA-2048 OAEP SHA256",
-                                      "/crypto/v1/decrypt", NULL};
-    unsigned char digest[32];
-    char *hash_b64, *ec_kid, *rsa_kid, *body = NULL;
-    json_t *session, *encrypted;
     int opt;
 
+    o->state_dir = NULL;
+    snprintf(o->thread_list, sizeof(o->thread_list), "%s", "1,8");
+    o->duration = 5;
+    o->count = 0;
     while ((opt = getopt_long(argc, argv, "s:d:c:t:h", options, NULL)) != -1) {
         switch (opt) {
         case 's':
-            state_dir = optarg;
+            o->state_dir = optarg;
             break;
         case 'd':
-            duration = strtod(optarg, NULL);
+            o->duration = strtod(optarg, NULL);
             break;
         case 'c':
-            count = strtol(optarg, NULL, 10);
+            o->count = strtol(optarg, NULL, 10);
             break;
         case 't':
-            snprintf(thread_list, sizeof(thread_list), "%s", optarg);
+            snprintf(o->thread_list, sizeof(o->thread_list), "%s", optarg);
             break;
         case 'h':
             usage(stdout);
@@ -370,38 +371,131 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (state_dir == NULL || duration <= 0 || count < 0) {
+    if (o->state_dir == NULL || o->duration <= 0 || o->count < 0) {
         usage(stderr);
         return 2;
     }
+    return -1;
+}
 
-    memset(&target, 0, sizeof(target));
-    if (!read_state_line(state_dir, "endpoint", target.endpoint,
-                         sizeof(target.endpoint)) ||
+/* Reads the endpoint and API key from STATE_DIR, initialises curl and
+   signs in, filling TARGET; returns 0 on failure (after a message). */
+static int open_target(const char *state_dir, struct bench_target *target)
+{
+    char api_key[1024], basic[1100];
+    long status;
+    json_t *session;
+
+    memset(target, 0, sizeof(*target));
+    if (!read_state_line(state_dir, "endpoint", target->endpoint,
+                         sizeof(target->endpoint)) ||
         !read_state_line(state_dir, "api-key", api_key, sizeof(api_key))) {
         fprintf(stderr, "emulator-bench: no endpoint/api-key in %s\n",
                 state_dir);
-        return 1;
+        return 0;
     }
-    if (strncmp(target.endpoint, "https:", 6) == 0)
-        snprintf(target.ca_file, sizeof(target.ca_file), "%s/ca.pem",
+    if (strncmp(target->endpoint, "https:", 6) == 0)
+        snprintf(target->ca_file, sizeof(target->ca_file), "%s/ca.pem",
                  state_dir);
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     snprintf(basic, sizeof(basic), "Authorization: Basic %s", api_key);
     session =
-        setup_call(&target, basic, "POST", "/sys/v1/session/auth", "", &status);
+        setup_call(target, basic, "POST", "/sys/v1/session/auth", "", &status);
     if (json_string_value(json_object_get(session, "access_token")) == NULL) {
         fprintf(stderr, "emulator-bench: authentication failed (HTTP %ld)\n",
                 status);
-        return 1;
+        return 0;
     }
-    snprintf(target.authorization, sizeof(target.authorization),
+    snprintf(target->authorization, sizeof(target->authorization),
              "Authorization: Bearer %s",
              json_string_value(json_object_get(session, "access_token")));
     json_decref(session);
+    return 1;
+}
 
+/* Builds the body of the RSA-OAEP decrypt call from a ciphertext made
+   once by the server (only decryption is measured); 0 on failure. */
+static int prepare_decrypt(const struct bench_target *target,
+                           const char *rsa_kid, const char *plain_b64,
+                           struct bench_call *call)
+{
+    char *body = NULL;
+    long status;
+    json_t *encrypted;
+
+    if (asprintf(&body,
+                 "{\"key\":{\"kid\":\"%s\"},\"alg\":\"RSA\",\"plain\":\"%s\","
+                 "\"mode\":{\"OAEP\":{\"mgf\":{\"mgf1\":{\"hash\":"
+                 "\"SHA256\"}}}}}",
+                 rsa_kid, plain_b64) < 0)
+        return 0;
+    encrypted = setup_call(target, target->authorization, "POST",
+                           "/crypto/v1/encrypt", body, &status);
+    free(body);
+    if (json_string_value(json_object_get(encrypted, "cipher")) == NULL) {
+        fprintf(stderr, "emulator-bench: encrypt failed (HTTP %ld)\n", status);
+        return 0;
+    }
+    if (asprintf(&call->body,
+                 "{\"key\":{\"kid\":\"%s\"},\"alg\":\"RSA\",\"cipher\":\"%s\","
+                 "\"mode\":{\"OAEP\":{\"mgf\":{\"mgf1\":{\"hash\":"
+                 "\"SHA256\"}}}}}",
+                 rsa_kid,
+                 json_string_value(json_object_get(encrypted, "cipher"))) < 0)
+        return 0;
+    json_decref(encrypted);
+    return 1;
+}
+
+/* Measures each call with each thread count of O's list; returns the
+   number of failed requests, or -1 after a bad thread count. */
+static long run_all(const struct bench_target *target,
+                    const struct bench_call *calls[2],
+                    const struct bench_options *o)
+{
+    long failures = 0;
+
+    printf("emulator-bench: %s, %s\n", target->endpoint,
+           o->count > 0 ? "fixed request count" : "fixed duration");
+    for (int c = 0; c < 2; c++) {
+        char list[256], *save = NULL;
+
+        snprintf(list, sizeof(list), "%s", o->thread_list);
+        for (char *item = strtok_r(list, ",", &save); item != NULL;
+             item = strtok_r(NULL, ",", &save)) {
+            int threads = atoi(item);
+
+            if (threads < 1 || threads > MAX_THREADS) {
+                fprintf(stderr, "emulator-bench: bad thread count %s\n", item);
+                return -1;
+            }
+            failures +=
+                measure(target, calls[c], threads, o->count, o->duration);
+        }
+    }
+    return failures;
+}
+
+int main(int argc, char **argv)
+{
+    struct bench_options o;
+    long failures;
+    struct bench_target target;
+    struct bench_call sign_call = {"sign ECDSA P-256 (hash SHA256)",
+                                   "/crypto/v1/sign", NULL};
+    struct bench_call decrypt_call = {"decrypt RSA-2048 OAEP SHA256",
+                                      "/crypto/v1/decrypt", NULL};
+    const struct bench_call *calls[2] = {&sign_call, &decrypt_call};
+    unsigned char digest[32];
+    char *hash_b64, *ec_kid, *rsa_kid;
+    int rc = parse_options(argc, argv, &o);
+
+    if (rc >= 0)
+        return rc;
+    if (!open_target(o.state_dir, &target))
+        return 1;
     ec_kid = find_or_create_key(
         &target, "bench-ec-p256",
         "{\"name\":\"bench-ec-p256\",\"obj_type\":\"EC\","
@@ -421,49 +515,12 @@ int main(int argc, char **argv)
                  "\"hash\":\"%s\"}",
                  ec_kid, hash_b64) < 0)
         return 1;
-
-    /* The ciphertext is made once; only decryption is measured. */
-    if (asprintf(&body,
-                 "{\"key\":{\"kid\":\"%s\"},\"alg\":\"RSA\",\"plain\":\"%s\","
-                 "\"mode\":{\"OAEP\":{\"mgf\":{\"mgf1\":{\"hash\":"
-                 "\"SHA256\"}}}}}",
-                 rsa_kid, hash_b64) < 0)
+    if (!prepare_decrypt(&target, rsa_kid, hash_b64, &decrypt_call))
         return 1;
-    encrypted = setup_call(&target, target.authorization, "POST",
-                           "/crypto/v1/encrypt", body, &status);
-    free(body);
-    if (json_string_value(json_object_get(encrypted, "cipher")) == NULL) {
-        fprintf(stderr, "emulator-bench: encrypt failed (HTTP %ld)\n", status);
-        return 1;
-    }
-    if (asprintf(&decrypt_call.body,
-                 "{\"key\":{\"kid\":\"%s\"},\"alg\":\"RSA\",\"cipher\":\"%s\","
-                 "\"mode\":{\"OAEP\":{\"mgf\":{\"mgf1\":{\"hash\":"
-                 "\"SHA256\"}}}}}",
-                 rsa_kid,
-                 json_string_value(json_object_get(encrypted, "cipher"))) < 0)
-        return 1;
-    json_decref(encrypted);
 
-    printf("emulator-bench: %s, %s\n", target.endpoint,
-           count > 0 ? "fixed request count" : "fixed duration");
-    for (const struct bench_call *call = &sign_call; call != NULL;
-         call = call == &sign_call ? &decrypt_call : NULL) {
-        char list[256], *save = NULL;
-
-        snprintf(list, sizeof(list), "%s", thread_list);
-        for (char *item = strtok_r(list, ",", &save); item != NULL;
-             item = strtok_r(NULL, ",", &save)) {
-            int threads = atoi(item);
-
-            if (threads < 1 || threads > MAX_THREADS) {
-                fprintf(stderr, "emulator-bench: bad thread count %s\n", item);
-                return 2;
-            }
-            failures += measure(&target, call, threads, count, duration);
-        }
-    }
-
+    failures = run_all(&target, calls, &o);
+    if (failures < 0)
+        return 2;
     free(sign_call.body);
     free(decrypt_call.body);
     free(hash_b64);

@@ -435,44 +435,127 @@ static void parse_listen(settings *s, const char *arg)
         (unsigned short)parse_unsigned(colon + 1, "--listen", 65535);
 }
 
+enum {
+    O_STATE = 1,
+    O_LISTEN,
+    O_HTTP,
+    O_CERT,
+    O_KEY,
+    O_THREADS,
+    O_BATCH_WORKERS,
+    O_LIFETIME,
+    O_PERSIST,
+    O_CONTROLS,
+    O_LATENCY,
+    O_APIKEY,
+    O_LOG,
+    O_QUIET,
+    O_LENIENT,
+    O_HELP
+};
+
+static const struct option options[] = {
+    {"state-dir", required_argument, NULL, O_STATE},
+    {"listen", required_argument, NULL, O_LISTEN},
+    {"http", no_argument, NULL, O_HTTP},
+    {"cert", required_argument, NULL, O_CERT},
+    {"key", required_argument, NULL, O_KEY},
+    {"threads", required_argument, NULL, O_THREADS},
+    {"batch-workers", required_argument, NULL, O_BATCH_WORKERS},
+    {"token-lifetime", required_argument, NULL, O_LIFETIME},
+    {"persist", no_argument, NULL, O_PERSIST},
+    {"test-controls", no_argument, NULL, O_CONTROLS},
+    {"latency-ms", required_argument, NULL, O_LATENCY},
+    {"api-key", required_argument, NULL, O_APIKEY},
+    {"log", required_argument, NULL, O_LOG},
+    {"quiet", no_argument, NULL, O_QUIET},
+    {"lenient", no_argument, NULL, O_LENIENT},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0}};
+
+/* A worker count from 1 to 256 for FLAG; dies otherwise. */
+static unsigned parse_count(const char *text, const char *flag)
+{
+    unsigned n = parse_unsigned(text, flag, 256);
+
+    if (n == 0)
+        die("%s must be at least 1", flag);
+    return n;
+}
+
+/* Sets the option without an argument C; returns 0 if C takes one. */
+static int apply_flag(settings *s, int c)
+{
+    switch (c) {
+    case O_HTTP:
+        s->http = 1;
+        return 1;
+    case O_PERSIST:
+        s->persist = 1;
+        return 1;
+    case O_CONTROLS:
+        s->test_controls = 1;
+        return 1;
+    case O_QUIET:
+        s->quiet = 1;
+        return 1;
+    case O_LENIENT:
+        em_lenient = 1;
+        return 1;
+    case O_HELP:
+        fputs(usage_text, stdout);
+        exit(0);
+    default:
+        return 0;
+    }
+}
+
+/* Sets option C from its argument ARG; usage and exit 2 if C is unknown. */
+static void apply_option(settings *s, int c, char *arg)
+{
+    switch (c) {
+    case O_STATE:
+        s->state_dir = arg;
+        break;
+    case O_LISTEN:
+        free(s->listen_host);
+        parse_listen(s, arg);
+        break;
+    case O_CERT:
+        s->cert_file = arg;
+        break;
+    case O_KEY:
+        s->key_file = arg;
+        break;
+    case O_THREADS:
+        s->threads = parse_count(arg, "--threads");
+        break;
+    case O_BATCH_WORKERS:
+        s->batch_workers = parse_count(arg, "--batch-workers");
+        break;
+    case O_LIFETIME:
+        s->token_lifetime =
+            parse_unsigned(arg, "--token-lifetime", 86400 * 365);
+        break;
+    case O_LATENCY:
+        s->latency_ms = parse_unsigned(arg, "--latency-ms", 600000);
+        break;
+    case O_APIKEY:
+        s->api_key = arg;
+        break;
+    case O_LOG:
+        s->log_file = arg;
+        break;
+    default:
+        if (apply_flag(s, c))
+            break;
+        fputs(usage_text, stderr);
+        exit(2);
+    }
+}
+
 static void parse_args(settings *s, int argc, char **argv)
 {
-    enum {
-        O_STATE = 1,
-        O_LISTEN,
-        O_HTTP,
-        O_CERT,
-        O_KEY,
-        O_THREADS,
-        O_BATCH_WORKERS,
-        O_LIFETIME,
-        O_PERSIST,
-        O_CONTROLS,
-        O_LATENCY,
-        O_APIKEY,
-        O_LOG,
-        O_QUIET,
-        O_LENIENT,
-        O_HELP
-    };
-    static const struct option options[] = {
-        {"state-dir", required_argument, NULL, O_STATE},
-        {"listen", required_argument, NULL, O_LISTEN},
-        {"http", no_argument, NULL, O_HTTP},
-        {"cert", required_argument, NULL, O_CERT},
-        {"key", required_argument, NULL, O_KEY},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"batch-workers", required_argument, NULL, O_BATCH_WORKERS},
-        {"token-lifetime", required_argument, NULL, O_LIFETIME},
-        {"persist", no_argument, NULL, O_PERSIST},
-        {"test-controls", no_argument, NULL, O_CONTROLS},
-        {"latency-ms", required_argument, NULL, O_LATENCY},
-        {"api-key", required_argument, NULL, O_APIKEY},
-        {"log", required_argument, NULL, O_LOG},
-        {"quiet", no_argument, NULL, O_QUIET},
-        {"lenient", no_argument, NULL, O_LENIENT},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0}};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int c;
 
@@ -480,67 +563,8 @@ static void parse_args(settings *s, int argc, char **argv)
     s->threads = cpus > 2 ? (unsigned)cpus : 2;
     s->batch_workers = cpus > 1 ? (unsigned)cpus : 1;
     s->token_lifetime = 600;
-    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (c) {
-        case O_STATE:
-            s->state_dir = optarg;
-            break;
-        case O_LISTEN:
-            free(s->listen_host);
-            parse_listen(s, optarg);
-            break;
-        case O_HTTP:
-            s->http = 1;
-            break;
-        case O_CERT:
-            s->cert_file = optarg;
-            break;
-        case O_KEY:
-            s->key_file = optarg;
-            break;
-        case O_THREADS:
-            s->threads = parse_unsigned(optarg, "--threads", 256);
-            if (s->threads == 0)
-                die("%s must be at least 1", "--threads");
-            break;
-        case O_BATCH_WORKERS:
-            s->batch_workers = parse_unsigned(optarg, "--batch-workers", 256);
-            if (s->batch_workers == 0)
-                die("%s must be at least 1", "--batch-workers");
-            break;
-        case O_LIFETIME:
-            s->token_lifetime =
-                parse_unsigned(optarg, "--token-lifetime", 86400 * 365);
-            break;
-        case O_PERSIST:
-            s->persist = 1;
-            break;
-        case O_CONTROLS:
-            s->test_controls = 1;
-            break;
-        case O_LATENCY:
-            s->latency_ms = parse_unsigned(optarg, "--latency-ms", 600000);
-            break;
-        case O_APIKEY:
-            s->api_key = optarg;
-            break;
-        case O_LOG:
-            s->log_file = optarg;
-            break;
-        case O_QUIET:
-            s->quiet = 1;
-            break;
-        case O_LENIENT:
-            em_lenient = 1;
-            break;
-        case O_HELP:
-            fputs(usage_text, stdout);
-            exit(0);
-        default:
-            fputs(usage_text, stderr);
-            exit(2);
-        }
-    }
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1)
+        apply_option(s, c, optarg);
     if (optind < argc)
         die("unexpected argument %s (see --help)", argv[optind]);
     if (s->state_dir == NULL)
@@ -553,15 +577,116 @@ static void parse_args(settings *s, int argc, char **argv)
 
 /* ---------------------------------------------------------------------- */
 
+/* Reads the PEM certificate and key to serve (given, or generated in the
+   state directory) into *CERT and *KEY; leaves them NULL with --http. */
+static void load_certificates(const settings *s, char **cert, char **key)
+{
+    if (s->http)
+        return;
+    if (s->cert_file != NULL) {
+        *cert = read_path(s->cert_file);
+        *key = read_path(s->key_file);
+        if (*cert == NULL || *key == NULL)
+            die("cannot read %s", *cert ? s->key_file : s->cert_file);
+        return;
+    }
+    if (!(file_exists(s->state_dir, "ca.pem") &&
+          file_exists(s->state_dir, "server.pem") &&
+          file_exists(s->state_dir, "server-key.pem")) &&
+        !generate_certificates(s->state_dir))
+        die("cannot create certificates in %s", s->state_dir);
+    *cert = read_file(s->state_dir, "server.pem");
+    *key = read_file(s->state_dir, "server-key.pem");
+    if (*cert == NULL || *key == NULL)
+        die("cannot read the certificates in %s", s->state_dir);
+}
+
+/* Opens the request log named by the settings (NULL with --quiet). */
+static FILE *open_log(const settings *s)
+{
+    FILE *log = stderr;
+
+    if (s->quiet) {
+        log = NULL;
+    } else if (s->log_file != NULL) {
+        log = fopen(s->log_file, "a");
+        if (log == NULL)
+            die("cannot open the log file %s", s->log_file);
+    }
+    if (log != NULL)
+        setvbuf(log, NULL, _IOLBF, 0);
+    return log;
+}
+
+/* Blocks SIGTERM and SIGINT (left to sigwait) and ignores SIGPIPE. */
+static void block_stop_signals(sigset_t *stop_signals)
+{
+    /* Blocked before any thread starts so that only sigwait sees them. */
+    sigemptyset(stop_signals);
+    sigaddset(stop_signals, SIGTERM);
+    sigaddset(stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Starts the batch workers and the HTTP server; returns the bound port. */
+static unsigned short start_server(const settings *s, char *cert, char *key,
+                                   const char *api_key, const char *app_id,
+                                   FILE *log)
+{
+    em_server_options opts;
+    unsigned short port;
+
+    memset(&opts, 0, sizeof(opts));
+    opts.listen_host = s->listen_host;
+    opts.listen_port = s->listen_port;
+    opts.use_tls = !s->http;
+    opts.cert_pem = cert;
+    opts.key_pem = key;
+    opts.threads = s->threads;
+    opts.token_lifetime = s->token_lifetime;
+    opts.test_controls = s->test_controls;
+    opts.latency_ms = s->latency_ms;
+    opts.api_key = api_key;
+    opts.app_id = app_id;
+    opts.log = log;
+    /* after the signal mask: the helpers must not take SIGTERM */
+    if (!em_batch_start(s->batch_workers))
+        die("cannot start %u batch workers", s->batch_workers);
+    port = em_http_start(&opts);
+    if (port == 0)
+        die("cannot listen on %s port %u (see the messages above)",
+            s->listen_host, (unsigned)s->listen_port);
+    return port;
+}
+
+/* Writes DIR/pid, then DIR/endpoint (the ready signal), and says so. */
+static void announce(const settings *s, unsigned short port)
+{
+    char line[128];
+
+    snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+    if (!write_file(s->state_dir, "pid", line, strlen(line), 0644))
+        die("cannot write %s/pid", s->state_dir);
+    if (strchr(s->listen_host, ':') != NULL)
+        snprintf(line, sizeof(line), "%s://[%s]:%u\n",
+                 s->http ? "http" : "https", s->listen_host, (unsigned)port);
+    else
+        snprintf(line, sizeof(line), "%s://%s:%u\n", s->http ? "http" : "https",
+                 s->listen_host, (unsigned)port);
+    if (!write_file(s->state_dir, "endpoint", line, strlen(line), 0644))
+        die("cannot write %s/endpoint", s->state_dir);
+    if (!s->quiet)
+        fprintf(stderr, "smartkey-emulator: listening on %s", line);
+}
+
 int main(int argc, char **argv)
 {
     settings s;
-    em_server_options opts;
-    char app_id[37] = "", err[512] = "", line[128], *api_key, *cert = NULL,
-         *key = NULL, *state_path = NULL, *endpoint_path, *pid_path;
-    unsigned short port;
+    char app_id[37] = "", err[512] = "", *api_key, *cert = NULL, *key = NULL,
+         *state_path = NULL, *endpoint_path, *pid_path;
     sigset_t stop_signals;
-    FILE *log = stderr;
+    FILE *log;
     int sig = 0;
 
     parse_args(&s, argc, argv);
@@ -572,82 +697,15 @@ int main(int argc, char **argv)
     /* a stale endpoint would tell waiting clients we are ready */
     unlink(endpoint_path);
 
-    if (!s.http) {
-        if (s.cert_file != NULL) {
-            cert = read_path(s.cert_file);
-            key = read_path(s.key_file);
-            if (cert == NULL || key == NULL)
-                die("cannot read %s", cert ? s.key_file : s.cert_file);
-        } else {
-            if (!(file_exists(s.state_dir, "ca.pem") &&
-                  file_exists(s.state_dir, "server.pem") &&
-                  file_exists(s.state_dir, "server-key.pem")) &&
-                !generate_certificates(s.state_dir))
-                die("cannot create certificates in %s", s.state_dir);
-            cert = read_file(s.state_dir, "server.pem");
-            key = read_file(s.state_dir, "server-key.pem");
-            if (cert == NULL || key == NULL)
-                die("cannot read the certificates in %s", s.state_dir);
-        }
-    }
+    load_certificates(&s, &cert, &key);
     api_key = load_or_create_api_key(s.state_dir, s.api_key, app_id);
-
     if (s.persist)
         state_path = path_in(s.state_dir, "state.json");
     if (!em_store_init(app_id, state_path, err, sizeof(err)))
         die("cannot load the saved state: %s", err);
-
-    if (s.quiet) {
-        log = NULL;
-    } else if (s.log_file != NULL) {
-        log = fopen(s.log_file, "a");
-        if (log == NULL)
-            die("cannot open the log file %s", s.log_file);
-    }
-    if (log != NULL)
-        setvbuf(log, NULL, _IOLBF, 0);
-
-    /* Blocked before any thread starts so that only sigwait sees them. */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    memset(&opts, 0, sizeof(opts));
-    opts.listen_host = s.listen_host;
-    opts.listen_port = s.listen_port;
-    opts.use_tls = !s.http;
-    opts.cert_pem = cert;
-    opts.key_pem = key;
-    opts.threads = s.threads;
-    opts.token_lifetime = s.token_lifetime;
-    opts.test_controls = s.test_controls;
-    opts.latency_ms = s.latency_ms;
-    opts.api_key = api_key;
-    opts.app_id = app_id;
-    opts.log = log;
-    /* after the signal mask: the helpers must not take SIGTERM */
-    if (!em_batch_start(s.batch_workers))
-        die("cannot start %u batch workers", s.batch_workers);
-    port = em_http_start(&opts);
-    if (port == 0)
-        die("cannot listen on %s port %u (see the messages above)",
-            s.listen_host, (unsigned)s.listen_port);
-
-    snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-    if (!write_file(s.state_dir, "pid", line, strlen(line), 0644))
-        die("cannot write %s/pid", s.state_dir);
-    if (strchr(s.listen_host, ':') != NULL)
-        snprintf(line, sizeof(line), "%s://[%s]:%u\n",
-                 s.http ? "http" : "https", s.listen_host, (unsigned)port);
-    else
-        snprintf(line, sizeof(line), "%s://%s:%u\n", s.http ? "http" : "https",
-                 s.listen_host, (unsigned)port);
-    if (!write_file(s.state_dir, "endpoint", line, strlen(line), 0644))
-        die("cannot write %s/endpoint", s.state_dir);
-    if (!s.quiet)
-        fprintf(stderr, "smartkey-emulator: listening on %s", line);
+    log = open_log(&s);
+    block_stop_signals(&stop_signals);
+    announce(&s, start_server(&s, cert, key, api_key, app_id, log));
 
     while (sigwait(&stop_signals, &sig) != 0)
         ;

@@ -139,6 +139,62 @@ static void emulator_stop(emulator *e)
     e->pid = 0;
 }
 
+/* In the forked child: runs the emulator on LISTEN, logging to LOG. */
+static void emulator_exec(const emulator *e, const char *listen,
+                          const char *log)
+{
+    const char *argv[16];
+    int n = 0;
+
+    argv[n++] = emulator_program;
+    argv[n++] = "--state-dir";
+    argv[n++] = e->state;
+    argv[n++] = "--listen";
+    argv[n++] = listen;
+    argv[n++] = "--test-controls";
+    argv[n++] = "--persist";
+    argv[n++] = "--log";
+    argv[n++] = log;
+    if (e->cert[0] != '\0') {
+        argv[n++] = "--cert";
+        argv[n++] = e->cert;
+        argv[n++] = "--key";
+        argv[n++] = e->key;
+    }
+    argv[n] = NULL;
+    freopen("/dev/null", "w", stdout);
+    freopen(log, "a", stderr);
+    execv(emulator_program, (char *const *)argv);
+    _exit(127);
+}
+
+/* Waits up to 30 s for the endpoint file of the started emulator: 1 once
+   it is there (endpoint, port, CA file and env filled in), 0 if the
+   process exited (e->pid reset), -1 if it never came. */
+static int emulator_wait(emulator *e, const char *path)
+{
+    for (int i = 0; i < 300; i++) {
+        int status;
+
+        if (read_line(path, e->endpoint, sizeof(e->endpoint))) {
+            const char *colon = strrchr(e->endpoint, ':');
+
+            e->port = colon != NULL ? atoi(colon + 1) : 0;
+            if (e->cert[0] == '\0')
+                snprintf(e->ca_file, sizeof(e->ca_file), "%s/ca.pem", e->state);
+            e->env.endpoint = e->endpoint;
+            e->env.ca_file = e->ca_file;
+            return 1;
+        }
+        if (waitpid(e->pid, &status, WNOHANG) == e->pid) {
+            e->pid = 0;
+            return 0;
+        }
+        usleep(100 * 1000);
+    }
+    return -1;
+}
+
 /* Starts the emulator on e->port (0: an ephemeral one, remembered for the
    restart) and waits for its endpoint file. */
 static int emulator_start(emulator *e)
@@ -150,57 +206,20 @@ static int emulator_start(emulator *e)
     mkdir(e->state, 0700);
     /* the port of a server killed a moment ago may still be held: retry */
     for (int attempt = 0; attempt < 50; attempt++) {
+        int ready;
+
         snprintf(listen, sizeof(listen), "127.0.0.1:%d", e->port);
         e->pid = fork();
         if (e->pid < 0)
             return 0;
-        if (e->pid == 0) {
-            const char *argv[16];
-            int n = 0;
-
-            argv[n++] = emulator_program;
-            argv[n++] = "--state-dir";
-            argv[n++] = e->state;
-            argv[n++] = "--listen";
-            argv[n++] = listen;
-            argv[n++] = "--test-controls";
-            argv[n++] = "--persist";
-            argv[n++] = "--log";
-            argv[n++] = log;
-            if (e->cert[0] != '\0') {
-                argv[n++] = "--cert";
-                argv[n++] = e->cert;
-                argv[n++] = "--key";
-                argv[n++] = e->key;
-            }
-            argv[n] = NULL;
-            freopen("/dev/null", "w", stdout);
-            freopen(log, "a", stderr);
-            execv(emulator_program, (char *const *)argv);
-            _exit(127);
+        if (e->pid == 0)
+            emulator_exec(e, listen, log);
+        ready = emulator_wait(e, path);
+        if (ready > 0) {
+            snprintf(path, sizeof(path), "%s/api-key", e->state);
+            return read_line(path, e->env.api_key, sizeof(e->env.api_key));
         }
-        for (int i = 0; i < 300; i++) {
-            int status;
-
-            if (read_line(path, e->endpoint, sizeof(e->endpoint))) {
-                const char *colon = strrchr(e->endpoint, ':');
-
-                e->port = colon != NULL ? atoi(colon + 1) : 0;
-                if (e->cert[0] == '\0')
-                    snprintf(e->ca_file, sizeof(e->ca_file), "%s/ca.pem",
-                             e->state);
-                e->env.endpoint = e->endpoint;
-                e->env.ca_file = e->ca_file;
-                snprintf(path, sizeof(path), "%s/api-key", e->state);
-                return read_line(path, e->env.api_key, sizeof(e->env.api_key));
-            }
-            if (waitpid(e->pid, &status, WNOHANG) == e->pid) {
-                e->pid = 0;
-                break;
-            }
-            usleep(100 * 1000);
-        }
-        if (e->pid > 0) {
+        if (ready < 0) {
             emulator_stop(e);
             return 0;
         }
@@ -919,11 +938,9 @@ typedef struct byok_case {
     const char *format, *hash, *shape, *error;
 } byok_case;
 
-/* BYOK results and key info that cannot be right, through the proxy. */
-static void hostile_byok_and_key_info(fixture *fx, figures *row,
-                                      const char *shape_file,
-                                      const char *endpoint,
-                                      const char *key_file)
+/* BYOK artifacts of damaged lengths or parameters, each after an
+   undamaged one, through the proxy. */
+static void hostile_byok(fixture *fx, figures *row, const char *shape_file)
 {
     static const byok_case cases[] = {
         {"rsa-aes-key-wrap", "SHA256", "one-byte", "RSA-OAEP block"},
@@ -935,9 +952,7 @@ static void hostile_byok_and_key_info(fixture *fx, figures *row,
         {"sha256", "SHA256", "drop-last", "a SHA-256 has 32"},
         {"sha256", "SHA256", "one-byte", "a SHA-256 has 32"},
     };
-    const char *lookups[][2] = {{"other-name", "smartkey:name=fault-ec"},
-                                {"other-kid", NULL}};
-    char kid[37] = "", uri[64], what[128];
+    char what[128];
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(what, sizeof(what), "%s with a %s answer", cases[i].format,
@@ -949,6 +964,17 @@ static void hostile_byok_and_key_info(fixture *fx, figures *row,
         record(row, byok_once(fx, cases[i].format, cases[i].hash), 0,
                cases[i].error, what);
     }
+}
+
+/* Key info answering with another key than asked for, by name and by
+   kid, each followed by the same lookup undamaged, through the proxy. */
+static void hostile_key_info(fixture *fx, figures *row, const char *shape_file,
+                             const char *endpoint, const char *key_file)
+{
+    const char *lookups[][2] = {{"other-name", "smartkey:name=fault-ec"},
+                                {"other-kid", NULL}};
+    char kid[37] = "", uri[64], what[128];
+
     /* a key this process never loaded: each lookup goes to SmartKey */
     if (!emu_create_key(&fx->emu.env,
                         "{\"name\":\"fault-ec\",\"obj_type\":\"EC\","
@@ -987,7 +1013,18 @@ static void hostile_byok_and_key_info(fixture *fx, figures *row,
     write_text(shape_file, "as-is");
 }
 
-static void scenario_reshaped(fixture *fx)
+/* BYOK results and key info that cannot be right, through the proxy. */
+static void hostile_byok_and_key_info(fixture *fx, figures *row,
+                                      const char *shape_file,
+                                      const char *endpoint,
+                                      const char *key_file)
+{
+    hostile_byok(fx, row, shape_file);
+    hostile_key_info(fx, row, shape_file, endpoint, key_file);
+}
+
+/* Each operation answered with a result of a wrong length, three rounds. */
+static void reshaped_lengths(fixture *fx, figures *row, const char *shape_file)
 {
     /* only lengths the provider can know to be wrong: an RSA signature or
        an RSA-OAEP block is exactly the modulus long, an OAEP plaintext at
@@ -999,6 +1036,62 @@ static void scenario_reshaped(fixture *fx)
         {OP_WRAP, "drop-last"},    {OP_WRAP, "extra-byte"},
         {OP_WRAP, "empty"},        {OP_WRAP, "oversized"},
     };
+
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            char what[96];
+
+            snprintf(what, sizeof(what), "%s with a %s result",
+                     op_names[cases[i].op], cases[i].shape);
+            write_text(shape_file, cases[i].shape);
+            record(row, run_op(fx, cases[i].op), 0, NULL, what);
+        }
+}
+
+/* Raw and PKCS#1 v1.5 decryption, undamaged and with wrong lengths. */
+static void reshaped_padded(fixture *fx, figures *row, const char *shape_file)
+{
+    /* RSA without padding: exactly the modulus, not a byte less;
+       PKCS#1 v1.5: at most k - 11 bytes */
+    write_text(shape_file, "as-is");
+    record(row, decrypt_padded(fx, OSSL_PKEY_RSA_PAD_MODE_NONE), 1, NULL,
+           "raw decrypt with an unchanged result");
+    record(row, decrypt_padded(fx, OSSL_PKEY_RSA_PAD_MODE_PKCSV15), 1, NULL,
+           "PKCS#1 v1.5 decrypt with an unchanged result");
+    for (size_t i = 0; i < 4; i++) {
+        static const char *const shapes[][3] = {
+            {OSSL_PKEY_RSA_PAD_MODE_NONE, "drop-last", "raw RSA"},
+            {OSSL_PKEY_RSA_PAD_MODE_NONE, "empty", NULL},
+            {OSSL_PKEY_RSA_PAD_MODE_NONE, "extra-byte", NULL},
+            {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, "over-pkcs1", "at most 245"}};
+        char what[96];
+
+        snprintf(what, sizeof(what), "%s decrypt with a %s result",
+                 shapes[i][0], shapes[i][1]);
+        write_text(shape_file, shapes[i][1]);
+        record(row, decrypt_padded(fx, shapes[i][0]), 0, shapes[i][2], what);
+    }
+}
+
+/* Every reshaped case against the key loaded through the proxy, between
+   two rounds of unchanged answers. */
+static void reshaped_cases(fixture *fx, figures *row, const char *shape_file,
+                           const char *endpoint, const char *key_file)
+{
+    for (int op = 0; op < OP_COUNT; op++)
+        record(row, run_op(fx, (op_kind)op), 1, NULL,
+               "unchanged answer through the proxy");
+    reshaped_lengths(fx, row, shape_file);
+    hostile_byok_and_key_info(fx, row, shape_file, endpoint, key_file);
+    reshaped_padded(fx, row, shape_file);
+    write_text(shape_file, "as-is");
+    for (int op = 0; op < OP_COUNT; op++)
+        record(row, run_op(fx, (op_kind)op), 1, NULL, "unchanged answer again");
+    row_checks(row);
+}
+
+static void scenario_reshaped(fixture *fx)
+{
     figures *row = new_row("wrong-length signature/plaintext/wrapped key");
     OSSL_LIB_CTX *direct_libctx = fx->libctx, *proxied = NULL;
     EVP_PKEY *direct_key = fx->smartkey_rsa, *proxied_key = NULL;
@@ -1024,45 +1117,7 @@ static void scenario_reshaped(fixture *fx)
         tc_check(0, "the key loads through the proxy");
     } else {
         fx->smartkey_rsa = proxied_key;
-        for (int op = 0; op < OP_COUNT; op++)
-            record(row, run_op(fx, (op_kind)op), 1, NULL,
-                   "unchanged answer through the proxy");
-        for (int round = 0; round < 3; round++)
-            for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                char what[96];
-
-                snprintf(what, sizeof(what), "%s with a %s result",
-                         op_names[cases[i].op], cases[i].shape);
-                write_text(shape_file, cases[i].shape);
-                record(row, run_op(fx, cases[i].op), 0, NULL, what);
-            }
-        hostile_byok_and_key_info(fx, row, shape_file, endpoint, key_file);
-        /* RSA without padding: exactly the modulus, not a byte less;
-           PKCS#1 v1.5: at most k - 11 bytes */
-        write_text(shape_file, "as-is");
-        record(row, decrypt_padded(fx, OSSL_PKEY_RSA_PAD_MODE_NONE), 1, NULL,
-               "raw decrypt with an unchanged result");
-        record(row, decrypt_padded(fx, OSSL_PKEY_RSA_PAD_MODE_PKCSV15), 1, NULL,
-               "PKCS#1 v1.5 decrypt with an unchanged result");
-        for (size_t i = 0; i < 4; i++) {
-            static const char *const shapes[][3] = {
-                {OSSL_PKEY_RSA_PAD_MODE_NONE, "drop-last", "raw RSA"},
-                {OSSL_PKEY_RSA_PAD_MODE_NONE, "empty", NULL},
-                {OSSL_PKEY_RSA_PAD_MODE_NONE, "extra-byte", NULL},
-                {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, "over-pkcs1", "at most 245"}};
-            char what[96];
-
-            snprintf(what, sizeof(what), "%s decrypt with a %s result",
-                     shapes[i][0], shapes[i][1]);
-            write_text(shape_file, shapes[i][1]);
-            record(row, decrypt_padded(fx, shapes[i][0]), 0, shapes[i][2],
-                   what);
-        }
-        write_text(shape_file, "as-is");
-        for (int op = 0; op < OP_COUNT; op++)
-            record(row, run_op(fx, (op_kind)op), 1, NULL,
-                   "unchanged answer again");
-        row_checks(row);
+        reshaped_cases(fx, row, shape_file, endpoint, key_file);
     }
     fx->libctx = direct_libctx;
     fx->smartkey_rsa = direct_key;
@@ -1144,6 +1199,57 @@ typedef struct tls_case {
     int expect_ok;
 } tls_case;
 
+/* The certificates every TLS case shares, and where they were written. */
+typedef struct tls_material {
+    EVP_PKEY *ca_key, *server_key;
+    X509 *ca;
+    char ca_path[400], other_path[400], server_key_path[400];
+} tls_material;
+
+/* Case I: the emulator served with a certificate shaped by C, and five
+   key lookups of an application configured to trust the CA C names. */
+static void tls_case_run(const tls_case *c, size_t i, const tls_material *m)
+{
+    figures *row = new_row(c->fault);
+    X509 *cert = make_cert(m->server_key, "smartkey-emulator", c->san,
+                           c->from_days, c->to_days, m->ca, m->ca_key);
+    emulator server;
+    OSSL_LIB_CTX *libctx = NULL;
+    char key_file[400], cnf[32];
+
+    memset(&server, 0, sizeof(server));
+    snprintf(server.state, sizeof(server.state), "%s/tls-%zu", work_dir, i);
+    snprintf(server.cert, sizeof(server.cert), "%s/tls-%zu.crt", work_dir, i);
+    snprintf(server.key, sizeof(server.key), "%s", m->server_key_path);
+    snprintf(server.ca_file, sizeof(server.ca_file), "%s", m->ca_path);
+    snprintf(cnf, sizeof(cnf), "tls-%zu", i);
+    if (cert == NULL || !write_pem(server.cert, cert, NULL) ||
+        !emulator_start(&server)) {
+        tc_check(0, "%s: the emulator starts with its certificate", c->fault);
+        X509_free(cert);
+        return;
+    }
+    snprintf(key_file, sizeof(key_file), "%s/api-key", server.state);
+    libctx = configured_libctx(cnf, server.endpoint,
+                               c->trust_other_ca ? m->other_path : m->ca_path,
+                               key_file);
+    for (int n = 0; n < 5 && libctx != NULL; n++) {
+        /* the key lookup is the first request of an application */
+        EVP_PKEY *key = load_key(libctx, "smartkey:name=absent");
+
+        /* the emulator has no such key: 404 proves TLS succeeded */
+        record(row, key != NULL ? OUT_WRONG : OUT_FAILED, 0,
+               c->expect_ok ? "no such key" : "TLS with SmartKey failed",
+               c->fault);
+        EVP_PKEY_free(key);
+    }
+    tc_check(libctx != NULL, "%s: configuration loads", c->fault);
+    row_checks(row);
+    OSSL_LIB_CTX_free(libctx);
+    emulator_stop(&server);
+    X509_free(cert);
+}
+
 static void scenario_tls(fixture *fx)
 {
     static const tls_case cases[] = {
@@ -1153,74 +1259,32 @@ static void scenario_tls(fixture *fx)
         {"trusted certificate (control: TLS works, the key is absent)",
          "DNS:localhost,IP:127.0.0.1", -1, 30, 0, 1},
     };
-    EVP_PKEY *ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    EVP_PKEY *other_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    EVP_PKEY *server_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509 *ca = make_cert(ca_key, "fault-test-ca", NULL, -1, 30, NULL, NULL);
-    X509 *other_ca =
-        make_cert(other_key, "fault-other-ca", NULL, -1, 30, NULL, NULL);
-    char ca_path[400], other_path[400], server_key_path[400];
+    tls_material m;
+    EVP_PKEY *other_key;
+    X509 *other_ca;
 
-    snprintf(ca_path, sizeof(ca_path), "%s/test-ca.pem", work_dir);
-    snprintf(other_path, sizeof(other_path), "%s/other-ca.pem", work_dir);
-    snprintf(server_key_path, sizeof(server_key_path), "%s/server.key",
+    m.ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    other_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    m.server_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    m.ca = make_cert(m.ca_key, "fault-test-ca", NULL, -1, 30, NULL, NULL);
+    other_ca = make_cert(other_key, "fault-other-ca", NULL, -1, 30, NULL, NULL);
+    snprintf(m.ca_path, sizeof(m.ca_path), "%s/test-ca.pem", work_dir);
+    snprintf(m.other_path, sizeof(m.other_path), "%s/other-ca.pem", work_dir);
+    snprintf(m.server_key_path, sizeof(m.server_key_path), "%s/server.key",
              work_dir);
-    if (ca == NULL || other_ca == NULL || server_key == NULL ||
-        !write_pem(ca_path, ca, NULL) ||
-        !write_pem(other_path, other_ca, NULL) ||
-        !write_pem(server_key_path, NULL, server_key)) {
+    if (m.ca == NULL || other_ca == NULL || m.server_key == NULL ||
+        !write_pem(m.ca_path, m.ca, NULL) ||
+        !write_pem(m.other_path, other_ca, NULL) ||
+        !write_pem(m.server_key_path, NULL, m.server_key))
         tc_check(0, "test certificates made");
-        goto end;
-    }
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const tls_case *c = &cases[i];
-        figures *row = new_row(c->fault);
-        X509 *cert = make_cert(server_key, "smartkey-emulator", c->san,
-                               c->from_days, c->to_days, ca, ca_key);
-        emulator server;
-        OSSL_LIB_CTX *libctx = NULL;
-        char key_file[400], cnf[32];
-
-        memset(&server, 0, sizeof(server));
-        snprintf(server.state, sizeof(server.state), "%s/tls-%zu", work_dir, i);
-        snprintf(server.cert, sizeof(server.cert), "%s/tls-%zu.crt", work_dir,
-                 i);
-        snprintf(server.key, sizeof(server.key), "%s", server_key_path);
-        snprintf(server.ca_file, sizeof(server.ca_file), "%s", ca_path);
-        snprintf(cnf, sizeof(cnf), "tls-%zu", i);
-        if (cert == NULL || !write_pem(server.cert, cert, NULL) ||
-            !emulator_start(&server)) {
-            tc_check(0, "%s: the emulator starts with its certificate",
-                     c->fault);
-            X509_free(cert);
-            continue;
-        }
-        snprintf(key_file, sizeof(key_file), "%s/api-key", server.state);
-        libctx = configured_libctx(cnf, server.endpoint,
-                                   c->trust_other_ca ? other_path : ca_path,
-                                   key_file);
-        for (int n = 0; n < 5 && libctx != NULL; n++) {
-            /* the key lookup is the first request of an application */
-            EVP_PKEY *key = load_key(libctx, "smartkey:name=absent");
-
-            /* the emulator has no such key: 404 proves TLS succeeded */
-            record(row, key != NULL ? OUT_WRONG : OUT_FAILED, 0,
-                   c->expect_ok ? "no such key" : "TLS with SmartKey failed",
-                   c->fault);
-            EVP_PKEY_free(key);
-        }
-        tc_check(libctx != NULL, "%s: configuration loads", c->fault);
-        row_checks(row);
-        OSSL_LIB_CTX_free(libctx);
-        emulator_stop(&server);
-        X509_free(cert);
-    }
-end:
-    X509_free(ca);
+    else
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+            tls_case_run(&cases[i], i, &m);
+    X509_free(m.ca);
     X509_free(other_ca);
-    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(m.ca_key);
     EVP_PKEY_free(other_key);
-    EVP_PKEY_free(server_key);
+    EVP_PKEY_free(m.server_key);
     (void)fx;
 }
 
@@ -1330,11 +1394,12 @@ static int register_config_modules(void)
     return ok;
 }
 
-int main(int argc, char **argv)
+/* Checks the command line and prepares the process (environment, curl,
+   work directory, configuration modules); returns -1 to go on, else the
+   exit status (0 after listing the scenarios). */
+static int prepare(int argc, char **argv)
 {
     const char *tmp = getenv("TMPDIR");
-    size_t count = sizeof(scenarios) / sizeof(scenarios[0]);
-    int ran = 0;
 
     if (argc < 5) {
         fprintf(stderr,
@@ -1352,7 +1417,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strcmp(argv[4], "list") == 0) {
-        for (size_t i = 0; i < count; i++)
+        for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
             printf("%s\n", scenarios[i].name);
         return 0;
     }
@@ -1372,9 +1437,35 @@ int main(int argc, char **argv)
     }
     if (!register_config_modules())
         return 2;
-    for (size_t i = 0; i < count; i++) {
+    return -1;
+}
+
+/* Runs scenario SC against a fixture of its own. */
+static void run_scenario(const scenario *sc)
+{
+    fixture fx;
+
+    printf("# scenario %s\n", sc->name);
+    fflush(stdout);
+    if (!fixture_setup(&fx, sc->name)) {
+        tc_check(0, "%s: set-up (emulator, keys, provider)", sc->name);
+        ERR_print_errors_fp(stderr);
+    } else {
+        emu_reset_counters(&fx.emu.env);
+        sc->run(&fx);
+    }
+    fixture_teardown(&fx);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    int ran = 0, rc = prepare(argc, argv);
+
+    if (rc >= 0)
+        return rc;
+    for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
         int wanted = 0;
-        fixture fx;
 
         for (int a = 4; a < argc; a++)
             wanted |= strcmp(argv[a], "all") == 0 ||
@@ -1382,18 +1473,7 @@ int main(int argc, char **argv)
         if (!wanted)
             continue;
         ran++;
-        printf("# scenario %s\n", scenarios[i].name);
-        fflush(stdout);
-        if (!fixture_setup(&fx, scenarios[i].name)) {
-            tc_check(0, "%s: set-up (emulator, keys, provider)",
-                     scenarios[i].name);
-            ERR_print_errors_fp(stderr);
-        } else {
-            emu_reset_counters(&fx.emu.env);
-            scenarios[i].run(&fx);
-        }
-        fixture_teardown(&fx);
-        fflush(stdout);
+        run_scenario(&scenarios[i]);
     }
     if (ran == 0)
         tc_check(0, "a known scenario was named");

@@ -62,7 +62,8 @@ int sk_approval_set_params(sk_provctx *ctx, sk_approval_opts *opts,
                      SMARTKEY_PARAM_APPROVAL_REQUEST, text);
             return 0;
         }
-        snprintf(opts->resume_id, sizeof(opts->resume_id), "%s", text);
+        /* a UUID (36 characters) or empty: it fits */
+        OPENSSL_strlcpy(opts->resume_id, text, sizeof(opts->resume_id));
     }
     return 1;
 }

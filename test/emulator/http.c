@@ -1439,7 +1439,7 @@ static void on_mhd_message(void *cls, const char *fmt, va_list ap)
     vfprintf(out, fmt, ap);
 }
 
-/* opts' listening address (IPv6 adds MHD_USE_IPv6); 0 if not numeric. */
+/* opts' listen address (IPv6 adds MHD_USE_IPv6); 0 if not an IP/localhost. */
 static int listen_address(struct sockaddr_storage *addr, unsigned *flags)
 {
     const char *host = opts.listen_host;

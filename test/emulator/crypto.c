@@ -415,34 +415,64 @@ static EVP_PKEY *decode_ed25519(const unsigned char *value, size_t len,
     return pkey;
 }
 
+/* Decodes RSA or EC (Ed25519 included) DER; NULL when no encoding fits. */
+static EVP_PKEY *decode_asymmetric(const em_obj *obj, int is_rsa,
+                                   const unsigned char *value, size_t len,
+                                   int *public_only)
+{
+    const char *key_type = is_rsa ? "RSA" : "EC";
+    EVP_PKEY *pkey = NULL;
+
+    if (!is_rsa && is_ed25519_curve(obj->curve))
+        /* an Ed25519 EC object: RFC 8410 material only */
+        return decode_ed25519(value, len, public_only);
+    pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_KEYPAIR, "type-specific",
+                      value, len);
+    if (pkey == NULL)
+        pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_KEYPAIR,
+                          "PrivateKeyInfo", value, len);
+    if (pkey != NULL) {
+        *public_only = !has_private_half(pkey, is_rsa);
+    } else {
+        pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_PUBLIC_KEY,
+                          "SubjectPublicKeyInfo", value, len);
+        *public_only = 1;
+    }
+    /* an EC import without elliptic_curve may be an Ed25519 key */
+    if (pkey == NULL && !is_rsa && obj->curve[0] == '\0')
+        pkey = decode_ed25519(value, len, public_only);
+    return pkey;
+}
+
+/* Records an EC key's curve in obj; 0 (with `err`) when it does not fit. */
+static int adopt_ec_curve(em_obj *obj, const EVP_PKEY *pkey, char *err,
+                          size_t errlen)
+{
+    const struct curve *curve = curve_of_pkey(pkey);
+
+    if (curve == NULL) {
+        snprintf(err, errlen, "the EC key's curve is not supported");
+        return 0;
+    }
+    if (obj->curve[0] != '\0' &&
+        strcmp(obj->curve, curve->smartkey_name) != 0) {
+        snprintf(err, errlen,
+                 "elliptic_curve %s does not match the key's curve %s",
+                 obj->curve, curve->smartkey_name);
+        return 0;
+    }
+    snprintf(obj->curve, sizeof(obj->curve), "%s", curve->smartkey_name);
+    obj->key_size = curve->bits;
+    return 1;
+}
+
 static int import_asymmetric(em_obj *obj, const unsigned char *value,
                              size_t len, char *err, size_t errlen)
 {
     int is_rsa = strcmp(obj->obj_type, "RSA") == 0;
-    const char *key_type = is_rsa ? "RSA" : "EC";
-    EVP_PKEY *pkey = NULL;
     int public_only = 0;
+    EVP_PKEY *pkey = decode_asymmetric(obj, is_rsa, value, len, &public_only);
 
-    if (!is_rsa && is_ed25519_curve(obj->curve)) {
-        /* an Ed25519 EC object: RFC 8410 material only */
-        pkey = decode_ed25519(value, len, &public_only);
-    } else {
-        pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_KEYPAIR,
-                          "type-specific", value, len);
-        if (pkey == NULL)
-            pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_KEYPAIR,
-                              "PrivateKeyInfo", value, len);
-        if (pkey != NULL) {
-            public_only = !has_private_half(pkey, is_rsa);
-        } else {
-            pkey = decode_der(key_type, OSSL_KEYMGMT_SELECT_PUBLIC_KEY,
-                              "SubjectPublicKeyInfo", value, len);
-            public_only = 1;
-        }
-        /* an EC import without elliptic_curve may be an Ed25519 key */
-        if (pkey == NULL && !is_rsa && obj->curve[0] == '\0')
-            pkey = decode_ed25519(value, len, &public_only);
-    }
     ERR_clear_error();
     if (pkey == NULL) {
         snprintf(err, errlen,
@@ -461,24 +491,9 @@ static int import_asymmetric(em_obj *obj, const unsigned char *value,
             snprintf(err, errlen, "RSA keys under 512 bits are refused");
             return 0;
         }
-    } else {
-        const struct curve *curve = curve_of_pkey(pkey);
-
-        if (curve == NULL) {
-            EVP_PKEY_free(pkey);
-            snprintf(err, errlen, "the EC key's curve is not supported");
-            return 0;
-        }
-        if (obj->curve[0] != '\0' &&
-            strcmp(obj->curve, curve->smartkey_name) != 0) {
-            snprintf(err, errlen,
-                     "elliptic_curve %s does not match the key's curve %s",
-                     obj->curve, curve->smartkey_name);
-            EVP_PKEY_free(pkey);
-            return 0;
-        }
-        snprintf(obj->curve, sizeof(obj->curve), "%s", curve->smartkey_name);
-        obj->key_size = curve->bits;
+    } else if (!adopt_ec_curve(obj, pkey, err, errlen)) {
+        EVP_PKEY_free(pkey);
+        return 0;
     }
     obj->pkey = pkey;
     obj->public_only = public_only;
@@ -1181,6 +1196,77 @@ static int default_iv(struct bytes *iv, size_t len, em_response *resp)
     return iv->present;
 }
 
+/* The fields every AES operation reads, in this order: mode, iv and ad. */
+static int aes_common_fields(json_t *request, enum aes_mode *mode,
+                             struct bytes *iv, struct bytes *ad,
+                             em_response *resp)
+{
+    return parse_aes_mode(field(request, "mode"), mode, resp) &&
+           get_b64(request, "iv", 0, iv, resp) &&
+           get_b64(request, "ad", 0, ad, resp);
+}
+
+/* KW and KWP take no IV: refuses one that was sent. */
+static int no_wrap_iv(enum aes_mode mode, const struct bytes *iv,
+                      em_response *resp)
+{
+    if (iv->present)
+        return em_error(resp, 400, "Field 'iv' is not used with %s",
+                        aes_mode_names[mode]);
+    return 1;
+}
+
+/* GCM's tag_len (bits) when sent, into `tag_bytes`; refuses a bad length. */
+static int gcm_tag_bytes(json_t *request, size_t *tag_bytes, em_response *resp)
+{
+    json_t *tag_len = field(request, "tag_len");
+    json_int_t bits;
+
+    if (tag_len == NULL)
+        return 1;
+    bits = json_is_integer(tag_len) ? json_integer_value(tag_len) : -1;
+    if (bits <= 0 || bits % 8 != 0 || !valid_gcm_tag_bytes((size_t)bits / 8))
+        return em_error(resp, 400,
+                        "Field 'tag_len' must be a GCM tag length in bits "
+                        "(32, 64, 96 to 128)");
+    *tag_bytes = (size_t)bits / 8;
+    return 1;
+}
+
+/* The mode's checks of an encryption's iv, tag_len and input; default IV. */
+static int aes_encrypt_checks(enum aes_mode mode, json_t *request,
+                              struct bytes *iv, size_t inlen, const char *what,
+                              size_t *tag_bytes, em_response *resp)
+{
+    switch (mode) {
+    case AES_GCM:
+        if (!gcm_tag_bytes(request, tag_bytes, resp))
+            return 0;
+        if (iv->present && (iv->len == 0 || iv->len > 128))
+            return em_error(resp, 400,
+                            "Field 'iv' must be 1 to 128 bytes for GCM");
+        return default_iv(iv, 12, resp);
+    case AES_CBC:
+        if (iv->present && iv->len != 16)
+            return em_error(resp, 400, "Field 'iv' must be 16 bytes for CBC");
+        return default_iv(iv, 16, resp);
+    case AES_KW:
+    case AES_KWP:
+        if (!no_wrap_iv(mode, iv, resp))
+            return 0;
+        if (mode == AES_KW && (inlen < 16 || inlen % 8 != 0))
+            return em_error(resp, 400,
+                            "KW (RFC 3394) needs a %s that is a multiple of 8 "
+                            "bytes, at least 16 (got %zu); use KWP",
+                            what, inlen);
+        if (mode == AES_KWP && inlen == 0)
+            return em_error(resp, 400, "KWP needs a non-empty %s", what);
+        return 1;
+    default:
+        return 1;
+    }
+}
+
 /*
  * AES encryption for encrypt and wrapkey: reads iv/ad/tag_len from the
  * request and adds "iv"/"tag" to `reply` as SmartKey does. `what` names the
@@ -1196,65 +1282,9 @@ static int aes_encrypt(const em_obj *key, json_t *request,
     enum aes_mode mode;
     int ok = 0;
 
-    if (!parse_aes_mode(field(request, "mode"), &mode, resp) ||
-        !get_b64(request, "iv", 0, &iv, resp) ||
-        !get_b64(request, "ad", 0, &ad, resp))
+    if (!aes_common_fields(request, &mode, &iv, &ad, resp) ||
+        !aes_encrypt_checks(mode, request, &iv, inlen, what, &tag_bytes, resp))
         goto done;
-    switch (mode) {
-    case AES_GCM: {
-        json_t *tag_len = field(request, "tag_len");
-
-        if (tag_len != NULL) {
-            json_int_t bits =
-                json_is_integer(tag_len) ? json_integer_value(tag_len) : -1;
-
-            if (bits <= 0 || bits % 8 != 0 ||
-                !valid_gcm_tag_bytes((size_t)bits / 8)) {
-                em_error(resp, 400,
-                         "Field 'tag_len' must be a GCM tag length in bits "
-                         "(32, 64, 96 to 128)");
-                goto done;
-            }
-            tag_bytes = (size_t)bits / 8;
-        }
-        if (iv.present && (iv.len == 0 || iv.len > 128)) {
-            em_error(resp, 400, "Field 'iv' must be 1 to 128 bytes for GCM");
-            goto done;
-        }
-        if (!default_iv(&iv, 12, resp))
-            goto done;
-        break;
-    }
-    case AES_CBC:
-        if (iv.present && iv.len != 16) {
-            em_error(resp, 400, "Field 'iv' must be 16 bytes for CBC");
-            goto done;
-        }
-        if (!default_iv(&iv, 16, resp))
-            goto done;
-        break;
-    case AES_KW:
-    case AES_KWP:
-        if (iv.present) {
-            em_error(resp, 400, "Field 'iv' is not used with %s",
-                     aes_mode_names[mode]);
-            goto done;
-        }
-        if (mode == AES_KW && (inlen < 16 || inlen % 8 != 0)) {
-            em_error(resp, 400,
-                     "KW (RFC 3394) needs a %s that is a multiple of 8 "
-                     "bytes, at least 16 (got %zu); use KWP",
-                     what, inlen);
-            goto done;
-        }
-        if (mode == AES_KWP && inlen == 0) {
-            em_error(resp, 400, "KWP needs a non-empty %s", what);
-            goto done;
-        }
-        break;
-    default:
-        break;
-    }
     if (!aes_run(mode, 1, key, &iv, &ad, tag, tag_bytes, in, inlen, out)) {
         em_error(resp, 500, "AES encryption failed");
         goto done;
@@ -1270,6 +1300,50 @@ done:
     return ok;
 }
 
+/* The mode's checks of a decryption's iv, tag and input. */
+static int aes_decrypt_checks(enum aes_mode mode, const struct bytes *iv,
+                              const struct bytes *tag, size_t inlen,
+                              const char *what, em_response *resp)
+{
+    switch (mode) {
+    case AES_GCM:
+        if (!iv->present || iv->len == 0 || iv->len > 128)
+            return em_error(resp, 400,
+                            "Field 'iv' (1 to 128 bytes) is required for "
+                            "GCM decryption");
+        if (!valid_gcm_tag_bytes(tag->len))
+            return em_error(
+                resp, 400,
+                "Field 'tag' must be 4, 8 or 12 to 16 bytes (got %zu)",
+                tag->len);
+        return 1;
+    case AES_CBC:
+        if (!iv->present || iv->len != 16)
+            return em_error(
+                resp, 400,
+                "Field 'iv' (16 bytes) is required for CBC decryption");
+        if (inlen == 0 || inlen % 16 != 0)
+            return em_error(resp, 400,
+                            "Field '%s' must be a non-empty multiple of 16 "
+                            "bytes for CBC (got %zu)",
+                            what, inlen);
+        return 1;
+    case AES_KW:
+    case AES_KWP:
+        if (!no_wrap_iv(mode, iv, resp))
+            return 0;
+        if (inlen % 8 != 0 || inlen < (mode == AES_KW ? 24u : 16u))
+            return em_error(resp, 400,
+                            "Field '%s' must be a multiple of 8 bytes, at "
+                            "least %u, for %s (got %zu)",
+                            what, mode == AES_KW ? 24u : 16u,
+                            aes_mode_names[mode], inlen);
+        return 1;
+    default:
+        return 1;
+    }
+}
+
 /* AES decryption for decrypt and unwrapkey; `what` names the input field. */
 static int aes_decrypt(const em_obj *key, json_t *request,
                        const unsigned char *in, size_t inlen, const char *what,
@@ -1279,59 +1353,10 @@ static int aes_decrypt(const em_obj *key, json_t *request,
     enum aes_mode mode;
     int ok = 0;
 
-    if (!parse_aes_mode(field(request, "mode"), &mode, resp) ||
-        !get_b64(request, "iv", 0, &iv, resp) ||
-        !get_b64(request, "ad", 0, &ad, resp) ||
-        !get_b64(request, "tag", mode == AES_GCM, &tag, resp))
+    if (!aes_common_fields(request, &mode, &iv, &ad, resp) ||
+        !get_b64(request, "tag", mode == AES_GCM, &tag, resp) ||
+        !aes_decrypt_checks(mode, &iv, &tag, inlen, what, resp))
         goto done;
-    switch (mode) {
-    case AES_GCM:
-        if (!iv.present || iv.len == 0 || iv.len > 128) {
-            em_error(resp, 400,
-                     "Field 'iv' (1 to 128 bytes) is required for "
-                     "GCM decryption");
-            goto done;
-        }
-        if (!valid_gcm_tag_bytes(tag.len)) {
-            em_error(resp, 400,
-                     "Field 'tag' must be 4, 8 or 12 to 16 bytes (got %zu)",
-                     tag.len);
-            goto done;
-        }
-        break;
-    case AES_CBC:
-        if (!iv.present || iv.len != 16) {
-            em_error(resp, 400,
-                     "Field 'iv' (16 bytes) is required for CBC decryption");
-            goto done;
-        }
-        if (inlen == 0 || inlen % 16 != 0) {
-            em_error(resp, 400,
-                     "Field '%s' must be a non-empty multiple of 16 bytes "
-                     "for CBC (got %zu)",
-                     what, inlen);
-            goto done;
-        }
-        break;
-    case AES_KW:
-    case AES_KWP:
-        if (iv.present) {
-            em_error(resp, 400, "Field 'iv' is not used with %s",
-                     aes_mode_names[mode]);
-            goto done;
-        }
-        if (inlen % 8 != 0 || inlen < (mode == AES_KW ? 24u : 16u)) {
-            em_error(resp, 400,
-                     "Field '%s' must be a multiple of 8 bytes, at least %u, "
-                     "for %s (got %zu)",
-                     what, mode == AES_KW ? 24u : 16u, aes_mode_names[mode],
-                     inlen);
-            goto done;
-        }
-        break;
-    default:
-        break;
-    }
     if (!aes_run(mode, 0, key, &iv, &ad, tag.data, tag.len, in, inlen, out)) {
         em_error(resp, 400, "Decryption failed");
         goto done;
@@ -1671,38 +1696,40 @@ static int no_context(json_t *request, em_response *resp)
                     "Field 'context' is accepted by ML-DSA keys only");
 }
 
-int em_h_sign(em_request *req, em_response *resp)
+/* Pure Ed25519: checks the request and signs its 'data'. */
+static int sign_ed25519(const em_obj *key, json_t *request,
+                        unsigned char **signature, size_t *sig_len,
+                        em_response *resp)
 {
-    json_t *request = req->json, *reply;
     const struct hash_alg *hash;
-    struct rsa_padding pad = {PAD_PKCS1, NULL};
-    unsigned char digest[EVP_MAX_MD_SIZE], *signature = NULL;
-    size_t digest_len = 0, sig_len = 0;
-    EVP_PKEY_CTX *ctx = NULL;
-    json_t *deterministic;
-    em_obj *key;
+    struct bytes data = {0};
     int ok = 0;
 
-    key = resolve_key(req, resp);
-    if (key == NULL)
-        return 0;
-    deterministic = field(request, "deterministic_signature");
-    if (!no_context(request, resp))
-        goto done;
-    if (em_key_is_ed25519(key)) {
-        struct bytes data = {0};
-
-        if (em_require_op(key, EM_OP_SIGN, 1, resp) &&
-            (hash = parse_hash(field(request, "hash_alg"), "hash_alg", resp)) !=
-                NULL &&
-            ed25519_message(request, hash, &data, resp)) {
-            ok = ed25519_sign(key, &data, &signature, &sig_len);
-            if (!ok)
-                em_error(resp, 500, "Signing failed");
-        }
-        bytes_clear(&data);
-        goto done;
+    if (em_require_op(key, EM_OP_SIGN, 1, resp) &&
+        (hash = parse_hash(field(request, "hash_alg"), "hash_alg", resp)) !=
+            NULL &&
+        ed25519_message(request, hash, &data, resp)) {
+        ok = ed25519_sign(key, &data, signature, sig_len);
+        if (!ok)
+            em_error(resp, 500, "Signing failed");
     }
+    bytes_clear(&data);
+    return ok;
+}
+
+/* RSA or ECDSA: checks the request and signs its digest. */
+static int sign_digest(const em_obj *key, json_t *request,
+                       unsigned char **signature, size_t *sig_len,
+                       em_response *resp)
+{
+    json_t *deterministic = field(request, "deterministic_signature");
+    const struct hash_alg *hash;
+    struct rsa_padding pad = {PAD_PKCS1, NULL};
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    size_t digest_len = 0;
+    EVP_PKEY_CTX *ctx = NULL;
+    int ok = 0;
+
     if (!em_require_op(key, EM_OP_SIGN, 1, resp) ||
         (hash = parse_hash(field(request, "hash_alg"), "hash_alg", resp)) ==
             NULL ||
@@ -1716,15 +1743,33 @@ int em_h_sign(em_request *req, em_response *resp)
     }
     ctx = signature_ctx(key, 1, hash, &pad);
     if (ctx == NULL ||
-        EVP_PKEY_sign(ctx, NULL, &sig_len, digest, digest_len) <= 0 ||
-        (signature = malloc(sig_len)) == NULL ||
-        EVP_PKEY_sign(ctx, signature, &sig_len, digest, digest_len) <= 0) {
+        EVP_PKEY_sign(ctx, NULL, sig_len, digest, digest_len) <= 0 ||
+        (*signature = malloc(*sig_len)) == NULL ||
+        EVP_PKEY_sign(ctx, *signature, sig_len, digest, digest_len) <= 0) {
         em_error(resp, 500, "Signing failed");
         goto done;
     }
     ok = 1;
 done:
     EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+int em_h_sign(em_request *req, em_response *resp)
+{
+    json_t *request = req->json, *reply;
+    unsigned char *signature = NULL;
+    size_t sig_len = 0;
+    em_obj *key;
+    int ok;
+
+    key = resolve_key(req, resp);
+    if (key == NULL)
+        return 0;
+    ok = no_context(request, resp) &&
+         (em_key_is_ed25519(key)
+              ? sign_ed25519(key, request, &signature, &sig_len, resp)
+              : sign_digest(key, request, &signature, &sig_len, resp));
     ERR_clear_error();
     if (ok) {
         reply = reply_for(key);
@@ -1973,38 +2018,71 @@ static int describe_new_object(json_t *request, em_obj *obj, em_response *resp)
     return 1;
 }
 
+/* The unwrapped object's obj_type and transient flag, checked. */
+static int unwrap_target(json_t *request, const char **obj_type, int *transient,
+                         em_response *resp)
+{
+    json_t *value;
+
+    *obj_type = em_json_str(request, "obj_type");
+    if (*obj_type == NULL)
+        return em_error(resp, 400, "Missing required field 'obj_type'");
+    if (!is_symmetric_type(*obj_type) && !is_asymmetric_type(*obj_type))
+        return em_error(resp, 400, "Field 'obj_type': %s is not supported here",
+                        *obj_type);
+    value = field(request, "transient");
+    if (value != NULL && !json_is_boolean(value))
+        return em_error(resp, 400, "Field 'transient' must be a boolean");
+    *transient = json_is_true(value);
+    return 1;
+}
+
+/* A new object of `obj_type` from the unwrapped material; NULL on refusal. */
+static em_obj *unwrapped_object(json_t *request, const char *obj_type,
+                                const struct bytes *material, em_response *resp)
+{
+    em_obj *obj = em_obj_new();
+    json_t *value;
+    char err[256];
+
+    if (obj == NULL) {
+        em_error(resp, 500, "Out of memory");
+        return NULL;
+    }
+    snprintf(obj->obj_type, sizeof(obj->obj_type), "%s", obj_type);
+    obj->external = 1;
+    value = field(request, "elliptic_curve");
+    if (value != NULL && strcmp(obj_type, "EC") == 0)
+        snprintf(obj->curve, sizeof(obj->curve), "%s",
+                 json_is_string(value) ? json_string_value(value) : "?");
+    if (!em_key_import(obj, material->data, material->len, err, sizeof(err))) {
+        em_error(resp, 400, "The unwrapped key is not a valid %s key: %s",
+                 obj_type, err);
+        em_obj_release(obj);
+        return NULL;
+    }
+    if (!describe_new_object(request, obj, resp)) {
+        em_obj_release(obj);
+        return NULL;
+    }
+    return obj;
+}
+
 int em_h_unwrapkey(em_request *req, em_response *resp)
 {
-    json_t *request = req->json, *value, *reply;
+    json_t *request = req->json, *reply;
     struct bytes wrapped = {0}, material = {0};
     const char *obj_type;
     em_obj *key, *obj = NULL;
-    char err[256];
     int transient = 0, ok = 0;
 
     key = resolve_key(req, resp);
     if (key == NULL)
         return 0;
     if (!em_require_op(key, EM_OP_UNWRAPKEY, strcmp(key->obj_type, "RSA") == 0,
-                       resp))
-        goto done;
-    obj_type = em_json_str(request, "obj_type");
-    if (obj_type == NULL) {
-        em_error(resp, 400, "Missing required field 'obj_type'");
-        goto done;
-    }
-    if (!is_symmetric_type(obj_type) && !is_asymmetric_type(obj_type)) {
-        em_error(resp, 400, "Field 'obj_type': %s is not supported here",
-                 obj_type);
-        goto done;
-    }
-    value = field(request, "transient");
-    if (value != NULL && !json_is_boolean(value)) {
-        em_error(resp, 400, "Field 'transient' must be a boolean");
-        goto done;
-    }
-    transient = json_is_true(value);
-    if (!check_alg(request, key, 0, resp) ||
+                       resp) ||
+        !unwrap_target(request, &obj_type, &transient, resp) ||
+        !check_alg(request, key, 0, resp) ||
         !get_b64(request, "wrapped_key", 1, &wrapped, resp))
         goto done;
     if (strcmp(key->obj_type, "RSA") == 0 && !is_symmetric_type(obj_type)) {
@@ -2017,23 +2095,8 @@ int em_h_unwrapkey(em_request *req, em_response *resp)
     if (!crypt_under(key, request, 0, 0, &wrapped, "wrapped_key", "unwrap keys",
                      NULL, &material, resp))
         goto done;
-    obj = em_obj_new();
-    if (obj == NULL) {
-        em_error(resp, 500, "Out of memory");
-        goto done;
-    }
-    snprintf(obj->obj_type, sizeof(obj->obj_type), "%s", obj_type);
-    obj->external = 1;
-    value = field(request, "elliptic_curve");
-    if (value != NULL && strcmp(obj_type, "EC") == 0)
-        snprintf(obj->curve, sizeof(obj->curve), "%s",
-                 json_is_string(value) ? json_string_value(value) : "?");
-    if (!em_key_import(obj, material.data, material.len, err, sizeof(err))) {
-        em_error(resp, 400, "The unwrapped key is not a valid %s key: %s",
-                 obj_type, err);
-        goto done;
-    }
-    if (!describe_new_object(request, obj, resp))
+    obj = unwrapped_object(request, obj_type, &material, resp);
+    if (obj == NULL)
         goto done;
     /* em_store_add consumes one reference even on failure. */
     em_obj_ref(obj);

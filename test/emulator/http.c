@@ -1051,68 +1051,90 @@ static ssize_t oversized_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return i == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)i;
 }
 
+/* Marks a fault's body as JSON, as the real server would. */
+static struct MHD_Response *json_typed(struct MHD_Response *r)
+{
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/json");
+    return r;
+}
+
+/* A constant JSON body answered as is. */
+static struct MHD_Response *constant_json(const char *body, size_t len)
+{
+    return json_typed(MHD_create_response_from_buffer(len, (void *)body,
+                                                      MHD_RESPMEM_PERSISTENT));
+}
+
+/* The "status" fault: its status, a text body and maybe Retry-After. */
+static struct MHD_Response *status_fault_response(const fault *f,
+                                                  unsigned *status)
+{
+    struct MHD_Response *r;
+    char text[64];
+
+    *status = (unsigned)f->status;
+    snprintf(text, sizeof(text), "Injected fault: status %d", f->status);
+    r = text_response(text);
+    if (f->retry_after >= 0) {
+        snprintf(text, sizeof(text), "%ld", f->retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, text);
+    }
+    return r;
+}
+
+/* The "oversized" fault: a valid JSON body of at least 10 bytes. */
+static struct MHD_Response *oversized_response(const fault *f)
+{
+    uint64_t *total = malloc(sizeof(*total));
+
+    *total = f->bytes < 10 ? 10 : f->bytes;
+    return json_typed(MHD_create_response_from_callback(
+        *total, 64 * 1024, oversized_reader, total, free));
+}
+
+/* The "wrong_type" fault: each field a client reads, with a wrong type. */
+static struct MHD_Response *wrong_type_response(void)
+{
+    static const char wrong[] =
+        "{\"kid\":42,\"name\":[],\"obj_type\":7,\"key_size\":\"2048\","
+        "\"elliptic_curve\":1,\"pub_key\":{},\"key_ops\":\"SIGN\","
+        "\"enabled\":\"yes\",\"state\":0,\"signature\":17,\"cipher\":[],"
+        "\"plain\":{},\"result\":\"true\",\"digest\":1,"
+        "\"wrapped_key\":false,\"value\":5,\"transient_key\":[],"
+        "\"iv\":true,\"tag\":3,\"access_token\":7,\"token_type\":[],"
+        "\"expires_in\":\"600\",\"entity_id\":0,\"version\":1}";
+
+    return constant_json(wrong, sizeof(wrong) - 1);
+}
+
 /* Builds the faulty answer; NULL for "reset" (close without answering). */
 static struct MHD_Response *fault_response(const fault *f, unsigned *status)
 {
+    static const char bad[] = "{\"kid\": \"00000000\", \"signature\": ";
     struct MHD_Response *r = NULL;
-    char text[64];
 
     *status = 200;
     switch (f->action) {
     case FAULT_STATUS:
-        *status = (unsigned)f->status;
-        snprintf(text, sizeof(text), "Injected fault: status %d", f->status);
-        r = text_response(text);
-        if (f->retry_after >= 0) {
-            snprintf(text, sizeof(text), "%ld", f->retry_after);
-            MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, text);
-        }
+        r = status_fault_response(f, status);
         break;
     case FAULT_RESET:
     case FAULT_STALL:
         break;
     case FAULT_TRUNCATE:
-        r = MHD_create_response_from_callback(256, 64, truncate_reader, NULL,
-                                              NULL);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json");
+        r = json_typed(MHD_create_response_from_callback(
+            256, 64, truncate_reader, NULL, NULL));
         break;
-    case FAULT_MALFORMED: {
-        static const char bad[] = "{\"kid\": \"00000000\", \"signature\": ";
-
-        r = MHD_create_response_from_buffer(sizeof(bad) - 1, (void *)bad,
-                                            MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json");
+    case FAULT_MALFORMED:
+        r = constant_json(bad, sizeof(bad) - 1);
         break;
-    }
-    case FAULT_OVERSIZED: {
-        uint64_t *total = malloc(sizeof(*total));
-
-        *total = f->bytes < 10 ? 10 : f->bytes;
-        r = MHD_create_response_from_callback(*total, 64 * 1024,
-                                              oversized_reader, total, free);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json");
+    case FAULT_OVERSIZED:
+        r = oversized_response(f);
         break;
-    }
-    case FAULT_WRONG_TYPE: {
-        /* every field a client reads, each with a type it does not expect */
-        static const char wrong[] =
-            "{\"kid\":42,\"name\":[],\"obj_type\":7,\"key_size\":\"2048\","
-            "\"elliptic_curve\":1,\"pub_key\":{},\"key_ops\":\"SIGN\","
-            "\"enabled\":\"yes\",\"state\":0,\"signature\":17,\"cipher\":[],"
-            "\"plain\":{},\"result\":\"true\",\"digest\":1,"
-            "\"wrapped_key\":false,\"value\":5,\"transient_key\":[],"
-            "\"iv\":true,\"tag\":3,\"access_token\":7,\"token_type\":[],"
-            "\"expires_in\":\"600\",\"entity_id\":0,\"version\":1}";
-
-        r = MHD_create_response_from_buffer(sizeof(wrong) - 1, (void *)wrong,
-                                            MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json");
+    case FAULT_WRONG_TYPE:
+        r = wrong_type_response();
         break;
-    }
     }
     return r;
 }
@@ -1272,6 +1294,44 @@ answer:
     return r;
 }
 
+/* The state of a new request, made on libmicrohttpd's first call. */
+static request_state *request_state_new(const char *url)
+{
+    request_state *st = calloc(1, sizeof(*st));
+
+    if (st == NULL)
+        return NULL;
+    clock_gettime(CLOCK_MONOTONIC, &st->start);
+    st->control = opts.test_controls && strncmp(url, "/_emulator/", 11) == 0;
+    return st;
+}
+
+/* Appends one piece of the body; past MAX_BODY it is dropped (413 later). */
+static enum MHD_Result take_upload(request_state *st, const char *upload_data,
+                                   size_t n)
+{
+    if (st->too_large || st->len + n > MAX_BODY) {
+        /* keep reading (and dropping) so the 413 can be answered */
+        st->too_large = 1;
+        return MHD_YES;
+    }
+    if (st->len + n + 1 > st->cap) {
+        size_t cap = st->cap ? st->cap : 4096;
+        unsigned char *grown;
+
+        while (cap < st->len + n + 1)
+            cap *= 2;
+        grown = realloc(st->body, cap);
+        if (grown == NULL)
+            return MHD_NO;
+        st->body = grown;
+        st->cap = cap;
+    }
+    memcpy(st->body + st->len, upload_data, n);
+    st->len += n;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *upload_data,
@@ -1285,12 +1345,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     enum MHD_Result ret;
 
     if (st == NULL) {
-        st = calloc(1, sizeof(*st));
+        st = request_state_new(url);
         if (st == NULL)
             return MHD_NO;
-        clock_gettime(CLOCK_MONOTONIC, &st->start);
-        st->control =
-            opts.test_controls && strncmp(url, "/_emulator/", 11) == 0;
         *con_cls = st;
         return MHD_YES;
     }
@@ -1298,26 +1355,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         size_t n = *upload_data_size;
 
         *upload_data_size = 0;
-        if (st->too_large || st->len + n > MAX_BODY) {
-            /* keep reading (and dropping) so the 413 can be answered */
-            st->too_large = 1;
-            return MHD_YES;
-        }
-        if (st->len + n + 1 > st->cap) {
-            size_t cap = st->cap ? st->cap : 4096;
-            unsigned char *grown;
-
-            while (cap < st->len + n + 1)
-                cap *= 2;
-            grown = realloc(st->body, cap);
-            if (grown == NULL)
-                return MHD_NO;
-            st->body = grown;
-            st->cap = cap;
-        }
-        memcpy(st->body + st->len, upload_data, n);
-        st->len += n;
-        return MHD_YES;
+        return take_upload(st, upload_data, n);
     }
     if (st->pending != NULL) {
         /* resumed after a delay */
@@ -1401,39 +1439,37 @@ static void on_mhd_message(void *cls, const char *fmt, va_list ap)
     vfprintf(out, fmt, ap);
 }
 
-unsigned short em_http_start(const em_server_options *options)
+/* opts' listen address (IPv6 adds MHD_USE_IPv6); 0 if not an IP/localhost. */
+static int listen_address(struct sockaddr_storage *addr, unsigned *flags)
 {
-    struct sockaddr_storage addr;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    const union MHD_DaemonInfo *info;
-    pthread_condattr_t cattr;
-    const char *host;
+    const char *host = opts.listen_host;
 
-    opts = *options;
-    latency_ms = opts.latency_ms;
-    memset(&addr, 0, sizeof(addr));
-    host = opts.listen_host;
+    memset(addr, 0, sizeof(*addr));
     if (strcmp(host, "localhost") == 0)
         host = "127.0.0.1";
     if (strchr(host, ':') != NULL) {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
 
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons(opts.listen_port);
         if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
             return 0;
-        flags |= MHD_USE_IPv6;
+        *flags |= MHD_USE_IPv6;
     } else {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&addr;
+        struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
 
         a4->sin_family = AF_INET;
         a4->sin_port = htons(opts.listen_port);
         if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
             return 0;
     }
-    if (opts.use_tls)
-        flags |= MHD_USE_TLS;
+    return 1;
+}
+
+/* Starts the thread that releases delayed answers; 0 on failure. */
+static int delay_thread_start(void)
+{
+    pthread_condattr_t cattr;
 
     pthread_condattr_init(&cattr);
     pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
@@ -1443,6 +1479,24 @@ unsigned short em_http_start(const em_server_options *options)
     if (pthread_create(&delay_thread, NULL, delay_main, NULL) != 0)
         return 0;
     delay_thread_started = 1;
+    return 1;
+}
+
+unsigned short em_http_start(const em_server_options *options)
+{
+    struct sockaddr_storage addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    const union MHD_DaemonInfo *info;
+
+    opts = *options;
+    latency_ms = opts.latency_ms;
+    if (!listen_address(&addr, &flags))
+        return 0;
+    if (opts.use_tls)
+        flags |= MHD_USE_TLS;
+    if (!delay_thread_start())
+        return 0;
 
     /* Without TLS the option list simply ends before the certificate. */
     daemon_handle = MHD_start_daemon(

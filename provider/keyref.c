@@ -23,17 +23,19 @@ typedef struct sk_keyref_asn1 {
     ASN1_UTF8STRING *name;
 } SK_KEYREF_ASN1;
 
-ASN1_SEQUENCE(SK_KEYREF_ASN1) =
-    {
-        ASN1_SIMPLE(SK_KEYREF_ASN1, version, ASN1_INTEGER),
-        ASN1_SIMPLE(SK_KEYREF_ASN1, key_type, ASN1_UTF8STRING),
-        ASN1_SIMPLE(SK_KEYREF_ASN1, kid, ASN1_UTF8STRING),
-        ASN1_EXP_OPT(SK_KEYREF_ASN1, name, ASN1_UTF8STRING, 0),
+/* clang-format reads OpenSSL's ASN.1 template macros as one statement
+   running into the next function: it is off until that function's body */
+/* clang-format off */
+ASN1_SEQUENCE(SK_KEYREF_ASN1) = {
+    ASN1_SIMPLE(SK_KEYREF_ASN1, version, ASN1_INTEGER),
+    ASN1_SIMPLE(SK_KEYREF_ASN1, key_type, ASN1_UTF8STRING),
+    ASN1_SIMPLE(SK_KEYREF_ASN1, kid, ASN1_UTF8STRING),
+    ASN1_EXP_OPT(SK_KEYREF_ASN1, name, ASN1_UTF8STRING, 0),
 } static_ASN1_SEQUENCE_END(SK_KEYREF_ASN1)
 
-        int sk_keyref_to_der(const sk_key *key, unsigned char **der,
-                             size_t *der_len)
+int sk_keyref_to_der(const sk_key *key, unsigned char **der, size_t *der_len)
 {
+    /* clang-format on */
     SK_KEYREF_ASN1 *ref;
     const char *type = sk_key_type_name(key->type);
     unsigned char *out = NULL;

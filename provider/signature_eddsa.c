@@ -159,11 +159,6 @@ static const char *key_label(const sk_key *key)
     return key->name != NULL ? key->name : "";
 }
 
-/*
- * One sign request with the message as `data` and the configured hash_alg
- * (ed25519_hash_alg, SHA512 by default: docs/smartkey-api.md §8); the
- * answer must be 64 bytes that verify under the public key.
- */
 /* SmartKey's answer is released only as a 64-byte signature that
    verifies under the key's public half; 0 with the reason raised. */
 static int answer_is_sound(sk_ed25519_ctx *ctx, const unsigned char *answer,
@@ -221,6 +216,11 @@ static int sign_in_smartkey(sk_ed25519_ctx *ctx, sk_client *client,
     return 0;
 }
 
+/*
+ * One sign request with the message as `data` and the configured hash_alg
+ * (ed25519_hash_alg, SHA512 by default: docs/smartkey-api.md §8); the
+ * answer must be 64 bytes that verify under the public key.
+ */
 static int sign_message(sk_ed25519_ctx *ctx, unsigned char *sig, size_t *siglen,
                         size_t sigsize, const unsigned char *tbs, size_t tbslen)
 {

@@ -717,20 +717,6 @@ static int control_counters(em_request *req, em_response *resp)
     return em_json(resp, 200, counters_json());
 }
 
-static int control_counters_reset(em_request *req, em_response *resp)
-{
-    counters_reset();
-    resp->status = 204;
-    return 1;
-}
-
-static int control_faults_clear(em_request *req, em_response *resp)
-{
-    faults_clear();
-    resp->status = 204;
-    return 1;
-}
-
 static int control_latency(em_request *req, em_response *resp)
 {
     json_t *ms = json_object_get(req->json, "ms");
@@ -741,13 +727,6 @@ static int control_latency(em_request *req, em_response *resp)
     __atomic_store_n(&latency_ms, (unsigned)json_integer_value(ms),
                      __ATOMIC_RELAXED);
     return em_json(resp, 200, json_pack("{s:I}", "ms", json_integer_value(ms)));
-}
-
-static int control_sessions_expire(em_request *req, em_response *resp)
-{
-    sessions_expire_all();
-    resp->status = 204;
-    return 1;
 }
 
 static int control_approval(em_request *req, em_response *resp)
@@ -762,20 +741,22 @@ static int control_approval(em_request *req, em_response *resp)
                    json_pack("{s:b}", "required", json_is_true(required)));
 }
 
-/* The test controls, below /_emulator. */
+/* The test controls, below /_emulator: a handler, or an action that takes
+   no body and answers 204. */
 static const struct control {
     const char *method, *path;
     em_handler handler;
+    void (*action)(void);
 } controls[] = {
-    {"GET", "/counters", control_counters},
-    {"POST", "/counters/reset", control_counters_reset},
-    {"POST", "/faults", control_fault_add},
-    {"DELETE", "/faults", control_faults_clear},
-    {"POST", "/latency", control_latency},
-    {"POST", "/sessions/expire", control_sessions_expire},
-    {"POST", "/apps", em_control_apps},
-    {"POST", "/approval/expiry", em_control_approval_expiry},
-    {"POST", "/approval", control_approval},
+    {"GET", "/counters", control_counters, NULL},
+    {"POST", "/counters/reset", NULL, counters_reset},
+    {"POST", "/faults", control_fault_add, NULL},
+    {"DELETE", "/faults", NULL, faults_clear},
+    {"POST", "/latency", control_latency, NULL},
+    {"POST", "/sessions/expire", NULL, sessions_expire_all},
+    {"POST", "/apps", em_control_apps, NULL},
+    {"POST", "/approval/expiry", em_control_approval_expiry, NULL},
+    {"POST", "/approval", control_approval, NULL},
 };
 
 /* /_emulator/...: no auth, not counted, no latency. */
@@ -786,7 +767,12 @@ static void handle_control(em_request *req, em_response *resp)
     for (size_t i = 0; i < sizeof(controls) / sizeof(controls[0]); i++)
         if (strcmp(p, controls[i].path) == 0 &&
             strcmp(req->method, controls[i].method) == 0) {
-            controls[i].handler(req, resp);
+            if (controls[i].handler != NULL) {
+                controls[i].handler(req, resp);
+            } else {
+                controls[i].action();
+                resp->status = 204;
+            }
             return;
         }
     em_error(resp, 404, "Unknown test control %s %s", req->method, req->path);
